@@ -1,0 +1,54 @@
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
+import { defineConfig } from 'vitest/config';
+
+// Three suites, all against real parts:
+//  - worker: the Worker in workerd with local D1 and Queues, talking to a real bridge over a real
+//    SoftHSM2 token (started by the global setup);
+//  - bridge: the HSM bridge in Node against a real SoftHSM2 token;
+//  - e2e: the whole stack started as `npm run dev` starts it, driven by the official Azure SDKs.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest(async ({ inject }) => ({
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: {
+              bindings: {
+                TEST_MIGRATIONS: await readD1Migrations('./migrations'),
+                BRIDGE_URL: inject<string>('bridgeUrl'),
+                BRIDGE_HMAC_SECRET: inject<string>('bridgeSecret'),
+                BOOTSTRAP_SECRET: 'test-bootstrap-secret-0123456789abcdef0123',
+              },
+            },
+          })),
+        ],
+        test: {
+          name: 'worker',
+          include: ['test/worker/**/*.test.ts'],
+          globalSetup: ['test/support/bridge-global-setup.ts'],
+          setupFiles: ['test/worker/setup.ts'],
+        },
+      },
+      {
+        test: {
+          name: 'bridge',
+          environment: 'node',
+          include: ['hsm-bridge/test/**/*.test.ts'],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          environment: 'node',
+          include: ['test/e2e/**/*.test.ts'],
+          globalSetup: ['test/support/e2e-global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
