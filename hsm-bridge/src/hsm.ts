@@ -1,0 +1,370 @@
+/**
+ * The HSM side of the bridge: one PKCS#11 module, one token, one KEK, a small pool of logged-in
+ * sessions. The KEK is generated inside the token (sensitive, never extractable) and only used
+ * for AES-256-GCM encrypt/decrypt of data keys; its bytes never reach this process.
+ */
+import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import * as graphene from 'graphene-pk11';
+import type { BridgeConfig } from './config';
+
+export const WRAP_VERSION = 0x01;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const KEK_BYTES = 32;
+const CKF_OS_LOCKING_OK = 0x2;
+const CKS_RW_USER_FUNCTIONS = 3;
+const CKA_CLASS = 0x0;
+
+export type HsmErrorCode =
+  | 'MODULE_NOT_FOUND'
+  | 'MODULE_LOAD_FAILED'
+  | 'TOKEN_NOT_FOUND'
+  | 'TOKEN_AMBIGUOUS'
+  | 'MECHANISM_UNSUPPORTED'
+  | 'PIN_INCORRECT'
+  | 'PIN_LOCKED'
+  | 'LOGIN_FAILED'
+  | 'KEK_AMBIGUOUS'
+  | 'KEK_UNSUITABLE'
+  | 'KEK_CREATE_FAILED'
+  | 'HSM_FAILURE'
+  | 'CLOSED';
+
+/** Startup and operational failures of the HSM. Messages never contain PINs or key bytes. */
+export class HsmError extends Error {
+  override name = 'HsmError';
+  constructor(
+    readonly code: HsmErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The wrapped blob is garbage, was tampered with, or belongs to another context or KEK. */
+export class UnwrapError extends Error {
+  override name = 'UnwrapError';
+}
+
+export interface KekAttributes {
+  class: number;
+  keyType: number;
+  valueLen: number;
+  sensitive: boolean;
+  extractable: boolean;
+  alwaysSensitive: boolean;
+  neverExtractable: boolean;
+  token: boolean;
+  encrypt: boolean;
+  decrypt: boolean;
+}
+
+export type HsmHealth = { ok: true } | { ok: false; reason: string };
+
+/** The PKCS#11 return-value name of an error from pkcs11js (e.g. CKR_PIN_INCORRECT), if any. */
+export function ckrName(err: unknown): string | undefined {
+  const message = err instanceof Error ? err.message : String(err);
+  return /CKR_[A-Z0-9_]+/.exec(message)?.[0];
+}
+
+// What SoftHSM and other tokens answer to a GCM tag mismatch or malformed ciphertext.
+// (SoftHSM 2.6 reports a bad tag as CKR_GENERAL_ERROR.)
+const DECRYPT_REJECTIONS = new Set([
+  'CKR_ENCRYPTED_DATA_INVALID',
+  'CKR_ENCRYPTED_DATA_LEN_RANGE',
+  'CKR_GENERAL_ERROR',
+  'CKR_FUNCTION_FAILED',
+]);
+
+/** Hands each operation its own session; PKCS#11 allows one active operation per session. */
+class SessionPool {
+  private readonly idle: graphene.Session[];
+  private readonly waiters: Array<(session: graphene.Session) => void> = [];
+
+  constructor(readonly sessions: graphene.Session[]) {
+    this.idle = [...sessions];
+  }
+
+  async use<T>(fn: (session: graphene.Session) => Promise<T> | T): Promise<T> {
+    const session = this.idle.pop() ?? (await new Promise<graphene.Session>((resolve) => this.waiters.push(resolve)));
+    try {
+      return await fn(session);
+    } finally {
+      const next = this.waiters.shift();
+      if (next) next(session);
+      else this.idle.push(session);
+    }
+  }
+
+  /** Resolves once every session is back and holds them all, so no operation is in flight. */
+  async drain(): Promise<void> {
+    const acquire = () =>
+      this.idle.pop() ?? new Promise<graphene.Session>((resolve) => this.waiters.push(resolve));
+    await Promise.all(this.sessions.map(acquire));
+  }
+}
+
+function gcm(iv: Buffer, aad: Uint8Array): graphene.MechanismType {
+  // AesGcm240Params passes CK_GCM_PARAMS with ulIvBits set (PKCS#11 v2.40 layout, the one SoftHSM
+  // 2.6 declares). The older AesGcmParams leaves ulIvBits uninitialised.
+  return { name: 'AES_GCM', params: new graphene.AesGcm240Params(iv, Buffer.from(aad), TAG_BYTES * 8) };
+}
+
+function findToken(mod: graphene.Module, label: string): graphene.Slot {
+  const slots = mod.getSlots(true);
+  const labels: string[] = [];
+  const matches: graphene.Slot[] = [];
+  for (let i = 0; i < slots.length; i++) {
+    const slot = slots.items(i);
+    const token = slot.getToken();
+    // Uninitialised slots have no usable token; they only add noise to the error message.
+    if (!(token.flags & graphene.TokenFlag.TOKEN_INITIALIZED)) continue;
+    labels.push(token.label);
+    if (token.label === label) matches.push(slot);
+  }
+  if (matches.length === 0) {
+    const present = labels.length ? labels.map((l) => `'${l}'`).join(', ') : 'none';
+    throw new HsmError(
+      'TOKEN_NOT_FOUND',
+      `no initialised token labelled '${label}' (tokens present: ${present}); check HSM_TOKEN_LABEL`,
+    );
+  }
+  if (matches.length > 1) {
+    throw new HsmError('TOKEN_AMBIGUOUS', `${matches.length} tokens are labelled '${label}'; labels must be unique`);
+  }
+  return matches[0]!;
+}
+
+function requireMechanisms(slot: graphene.Slot): void {
+  const mechs = slot.getMechanisms();
+  const have = new Set<number>();
+  for (let i = 0; i < mechs.length; i++) have.add(mechs.items(i).type);
+  for (const [name, type] of [
+    ['CKM_AES_GCM', graphene.MechanismEnum.AES_GCM],
+    ['CKM_AES_KEY_GEN', graphene.MechanismEnum.AES_KEY_GEN],
+  ] as const) {
+    if (!have.has(type)) throw new HsmError('MECHANISM_UNSUPPORTED', `the token does not support ${name}`);
+  }
+}
+
+function login(session: graphene.Session, slot: graphene.Slot, pin: string, label: string): void {
+  if (slot.getToken().flags & graphene.TokenFlag.USER_PIN_LOCKED) {
+    throw new HsmError('PIN_LOCKED', `the user PIN of token '${label}' is locked; the security officer must reset it`);
+  }
+  try {
+    session.login(pin, graphene.UserType.USER);
+  } catch (err) {
+    const ckr = ckrName(err);
+    if (ckr === 'CKR_USER_ALREADY_LOGGED_IN') return;
+    // One attempt only, never retried: every wrong PIN counts towards locking the token.
+    if (ckr === 'CKR_PIN_INCORRECT') {
+      throw new HsmError(
+        'PIN_INCORRECT',
+        `login to token '${label}' failed: the PIN is incorrect (CKR_PIN_INCORRECT); not retrying, ` +
+          'as repeated attempts lock the token. Check HSM_PIN / HSM_PIN_FILE',
+      );
+    }
+    if (ckr === 'CKR_PIN_LOCKED') {
+      throw new HsmError('PIN_LOCKED', `the user PIN of token '${label}' is locked (CKR_PIN_LOCKED)`);
+    }
+    throw new HsmError('LOGIN_FAILED', `login to token '${label}' failed (${ckr ?? 'unknown error'})`);
+  }
+}
+
+const KEK_TEMPLATE_CHECKS: Array<[keyof KekAttributes, unknown, string]> = [
+  ['keyType', graphene.KeyType.AES, 'an AES key'],
+  ['valueLen', KEK_BYTES, '256 bits long'],
+  ['sensitive', true, 'sensitive'],
+  ['extractable', false, 'not extractable'],
+  ['encrypt', true, 'allowed to encrypt'],
+  ['decrypt', true, 'allowed to decrypt'],
+];
+
+function readKekAttributes(key: graphene.SessionObject): KekAttributes {
+  return key.getAttribute({
+    class: null,
+    keyType: null,
+    valueLen: null,
+    sensitive: null,
+    extractable: null,
+    alwaysSensitive: null,
+    neverExtractable: null,
+    token: null,
+    encrypt: null,
+    decrypt: null,
+  }) as unknown as KekAttributes;
+}
+
+function findOrCreateKek(session: graphene.Session, label: string): graphene.SecretKey {
+  const found = session.find({ class: graphene.ObjectClass.SECRET_KEY, label });
+  if (found.length > 1) {
+    throw new HsmError('KEK_AMBIGUOUS', `${found.length} secret keys are labelled '${label}'; refusing to guess which is the KEK`);
+  }
+  if (found.length === 1) {
+    const key = found.items(0).toType<graphene.SecretKey>();
+    const attrs = readKekAttributes(key);
+    // A key that could leave the HSM is not a KEK this bridge will use.
+    for (const [name, want, meaning] of KEK_TEMPLATE_CHECKS) {
+      if (attrs[name] !== want) {
+        throw new HsmError('KEK_UNSUITABLE', `the key labelled '${label}' is not ${meaning}; refusing to use it as the KEK`);
+      }
+    }
+    return key;
+  }
+  try {
+    return session.generateKey(graphene.KeyGenMechanism.AES, {
+      class: graphene.ObjectClass.SECRET_KEY,
+      keyType: graphene.KeyType.AES,
+      valueLen: KEK_BYTES,
+      label,
+      id: randomBytes(16),
+      token: true,
+      private: true,
+      sensitive: true,
+      extractable: false,
+      modifiable: false,
+      encrypt: true,
+      decrypt: true,
+      wrap: false,
+      unwrap: false,
+      sign: false,
+      verify: false,
+      derive: false,
+    });
+  } catch (err) {
+    throw new HsmError('KEK_CREATE_FAILED', `could not generate the KEK '${label}' (${ckrName(err) ?? 'unknown error'})`);
+  }
+}
+
+export class Hsm {
+  private closed = false;
+
+  private constructor(
+    private readonly mod: graphene.Module,
+    private readonly pool: SessionPool,
+    private readonly kek: graphene.SecretKey,
+    readonly kekLabel: string,
+    readonly tokenLabel: string,
+  ) {}
+
+  /** Loads the module, logs in once and finds (or on first start generates) the KEK. */
+  static async open(
+    config: Pick<BridgeConfig, 'pkcs11Module' | 'tokenLabel' | 'pin' | 'kekLabel' | 'sessionPoolSize'>,
+  ): Promise<Hsm> {
+    if (!existsSync(config.pkcs11Module)) {
+      throw new HsmError('MODULE_NOT_FOUND', `PKCS#11 module not found at ${config.pkcs11Module}; check PKCS11_MODULE`);
+    }
+    let mod: graphene.Module;
+    try {
+      mod = graphene.Module.load(config.pkcs11Module);
+      // OS locking: operations run on libuv worker threads, several at once.
+      mod.initialize({ flags: CKF_OS_LOCKING_OK });
+    } catch (err) {
+      const detail = ckrName(err) ?? (err instanceof Error ? err.message.split('\n')[0] : 'unknown error');
+      throw new HsmError('MODULE_LOAD_FAILED', `cannot load PKCS#11 module ${config.pkcs11Module}: ${detail}`);
+    }
+    const sessions: graphene.Session[] = [];
+    try {
+      const slot = findToken(mod, config.tokenLabel);
+      requireMechanisms(slot);
+      const flags = graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION;
+      sessions.push(slot.open(flags));
+      // Login state is per application and token, so the other sessions share this one login.
+      login(sessions[0]!, slot, config.pin, config.tokenLabel);
+      for (let i = 1; i < config.sessionPoolSize; i++) sessions.push(slot.open(flags));
+      const kek = findOrCreateKek(sessions[0]!, config.kekLabel);
+      return new Hsm(mod, new SessionPool(sessions), kek, config.kekLabel, config.tokenLabel);
+    } catch (err) {
+      finalize(mod);
+      if (err instanceof HsmError) throw err;
+      throw new HsmError('HSM_FAILURE', `HSM startup failed (${ckrName(err) ?? (err as Error).message})`);
+    }
+  }
+
+  /** AES-256-GCM under the KEK; returns version(1) || iv(12) || ciphertext || tag(16). */
+  async wrap(plaintext: Uint8Array, context: Uint8Array): Promise<Uint8Array> {
+    this.assertOpen();
+    const iv = randomBytes(IV_BYTES);
+    const sealed = await this.pool.use(
+      (session) =>
+        new Promise<Buffer>((resolve, reject) => {
+          const cipher = session.createCipher(gcm(iv, context), this.kek);
+          cipher.once(Buffer.from(plaintext), Buffer.alloc(plaintext.length + TAG_BYTES), (err, out) =>
+            err ? reject(err) : resolve(out),
+          );
+        }),
+    ).catch((err: unknown) => {
+      throw new HsmError('HSM_FAILURE', `wrap failed (${ckrName(err) ?? 'unknown error'})`);
+    });
+    return Buffer.concat([Buffer.of(WRAP_VERSION), iv, sealed]);
+  }
+
+  /** Reverses wrap(); throws UnwrapError when the blob is malformed, tampered with or the context differs. */
+  async unwrap(wrapped: Uint8Array, context: Uint8Array): Promise<Uint8Array> {
+    this.assertOpen();
+    if (wrapped.length < 1 + IV_BYTES + TAG_BYTES + 1) throw new UnwrapError('wrapped blob is too short');
+    if (wrapped[0] !== WRAP_VERSION) throw new UnwrapError('unknown wrapped blob version');
+    const iv = Buffer.from(wrapped.subarray(1, 1 + IV_BYTES));
+    const sealed = Buffer.from(wrapped.subarray(1 + IV_BYTES));
+    const plain = await this.pool.use(
+      (session) =>
+        new Promise<Buffer>((resolve, reject) => {
+          const decipher = session.createDecipher(gcm(iv, context), this.kek);
+          // SoftHSM wants room for the whole input, tag included.
+          decipher.once(sealed, Buffer.alloc(sealed.length), (err, out) => (err ? reject(err) : resolve(out)));
+        }),
+    ).catch((err: unknown) => {
+      const ckr = ckrName(err);
+      if (ckr && DECRYPT_REJECTIONS.has(ckr)) throw new UnwrapError('authentication tag mismatch');
+      throw new HsmError('HSM_FAILURE', `unwrap failed (${ckr ?? 'unknown error'})`);
+    });
+    return new Uint8Array(plain);
+  }
+
+  /** For tests and diagnostics: the KEK's protection attributes (never its value). */
+  kekAttributes(): KekAttributes {
+    this.assertOpen();
+    return readKekAttributes(this.kek);
+  }
+
+  /** Whether the token still answers: a logged-in session and a readable KEK handle. */
+  async health(): Promise<HsmHealth> {
+    if (this.closed) return { ok: false, reason: 'closed' };
+    try {
+      return await this.pool.use((session) => {
+        const info = session.lib.C_GetSessionInfo(session.handle);
+        if (info.state !== CKS_RW_USER_FUNCTIONS) return { ok: false as const, reason: 'session not logged in' };
+        session.lib.C_GetAttributeValue(session.handle, this.kek.handle, [{ type: CKA_CLASS }]);
+        return { ok: true as const };
+      });
+    } catch (err) {
+      return { ok: false, reason: ckrName(err) ?? 'token did not answer' };
+    }
+  }
+
+  /** Closes the sessions and finalizes the module. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.drain(); // let in-flight operations finish first
+    finalize(this.mod);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new HsmError('CLOSED', 'the HSM connection is closed');
+  }
+}
+
+function finalize(mod: graphene.Module): void {
+  try {
+    mod.finalize(); // closes all sessions and logs out
+  } catch {
+    // already finalized or the token is gone; nothing more to release
+  }
+  try {
+    mod.close();
+  } catch {
+    // ignore: unloading the library is best effort
+  }
+}
