@@ -4,7 +4,7 @@
  * Error messages name variables, never their values.
  */
 import { readFileSync } from 'node:fs';
-import { MIN_SECRET_LENGTH } from './protocol';
+import { MIN_SECRET_LENGTH } from './protocol.js';
 
 export interface BridgeConfig {
   /** Path to the PKCS#11 library. */

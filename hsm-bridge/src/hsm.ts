@@ -6,9 +6,11 @@
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as graphene from 'graphene-pk11';
-import type { BridgeConfig } from './config';
+import type { BridgeConfig } from './config.js';
 
 export const WRAP_VERSION = 0x01;
+/** Wrap is for data keys, not bulk data. */
+export const MAX_WRAP_PLAINTEXT = 64;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEK_BYTES = 32;
@@ -285,6 +287,9 @@ export class Hsm {
   /** AES-256-GCM under the KEK; returns version(1) || iv(12) || ciphertext || tag(16). */
   async wrap(plaintext: Uint8Array, context: Uint8Array): Promise<Uint8Array> {
     this.assertOpen();
+    if (plaintext.length < 1 || plaintext.length > MAX_WRAP_PLAINTEXT) {
+      throw new RangeError(`plaintext must be 1..${MAX_WRAP_PLAINTEXT} bytes`);
+    }
     const iv = randomBytes(IV_BYTES);
     const sealed = await this.pool.use(
       (session) =>
@@ -304,6 +309,7 @@ export class Hsm {
   async unwrap(wrapped: Uint8Array, context: Uint8Array): Promise<Uint8Array> {
     this.assertOpen();
     if (wrapped.length < 1 + IV_BYTES + TAG_BYTES + 1) throw new UnwrapError('wrapped blob is too short');
+    if (wrapped.length > 1 + IV_BYTES + MAX_WRAP_PLAINTEXT + TAG_BYTES) throw new UnwrapError('wrapped blob is too long');
     if (wrapped[0] !== WRAP_VERSION) throw new UnwrapError('unknown wrapped blob version');
     const iv = Buffer.from(wrapped.subarray(1, 1 + IV_BYTES));
     const sealed = Buffer.from(wrapped.subarray(1 + IV_BYTES));

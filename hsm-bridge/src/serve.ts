@@ -1,0 +1,69 @@
+/**
+ * Runs the bridge in this process: open the HSM, serve the app, close both on demand.
+ * main.ts uses it; tests and tools may too (note a PKCS#11 module is loaded once per process).
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import type { BridgeConfig } from './config.js';
+import { Hsm } from './hsm.js';
+import { createBridgeApp, jsonLog, type BridgeLog } from './server.js';
+
+/** The HTTP(S) server could not bind (port in use, bad address). */
+export class ListenError extends Error {
+  override name = 'ListenError';
+}
+
+export interface RunningBridge {
+  /** e.g. http://127.0.0.1:8788 (the real port when 0 was asked for). */
+  url: string;
+  port: number;
+  hsm: Hsm;
+  /** Stops accepting connections, then closes the HSM sessions. Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function startBridge(config: BridgeConfig, log: BridgeLog = jsonLog): Promise<RunningBridge> {
+  const hsm = await Hsm.open(config);
+  const app = createBridgeApp({ hsm, hmacSecret: config.hmacSecret, log });
+  const tls = config.tlsCertFile && config.tlsKeyFile
+    ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
+    : undefined;
+  let server: ServerType;
+  let info: AddressInfo;
+  try {
+    ({ server, info } = await new Promise<{ server: ServerType; info: AddressInfo }>((resolve, reject) => {
+      const s = serve(
+        {
+          fetch: app.fetch,
+          hostname: config.host,
+          port: config.port,
+          ...(tls ? { createServer: createHttpsServer, serverOptions: tls } : {}),
+        },
+        (addr) => resolve({ server: s, info: addr }),
+      );
+      s.once('error', reject); // e.g. EADDRINUSE
+    }));
+  } catch (err) {
+    await hsm.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ListenError(`cannot listen on ${config.host}:${config.port} (${code ?? (err as Error).message})`);
+  }
+  const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `${tls ? 'https' : 'http'}://${host}:${info.port}`,
+    port: info.port,
+    hsm,
+    close: () =>
+      (closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          // Keep-alive connections would hold close() open; requests in flight still finish.
+          if ('closeIdleConnections' in server) server.closeIdleConnections();
+        });
+        await hsm.close();
+      })()),
+  };
+}
