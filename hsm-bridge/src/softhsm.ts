@@ -38,6 +38,20 @@ export interface SoftHsmToken {
   tokenDir: string;
 }
 
+/** Where distributions and Homebrew put the SoftHSM2 PKCS#11 library. */
+export const SOFTHSM_MODULE_CANDIDATES = [
+  '/usr/lib/softhsm/libsofthsm2.so',
+  '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so',
+  '/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so',
+  '/usr/local/lib/softhsm/libsofthsm2.so',
+  '/opt/homebrew/lib/softhsm/libsofthsm2.so',
+];
+
+/** The SoftHSM2 library on this machine, or undefined. */
+export function findSoftHsmModule(): string | undefined {
+  return SOFTHSM_MODULE_CANDIDATES.find((path) => existsSync(path));
+}
+
 function randomPin(): string {
   return randomBytes(24).toString('base64url'); // 32 characters, 192 bits
 }
