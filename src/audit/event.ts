@@ -1,0 +1,26 @@
+/**
+ * One audit event per request, allowed or refused. It names what happened and to what, never a
+ * value, key, token or secret.
+ */
+export interface AuditEvent {
+  id: string;
+  /** Unix milliseconds. */
+  time: number;
+  vault: string | null;
+  operation: string;
+  /** The caller's application id, when authenticated. */
+  caller: string | null;
+  objectId: string | null;
+  result: 'success' | 'denied' | 'failed' | 'error';
+  status: number;
+  durationMs: number;
+  correlationId: string;
+  clientIp: string | null;
+}
+
+export function resultOf(status: number): AuditEvent['result'] {
+  if (status < 400) return 'success';
+  if (status === 401 || status === 403) return 'denied';
+  if (status < 500) return 'failed';
+  return 'error';
+}

@@ -1,0 +1,180 @@
+import { desc, eq, sql } from 'drizzle-orm';
+import type { Database } from '../storage/db';
+import { dataKeys } from '../storage/schema';
+import { BridgeUnavailableError, IntegrityError } from '../vault/errors';
+import type { BridgeClient } from './bridge-client';
+import { randomBytes } from './encoding';
+import { importDataKey } from './envelope';
+
+/** Scope of data keys that protect deployment-wide material (token signing keys, backups). */
+export const SYSTEM_SCOPE = 'system';
+
+export interface DataKeyPolicy {
+  /** New writes move to a fresh data key after this many encryptions… */
+  maxEncryptions: number;
+  /** …or after this many seconds. */
+  maxAgeSeconds: number;
+  /** Unwrapped keys stay in isolate memory this long. */
+  cacheTtlMs: number;
+  /** and at most this many of them. */
+  cacheSize: number;
+}
+
+export const DEFAULT_POLICY: DataKeyPolicy = {
+  maxEncryptions: 1_000_000, // far below the 2^32 random-nonce bound of AES-GCM
+  maxAgeSeconds: 30 * 24 * 3600,
+  cacheTtlMs: 15 * 60 * 1000,
+  cacheSize: 512,
+};
+
+export interface DataKey {
+  id: string;
+  key: CryptoKey;
+}
+
+type DataKeyRow = typeof dataKeys.$inferSelect;
+
+/** What the bridge binds into each wrap, so a wrapped key cannot be moved to another scope. */
+export const wrapContext = (scope: string, id: string) => `ekv-dk-v1|${scope}|${id}`;
+
+/**
+ * Unwrapped data keys in isolate memory: bounded, with a TTL, least recently used evicted first.
+ * Concurrent misses for one key share a single bridge call.
+ */
+export class DataKeyCache {
+  private readonly entries = new Map<string, { key: CryptoKey; expires: number }>();
+  private readonly pending = new Map<string, Promise<CryptoKey>>();
+  hits = 0;
+  misses = 0;
+
+  constructor(private readonly policy: Pick<DataKeyPolicy, 'cacheTtlMs' | 'cacheSize'>) {}
+
+  get(id: string): CryptoKey | undefined {
+    const entry = this.entries.get(id);
+    if (!entry) return undefined;
+    if (entry.expires <= Date.now()) {
+      this.entries.delete(id);
+      return undefined;
+    }
+    this.entries.delete(id); // re-insert: Map order is our LRU order
+    this.entries.set(id, entry);
+    return entry.key;
+  }
+
+  set(id: string, key: CryptoKey): void {
+    this.entries.delete(id);
+    this.entries.set(id, { key, expires: Date.now() + this.policy.cacheTtlMs });
+    while (this.entries.size > this.policy.cacheSize) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+    }
+  }
+
+  async load(id: string, fetchKey: () => Promise<CryptoKey>): Promise<CryptoKey> {
+    const cached = this.get(id);
+    if (cached) {
+      this.hits++;
+      return cached;
+    }
+    this.misses++;
+    let inflight = this.pending.get(id);
+    if (!inflight) {
+      inflight = fetchKey().finally(() => this.pending.delete(id));
+      this.pending.set(id, inflight);
+    }
+    const key = await inflight;
+    this.set(id, key);
+    return key;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+/** Finds, unwraps, creates and rotates the data keys of each scope. */
+export class DataKeyManager {
+  constructor(
+    private readonly db: Database,
+    private readonly bridge: BridgeClient,
+    private readonly cache: DataKeyCache,
+    private readonly policy: DataKeyPolicy = DEFAULT_POLICY,
+  ) {}
+
+  /** The key for reading something sealed under data key `id` (its wrapped form may be at hand). */
+  async forRead(id: string, scope: string, wrapped?: string | null): Promise<CryptoKey> {
+    return this.cache.load(id, async () => {
+      let blob = wrapped;
+      if (!blob) {
+        const row = await this.db.select().from(dataKeys).where(eq(dataKeys.id, id)).get();
+        if (!row || row.scope !== scope) throw new IntegrityError('data key reference');
+        blob = row.wrapped;
+      }
+      return importDataKey(await this.bridge.unwrap(blob, wrapContext(scope, id)));
+    });
+  }
+
+  /**
+   * The key new writes in `scope` use: the newest one, unless it is due for rotation. When a
+   * rotation is due but the bridge is down, writes go on under the current (still safe) key.
+   */
+  async forWrite(scope: string): Promise<DataKey> {
+    const current = await this.db
+      .select()
+      .from(dataKeys)
+      .where(eq(dataKeys.scope, scope))
+      .orderBy(desc(dataKeys.createdAt), desc(dataKeys.id))
+      .limit(1)
+      .get();
+    if (current && !this.rotationDue(current)) {
+      return { id: current.id, key: await this.forRead(current.id, scope, current.wrapped) };
+    }
+    try {
+      return await this.create(scope);
+    } catch (err) {
+      if (current && err instanceof BridgeUnavailableError && this.cache.get(current.id)) {
+        return { id: current.id, key: this.cache.get(current.id)! };
+      }
+      throw err;
+    }
+  }
+
+  /** Generates a data key, has the HSM wrap it, and stores the wrapped form. */
+  async create(scope: string): Promise<DataKey> {
+    const prepared = await this.prepare(scope);
+    await this.db.insert(dataKeys).values(prepared.row);
+    return prepared.dataKey;
+  }
+
+  /**
+   * Like create(), but returns the row unsaved, so a caller can insert it in the same batch as
+   * what it protects (a new vault and its first key appear together, or not at all).
+   */
+  async prepare(scope: string): Promise<{ dataKey: DataKey; row: DataKeyRow }> {
+    const id = crypto.randomUUID();
+    const raw = randomBytes(32);
+    const { wrapped, kekLabel } = await this.bridge.wrap(raw, wrapContext(scope, id));
+    const key = await importDataKey(raw);
+    raw.fill(0);
+    this.cache.set(id, key);
+    const row = { id, scope, wrapped, kekLabel, createdAt: Math.floor(Date.now() / 1000), encryptions: 0 };
+    return { dataKey: { id, key }, row };
+  }
+
+  /** Statement that counts one more encryption under `id`; batch it with the write it counts. */
+  countEncryption(id: string) {
+    return this.db
+      .update(dataKeys)
+      .set({ encryptions: sql`${dataKeys.encryptions} + 1` })
+      .where(eq(dataKeys.id, id));
+  }
+
+  private rotationDue(row: DataKeyRow): boolean {
+    const age = Math.floor(Date.now() / 1000) - row.createdAt;
+    return row.encryptions >= this.policy.maxEncryptions || age >= this.policy.maxAgeSeconds;
+  }
+}

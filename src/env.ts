@@ -1,0 +1,13 @@
+/** Bindings and configuration of the vault Worker (see wrangler.toml). */
+export interface Env {
+  DB: D1Database;
+  AUDIT_QUEUE: Queue<AuditEvent>;
+  /** The apex zone, e.g. `vault.example.com`; vault `x` is served at `x.{zone}`. */
+  VAULT_ZONE: string;
+  BRIDGE_URL: string;
+  BRIDGE_HMAC_SECRET: string;
+  /** One-time secret that bootstraps the tenant and its first administrator. */
+  BOOTSTRAP_SECRET?: string;
+}
+
+import type { AuditEvent } from './audit/event';

@@ -1,0 +1,62 @@
+import type { Context } from 'hono';
+import type { Env } from '../env';
+import type { Caller } from '../identity/tokens';
+import type { Services } from '../services';
+import { badParameter } from '../vault/errors';
+import type { VaultRecord } from '../vault/vaults';
+
+/** What one request carries through the middleware to the handlers. */
+export interface AuditDraft {
+  operation: string;
+  vault: string | null;
+  objectId: string | null;
+}
+
+export type AppEnv = {
+  Bindings: Env;
+  Variables: {
+    services: Services;
+    audit: AuditDraft;
+    correlationId: string;
+    apexOrigin: string;
+    caller?: Caller;
+    tenantId?: string;
+    vault?: VaultRecord;
+    /** Origin of the vault host, e.g. https://dev.vault.localhost:8443. */
+    origin?: string;
+    apiVersion?: string;
+  };
+};
+
+export type AppContext = Context<AppEnv>;
+
+/** Names the operation (Azure's audit names) and the object it touches, for the audit event. */
+export function auditAs(c: AppContext, operation: string, objectId: string | null = null): void {
+  const draft = c.get('audit');
+  draft.operation = operation;
+  draft.objectId = objectId;
+}
+
+/** Values set by the authentication middleware; present on every authenticated route. */
+export function authenticated(c: AppContext): { caller: Caller; tenantId: string } {
+  const caller = c.get('caller');
+  const tenantId = c.get('tenantId');
+  if (!caller || !tenantId) throw new Error('route reached without authentication');
+  return { caller, tenantId };
+}
+
+export function currentVault(c: AppContext): { vault: VaultRecord; origin: string } {
+  const vault = c.get('vault');
+  const origin = c.get('origin');
+  if (!vault || !origin) throw new Error('vault route reached without a vault');
+  return { vault, origin };
+}
+
+/** The request body as text, refusing oversized bodies before parsing them. */
+export async function bodyText(c: AppContext, limit = 256 * 1024): Promise<string> {
+  const declared = Number(c.req.header('content-length') ?? 0);
+  if (declared > limit) throw badParameter('The request body is too large.');
+  const text = await c.req.text();
+  if (text.length > limit) throw badParameter('The request body is too large.');
+  return text;
+}

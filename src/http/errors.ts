@@ -1,0 +1,25 @@
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { VaultError } from '../vault/errors';
+
+/** Azure's error body: {"error":{"code","message","innererror"?}}. */
+export function errorBody(code: string, message: string, innerCode?: string) {
+  return { error: { code, message, ...(innerCode ? { innererror: { code: innerCode } } : {}) } };
+}
+
+export function errorResponse(c: Context, status: ContentfulStatusCode, code: string, message: string, innerCode?: string) {
+  return c.json(errorBody(code, message, innerCode), status);
+}
+
+/**
+ * Renders any thrown error. Vault errors carry their status and code; anything else is a 500
+ * whose message says nothing about the internals (and so nothing secret).
+ */
+export function renderError(err: unknown, c: Context): Response {
+  if (err instanceof VaultError) {
+    if (err.status === 503) c.header('Retry-After', '5');
+    return errorResponse(c, err.status, err.code, err.message, err.innerCode);
+  }
+  console.error(`unhandled error: ${(err as Error)?.name ?? 'unknown'}: ${(err as Error)?.message ?? ''}`.slice(0, 300));
+  return errorResponse(c, 500, 'InternalServerError', 'The server encountered an internal error.');
+}

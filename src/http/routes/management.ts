@@ -1,0 +1,180 @@
+import type { Hono, MiddlewareHandler } from 'hono';
+import { z } from 'zod';
+import { bridgeStats } from '../../crypto/bridge-client';
+import {
+  addClientSecret,
+  createApplication,
+  deleteApplication,
+  getApplication,
+  listApplications,
+  listClientSecrets,
+  removeClientSecret,
+  type Application,
+} from '../../identity/applications';
+import { bootstrap } from '../../identity/bootstrap';
+import { dataKeyCache } from '../../services';
+import { d1Stats } from '../../storage/db';
+import { conflict, forbidden, notFound } from '../../vault/errors';
+import { parseBody } from '../../vault/validation';
+import { createVault, deleteVault, findVault, listVaults, type VaultRecord } from '../../vault/vaults';
+import { bearerAuth } from '../authenticate';
+import { auditAs, authenticated, bodyText, type AppContext, type AppEnv } from '../context';
+
+/** Management API on the apex: applications, their secrets, and vaults. Administrators only. */
+
+const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const { caller } = authenticated(c);
+  const app = await getApplication(c.get('services').db, caller.appId);
+  if (!app?.isAdmin) throw forbidden('Only administrator applications may use the management API.');
+  await next();
+};
+
+const createAppBody = z.object({
+  displayName: z.string().min(1).max(256),
+  isAdmin: z.boolean().optional(),
+  expiresInDays: z.number().int().optional(),
+});
+const addSecretBody = z.object({ expiresInDays: z.number().int().optional() });
+const vaultBody = z.object({
+  softDeleteRetentionInDays: z.number().int().optional(),
+  enablePurgeProtection: z.boolean().optional(),
+});
+
+function appShape(app: Application) {
+  return {
+    clientId: app.clientId,
+    objectId: app.objectId,
+    tenantId: app.tenantId,
+    displayName: app.displayName,
+    isAdmin: app.isAdmin,
+    createdAt: app.createdAt,
+  };
+}
+
+function vaultShape(c: AppContext, vault: VaultRecord) {
+  const apex = new URL(c.get('apexOrigin'));
+  return {
+    id: vault.id,
+    name: vault.name,
+    tenantId: vault.tenantId,
+    vaultUri: `${apex.protocol}//${vault.name}.${apex.host}`,
+    properties: {
+      enableSoftDelete: true,
+      softDeleteRetentionInDays: vault.softDeleteRetentionDays,
+      enablePurgeProtection: vault.purgeProtection,
+    },
+    createdAt: vault.createdAt,
+  };
+}
+
+const optionalJson = async (c: AppContext) => {
+  const text = await bodyText(c);
+  return text.trim() === '' ? '{}' : text;
+};
+
+export function managementRoutes(app: Hono<AppEnv>): void {
+  app.post('/management/bootstrap', async (c) => {
+    auditAs(c, 'Bootstrap');
+    const presented = /^Bootstrap\s+(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
+    const { db, keys } = c.get('services');
+    const result = await bootstrap(db, keys, c.env.BOOTSTRAP_SECRET, presented);
+    c.header('Cache-Control', 'no-store');
+    return c.json(
+      { tenantId: result.tenantId, clientId: result.app.clientId, clientSecret: result.clientSecret, secretId: result.secret.id },
+      201,
+    );
+  });
+
+  app.use('/management/*', bearerAuth(), requireAdmin);
+
+  app.post('/management/applications', async (c) => {
+    auditAs(c, 'ApplicationCreate');
+    const input = parseBody(createAppBody, await bodyText(c));
+    const { tenantId } = authenticated(c);
+    const created = await createApplication(c.get('services').db, tenantId, input);
+    auditAs(c, 'ApplicationCreate', `/applications/${created.app.clientId}`);
+    c.header('Cache-Control', 'no-store');
+    return c.json({ ...appShape(created.app), clientSecret: created.clientSecret, secret: created.secret }, 201);
+  });
+
+  app.get('/management/applications', async (c) => {
+    auditAs(c, 'ApplicationList');
+    const apps = await listApplications(c.get('services').db);
+    return c.json({ value: apps.map(appShape), nextLink: null });
+  });
+
+  app.get('/management/applications/:clientId', async (c) => {
+    const clientId = c.req.param('clientId');
+    auditAs(c, 'ApplicationGet', `/applications/${clientId}`);
+    const { db } = c.get('services');
+    const app = await getApplication(db, clientId);
+    if (!app) throw notFound('NotFound', `Application ${clientId} was not found.`);
+    return c.json({ ...appShape(app), secrets: await listClientSecrets(db, clientId) });
+  });
+
+  app.delete('/management/applications/:clientId', async (c) => {
+    const clientId = c.req.param('clientId');
+    auditAs(c, 'ApplicationDelete', `/applications/${clientId}`);
+    // Deleting yourself would lock the caller out mid-session; another administrator must do it.
+    if (clientId === authenticated(c).caller.appId) throw conflict('An application cannot delete itself.');
+    await deleteApplication(c.get('services').db, clientId);
+    return c.body(null, 204);
+  });
+
+  app.post('/management/applications/:clientId/secrets', async (c) => {
+    const clientId = c.req.param('clientId');
+    auditAs(c, 'ApplicationSecretAdd', `/applications/${clientId}`);
+    const { expiresInDays } = parseBody(addSecretBody, await optionalJson(c));
+    const added = await addClientSecret(c.get('services').db, clientId, expiresInDays);
+    c.header('Cache-Control', 'no-store');
+    return c.json({ clientSecret: added.clientSecret, secret: added.secret }, 201);
+  });
+
+  app.delete('/management/applications/:clientId/secrets/:secretId', async (c) => {
+    const clientId = c.req.param('clientId');
+    auditAs(c, 'ApplicationSecretRemove', `/applications/${clientId}`);
+    await removeClientSecret(c.get('services').db, clientId, c.req.param('secretId'));
+    return c.body(null, 204);
+  });
+
+  app.put('/management/vaults/:name', async (c) => {
+    const name = c.req.param('name');
+    auditAs(c, 'VaultCreate', `/vaults/${name}`);
+    const input = parseBody(vaultBody, await optionalJson(c));
+    const { tenantId } = authenticated(c);
+    const { db, keys } = c.get('services');
+    const vault = await createVault(db, keys, tenantId, { name, ...input });
+    return c.json(vaultShape(c, vault), 201);
+  });
+
+  app.get('/management/vaults', async (c) => {
+    auditAs(c, 'VaultList');
+    const vaults = await listVaults(c.get('services').db, undefined, 1000);
+    return c.json({ value: vaults.map((v) => vaultShape(c, v)), nextLink: null });
+  });
+
+  app.get('/management/vaults/:name', async (c) => {
+    const name = c.req.param('name');
+    auditAs(c, 'VaultGet', `/vaults/${name}`);
+    const vault = await findVault(c.get('services').db, name);
+    if (!vault) throw notFound('VaultNotFound', `Vault ${name} was not found.`);
+    return c.json(vaultShape(c, vault));
+  });
+
+  app.delete('/management/vaults/:name', async (c) => {
+    const name = c.req.param('name');
+    auditAs(c, 'VaultDelete', `/vaults/${name}`);
+    await deleteVault(c.get('services').db, name);
+    return c.body(null, 204);
+  });
+
+  /** Per-isolate counters: how the tests and the benchmark check the hot path's round trips. */
+  app.get('/management/stats', (c) => {
+    auditAs(c, 'StatsGet');
+    return c.json({
+      d1Statements: d1Stats.statements,
+      bridgeCalls: bridgeStats.calls,
+      dataKeyCache: { size: dataKeyCache.size, hits: dataKeyCache.hits, misses: dataKeyCache.misses },
+    });
+  });
+}

@@ -1,0 +1,132 @@
+import type { Hono } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { verifyClientSecret } from '../../identity/applications';
+import { publicJwks } from '../../identity/signing-keys';
+import { findTenantId } from '../../identity/tenant';
+import { issueAccessToken, issuerFor, TOKEN_LIFETIME_SECONDS } from '../../identity/tokens';
+import { auditAs, bodyText, type AppContext, type AppEnv } from '../context';
+
+/**
+ * The token service, in the shape MSAL (and so @azure/identity's ClientSecretCredential with an
+ * authorityHost) expects from Entra: discovery, JWKS and the v2.0 token endpoint.
+ */
+function oauthError(c: AppContext, status: ContentfulStatusCode, error: string, description: string) {
+  return c.json(
+    {
+      error,
+      error_description: description,
+      error_codes: [],
+      timestamp: new Date().toISOString().replace('T', ' ').slice(0, 19) + 'Z',
+      trace_id: c.get('correlationId'),
+      correlation_id: c.get('correlationId'),
+    },
+    status,
+  );
+}
+
+/** The tenant in the path must be ours; answers with the OAuth error when it is not. */
+async function ourTenant(c: AppContext): Promise<string | Response> {
+  const tenantId = await findTenantId(c.get('services').db);
+  if (!tenantId) return oauthError(c, 503, 'temporarily_unavailable', 'This vault service has not been bootstrapped yet.');
+  if (c.req.param('tenant')?.toLowerCase() !== tenantId) {
+    return oauthError(c, 400, 'invalid_request', `Tenant '${(c.req.param('tenant') ?? '').slice(0, 64)}' not found.`);
+  }
+  return tenantId;
+}
+
+function discovery(apexOrigin: string, tenantId: string) {
+  const base = `${apexOrigin}/${tenantId}`;
+  return {
+    issuer: issuerFor(apexOrigin, tenantId),
+    token_endpoint: `${base}/oauth2/v2.0/token`,
+    authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+    jwks_uri: `${base}/discovery/v2.0/keys`,
+    token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
+    grant_types_supported: ['client_credentials'],
+    response_types_supported: ['token'],
+    subject_types_supported: ['pairwise'],
+    id_token_signing_alg_values_supported: ['ES256'],
+    scopes_supported: ['.default'],
+    claims_supported: ['aud', 'iss', 'iat', 'nbf', 'exp', 'tid', 'oid', 'appid', 'sub'],
+    tenant_region_scope: null,
+    cloud_instance_name: new URL(apexOrigin).hostname,
+  };
+}
+
+/** Client credentials from the form (client_secret_post) or the Basic header (client_secret_basic). */
+function clientCredentials(c: AppContext, form: URLSearchParams): { id: string; secret: string } | undefined {
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
+  if (basic) {
+    try {
+      const [id, secret] = atob(basic).split(':').map(decodeURIComponent);
+      if (id && secret) return { id, secret };
+    } catch {
+      return undefined;
+    }
+  }
+  const id = form.get('client_id');
+  const secret = form.get('client_secret');
+  return id && secret ? { id, secret } : undefined;
+}
+
+export function tokenRoutes(app: Hono<AppEnv>): void {
+  app.get('/common/discovery/instance', (c) => {
+    auditAs(c, 'InstanceDiscovery');
+    const apex = new URL(c.get('apexOrigin'));
+    const authority = c.req.query('authorization_endpoint') ?? '';
+    const tenant = /^https:\/\/[^/]+\/([^/]+)\//.exec(authority)?.[1] ?? 'common';
+    return c.json({
+      tenant_discovery_endpoint: `${apex.origin}/${tenant}/v2.0/.well-known/openid-configuration`,
+      'api-version': '1.1',
+      metadata: [{ preferred_network: apex.host, preferred_cache: apex.host, aliases: [apex.host] }],
+    });
+  });
+
+  const openidConfig = async (c: AppContext) => {
+    auditAs(c, 'OpenIdConfiguration');
+    const tenantId = await ourTenant(c);
+    if (tenantId instanceof Response) return tenantId;
+    return c.json(discovery(c.get('apexOrigin'), tenantId));
+  };
+  app.get('/:tenant/v2.0/.well-known/openid-configuration', openidConfig);
+  app.get('/:tenant/.well-known/openid-configuration', openidConfig);
+
+  app.get('/:tenant/discovery/v2.0/keys', async (c) => {
+    auditAs(c, 'JwksGet');
+    const tenantId = await ourTenant(c);
+    if (tenantId instanceof Response) return tenantId;
+    return c.json({ keys: await publicJwks(c.get('services').db) });
+  });
+
+  app.post('/:tenant/oauth2/v2.0/token', async (c) => {
+    auditAs(c, 'Authentication');
+    const tenantId = await ourTenant(c);
+    if (tenantId instanceof Response) return tenantId;
+    const form = new URLSearchParams(await bodyText(c, 64 * 1024));
+    const grant = form.get('grant_type');
+    if (grant !== 'client_credentials') {
+      return oauthError(c, 400, 'unsupported_grant_type', `The grant type '${(grant ?? '').slice(0, 64)}' is not supported; use client_credentials.`);
+    }
+    const apexOrigin = c.get('apexOrigin');
+    const scopes = (form.get('scope') ?? '').split(/\s+/).filter((s) => s && !['openid', 'profile', 'offline_access'].includes(s));
+    if (scopes.length !== 1 || scopes[0] !== `${apexOrigin}/.default`) {
+      return oauthError(c, 400, 'invalid_scope', `The scope must be '${apexOrigin}/.default'.`);
+    }
+    const creds = clientCredentials(c, form);
+    if (!creds) return oauthError(c, 401, 'invalid_client', 'Client authentication failed: client_id and client_secret are required.');
+    const { db, keys } = c.get('services');
+    const app = await verifyClientSecret(db, creds.id, creds.secret);
+    if (!app || app.tenantId !== tenantId) {
+      return oauthError(c, 401, 'invalid_client', 'Client authentication failed: invalid client id or secret.');
+    }
+    c.set('caller', { tenantId, objectId: app.objectId, appId: app.clientId });
+    c.header('Cache-Control', 'no-store');
+    const accessToken = await issueAccessToken(db, keys, { issuer: issuerFor(apexOrigin, tenantId), audience: apexOrigin, app });
+    return c.json({
+      token_type: 'Bearer',
+      expires_in: TOKEN_LIFETIME_SECONDS,
+      ext_expires_in: TOKEN_LIFETIME_SECONDS,
+      access_token: accessToken,
+    });
+  });
+}

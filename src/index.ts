@@ -1,0 +1,34 @@
+import { persistAuditBatch } from './audit/consumer';
+import type { AuditEvent } from './audit/event';
+import type { Env } from './env';
+import { createApexApp } from './http/apex-app';
+import { errorBody } from './http/errors';
+import { classifyHost } from './http/hosts';
+import { createVaultApp } from './http/vault-app';
+import { purgeExpiredSecrets } from './jobs/purge';
+import { database } from './storage/db';
+
+const apex = createApexApp();
+const vaults = createVaultApp();
+
+export default {
+  /** Routes by host: the zone apex, or a vault at `{vault}.{zone}`. */
+  fetch(request, env, ctx) {
+    const target = classifyHost(new URL(request.url).host, env.VAULT_ZONE);
+    if (target.kind === 'apex') return apex.fetch(request, env, ctx);
+    if (target.kind === 'vault') return vaults.fetch(request, env, ctx);
+    return Response.json(errorBody('NotFound', 'This host is not served by this vault service.'), { status: 404 });
+  },
+
+  async queue(batch, env) {
+    await persistAuditBatch(batch, env);
+  },
+
+  async scheduled(_controller, env, ctx) {
+    ctx.waitUntil(
+      purgeExpiredSecrets(database(env.DB)).then((n) => {
+        if (n > 0) console.log(`purged ${n} secrets past their retention period`);
+      }),
+    );
+  },
+} satisfies ExportedHandler<Env, AuditEvent>;

@@ -1,0 +1,19 @@
+import { BridgeClient } from './crypto/bridge-client';
+import { DataKeyCache, DataKeyManager, DEFAULT_POLICY } from './crypto/data-keys';
+import type { Env } from './env';
+import { database, type Database } from './storage/db';
+
+/** Isolate-wide: unwrapped data keys outlive requests, which is what keeps warm reads off the bridge. */
+export const dataKeyCache = new DataKeyCache(DEFAULT_POLICY);
+
+export interface Services {
+  db: Database;
+  bridge: BridgeClient;
+  keys: DataKeyManager;
+}
+
+export function services(env: Env): Services {
+  const db = database(env.DB);
+  const bridge = new BridgeClient(env.BRIDGE_URL, env.BRIDGE_HMAC_SECRET);
+  return { db, bridge, keys: new DataKeyManager(db, bridge, dataKeyCache) };
+}

@@ -1,0 +1,41 @@
+import { SYSTEM_SCOPE, type DataKeyManager } from '../crypto/data-keys';
+import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from '../crypto/encoding';
+import { open, seal } from '../crypto/envelope';
+import { badParameter, IntegrityError } from './errors';
+
+/**
+ * Backups are sealed under a deployment-wide (system) data key, so they restore into any vault
+ * of this deployment and nowhere else; GCM makes any change to the blob fail to open.
+ * Blob: base64url(JSON {f: format, k: data key id, c: sealed payload}).
+ */
+const FORMAT = 'ekv-backup-v1';
+const aad = (kind: string, keyId: string) => `${FORMAT}|${kind}|${keyId}`;
+
+export async function sealBackup(keys: DataKeyManager, kind: string, payload: Uint8Array): Promise<string> {
+  const dataKey = await keys.forWrite(SYSTEM_SCOPE);
+  const sealed = await seal(dataKey.key, payload, aad(kind, dataKey.id));
+  return toBase64Url(utf8(JSON.stringify({ f: FORMAT, k: dataKey.id, c: sealed })));
+}
+
+export async function openBackup(keys: DataKeyManager, kind: string, blob: string): Promise<Uint8Array> {
+  let envelope: { f?: unknown; k?: unknown; c?: unknown };
+  try {
+    envelope = JSON.parse(fromUtf8(fromBase64Url(blob)));
+  } catch {
+    throw badParameter('The backup blob is corrupt or was not made by this vault service.');
+  }
+  if (envelope?.f !== FORMAT || typeof envelope.k !== 'string' || typeof envelope.c !== 'string') {
+    throw badParameter('The backup blob is corrupt or was not made by this vault service.');
+  }
+  let key: CryptoKey;
+  try {
+    key = await keys.forRead(envelope.k, SYSTEM_SCOPE);
+  } catch (err) {
+    // A key id this deployment never issued: the blob comes from elsewhere.
+    if (err instanceof IntegrityError) throw badParameter('The backup blob was not made by this vault service.');
+    throw err;
+  }
+  const payload = await open(key, envelope.c, aad(kind, envelope.k));
+  if (!payload) throw badParameter('The backup blob is corrupt or was not made by this vault service.');
+  return payload;
+}

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { badParameter } from './errors';
+
+// Limits as Azure Key Vault has them (see DESIGN.md, "Limits worth mirroring").
+export const MAX_SECRET_VALUE_BYTES = 25 * 1024;
+const OBJECT_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+const VERSION = /^[0-9a-f]{32}$/;
+
+export function assertObjectName(name: string, kind = 'secret'): void {
+  if (!OBJECT_NAME.test(name)) {
+    throw badParameter(`The ${kind} name '${truncate(name)}' is invalid: names are 1-127 letters, digits and hyphens.`);
+  }
+}
+
+export const isVersionId = (version: string) => VERSION.test(version.toLowerCase());
+
+const unixTime = z.number().int().min(0).max(253402300799).nullable().optional();
+
+const attributes = z.object({
+  enabled: z.boolean().nullable().optional(),
+  nbf: unixTime,
+  exp: unixTime,
+});
+
+const tags = z
+  .record(z.string().max(256, 'tag names are at most 256 characters'), z.string().max(256, 'tag values are at most 256 characters'))
+  .refine((t) => Object.keys(t).length <= 15, 'at most 15 tags are allowed')
+  .nullable()
+  .optional();
+
+const contentType = z.string().max(255, 'contentType is at most 255 characters').nullable().optional();
+
+export const setSecretBody = z.object({
+  value: z
+    .string()
+    .refine((v) => new TextEncoder().encode(v).byteLength <= MAX_SECRET_VALUE_BYTES, 'the secret value is larger than 25 KB'),
+  contentType,
+  attributes: attributes.nullable().optional(),
+  tags,
+});
+export type SetSecretInput = z.infer<typeof setSecretBody>;
+
+export const updateSecretBody = z.object({
+  contentType,
+  attributes: attributes.nullable().optional(),
+  tags,
+});
+export type UpdateSecretInput = z.infer<typeof updateSecretBody>;
+
+export const restoreBody = z.object({ value: z.string().min(1).max(1_000_000) });
+
+/** Parses a JSON body against a schema; every failure is a 400 BadParameter naming the field. */
+export function parseBody<T>(schema: z.ZodType<T>, raw: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw badParameter('The request body is not valid JSON.');
+  }
+  const result = schema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const where = issue.path.length ? `'${issue.path.join('.')}'` : 'the request body';
+    throw badParameter(`Invalid value for ${where}: ${issue.message}.`);
+  }
+  return result.data;
+}
+
+/** `maxresults`: 1–25, default 25. */
+export function parseMaxResults(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return 25;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 25) throw badParameter('maxresults must be an integer from 1 to 25.');
+  return n;
+}
+
+function truncate(text: string): string {
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+}

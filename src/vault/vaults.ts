@@ -1,0 +1,100 @@
+import { asc, eq, gt } from 'drizzle-orm';
+import type { DataKeyManager } from '../crypto/data-keys';
+import type { Database } from '../storage/db';
+import { dataKeys, vaults } from '../storage/schema';
+import { badParameter, conflict, forbidden, notFound } from './errors';
+
+export type VaultRecord = typeof vaults.$inferSelect;
+
+// A vault name is the first DNS label of its host: Azure's rule (3–24 characters, letters, digits
+// and single hyphens, starting with a letter, not ending with a hyphen), lowercased.
+const VAULT_NAME = /^[a-z](?!.*--)[a-z0-9-]{1,22}[a-z0-9]$/;
+
+export function isValidVaultName(name: string): boolean {
+  return VAULT_NAME.test(name);
+}
+
+/**
+ * Vault settings change rarely and are read on every request, so each isolate keeps them for a
+ * short while; this is what keeps a warm secret read at one D1 query.
+ */
+const CACHE_TTL_MS = 30_000;
+const cache = new Map<string, { vault: VaultRecord; expires: number }>();
+
+export function forgetVault(name: string): void {
+  cache.delete(name.toLowerCase());
+}
+
+export async function findVault(db: Database, name: string): Promise<VaultRecord | undefined> {
+  const key = name.toLowerCase();
+  const hit = cache.get(key);
+  if (hit && hit.expires > Date.now()) return hit.vault;
+  const vault = await db.select().from(vaults).where(eq(vaults.name, key)).get();
+  if (vault) cache.set(key, { vault, expires: Date.now() + CACHE_TTL_MS });
+  else cache.delete(key);
+  return vault;
+}
+
+export interface CreateVaultInput {
+  name: string;
+  softDeleteRetentionInDays?: number;
+  enablePurgeProtection?: boolean;
+}
+
+export async function createVault(
+  db: Database,
+  keys: DataKeyManager,
+  tenantId: string,
+  input: CreateVaultInput,
+): Promise<VaultRecord> {
+  const name = input.name.toLowerCase();
+  if (!isValidVaultName(name)) {
+    throw badParameter(
+      'Vault names are 3-24 characters of letters, digits and single hyphens, start with a letter and do not end with a hyphen.',
+    );
+  }
+  const retention = input.softDeleteRetentionInDays ?? 90;
+  if (!Number.isInteger(retention) || retention < 7 || retention > 90) {
+    throw badParameter('softDeleteRetentionInDays must be an integer from 7 to 90.');
+  }
+  if (await db.select({ id: vaults.id }).from(vaults).where(eq(vaults.name, name)).get()) {
+    throw conflict(`Vault ${name} already exists.`);
+  }
+  const vault: VaultRecord = {
+    id: crypto.randomUUID(),
+    name,
+    tenantId,
+    softDeleteRetentionDays: retention,
+    purgeProtection: input.enablePurgeProtection ?? false,
+    createdAt: Math.floor(Date.now() / 1000),
+  };
+  // The first data key is wrapped before anything is written: with the bridge down, nothing is.
+  const { row } = await keys.prepare(vault.id);
+  try {
+    await db.batch([db.insert(vaults).values(vault), db.insert(dataKeys).values(row)]);
+  } catch (err) {
+    if (String(err).includes('UNIQUE')) throw conflict(`Vault ${name} already exists.`);
+    throw err;
+  }
+  return vault;
+}
+
+export async function listVaults(db: Database, after: string | undefined, limit: number): Promise<VaultRecord[]> {
+  const query = db.select().from(vaults);
+  return (after ? query.where(gt(vaults.name, after)) : query).orderBy(asc(vaults.name)).limit(limit).all();
+}
+
+/**
+ * Deletes a vault and everything in it. A vault under purge protection cannot be deleted: that
+ * would purge its objects before their retention ends.
+ */
+export async function deleteVault(db: Database, name: string): Promise<void> {
+  const vault = await db.select().from(vaults).where(eq(vaults.name, name.toLowerCase())).get();
+  if (!vault) throw notFound('VaultNotFound', `Vault ${name} was not found.`);
+  if (vault.purgeProtection) {
+    throw forbidden(`Vault ${name} has purge protection enabled and cannot be deleted.`);
+  }
+  // secrets and their versions go with the vault (ON DELETE CASCADE); its data keys after them.
+  await db.batch([db.delete(vaults).where(eq(vaults.id, vault.id)), db.delete(dataKeys).where(eq(dataKeys.scope, vault.id))]);
+  forgetVault(name);
+}
