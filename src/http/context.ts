@@ -52,11 +52,18 @@ export function currentVault(c: AppContext): { vault: VaultRecord; origin: strin
   return { vault, origin };
 }
 
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
 /** The request body as text, refusing oversized bodies before parsing them. */
 export async function bodyText(c: AppContext, limit = 256 * 1024): Promise<string> {
   const declared = Number(c.req.header('content-length') ?? 0);
   if (declared > limit) throw badParameter('The request body is too large.');
-  const text = await c.req.text();
-  if (text.length > limit) throw badParameter('The request body is too large.');
-  return text;
+  // Read as bytes: form bodies (the token endpoint) are text too, but workerd warns on .text().
+  const bytes = await c.req.arrayBuffer();
+  if (bytes.byteLength > limit) throw badParameter('The request body is too large.');
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw badParameter('The request body is not valid UTF-8.');
+  }
 }
