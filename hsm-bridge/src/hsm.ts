@@ -31,6 +31,7 @@ export type HsmErrorCode =
   | 'KEK_UNSUITABLE'
   | 'KEK_CREATE_FAILED'
   | 'HSM_FAILURE'
+  | 'ALREADY_OPEN'
   | 'CLOSED';
 
 /** Startup and operational failures of the HSM. Messages never contain PINs or key bytes. */
@@ -158,7 +159,6 @@ function login(session: graphene.Session, slot: graphene.Slot, pin: string, labe
     session.login(pin, graphene.UserType.USER);
   } catch (err) {
     const ckr = ckrName(err);
-    if (ckr === 'CKR_USER_ALREADY_LOGGED_IN') return;
     // One attempt only, never retried: every wrong PIN counts towards locking the token.
     if (ckr === 'CKR_PIN_INCORRECT') {
       throw new HsmError(
@@ -239,6 +239,9 @@ function findOrCreateKek(session: graphene.Session, label: string): graphene.Sec
   }
 }
 
+/** PKCS#11 state (initialisation, login) is per process, so one Hsm at a time owns it. */
+let openInstance: Hsm | undefined;
+
 export class Hsm {
   private closed = false;
 
@@ -254,6 +257,9 @@ export class Hsm {
   static async open(
     config: Pick<BridgeConfig, 'pkcs11Module' | 'tokenLabel' | 'pin' | 'kekLabel' | 'sessionPoolSize'>,
   ): Promise<Hsm> {
+    if (openInstance) {
+      throw new HsmError('ALREADY_OPEN', 'an Hsm is already open in this process; close it first (PKCS#11 state is per process)');
+    }
     if (!existsSync(config.pkcs11Module)) {
       throw new HsmError('MODULE_NOT_FOUND', `PKCS#11 module not found at ${config.pkcs11Module}; check PKCS11_MODULE`);
     }
@@ -276,7 +282,8 @@ export class Hsm {
       login(sessions[0]!, slot, config.pin, config.tokenLabel);
       for (let i = 1; i < config.sessionPoolSize; i++) sessions.push(slot.open(flags));
       const kek = findOrCreateKek(sessions[0]!, config.kekLabel);
-      return new Hsm(mod, new SessionPool(sessions), kek, config.kekLabel, config.tokenLabel);
+      openInstance = new Hsm(mod, new SessionPool(sessions), kek, config.kekLabel, config.tokenLabel);
+      return openInstance;
     } catch (err) {
       finalize(mod);
       if (err instanceof HsmError) throw err;
@@ -355,6 +362,7 @@ export class Hsm {
     this.closed = true;
     await this.pool.drain(); // let in-flight operations finish first
     finalize(this.mod);
+    if (openInstance === this) openInstance = undefined;
   }
 
   private assertOpen(): void {
