@@ -1,8 +1,9 @@
 /**
  * Runs wrangler for the local stack: D1 migrations and `wrangler dev` serving HTTPS with the
- * development certificate. Wrangler runs on the Node that runs us (the repo pins Node 22; the
- * system one may be older), from the repo's own node_modules.
+ * development certificate. Wrangler (which needs Node >= 22.12) runs on the repo's pinned Node
+ * (the `node` devDependency), whatever Node runs us, from the repo's own node_modules.
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { writePrivateFile } from './files.js';
@@ -11,6 +12,11 @@ import { runToCompletion, spawnManaged, type ManagedProcess } from './process.js
 const require = createRequire(import.meta.url);
 const WRANGLER_BIN = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
 export const D1_DATABASE = 'edge-key-vault';
+
+function nodeBinary(repoDir: string): string {
+  const pinned = join(repoDir, 'node_modules', '.bin', 'node');
+  return existsSync(pinned) ? pinned : process.execPath;
+}
 
 export interface WranglerContext {
   /** The repository root (where wrangler.toml lives). */
@@ -37,7 +43,7 @@ function wranglerEnv(ctx: WranglerContext): NodeJS.ProcessEnv {
 export async function applyMigrations(ctx: WranglerContext): Promise<string> {
   return runToCompletion(
     'wrangler d1 migrations apply',
-    process.execPath,
+    nodeBinary(ctx.repoDir),
     [WRANGLER_BIN, 'd1', 'migrations', 'apply', D1_DATABASE, '--local', '--persist-to', ctx.persistTo],
     { cwd: ctx.repoDir, env: wranglerEnv(ctx), timeoutMs: 120_000 },
   );
@@ -79,5 +85,5 @@ export async function startWranglerDev(opts: WranglerDevOptions): Promise<Manage
     '--live-reload=false',
     ...Object.entries(opts.vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
   ];
-  return spawnManaged('wrangler dev', process.execPath, args, { cwd: opts.repoDir, env: wranglerEnv(opts), onLine: opts.onLine });
+  return spawnManaged('wrangler dev', nodeBinary(opts.repoDir), args, { cwd: opts.repoDir, env: wranglerEnv(opts), onLine: opts.onLine });
 }
