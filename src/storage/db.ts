@@ -7,7 +7,7 @@ export type Database = DrizzleD1Database<typeof schema>;
  * Per-isolate counters of D1 statements, so tests and the benchmark can check the hot path's
  * round trips instead of assuming them.
  */
-export const d1Stats = { statements: 0 };
+export const d1Stats = { statements: 0, auditStatements: 0 };
 
 /** Wraps the binding so every prepared statement is counted. */
 function counting(db: D1Database): D1Database {
@@ -15,7 +15,9 @@ function counting(db: D1Database): D1Database {
     get(target, prop, receiver) {
       if (prop === 'prepare') {
         return (query: string) => {
-          d1Stats.statements++;
+          // The audit consumer shares the isolate; its writes are counted apart from requests'.
+          if (query.includes('"audit_events"')) d1Stats.auditStatements++;
+          else d1Stats.statements++;
           return target.prepare(query);
         };
       }

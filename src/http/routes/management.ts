@@ -173,6 +173,7 @@ export function managementRoutes(app: Hono<AppEnv>): void {
     auditAs(c, 'StatsGet');
     return c.json({
       d1Statements: d1Stats.statements,
+      d1AuditStatements: d1Stats.auditStatements,
       bridgeCalls: bridgeStats.calls,
       dataKeyCache: { size: dataKeyCache.size, hits: dataKeyCache.hits, misses: dataKeyCache.misses },
     });
