@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { APEX, call, json } from './helpers';
+
+describe('health', () => {
+  it('is 200 with every check ok when D1 and the bridge are up', async () => {
+    const res = await call('GET', `${APEX}/healthz`);
+    expect(res.status).toBe(200);
+    const body = await json(res);
+    expect(body.status).toBe('ok');
+    expect(body.checks).toEqual({ worker: 'ok', d1: 'ok', bridge: 'ok' });
+    expect(res.headers.get('retry-after')).toBeNull();
+  });
+
+  it('needs no token and answers with the trailing slash too', async () => {
+    expect((await call('GET', `${APEX}/healthz/`)).status).toBe(200);
+  });
+
+  it('is 503 with a reason naming the bridge and Retry-After when the bridge is down', async () => {
+    const res = await call('GET', `${APEX}/healthz`, { env: { BRIDGE_URL: 'http://127.0.0.1:9' } });
+    expect(res.status).toBe(503);
+    const retryAfter = res.headers.get('retry-after');
+    expect(retryAfter).not.toBeNull();
+    expect(Number(retryAfter)).toBeGreaterThan(0);
+    const body = await json(res);
+    expect(body.status).toBe('unavailable');
+    expect(body.reason).toMatch(/bridge/i);
+    expect(body.checks).toEqual({ worker: 'ok', d1: 'ok', bridge: 'unavailable' });
+  });
+
+  it('does not leak the bridge secret or URL credentials in its answer', async () => {
+    const res = await call('GET', `${APEX}/healthz`, { env: { BRIDGE_URL: 'http://user:pa55word@127.0.0.1:9' } });
+    expect(res.status).toBe(503);
+    const text = await res.text();
+    expect(text).not.toContain('pa55word');
+  });
+
+  it('is not served on vault hosts without a token', async () => {
+    const res = await call('GET', 'https://somevault.vault.localhost/healthz');
+    expect(res.status).not.toBe(200);
+    expect(await json(res)).not.toHaveProperty('checks');
+  });
+});
