@@ -8,11 +8,15 @@ import { ListenError, startBridge } from './serve.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
+  // Keep secrets out of anything that later reads or inherits the environment.
+  for (const name of ['HSM_PIN', 'BRIDGE_HMAC_SECRET']) delete process.env[name];
   const bridge = await startBridge(config);
   process.stdout.write(`hsm-bridge listening on ${bridge.url}\n`);
 
   const shutdown = (signal: string) => {
     process.stderr.write(`hsm-bridge: ${signal} received, shutting down\n`);
+    // A client holding a connection open must not keep the bridge alive forever.
+    setTimeout(() => process.exit(1), 5_000).unref();
     bridge.close().then(
       () => process.exit(0),
       () => process.exit(1),

@@ -6,6 +6,8 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -133,6 +135,8 @@ export interface BridgeProcessOptions {
   onLine?: (line: string) => void;
   /** How long to wait for the bridge to listen and answer /healthz with 200; default 20 s. */
   timeoutMs?: number;
+  /** PEM CA to trust when the bridge serves HTTPS (BRIDGE_TLS_CERT_FILE). */
+  ca?: string;
 }
 
 export interface BridgeProcess {
@@ -140,6 +144,19 @@ export interface BridgeProcess {
   pid: number;
   /** SIGTERM, then SIGKILL after 5 s; resolves once the process has exited. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** Status code of GET url; http or https (trusting `ca`). */
+function getStatus(url: string, ca?: string): Promise<number> {
+  return new Promise((done, fail) => {
+    const client = url.startsWith('https:') ? https : http;
+    const req = client.get(url, { ca, timeout: 2_000 }, (res) => {
+      res.resume();
+      done(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', fail);
+  });
 }
 
 function nodeBinary(): string {
@@ -212,27 +229,32 @@ export function startBridgeProcess(opts: BridgeProcessOptions = {}): Promise<Bri
     `hsm-bridge exited (${exitSignal ? `signal ${exitSignal}` : `code ${exitCode}`}) before it was ready` +
     (stderrTail.length ? `:\n${stderrTail.join('\n')}` : '');
 
+  let lastProblem = 'not listening yet';
   const ready = (async () => {
     const deadline = Date.now() + timeoutMs;
     const diedFirst = exited.then((): never => {
       throw new Error(describeExit());
     });
     diedFirst.catch(() => {}); // only meaningful while racing; later exits are stop()'s business
-    const url = await Promise.race([listening, diedFirst]);
+    // A wildcard bind (0.0.0.0, ::) is reached through loopback from this machine.
+    const url = (await Promise.race([listening, diedFirst]))
+      .replace('//0.0.0.0:', '//127.0.0.1:')
+      .replace('//[::]:', '//[::1]:');
     for (;;) {
       if (exitCode !== undefined) throw new Error(describeExit());
       try {
-        if ((await fetch(`${url}/healthz`)).status === 200) return url;
-      } catch {
-        // not accepting connections yet
+        lastProblem = `/healthz answered ${await getStatus(`${url}/healthz`, opts.ca)}`;
+        if (lastProblem.endsWith(' 200')) return url;
+      } catch (err) {
+        lastProblem = (err as Error).message;
       }
-      if (Date.now() > deadline) throw new Error(`hsm-bridge did not become healthy at ${url}/healthz within ${timeoutMs} ms`);
+      if (Date.now() > deadline) throw new Error(`hsm-bridge at ${url} not healthy within ${timeoutMs} ms (${lastProblem})`);
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
 
   const timeout = new Promise<never>((_, reject) => {
-    const t = setTimeout(() => reject(new Error(`hsm-bridge did not start within ${timeoutMs} ms`)), timeoutMs);
+    const t = setTimeout(() => reject(new Error(`hsm-bridge did not start within ${timeoutMs} ms (${lastProblem})`)), timeoutMs);
     ready.finally(() => clearTimeout(t)).catch(() => {});
   });
 

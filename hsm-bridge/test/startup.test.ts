@@ -2,7 +2,9 @@
  * The bridge as a process (main.ts): fatal startup errors are clear, distinct, printed once and
  * exit 1; a wrong PIN is tried once and leaves the token usable; a healthy bridge serves and stops.
  */
-import { writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import https from 'node:https';
 import { join } from 'node:path';
 import * as graphene from 'graphene-pk11';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -127,6 +129,42 @@ describe('a healthy bridge process', () => {
   it('startBridgeProcess rejects with the child stderr when the bridge dies', async () => {
     await expect(startBridgeProcess({ env: bridgeEnv(token, { HSM_TOKEN_LABEL: 'nope' }) })).rejects.toThrow(
       /hsm-bridge exited \(code 1\) before it was ready:\n.*TOKEN_NOT_FOUND/,
+    );
+  });
+});
+
+describe('TLS', () => {
+  it('serves HTTPS with BRIDGE_TLS_CERT_FILE/KEY_FILE, also off loopback', async () => {
+    const cert = join(token.dir, 'bridge.crt');
+    const key = join(token.dir, 'bridge.key');
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout', key, '-out', cert,
+    ], { stdio: 'ignore' });
+    const ca = await readFile(cert, 'utf8');
+    const bridge = await startBridgeProcess({
+      env: bridgeEnv(token, { BRIDGE_HOST: '0.0.0.0', BRIDGE_TLS_CERT_FILE: cert, BRIDGE_TLS_KEY_FILE: key }),
+      ca,
+    });
+    try {
+      expect(bridge.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/); // the wildcard bind, reached via loopback
+      const port = new URL(bridge.url).port;
+      const status = await new Promise<number>((done, fail) =>
+        https.get(`https://127.0.0.1:${port}/healthz`, { ca }, (res) => (res.resume(), done(res.statusCode!))).on('error', fail),
+      );
+      expect(status).toBe(200);
+      // Plain HTTP is not served on that port.
+      await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('refuses half a TLS configuration', async () => {
+    expectFatalOnce(
+      await runMain(bridgeEnv(token, { BRIDGE_TLS_CERT_FILE: '/tmp/x.crt' })),
+      /set both BRIDGE_TLS_CERT_FILE and BRIDGE_TLS_KEY_FILE, or neither/,
     );
   });
 });
