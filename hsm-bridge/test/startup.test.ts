@@ -126,6 +126,18 @@ describe('a healthy bridge process', () => {
     expect(lines.join('\n')).not.toContain(token.pin);
   });
 
+  it('a port already in use is a clear fatal error', async () => {
+    const first = await startBridgeProcess({ env: bridgeEnv(token) });
+    try {
+      const port = new URL(first.url).port;
+      const run = await runMain(bridgeEnv(token, { BRIDGE_PORT: port }));
+      expectFatalOnce(run, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
+      expect((await fetch(`${first.url}/healthz`)).status).toBe(200); // the first one is undisturbed
+    } finally {
+      await first.stop();
+    }
+  });
+
   it('startBridgeProcess rejects with the child stderr when the bridge dies', async () => {
     await expect(startBridgeProcess({ env: bridgeEnv(token, { HSM_TOKEN_LABEL: 'nope' }) })).rejects.toThrow(
       /hsm-bridge exited \(code 1\) before it was ready:\n.*TOKEN_NOT_FOUND/,
