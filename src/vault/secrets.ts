@@ -102,11 +102,7 @@ export class SecretStore {
       .from(secrets)
       .innerJoin(
         secretVersions,
-        and(
-          eq(secretVersions.vaultId, secrets.vaultId),
-          eq(secretVersions.name, secrets.name),
-          version === undefined ? eq(secretVersions.version, secrets.latestVersion) : eq(secretVersions.version, version.toLowerCase()),
-        ),
+        versionOfHead(version),
       )
       .leftJoin(dataKeys, eq(dataKeys.id, secretVersions.dataKeyId))
       .where(and(eq(secrets.vaultId, this.vault.id), eq(secrets.name, name)))
@@ -145,11 +141,7 @@ export class SecretStore {
       .from(secrets)
       .innerJoin(
         secretVersions,
-        and(
-          eq(secretVersions.vaultId, secrets.vaultId),
-          eq(secretVersions.name, secrets.name),
-          eq(secretVersions.version, secrets.latestVersion),
-        ),
+        versionOfHead(),
       )
       .where(and(eq(secrets.vaultId, this.vault.id), isNull(secrets.deletedAt), after ? gt(secrets.name, after.n) : undefined))
       .orderBy(asc(secrets.name))
@@ -215,11 +207,7 @@ export class SecretStore {
       .from(secrets)
       .innerJoin(
         secretVersions,
-        and(
-          eq(secretVersions.vaultId, secrets.vaultId),
-          eq(secretVersions.name, secrets.name),
-          eq(secretVersions.version, secrets.latestVersion),
-        ),
+        versionOfHead(),
       )
       .where(and(eq(secrets.vaultId, this.vault.id), isNotNull(secrets.deletedAt), after ? gt(secrets.name, after.n) : undefined))
       .orderBy(asc(secrets.name))
@@ -330,11 +318,7 @@ export class SecretStore {
       .from(secrets)
       .innerJoin(
         secretVersions,
-        and(
-          eq(secretVersions.vaultId, secrets.vaultId),
-          eq(secretVersions.name, secrets.name),
-          version === undefined ? eq(secretVersions.version, secrets.latestVersion) : eq(secretVersions.version, version.toLowerCase()),
-        ),
+        versionOfHead(version),
       )
       .where(and(eq(secrets.vaultId, this.vault.id), eq(secrets.name, name)))
       .get();
@@ -355,6 +339,15 @@ export class SecretStore {
     }
     return fromUtf8(plaintext);
   }
+}
+
+/** Joins a secret's head row to one of its versions: the latest, or the one asked for. */
+function versionOfHead(version?: string) {
+  return and(
+    eq(secretVersions.vaultId, secrets.vaultId),
+    eq(secretVersions.name, secrets.name),
+    eq(secretVersions.version, version === undefined ? secrets.latestVersion : version.toLowerCase()),
+  );
 }
 
 /** Azure refuses to serve a disabled secret, or one outside its nbf/exp window, with 403. */
