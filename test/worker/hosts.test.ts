@@ -4,11 +4,12 @@ import { API, APEX, admin, call, json, newVault, tokenFor, vaultOrigin } from '.
 import { challengeFor, expectChallenge } from './identity-helpers';
 
 let tenantId: string;
+let creds: { tenantId: string; clientId: string; clientSecret: string };
 let token: string;
 let vault: string;
 
 beforeAll(async () => {
-  const creds = await admin();
+  creds = await admin();
   tenantId = creds.tenantId;
   token = await tokenFor(creds);
   vault = await newVault(token);
@@ -59,6 +60,30 @@ describe('challenge on vault hosts', () => {
     expect(res.headers.get('www-authenticate')).toBe(
       `Bearer authorization="https://vault.localhost:8443/${tenantId}", resource="https://vault.localhost:8443"`,
     );
+  });
+
+  it('accepts a token issued on a port only on vault hosts with that port', async () => {
+    const res = await call('POST', `https://vault.localhost:8443/${tenantId}/oauth2/v2.0/token`, {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: creds.clientId,
+        client_secret: creds.clientSecret,
+        scope: 'https://vault.localhost:8443/.default',
+      }).toString(),
+    });
+    expect(res.status).toBe(200);
+    const portToken = (await json(res)).access_token as string;
+    expect((await call('GET', `https://${vault}.vault.localhost:8443/secrets?${API}`, { token: portToken })).status).toBe(200);
+    await expectChallenge(await call('GET', `${vaultOrigin(vault)}/secrets?${API}`, { token: portToken }), tenantId);
+    await expectChallenge(
+      await call('GET', `https://${vault}.vault.localhost:9999/secrets?${API}`, { token: portToken }),
+      tenantId,
+      'https://vault.localhost:9999',
+    );
+    // The id a vault returns carries the port the client used.
+    const set = await call('PUT', `https://${vault}.vault.localhost:8443/secrets/ported?${API}`, { token: portToken, body: { value: 'v' } });
+    expect((await json(set)).id).toMatch(new RegExp(`^https://${vault}\\.vault\\.localhost:8443/secrets/ported/[0-9a-f]{32}$`));
   });
 
   it('treats the vault label case-insensitively', async () => {
