@@ -72,7 +72,9 @@ function batchOf(events: unknown[]) {
 
 async function consume(batch: MessageBatch<AuditEvent>, e: Env = env) {
   const ctx = createExecutionContext();
-  await worker.queue(batch, e, ctx);
+  // The handler takes (batch, env, ctx) like any queue handler, whether or not it uses ctx.
+  const queue = worker.queue as ExportedHandlerQueueHandler<Env, AuditEvent>;
+  await queue(batch, e, ctx);
   return getQueueResult(batch, ctx);
 }
 
