@@ -7,10 +7,10 @@
  * credentials), so a second start is quick and keeps all data.
  */
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureSoftHsmToken, findSoftHsmModule, SOFTHSM_MODULE_CANDIDATES, startBridgeProcess } from '../../hsm-bridge/src/softhsm.js';
-import { bootstrapTenant, clientCredentialsToken, ensureVault, type BootstrapResult } from './bootstrap.js';
+import { bootstrapTenant, clientCredentialsToken, ensureVault, HttpStatusError, type BootstrapResult } from './bootstrap.js';
 import { ensureDevCa } from './dev-ca.js';
 import { readJsonIfExists, writePrivateFile } from './files.js';
 import { httpsRequest } from './https-client.js';
@@ -226,23 +226,36 @@ async function ensureCredentials(args: {
 }): Promise<DevCredentials> {
   const { credentialsPath, apexUrl, caPem, log } = args;
   const saved = await readJsonIfExists<DevCredentials>(credentialsPath);
-  let identity: BootstrapResult;
+  let identity: BootstrapResult | undefined;
+  let accessToken: string | undefined;
+  let savedRefused: unknown;
   if (saved) {
     identity = { tenantId: saved.tenantId, clientId: saved.clientId, clientSecret: saved.clientSecret };
-  } else {
+    try {
+      accessToken = await clientCredentialsToken(apexUrl, apexUrl, identity, caPem);
+    } catch (err) {
+      // Maybe the database was reset (e.g. `.dev/wrangler` deleted) and the Worker no longer knows
+      // these credentials: bootstrap succeeds only then; otherwise this error is the one to report.
+      if (!(err instanceof HttpStatusError)) throw err;
+      savedRefused = err;
+      identity = undefined;
+    }
+  }
+  if (!identity) {
     const result = await bootstrapTenant(apexUrl, args.bootstrapSecret, caPem);
     if (result === 'already-bootstrapped') {
-      throw new Error(`the Worker is already bootstrapped but ${credentialsPath} is missing; delete ${join(credentialsPath, '..')} to start from scratch`);
+      if (savedRefused) throw savedRefused;
+      throw new Error(`the Worker is already bootstrapped but ${credentialsPath} is missing; delete ${dirname(credentialsPath)} to start from scratch`);
     }
     identity = result;
-    log('bootstrapped the tenant and its first administrator');
+    log(saved ? 'the database was reset: bootstrapped again' : 'bootstrapped the tenant and its first administrator');
   }
   const credentials: DevCredentials = { vaultUrl: args.vaultUrl, authorityHost: apexUrl, resource: apexUrl, ...identity, caCertPath: args.caCertPath };
   // Written before anything else can fail: the client secret is shown only once by bootstrap.
   if (JSON.stringify(saved) !== JSON.stringify(credentials)) {
     await writePrivateFile(credentialsPath, JSON.stringify(credentials, null, 2) + '\n');
   }
-  const accessToken = await clientCredentialsToken(apexUrl, apexUrl, identity, caPem);
+  accessToken ??= await clientCredentialsToken(apexUrl, apexUrl, identity, caPem);
   if ((await ensureVault(apexUrl, args.vaultName, accessToken, caPem)) === 'created') log(`created vault '${args.vaultName}'`);
   return credentials;
 }
