@@ -135,6 +135,20 @@ describe('management API', () => {
       await expectChallenge(await call('POST', `${APEX}/management/applications`, { body: '{oops' }), creds.tenantId);
     });
 
+    it('challenges path variants too (trailing slash, unknown sub-paths)', async () => {
+      for (const [method, path] of [
+        ['GET', '/management/applications/'],
+        ['POST', '/management/applications/'],
+        ['GET', '/management/vaults/'],
+        ['GET', '/management/no-such-thing'],
+        ['DELETE', `/management/applications/${creds.clientId}/`],
+      ] as const) {
+        const res = await call(method, `${APEX}${path}`, { body: method === 'POST' ? { displayName: 'sneaky' } : undefined });
+        await expectChallenge(res, creds.tenantId);
+      }
+      expect(await count('applications', `display_name = 'sneaky'`)).toBe(0);
+    });
+
     it('challenges a management call on a port with that port as the resource', async () => {
       const res = await call('GET', 'https://vault.localhost:8443/management/vaults');
       await expectChallenge(res, creds.tenantId, 'https://vault.localhost:8443');
@@ -344,6 +358,17 @@ describe('management API', () => {
         expect((await json(res)).error.code, JSON.stringify(body)).toBe('BadParameter');
       }
       expect({ apps: await count('applications'), secrets: await count('client_secrets') }).toEqual(before);
+    });
+
+    it('does not let a __proto__ key in the body make an administrator', async () => {
+      const res = await createApp('{"displayName":"proto","__proto__":{"isAdmin":true},"constructor":{"prototype":{"isAdmin":true}}}');
+      expect(res.status).toBe(201);
+      const body = await json(res);
+      expect(body.isAdmin).toBe(false);
+      const [row] = await rows<{ is_admin: number }>('select is_admin from applications where client_id = ?', body.clientId);
+      expect(row!.is_admin).toBe(0);
+      const t = await tokenFor({ ...creds, clientId: body.clientId, clientSecret: body.clientSecret });
+      expect((await call('GET', `${APEX}/management/applications`, { token: t })).status).toBe(403);
     });
 
     it('accepts a display name of exactly 256 characters', async () => {
