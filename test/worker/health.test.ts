@@ -27,6 +27,19 @@ describe('health', () => {
     expect(body.checks).toEqual({ worker: 'ok', d1: 'ok', bridge: 'unavailable' });
   });
 
+  it('is 503 with a reason naming D1 when D1 is unreachable', async () => {
+    const fail = () => Promise.reject(new Error('D1_ERROR: network connection lost'));
+    const statement = { bind: () => statement, first: fail, all: fail, run: fail, raw: fail };
+    const brokenDb = { prepare: () => statement, batch: fail, exec: fail, dump: fail } as unknown as D1Database;
+    const res = await call('GET', `${APEX}/healthz`, { env: { DB: brokenDb } });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).not.toBeNull();
+    const body = await json(res);
+    expect(body.status).toBe('unavailable');
+    expect(body.reason).toMatch(/D1/);
+    expect(body.checks).toMatchObject({ worker: 'ok', d1: 'unavailable' });
+  });
+
   it('does not leak the bridge secret or URL credentials in its answer', async () => {
     const res = await call('GET', `${APEX}/healthz`, { env: { BRIDGE_URL: 'http://user:pa55word@127.0.0.1:9' } });
     expect(res.status).toBe(503);
