@@ -1,5 +1,5 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AuditEvent } from '../../src/audit/event';
 import type { Env } from '../../src/env';
 import worker from '../../src/index';
@@ -338,6 +338,41 @@ describe('audit trail through the real queue', () => {
     expect(all).not.toContain(token);
     expect(all).not.toContain(issued.split('.')[2]);
     expect(all).not.toContain(backupBlob.slice(0, 64));
+  });
+});
+
+describe('logs', () => {
+  it('never contain a secret value, client secret, bootstrap secret or token, even on failures', async () => {
+    const lines: string[] = [];
+    const spies = (['log', 'info', 'warn', 'error', 'debug'] as const).map((level) =>
+      vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
+        lines.push(args.map((a) => (a instanceof Error ? `${a.name}: ${a.message} ${a.stack}` : String(a))).join(' '));
+      }),
+    );
+    const canary = `canary-${crypto.randomUUID()}`;
+    const down = { BRIDGE_URL: 'http://127.0.0.1:9' };
+    const failingQueue = { send: () => Promise.reject(new Error('queue down')) } as unknown as Queue<AuditEvent>;
+    try {
+      const origin = vaultOrigin(vault);
+      await call('PUT', `${origin}/secrets/logged?${API}`, { token, body: { value: canary } });
+      await call('PUT', `${origin}/secrets/logged?${API}`, { token, body: { value: canary, tags: { t: 'x'.repeat(300) } } });
+      await call('PUT', `${origin}/secrets/logged?${API}`, { token, body: `{"value":"${canary}"` });
+      await call('PUT', `${origin}/secrets/logged2?${API}`, { token, body: { value: canary }, env: down });
+      await call('PUT', `${origin}/secrets/logged3?${API}`, { token, body: { value: canary }, env: { AUDIT_QUEUE: failingQueue } });
+      await tokenRequest(creds.tenantId, clientCredentials(creds, { client_secret: `${creds.clientSecret}x` }));
+      await tokenRequest(creds.tenantId, clientCredentials(creds));
+      await call('POST', `${APEX}/management/bootstrap`, { headers: { authorization: 'Bootstrap test-bootstrap-secret-0123456789abcdef0123' }, body: {} });
+      await call('GET', `${origin}/secrets?${API}`, { token: `${token}x` });
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    // The spies saw the Worker's logs (the refused audit send is logged).
+    expect(lines.some((l) => l.includes('audit event not queued'))).toBe(true);
+    const all = lines.join('\n');
+    expect(all).not.toContain(canary);
+    expect(all).not.toContain(creds.clientSecret);
+    expect(all).not.toContain('test-bootstrap-secret-0123456789abcdef0123');
+    expect(all).not.toContain(token.split('.')[2]);
   });
 });
 
