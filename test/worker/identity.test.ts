@@ -289,6 +289,17 @@ describe('token endpoint', () => {
     expect((await json(refused)).error).toBe('invalid_client');
   });
 
+  it('answers an oversized token request in the OAuth error shape MSAL parses', async () => {
+    const res = await call('POST', `${APEX}/${creds.tenantId}/oauth2/v2.0/token`, {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `${new URLSearchParams(clientCredentials(creds)).toString()}&pad=${'x'.repeat(70 * 1024)}`,
+    });
+    expect(res.status).toBe(400);
+    const body = await json(res);
+    expect(body.error).toBe('invalid_request');
+    expect(typeof body.error_description).toBe('string');
+  });
+
   it('does not issue tokens for an expired client secret', async () => {
     const app = await newApp();
     await rows('update client_secrets set expires_at = ? where id = ?', Math.floor(Date.now() / 1000) - 1, app.secretId);
@@ -307,6 +318,15 @@ describe('token endpoint', () => {
 
 describe('bearer validation on vault requests', () => {
   const secretsUrl = () => `${vaultOrigin(vault)}/secrets?${API}`;
+
+  it('refuses the outstanding token of a deleted application (deleting an application revokes it)', async () => {
+    const app = await newApp('revoked app');
+    const appToken = await tokenFor(app);
+    expect((await call('GET', secretsUrl(), { token: appToken })).status).toBe(200);
+    expect((await call('DELETE', `${APEX}/management/applications/${app.clientId}`, { token: adminToken })).status).toBe(204);
+    const res = await call('GET', secretsUrl(), { token: appToken });
+    expect([401, 403]).toContain(res.status);
+  });
 
   it('accepts a token from the token endpoint', async () => {
     expect((await call('GET', secretsUrl(), { token: adminToken })).status).toBe(200);
