@@ -1,4 +1,5 @@
 import { persistAuditBatch } from './audit/consumer';
+import { unknownHostEvent } from './audit/event';
 import type { AuditEvent } from './audit/event';
 import type { Env } from './env';
 import { createApexApp } from './http/apex-app';
@@ -17,6 +18,7 @@ export default {
     const target = classifyHost(new URL(request.url).host, env.VAULT_ZONE);
     if (target.kind === 'apex') return apex.fetch(request, env, ctx);
     if (target.kind === 'vault') return vaults.fetch(request, env, ctx);
+    ctx.waitUntil(env.AUDIT_QUEUE.send(unknownHostEvent(request)).catch(() => console.error('audit event not queued')));
     return Response.json(errorBody('NotFound', 'This host is not served by this vault service.'), { status: 404 });
   },
 

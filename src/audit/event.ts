@@ -24,3 +24,20 @@ export function resultOf(status: number): AuditEvent['result'] {
   if (status < 500) return 'failed';
   return 'error';
 }
+
+/** The event of a request for a host this service does not serve (answered before any app runs). */
+export function unknownHostEvent(request: Request): AuditEvent {
+  return {
+    id: crypto.randomUUID(),
+    time: Date.now(),
+    vault: null,
+    operation: 'UnknownHost',
+    caller: null,
+    objectId: null,
+    result: 'failed',
+    status: 404,
+    durationMs: 0,
+    correlationId: crypto.randomUUID(),
+    clientIp: request.headers.get('cf-connecting-ip'),
+  };
+}

@@ -3,6 +3,7 @@ import { services } from '../services';
 import { auditMiddleware } from './audit';
 import type { AppEnv } from './context';
 import { errorResponse, renderError } from './errors';
+import { unknownRoute } from './operation';
 import { classifyHost } from './hosts';
 import { healthRoutes } from './routes/health';
 import { managementRoutes } from './routes/management';
@@ -21,7 +22,13 @@ export function createApexApp(): Hono<AppEnv> {
   healthRoutes(app);
   managementRoutes(app);
   tokenRoutes(app);
-  app.notFound((c) => errorResponse(c, 404, 'NotFound', `No operation ${c.req.method} ${new URL(c.req.url).pathname} exists.`));
+  const challengedNotFound = unknownRoute();
+  // Unknown management paths are challenged like known ones; the rest of the apex is public.
+  app.notFound((c) =>
+    c.req.path.startsWith('/management')
+      ? challengedNotFound(c)
+      : errorResponse(c, 404, 'NotFound', `No operation ${c.req.method} ${c.req.path} exists.`),
+  );
   app.onError(renderError);
   return app;
 }

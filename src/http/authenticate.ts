@@ -1,44 +1,43 @@
-import type { MiddlewareHandler } from 'hono';
+import { applicationExists } from '../identity/applications';
 import { findTenantId } from '../identity/tenant';
 import { InvalidTokenError, issuerFor, verifyAccessToken } from '../identity/tokens';
 import { VaultError } from '../vault/errors';
-import type { AppContext, AppEnv } from './context';
+import type { AppContext } from './context';
 import { errorBody } from './errors';
 
 /**
  * Bearer authentication. A request without a valid token gets 401 before anything else is looked
  * at, with the one challenge header every Azure SDK verifies: authorization = authority/tenant,
  * resource = the apex origin (each vault host ends with "." + the resource's host).
+ * Returns the challenge response, or undefined once `caller` is set.
  */
-export function bearerAuth(): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const { db } = c.get('services');
-    const apexOrigin = c.get('apexOrigin');
-    const tenantId = await findTenantId(db);
-    if (!tenantId) throw new VaultError(503, 'ServiceUnavailable', 'This vault service has not been bootstrapped yet.');
-    c.set('tenantId', tenantId);
-    const token = /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1];
-    if (!token) {
-      c.get('audit').operation = 'Authentication';
-      return challenge(c, apexOrigin, tenantId, 'AKV10000: Request is missing a Bearer or PoP token.');
-    }
-    try {
-      const caller = await verifyAccessToken(db, token, {
-        issuer: issuerFor(apexOrigin, tenantId),
-        audience: apexOrigin,
-        tenantId,
-      });
-      c.set('caller', caller);
-    } catch (err) {
-      if (!(err instanceof InvalidTokenError)) throw err;
-      c.get('audit').operation = 'Authentication';
-      return challenge(c, apexOrigin, tenantId, `AKV10032: ${err.message}`);
-    }
-    await next();
-  };
+export async function authenticate(c: AppContext): Promise<Response | undefined> {
+  const { db } = c.get('services');
+  const apexOrigin = c.get('apexOrigin');
+  const tenantId = await findTenantId(db);
+  if (!tenantId) throw new VaultError(503, 'ServiceUnavailable', 'This vault service has not been bootstrapped yet.');
+  c.set('tenantId', tenantId);
+  const token = /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1];
+  if (!token) return challenge(c, apexOrigin, tenantId, 'AKV10000: Request is missing a Bearer or PoP token.');
+  try {
+    const caller = await verifyAccessToken(db, token, {
+      issuer: issuerFor(apexOrigin, tenantId),
+      audience: apexOrigin,
+      tenantId,
+    });
+    // A deleted application's outstanding tokens stop working too.
+    if (!(await applicationExists(db, caller.appId))) throw new InvalidTokenError('The application of this token no longer exists.');
+    c.set('caller', caller);
+  } catch (err) {
+    if (!(err instanceof InvalidTokenError)) throw err;
+    return challenge(c, apexOrigin, tenantId, `AKV10032: ${err.message}`);
+  }
+  return undefined;
 }
 
 function challenge(c: AppContext, apexOrigin: string, tenantId: string, message: string): Response {
+  // Azure audits every refused authentication under one name, whatever the caller attempted.
+  c.get('audit').operation = 'Authentication';
   c.header('WWW-Authenticate', `Bearer authorization="${apexOrigin}/${tenantId}", resource="${apexOrigin}"`);
   return c.json(errorBody('Unauthorized', message), 401);
 }

@@ -91,7 +91,24 @@ export async function listApplications(db: Database): Promise<Application[]> {
 
 export async function deleteApplication(db: Database, clientId: string): Promise<void> {
   const removed = await db.delete(applications).where(eq(applications.clientId, clientId)).returning();
+  existing.delete(clientId);
   if (removed.length === 0) throw applicationNotFound(clientId);
+}
+
+// Every authenticated request asks whether its application still exists; each isolate remembers
+// a yes for a minute, so warm requests ask D1 nothing. Deletion here forgets it at once.
+const EXISTS_TTL_MS = 60_000;
+const existing = new Map<string, number>();
+
+export async function applicationExists(db: Database, clientId: string): Promise<boolean> {
+  const until = existing.get(clientId);
+  if (until && until > Date.now()) return true;
+  const found = !!(await db.select({ id: applications.clientId }).from(applications).where(eq(applications.clientId, clientId)).get());
+  if (found) {
+    if (existing.size >= 10_000) existing.clear();
+    existing.set(clientId, Date.now() + EXISTS_TTL_MS);
+  } else existing.delete(clientId);
+  return found;
 }
 
 export async function listClientSecrets(db: Database, clientId: string): Promise<ClientSecretInfo[]> {

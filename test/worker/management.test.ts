@@ -176,7 +176,8 @@ describe('management API', () => {
       const otherToken = await tokenFor({ ...creds, clientId: other.clientId, clientSecret: other.clientSecret });
       expect((await call('GET', `${APEX}/management/vaults`, { token: otherToken })).status).toBe(200);
       expect((await call('DELETE', `${APEX}/management/applications/${other.clientId}`, { token })).status).toBe(204);
-      expect((await call('GET', `${APEX}/management/vaults`, { token: otherToken })).status).toBe(403);
+      // Its token no longer authenticates at all: a deleted application's tokens are revoked.
+      expect((await call('GET', `${APEX}/management/vaults`, { token: otherToken })).status).toBe(401);
     });
   });
 

@@ -1,4 +1,4 @@
-import type { Hono, MiddlewareHandler } from 'hono';
+import type { Hono } from 'hono';
 import { z } from 'zod';
 import { bridgeStats } from '../../crypto/bridge-client';
 import {
@@ -14,20 +14,16 @@ import {
 import { bootstrap } from '../../identity/bootstrap';
 import { dataKeyCache } from '../../services';
 import { d1Stats } from '../../storage/db';
-import { conflict, forbidden, notFound } from '../../vault/errors';
+import { conflict, notFound } from '../../vault/errors';
 import { parseBody } from '../../vault/validation';
 import { createVault, deleteVault, findVault, listVaults, type VaultRecord } from '../../vault/vaults';
-import { bearerAuth } from '../authenticate';
 import { auditAs, authenticated, bodyText, type AppContext, type AppEnv } from '../context';
+import { adminOperation } from '../operation';
 
 /** Management API on the apex: applications, their secrets, and vaults. Administrators only. */
 
-const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const { caller } = authenticated(c);
-  const app = await getApplication(c.get('services').db, caller.appId);
-  if (!app?.isAdmin) throw forbidden('Only administrator applications may use the management API.');
-  await next();
-};
+const appObject = (c: AppContext) => `/applications/${c.req.param('clientId')}`;
+const vaultObject = (c: AppContext) => `/vaults/${c.req.param('name')}`;
 
 const createAppBody = z.object({
   displayName: z.string().min(1).max(256),
@@ -85,10 +81,7 @@ export function managementRoutes(app: Hono<AppEnv>): void {
     );
   });
 
-  app.use('/management/*', bearerAuth(), requireAdmin);
-
-  app.post('/management/applications', async (c) => {
-    auditAs(c, 'ApplicationCreate');
+  app.post('/management/applications', adminOperation('ApplicationCreate'), async (c) => {
     const input = parseBody(createAppBody, await bodyText(c));
     const { tenantId } = authenticated(c);
     const created = await createApplication(c.get('services').db, tenantId, input);
@@ -97,49 +90,43 @@ export function managementRoutes(app: Hono<AppEnv>): void {
     return c.json({ ...appShape(created.app), clientSecret: created.clientSecret, secret: created.secret }, 201);
   });
 
-  app.get('/management/applications', async (c) => {
-    auditAs(c, 'ApplicationList');
+  app.get('/management/applications', adminOperation('ApplicationList'), async (c) => {
     const apps = await listApplications(c.get('services').db);
     return c.json({ value: apps.map(appShape), nextLink: null });
   });
 
-  app.get('/management/applications/:clientId', async (c) => {
+  app.get('/management/applications/:clientId', adminOperation('ApplicationGet', appObject), async (c) => {
     const clientId = c.req.param('clientId');
-    auditAs(c, 'ApplicationGet', `/applications/${clientId}`);
     const { db } = c.get('services');
     const app = await getApplication(db, clientId);
     if (!app) throw notFound('NotFound', `Application ${clientId} was not found.`);
     return c.json({ ...appShape(app), secrets: await listClientSecrets(db, clientId) });
   });
 
-  app.delete('/management/applications/:clientId', async (c) => {
+  app.delete('/management/applications/:clientId', adminOperation('ApplicationDelete', appObject), async (c) => {
     const clientId = c.req.param('clientId');
-    auditAs(c, 'ApplicationDelete', `/applications/${clientId}`);
     // Deleting yourself would lock the caller out mid-session; another administrator must do it.
     if (clientId === authenticated(c).caller.appId) throw conflict('An application cannot delete itself.');
     await deleteApplication(c.get('services').db, clientId);
     return c.body(null, 204);
   });
 
-  app.post('/management/applications/:clientId/secrets', async (c) => {
+  app.post('/management/applications/:clientId/secrets', adminOperation('ApplicationSecretAdd', appObject), async (c) => {
     const clientId = c.req.param('clientId');
-    auditAs(c, 'ApplicationSecretAdd', `/applications/${clientId}`);
     const { expiresInDays } = parseBody(addSecretBody, await optionalJson(c));
     const added = await addClientSecret(c.get('services').db, clientId, expiresInDays);
     c.header('Cache-Control', 'no-store');
     return c.json({ clientSecret: added.clientSecret, secret: added.secret }, 201);
   });
 
-  app.delete('/management/applications/:clientId/secrets/:secretId', async (c) => {
+  app.delete('/management/applications/:clientId/secrets/:secretId', adminOperation('ApplicationSecretRemove', appObject), async (c) => {
     const clientId = c.req.param('clientId');
-    auditAs(c, 'ApplicationSecretRemove', `/applications/${clientId}`);
     await removeClientSecret(c.get('services').db, clientId, c.req.param('secretId'));
     return c.body(null, 204);
   });
 
-  app.put('/management/vaults/:name', async (c) => {
+  app.put('/management/vaults/:name', adminOperation('VaultCreate', vaultObject), async (c) => {
     const name = c.req.param('name');
-    auditAs(c, 'VaultCreate', `/vaults/${name}`);
     const input = parseBody(vaultBody, await optionalJson(c));
     const { tenantId } = authenticated(c);
     const { db, keys } = c.get('services');
@@ -147,30 +134,26 @@ export function managementRoutes(app: Hono<AppEnv>): void {
     return c.json(vaultShape(c, vault), 201);
   });
 
-  app.get('/management/vaults', async (c) => {
-    auditAs(c, 'VaultList');
+  app.get('/management/vaults', adminOperation('VaultList'), async (c) => {
     const vaults = await listVaults(c.get('services').db, undefined, 1000);
     return c.json({ value: vaults.map((v) => vaultShape(c, v)), nextLink: null });
   });
 
-  app.get('/management/vaults/:name', async (c) => {
+  app.get('/management/vaults/:name', adminOperation('VaultGet', vaultObject), async (c) => {
     const name = c.req.param('name');
-    auditAs(c, 'VaultGet', `/vaults/${name}`);
     const vault = await findVault(c.get('services').db, name);
     if (!vault) throw notFound('VaultNotFound', `Vault ${name} was not found.`);
     return c.json(vaultShape(c, vault));
   });
 
-  app.delete('/management/vaults/:name', async (c) => {
+  app.delete('/management/vaults/:name', adminOperation('VaultDelete', vaultObject), async (c) => {
     const name = c.req.param('name');
-    auditAs(c, 'VaultDelete', `/vaults/${name}`);
     await deleteVault(c.get('services').db, name);
     return c.body(null, 204);
   });
 
   /** Per-isolate counters: how the tests and the benchmark check the hot path's round trips. */
-  app.get('/management/stats', (c) => {
-    auditAs(c, 'StatsGet');
+  app.get('/management/stats', adminOperation('StatsGet'), (c) => {
     return c.json({
       d1Statements: d1Stats.statements,
       d1AuditStatements: d1Stats.auditStatements,

@@ -1,20 +1,20 @@
 import type { Hono } from 'hono';
-import { authorize, SecretActions, type DataAction } from '../../vault/authorize';
+import { SecretActions, type DataAction } from '../../vault/authorize';
 import { SecretStore } from '../../vault/secrets';
 import { parseBody, parseMaxResults, restoreBody, setSecretBody, updateSecretBody } from '../../vault/validation';
-import { auditAs, authenticated, bodyText, currentVault, type AppContext, type AppEnv } from '../context';
+import { auditAs, bodyText, currentVault, type AppContext, type AppEnv } from '../context';
+import { vaultOperation } from '../operation';
 import { listBody, secretBundle, secretItem } from '../shapes';
 
 /**
- * The Secrets API routes: each one names its audit operation, asks the one authorization
- * function, calls the vault logic and renders Azure's shape. Nothing else happens here.
+ * The Secrets API routes: each declares its operation (audit name, data action, object), then
+ * calls the vault logic and renders Azure's shape. Nothing else happens here.
  */
-function begin(c: AppContext, operation: string, action: DataAction, name?: string) {
-  const path = name === undefined ? '/secrets' : `/secrets/${name}`;
-  auditAs(c, operation, name === undefined ? null : path);
-  const { caller, tenantId } = authenticated(c);
+const one = (operation: string, action: DataAction) => vaultOperation(operation, action, '/secrets', true);
+const all = (operation: string, action: DataAction) => vaultOperation(operation, action, '/secrets', false);
+
+function begin(c: AppContext) {
   const { vault, origin } = currentVault(c);
-  authorize(caller, action, { vaultName: vault.name, tenantId, path });
   const { db, keys } = c.get('services');
   return { store: new SecretStore(db, keys, vault), vault, origin };
 }
@@ -24,87 +24,87 @@ function listParams(c: AppContext) {
 }
 
 export function secretRoutes(app: Hono<AppEnv>): void {
-  app.put('/secrets/:name', async (c) => {
+  app.put('/secrets/:name', one('SecretSet', SecretActions.set), async (c) => {
     const name = c.req.param('name');
-    const { store, vault, origin } = begin(c, 'SecretSet', SecretActions.set, name);
+    const { store, vault, origin } = begin(c);
     const input = parseBody(setSecretBody, await bodyText(c));
     return c.json(secretBundle(origin, vault, await store.set(name, input)));
   });
 
-  app.get('/secrets', async (c) => {
-    const { store, vault, origin } = begin(c, 'SecretList', SecretActions.readMetadata);
+  app.get('/secrets', all('SecretList', SecretActions.readMetadata), async (c) => {
+    const { store, vault, origin } = begin(c);
     const { max, skip } = listParams(c);
     const page = await store.list(max, skip);
     const items = page.items.map((r) => secretItem(origin, vault, r, false));
     return c.json(listBody(items, page.next, c.req.url, c.get('apiVersion')!, max));
   });
 
-  app.get('/secrets/:name/versions', async (c) => {
+  app.get('/secrets/:name/versions', one('SecretListVersions', SecretActions.readMetadata), async (c) => {
     const name = c.req.param('name');
-    const { store, vault, origin } = begin(c, 'SecretListVersions', SecretActions.readMetadata, name);
+    const { store, vault, origin } = begin(c);
     const { max, skip } = listParams(c);
     const page = await store.listVersions(name, max, skip);
     const items = page.items.map((r) => secretItem(origin, vault, r, true));
     return c.json(listBody(items, page.next, c.req.url, c.get('apiVersion')!, max));
   });
 
-  app.post('/secrets/restore', async (c) => {
-    const { store, vault, origin } = begin(c, 'SecretRestore', SecretActions.restore);
+  app.post('/secrets/restore', all('SecretRestore', SecretActions.restore), async (c) => {
+    const { store, vault, origin } = begin(c);
     const { value } = parseBody(restoreBody, await bodyText(c, 4 * 1024 * 1024));
     const restored = await store.restore(value);
     auditAs(c, 'SecretRestore', `/secrets/${restored.name}`);
     return c.json(secretBundle(origin, vault, restored));
   });
 
-  app.post('/secrets/:name/backup', async (c) => {
+  app.post('/secrets/:name/backup', one('SecretBackup', SecretActions.backup), async (c) => {
     const name = c.req.param('name');
-    const { store } = begin(c, 'SecretBackup', SecretActions.backup, name);
+    const { store } = begin(c);
     return c.json({ value: await store.backup(name) });
   });
 
-  app.get('/secrets/:name/:version?', async (c) => {
+  app.get('/secrets/:name/:version?', one('SecretGet', SecretActions.get), async (c) => {
     const name = c.req.param('name');
-    const { store, vault, origin } = begin(c, 'SecretGet', SecretActions.get, name);
+    const { store, vault, origin } = begin(c);
     return c.json(secretBundle(origin, vault, await store.get(name, c.req.param('version') || undefined)));
   });
 
-  app.patch('/secrets/:name/:version?', async (c) => {
+  app.patch('/secrets/:name/:version?', one('SecretUpdate', SecretActions.update), async (c) => {
     const name = c.req.param('name');
-    const { store, vault, origin } = begin(c, 'SecretUpdate', SecretActions.update, name);
+    const { store, vault, origin } = begin(c);
     const input = parseBody(updateSecretBody, await bodyText(c));
     return c.json(secretBundle(origin, vault, await store.update(name, c.req.param('version') || undefined, input)));
   });
 
-  app.delete('/secrets/:name', async (c) => {
+  app.delete('/secrets/:name', one('SecretDelete', SecretActions.delete), async (c) => {
     const name = c.req.param('name');
-    const { store, vault, origin } = begin(c, 'SecretDelete', SecretActions.delete, name);
+    const { store, vault, origin } = begin(c);
     return c.json(secretBundle(origin, vault, await store.delete(name)));
   });
 
-  app.get('/deletedsecrets', async (c) => {
-    const { store, vault, origin } = begin(c, 'SecretListDeleted', SecretActions.readDeleted);
+  app.get('/deletedsecrets', all('SecretListDeleted', SecretActions.readDeleted), async (c) => {
+    const { store, vault, origin } = begin(c);
     const { max, skip } = listParams(c);
     const page = await store.listDeleted(max, skip);
     const items = page.items.map((r) => secretItem(origin, vault, r, false));
     return c.json(listBody(items, page.next, c.req.url, c.get('apiVersion')!, max));
   });
 
-  app.get('/deletedsecrets/:name', async (c) => {
+  app.get('/deletedsecrets/:name', one('SecretGetDeleted', SecretActions.readDeleted), async (c) => {
     const name = c.req.param('name');
-    const { store, vault, origin } = begin(c, 'SecretGetDeleted', SecretActions.readDeleted, name);
+    const { store, vault, origin } = begin(c);
     return c.json(secretBundle(origin, vault, await store.getDeleted(name)));
   });
 
-  app.delete('/deletedsecrets/:name', async (c) => {
+  app.delete('/deletedsecrets/:name', one('SecretPurge', SecretActions.purge), async (c) => {
     const name = c.req.param('name');
-    const { store } = begin(c, 'SecretPurge', SecretActions.purge, name);
+    const { store } = begin(c);
     await store.purge(name);
     return c.body(null, 204);
   });
 
-  app.post('/deletedsecrets/:name/recover', async (c) => {
+  app.post('/deletedsecrets/:name/recover', one('SecretRecover', SecretActions.recover), async (c) => {
     const name = c.req.param('name');
-    const { store, vault, origin } = begin(c, 'SecretRecover', SecretActions.recover, name);
+    const { store, vault, origin } = begin(c);
     return c.json(secretBundle(origin, vault, await store.recover(name)));
   });
 }

@@ -4,6 +4,7 @@ import { verifyClientSecret } from '../../identity/applications';
 import { publicJwks } from '../../identity/signing-keys';
 import { findTenantId } from '../../identity/tenant';
 import { issueAccessToken, issuerFor, TOKEN_LIFETIME_SECONDS } from '../../identity/tokens';
+import { BridgeUnavailableError } from '../../vault/errors';
 import { auditAs, bodyText, type AppContext, type AppEnv } from '../context';
 
 /**
@@ -102,7 +103,12 @@ export function tokenRoutes(app: Hono<AppEnv>): void {
     auditAs(c, 'Authentication');
     const tenantId = await ourTenant(c);
     if (tenantId instanceof Response) return tenantId;
-    const form = new URLSearchParams(await bodyText(c, 64 * 1024));
+    let form: URLSearchParams;
+    try {
+      form = new URLSearchParams(await bodyText(c, 64 * 1024));
+    } catch {
+      return oauthError(c, 400, 'invalid_request', 'The request body is too large or not valid UTF-8.');
+    }
     const grant = form.get('grant_type');
     if (grant !== 'client_credentials') {
       return oauthError(c, 400, 'unsupported_grant_type', `The grant type '${(grant ?? '').slice(0, 64)}' is not supported; use client_credentials.`);
@@ -121,7 +127,17 @@ export function tokenRoutes(app: Hono<AppEnv>): void {
     }
     c.set('caller', { tenantId, objectId: app.objectId, appId: app.clientId });
     c.header('Cache-Control', 'no-store');
-    const accessToken = await issueAccessToken(db, keys, { issuer: issuerFor(apexOrigin, tenantId), audience: apexOrigin, app });
+    let accessToken: string;
+    try {
+      accessToken = await issueAccessToken(db, keys, { issuer: issuerFor(apexOrigin, tenantId), audience: apexOrigin, app });
+    } catch (err) {
+      // MSAL parses OAuth errors only: an HSM outage (cold signing key) must look like one.
+      if (err instanceof BridgeUnavailableError) {
+        c.header('Retry-After', '5');
+        return oauthError(c, 503, 'temporarily_unavailable', 'The token service cannot reach its HSM; retry later.');
+      }
+      throw err;
+    }
     return c.json({
       token_type: 'Bearer',
       expires_in: TOKEN_LIFETIME_SECONDS,

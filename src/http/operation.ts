@@ -1,0 +1,66 @@
+import type { MiddlewareHandler } from 'hono';
+import { getApplication } from '../identity/applications';
+import { authorize, type DataAction } from '../vault/authorize';
+import { badParameter, forbidden, notFound } from '../vault/errors';
+import { findVault } from '../vault/vaults';
+import { authenticate } from './authenticate';
+import { auditAs, type AppContext, type AppEnv } from './context';
+
+/** Versions of the data-plane API this vault speaks (as the Azure SDKs send them). */
+export const API_VERSIONS = new Set(['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6', '2025-07-01', '2026-04-01']);
+
+function requireApiVersion(c: AppContext): void {
+  // URLSearchParams decodes `api%2Dversion`, which is how the SDK sends it.
+  const version = new URL(c.req.url).searchParams.get('api-version');
+  if (!version) throw badParameter('The api-version query parameter is required.');
+  if (!API_VERSIONS.has(version)) {
+    throw badParameter(`The specified version (${version.slice(0, 32)}) is not recognized. Supported: ${[...API_VERSIONS].join(', ')}.`);
+  }
+  c.set('apiVersion', version);
+}
+
+/**
+ * What a data-plane route is: its audit name, its data action, and whether it names one object
+ * of `collection` (from the `:name` parameter). Runs, in this order: naming (so refused requests
+ * are audited under what they attempted), authentication (the challenge comes before any
+ * validation), api-version, the vault, and the one authorization decision.
+ */
+export function vaultOperation(operation: string, action: DataAction, collection: string, named: boolean): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const object = named ? `${collection}/${c.req.param('name')}` : null;
+    auditAs(c, operation, object);
+    const challenged = await authenticate(c);
+    if (challenged) return challenged;
+    requireApiVersion(c);
+    const vaultName = c.get('audit').vault!;
+    const vault = await findVault(c.get('services').db, vaultName);
+    if (!vault) throw notFound('VaultNotFound', `The vault ${vaultName} does not exist.`);
+    c.set('vault', vault);
+    authorize(c.get('caller')!, action, { vaultName: vault.name, tenantId: c.get('tenantId')!, path: object ?? collection });
+    await next();
+  };
+}
+
+/** A management route on the apex: audit name first, then authentication, then administrators only. */
+export function adminOperation(operation: string, object?: (c: AppContext) => string): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    auditAs(c, operation, object ? object(c) : null);
+    const challenged = await authenticate(c);
+    if (challenged) return challenged;
+    const app = await getApplication(c.get('services').db, c.get('caller')!.appId);
+    if (!app?.isAdmin) throw forbidden('Only administrator applications may use the management API.');
+    await next();
+  };
+}
+
+/** Unknown routes: still challenged first, so an anonymous caller learns nothing about routing. */
+export function unknownRoute(): (c: AppContext) => Promise<Response> {
+  return async (c) => {
+    const challenged = await authenticate(c);
+    if (challenged) return challenged;
+    return c.json(
+      { error: { code: 'NotFound', message: `No operation ${c.req.method} ${new URL(c.req.url).pathname} exists.` } },
+      404,
+    );
+  };
+}
