@@ -1,0 +1,68 @@
+/** What the benchmark ran on and with: recorded next to every result. */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+const require = createRequire(import.meta.url);
+
+async function packageVersion(name: string): Promise<string | undefined> {
+  try {
+    const path = require.resolve(`${name}/package.json`);
+    return (JSON.parse(await readFile(path, 'utf8')) as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+async function command(cmd: string, args: string[], cwd?: string): Promise<string | undefined> {
+  try {
+    const { stdout } = await execFileAsync(cmd, args, { cwd, timeout: 10_000 });
+    return stdout.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export interface MachineInfo {
+  cpuModel: string;
+  logicalCpus: number;
+  memoryGiB: number;
+  os: string;
+  node: string;
+  loadAverageAtStart: number[];
+}
+
+export function machineInfo(): MachineInfo {
+  const cpus = os.cpus();
+  return {
+    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    logicalCpus: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    loadAverageAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
+  };
+}
+
+export interface SoftwareInfo {
+  wrangler?: string;
+  workerd?: string;
+  graphenePk11?: string;
+  softhsm?: string;
+  git: { commit?: string; dirty: boolean };
+}
+
+export async function softwareInfo(repoDir: string): Promise<SoftwareInfo> {
+  const [wrangler, workerd, graphenePk11, softhsm, commit, status] = await Promise.all([
+    packageVersion('wrangler'),
+    packageVersion('workerd'),
+    packageVersion('graphene-pk11'),
+    command('softhsm2-util', ['--version']),
+    command('git', ['rev-parse', '--short', 'HEAD'], repoDir),
+    command('git', ['status', '--porcelain'], repoDir),
+  ]);
+  return { wrangler, workerd, graphenePk11, softhsm, git: { commit, dirty: Boolean(status) } };
+}

@@ -1,0 +1,95 @@
+/** The shape of bench/results/latest.json and the table printed from it (also pasted into BENCHMARKS.md). */
+import type { MachineInfo, SoftwareInfo } from './machine.js';
+
+export interface RouteFigures {
+  requests: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Per-round rates, in the order they ran. */
+  rounds: number[];
+}
+
+export interface BenchResults {
+  generatedAt: string;
+  durationSeconds: number;
+  machine: MachineInfo & { loadAverageAtEnd: number[] };
+  software: SoftwareInfo;
+  config: Record<string, unknown>;
+  /** Rounds and counter windows run again because wrangler reloaded the Worker meanwhile. */
+  retried: string[];
+  secretGet: RouteFigures & { route: string };
+  challenge: RouteFigures & { route: string };
+  floor: RouteFigures & { route: string };
+  /** Secret GET rate / baseline rate: the median over cycles, and each cycle's. */
+  ratio: { getOverChallenge: number; getOverFloor: number; getOverChallengeCycles: number[]; getOverFloorCycles: number[] };
+  warmReads: {
+    reads: number;
+    perSecond: number;
+    /** Operations the bridge itself counted while the reads ran. */
+    bridgeOps: { wrap: number; unwrap: number };
+    /** Bridge calls the Worker counted. */
+    workerBridgeCalls: number;
+    dataKeyCache: { hits: number; misses: number };
+    d1: {
+      /** Statements prepared by request handling during the reads (counter reads' own taken out). */
+      requestPath: number;
+      /** Statements prepared by the audit consumer for the same requests (null: not counted apart). */
+      auditConsumer: number | null;
+      perGet: number;
+      auditPerGet: number | null;
+      challengeRequests: number;
+      perChallenge: number;
+      auditPerChallenge: number | null;
+      statsReadCost: { d1: number; audit: number };
+    };
+  };
+  unwrap: {
+    http: RouteFigures;
+    inProcess: RouteFigures;
+    /** HTTP rate / in-process rate: median over cycles, and each cycle's. */
+    httpOverInProcess: number;
+    cycles: number[];
+    sessionPool: number;
+  };
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+export function renderMarkdown(r: BenchResults): string {
+  const w = r.warmReads;
+  const u = r.unwrap;
+  const rate = (f: RouteFigures, unit: string): [string, string, string] => [`${fmt(f.perSecond)} ${unit}`, `${f.p50Ms} ms`, `${f.p99Ms} ms`];
+  const rows: Array<[string, string, string, string]> = [
+    ['Secret GET, warm, authenticated (200)', ...rate(r.secretGet, 'req/s')],
+    ['Baseline: same GET without a token (401 challenge)', ...rate(r.challenge, 'req/s')],
+    ['Floor: same GET for a host the Worker does not serve (404)', ...rate(r.floor, 'req/s')],
+    ['**Secret GET / challenge** (median over cycles)', `**${r.ratio.getOverChallenge}**`, '', ''],
+    ['Secret GET / floor (median over cycles)', `${r.ratio.getOverFloor}`, '', ''],
+    [`Bridge operations during ${fmt(w.reads)} warm GETs (bridge's /v1/status)`, `**${w.bridgeOps.unwrap + w.bridgeOps.wrap}** (unwrap ${w.bridgeOps.unwrap}, wrap ${w.bridgeOps.wrap})`, '', ''],
+    [`Bridge calls during ${fmt(w.reads)} warm GETs (Worker's bridgeCalls)`, `**${w.workerBridgeCalls}**`, '', ''],
+    ['D1 statements per warm GET (request path)', `**${w.d1.perGet}**`, '', ''],
+    ['D1 statements per warm GET, audit consumer', w.d1.auditPerGet === null ? 'not counted apart' : `${w.d1.auditPerGet}`, '', ''],
+    ['D1 statements per challenge request (request path / audit)', `${w.d1.perChallenge} / ${w.d1.auditPerChallenge ?? '?'}`, '', ''],
+    [`Bridge unwrap over signed HTTP (${String(r.config.concurrency)} in flight)`, ...rate(u.http, 'ops/s')],
+    [`Same unwrap in-process, same token (${u.sessionPool} sessions)`, ...rate(u.inProcess, 'ops/s')],
+    ['**Unwrap HTTP / in-process** (median over cycles)', `**${u.httpOverInProcess}**`, '', ''],
+  ];
+  const lines = ['| Figure | Value | p50 | p99 |', '|---|---:|---:|---:|', ...rows.map((c) => `| ${c.join(' | ')} |`)];
+  const m = r.machine;
+  lines.push(
+    '',
+    `Run ${r.generatedAt} (${r.durationSeconds} s), commit ${r.software.git.commit ?? '?'}${r.software.git.dirty ? ' (plus uncommitted changes)' : ''}; ` +
+      `${m.logicalCpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}, wrangler ${r.software.wrangler}, workerd ${r.software.workerd}, ${r.software.softhsm ? `SoftHSM ${r.software.softhsm}` : 'SoftHSM ?'}; ` +
+      `load average ${m.loadAverageAtStart.join('/')} at start, ${m.loadAverageAtEnd.join('/')} at end.`,
+    '',
+    `- Rounds (req/s): secret GET ${r.secretGet.rounds.join(', ')}; challenge ${r.challenge.rounds.join(', ')}; floor ${r.floor.rounds.join(', ')}.`,
+    `- GET/challenge per cycle ${r.ratio.getOverChallengeCycles.join(', ')}; GET/floor per cycle ${r.ratio.getOverFloorCycles.join(', ')}.`,
+    `- Unwrap rounds (ops/s): HTTP ${u.http.rounds.join(', ')}; in-process ${u.inProcess.rounds.join(', ')}; ratio per cycle ${u.cycles.join(', ')}.`,
+    `- During the ${fmt(w.reads)} warm GETs (${fmt(w.perSecond)} req/s): data-key cache ${w.dataKeyCache.hits} hits, ${w.dataKeyCache.misses} misses; ` +
+      `D1 ${w.d1.requestPath} request-path statements, ${w.d1.auditConsumer ?? '?'} audit-consumer statements ` +
+      `(each counter read costs ${w.d1.statsReadCost.d1} + ${w.d1.statsReadCost.audit}, subtracted).`,
+    `- Re-run because wrangler reloaded the Worker: ${r.retried.length ? r.retried.join('; ') : 'nothing'}.`,
+  );
+  return lines.join('\n');
+}

@@ -1,0 +1,381 @@
+/**
+ * `npm run bench`: starts the whole stack (as `npm run dev` does, in a fresh temporary state
+ * directory and on free ports), measures, prints a table and writes bench/results/latest.json.
+ *
+ *  1. Warm authenticated secret GET vs two baselines on the same Worker, in rotating rounds.
+ *  2. Bridge calls during N warm reads (the bridge's own counters and the Worker's).
+ *  3. D1 statements per warm GET, with the audit consumer's inserts measured and separated.
+ *  4. Bridge unwrap over signed HTTP vs the same unwrap in process on the same token.
+ *
+ * Every loop is a fixed number of operations; everything talks to 127.0.0.1 only.
+ * Knobs (environment): BENCH_READS, BENCH_BASELINE_READS, BENCH_CONCURRENCY, BENCH_ROUND,
+ * BENCH_CYCLES, BENCH_UNWRAP_ROUND, BENCH_KEEP_STATE=1 (keep the state directory for inspection).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { ensureSoftHsmToken } from '../hsm-bridge/src/softhsm.js';
+import { fromBase64Url } from '../hsm-bridge/src/protocol.js';
+import { clientCredentialsToken } from '../scripts/lib/bootstrap.js';
+import { httpsRequest } from '../scripts/lib/https-client.js';
+import { findFreePort } from '../scripts/lib/ports.js';
+import { ensureStackSecrets } from '../scripts/lib/secrets.js';
+import { HSM_TOKEN_LABEL, REPO_DIR, startStack, type Stack } from '../scripts/lib/stack.js';
+import { SignedBridgeClient } from './lib/bridge.js';
+import { bridgeSessionPoolSize, openInProcessHsm } from './lib/inprocess-hsm.js';
+import { httpsAgent, httpsOperation, runFixed, type Operation, type RunResult } from './lib/load.js';
+import { machineInfo, softwareInfo } from './lib/machine.js';
+import { renderMarkdown, type BenchResults, type RouteFigures } from './lib/report.js';
+import { median, percentile, pooled, round } from './lib/stats.js';
+import { assertSameIsolate, IsolateRestarted, windowDelta, WorkerStatsReader, type Settled } from './lib/worker-stats.js';
+
+function intEnv(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+const CONFIG = {
+  /** Warm reads for the counter figures (2, 3). */
+  reads: intEnv('BENCH_READS', 10_000, 100, 200_000),
+  /** Baseline requests in their own counter window (checks the baseline does no D1 work). */
+  baselineReads: intEnv('BENCH_BASELINE_READS', 1_000, 100, 200_000),
+  /** Requests in flight against the Worker and the bridge. */
+  concurrency: intEnv('BENCH_CONCURRENCY', 8, 1, 256),
+  warmup: 500,
+  /** Requests per throughput round; each cycle runs one round of each route, in rotating order. */
+  round: intEnv('BENCH_ROUND', 500, 50, 100_000),
+  cycles: intEnv('BENCH_CYCLES', 6, 1, 20),
+  /** Unwraps per round; HTTP and in-process alternate, `cycles` rounds of each. */
+  unwrapRound: intEnv('BENCH_UNWRAP_ROUND', 2_000, 100, 100_000),
+  unwrapWarmup: 500,
+  /** A round or counter window during which wrangler reloaded the Worker is run again, this often. */
+  maxRetries: 2,
+  apiVersion: '2026-04-01',
+  secretName: 'bench-secret',
+};
+
+const log = (message: string) => console.log(`[bench] ${message}`);
+
+function figures(runs: RunResult[]): RouteFigures {
+  const count = runs.reduce((n, r) => n + r.count, 0);
+  const wallMs = runs.reduce((n, r) => n + r.wallMs, 0);
+  const all = pooled(runs);
+  return {
+    requests: count,
+    perSecond: round((count * 1000) / wallMs, 1),
+    p50Ms: round(percentile(all, 50), 2),
+    p99Ms: round(percentile(all, 99), 2),
+    rounds: runs.map((r) => round(r.opsPerSecond, 1)),
+  };
+}
+
+/** Counts wrangler's reloads of the Worker (it watches the source tree): each one is a new isolate. */
+class ReloadWatch {
+  count = 0;
+  onLine(line: string): void {
+    if (/Reloading local server|Local server updated/.test(line)) this.count++;
+  }
+}
+
+interface Route {
+  label: string;
+  run: () => Promise<RunResult>;
+}
+
+/**
+ * Runs every route once per cycle, the order rotating each cycle (A B C, B C A, C A B, …), so
+ * slow spells of a shared machine fall on all routes alike. A round during which the Worker was
+ * reloaded is run again.
+ */
+async function cycle(cycles: number, routes: Route[], reloads: ReloadWatch, retried: string[]): Promise<RunResult[][]> {
+  const out: RunResult[][] = routes.map(() => []);
+  for (let i = 0; i < cycles; i++) {
+    for (let j = 0; j < routes.length; j++) {
+      const k = (i + j) % routes.length;
+      const route = routes[k]!;
+      let r: RunResult | undefined;
+      for (let attempt = 0; !r; attempt++) {
+        const before = reloads.count;
+        const got = await route.run();
+        if (reloads.count === before) r = got;
+        else if (attempt >= CONFIG.maxRetries) throw new Error(`${route.label}: the Worker was reloaded during ${attempt + 1} attempts; is something editing the source tree?`);
+        else {
+          retried.push(`${route.label} (cycle ${i + 1})`);
+          log(`  ${route.label}: the Worker was reloaded during the round; running it again`);
+        }
+      }
+      out[k]!.push(r);
+      log(`  ${route.label.padEnd(24)} ${r.opsPerSecond.toFixed(0).padStart(6)}/s  p50 ${percentile(r.latenciesMs, 50).toFixed(2)} ms  p99 ${percentile(r.latenciesMs, 99).toFixed(2)} ms`);
+    }
+  }
+  return out;
+}
+
+/** Settled counters around `work`; run again if the isolate was replaced meanwhile. */
+async function counterWindow<T>(
+  label: string,
+  stats: WorkerStatsReader,
+  reloads: ReloadWatch,
+  retried: string[],
+  work: () => Promise<T>,
+  rewarm: () => Promise<unknown>,
+): Promise<{ before: Settled; after: Settled; result: T; attempts: number }> {
+  for (let attempt = 0; ; attempt++) {
+    const reloadsBefore = reloads.count;
+    try {
+      if (attempt > 0) await rewarm(); // a new isolate starts with cold caches
+      const before = await stats.settle();
+      const result = await work();
+      const after = await stats.settle();
+      assertSameIsolate(before.stats, after.stats);
+      if (reloads.count !== reloadsBefore) throw new IsolateRestarted('wrangler reloaded the Worker');
+      return { before, after, result, attempts: attempt + 1 };
+    } catch (err) {
+      if (!(err instanceof IsolateRestarted) || attempt >= CONFIG.maxRetries) throw err;
+      retried.push(label);
+      log(`  ${label}: ${err.message}; running it again`);
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const startedAt = Date.now();
+  const machine = machineInfo();
+  const software = await softwareInfo(REPO_DIR);
+  const stateDir = await mkdtemp(join(os.tmpdir(), 'ekv-bench-'));
+  const output: string[] = [];
+  const reloads = new ReloadWatch();
+  const retried: string[] = [];
+  let stack: Stack | undefined;
+  let bridge: SignedBridgeClient | undefined;
+  let hsm: Awaited<ReturnType<typeof openInProcessHsm>> | undefined;
+  const agents: Array<{ destroy(): void }> = [];
+
+  const onSignal = (signal: string) => {
+    log(`${signal}: stopping`);
+    // Exit hooks of the stack kill wrangler's process group and the bridge.
+    process.exit(130);
+  };
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+
+  try {
+    log(`starting the stack in ${stateDir} (the first wrangler build can take a minute)`);
+    stack = await startStack({
+      stateDir,
+      vaultPort: await findFreePort(),
+      bridgePort: await findFreePort(),
+      log: (m) => log(m),
+      onOutput: (source, line) => {
+        if (source === 'worker') reloads.onLine(line);
+        output.push(`[${source}] ${line}`);
+        if (output.length > 200) output.shift();
+      },
+    });
+    const { credentials, caPem, apexUrl } = stack;
+    const token = await clientCredentialsToken(apexUrl, credentials.resource, credentials, caPem);
+    const secrets = await ensureStackSecrets(stateDir); // reads the stack's own secrets back
+    bridge = new SignedBridgeClient(stack.bridge.url, secrets.bridgeHmacSecret, CONFIG.concurrency);
+    const stats = new WorkerStatsReader(apexUrl, token, caPem);
+    const C = CONFIG.concurrency;
+
+    // The secret every warm read gets.
+    const value = randomBytes(48).toString('base64url');
+    const put = await httpsRequest(`${credentials.vaultUrl}/secrets/${CONFIG.secretName}?api-version=${CONFIG.apiVersion}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ value }),
+      ca: caPem,
+    });
+    if (put.status !== 200) throw new Error(`PUT secret: HTTP ${put.status} ${put.text.slice(0, 200)}`);
+
+    // The SDK's latest-version URL (trailing slash). Same URL and headers for all three routes:
+    // the challenge lacks only the Authorization header, the floor only changes the Host header.
+    const secretUrl = new URL(`${credentials.vaultUrl}/secrets/${CONFIG.secretName}/?api-version=${CONFIG.apiVersion}`);
+    const common = { accept: 'application/json', 'content-type': 'application/json' };
+    const agent = httpsAgent(caPem, C);
+    agents.push(agent);
+    const once = (check: (text: string) => void) => {
+      let done = false;
+      return (text: string) => {
+        if (done) return;
+        done = true;
+        check(text);
+      };
+    };
+    const getSecret: Operation = httpsOperation(
+      { method: 'GET', url: secretUrl, headers: { ...common, authorization: `Bearer ${token}` }, expectStatus: 200 },
+      agent,
+      caPem,
+      once((text) => {
+        if ((JSON.parse(text) as { value?: string }).value !== value) throw new Error('GET secret returned another value');
+      }),
+    );
+    const challenge: Operation = httpsOperation(
+      { method: 'GET', url: secretUrl, headers: common, expectStatus: 401 },
+      agent,
+      caPem,
+      once((text) => {
+        if ((JSON.parse(text) as { error?: { code?: string } }).error?.code !== 'Unauthorized') throw new Error(`challenge: unexpected body ${text.slice(0, 200)}`);
+      }),
+    );
+    const floor: Operation = httpsOperation(
+      { method: 'GET', url: secretUrl, headers: { ...common, host: `localhost:${stack.vaultPort}` }, expectStatus: 404 },
+      agent,
+      caPem,
+      once((text) => {
+        if (!/not served by this vault service/.test(text)) throw new Error(`floor: the 404 did not come from the Worker's host check: ${text.slice(0, 200)}`);
+      }),
+    );
+    const warmUp = async (n: number) => {
+      await runFixed('warm-up GET', getSecret, n, C);
+      await runFixed('warm-up challenge', challenge, n, C);
+      await runFixed('warm-up floor', floor, n, C);
+    };
+
+    // ---- 1. Throughput: warm up, then rotate the three routes.
+    log(`warm-up: ${CONFIG.warmup} requests per route`);
+    await warmUp(CONFIG.warmup);
+    log(`throughput: ${CONFIG.cycles} cycles of ${CONFIG.round}-request rounds per route, ${C} in flight`);
+    const [getRuns, challengeRuns, floorRuns] = await cycle(
+      CONFIG.cycles,
+      [
+        { label: 'secret GET (200)', run: () => runFixed('secret GET', getSecret, CONFIG.round, C) },
+        { label: 'challenge (401)', run: () => runFixed('challenge', challenge, CONFIG.round, C) },
+        { label: 'floor: unknown host (404)', run: () => runFixed('floor', floor, CONFIG.round, C) },
+      ],
+      reloads,
+      retried,
+    );
+    const ratios = (a: RunResult[], b: RunResult[]) => a.map((r, i) => r.opsPerSecond / b[i]!.opsPerSecond);
+    const vsChallenge = ratios(getRuns!, challengeRuns!);
+    const vsFloor = ratios(getRuns!, floorRuns!);
+
+    // ---- 2 and 3. Counters around N warm reads, then around the challenge baseline.
+    log(`counters: ${CONFIG.reads} warm GETs between settled readings (waits for the audit queue)`);
+    const bridgeBefore = { value: await bridge.status() };
+    const reads = await counterWindow('warm reads', stats, reloads, retried, async () => {
+      bridgeBefore.value = await bridge!.status();
+      const run = await runFixed('warm reads', getSecret, CONFIG.reads, C);
+      return { run, bridgeAfter: await bridge!.status() };
+    }, () => warmUp(200));
+    const readDelta = windowDelta(reads.before, reads.after);
+    log(`counters: ${CONFIG.baselineReads} challenge requests`);
+    const base = await counterWindow('challenge requests', stats, reloads, retried, () => runFixed('challenge reads', challenge, CONFIG.baselineReads, C), () => warmUp(200));
+    const baseDelta = windowDelta(base.before, base.after);
+    const bridgeOps = {
+      wrap: reads.result.bridgeAfter.ops.wrap - bridgeBefore.value.ops.wrap,
+      unwrap: reads.result.bridgeAfter.ops.unwrap - bridgeBefore.value.ops.unwrap,
+    };
+
+    // ---- 4. Unwrap: signed HTTP to the bridge vs in-process on the same token.
+    const context = new TextEncoder().encode('ekv-bench|unwrap');
+    const dataKey = randomBytes(32);
+    const wrapped = await bridge.wrap(dataKey, context);
+    const tokenInfo = await ensureSoftHsmToken({ dir: join(stateDir, 'softhsm'), label: HSM_TOKEN_LABEL });
+    const poolSize = bridgeSessionPoolSize();
+    hsm = await openInProcessHsm({ confPath: tokenInfo.confPath, tokenLabel: HSM_TOKEN_LABEL, pin: tokenInfo.pin, sessionPoolSize: poolSize });
+    const blob = fromBase64Url(wrapped);
+    if (!Buffer.from(await hsm.unwrap(blob, context)).equals(dataKey)) {
+      throw new Error('in-process unwrap of the bridge-wrapped key returned other bytes: not the same KEK');
+    }
+    const viaHttp: Operation = async () => {
+      await bridge!.unwrap(wrapped, context);
+    };
+    const inProcess: Operation = async () => {
+      await hsm!.unwrap(blob, context);
+    };
+    log(`unwrap: warm-up, then ${CONFIG.cycles} cycles of ${CONFIG.unwrapRound}-op rounds, ${C} in flight`);
+    await runFixed('warm-up unwrap http', viaHttp, CONFIG.unwrapWarmup, C);
+    await runFixed('warm-up unwrap local', inProcess, CONFIG.unwrapWarmup, C);
+    const noReloads = new ReloadWatch(); // the Worker is not involved here
+    const [httpRuns, localRuns] = await cycle(
+      CONFIG.cycles,
+      [
+        { label: 'unwrap over HTTP', run: () => runFixed('unwrap http', viaHttp, CONFIG.unwrapRound, C) },
+        { label: 'unwrap in-process', run: () => runFixed('unwrap local', inProcess, CONFIG.unwrapRound, C) },
+      ],
+      noReloads,
+      retried,
+    );
+    const unwrapRatios = ratios(httpRuns!, localRuns!);
+
+    const results: BenchResults = {
+      generatedAt: new Date().toISOString(),
+      durationSeconds: Math.round((Date.now() - startedAt) / 1000),
+      machine: { ...machine, loadAverageAtEnd: os.loadavg().map((l) => round(l, 2)) },
+      software,
+      config: { ...CONFIG, inProcessSessionPool: poolSize },
+      retried,
+      secretGet: {
+        route: `GET {vault}/secrets/${CONFIG.secretName}/?api-version=${CONFIG.apiVersion} with a valid bearer token: 200 with the value`,
+        ...figures(getRuns!),
+      },
+      challenge: {
+        route: 'the same request without an Authorization header: 401 challenge',
+        ...figures(challengeRuns!),
+      },
+      floor: {
+        route: 'the same request with Host: localhost:{port}: 404 from the Worker\'s host check',
+        ...figures(floorRuns!),
+      },
+      ratio: {
+        getOverChallenge: round(median(vsChallenge), 3),
+        getOverFloor: round(median(vsFloor), 3),
+        getOverChallengeCycles: vsChallenge.map((r) => round(r, 3)),
+        getOverFloorCycles: vsFloor.map((r) => round(r, 3)),
+      },
+      warmReads: {
+        reads: CONFIG.reads,
+        perSecond: round(reads.result.run.opsPerSecond, 1),
+        bridgeOps,
+        workerBridgeCalls: readDelta.bridgeCalls,
+        dataKeyCache: { hits: readDelta.cacheHits, misses: readDelta.cacheMisses },
+        d1: {
+          requestPath: readDelta.d1Statements,
+          auditConsumer: readDelta.d1AuditStatements ?? null,
+          perGet: round(readDelta.d1Statements / CONFIG.reads, 4),
+          auditPerGet: readDelta.d1AuditStatements === undefined ? null : round(readDelta.d1AuditStatements / CONFIG.reads, 4),
+          challengeRequests: CONFIG.baselineReads,
+          perChallenge: round(baseDelta.d1Statements / CONFIG.baselineReads, 4),
+          auditPerChallenge: baseDelta.d1AuditStatements === undefined ? null : round(baseDelta.d1AuditStatements / CONFIG.baselineReads, 4),
+          statsReadCost: reads.after.perRead,
+        },
+      },
+      unwrap: {
+        http: figures(httpRuns!),
+        inProcess: figures(localRuns!),
+        httpOverInProcess: round(median(unwrapRatios), 3),
+        cycles: unwrapRatios.map((r) => round(r, 3)),
+        sessionPool: poolSize,
+      },
+    };
+
+    const dir = join(REPO_DIR, 'bench', 'results');
+    await mkdir(dir, { recursive: true });
+    const tmp = join(dir, 'latest.json.tmp');
+    await writeFile(tmp, JSON.stringify(results, null, 2) + '\n');
+    await rename(tmp, join(dir, 'latest.json'));
+    console.log('\n' + renderMarkdown(results));
+    log(`written to bench/results/latest.json (${results.durationSeconds} s)`);
+  } catch (err) {
+    if (output.length) console.error(`[bench] last output of the stack:\n${output.slice(-40).join('\n')}`);
+    throw err;
+  } finally {
+    for (const a of agents) a.destroy();
+    bridge?.close();
+    await hsm?.close();
+    await stack?.stop();
+    if (process.env.BENCH_KEEP_STATE === '1') log(`state kept in ${stateDir}`);
+    else await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`[bench] failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
