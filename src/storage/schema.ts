@@ -1,50 +1,85 @@
-// Drizzle mirror of migrations/*.sql (the SQL files are the source of truth: they carry the
-// case-insensitive collations drizzle's schema cannot express).
-import { integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+// Edge Key Vault schema: the single source of truth for D1. `npm run db:generate` (drizzle-kit)
+// writes the SQL migrations in migrations/ from this file; wrangler applies them.
+//
+// Names compare case-insensitively, as Azure Key Vault's do: every `name` column is TEXT COLLATE
+// NOCASE (see `nocaseText`), so the UNIQUE on vaults.name, the primary keys of secrets and
+// secret_versions, and the composite foreign key between them all compare without case.
+// Everything secret is stored as ciphertext under a data key; data keys are stored wrapped by the
+// HSM's KEK. Times are Unix seconds.
+import { sql } from 'drizzle-orm';
+import {
+  customType,
+  foreignKey,
+  index,
+  integer,
+  primaryKey,
+  sqliteTable,
+  text,
+} from 'drizzle-orm/sqlite-core';
+
+// drizzle's sqlite-core has no collation option, so the collation rides on the column type:
+// drizzle-kit emits the type verbatim (`name` text COLLATE NOCASE NOT NULL).
+const nocaseText = customType<{ data: string; driverData: string }>({
+  dataType: () => 'text COLLATE NOCASE',
+});
 
 export const settings = sqliteTable('settings', {
   key: text('key').primaryKey(),
   value: text('value').notNull(),
 });
 
-export const dataKeys = sqliteTable('data_keys', {
-  id: text('id').primaryKey(),
-  scope: text('scope').notNull(),
-  wrapped: text('wrapped').notNull(),
-  kekLabel: text('kek_label').notNull(),
-  createdAt: integer('created_at').notNull(),
-  encryptions: integer('encryptions').notNull().default(0),
-});
+// Data keys, per scope (a vault id, or 'system' for the token signing key and backups).
+export const dataKeys = sqliteTable(
+  'data_keys',
+  {
+    id: text('id').primaryKey(),
+    scope: text('scope').notNull(),
+    wrapped: text('wrapped').notNull(),
+    kekLabel: text('kek_label').notNull(),
+    createdAt: integer('created_at').notNull(),
+    encryptions: integer('encryptions').notNull().default(0),
+  },
+  (t) => [index('data_keys_scope').on(t.scope, t.createdAt)],
+);
 
 export const vaults = sqliteTable('vaults', {
   id: text('id').primaryKey(),
-  name: text('name').notNull(),
+  name: nocaseText('name').notNull().unique(),
   tenantId: text('tenant_id').notNull(),
   softDeleteRetentionDays: integer('soft_delete_retention_days').notNull(),
-  purgeProtection: integer('purge_protection', { mode: 'boolean' }).notNull(),
+  purgeProtection: integer('purge_protection', { mode: 'boolean' }).notNull().default(false),
   createdAt: integer('created_at').notNull(),
 });
 
+// One row per secret name: its latest version and its soft-delete state.
 export const secrets = sqliteTable(
   'secrets',
   {
-    vaultId: text('vault_id').notNull(),
-    name: text('name').notNull(),
+    vaultId: text('vault_id')
+      .notNull()
+      .references(() => vaults.id, { onDelete: 'cascade' }),
+    name: nocaseText('name').notNull(),
     latestVersion: text('latest_version').notNull(),
     deletedAt: integer('deleted_at'),
     scheduledPurgeAt: integer('scheduled_purge_at'),
   },
-  (t) => [primaryKey({ columns: [t.vaultId, t.name] })],
+  (t) => [
+    primaryKey({ columns: [t.vaultId, t.name] }),
+    // Raw column name: SQLite's partial-index WHERE may only name the indexed table's columns.
+    index('secrets_purge').on(t.scheduledPurgeAt).where(sql`deleted_at IS NOT NULL`),
+  ],
 );
 
 export const secretVersions = sqliteTable(
   'secret_versions',
   {
     vaultId: text('vault_id').notNull(),
-    name: text('name').notNull(),
+    name: nocaseText('name').notNull(),
     version: text('version').notNull(),
     ciphertext: text('ciphertext').notNull(),
-    dataKeyId: text('data_key_id').notNull(),
+    dataKeyId: text('data_key_id')
+      .notNull()
+      .references(() => dataKeys.id),
     contentType: text('content_type'),
     tags: text('tags'),
     enabled: integer('enabled', { mode: 'boolean' }).notNull(),
@@ -53,45 +88,66 @@ export const secretVersions = sqliteTable(
     created: integer('created').notNull(),
     updated: integer('updated').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.vaultId, t.name, t.version] })],
+  (t) => [
+    primaryKey({ columns: [t.vaultId, t.name, t.version] }),
+    foreignKey({
+      columns: [t.vaultId, t.name],
+      foreignColumns: [secrets.vaultId, secrets.name],
+    }).onDelete('cascade'),
+    index('secret_versions_order').on(t.vaultId, t.name, t.created, t.version),
+  ],
 );
 
 export const applications = sqliteTable('applications', {
   clientId: text('client_id').primaryKey(),
-  objectId: text('object_id').notNull(),
+  objectId: text('object_id').notNull().unique(),
   tenantId: text('tenant_id').notNull(),
   displayName: text('display_name').notNull(),
-  isAdmin: integer('is_admin', { mode: 'boolean' }).notNull(),
+  isAdmin: integer('is_admin', { mode: 'boolean' }).notNull().default(false),
   createdAt: integer('created_at').notNull(),
 });
 
-export const clientSecrets = sqliteTable('client_secrets', {
-  id: text('id').primaryKey(),
-  clientId: text('client_id').notNull(),
-  digest: text('digest').notNull(),
-  hint: text('hint').notNull(),
-  createdAt: integer('created_at').notNull(),
-  expiresAt: integer('expires_at'),
-});
+// Client secrets are stored only as SHA-256 digests (they are 256-bit random values).
+export const clientSecrets = sqliteTable(
+  'client_secrets',
+  {
+    id: text('id').primaryKey(),
+    clientId: text('client_id')
+      .notNull()
+      .references(() => applications.clientId, { onDelete: 'cascade' }),
+    digest: text('digest').notNull(),
+    hint: text('hint').notNull(),
+    createdAt: integer('created_at').notNull(),
+    expiresAt: integer('expires_at'),
+  },
+  (t) => [index('client_secrets_client').on(t.clientId)],
+);
 
+// Token signing keys: the public JWK in the clear, the private JWK encrypted like vault content.
 export const signingKeys = sqliteTable('signing_keys', {
   kid: text('kid').primaryKey(),
   publicJwk: text('public_jwk').notNull(),
   privateCiphertext: text('private_ciphertext').notNull(),
-  dataKeyId: text('data_key_id').notNull(),
+  dataKeyId: text('data_key_id')
+    .notNull()
+    .references(() => dataKeys.id),
   createdAt: integer('created_at').notNull(),
 });
 
-export const auditEvents = sqliteTable('audit_events', {
-  id: text('id').primaryKey(),
-  time: integer('time').notNull(),
-  vault: text('vault'),
-  operation: text('operation').notNull(),
-  caller: text('caller'),
-  objectId: text('object_id'),
-  result: text('result').notNull(),
-  status: integer('status').notNull(),
-  durationMs: integer('duration_ms').notNull(),
-  correlationId: text('correlation_id').notNull(),
-  clientIp: text('client_ip'),
-});
+export const auditEvents = sqliteTable(
+  'audit_events',
+  {
+    id: text('id').primaryKey(),
+    time: integer('time').notNull(),
+    vault: text('vault'),
+    operation: text('operation').notNull(),
+    caller: text('caller'),
+    objectId: text('object_id'),
+    result: text('result').notNull(),
+    status: integer('status').notNull(),
+    durationMs: integer('duration_ms').notNull(),
+    correlationId: text('correlation_id').notNull(),
+    clientIp: text('client_ip'),
+  },
+  (t) => [index('audit_events_time').on(t.vault, t.time)],
+);
