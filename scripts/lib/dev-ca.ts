@@ -9,7 +9,7 @@
 import { webcrypto } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import './reflect-shim.js'; // must precede @peculiar/x509
+import 'reflect-metadata'; // tsyringe, under @peculiar/x509, needs the Reflect metadata API loaded first
 import * as x509 from '@peculiar/x509';
 import { readTextIfExists, writePrivateFile } from './files.js';
 

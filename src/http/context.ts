@@ -67,3 +67,11 @@ export async function bodyText(c: AppContext, limit = 256 * 1024): Promise<strin
     throw badParameter('The request body is not valid UTF-8.');
   }
 }
+
+/**
+ * 204 No Content. Marked identity-encoded so no layer (wrangler dev's workerd does) gzips the
+ * empty body: the Azure SDK would then fail to gunzip nothing.
+ */
+export function noContent(c: AppContext): Response {
+  return c.body(null, 204, { 'content-encoding': 'identity' });
+}

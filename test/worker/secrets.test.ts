@@ -226,6 +226,7 @@ describe('soft delete, recover and purge', () => {
     await call('DELETE', `${origin}/secrets/doomed?${API}`, { token });
     const purge = await call('DELETE', `${origin}/deletedsecrets/doomed?${API}`, { token });
     expect(purge.status).toBe(204);
+    expect(purge.headers.get('content-encoding')).toBe('identity'); // nothing may gzip the empty body
     expect((await get('/deletedsecrets/doomed')).status).toBe(404);
     expect((await call('DELETE', `${origin}/deletedsecrets/doomed?${API}`, { token })).status).toBe(404);
     // The name is free again, and the old versions are gone.

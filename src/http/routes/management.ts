@@ -17,7 +17,7 @@ import { d1Stats } from '../../storage/db';
 import { conflict, notFound } from '../../vault/errors';
 import { parseBody } from '../../vault/validation';
 import { createVault, deleteVault, findVault, listVaults, type VaultRecord } from '../../vault/vaults';
-import { auditAs, authenticated, bodyText, type AppContext, type AppEnv } from '../context';
+import { auditAs, authenticated, bodyText, noContent, type AppContext, type AppEnv } from '../context';
 import { adminOperation } from '../operation';
 
 /** Management API on the apex: applications, their secrets, and vaults. Administrators only. */
@@ -108,7 +108,7 @@ export function managementRoutes(app: Hono<AppEnv>): void {
     // Deleting yourself would lock the caller out mid-session; another administrator must do it.
     if (clientId === authenticated(c).caller.appId) throw conflict('An application cannot delete itself.');
     await deleteApplication(c.get('services').db, clientId);
-    return c.body(null, 204);
+    return noContent(c);
   });
 
   app.post('/management/applications/:clientId/secrets', adminOperation('ApplicationSecretAdd', appObject), async (c) => {
@@ -122,7 +122,7 @@ export function managementRoutes(app: Hono<AppEnv>): void {
   app.delete('/management/applications/:clientId/secrets/:secretId', adminOperation('ApplicationSecretRemove', appObject), async (c) => {
     const clientId = c.req.param('clientId');
     await removeClientSecret(c.get('services').db, clientId, c.req.param('secretId'));
-    return c.body(null, 204);
+    return noContent(c);
   });
 
   app.put('/management/vaults/:name', adminOperation('VaultCreate', vaultObject), async (c) => {
@@ -149,7 +149,7 @@ export function managementRoutes(app: Hono<AppEnv>): void {
   app.delete('/management/vaults/:name', adminOperation('VaultDelete', vaultObject), async (c) => {
     const name = c.req.param('name');
     await deleteVault(c.get('services').db, name);
-    return c.body(null, 204);
+    return noContent(c);
   });
 
   /** Per-isolate counters: how the tests and the benchmark check the hot path's round trips. */

@@ -2,7 +2,7 @@ import type { Hono } from 'hono';
 import { SecretActions, type DataAction } from '../../vault/authorize';
 import { SecretStore } from '../../vault/secrets';
 import { parseBody, parseMaxResults, restoreBody, setSecretBody, updateSecretBody } from '../../vault/validation';
-import { auditAs, bodyText, currentVault, type AppContext, type AppEnv } from '../context';
+import { auditAs, bodyText, currentVault, noContent, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';
 import { listBody, secretBundle, secretItem } from '../shapes';
 
@@ -99,7 +99,7 @@ export function secretRoutes(app: Hono<AppEnv>): void {
     const name = c.req.param('name');
     const { store } = begin(c);
     await store.purge(name);
-    return c.body(null, 204);
+    return noContent(c);
   });
 
   app.post('/deletedsecrets/:name/recover', one('SecretRecover', SecretActions.recover), async (c) => {
