@@ -100,10 +100,7 @@ export class SecretStore {
     const row = await this.db
       .select({ v: secretVersions, deletedAt: secrets.deletedAt, wrapped: dataKeys.wrapped })
       .from(secrets)
-      .innerJoin(
-        secretVersions,
-        versionOfHead(version),
-      )
+      .innerJoin(secretVersions, versionOfHead(version))
       .leftJoin(dataKeys, eq(dataKeys.id, secretVersions.dataKeyId))
       .where(and(eq(secrets.vaultId, this.vault.id), eq(secrets.name, name)))
       .get();
@@ -134,20 +131,8 @@ export class SecretStore {
   }
 
   /** Latest version of each live secret, by name, without values. */
-  async list(maxResults: number, skipToken?: string): Promise<Page<SecretRecord>> {
-    const after = skipToken ? decodePageToken(skipToken, 'n') : undefined;
-    const rows = await this.db
-      .select({ v: secretVersions })
-      .from(secrets)
-      .innerJoin(
-        secretVersions,
-        versionOfHead(),
-      )
-      .where(and(eq(secrets.vaultId, this.vault.id), isNull(secrets.deletedAt), after ? gt(secrets.name, after.n) : undefined))
-      .orderBy(asc(secrets.name))
-      .limit(maxResults + 1)
-      .all();
-    return page(rows.map((r) => toRecord(r.v)), maxResults, (last) => ({ n: last.name }));
+  list(maxResults: number, skipToken?: string): Promise<Page<SecretRecord>> {
+    return this.heads(false, maxResults, skipToken);
   }
 
   /** Every version of one live secret, oldest first, without values. */
@@ -200,21 +185,9 @@ export class SecretStore {
     return { ...latest, deletedAt: head.deletedAt, scheduledPurgeAt: head.scheduledPurgeAt };
   }
 
-  async listDeleted(maxResults: number, skipToken?: string): Promise<Page<SecretRecord>> {
-    const after = skipToken ? decodePageToken(skipToken, 'n') : undefined;
-    const rows = await this.db
-      .select({ v: secretVersions, deletedAt: secrets.deletedAt, scheduledPurgeAt: secrets.scheduledPurgeAt })
-      .from(secrets)
-      .innerJoin(
-        secretVersions,
-        versionOfHead(),
-      )
-      .where(and(eq(secrets.vaultId, this.vault.id), isNotNull(secrets.deletedAt), after ? gt(secrets.name, after.n) : undefined))
-      .orderBy(asc(secrets.name))
-      .limit(maxResults + 1)
-      .all();
-    const records = rows.map((r) => ({ ...toRecord(r.v), deletedAt: r.deletedAt, scheduledPurgeAt: r.scheduledPurgeAt }));
-    return page(records, maxResults, (last) => ({ n: last.name }));
+  /** Latest version of each deleted secret, by name, without values. */
+  listDeleted(maxResults: number, skipToken?: string): Promise<Page<SecretRecord>> {
+    return this.heads(true, maxResults, skipToken);
   }
 
   async recover(name: string): Promise<SecretRecord> {
@@ -302,6 +275,27 @@ export class SecretStore {
     return toRecord(rows.find((r) => r.version === payload.latestVersion)!);
   }
 
+  /** One page of secrets (live or deleted), each as its latest version, ordered by name. */
+  private async heads(deleted: boolean, maxResults: number, skipToken?: string): Promise<Page<SecretRecord>> {
+    const after = skipToken ? decodePageToken(skipToken, 'n') : undefined;
+    const rows = await this.db
+      .select({ v: secretVersions, deletedAt: secrets.deletedAt, scheduledPurgeAt: secrets.scheduledPurgeAt })
+      .from(secrets)
+      .innerJoin(secretVersions, versionOfHead())
+      .where(
+        and(
+          eq(secrets.vaultId, this.vault.id),
+          deleted ? isNotNull(secrets.deletedAt) : isNull(secrets.deletedAt),
+          after ? gt(secrets.name, after.n) : undefined,
+        ),
+      )
+      .orderBy(asc(secrets.name))
+      .limit(maxResults + 1)
+      .all();
+    const records = rows.map((r) => ({ ...toRecord(r.v), deletedAt: r.deletedAt, scheduledPurgeAt: r.scheduledPurgeAt }));
+    return page(records, maxResults, (last) => ({ n: last.name }));
+  }
+
   private head(name: string) {
     return this.db
       .select()
@@ -316,10 +310,7 @@ export class SecretStore {
     const row = await this.db
       .select({ v: secretVersions, deletedAt: secrets.deletedAt })
       .from(secrets)
-      .innerJoin(
-        secretVersions,
-        versionOfHead(version),
-      )
+      .innerJoin(secretVersions, versionOfHead(version))
       .where(and(eq(secrets.vaultId, this.vault.id), eq(secrets.name, name)))
       .get();
     if (!row) throw notFoundError(name);
