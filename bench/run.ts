@@ -257,19 +257,18 @@ async function main(): Promise<void> {
 
     // ---- 2 and 3. Counters around N warm reads, then around the challenge baseline.
     log(`counters: ${CONFIG.reads} warm GETs between settled readings (waits for the audit queue)`);
-    const bridgeBefore = { value: await bridge.status() };
     const reads = await counterWindow('warm reads', stats, reloads, retried, async () => {
-      bridgeBefore.value = await bridge!.status();
+      const bridgeBefore = await bridge!.status();
       const run = await runFixed('warm reads', getSecret, CONFIG.reads, C);
-      return { run, bridgeAfter: await bridge!.status() };
+      return { run, bridgeBefore, bridgeAfter: await bridge!.status() };
     }, () => warmUp(200));
     const readDelta = windowDelta(reads.before, reads.after);
     log(`counters: ${CONFIG.baselineReads} challenge requests`);
     const base = await counterWindow('challenge requests', stats, reloads, retried, () => runFixed('challenge reads', challenge, CONFIG.baselineReads, C), () => warmUp(200));
     const baseDelta = windowDelta(base.before, base.after);
     const bridgeOps = {
-      wrap: reads.result.bridgeAfter.ops.wrap - bridgeBefore.value.ops.wrap,
-      unwrap: reads.result.bridgeAfter.ops.unwrap - bridgeBefore.value.ops.unwrap,
+      wrap: reads.result.bridgeAfter.ops.wrap - reads.result.bridgeBefore.ops.wrap,
+      unwrap: reads.result.bridgeAfter.ops.unwrap - reads.result.bridgeBefore.ops.unwrap,
     };
 
     // ---- 4. Unwrap: signed HTTP to the bridge vs in-process on the same token.
