@@ -3,8 +3,8 @@
  * the SDK does its own challenge, token request (ClientSecretCredential) and resource check.
  */
 import { describe, expect, it } from 'vitest';
-import { isRestError, type SecretClient } from '@azure/keyvault-secrets';
-import { adminToken, collect, request, secretClient, stackInfo, uniqueName } from '../support/e2e.js';
+import { isRestError, SecretClient } from '@azure/keyvault-secrets';
+import { adminToken, collect, credential, request, secretClient, stackInfo, uniqueName } from '../support/e2e.js';
 
 const FAST_POLL = { intervalInMs: 100 };
 
@@ -265,6 +265,16 @@ describe('SecretClient against the local vault', () => {
     const tampered = Uint8Array.from(backup!);
     tampered[Math.floor(tampered.length / 2)]! ^= 0x01;
     await expectStatus(client().restoreSecretBackup(tampered), 400);
+  });
+
+  it('speaks every api-version the SDK can be asked for (serviceVersion 7.0 to 2026-04-01)', async () => {
+    const versions = ['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6', '2025-07-01', '2026-04-01'] as const;
+    for (const serviceVersion of versions) {
+      const versioned = new SecretClient(vaultUrl(), credential(), { serviceVersion });
+      const name = uniqueName(`api-${serviceVersion.replace(/\./g, '-')}`);
+      await versioned.setSecret(name, `value for ${serviceVersion}`);
+      expect((await versioned.getSecret(name)).value).toBe(`value for ${serviceVersion}`);
+    }
   });
 
   it('a vault that does not exist answers 404 to an authenticated caller', async () => {
