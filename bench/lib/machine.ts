@@ -62,7 +62,8 @@ export async function softwareInfo(repoDir: string): Promise<SoftwareInfo> {
     packageVersion('graphene-pk11'),
     command('softhsm2-util', ['--version']),
     command('git', ['rev-parse', '--short', 'HEAD'], repoDir),
-    command('git', ['status', '--porcelain'], repoDir),
+    // The benchmark's own outputs do not make the tree dirty.
+    command('git', ['status', '--porcelain', '--', '.', ':!bench/results', ':!BENCHMARKS.md'], repoDir),
   ]);
   return { wrangler, workerd, graphenePk11, softhsm, git: { commit, dirty: Boolean(status) } };
 }
