@@ -1,3 +1,4 @@
+import { getTableColumns } from 'drizzle-orm';
 import type { Env } from '../env';
 import { database } from '../storage/db';
 import { auditEvents } from '../storage/schema';
@@ -11,15 +12,23 @@ export async function persistAuditBatch(batch: MessageBatch<AuditEvent>, env: En
   const db = database(env.DB);
   const rows = batch.messages.map((m) => m.body).filter(isAuditEvent);
   try {
-    if (rows.length > 0) {
-      const [first, ...rest] = rows.map((e) => db.insert(auditEvents).values(e).onConflictDoNothing());
-      await db.batch([first!, ...rest]);
-    }
+    // Several rows per INSERT (D1 binds at most 100 parameters a statement), one transaction.
+    const statements = chunks(rows, ROWS_PER_INSERT).map((chunk) => db.insert(auditEvents).values(chunk).onConflictDoNothing());
+    if (statements.length > 0) await db.batch(statements as [(typeof statements)[0], ...typeof statements]);
     batch.ackAll();
   } catch (err) {
     console.error(`audit batch of ${rows.length} events not persisted; retrying: ${(err as Error).name}`);
     batch.retryAll();
   }
+}
+
+const D1_MAX_BOUND_PARAMETERS = 100;
+const ROWS_PER_INSERT = Math.floor(D1_MAX_BOUND_PARAMETERS / Object.keys(getTableColumns(auditEvents)).length);
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 function isAuditEvent(body: unknown): body is AuditEvent {

@@ -1,6 +1,7 @@
 import { and, asc, eq } from 'drizzle-orm';
 import { randomBytes, sha256Hex, timingSafeEqual, toBase64Url } from '../crypto/encoding';
 import type { Database } from '../storage/db';
+import { LookupCache } from '../storage/lookup-cache';
 import { applications, clientSecrets } from '../storage/schema';
 import { badParameter, notFound } from '../vault/errors';
 
@@ -91,24 +92,19 @@ export async function listApplications(db: Database): Promise<Application[]> {
 
 export async function deleteApplication(db: Database, clientId: string): Promise<void> {
   const removed = await db.delete(applications).where(eq(applications.clientId, clientId)).returning();
-  existing.delete(clientId);
+  existing.forget(clientId);
   if (removed.length === 0) throw applicationNotFound(clientId);
 }
 
 // Every authenticated request asks whether its application still exists; each isolate remembers
 // a yes for a minute, so warm requests ask D1 nothing. Deletion here forgets it at once.
-const EXISTS_TTL_MS = 60_000;
-const existing = new Map<string, number>();
+const existing = new LookupCache<true>(60_000);
 
 export async function applicationExists(db: Database, clientId: string): Promise<boolean> {
-  const until = existing.get(clientId);
-  if (until && until > Date.now()) return true;
-  const found = !!(await db.select({ id: applications.clientId }).from(applications).where(eq(applications.clientId, clientId)).get());
-  if (found) {
-    if (existing.size >= 10_000) existing.clear();
-    existing.set(clientId, Date.now() + EXISTS_TTL_MS);
-  } else existing.delete(clientId);
-  return found;
+  const found = await existing.get(clientId, async () =>
+    (await db.select({ id: applications.clientId }).from(applications).where(eq(applications.clientId, clientId)).get()) ? true : undefined,
+  );
+  return found === true;
 }
 
 export async function listClientSecrets(db: Database, clientId: string): Promise<ClientSecretInfo[]> {

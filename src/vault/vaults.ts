@@ -1,6 +1,7 @@
 import { asc, eq, gt } from 'drizzle-orm';
 import type { DataKeyManager } from '../crypto/data-keys';
 import type { Database } from '../storage/db';
+import { LookupCache } from '../storage/lookup-cache';
 import { dataKeys, vaults } from '../storage/schema';
 import { badParameter, conflict, forbidden, notFound } from './errors';
 
@@ -18,21 +19,15 @@ export function isValidVaultName(name: string): boolean {
  * Vault settings change rarely and are read on every request, so each isolate keeps them for a
  * short while; this is what keeps a warm secret read at one D1 query.
  */
-const CACHE_TTL_MS = 30_000;
-const cache = new Map<string, { vault: VaultRecord; expires: number }>();
+const cache = new LookupCache<VaultRecord>(30_000);
 
 export function forgetVault(name: string): void {
-  cache.delete(name.toLowerCase());
+  cache.forget(name.toLowerCase());
 }
 
-export async function findVault(db: Database, name: string): Promise<VaultRecord | undefined> {
+export function findVault(db: Database, name: string): Promise<VaultRecord | undefined> {
   const key = name.toLowerCase();
-  const hit = cache.get(key);
-  if (hit && hit.expires > Date.now()) return hit.vault;
-  const vault = await db.select().from(vaults).where(eq(vaults.name, key)).get();
-  if (vault) cache.set(key, { vault, expires: Date.now() + CACHE_TTL_MS });
-  else cache.delete(key);
-  return vault;
+  return cache.get(key, () => db.select().from(vaults).where(eq(vaults.name, key)).get());
 }
 
 export interface CreateVaultInput {

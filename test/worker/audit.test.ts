@@ -127,6 +127,20 @@ describe('audit consumer', () => {
     for (const id of correlation) expect(await count('audit_events', 'correlation_id = ?', id)).toBe(1);
   });
 
+  it('persists a full batch of 100 (several multi-row inserts) exactly once', async () => {
+    const events = Array.from({ length: 100 }, () => event());
+    const before = await count('audit_events');
+    expect((await consume(batchOf(events))).ackAll).toBe(true);
+    expect(await count('audit_events')).toBe(before + 100);
+    expect((await consume(batchOf(events))).ackAll).toBe(true);
+    expect(await count('audit_events')).toBe(before + 100);
+    const last = events[99]!;
+    expect((await rows('select operation, status from audit_events where id = ?', last.id))[0]).toEqual({
+      operation: last.operation,
+      status: last.status,
+    });
+  });
+
   it('acknowledges an empty batch', async () => {
     const result = await consume(batchOf([]));
     expect(result.ackAll).toBe(true);
