@@ -14,7 +14,7 @@ import {
   type SetSecretInput,
   type UpdateSecretInput,
 } from './validation';
-import type { VaultRecord } from './vaults';
+import { forgetVault, type VaultRecord } from './vaults';
 
 type VersionRow = typeof secretVersions.$inferSelect;
 
@@ -76,7 +76,7 @@ export class SecretStore {
       updated: t,
     };
     // One transaction: the head moves only if the version lands, and only while not deleted.
-    const [upsert] = await this.db.batch([
+    const [upsert] = await this.write([
       this.db
         .insert(secrets)
         .values({ vaultId: this.vault.id, name, latestVersion: version })
@@ -88,7 +88,7 @@ export class SecretStore {
         .returning({ name: secrets.name }),
       this.db.insert(secretVersions).values(row),
       this.keys.countEncryption(dataKey.id),
-    ]);
+    ] as const);
     if (upsert.length === 0) throw deletedConflict(name); // deleted between our read and write
     return { ...toRecord(row), name: upsert[0]!.name, value: input.value };
   }
@@ -258,7 +258,7 @@ export class SecretStore {
       });
     }
     try {
-      await this.db.batch([
+      await this.write([
         this.db.insert(secrets).values({ vaultId: this.vault.id, name, latestVersion: payload.latestVersion }),
         ...rows.map((row) => this.db.insert(secretVersions).values(row)),
         this.db
@@ -294,6 +294,22 @@ export class SecretStore {
       .all();
     const records = rows.map((r) => ({ ...toRecord(r.v), deletedAt: r.deletedAt, scheduledPurgeAt: r.scheduledPurgeAt }));
     return page(records, maxResults, (last) => ({ n: last.name }));
+  }
+
+  /**
+   * Runs a write batch. A foreign-key failure means the vault itself is gone (deleted through
+   * another isolate, whose cache had not expired here): that is a 404, not a server error.
+   */
+  private async write<T extends Parameters<Database['batch']>[0]>(statements: T) {
+    try {
+      return await this.db.batch(statements);
+    } catch (err) {
+      if (String(err).includes('FOREIGN KEY')) {
+        forgetVault(this.vault.name);
+        throw notFound('VaultNotFound', `The vault ${this.vault.name} does not exist.`);
+      }
+      throw err;
+    }
   }
 
   private head(name: string) {

@@ -299,3 +299,19 @@ describe('backup and restore', () => {
     expect((await call('POST', `${origin}/secrets/never-was/backup?${API}`, { token })).status).toBe(404);
   });
 });
+
+describe('a vault deleted elsewhere', () => {
+  it('answers 404 VaultNotFound to a write, not a server error, even while this isolate still caches it', async () => {
+    const { env } = await import('cloudflare:workers');
+    const { token: t, origin: o, vault } = await setupVault();
+    expect((await call('PUT', `${o}/secrets/s?${API}`, { token: t, body: { value: 'x' } })).status).toBe(200);
+    // Deleted straight in D1, as another isolate would: this isolate's vault cache is now stale.
+    await env.DB.prepare('DELETE FROM vaults WHERE name = ?').bind(vault).run();
+    const write = await call('PUT', `${o}/secrets/s2?${API}`, { token: t, body: { value: 'x' } });
+    expect(write.status).toBe(404);
+    expect((await json(write)).error.code).toBe('VaultNotFound');
+    // And the stale entry is gone: the next request finds no vault either.
+    const read = await call('GET', `${o}/secrets/s?${API}`, { token: t });
+    expect((await json(read)).error.code).toBe('VaultNotFound');
+  });
+});
