@@ -10,7 +10,8 @@ import type { AuditEvent } from './event';
  */
 export async function persistAuditBatch(batch: MessageBatch<AuditEvent>, env: Env): Promise<void> {
   const db = database(env.DB);
-  const rows = batch.messages.map((m) => m.body).filter(isAuditEvent);
+  // Events queued before a field existed lack it: stored as null.
+  const rows = batch.messages.map((m) => m.body).filter(isAuditEvent).map((e) => ({ ...e, errorCode: e.errorCode ?? null }));
   try {
     // Several rows per INSERT (D1 binds at most 100 parameters a statement), one transaction.
     const statements = chunks(rows, ROWS_PER_INSERT).map((chunk) => db.insert(auditEvents).values(chunk).onConflictDoNothing());

@@ -16,6 +16,8 @@ export interface AuditEvent {
   durationMs: number;
   correlationId: string;
   clientIp: string | null;
+  /** The error code of a refused or failed request (e.g. `DataIntegrityError`); null on success. */
+  errorCode: string | null;
 }
 
 export function resultOf(status: number): AuditEvent['result'] {
@@ -39,5 +41,6 @@ export function unknownHostEvent(request: Request): AuditEvent {
     durationMs: 0,
     correlationId: crypto.randomUUID(),
     clientIp: request.headers.get('cf-connecting-ip'),
+    errorCode: 'NotFound',
   };
 }

@@ -11,7 +11,7 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
     const started = Date.now();
     const correlationId = sanitizeId(c.req.header('x-ms-client-request-id')) ?? crypto.randomUUID();
     c.set('correlationId', correlationId);
-    c.set('audit', { operation: 'Unknown', vault: defaultVault, objectId: null });
+    c.set('audit', { operation: 'Unknown', vault: defaultVault, objectId: null, errorCode: null });
     await next();
     c.header('x-ms-request-id', correlationId);
     const draft = c.get('audit');
@@ -27,6 +27,7 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
       durationMs: Date.now() - started,
       correlationId,
       clientIp: c.req.header('cf-connecting-ip') ?? null,
+      errorCode: draft.errorCode,
     };
     c.executionCtx.waitUntil(
       c.env.AUDIT_QUEUE.send(event).catch((err: Error) => console.error(`audit event not queued: ${err.name}`)),

@@ -3,7 +3,7 @@ import { findTenantId } from '../identity/tenant';
 import { InvalidTokenError, issuerFor, verifyAccessToken } from '../identity/tokens';
 import { VaultError } from '../vault/errors';
 import type { AppContext } from './context';
-import { errorBody } from './errors';
+import { errorResponse } from './errors';
 
 /**
  * Bearer authentication. A request without a valid token gets 401 before anything else is looked
@@ -39,5 +39,5 @@ function challenge(c: AppContext, apexOrigin: string, tenantId: string, message:
   // Azure audits every refused authentication under one name, whatever the caller attempted.
   c.get('audit').operation = 'Authentication';
   c.header('WWW-Authenticate', `Bearer authorization="${apexOrigin}/${tenantId}", resource="${apexOrigin}"`);
-  return c.json(errorBody('Unauthorized', message), 401);
+  return errorResponse(c, 401, 'Unauthorized', message);
 }

@@ -10,6 +10,8 @@ export interface AuditDraft {
   operation: string;
   vault: string | null;
   objectId: string | null;
+  /** The error code the request was answered with, if any. */
+  errorCode: string | null;
 }
 
 export type AppEnv = {

@@ -1,13 +1,15 @@
-import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { VaultError } from '../vault/errors';
+import type { AppContext } from './context';
 
 /** Azure's error body: {"error":{"code","message","innererror"?}}. */
 export function errorBody(code: string, message: string, innerCode?: string) {
   return { error: { code, message, ...(innerCode ? { innererror: { code: innerCode } } : {}) } };
 }
 
-export function errorResponse(c: Context, status: ContentfulStatusCode, code: string, message: string, innerCode?: string) {
+/** An Azure-shaped error answer; its code also goes into the request's audit event. */
+export function errorResponse(c: AppContext, status: ContentfulStatusCode, code: string, message: string, innerCode?: string) {
+  c.get('audit').errorCode = code;
   return c.json(errorBody(code, message, innerCode), status);
 }
 
@@ -15,7 +17,7 @@ export function errorResponse(c: Context, status: ContentfulStatusCode, code: st
  * Renders any thrown error. Vault errors carry their status and code; anything else is a 500
  * whose message says nothing about the internals (and so nothing secret).
  */
-export function renderError(err: unknown, c: Context): Response {
+export function renderError(err: unknown, c: AppContext): Response {
   if (err instanceof VaultError) {
     if (err.status === 503) c.header('Retry-After', '5');
     return errorResponse(c, err.status, err.code, err.message, err.innerCode);

@@ -5,6 +5,7 @@ import { badParameter, forbidden, notFound } from '../vault/errors';
 import { findVault } from '../vault/vaults';
 import { authenticate } from './authenticate';
 import { auditAs, type AppContext, type AppEnv } from './context';
+import { errorResponse } from './errors';
 
 /** Versions of the data-plane API this vault speaks (as the Azure SDKs send them). */
 export const API_VERSIONS = new Set(['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6', '2025-07-01', '2026-04-01']);
@@ -58,9 +59,6 @@ export function unknownRoute(): (c: AppContext) => Promise<Response> {
   return async (c) => {
     const challenged = await authenticate(c);
     if (challenged) return challenged;
-    return c.json(
-      { error: { code: 'NotFound', message: `No operation ${c.req.method} ${new URL(c.req.url).pathname} exists.` } },
-      404,
-    );
+    return errorResponse(c, 404, 'NotFound', `No operation ${c.req.method} ${c.req.path} exists.`);
   };
 }

@@ -148,6 +148,8 @@ export const auditEvents = sqliteTable(
     durationMs: integer('duration_ms').notNull(),
     correlationId: text('correlation_id').notNull(),
     clientIp: text('client_ip'),
+    // The error code a refused or failed request was answered with (e.g. DataIntegrityError).
+    errorCode: text('error_code'),
   },
   (t) => [index('audit_events_time').on(t.vault, t.time)],
 );

@@ -59,6 +59,7 @@ function event(overrides: Partial<AuditEvent> = {}): AuditEvent {
     durationMs: 3,
     correlationId: requestId(),
     clientIp: '203.0.113.7',
+    errorCode: null,
     ...overrides,
   };
 }
@@ -108,6 +109,7 @@ describe('audit consumer', () => {
         duration_ms: e.durationMs,
         correlation_id: e.correlationId,
         client_ip: e.clientIp,
+        error_code: e.errorCode,
       });
     }
   });

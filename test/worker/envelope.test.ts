@@ -34,6 +34,15 @@ async function versionRow(name: string) {
   return (await db.select().from(secretVersions).where(and(eq(secretVersions.vaultId, id), eq(secretVersions.name, name))).all())[0]!;
 }
 
+async function pollAudit(correlationId: string): Promise<Record<string, unknown> | undefined> {
+  for (let i = 0; i < 80; i++) {
+    const row = await env.DB.prepare('SELECT * FROM audit_events WHERE correlation_id = ?').bind(correlationId).first();
+    if (row) return row;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
+}
+
 describe('at rest', () => {
   it('keeps only ciphertext in D1: a dump of every table never shows a value', async () => {
     const canary = `canary-${crypto.randomUUID()}`;
@@ -53,11 +62,16 @@ describe('tampering is detected, never served', () => {
     const chars = row.ciphertext.split('');
     chars[20] = chars[20] === 'A' ? 'B' : 'A';
     await db.update(secretVersions).set({ ciphertext: chars.join('') }).where(eq(secretVersions.version, row.version));
-    const res = await get('flip');
+    const correlationId = crypto.randomUUID();
+    const res = await get('flip', { headers: { 'x-ms-client-request-id': correlationId } });
     expect(res.status).toBe(500);
     const text = await res.text();
     expect(JSON.parse(text).error.code).toBe('DataIntegrityError');
     expect(text).not.toContain('original-value');
+    // …and audited as such (the queue consumer persists it shortly).
+    const audited = await pollAudit(correlationId);
+    expect(audited).toMatchObject({ operation: 'SecretGet', status: 500, result: 'error', error_code: 'DataIntegrityError' });
+    expect(JSON.stringify(audited)).not.toContain('original-value');
   });
 
   it('refuses a ciphertext moved to another name or version', async () => {

@@ -12,6 +12,7 @@ import { auditAs, bodyText, type AppContext, type AppEnv } from '../context';
  * authorityHost) expects from Entra: discovery, JWKS and the v2.0 token endpoint.
  */
 function oauthError(c: AppContext, status: ContentfulStatusCode, error: string, description: string) {
+  c.get('audit').errorCode = error;
   return c.json(
     {
       error,
