@@ -9,11 +9,15 @@ import type { AppEnv } from './context';
 export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const started = Date.now();
-    const correlationId = sanitizeId(c.req.header('x-ms-client-request-id')) ?? crypto.randomUUID();
+    // As Azure does: our own request id, and the client's request id (echoed) to correlate by.
+    const requestId = crypto.randomUUID();
+    const clientRequestId = sanitizeId(c.req.header('x-ms-client-request-id'));
+    const correlationId = clientRequestId ?? requestId;
     c.set('correlationId', correlationId);
     c.set('audit', { operation: 'Unknown', vault: defaultVault, objectId: null, errorCode: null });
     await next();
-    c.header('x-ms-request-id', correlationId);
+    c.header('x-ms-request-id', requestId);
+    if (clientRequestId) c.header('x-ms-client-request-id', clientRequestId);
     const draft = c.get('audit');
     const event: AuditEvent = {
       id: crypto.randomUUID(),

@@ -189,7 +189,9 @@ describe('audit events emitted by requests', () => {
       headers: { 'x-ms-client-request-id': id, 'cf-connecting-ip': '198.51.100.23' },
     });
     expect(res.status).toBe(200);
-    expect(res.headers.get('x-ms-request-id')).toBe(id);
+    expect(res.headers.get('x-ms-client-request-id')).toBe(id);
+    expect(res.headers.get('x-ms-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.headers.get('x-ms-request-id')).not.toBe(id);
     expect(e).toMatchObject({
       vault,
       operation: 'SecretSet',
