@@ -7,6 +7,25 @@ import { PKCS11_MODULE, enc, freshToken, type TestToken } from './helpers.js';
 
 let token: TestToken;
 let hsm: Hsm;
+
+/** A logged-in session on the test token through plain graphene, outside the bridge's code. */
+function withTokenSession(use: (session: graphene.Session) => void): void {
+  const mod = graphene.Module.load(PKCS11_MODULE);
+  mod.initialize();
+  try {
+    const slots = mod.getSlots(true);
+    let slot: graphene.Slot | undefined;
+    for (let i = 0; i < slots.length; i++) if (slots.items(i).getToken().label === token.label) slot = slots.items(i);
+    const session = slot!.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);
+    session.login(token.pin);
+    use(session);
+    session.close();
+  } finally {
+    mod.finalize();
+    mod.close();
+  }
+}
+
 const config = () => ({
   pkcs11Module: PKCS11_MODULE,
   tokenLabel: token.label,
@@ -111,14 +130,7 @@ describe('the KEK', () => {
     expect(await hsm.health()).toEqual({ ok: false, reason: 'closed' });
 
     // Look at the token with plain graphene, outside the bridge's code.
-    const mod = graphene.Module.load(PKCS11_MODULE);
-    mod.initialize();
-    try {
-      const slots = mod.getSlots(true);
-      let slot: graphene.Slot | undefined;
-      for (let i = 0; i < slots.length; i++) if (slots.items(i).getToken().label === token.label) slot = slots.items(i);
-      const session = slot!.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);
-      session.login(token.pin);
+    withTokenSession((session) => {
       const keys = session.find({ class: graphene.ObjectClass.SECRET_KEY, label: 'ekv-kek' });
       expect(keys.length).toBe(1); // exactly one KEK, generated once
       const kek = keys.items(0).toType<graphene.SecretKey>();
@@ -126,16 +138,12 @@ describe('the KEK', () => {
       // Not exportable by wrapping under a key we control either.
       const mine = session.generateKey(graphene.KeyGenMechanism.AES, {
         keyType: graphene.KeyType.AES, valueLen: 32, token: false, wrap: true, extractable: true,
-      });
-      expect(() => session.wrapKey(graphene.MechanismEnum.AES_KEY_WRAP_PAD, mine, kek)).toThrow(/CKR_KEY_UNEXTRACTABLE|CKR_KEY_NOT_WRAPPABLE/);
-      // And its protection cannot be switched off.
-      expect(() => kek.setAttribute({ extractable: true })).toThrow(/CKR_/);
-      expect(() => kek.setAttribute({ sensitive: false })).toThrow(/CKR_/);
-      session.close();
-    } finally {
-      mod.finalize();
-      mod.close();
-    }
+    });
+    expect(() => session.wrapKey(graphene.MechanismEnum.AES_KEY_WRAP_PAD, mine, kek)).toThrow(/CKR_KEY_UNEXTRACTABLE|CKR_KEY_NOT_WRAPPABLE/);
+    // And its protection cannot be switched off.
+    expect(() => kek.setAttribute({ extractable: true })).toThrow(/CKR_/);
+    expect(() => kek.setAttribute({ sensitive: false })).toThrow(/CKR_/);
+    });
 
     hsm = await Hsm.open(config());
     expect(Buffer.from(await hsm.unwrap(wrapped, context))).toEqual(dek);
@@ -143,23 +151,12 @@ describe('the KEK', () => {
 
   it('refuses to use a key under the KEK label that could leave the HSM', async () => {
     await hsm.close();
-    const mod = graphene.Module.load(PKCS11_MODULE);
-    mod.initialize();
-    try {
-      const slots = mod.getSlots(true);
-      let slot: graphene.Slot | undefined;
-      for (let i = 0; i < slots.length; i++) if (slots.items(i).getToken().label === token.label) slot = slots.items(i);
-      const session = slot!.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);
-      session.login(token.pin);
+    withTokenSession((session) => {
       session.generateKey(graphene.KeyGenMechanism.AES, {
         keyType: graphene.KeyType.AES, valueLen: 32, token: true, label: 'weak-kek',
         sensitive: false, extractable: true, encrypt: true, decrypt: true,
-      });
-      session.close();
-    } finally {
-      mod.finalize();
-      mod.close();
-    }
+    });
+    });
     const err = await Hsm.open({ ...config(), kekLabel: 'weak-kek' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HsmError);
     expect((err as HsmError).code).toBe('KEK_UNSUITABLE');
