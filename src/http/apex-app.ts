@@ -1,10 +1,8 @@
 import { Hono } from 'hono';
-import { services } from '../services';
-import { auditMiddleware } from './audit';
 import type { AppEnv } from './context';
 import { errorResponse, renderError } from './errors';
 import { unknownRoute } from './operation';
-import { classifyHost } from './hosts';
+import { requestContext } from './request-context';
 import { healthRoutes } from './routes/health';
 import { managementRoutes } from './routes/management';
 import { tokenRoutes } from './routes/token';
@@ -12,13 +10,7 @@ import { tokenRoutes } from './routes/token';
 /** The apex host: health, management and the token service. */
 export function createApexApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ strict: false });
-  app.use(async (c, next) => {
-    const target = classifyHost(new URL(c.req.url).host, c.env.VAULT_ZONE);
-    if (target.kind !== 'apex') throw new Error('apex app reached for a non-apex host');
-    c.set('apexOrigin', target.apexOrigin);
-    c.set('services', services(c.env));
-    return auditMiddleware(null)(c, next);
-  });
+  app.use(requestContext('apex'));
   healthRoutes(app);
   managementRoutes(app);
   tokenRoutes(app);
