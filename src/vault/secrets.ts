@@ -113,7 +113,7 @@ export class SecretStore {
   /** Changes contentType, attributes or tags of a version (latest when none is given). */
   async update(name: string, version: string | undefined, input: UpdateSecretInput): Promise<SecretRecord> {
     assertObjectName(name);
-    const current = await this.version(name, version);
+    const current = await this.version(name, version, true);
     const patch: Partial<VersionRow> = { updated: now() };
     if (input.contentType !== undefined) patch.contentType = input.contentType;
     if (input.tags !== undefined) patch.tags = input.tags ? JSON.stringify(input.tags) : null;
@@ -320,8 +320,8 @@ export class SecretStore {
       .get();
   }
 
-  /** One version (latest if none given) of a live secret, without its value. */
-  private async version(name: string, version?: string): Promise<SecretRecord> {
+  /** One version (latest if none given) of a secret, without its value; `live` refuses deleted ones. */
+  private async version(name: string, version?: string, live = false): Promise<SecretRecord> {
     if (version !== undefined && !isVersionId(version)) throw notFoundError(name);
     const row = await this.db
       .select({ v: secretVersions, deletedAt: secrets.deletedAt })
@@ -329,7 +329,7 @@ export class SecretStore {
       .innerJoin(secretVersions, versionOfHead(version))
       .where(and(eq(secrets.vaultId, this.vault.id), eq(secrets.name, name)))
       .get();
-    if (!row) throw notFoundError(name);
+    if (!row || (live && row.deletedAt != null)) throw notFoundError(name);
     return toRecord(row.v);
   }
 

@@ -234,6 +234,15 @@ describe('soft delete, recover and purge', () => {
     expect((await json(await get('/secrets/doomed/versions'))).value).toHaveLength(1);
   });
 
+  it('refuses to update a deleted secret', async () => {
+    const created = await json(await put('deleted-update', { value: 'x' }));
+    await call('DELETE', `${origin}/secrets/deleted-update?${API}`, { token });
+    const version = created.id.split('/').pop();
+    const res = await call('PATCH', `${origin}/secrets/deleted-update/${version}?${API}`, { token, body: { tags: { a: 'b' } } });
+    expect(res.status).toBe(404);
+    expect((await json(await get('/deletedsecrets/deleted-update'))).tags).toBeUndefined();
+  });
+
   it('refuses to purge a live secret', async () => {
     await put('alive', { value: 'x' });
     expect((await call('DELETE', `${origin}/deletedsecrets/alive?${API}`, { token })).status).toBe(404);
