@@ -1,4 +1,5 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { describeError } from '../storage/errors';
 import { VaultError } from '../vault/errors';
 import type { AppContext } from './context';
 
@@ -22,6 +23,6 @@ export function renderError(err: unknown, c: AppContext): Response {
     if (err.status === 503) c.header('Retry-After', '5');
     return errorResponse(c, err.status, err.code, err.message, err.innerCode);
   }
-  console.error(`unhandled error: ${(err as Error)?.name ?? 'unknown'}: ${(err as Error)?.message ?? ''}`.slice(0, 300));
+  console.error(`unhandled error: ${describeError(err)}`);
   return errorResponse(c, 500, 'InternalServerError', 'The server encountered an internal error.');
 }

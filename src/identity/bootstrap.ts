@@ -2,6 +2,7 @@ import { SYSTEM_SCOPE, type DataKeyManager } from '../crypto/data-keys';
 import { sha256Hex, timingSafeEqual, utf8 } from '../crypto/encoding';
 import { dataKeys, signingKeys } from '../storage/schema';
 import type { Database } from '../storage/db';
+import { violatedConstraint } from '../storage/errors';
 import { conflict, forbidden, VaultError } from '../vault/errors';
 import { prepareApplication, type NewApplication } from './applications';
 import { prepareSigningKey } from './signing-keys';
@@ -40,7 +41,7 @@ export async function bootstrap(
       ...admin.statements,
     ]);
   } catch (err) {
-    if (String(err).includes('UNIQUE') || String(err).includes('PRIMARY')) {
+    if (violatedConstraint(err) === 'unique') {
       throw conflict('This vault service is already bootstrapped.');
     }
     throw err;

@@ -3,6 +3,7 @@ import type { DataKeyManager } from '../crypto/data-keys';
 import { fromUtf8, newVersionId, utf8 } from '../crypto/encoding';
 import { objectAad, open, seal } from '../crypto/envelope';
 import type { Database } from '../storage/db';
+import { violatedConstraint } from '../storage/errors';
 import { dataKeys, secrets, secretVersions } from '../storage/schema';
 import { openBackup, sealBackup } from './backup';
 import { badParameter, conflict, forbidden, IntegrityError, notFound } from './errors';
@@ -267,7 +268,7 @@ export class SecretStore {
           .where(eq(dataKeys.id, dataKey.id)),
       ]);
     } catch (err) {
-      if (String(err).includes('UNIQUE') || String(err).includes('PRIMARY')) {
+      if (violatedConstraint(err) === 'unique') {
         throw conflict(`Secret ${name} already exists in this vault; restore needs an unused name.`);
       }
       throw err;
@@ -304,7 +305,7 @@ export class SecretStore {
     try {
       return await this.db.batch(statements);
     } catch (err) {
-      if (String(err).includes('FOREIGN KEY')) {
+      if (violatedConstraint(err) === 'foreign-key') {
         forgetVault(this.vault.name);
         throw notFound('VaultNotFound', `The vault ${this.vault.name} does not exist.`);
       }

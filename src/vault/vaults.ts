@@ -1,6 +1,7 @@
 import { asc, eq, gt } from 'drizzle-orm';
 import type { DataKeyManager } from '../crypto/data-keys';
 import type { Database } from '../storage/db';
+import { violatedConstraint } from '../storage/errors';
 import { LookupCache } from '../storage/lookup-cache';
 import { dataKeys, vaults } from '../storage/schema';
 import { badParameter, conflict, forbidden, notFound } from './errors';
@@ -68,7 +69,7 @@ export async function createVault(
   try {
     await db.batch([db.insert(vaults).values(vault), db.insert(dataKeys).values(row)]);
   } catch (err) {
-    if (String(err).includes('UNIQUE')) throw conflict(`Vault ${name} already exists.`);
+    if (violatedConstraint(err) === 'unique') throw conflict(`Vault ${name} already exists.`);
     throw err;
   }
   return vault;
