@@ -153,3 +153,64 @@ export const auditEvents = sqliteTable(
   },
   (t) => [index('audit_events_time').on(t.vault, t.time)],
 );
+
+// One row per key name: latest version, soft-delete state, rotation policy and the rotation claim
+// a cron run holds while it makes the next version (so overlapping runs never rotate twice).
+export const keys = sqliteTable(
+  'keys',
+  {
+    vaultId: text('vault_id')
+      .notNull()
+      .references(() => vaults.id, { onDelete: 'cascade' }),
+    name: nocaseText('name').notNull(),
+    latestVersion: text('latest_version').notNull(),
+    deletedAt: integer('deleted_at'),
+    scheduledPurgeAt: integer('scheduled_purge_at'),
+    // JSON {lifetimeActions, expiryTime}; null = no policy set.
+    rotationPolicy: text('rotation_policy'),
+    rotationPolicyCreated: integer('rotation_policy_created'),
+    rotationPolicyUpdated: integer('rotation_policy_updated'),
+    // When the policy's Rotate action is next due (Unix seconds); null = nothing scheduled.
+    rotationDueAt: integer('rotation_due_at'),
+    rotationClaim: text('rotation_claim'),
+    rotationClaimUntil: integer('rotation_claim_until'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.vaultId, t.name] }),
+    index('keys_purge').on(t.scheduledPurgeAt).where(sql`deleted_at IS NOT NULL`),
+    index('keys_rotation_due').on(t.rotationDueAt).where(sql`rotation_due_at IS NOT NULL`),
+  ],
+);
+
+// Key versions. Software keys keep their private JWK sealed under a vault data key; HSM keys keep
+// only the public part and the handle of the token object (whose material never leaves the HSM).
+export const keyVersions = sqliteTable(
+  'key_versions',
+  {
+    vaultId: text('vault_id').notNull(),
+    name: nocaseText('name').notNull(),
+    version: text('version').notNull(),
+    kty: text('kty').notNull(),
+    keySize: integer('key_size'),
+    crv: text('crv'),
+    publicJwk: text('public_jwk'),
+    privateCiphertext: text('private_ciphertext'),
+    dataKeyId: text('data_key_id').references(() => dataKeys.id),
+    hsmHandle: text('hsm_handle'),
+    keyOps: text('key_ops').notNull(),
+    tags: text('tags'),
+    enabled: integer('enabled', { mode: 'boolean' }).notNull(),
+    nbf: integer('nbf'),
+    exp: integer('exp'),
+    created: integer('created').notNull(),
+    updated: integer('updated').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.vaultId, t.name, t.version] }),
+    foreignKey({
+      columns: [t.vaultId, t.name],
+      foreignColumns: [keys.vaultId, keys.name],
+    }).onDelete('cascade'),
+    index('key_versions_order').on(t.vaultId, t.name, t.created, t.version),
+  ],
+);
