@@ -7,7 +7,7 @@ import { violatedConstraint } from '../storage/errors';
 import { dataKeys, secrets, secretVersions } from '../storage/schema';
 import { openBackup, sealBackup } from './backup';
 import { badParameter, conflict, forbidden, IntegrityError, notFound } from './errors';
-import { decodePageToken, encodePageToken, type Page } from './paging';
+import { decodePageToken, type Page } from './paging';
 import {
   assertObjectName,
   isVersionId,
@@ -15,7 +15,8 @@ import {
   type SetSecretInput,
   type UpdateSecretInput,
 } from './validation';
-import { forgetVault, type VaultRecord } from './vaults';
+import { insertIfGuard, now, page, purgeProtected, writeBatch } from './objects';
+import type { VaultRecord } from './vaults';
 
 type VersionRow = typeof secretVersions.$inferSelect;
 
@@ -35,7 +36,6 @@ export interface SecretRecord {
   scheduledPurgeAt?: number | null;
 }
 
-const now = () => Math.floor(Date.now() / 1000);
 
 const notFoundError = (name: string) => notFound('SecretNotFound', `A secret with (name/id) ${name} was not found in this key vault.`);
 const deletedNotFound = (name: string) =>
@@ -77,7 +77,7 @@ export class SecretStore {
       updated: t,
     };
     // One transaction: the head moves only if the version lands, and only while not deleted.
-    const [upsert] = await this.write([
+    const [upsert] = await writeBatch(this.db, this.vault, [
       this.db
         .insert(secrets)
         .values({ vaultId: this.vault.id, name, latestVersion: version })
@@ -87,7 +87,8 @@ export class SecretStore {
           setWhere: isNull(secrets.deletedAt),
         })
         .returning({ name: secrets.name }),
-      this.db.insert(secretVersions).values(row),
+      // Lands only if the head moved to it (not if the secret was deleted in between).
+      insertIfGuard(this.db, secretVersions, row, secrets, and(eq(secrets.vaultId, this.vault.id), eq(secrets.name, name), eq(secrets.latestVersion, version))),
       this.keys.countEncryption(dataKey.id),
     ] as const);
     if (upsert.length === 0) throw deletedConflict(name); // deleted between our read and write
@@ -206,9 +207,7 @@ export class SecretStore {
   async purge(name: string): Promise<void> {
     assertObjectName(name);
     if (this.vault.purgeProtection) {
-      throw forbidden(
-        `Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.`,
-      );
+      throw forbidden(purgeProtected());
     }
     const removed = await this.db
       .delete(secrets)
@@ -259,7 +258,7 @@ export class SecretStore {
       });
     }
     try {
-      await this.write([
+      await writeBatch(this.db, this.vault, [
         this.db.insert(secrets).values({ vaultId: this.vault.id, name, latestVersion: payload.latestVersion }),
         ...rows.map((row) => this.db.insert(secretVersions).values(row)),
         this.db
@@ -295,22 +294,6 @@ export class SecretStore {
       .all();
     const records = rows.map((r) => ({ ...toRecord(r.v), deletedAt: r.deletedAt, scheduledPurgeAt: r.scheduledPurgeAt }));
     return page(records, maxResults, (last) => ({ n: last.name }));
-  }
-
-  /**
-   * Runs a write batch. A foreign-key failure means the vault itself is gone (deleted through
-   * another isolate, whose cache had not expired here): that is a 404, not a server error.
-   */
-  private async write<T extends Parameters<Database['batch']>[0]>(statements: T) {
-    try {
-      return await this.db.batch(statements);
-    } catch (err) {
-      if (violatedConstraint(err) === 'foreign-key') {
-        forgetVault(this.vault.name);
-        throw notFound('VaultNotFound', `The vault ${this.vault.name} does not exist.`);
-      }
-      throw err;
-    }
   }
 
   private head(name: string) {
@@ -382,11 +365,6 @@ function toRecord(row: VersionRow): SecretRecord {
     created: row.created,
     updated: row.updated,
   };
-}
-
-function page<T>(rows: T[], maxResults: number, tokenOf: (last: T) => Record<string, string>): Page<T> {
-  const items = rows.slice(0, maxResults);
-  return { items, next: rows.length > maxResults ? encodePageToken(tokenOf(items[items.length - 1]!)) : null };
 }
 
 interface SecretBackup {

@@ -16,13 +16,13 @@ export const isVersionId = (version: string) => VERSION.test(version.toLowerCase
 
 const unixTime = z.number().int().min(0).max(253402300799).nullable().optional();
 
-const attributes = z.object({
+export const attributes = z.object({
   enabled: z.boolean().nullable().optional(),
   nbf: unixTime,
   exp: unixTime,
 });
 
-const tags = z
+export const tags = z
   .record(z.string().max(256, 'tag names are at most 256 characters'), z.string().max(256, 'tag values are at most 256 characters'))
   .refine((t) => Object.keys(t).length <= 15, 'at most 15 tags are allowed')
   .nullable()

@@ -1,0 +1,53 @@
+import { getTableColumns, sql, type SQL } from 'drizzle-orm';
+import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
+import type { Database } from '../storage/db';
+import { violatedConstraint } from '../storage/errors';
+import { notFound } from './errors';
+import { encodePageToken, type Page } from './paging';
+import { forgetVault, type VaultRecord } from './vaults';
+
+// What every versioned object collection (secrets, keys) shares: the clock, paging, and how a
+// write batch treats a vault that disappeared underneath it.
+
+export const now = () => Math.floor(Date.now() / 1000);
+
+/** Cuts one page from `maxResults + 1` rows; the extra row only says that another page exists. */
+export function page<T>(rows: T[], maxResults: number, tokenOf: (last: T) => Record<string, string>): Page<T> {
+  const items = rows.slice(0, maxResults);
+  return { items, next: rows.length > maxResults ? encodePageToken(tokenOf(items[items.length - 1]!)) : null };
+}
+
+/**
+ * Runs a write batch (one transaction). A foreign-key failure means the vault itself is gone
+ * (deleted through another isolate, whose cache had not expired here): a 404, not a server error.
+ */
+export async function writeBatch<T extends Parameters<Database['batch']>[0]>(db: Database, vault: VaultRecord, statements: T) {
+  try {
+    return await db.batch(statements);
+  } catch (err) {
+    if (violatedConstraint(err) === 'foreign-key') {
+      forgetVault(vault.name);
+      throw notFound('VaultNotFound', `The vault ${vault.name} does not exist.`);
+    }
+    throw err;
+  }
+}
+
+/** The purge protection refusal, worded as Azure words it. */
+export const purgeProtected = () =>
+  `Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.`;
+
+/**
+ * INSERT … SELECT that writes `row` only if the head row matched by `guard` exists. Batched after
+ * the statement that moves an object's head to the new version, it makes the version land exactly
+ * when the head moved: a head that was deleted or moved on concurrently leaves nothing behind.
+ */
+export function insertIfGuard<T extends SQLiteTable>(db: Database, table: T, row: T['$inferInsert'], guardTable: SQLiteTable, guard: SQL | undefined) {
+  const columns = getTableColumns(table);
+  const fields: Record<string, SQL.Aliased> = {};
+  for (const [key, column] of Object.entries(columns)) {
+    const value = (row as Record<string, unknown>)[key];
+    fields[key] = sql`${value === undefined || value === null ? null : column.mapToDriverValue(value)}`.as(column.name);
+  }
+  return db.insert(table).select(db.select(fields).from(guardTable).where(guard) as never);
+}
