@@ -15,7 +15,30 @@ export const SecretActions = {
   purge: 'Microsoft.KeyVault/vaults/deletedSecrets/delete',
 } as const;
 
-export type DataAction = (typeof SecretActions)[keyof typeof SecretActions];
+export const KeyActions = {
+  read: 'Microsoft.KeyVault/vaults/keys/read',
+  create: 'Microsoft.KeyVault/vaults/keys/create/action',
+  import: 'Microsoft.KeyVault/vaults/keys/import/action',
+  update: 'Microsoft.KeyVault/vaults/keys/update/action',
+  delete: 'Microsoft.KeyVault/vaults/keys/delete',
+  backup: 'Microsoft.KeyVault/vaults/keys/backup/action',
+  restore: 'Microsoft.KeyVault/vaults/keys/restore/action',
+  encrypt: 'Microsoft.KeyVault/vaults/keys/encrypt/action',
+  decrypt: 'Microsoft.KeyVault/vaults/keys/decrypt/action',
+  wrap: 'Microsoft.KeyVault/vaults/keys/wrap/action',
+  unwrap: 'Microsoft.KeyVault/vaults/keys/unwrap/action',
+  sign: 'Microsoft.KeyVault/vaults/keys/sign/action',
+  verify: 'Microsoft.KeyVault/vaults/keys/verify/action',
+  rotate: 'Microsoft.KeyVault/vaults/keys/rotate/action',
+  getRotationPolicy: 'Microsoft.KeyVault/vaults/keyrotationpolicies/read',
+  setRotationPolicy: 'Microsoft.KeyVault/vaults/keyrotationpolicies/write',
+  readDeleted: 'Microsoft.KeyVault/vaults/deletedKeys/read',
+  recover: 'Microsoft.KeyVault/vaults/deletedKeys/recover/action',
+  purge: 'Microsoft.KeyVault/vaults/deletedKeys/delete',
+  random: 'Microsoft.KeyVault/vaults/rng/action',
+} as const;
+
+export type DataAction = (typeof SecretActions)[keyof typeof SecretActions] | (typeof KeyActions)[keyof typeof KeyActions];
 
 /** Where an action applies: the vault, a collection in it, or one object. */
 export interface Scope {
