@@ -214,3 +214,23 @@ export const keyVersions = sqliteTable(
     index('key_versions_order').on(t.vaultId, t.name, t.created, t.version),
   ],
 );
+
+// Event Grid events the vault emits (Microsoft.KeyVault.KeyNewVersionCreated, KeyNearExpiry),
+// stored by the events queue's consumer. Ids are derived from (vault, event type, object,
+// version), so an event sent twice, or a batch delivered twice, is stored once.
+export const events = sqliteTable(
+  'events',
+  {
+    id: text('id').primaryKey(),
+    vault: text('vault').notNull(),
+    eventType: text('event_type').notNull(),
+    // The object's name (Event Grid's subject) and version.
+    subject: text('subject').notNull(),
+    version: text('version'),
+    // Unix milliseconds.
+    eventTime: integer('event_time').notNull(),
+    // The whole Event Grid event, as JSON (public identifiers and times only).
+    body: text('body').notNull(),
+  },
+  (t) => [index('events_vault_time').on(t.vault, t.eventTime)],
+);
