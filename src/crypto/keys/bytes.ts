@@ -13,15 +13,6 @@ export function bytesToBigInt(bytes: Uint8Array): bigint {
   return hex === '' ? 0n : BigInt(`0x${hex}`);
 }
 
-/** Big-endian, left-padded to `length` bytes (the value must fit). */
-export function bigIntToBytes(value: bigint, length: number): Uint8Array {
-  const hex = value.toString(16).padStart(length * 2, '0');
-  if (hex.length > length * 2) throw new Error('integer does not fit');
-  const out = new Uint8Array(length);
-  for (let i = 0; i < length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-
 export function stripLeadingZeros(bytes: Uint8Array): Uint8Array {
   let i = 0;
   while (i < bytes.length - 1 && bytes[i] === 0) i++;
