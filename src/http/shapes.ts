@@ -1,3 +1,4 @@
+import type { KeyRecord } from '../vault/keys';
 import type { SecretRecord } from '../vault/secrets';
 import type { VaultRecord } from '../vault/vaults';
 
@@ -7,7 +8,10 @@ export function recoveryLevel(vault: VaultRecord): string {
   return vault.purgeProtection ? base : `${base}+Purgeable`;
 }
 
-function attributes(vault: VaultRecord, r: SecretRecord) {
+/** What secrets and keys have in common: the version's attributes and its soft-delete state. */
+type ObjectRecord = Pick<SecretRecord, 'name' | 'enabled' | 'nbf' | 'exp' | 'created' | 'updated' | 'deletedAt' | 'scheduledPurgeAt'>;
+
+function attributes(vault: VaultRecord, r: ObjectRecord) {
   return {
     enabled: r.enabled,
     ...(r.nbf != null ? { nbf: r.nbf } : {}),
@@ -27,10 +31,10 @@ function common(vault: VaultRecord, r: SecretRecord) {
   };
 }
 
-function deletedFields(origin: string, r: SecretRecord) {
+function deletedFields(origin: string, r: ObjectRecord, collection = 'secrets') {
   return r.deletedAt != null
     ? {
-        recoveryId: `${origin}/deletedsecrets/${r.name}`,
+        recoveryId: `${origin}/deleted${collection}/${r.name}`,
         deletedDate: r.deletedAt,
         scheduledPurgeDate: r.scheduledPurgeAt,
       }
@@ -53,6 +57,36 @@ export function secretItem(origin: string, vault: VaultRecord, r: SecretRecord, 
     id: withVersion ? `${origin}/secrets/${r.name}/${r.version}` : `${origin}/secrets/${r.name}`,
     ...common(vault, r),
     ...deletedFields(origin, r),
+  };
+}
+
+/** The public JSON Web Key of a key version, as Azure returns it: never a private field. */
+function jsonWebKey(origin: string, r: KeyRecord) {
+  const pub = r.publicJwk;
+  return {
+    kid: `${origin}/keys/${r.name}/${r.version}`,
+    kty: r.kind,
+    key_ops: r.keyOps,
+    ...(pub?.n !== undefined ? { n: pub.n, e: pub.e } : {}),
+    ...(pub?.crv !== undefined ? { crv: pub.crv, x: pub.x, y: pub.y } : {}),
+  };
+}
+
+function keyAttributes(vault: VaultRecord, r: KeyRecord) {
+  return { attributes: { ...attributes(vault, r), exportable: false }, ...(r.tags ? { tags: r.tags } : {}) };
+}
+
+/** KeyBundle / DeletedKeyBundle. */
+export function keyBundle(origin: string, vault: VaultRecord, r: KeyRecord) {
+  return { key: jsonWebKey(origin, r), ...keyAttributes(vault, r), ...deletedFields(origin, r, 'keys') };
+}
+
+/** KeyItem in lists; the latest-versions list names the key, not the version. */
+export function keyItem(origin: string, vault: VaultRecord, r: KeyRecord, withVersion: boolean) {
+  return {
+    kid: withVersion ? `${origin}/keys/${r.name}/${r.version}` : `${origin}/keys/${r.name}`,
+    ...keyAttributes(vault, r),
+    ...deletedFields(origin, r, 'keys'),
   };
 }
 
