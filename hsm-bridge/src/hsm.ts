@@ -335,6 +335,15 @@ export class Hsm {
     return new Uint8Array(plain);
   }
 
+  /**
+   * Runs fn on a logged-in session from the pool, for other modules' operations (keys.ts).
+   * The session is fn's alone until the returned promise settles.
+   */
+  async withSession<T>(fn: (session: graphene.Session) => Promise<T> | T): Promise<T> {
+    this.assertOpen();
+    return this.pool.use(fn);
+  }
+
   /** For tests and diagnostics: the KEK's protection attributes (never its value). */
   kekAttributes(): KekAttributes {
     this.assertOpen();

@@ -44,6 +44,152 @@ export interface BridgeHealth {
   reason?: string;
 }
 
+/** An error answer: { error: { code, message } }. Messages never contain key bytes. */
+export interface BridgeErrorBody {
+  error: { code: string; message: string };
+}
+
+// ---------------------------------------------------------------------------------------------
+// HSM key operations (/v1/keys/*, /v1/rng). Private and secret key material is generated or
+// imported inside the token as sensitive, non-extractable token objects and never leaves it.
+// Every byte field is base64url without padding. Errors: 400 BadRequest, 404 KeyNotFound,
+// 409 KeyExists, 422 OperationFailed (a decryption or unwrap that does not authenticate).
+// ---------------------------------------------------------------------------------------------
+
+/** Key ids (and so handles) are 32 lowercase hex characters chosen by the caller. */
+export const HSM_KEY_ID_PATTERN = /^[0-9a-f]{32}$/;
+/** Label of the token objects of key <id>. */
+export const hsmKeyLabel = (id: string): string => `ekv-key-${id}`;
+
+export const HSM_RSA_SIZES = [2048, 3072, 4096] as const;
+export const HSM_CURVES = ['P-256', 'P-384', 'P-521', 'P-256K'] as const;
+export const HSM_AES_SIZES = [128, 192, 256] as const;
+export type HsmRsaSize = (typeof HSM_RSA_SIZES)[number];
+export type HsmCurve = (typeof HSM_CURVES)[number];
+export type HsmAesSize = (typeof HSM_AES_SIZES)[number];
+
+export type HsmKeySpec =
+  | { kty: 'RSA'; size: HsmRsaSize }
+  | { kty: 'EC'; crv: HsmCurve }
+  | { kty: 'oct'; size: HsmAesSize };
+
+export type HsmPublicJwk =
+  | { kty: 'RSA'; n: string; e: string }
+  | { kty: 'EC'; crv: HsmCurve; x: string; y: string };
+
+/** Signing algorithms; the caller hashes and sends the digest. */
+export const HSM_SIGN_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'ES256K'] as const;
+/** RSA decryption (and unwrap) with the private key. */
+export const HSM_RSA_DECRYPT_ALGS = ['RSA-OAEP', 'RSA-OAEP-256', 'RSA1_5'] as const;
+/** AES encryption and decryption with an oct key; the size in the name must match the key's. */
+export const HSM_AES_CIPHER_ALGS = [
+  'A128GCM', 'A192GCM', 'A256GCM',
+  'A128CBC', 'A192CBC', 'A256CBC',
+  'A128CBCPAD', 'A192CBCPAD', 'A256CBCPAD',
+] as const;
+/** RFC 3394 AES key wrap with an oct key. */
+export const HSM_AES_KW_ALGS = ['A128KW', 'A192KW', 'A256KW'] as const;
+export type HsmSignAlg = (typeof HSM_SIGN_ALGS)[number];
+export type HsmRsaDecryptAlg = (typeof HSM_RSA_DECRYPT_ALGS)[number];
+export type HsmAesCipherAlg = (typeof HSM_AES_CIPHER_ALGS)[number];
+export type HsmAesKwAlg = (typeof HSM_AES_KW_ALGS)[number];
+
+/** Most random bytes one POST /v1/rng returns. */
+export const MAX_RANDOM_BYTES = 128;
+
+/** POST /v1/keys/generate. 409 KeyExists when the token already holds objects with this id. */
+export interface GenerateKeyRequest {
+  id: string;
+  spec: HsmKeySpec;
+}
+export interface GenerateKeyResponse {
+  /** The id again: the handle of every later operation. */
+  handle: string;
+  /** Absent for oct keys. */
+  publicJwk?: HsmPublicJwk;
+}
+/** POST /v1/keys/import: a private RSA (n,e,d,p,q,dp,dq,qi) or EC (crv,x,y,d) JWK. */
+export interface ImportKeyRequest {
+  id: string;
+  jwk: Record<string, string>;
+}
+export interface ImportKeyResponse {
+  handle: string;
+  publicJwk: HsmPublicJwk;
+}
+/** POST /v1/keys/sign. RS*: PKCS#1 v1.5; PS*: PSS, MGF1 of the same hash, salt = hash length; ES*: raw r||s. */
+export interface KeySignRequest {
+  handle: string;
+  alg: string;
+  /** The digest to sign, its length that of the alg's hash. */
+  digest: string;
+}
+export interface KeySignResponse {
+  signature: string;
+}
+/** POST /v1/keys/decrypt. GCM: iv (12) and tag (16) required, aad optional; CBC*: iv (16) required. */
+export interface KeyDecryptRequest {
+  handle: string;
+  alg: string;
+  ciphertext: string;
+  iv?: string;
+  aad?: string;
+  tag?: string;
+}
+export interface KeyDecryptResponse {
+  plaintext: string;
+}
+/**
+ * POST /v1/keys/encrypt, oct keys only (RSA encryption needs only the public key). GCM: the IV is
+ * always generated in the token (a caller's iv is refused); CBC*: iv optional, generated if absent.
+ */
+export interface KeyEncryptRequest {
+  handle: string;
+  alg: string;
+  plaintext: string;
+  iv?: string;
+  aad?: string;
+}
+export interface KeyEncryptResponse {
+  ciphertext: string;
+  iv?: string;
+  /** GCM only. */
+  tag?: string;
+}
+/** POST /v1/keys/wrap: A*KW (RFC 3394) of key bytes (a multiple of 8, at least 16) under an oct key. */
+export interface KeyWrapRequest {
+  handle: string;
+  alg: string;
+  key: string;
+}
+export interface KeyWrapResponse {
+  wrapped: string;
+}
+/** POST /v1/keys/unwrap: RSA-OAEP, RSA-OAEP-256, RSA1_5 on RSA keys; A*KW on oct keys. */
+export interface KeyUnwrapRequest {
+  handle: string;
+  alg: string;
+  wrapped: string;
+}
+export interface KeyUnwrapResponse {
+  key: string;
+}
+/** POST /v1/keys/destroy: destroys every object of the key; idempotent. */
+export interface DestroyKeyRequest {
+  handle: string;
+}
+export interface DestroyKeyResponse {
+  /** false when there was nothing to destroy. */
+  destroyed: boolean;
+}
+/** POST /v1/rng: 1..MAX_RANDOM_BYTES bytes from the token's generator. */
+export interface RandomRequest {
+  count: number;
+}
+export interface RandomResponse {
+  bytes: string;
+}
+
 const encoder = new TextEncoder();
 
 export function toBase64Url(bytes: Uint8Array): string {

@@ -1,5 +1,6 @@
 /** Shared fixtures for the bridge tests: real SoftHSM2 tokens in temp dirs, real processes. */
 import { spawn } from 'node:child_process';
+import * as graphene from 'graphene-pk11';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -74,3 +75,28 @@ export function runMain(env: Record<string, string>, timeoutMs = 15_000): Promis
 }
 
 export const enc = (text: string) => new TextEncoder().encode(text);
+
+/**
+ * A logged-in session on a test token through plain graphene, outside the bridge's code. PKCS#11
+ * state is per process: call it only while no Hsm is open in this process.
+ */
+export function withTokenSession<T>(token: TestToken, use: (session: graphene.Session) => T): T {
+  const mod = graphene.Module.load(PKCS11_MODULE);
+  mod.initialize();
+  try {
+    const slots = mod.getSlots(true);
+    let slot: graphene.Slot | undefined;
+    for (let i = 0; i < slots.length; i++) if (slots.items(i).getToken().label === token.label) slot = slots.items(i);
+    if (!slot) throw new Error(`no token labelled ${token.label}`);
+    const session = slot.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);
+    session.login(token.pin);
+    try {
+      return use(session);
+    } finally {
+      session.close();
+    }
+  } finally {
+    mod.finalize();
+    mod.close();
+  }
+}

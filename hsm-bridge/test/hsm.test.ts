@@ -3,28 +3,12 @@ import { randomBytes } from 'node:crypto';
 import * as graphene from 'graphene-pk11';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Hsm, HsmError, UnwrapError, WRAP_VERSION } from '../src/hsm.js';
-import { PKCS11_MODULE, enc, freshToken, type TestToken } from './helpers.js';
+import { PKCS11_MODULE, enc, freshToken, withTokenSession as withRawSession, type TestToken } from './helpers.js';
 
 let token: TestToken;
 let hsm: Hsm;
 
-/** A logged-in session on the test token through plain graphene, outside the bridge's code. */
-function withTokenSession(use: (session: graphene.Session) => void): void {
-  const mod = graphene.Module.load(PKCS11_MODULE);
-  mod.initialize();
-  try {
-    const slots = mod.getSlots(true);
-    let slot: graphene.Slot | undefined;
-    for (let i = 0; i < slots.length; i++) if (slots.items(i).getToken().label === token.label) slot = slots.items(i);
-    const session = slot!.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);
-    session.login(token.pin);
-    use(session);
-    session.close();
-  } finally {
-    mod.finalize();
-    mod.close();
-  }
-}
+const withTokenSession = (use: (session: graphene.Session) => void) => withRawSession(token, use);
 
 const config = () => ({
   pkcs11Module: PKCS11_MODULE,

@@ -128,7 +128,10 @@ describe('wrap and unwrap over HTTP', () => {
     expect(await res.json()).toEqual({ plaintext: toBase64Url(dek) });
     const status = await call('GET', '/v1/status');
     expect(status.status).toBe(200);
-    expect(await status.json()).toEqual({ kekLabel: 'ekv-kek', ops: { wrap: 1, unwrap: 1 } });
+    expect(await status.json()).toEqual({
+      kekLabel: 'ekv-kek',
+      ops: { wrap: 1, unwrap: 1, generate: 0, import: 0, sign: 0, decrypt: 0, encrypt: 0, wrapKey: 0, unwrapKey: 0, destroy: 0, rng: 0 },
+    });
   });
 
   it('answers 422 UnwrapFailed for a flipped byte or another context', async () => {
