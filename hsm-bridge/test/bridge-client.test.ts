@@ -1,0 +1,191 @@
+/**
+ * The Worker's BridgeClient (src/crypto/bridge-client.ts) against a real bridge over HTTP on a
+ * real SoftHSM2 token: the key methods and how bridge answers become vault errors.
+ */
+import crypto from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HsmKeySpec, HsmPublicJwk } from '../src/protocol.js';
+import { startBridge, type RunningBridge } from '../src/serve.js';
+import { BridgeUnavailableError, IntegrityError, VaultError } from '../../src/vault/errors.js';
+import { PKCS11_MODULE, SECRET, freshToken, type TestToken } from './helpers.js';
+
+/**
+ * The client is Worker code, type-checked by tsconfig.json; its module graph uses workerd-only
+ * APIs that the Node type-check would refuse, so it is loaded here through a path tsc does not
+ * follow and described by the shape it must have.
+ */
+interface Client {
+  wrap(plaintext: Uint8Array, context: string): Promise<{ wrapped: string; kekLabel: string }>;
+  unwrap(wrapped: string, context: string): Promise<Uint8Array>;
+  generateKey(id: string, spec: HsmKeySpec): Promise<{ handle: string; publicJwk?: HsmPublicJwk }>;
+  importKey(id: string, jwk: Record<string, string>): Promise<{ handle: string; publicJwk: HsmPublicJwk }>;
+  sign(handle: string, alg: string, digest: Uint8Array): Promise<Uint8Array>;
+  decrypt(handle: string, alg: string, ciphertext: Uint8Array, opts?: { iv?: Uint8Array; aad?: Uint8Array; tag?: Uint8Array }): Promise<Uint8Array>;
+  encrypt(handle: string, alg: string, plaintext: Uint8Array, opts?: { iv?: Uint8Array; aad?: Uint8Array }): Promise<{ ciphertext: Uint8Array; iv?: Uint8Array; tag?: Uint8Array }>;
+  wrapKey(handle: string, alg: string, key: Uint8Array): Promise<Uint8Array>;
+  unwrapKey(handle: string, alg: string, wrapped: Uint8Array): Promise<Uint8Array>;
+  destroyKey(handle: string): Promise<boolean>;
+  random(count: number): Promise<Uint8Array>;
+}
+interface ClientModule {
+  BridgeClient: new (baseUrl: string, secret: string) => Client;
+  HsmKeyExistsError: new () => VaultError;
+  bridgeStats: { calls: number };
+}
+const CLIENT_MODULE = '../../src/crypto/bridge-client.ts';
+
+let token: TestToken;
+let bridge: RunningBridge;
+let mod: ClientModule;
+let client: Client;
+
+const newId = () => crypto.randomBytes(16).toString('hex');
+
+beforeAll(async () => {
+  mod = (await import(/* @vite-ignore */ CLIENT_MODULE)) as ClientModule;
+  token = await freshToken('ekv-client-test');
+  process.env.SOFTHSM2_CONF = token.confPath;
+  bridge = await startBridge(
+    {
+      pkcs11Module: PKCS11_MODULE,
+      tokenLabel: token.label,
+      pin: token.pin,
+      kekLabel: 'ekv-kek',
+      hmacSecret: SECRET,
+      host: '127.0.0.1',
+      port: 0,
+      sessionPoolSize: 4,
+    },
+    () => undefined,
+  );
+  client = new mod.BridgeClient(bridge.url, SECRET);
+}, 60_000);
+
+afterAll(async () => {
+  await bridge?.close();
+  await token?.remove();
+});
+
+async function failure(promise: Promise<unknown>): Promise<VaultError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(VaultError);
+  return err as VaultError;
+}
+
+describe('BridgeClient key methods', () => {
+  it('generates, signs (verified by node), destroys; each call counts', async () => {
+    const before = mod.bridgeStats.calls;
+    const id = newId();
+    const made = await client.generateKey(id, { kty: 'EC', crv: 'P-256' });
+    expect(made.handle).toBe(id);
+    const message = crypto.randomBytes(64);
+    const signature = await client.sign(id, 'ES256', crypto.createHash('sha256').update(message).digest());
+    expect(signature).toBeInstanceOf(Uint8Array);
+    const pub = crypto.createPublicKey({ key: made.publicJwk as crypto.JsonWebKey, format: 'jwk' });
+    expect(crypto.verify('sha256', message, { key: pub, dsaEncoding: 'ieee-p1363' }, signature)).toBe(true);
+    expect(await client.destroyKey(id)).toBe(true);
+    expect(await client.destroyKey(id)).toBe(false);
+    expect(mod.bridgeStats.calls - before).toBe(4);
+  });
+
+  it('encrypts and decrypts with an oct key (GCM and CBC), wraps and unwraps, and answers random bytes', async () => {
+    const id = newId();
+    const made = await client.generateKey(id, { kty: 'oct', size: 256 });
+    expect(made).toEqual({ handle: id });
+    const plaintext = crypto.randomBytes(40);
+    const aad = crypto.randomBytes(8);
+    const gcm = await client.encrypt(id, 'A256GCM', plaintext, { aad });
+    expect(gcm.iv?.length).toBe(12);
+    expect(gcm.tag?.length).toBe(16);
+    expect(Buffer.from(await client.decrypt(id, 'A256GCM', gcm.ciphertext, { iv: gcm.iv, tag: gcm.tag, aad }))).toEqual(plaintext);
+    const iv = crypto.randomBytes(16);
+    const cbc = await client.encrypt(id, 'A256CBCPAD', plaintext, { iv });
+    expect(Buffer.from(cbc.iv!)).toEqual(iv);
+    expect(cbc.tag).toBeUndefined();
+    expect(Buffer.from(await client.decrypt(id, 'A256CBCPAD', cbc.ciphertext, { iv }))).toEqual(plaintext);
+    const dek = crypto.randomBytes(32);
+    const wrapped = await client.wrapKey(id, 'A256KW', dek);
+    expect(wrapped.length).toBe(40);
+    expect(Buffer.from(await client.unwrapKey(id, 'A256KW', wrapped))).toEqual(dek);
+    expect((await client.random(128)).length).toBe(128);
+  });
+
+  it('imports a private JWK (30 s timeout path) and decrypts what node encrypted for it', async () => {
+    const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = privateKey.export({ format: 'jwk' }) as Record<string, string>;
+    const id = newId();
+    const made = await client.importKey(id, jwk);
+    expect(made).toEqual({ handle: id, publicJwk: { kty: 'RSA', n: jwk.n, e: jwk.e } });
+    const secret = crypto.randomBytes(32);
+    const ciphertext = crypto.publicEncrypt({ key: publicKey, oaepHash: 'sha256' }, secret);
+    expect(Buffer.from(await client.unwrapKey(id, 'RSA-OAEP-256', ciphertext))).toEqual(secret);
+  });
+});
+
+describe('BridgeClient error mapping', () => {
+  let aes: string;
+  beforeAll(async () => {
+    aes = newId();
+    await client.generateKey(aes, { kty: 'oct', size: 128 });
+  });
+
+  it('409 KeyExists → HsmKeyExistsError (a 409 Conflict)', async () => {
+    const err = await failure(client.generateKey(aes, { kty: 'oct', size: 128 }));
+    expect(err).toBeInstanceOf(mod.HsmKeyExistsError);
+    expect(err.status).toBe(409);
+  });
+
+  it('422 OperationFailed → BadParameter with a generic message', async () => {
+    const sealed = await client.encrypt(aes, 'A128GCM', crypto.randomBytes(16));
+    const tag = Uint8Array.from(sealed.tag!);
+    tag[0]! ^= 1;
+    const err = await failure(client.decrypt(aes, 'A128GCM', sealed.ciphertext, { iv: sealed.iv, tag }));
+    expect(err.status).toBe(400);
+    expect(err.code).toBe('BadParameter');
+    expect(err.message).toMatch(/does not authenticate/);
+    const wrapErr = await failure(client.unwrapKey(aes, 'A128KW', crypto.randomBytes(40)));
+    expect([wrapErr.status, wrapErr.code]).toEqual([400, 'BadParameter']);
+  });
+
+  it("400 → BadParameter with the bridge's message", async () => {
+    const err = await failure(client.encrypt(aes, 'A256GCM', crypto.randomBytes(16)));
+    expect(err.status).toBe(400);
+    expect(err.code).toBe('BadParameter');
+    expect(err.message).toMatch(/needs a 256-bit key; this key is 128 bits\.$/);
+    expect((await failure(client.random(0))).status).toBe(400);
+    expect((await failure(client.sign(aes, 'ES256', crypto.randomBytes(32)))).message).toMatch(/needs an EC key/);
+  });
+
+  it('404 KeyNotFound → IntegrityError: the vault points at a missing token object', async () => {
+    const err = await failure(client.sign(newId(), 'ES256', crypto.randomBytes(32)));
+    expect(err).toBeInstanceOf(IntegrityError);
+    expect(err.message).toMatch(/HSM key/);
+  });
+
+  it('the data-key unwrap keeps 422 → IntegrityError("data key")', async () => {
+    const { wrapped } = await client.wrap(crypto.randomBytes(32), 'ctx');
+    const err = await failure(client.unwrap(wrapped, 'other ctx'));
+    expect(err).toBeInstanceOf(IntegrityError);
+    expect(err.message).toMatch(/data key/);
+  });
+
+  it('a wrong secret (401) or an unreachable bridge → BridgeUnavailableError (503)', async () => {
+    const wrongSecret = new mod.BridgeClient(bridge.url, 'another-secret-0123456789-abcdefghijkl');
+    const errors: unknown[] = [];
+    const log = console.error;
+    console.error = (...args: unknown[]) => errors.push(args);
+    try {
+      expect(await failure(wrongSecret.sign(aes, 'ES256', crypto.randomBytes(32)))).toBeInstanceOf(BridgeUnavailableError);
+    } finally {
+      console.error = log;
+    }
+    expect(errors).toHaveLength(1);
+    const nowhere = new mod.BridgeClient('http://127.0.0.1:9', SECRET);
+    const err = await failure(nowhere.generateKey(newId(), { kty: 'oct', size: 128 }));
+    expect(err).toBeInstanceOf(BridgeUnavailableError);
+    expect(err.status).toBe(503);
+  });
+});
