@@ -2,6 +2,8 @@
 export interface Env {
   DB: D1Database;
   AUDIT_QUEUE: Queue<AuditEvent>;
+  /** Event Grid-shaped vault events (KeyNewVersionCreated, KeyNearExpiry); consumed into D1. */
+  EVENTS_QUEUE: Queue<VaultEvent>;
   /** The apex zone, e.g. `vault.example.com`; vault `x` is served at `x.{zone}`. */
   VAULT_ZONE: string;
   BRIDGE_URL: string;
@@ -11,3 +13,4 @@ export interface Env {
 }
 
 import type { AuditEvent } from './audit/event';
+import type { VaultEvent } from './events/event';

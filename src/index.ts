@@ -2,6 +2,8 @@ import { persistAuditBatch } from './audit/consumer';
 import { unknownHostEvent } from './audit/event';
 import type { AuditEvent } from './audit/event';
 import type { Env } from './env';
+import { persistEventBatch } from './events/consumer';
+import { EVENTS_QUEUE_NAME, type VaultEvent } from './events/event';
 import { createApexApp } from './http/apex-app';
 import { errorBody } from './http/errors';
 import { classifyHost } from './http/hosts';
@@ -22,8 +24,10 @@ export default {
     return Response.json(errorBody('NotFound', 'This host is not served by this vault service.'), { status: 404 });
   },
 
+  /** One Worker consumes both queues; they are told apart by name. */
   async queue(batch, env) {
-    await persistAuditBatch(batch, env);
+    if (batch.queue === EVENTS_QUEUE_NAME) await persistEventBatch(batch as MessageBatch<VaultEvent>, env);
+    else await persistAuditBatch(batch as MessageBatch<AuditEvent>, env);
   },
 
   async scheduled(_controller, env, ctx) {
@@ -33,4 +37,4 @@ export default {
       }),
     );
   },
-} satisfies ExportedHandler<Env, AuditEvent>;
+} satisfies ExportedHandler<Env, AuditEvent | VaultEvent>;

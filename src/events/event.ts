@@ -1,0 +1,107 @@
+import { sha256Hex } from '../crypto/encoding';
+import type { VaultRecord } from '../vault/vaults';
+
+// Key Vault's Event Grid events, in the Event Grid event schema Azure Key Vault publishes
+// (https://learn.microsoft.com/azure/event-grid/event-schema-key-vault). They name an object
+// version and its nbf/exp, never key material.
+
+export const EVENTS_QUEUE_NAME = 'ekv-events';
+
+export type VaultEventType = 'Microsoft.KeyVault.KeyNewVersionCreated' | 'Microsoft.KeyVault.KeyNearExpiry';
+
+export interface VaultEventData {
+  /** The versioned object id, e.g. https://{vault}.{zone}/keys/{name}/{version}. */
+  Id: string;
+  VaultName: string;
+  ObjectType: 'Key';
+  ObjectName: string;
+  Version: string;
+  /** Unix seconds, or null when the version has none. */
+  NBF: number | null;
+  EXP: number | null;
+}
+
+export interface VaultEvent {
+  /** Derived from (vault, event type, object, version): sending an event twice stores it once. */
+  id: string;
+  /** The vault as a resource path (Event Grid's `topic`). */
+  topic: string;
+  /** The object's name. */
+  subject: string;
+  eventType: VaultEventType;
+  /** ISO 8601, UTC. */
+  eventTime: string;
+  data: VaultEventData;
+  dataVersion: '1';
+  metadataVersion: '1';
+}
+
+/** What an event needs of a key version (KeyRecord has all of it). */
+export interface VersionFacts {
+  name: string;
+  version: string;
+  nbf: number | null;
+  exp: number | null;
+  created: number;
+}
+
+/** UUID-shaped id derived from what makes the event unique (names compare without case). */
+export async function eventId(vaultId: string, type: VaultEventType, name: string, version: string): Promise<string> {
+  const hex = await sha256Hex(`${vaultId}\n${type}\n${name.toLowerCase()}\n${version.toLowerCase()}`);
+  // RFC 9562 version 8 (custom) with the RFC variant bits.
+  const variant = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** The vault host's origin as events name it when no request is at hand (the cron). */
+export const vaultOriginFor = (zone: string, vault: VaultRecord) => `https://${vault.name}.${zone.toLowerCase()}`;
+
+async function keyEvent(type: VaultEventType, origin: string, vault: VaultRecord, r: VersionFacts, time: number): Promise<VaultEvent> {
+  return {
+    id: await eventId(vault.id, type, r.name, r.version),
+    topic: `/tenants/${vault.tenantId}/providers/Microsoft.KeyVault/vaults/${vault.name}`,
+    subject: r.name,
+    eventType: type,
+    eventTime: new Date(time * 1000).toISOString(),
+    data: {
+      Id: `${origin}/keys/${r.name}/${r.version}`,
+      VaultName: vault.name,
+      ObjectType: 'Key',
+      ObjectName: r.name,
+      Version: r.version,
+      NBF: r.nbf,
+      EXP: r.exp,
+    },
+    dataVersion: '1',
+    metadataVersion: '1',
+  };
+}
+
+/** Microsoft.KeyVault.KeyNewVersionCreated: a new key, or a new version (create, import, rotate). */
+export function newVersionEvent(origin: string, vault: VaultRecord, record: VersionFacts): Promise<VaultEvent> {
+  return keyEvent('Microsoft.KeyVault.KeyNewVersionCreated', origin, vault, record, record.created);
+}
+
+/** Microsoft.KeyVault.KeyNearExpiry: the current version reached its policy's Notify time. */
+export function nearExpiryEvent(origin: string, vault: VaultRecord, record: VersionFacts, at: number): Promise<VaultEvent> {
+  return keyEvent('Microsoft.KeyVault.KeyNearExpiry', origin, vault, record, at);
+}
+
+/**
+ * Queues events for the events consumer. Never throws: a send that still fails after a retry is
+ * logged (event types and ids only) and reported as false, so callers may run it in waitUntil.
+ */
+export async function emitEvents(queue: Queue<VaultEvent>, events: VaultEvent[]): Promise<boolean> {
+  if (events.length === 0) return true;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await queue.sendBatch(events.map((body) => ({ body })));
+      return true;
+    } catch (err) {
+      if (attempt < 2) continue;
+      const what = events.map((e) => `${e.eventType.replace('Microsoft.KeyVault.', '')} ${e.id}`).join(', ');
+      console.error(`events not queued (${err instanceof Error ? err.name : 'error'}): ${what}`);
+      return false;
+    }
+  }
+}
