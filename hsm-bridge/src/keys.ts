@@ -29,9 +29,11 @@ import {
   HSM_RSA_SIZES,
   MAX_RANDOM_BYTES,
   hsmKeyLabel,
+  type HsmAesSize,
   type HsmCurve,
   type HsmKeySpec,
   type HsmPublicJwk,
+  type HsmRsaSize,
 } from './protocol.js';
 
 export { KeyRequestError } from './key-material.js';
@@ -261,9 +263,9 @@ function checkId(id: unknown, name = 'handle'): asserts id is string {
 
 function checkSpec(spec: unknown): HsmKeySpec {
   const s = (typeof spec === 'object' && spec !== null ? spec : {}) as Record<string, unknown>;
-  if (s.kty === 'RSA' && (HSM_RSA_SIZES as readonly unknown[]).includes(s.size)) return { kty: 'RSA', size: s.size as 2048 };
+  if (s.kty === 'RSA' && (HSM_RSA_SIZES as readonly unknown[]).includes(s.size)) return { kty: 'RSA', size: s.size as HsmRsaSize };
   if (s.kty === 'EC' && (HSM_CURVES as readonly unknown[]).includes(s.crv)) return { kty: 'EC', crv: s.crv as HsmCurve };
-  if (s.kty === 'oct' && (HSM_AES_SIZES as readonly unknown[]).includes(s.size)) return { kty: 'oct', size: s.size as 256 };
+  if (s.kty === 'oct' && (HSM_AES_SIZES as readonly unknown[]).includes(s.size)) return { kty: 'oct', size: s.size as HsmAesSize };
   throw new KeyRequestError(
     "'spec' must be {kty:'RSA', size: 2048|3072|4096}, {kty:'EC', crv: 'P-256'|'P-384'|'P-521'|'P-256K'} or {kty:'oct', size: 128|192|256}",
   );

@@ -24,7 +24,7 @@ const openHsm = () =>
   Hsm.open({ pkcs11Module: PKCS11_MODULE, tokenLabel: token.label, pin: token.pin, kekLabel: 'ekv-kek', sessionPoolSize: 4 });
 const newApp = () => createBridgeApp({ hsm, hmacSecret: SECRET, log: (event, fields) => logs.push({ event, ...fields }) });
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+/** Response bodies, read loosely: each test checks the fields it uses. */
 type Json = any;
 
 async function call(path: string, body: unknown, target = app): Promise<{ status: number; body: Json; headers: Headers }> {
