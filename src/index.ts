@@ -9,6 +9,7 @@ import { errorBody } from './http/errors';
 import { classifyHost } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
 import { purgeExpiredSecrets } from './jobs/purge';
+import { runKeyRotation } from './jobs/rotation';
 import { database } from './storage/db';
 
 const apex = createApexApp();
@@ -30,11 +31,21 @@ export default {
     else await persistAuditBatch(batch as MessageBatch<AuditEvent>, env);
   },
 
-  async scheduled(_controller, env, ctx) {
+  async scheduled(controller, env, ctx) {
     ctx.waitUntil(
       purgeExpiredSecrets(database(env.DB)).then((n) => {
         if (n > 0) console.log(`purged ${n} secrets past their retention period`);
       }),
+    );
+    ctx.waitUntil(
+      runKeyRotation(env, Math.floor(controller.scheduledTime / 1000)).then(
+        (r) => {
+          if (r.rotated + r.notified + r.failed > 0) {
+            console.log(`key lifetime actions: ${r.rotated} rotated, ${r.notified} notified, ${r.failed} failed (retried later)`);
+          }
+        },
+        (err: unknown) => console.error(`key rotation run failed: ${err instanceof Error ? err.name : 'error'}`),
+      ),
     );
   },
 } satisfies ExportedHandler<Env, AuditEvent | VaultEvent>;

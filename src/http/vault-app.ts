@@ -3,6 +3,7 @@ import type { AppEnv } from './context';
 import { renderError } from './errors';
 import { unknownRoute } from './operation';
 import { requestContext } from './request-context';
+import { keyRotationRoutes } from './routes/key-rotation';
 import { secretRoutes } from './routes/secrets';
 
 /** The data-plane API served on `{vault}.{zone}`. */
@@ -10,6 +11,7 @@ export function createVaultApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ strict: false });
   app.use(requestContext('vault'));
   secretRoutes(app);
+  keyRotationRoutes(app);
   app.notFound(unknownRoute());
   app.onError(renderError);
   return app;
