@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, isNotNull, isNull, or, sql } from 'drizzle-orm';
-import { HsmKeyExistsError, type BridgeClient } from '../crypto/bridge-client';
+import { HsmKeyExistsError, type BridgeClient, type HsmKeySpec } from '../crypto/bridge-client';
 import type { DataKeyManager } from '../crypto/data-keys';
 import { fromUtf8, newVersionId, utf8 } from '../crypto/encoding';
 import { objectAad, open, seal } from '../crypto/envelope';
@@ -206,12 +206,10 @@ export class KeyStore {
     return async (id) => {
       if (spec.kind === 'RSA') return generateSoftwareKey({ kty: 'RSA', size: spec.size! });
       if (spec.kind === 'EC') return generateSoftwareKey({ kty: 'EC', crv: spec.crv! });
-      const hsmSpec =
-        spec.kind === 'RSA-HSM'
-          ? ({ kty: 'RSA', size: spec.size! } as const)
-          : spec.kind === 'EC-HSM'
-            ? ({ kty: 'EC', crv: spec.crv! } as const)
-            : ({ kty: 'oct', size: spec.size! } as const);
+      // Sizes and curves were checked against the same lists the bridge accepts (specOf).
+      const hsmSpec = (
+        spec.kind === 'RSA-HSM' ? { kty: 'RSA', size: spec.size } : spec.kind === 'EC-HSM' ? { kty: 'EC', crv: spec.crv } : { kty: 'oct', size: spec.size }
+      ) as HsmKeySpec;
       try {
         const made = await this.bridge.generateKey(id, hsmSpec);
         return { publicJwk: (made.publicJwk as PublicJwk | undefined) ?? null, hsmHandle: made.handle };
