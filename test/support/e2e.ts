@@ -3,10 +3,19 @@
  * would build them, raw HTTPS for what the SDKs do not expose, and control of the HSM bridge.
  * Importing this module maps *.localhost to loopback for this process (see hosts.ts).
  */
+import { createPublicKey, type JsonWebKey as NodeJsonWebKey, type KeyObject } from 'node:crypto';
 import tls from 'node:tls';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { ClientSecretCredential } from '@azure/identity';
-import { SecretClient } from '@azure/keyvault-secrets';
+import {
+  CryptographyClient,
+  KeyClient,
+  type CryptographyClientOptions,
+  type JsonWebKey,
+  type KeyClientOptions,
+  type KeyVaultKey,
+} from '@azure/keyvault-keys';
+import { isRestError, SecretClient, type RestError } from '@azure/keyvault-secrets';
 import { httpsRequest, type HttpsRequestOptions, type HttpsResponse } from '../../scripts/lib/https-client.js';
 import type { E2eStackInfo } from './e2e-context.js';
 import { installLoopbackResolver } from './hosts.js';
@@ -93,4 +102,79 @@ export async function collect<T>(iter: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of iter) out.push(item);
   return out;
+}
+
+// ------------------------------------------------------------------------------------------ keys
+
+/** Pipeline options that turn off the SDK's retries (a 503 with Retry-After is otherwise retried). */
+export const NO_RETRY = { retryOptions: { maxRetries: 0 } } as const;
+
+export function keyClient(url: string = stackInfo().credentials.vaultUrl, cred = credential(), options?: KeyClientOptions): KeyClient {
+  return new KeyClient(url, cred, options);
+}
+
+/**
+ * A CryptographyClient as a user builds one: from a key id (fetched on first use, then cached
+ * with its key_ops and expiry, which the SDK checks itself) or from a KeyVaultKey (never fetched).
+ */
+export function cryptoClient(keyOrId: KeyVaultKey | string, cred = credential(), options?: CryptographyClientOptions): CryptographyClient {
+  return new CryptographyClient(keyOrId, cred, options);
+}
+
+/** Awaits a promise that must fail with an HTTP error of `status` (and `code`); returns the error. */
+export async function expectRestError(promise: Promise<unknown>, status: number, code?: string): Promise<RestError> {
+  const err: unknown = await promise.then(
+    (value) => ({ unexpectedSuccess: value }),
+    (e: unknown) => e,
+  );
+  if (!isRestError(err)) throw new Error(`expected HTTP ${status}, got ${err instanceof Error ? err.stack : JSON.stringify(err)}`);
+  expect(err.statusCode, `${err.code}: ${err.message}`).toBe(status);
+  if (code !== undefined) expect(err.code, err.message).toBe(code);
+  return err;
+}
+
+/** Raw HTTPS to the default vault with an admin token: `path` is e.g. `/keys/x` (api-version added). */
+export async function vaultRequest(path: string, opts: { method?: string; body?: unknown; token?: string; url?: string } = {}): Promise<HttpsResponse> {
+  const base = opts.url ?? stackInfo().credentials.vaultUrl;
+  const sep = path.includes('?') ? '&' : '?';
+  return request(`${base}${path}${sep}api-version=7.6`, {
+    method: opts.method ?? 'GET',
+    headers: {
+      authorization: `Bearer ${opts.token ?? (await adminToken())}`,
+      ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+  });
+}
+
+/** Private (or secret) members of a JSON Web Key: none may ever appear in an answer of the vault. */
+export const PRIVATE_JWK_FIELDS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 't'] as const;
+
+export const b64url = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
+export const fromB64url = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64url'));
+
+const SDK_BYTE_FIELDS = ['n', 'e', 'd', 'p', 'q', 'dp', 'dq', 'qi', 'x', 'y', 'k', 't'] as const;
+
+/** node:crypto's JWK export (base64url strings; secp256k1 named as node names it) as the SDK's JsonWebKey. */
+export function toSdkJwk(jwk: NodeJsonWebKey): JsonWebKey {
+  const out: JsonWebKey = { kty: jwk.kty as JsonWebKey['kty'] };
+  if (jwk.crv) out.crv = jwk.crv === 'secp256k1' ? 'P-256K' : (jwk.crv as JsonWebKey['crv']);
+  for (const field of SDK_BYTE_FIELDS) {
+    const value = jwk[field];
+    if (typeof value === 'string') out[field] = fromB64url(value);
+  }
+  return out;
+}
+
+/** The public key of a JsonWebKey the SDK returned, as node:crypto takes it (not for P-256K). */
+export function nodePublicKey(key: JsonWebKey): KeyObject {
+  const kty = key.kty?.replace(/-HSM$/, '');
+  if (kty === 'RSA') return createPublicKey({ key: { kty, n: b64url(key.n!), e: b64url(key.e!) }, format: 'jwk' });
+  if (kty === 'EC') return createPublicKey({ key: { kty, crv: key.crv, x: b64url(key.x!), y: b64url(key.y!) }, format: 'jwk' });
+  throw new Error(`no public key for kty ${key.kty}`);
+}
+
+/** SEC1 uncompressed point 04 || x || y of an EC JsonWebKey (as @noble/curves takes public keys). */
+export function ecPoint(key: JsonWebKey): Uint8Array {
+  return new Uint8Array(Buffer.concat([Buffer.of(4), key.x!, key.y!]));
 }
