@@ -8,9 +8,9 @@ import { createApexApp } from './http/apex-app';
 import { errorBody } from './http/errors';
 import { classifyHost } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
-import { purgeExpiredSecrets } from './jobs/purge';
+import { purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
 import { runKeyRotation } from './jobs/rotation';
-import { database } from './storage/db';
+import { services } from './services';
 
 const apex = createApexApp();
 const vaults = createVaultApp();
@@ -32,9 +32,15 @@ export default {
   },
 
   async scheduled(controller, env, ctx) {
+    const { db, bridge } = services(env);
     ctx.waitUntil(
-      purgeExpiredSecrets(database(env.DB)).then((n) => {
+      purgeExpiredSecrets(db).then((n) => {
         if (n > 0) console.log(`purged ${n} secrets past their retention period`);
+      }),
+    );
+    ctx.waitUntil(
+      purgeExpiredKeys(db, bridge).then((n) => {
+        if (n > 0) console.log(`purged ${n} keys past their retention period`);
       }),
     );
     ctx.waitUntil(

@@ -1,17 +1,23 @@
 import { Hono } from 'hono';
+import { getPathNoStrict } from 'hono/utils/url';
 import type { AppEnv } from './context';
 import { renderError } from './errors';
 import { unknownRoute } from './operation';
 import { requestContext } from './request-context';
 import { keyRotationRoutes } from './routes/key-rotation';
+import { keyRoutes } from './routes/keys';
 import { secretRoutes } from './routes/secrets';
 
 /** The data-plane API served on `{vault}.{zone}`. */
 export function createVaultApp(): Hono<AppEnv> {
-  const app = new Hono<AppEnv>({ strict: false });
+  // Non-strict paths (the SDK sends `/secrets/x/` for the latest version), and the SDK addresses
+  // "the latest version" of a key operation with an empty segment: `/keys/k//sign` routes as
+  // `/keys/k/sign`.
+  const app = new Hono<AppEnv>({ getPath: (req) => getPathNoStrict(req).replace(/\/{2,}/g, '/') });
   app.use(requestContext('vault'));
   secretRoutes(app);
   keyRotationRoutes(app);
+  keyRoutes(app);
   app.notFound(unknownRoute());
   app.onError(renderError);
   return app;

@@ -25,6 +25,7 @@ import type { CreateKeyInput, ImportKeyInput, UpdateKeyInput } from './key-valid
 import { insertIfGuard, now, page, purgeProtected, writeBatch } from './objects';
 import { decodePageToken, type Page } from './paging';
 import { assertObjectName, isVersionId } from './validation';
+import { nextRotationDue } from './rotation';
 import type { VaultRecord } from './vaults';
 
 type VersionRow = typeof keyVersions.$inferSelect;
@@ -173,12 +174,14 @@ export class KeyStore {
       row.privateCiphertext = await seal(dataKey.key, utf8(JSON.stringify(made.privateJwk)), this.aad(row.name, version));
       statements.push(this.dataKeys.countEncryption(dataKey.id));
     }
+    // The policy's next due time follows the latest version (its creation and expiry).
+    const rotationDueAt = nextRotationDue(head?.rotationPolicy ?? null, row);
     const moveHead = this.db
       .insert(keys)
-      .values({ vaultId: this.vault.id, name, latestVersion: version })
+      .values({ vaultId: this.vault.id, name, latestVersion: version, rotationDueAt })
       .onConflictDoUpdate({
         target: [keys.vaultId, keys.name],
-        set: { latestVersion: version, rotationClaim: null, rotationClaimUntil: null },
+        set: { latestVersion: version, rotationDueAt, rotationClaim: null, rotationClaimUntil: null },
         setWhere:
           options.expectLatest === undefined
             ? isNull(keys.deletedAt)
@@ -263,6 +266,7 @@ export class KeyStore {
       .where(this.versionKey(current.name, current.version))
       .returning();
     if (!updated) throw notFoundError(name);
+    if (patch.exp !== undefined) await this.reschedule(updated);
     return toRecord(updated);
   }
 
@@ -399,7 +403,12 @@ export class KeyStore {
     }
     try {
       await writeBatch(this.db, this.vault, [
-        this.db.insert(keys).values({ vaultId: this.vault.id, name, latestVersion: payload.latestVersion }),
+        this.db.insert(keys).values({
+          vaultId: this.vault.id,
+          name,
+          latestVersion: payload.latestVersion,
+          rotationDueAt: nextRotationDue(null, rows.find((r) => r.version === payload.latestVersion)!),
+        }),
         ...rows.map((row) => this.db.insert(keyVersions).values(row)),
         this.db
           .update(dataKeys)
@@ -411,6 +420,16 @@ export class KeyStore {
       throw err;
     }
     return toRecord(rows.find((r) => r.version === payload.latestVersion)!);
+  }
+
+  /** A changed exp moves the rotation schedule, if the version is still the latest. */
+  private async reschedule(version: VersionRow): Promise<void> {
+    const head = await this.head(version.name);
+    if (!head || head.latestVersion !== version.version) return;
+    await this.db
+      .update(keys)
+      .set({ rotationDueAt: nextRotationDue(head.rotationPolicy, version) })
+      .where(and(eq(keys.vaultId, this.vault.id), eq(keys.name, version.name), eq(keys.latestVersion, version.version)));
   }
 
   /** The head row of a key (live or deleted), or undefined. */

@@ -400,3 +400,34 @@ describe('rng', () => {
     expect((await post('/rng', { count: 8 }, { env: DOWN })).status).toBe(503);
   });
 });
+
+describe('lifetime wiring', () => {
+  const pollEvents = async (name: string, expected: number) => {
+    for (let i = 0; i < 80; i++) {
+      const rows = await env.DB.prepare('SELECT event_type, version FROM events WHERE vault = ? AND subject = ? COLLATE NOCASE').bind(vault, name).all<{ event_type: string; version: string }>();
+      if (rows.results.length >= expected) return rows.results;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`events of ${name} did not arrive`);
+  };
+  const dueAt = async (name: string) =>
+    (await env.DB.prepare('SELECT rotation_due_at AS due FROM keys WHERE name = ? AND vault_id = (SELECT id FROM vaults WHERE name = ?)').bind(name, vault).first<{ due: number | null }>())!.due;
+
+  it('announces every created and imported version with KeyNewVersionCreated', async () => {
+    const first = await create('announced', { kty: 'EC' });
+    const second = await create('announced', { kty: 'EC' });
+    const events = await pollEvents('announced', 2);
+    expect(events.map((e) => e.event_type)).toEqual(['Microsoft.KeyVault.KeyNewVersionCreated', 'Microsoft.KeyVault.KeyNewVersionCreated']);
+    expect(events.map((e) => e.version).sort()).toEqual([versionOf(first.key.kid), versionOf(second.key.kid)].sort());
+  });
+
+  it('schedules the default near-expiry notice from the latest version, and follows exp changes', async () => {
+    const t = Math.floor(Date.now() / 1000);
+    await create('scheduled', { kty: 'RSA', attributes: { exp: t + 60 * 86400 } });
+    expect(await dueAt('scheduled')).toBe(t + 30 * 86400); // Azure's default policy: Notify 30 days before expiry
+    await call('PATCH', url('/keys/scheduled'), { token, body: { attributes: { exp: t + 90 * 86400 } } });
+    expect(await dueAt('scheduled')).toBe(t + 60 * 86400);
+    await call('PATCH', url('/keys/scheduled'), { token, body: { attributes: { exp: null } } });
+    expect(await dueAt('scheduled')).toBeNull();
+  });
+});

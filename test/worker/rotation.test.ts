@@ -265,7 +265,7 @@ describe('rotation on demand', () => {
     const rotated = await json(await f.req('POST', '/keys/evented/rotate'));
     const version = versionOf(rotated.key.kid);
     const id = await eventId(f.record.id, 'Microsoft.KeyVault.KeyNewVersionCreated', 'evented', version);
-    const stored = (await eventsOf(f.vault, 'evented', 1)).filter((e) => e.id === id);
+    const stored = (await eventsOf(f.vault, 'evented', 2)).filter((e) => e.id === id); // creation's and rotation's
     expect(stored).toHaveLength(1);
     expect(JSON.parse(stored[0]!.body)).toEqual({
       id,
@@ -346,7 +346,7 @@ describe('cron rotation', () => {
     expect(head.rotation_due_at).toBe(plus(latest.attributes.created, 'P30D'));
     expect(head.rotation_claim).toBeNull();
     // Its KeyNewVersionCreated is stored.
-    const stored = await eventsOf(f.vault, 'after-create', 1);
+    const stored = await eventsOf(f.vault, 'after-create', 2); // the created version's, and the rotation's
     expect(stored.map((e) => [e.event_type, e.version])).toContainEqual(['Microsoft.KeyVault.KeyNewVersionCreated', versionOf(latest.key.kid)]);
   }, 30_000);
 
@@ -366,12 +366,13 @@ describe('cron rotation', () => {
     expect((await f.head('before-expiry')).rotation_due_at).toBe(notifyAt);
 
     await run(notifyAt - 60);
-    expect(await eventsOf(f.vault, 'before-expiry', 1, 1500)).toHaveLength(0);
+    // Only the creation's KeyNewVersionCreated so far.
+    expect((await eventsOf(f.vault, 'before-expiry', 2, 1500)).map((e) => e.event_type)).toEqual(['Microsoft.KeyVault.KeyNewVersionCreated']);
 
     // The Notify time came: KeyNearExpiry for this version, no rotation, next look at the Rotate time.
     await run(notifyAt + 1);
     await run(notifyAt + 120); // nothing is due anymore: no second event
-    const notified = await settledEvents(f.vault, 'before-expiry', 1);
+    const notified = (await settledEvents(f.vault, 'before-expiry', 2)).filter((e) => e.event_type !== 'Microsoft.KeyVault.KeyNewVersionCreated');
     expect(notified.map((e) => [e.event_type, e.version])).toEqual([['Microsoft.KeyVault.KeyNearExpiry', versionOf(first.key.kid)]]);
     expect(JSON.parse(notified[0]!.body).data).toMatchObject({ ObjectName: 'before-expiry', Version: versionOf(first.key.kid), EXP: exp, NBF: null });
     expect(await f.versions('before-expiry')).toHaveLength(1);
@@ -382,8 +383,12 @@ describe('cron rotation', () => {
     const versions = await f.versions('before-expiry');
     expect(versions).toHaveLength(2);
     expect(versions.find((v) => v.version !== versionOf(first.key.kid))!.exp).toBe(plus(rotateAt + 1, 'P90D'));
-    const all = await settledEvents(f.vault, 'before-expiry', 2);
-    expect(all.map((e) => e.event_type).sort()).toEqual(['Microsoft.KeyVault.KeyNearExpiry', 'Microsoft.KeyVault.KeyNewVersionCreated']);
+    const all = await settledEvents(f.vault, 'before-expiry', 3);
+    expect(all.map((e) => e.event_type).sort()).toEqual([
+      'Microsoft.KeyVault.KeyNearExpiry',
+      'Microsoft.KeyVault.KeyNewVersionCreated',
+      'Microsoft.KeyVault.KeyNewVersionCreated',
+    ]);
   }, 30_000);
 
   it('runs from the Worker scheduled handler, with the scheduled time as its clock', async () => {
@@ -403,8 +408,10 @@ describe('cron rotation', () => {
     await Promise.all([run(at), run(at), run(at)]);
     expect(await f.versions('contended')).toHaveLength(2);
     expect((await f.head('contended')).rotation_claim).toBeNull();
-    const created = (await settledEvents(f.vault, 'contended', 1)).filter((e) => e.event_type === 'Microsoft.KeyVault.KeyNewVersionCreated');
-    expect(created).toHaveLength(1);
+    // One for the created version, one for the single rotation.
+    const created = (await settledEvents(f.vault, 'contended', 2)).filter((e) => e.event_type === 'Microsoft.KeyVault.KeyNewVersionCreated');
+    expect(created).toHaveLength(2);
+    expect(new Set(created.map((e) => e.version)).size).toBe(2);
   }, 30_000);
 
   it('leaves a key another run holds alone, and finishes it once that claim has expired', async () => {

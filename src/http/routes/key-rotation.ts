@@ -1,5 +1,4 @@
 import type { Hono } from 'hono';
-import { emitEvents, newVersionEvent } from '../../events/event';
 import { KeyActions, type DataAction } from '../../vault/authorize';
 import { KeyStore } from '../../vault/keys';
 import { KeyRotation, rotationPolicyBody, type RotationPolicyView } from '../../vault/rotation';
@@ -7,6 +6,7 @@ import { parseBody } from '../../vault/validation';
 import { bodyText, currentVault, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';
 import { keyBundle } from '../shapes';
+import { announceNewVersion } from './keys';
 
 /**
  * Key rotation routes: the rotation policy (get, set) and rotation on demand. Registered before
@@ -50,8 +50,7 @@ export function keyRotationRoutes(app: Hono<AppEnv>): void {
   app.post('/keys/:name/rotate', one('KeyRotate', KeyActions.rotate), async (c) => {
     const { rotation, vault, origin } = begin(c);
     const record = await rotation.rotate(c.req.param('name'));
-    const event = await newVersionEvent(origin, vault, record);
-    c.executionCtx.waitUntil(emitEvents(c.env.EVENTS_QUEUE, [event]));
+    announceNewVersion(c, record);
     return c.json(keyBundle(origin, vault, record));
   });
 }

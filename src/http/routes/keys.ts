@@ -1,9 +1,10 @@
 import type { Hono } from 'hono';
 import { toBase64Url } from '../../crypto/encoding';
+import { emitEvents, newVersionEvent } from '../../events/event';
 import { KeyActions, type DataAction } from '../../vault/authorize';
 import { KeyOperations, type OperationResult } from '../../vault/key-operations';
 import { createKeyBody, importKeyBody, keyOperationBody, randomBody, signBody, updateKeyBody, verifyBody } from '../../vault/key-validation';
-import { KeyStore } from '../../vault/keys';
+import { KeyStore, type KeyRecord } from '../../vault/keys';
 import { parseBody, parseMaxResults, restoreBody } from '../../vault/validation';
 import { auditAs, bodyText, currentVault, noContent, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';
@@ -21,6 +22,12 @@ function begin(c: AppContext) {
   const { db, keys, bridge } = c.get('services');
   const store = new KeyStore(db, keys, bridge, vault);
   return { store, vault, origin, ops: new KeyOperations(store, bridge) };
+}
+
+/** KeyNewVersionCreated, queued after the answer (see src/events). */
+export function announceNewVersion(c: AppContext, record: KeyRecord): void {
+  const { vault, origin } = currentVault(c);
+  c.executionCtx.waitUntil(newVersionEvent(origin, vault, record).then((event) => emitEvents(c.env.EVENTS_QUEUE, [event])));
 }
 
 /** Name and optional version of an operation route (its path is built, so Hono cannot type it). */
@@ -66,13 +73,17 @@ export function keyRoutes(app: Hono<AppEnv>): void {
   app.post('/keys/:name/create', one('KeyCreate', KeyActions.create), async (c) => {
     const { store, vault, origin } = begin(c);
     const input = parseBody(createKeyBody, await bodyText(c));
-    return c.json(keyBundle(origin, vault, await store.create(c.req.param('name'), input)));
+    const record = await store.create(c.req.param('name'), input);
+    announceNewVersion(c, record);
+    return c.json(keyBundle(origin, vault, record));
   });
 
   app.put('/keys/:name', one('KeyImport', KeyActions.import), async (c) => {
     const { store, vault, origin } = begin(c);
     const input = parseBody(importKeyBody, await bodyText(c));
-    return c.json(keyBundle(origin, vault, await store.import(c.req.param('name'), input)));
+    const record = await store.import(c.req.param('name'), input);
+    announceNewVersion(c, record);
+    return c.json(keyBundle(origin, vault, record));
   });
 
   app.get('/keys', all('KeyList', KeyActions.read), async (c) => {
