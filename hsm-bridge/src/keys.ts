@@ -753,7 +753,11 @@ export class HsmKeys {
         const modulus = object.getAttribute('modulus') as Buffer;
         key = { kty: 'RSA', key: object.toType<graphene.Key>(), bytes: modulus.length };
       } else if (cls === graphene.ObjectClass.PRIVATE_KEY && keyType === graphene.KeyType.EC) {
-        const curve = curveFromParams(object.getAttribute('paramsEC') as Buffer);
+        // CKA_EC_PARAMS and CKA_ECDSA_PARAMS are one attribute; graphene answers it under the
+        // older name, whichever was asked for.
+        const params = object.getAttribute({ paramsEC: null }) as { paramsEC?: Buffer; paramsECDSA?: Buffer };
+        const raw = params.paramsEC ?? params.paramsECDSA;
+        const curve = raw ? curveFromParams(raw) : undefined;
         if (curve) key = { kty: 'EC', key: object.toType<graphene.Key>(), curve };
       } else if (cls === graphene.ObjectClass.SECRET_KEY && keyType === graphene.KeyType.AES) {
         key = { kty: 'oct', key: object.toType<graphene.Key>(), bytes: object.getAttribute('valueLen') as number };

@@ -738,7 +738,14 @@ describe('persistence', () => {
     hsm = await openHsm();
     app = newApp();
     const message = crypto.randomBytes(32);
-    const { signature } = await ok('/v1/keys/sign', { handle: id, alg: 'RS256', digest: b64(crypto.createHash('sha256').update(message).digest()) });
+    const digest = b64(crypto.createHash('sha256').update(message).digest());
+    const { signature } = await ok('/v1/keys/sign', { handle: id, alg: 'RS256', digest });
     expect(crypto.verify('sha256', message, publicKeyOf('RSA-2048'), bin(signature))).toBe(true);
+    // Every kind is found again, not only RSA: EC keys by their curve, AES keys by their size.
+    const ec = await ok('/v1/keys/sign', { handle: key('P-256').id, alg: 'ES256', digest });
+    expect(crypto.verify('sha256', message, { key: publicKeyOf('P-256'), dsaEncoding: 'ieee-p1363' }, bin(ec.signature))).toBe(true);
+    const sealed = await ok('/v1/keys/encrypt', { handle: key('AES-256').id, alg: 'A256GCM', plaintext: b64(message) });
+    const opened = await ok('/v1/keys/decrypt', { handle: key('AES-256').id, alg: 'A256GCM', ciphertext: sealed.ciphertext, iv: sealed.iv, tag: sealed.tag });
+    expect(Buffer.from(bin(opened.plaintext)).equals(message)).toBe(true);
   });
 });
