@@ -6,10 +6,13 @@
  *  2. Bridge calls during N warm reads (the bridge's own counters and the Worker's).
  *  3. D1 statements per warm GET, with the audit consumer's inserts measured and separated.
  *  4. Bridge unwrap over signed HTTP vs the same unwrap in process on the same token.
+ *  5. ES256 and RS256 sign through the Keys API (software and HSM keys) vs the same signature
+ *     directly: WebCrypto in workerd for software keys, the token in process for HSM keys.
  *
  * Every loop is a fixed number of operations; everything talks to 127.0.0.1 only.
  * Knobs (environment): BENCH_READS, BENCH_BASELINE_READS, BENCH_CONCURRENCY, BENCH_ROUND,
- * BENCH_CYCLES, BENCH_UNWRAP_ROUND, BENCH_KEEP_STATE=1 (keep the state directory for inspection).
+ * BENCH_CYCLES, BENCH_UNWRAP_ROUND, BENCH_SIGN_ROUND, BENCH_SIGN_CYCLES,
+ * BENCH_KEEP_STATE=1 (keep the state directory for inspection).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
@@ -26,9 +29,21 @@ import { SignedBridgeClient } from './lib/bridge.js';
 import { bridgeSessionPoolSize, openInProcessHsm } from './lib/inprocess-hsm.js';
 import { httpsAgent, httpsOperation, runFixed, type Operation, type RunResult } from './lib/load.js';
 import { machineInfo, softwareInfo } from './lib/machine.js';
-import { renderMarkdown, type BenchResults, type RouteFigures } from './lib/report.js';
-import { median, percentile, pooled, round } from './lib/stats.js';
+import { renderMarkdown, type BenchResults, type RouteFigures, type SignFigures } from './lib/report.js';
+import {
+  checkApiSignature,
+  createApiKey,
+  generateInProcessKey,
+  inProcessKeys,
+  publicJwkOf,
+  SIGN_FIGURES,
+  signInput,
+  verifies,
+  type InProcessKey,
+} from './lib/sign.js';
+import { median, percentile, pooled, round, significant } from './lib/stats.js';
 import { assertSameIsolate, IsolateRestarted, windowDelta, WorkerStatsReader, type Settled } from './lib/worker-stats.js';
+import { WorkerdWebCrypto } from './lib/workerd-webcrypto.js';
 
 function intEnv(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -52,13 +67,37 @@ const CONFIG = {
   /** Unwraps per round; HTTP and in-process alternate, `cycles` rounds of each. */
   unwrapRound: intEnv('BENCH_UNWRAP_ROUND', 2_000, 100, 100_000),
   unwrapWarmup: 500,
+  /** Sign requests through the API per round; the direct round of the same cycle is sized to last about as long. */
+  signRound: intEnv('BENCH_SIGN_ROUND', 150, 20, 100_000),
+  /** Cycles per sign figure (API round and direct round, alternating which goes first). */
+  signCycles: intEnv('BENCH_SIGN_CYCLES', 6, 1, 20),
+  signWarmup: 100,
+  /** A direct round lasts at least this long (workerd's clock counts whole milliseconds). */
+  signDirectMinMs: 250,
   /** A round or counter window during which wrangler reloaded the Worker is run again, this often. */
   maxRetries: 2,
   apiVersion: '2026-04-01',
   secretName: 'bench-secret',
+  keysApiVersion: '2025-07-01',
 };
 
 const log = (message: string) => console.log(`[bench] ${message}`);
+
+/** Like `figures`, for direct rounds timed as a whole (WebCrypto in workerd): no latencies. */
+function rateFigures(runs: RunResult[]): RouteFigures {
+  const withLatencies = runs.every((r) => r.latenciesMs.length === r.count);
+  const f = figures(runs);
+  return withLatencies ? f : { ...f, p50Ms: null, p99Ms: null };
+}
+
+/**
+ * The number of direct operations that takes about as long as `apiOps` API operations, from one
+ * timed run of each, rounded up to a hundred and at least `minMs` long.
+ */
+function directRoundSize(api: RunResult, direct: RunResult, apiOps: number, minMs: number): number {
+  const seconds = Math.max(apiOps / api.opsPerSecond, minMs / 1000);
+  return Math.min(1_000_000, Math.max(100, Math.ceil((seconds * direct.opsPerSecond) / 100) * 100));
+}
 
 function figures(runs: RunResult[]): RouteFigures {
   const count = runs.reduce((n, r) => n + r.count, 0);
@@ -153,6 +192,8 @@ async function main(): Promise<void> {
   let stack: Stack | undefined;
   let bridge: SignedBridgeClient | undefined;
   let hsm: Awaited<ReturnType<typeof openInProcessHsm>> | undefined;
+  let webcrypto: WorkerdWebCrypto | undefined;
+  const tokenKeys: InProcessKey[] = [];
   const agents: Array<{ destroy(): void }> = [];
 
   const onSignal = (signal: string) => {
@@ -303,6 +344,87 @@ async function main(): Promise<void> {
     );
     const unwrapRatios = ratios(httpRuns!, localRuns!);
 
+    // ---- 5. Sign: through the Keys API vs the same signature directly.
+    log('sign: starting the WebCrypto Worker in workerd (Miniflare)');
+    webcrypto = await WorkerdWebCrypto.start(REPO_DIR);
+    const hsmKeysHere = await inProcessKeys(hsm);
+    const { message, digest } = signInput();
+    const signResults: SignFigures[] = [];
+    for (const spec of SIGN_FIGURES) {
+      const { alg } = spec;
+      const kind = spec.hsm ? `${spec.create.kty} key` : `software ${spec.create.kty} key`;
+      const apiKey = await createApiKey(credentials.vaultUrl, CONFIG.keysApiVersion, spec, token, caPem);
+      const signUrl = new URL(`${credentials.vaultUrl}/keys/${spec.keyName}/sign?api-version=${CONFIG.keysApiVersion}`);
+      // Checked on the first answer (a warm-up request): the right key, and a signature node:crypto verifies.
+      const viaApi: Operation = httpsOperation(
+        {
+          method: 'POST',
+          url: signUrl,
+          headers: { ...common, authorization: `Bearer ${token}` },
+          body: JSON.stringify({ alg, value: digest.toString('base64url') }),
+          expectStatus: 200,
+        },
+        agent,
+        caPem,
+        once((text) => checkApiSignature(text, alg, apiKey, message)),
+      );
+
+      let direct: (label: string, n: number) => Promise<RunResult>;
+      let directWhat: string;
+      if (!spec.hsm) {
+        const sample = await webcrypto.sample(alg);
+        if (!verifies(alg, publicJwkOf(sample.publicJwk), fromBase64Url(sample.message), fromBase64Url(sample.signature))) {
+          throw new Error(`WebCrypto ${alg} in workerd: its signature does not verify with node:crypto`);
+        }
+        const w = webcrypto;
+        direct = (label, n) => w.run(label, alg, n, C);
+        directWhat = `WebCrypto ${alg === 'ES256' ? 'ECDSA P-256 / SHA-256' : 'RSASSA-PKCS1-v1_5 2048 / SHA-256'} in workerd (Miniflare ${webcrypto.miniflareVersion}), ${C} in flight in one isolate`;
+      } else {
+        const local = await generateInProcessKey(hsmKeysHere, alg);
+        tokenKeys.push(local);
+        if (!verifies(alg, local.publicJwk, message, await hsmKeysHere.sign(local.handle, alg, digest))) {
+          throw new Error(`in-process ${alg} on the token: the signature does not verify with node:crypto`);
+        }
+        const op: Operation = async () => {
+          await hsmKeysHere.sign(local.handle, alg, digest);
+        };
+        direct = (label, n) => runFixed(label, op, n, C);
+        directWhat = `HsmKeys.sign in process on the same token (${spec.create.kty === 'EC-HSM' ? 'P-256' : 'RSA-2048'} key generated there), ${poolSize} sessions, ${C} in flight`;
+      }
+
+      // Warm-up, which also sizes the direct rounds: as long as an API round, at least signDirectMinMs.
+      const apiWarm = await runFixed(`warm-up ${spec.id} api`, viaApi, CONFIG.signWarmup, C);
+      let directWarm = await direct(`warm-up ${spec.id} direct`, 100);
+      for (let n = 400; directWarm.wallMs < CONFIG.signDirectMinMs && n <= 1_000_000; n *= 4) {
+        directWarm = await direct(`warm-up ${spec.id} direct`, n);
+      }
+      const directRound = directRoundSize(apiWarm, directWarm, CONFIG.signRound, CONFIG.signDirectMinMs);
+      log(`sign ${alg}, ${kind}: ${CONFIG.signCycles} cycles of ${CONFIG.signRound} API requests and ${directRound} direct signatures, ${C} in flight`);
+      const [apiRuns, directRuns] = await cycle(
+        CONFIG.signCycles,
+        [
+          { label: `${alg} ${spec.hsm ? 'HSM' : 'sw'} via API`, run: () => runFixed(`${spec.id} api`, viaApi, CONFIG.signRound, C) },
+          { label: `${alg} ${spec.hsm ? 'HSM' : 'sw'} direct`, run: () => direct(`${spec.id} direct`, directRound) },
+        ],
+        reloads,
+        retried,
+      );
+      const perCycle = ratios(apiRuns!, directRuns!);
+      signResults.push({
+        id: spec.id,
+        alg,
+        key: spec.create,
+        hsm: spec.hsm,
+        route: `POST {vault}/keys/${spec.keyName}/sign?api-version=${CONFIG.keysApiVersion} with a valid bearer token, {alg: '${alg}', value: a 32-byte SHA-256 digest}`,
+        directWhat,
+        api: figures(apiRuns!),
+        direct: rateFigures(directRuns!),
+        directRound,
+        apiOverDirect: significant(median(perCycle), 3),
+        cycles: perCycle.map((r) => significant(r, 3)),
+      });
+    }
+
     const results: BenchResults = {
       generatedAt: new Date().toISOString(),
       durationSeconds: Math.round((Date.now() - startedAt) / 1000),
@@ -352,6 +474,7 @@ async function main(): Promise<void> {
         cycles: unwrapRatios.map((r) => round(r, 3)),
         sessionPool: poolSize,
       },
+      sign: signResults,
     };
 
     const dir = join(REPO_DIR, 'bench', 'results');
@@ -367,6 +490,11 @@ async function main(): Promise<void> {
   } finally {
     for (const a of agents) a.destroy();
     bridge?.close();
+    await webcrypto?.stop().catch(() => undefined);
+    if (hsm && tokenKeys.length) {
+      const keys = await inProcessKeys(hsm);
+      for (const k of tokenKeys) await keys.destroy(k.handle).catch(() => undefined);
+    }
     await hsm?.close();
     await stack?.stop();
     if (process.env.BENCH_KEEP_STATE === '1') log(`state kept in ${stateDir}`);

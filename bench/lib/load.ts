@@ -78,7 +78,12 @@ function operation(target: HttpTarget, sender: Sender, onBody?: (text: string) =
             reject(new Error(`${target.method} ${target.url.pathname}: HTTP ${res.statusCode}, expected ${target.expectStatus}: ${text}`));
             return;
           }
-          if (onBody) onBody(Buffer.concat(chunks).toString('utf8'));
+          try {
+            if (onBody) onBody(Buffer.concat(chunks).toString('utf8'));
+          } catch (err) {
+            reject(err); // a failed check fails the run instead of escaping the event handler
+            return;
+          }
           resolve();
         });
       });

@@ -8,9 +8,10 @@ import { promisify } from 'node:util';
 const execFileAsync = promisify(execFile);
 const require = createRequire(import.meta.url);
 
-async function packageVersion(name: string): Promise<string | undefined> {
+/** A package's version, as `from` (a package.json path) resolves it; default: as the benchmark does. */
+async function packageVersion(name: string, from?: string): Promise<string | undefined> {
   try {
-    const path = require.resolve(`${name}/package.json`);
+    const path = (from ? createRequire(from) : require).resolve(`${name}/package.json`);
     return (JSON.parse(await readFile(path, 'utf8')) as { version?: string }).version;
   } catch {
     return undefined;
@@ -49,21 +50,30 @@ export function machineInfo(): MachineInfo {
 
 export interface SoftwareInfo {
   wrangler?: string;
+  /** The workerd and Miniflare wrangler runs (its own dependencies, not the top-level copies). */
   workerd?: string;
+  miniflare?: string;
   graphenePk11?: string;
   softhsm?: string;
   git: { commit?: string; dirty: boolean };
 }
 
 export async function softwareInfo(repoDir: string): Promise<SoftwareInfo> {
-  const [wrangler, workerd, graphenePk11, softhsm, commit, status] = await Promise.all([
+  let wranglerPackage: string | undefined;
+  try {
+    wranglerPackage = require.resolve('wrangler/package.json');
+  } catch {
+    wranglerPackage = undefined;
+  }
+  const [wrangler, workerd, miniflare, graphenePk11, softhsm, commit, status] = await Promise.all([
     packageVersion('wrangler'),
-    packageVersion('workerd'),
+    packageVersion('workerd', wranglerPackage),
+    packageVersion('miniflare', wranglerPackage),
     packageVersion('graphene-pk11'),
     command('softhsm2-util', ['--version']),
     command('git', ['rev-parse', '--short', 'HEAD'], repoDir),
     // The benchmark's own outputs do not make the tree dirty.
     command('git', ['status', '--porcelain', '--', '.', ':!bench/results', ':!BENCHMARKS.md'], repoDir),
   ]);
-  return { wrangler, workerd, graphenePk11, softhsm, git: { commit, dirty: Boolean(status) } };
+  return { wrangler, workerd, miniflare, graphenePk11, softhsm, git: { commit, dirty: Boolean(status) } };
 }

@@ -4,10 +4,30 @@ import type { MachineInfo, SoftwareInfo } from './machine.js';
 export interface RouteFigures {
   requests: number;
   perSecond: number;
-  p50Ms: number;
-  p99Ms: number;
+  /** Null for rounds timed only as a whole (WebCrypto in workerd). */
+  p50Ms: number | null;
+  p99Ms: number | null;
   /** Per-round rates, in the order they ran. */
   rounds: number[];
+}
+
+/** One sign figure: the API's rate and the same signature's rate directly, in alternating rounds. */
+export interface SignFigures {
+  id: string;
+  alg: string;
+  /** The Keys API create body of the key. */
+  key: { kty: string; crv?: string; key_size?: number };
+  hsm: boolean;
+  route: string;
+  /** What the direct baseline runs. */
+  directWhat: string;
+  api: RouteFigures;
+  direct: RouteFigures;
+  /** Operations per direct round (sized from the warm-up to last about as long as an API round). */
+  directRound: number;
+  /** API rate / direct rate: the median over cycles, and each cycle's. */
+  apiOverDirect: number;
+  cycles: number[];
 }
 
 export interface BenchResults {
@@ -52,6 +72,7 @@ export interface BenchResults {
     cycles: number[];
     sessionPool: number;
   };
+  sign: SignFigures[];
 }
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -59,7 +80,14 @@ const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFracti
 export function renderMarkdown(r: BenchResults): string {
   const w = r.warmReads;
   const u = r.unwrap;
-  const rate = (f: RouteFigures, unit: string): [string, string, string] => [`${fmt(f.perSecond)} ${unit}`, `${f.p50Ms} ms`, `${f.p99Ms} ms`];
+  const ms = (v: number | null) => (v === null ? '' : `${v} ms`);
+  const rate = (f: RouteFigures, unit: string): [string, string, string] => [`${fmt(f.perSecond)} ${unit}`, ms(f.p50Ms), ms(f.p99Ms)];
+  const keyName = (s: SignFigures) => (s.key.crv ? `${s.key.kty} ${s.key.crv}` : `${s.key.kty} ${s.key.key_size}`);
+  const signRows = r.sign.flatMap((s): Array<[string, string, string, string]> => [
+    [`${s.alg} sign through the API, ${s.hsm ? '' : 'software '}${keyName(s)} key`, ...rate(s.api, 'req/s')],
+    [s.hsm ? `Same signature in-process on the token (${r.unwrap.sessionPool} sessions)` : 'Same signature with WebCrypto in workerd', ...rate(s.direct, 'ops/s')],
+    [`**${s.alg} ${s.hsm ? 'HSM' : 'software'}: API / direct** (median over cycles)`, `**${s.apiOverDirect}** (1/${fmt(1 / s.apiOverDirect)})`, '', ''],
+  ]);
   const rows: Array<[string, string, string, string]> = [
     ['Secret GET, warm, authenticated (200)', ...rate(r.secretGet, 'req/s')],
     ['Baseline: same GET without a token (401 challenge)', ...rate(r.challenge, 'req/s')],
@@ -74,18 +102,25 @@ export function renderMarkdown(r: BenchResults): string {
     [`Bridge unwrap over signed HTTP (${String(r.config.concurrency)} in flight)`, ...rate(u.http, 'ops/s')],
     [`Same unwrap in-process, same token (${u.sessionPool} sessions)`, ...rate(u.inProcess, 'ops/s')],
     ['**Unwrap HTTP / in-process** (median over cycles)', `**${u.httpOverInProcess}**`, '', ''],
+    ...signRows,
   ];
   const lines = ['| Figure | Value | p50 | p99 |', '|---|---:|---:|---:|', ...rows.map((c) => `| ${c.join(' | ')} |`)];
   const m = r.machine;
   lines.push(
     '',
     `Run ${r.generatedAt} (${r.durationSeconds} s), commit ${r.software.git.commit ?? '?'}${r.software.git.dirty ? ' (plus uncommitted changes)' : ''}; ` +
-      `${m.logicalCpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}, wrangler ${r.software.wrangler}, workerd ${r.software.workerd}, ${r.software.softhsm ? `SoftHSM ${r.software.softhsm}` : 'SoftHSM ?'}; ` +
+      `${m.logicalCpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}, wrangler ${r.software.wrangler}, workerd ${r.software.workerd}` +
+      `${r.software.miniflare ? ` (Miniflare ${r.software.miniflare})` : ''}, ${r.software.softhsm ? `SoftHSM ${r.software.softhsm}` : 'SoftHSM ?'}; ` +
       `load average ${m.loadAverageAtStart.join('/')} at start, ${m.loadAverageAtEnd.join('/')} at end.`,
     '',
     `- Rounds (req/s): secret GET ${r.secretGet.rounds.join(', ')}; challenge ${r.challenge.rounds.join(', ')}; floor ${r.floor.rounds.join(', ')}.`,
     `- GET/challenge per cycle ${r.ratio.getOverChallengeCycles.join(', ')}; GET/floor per cycle ${r.ratio.getOverFloorCycles.join(', ')}.`,
     `- Unwrap rounds (ops/s): HTTP ${u.http.rounds.join(', ')}; in-process ${u.inProcess.rounds.join(', ')}; ratio per cycle ${u.cycles.join(', ')}.`,
+    ...r.sign.map(
+      (s) =>
+        `- ${s.alg} ${s.hsm ? 'HSM' : 'software'} rounds (${s.api.requests / s.api.rounds.length} API requests / ${fmt(s.directRound)} direct signatures): ` +
+        `API ${s.api.rounds.join(', ')}; direct ${s.direct.rounds.join(', ')}; ratio per cycle ${s.cycles.join(', ')}.`,
+    ),
     `- During the ${fmt(w.reads)} warm GETs (${fmt(w.perSecond)} req/s): data-key cache ${w.dataKeyCache.hits} hits, ${w.dataKeyCache.misses} misses; ` +
       `D1 ${w.d1.requestPath} request-path statements, ${w.d1.auditConsumer ?? '?'} audit-consumer statements ` +
       `(each counter read costs ${w.d1.statsReadCost.d1} + ${w.d1.statsReadCost.audit}, subtracted).`,

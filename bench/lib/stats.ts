@@ -29,3 +29,8 @@ export function pooled(runs: Array<{ latenciesMs: Float64Array }>): Float64Array
   }
   return out;
 }
+
+/** Rounds to `digits` significant digits: for ratios far below 1 (0.00163, not 0.0016). */
+export function significant(value: number, digits = 3): number {
+  return Number.isFinite(value) && value !== 0 ? Number(value.toPrecision(digits)) : value;
+}
