@@ -312,6 +312,11 @@ export class HsmKeys {
   private readonly cache = new Map<string, TokenKey>();
   /** Ids being generated or imported right now (a second request for one is a conflict). */
   private readonly creating = new Set<string>();
+  /**
+   * Token-object creation, one at a time: SoftHSM has failed concurrent key-pair generations with
+   * CKR_GENERAL_ERROR. Creations are rare; operations on existing keys stay concurrent.
+   */
+  private creations: Promise<void> = Promise.resolve();
   /** Whether the token does RSA-OAEP with SHA-256 itself; learnt on first use. */
   private nativeOaep256: boolean | undefined;
 
@@ -774,7 +779,11 @@ export class HsmKeys {
   private async create<T>(id: string, what: string, fn: (session: graphene.Session) => Promise<T>): Promise<T> {
     if (this.creating.has(id)) throw new KeyExistsError();
     this.creating.add(id);
+    const previous = this.creations;
+    let release!: () => void;
+    this.creations = new Promise<void>((resolve) => (release = resolve));
     try {
+      await previous;
       return await onSession(this.source, async (session) => {
         // Any object with this CKA_ID, whatever its label, makes the id unusable.
         if (session.find({ id: Buffer.from(id, 'hex') }).length > 0) throw new KeyExistsError();
@@ -783,6 +792,7 @@ export class HsmKeys {
     } catch (err) {
       throw this.translate(err, id, what, false);
     } finally {
+      release();
       this.creating.delete(id);
     }
   }
