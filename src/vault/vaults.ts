@@ -1,9 +1,10 @@
-import { asc, eq, gt } from 'drizzle-orm';
+import { and, asc, eq, gt, isNotNull } from 'drizzle-orm';
+import type { BridgeClient } from '../crypto/bridge-client';
 import type { DataKeyManager } from '../crypto/data-keys';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { LookupCache } from '../storage/lookup-cache';
-import { dataKeys, vaults } from '../storage/schema';
+import { dataKeys, keyVersions, vaults } from '../storage/schema';
 import { badParameter, conflict, forbidden, notFound } from './errors';
 
 export type VaultRecord = typeof vaults.$inferSelect;
@@ -84,13 +85,21 @@ export async function listVaults(db: Database, after: string | undefined, limit:
  * Deletes a vault and everything in it. A vault under purge protection cannot be deleted: that
  * would purge its objects before their retention ends.
  */
-export async function deleteVault(db: Database, name: string): Promise<void> {
+export async function deleteVault(db: Database, bridge: BridgeClient, name: string): Promise<void> {
   const vault = await db.select().from(vaults).where(eq(vaults.name, name.toLowerCase())).get();
   if (!vault) throw notFound('VaultNotFound', `Vault ${name} was not found.`);
   if (vault.purgeProtection) {
     throw forbidden(`Vault ${name} has purge protection enabled and cannot be deleted.`);
   }
-  // secrets and their versions go with the vault (ON DELETE CASCADE); its data keys after them.
+  // HSM keys' token objects first: with the bridge down nothing is deleted, and a retry after a
+  // failure below finds them gone already (destroy is idempotent).
+  const handles = await db
+    .select({ handle: keyVersions.hsmHandle })
+    .from(keyVersions)
+    .where(and(eq(keyVersions.vaultId, vault.id), isNotNull(keyVersions.hsmHandle)))
+    .all();
+  for (const { handle } of handles) await bridge.destroyKey(handle!);
+  // Secrets, keys and their versions go with the vault (ON DELETE CASCADE); its data keys after them.
   await db.batch([db.delete(vaults).where(eq(vaults.id, vault.id)), db.delete(dataKeys).where(eq(dataKeys.scope, vault.id))]);
   forgetVault(name);
 }

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { API, APEX, BOOTSTRAP_SECRET, admin, call, json, tokenFor, vaultOrigin } from './helpers';
+import { BridgeClient } from '../../src/crypto/bridge-client';
+import { API, APEX, BOOTSTRAP_SECRET, admin, call, env, json, tokenFor, vaultOrigin } from './helpers';
 import { clientCredentials, count, expectChallenge, rows, sha256Hex, tokenRequest } from './identity-helpers';
 
 type Creds = { tenantId: string; clientId: string; clientSecret: string };
@@ -533,6 +534,23 @@ describe('management API', () => {
       expect(await count('secrets', 'vault_id = ?', created.id)).toBe(0);
       expect(await count('secret_versions', 'vault_id = ?', created.id)).toBe(0);
       expect(await count('data_keys', 'scope = ?', created.id)).toBe(0);
+    });
+
+    it('destroys the token objects of the vault HSM keys; with the bridge down it deletes nothing', async () => {
+      const name = vaultName();
+      const created = await json(await put(name));
+      const made = await call('POST', `${vaultOrigin(name)}/keys/hsm/create?${API}`, { token, body: { kty: 'EC-HSM' } });
+      expect(made.status).toBe(200);
+      const handle = (await json(made)).key.kid.split('/').pop();
+      const bridge = new BridgeClient(env.BRIDGE_URL, env.BRIDGE_HMAC_SECRET);
+      const down = await call('DELETE', `${APEX}/management/vaults/${name}`, { token, env: { BRIDGE_URL: 'http://127.0.0.1:9' } as never });
+      expect(down.status).toBe(503);
+      expect(await count('key_versions', 'vault_id = ?', created.id)).toBe(1);
+      expect((await bridge.sign(handle, 'ES256', new Uint8Array(32))).length).toBe(64);
+
+      expect((await call('DELETE', `${APEX}/management/vaults/${name}`, { token })).status).toBe(204);
+      expect(await count('key_versions', 'vault_id = ?', created.id)).toBe(0);
+      await expect(bridge.sign(handle, 'ES256', new Uint8Array(32))).rejects.toMatchObject({ code: 'DataIntegrityError' });
     });
 
     it('a deleted name can be created again, as a new and empty vault', async () => {

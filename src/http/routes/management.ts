@@ -148,7 +148,8 @@ export function managementRoutes(app: Hono<AppEnv>): void {
 
   app.delete('/management/vaults/:name', adminOperation('VaultDelete', vaultObject), async (c) => {
     const name = c.req.param('name');
-    await deleteVault(c.get('services').db, name);
+    const { db, bridge } = c.get('services');
+    await deleteVault(db, bridge, name);
     return noContent(c);
   });
 
