@@ -73,6 +73,8 @@ export interface BenchResults {
     sessionPool: number;
   };
   sign: SignFigures[];
+  /** Wall time of the sign figures (key creation, warm-ups, rounds). */
+  signSeconds: number;
 }
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
