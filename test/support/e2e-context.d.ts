@@ -9,6 +9,9 @@ export interface E2eStackInfo {
   apexUrl: string;
   zone: string;
   vaultPort: number;
+  /** The stack's state directory (local D1, queues, token) and the Worker's and bridge's output. */
+  stateDir: string;
+  outputLog: string;
   /** The test-only control endpoint that stops and restarts the HSM bridge. */
   control: { url: string; token: string };
 }

@@ -76,6 +76,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     apexUrl: stack.apexUrl,
     zone: stack.zone,
     vaultPort: stack.vaultPort,
+    stateDir,
+    outputLog,
     control: { url: `http://127.0.0.1:${(control.address() as AddressInfo).port}`, token },
   });
 
