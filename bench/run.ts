@@ -215,7 +215,7 @@ async function main(): Promise<void> {
       onOutput: (source, line) => {
         if (source === 'worker') reloads.onLine(line);
         output.push(`[${source}] ${line}`);
-        if (output.length > 200) output.shift();
+        if (output.length > 2000) output.shift();
       },
     });
     const { credentials, caPem, apexUrl } = stack;
@@ -491,7 +491,12 @@ async function main(): Promise<void> {
     console.log('\n' + renderMarkdown(results));
     log(`written to bench/results/latest.json (${results.durationSeconds} s)`);
   } catch (err) {
-    if (output.length) console.error(`[bench] last output of the stack:\n${output.slice(-40).join('\n')}`);
+    if (output.length) {
+      // The state directory goes away; the stack's last lines stay for a look at what happened.
+      const saved = join(os.tmpdir(), `ekv-bench-failure-${Date.now()}.log`);
+      await writeFile(saved, output.join('\n') + '\n').catch(() => undefined);
+      console.error(`[bench] last output of the stack (last ${output.length} lines in ${saved}):\n${output.slice(-40).join('\n')}`);
+    }
     throw err;
   } finally {
     for (const a of agents) a.destroy();
