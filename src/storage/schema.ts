@@ -49,6 +49,10 @@ export const vaults = sqliteTable('vaults', {
   softDeleteRetentionDays: integer('soft_delete_retention_days').notNull(),
   purgeProtection: integer('purge_protection', { mode: 'boolean' }).notNull().default(false),
   createdAt: integer('created_at').notNull(),
+  // true: role assignments decide (Azure's default); false: the vault's access policies do.
+  enableRbacAuthorization: integer('enable_rbac_authorization', { mode: 'boolean' }).notNull().default(true),
+  // JSON {defaultAction: 'Allow'|'Deny', ipRules: [{value: CIDR}]}; null = every address allowed.
+  networkAcls: text('network_acls'),
 });
 
 // One row per secret name: its latest version and its soft-delete state.
@@ -233,4 +237,98 @@ export const events = sqliteTable(
     body: text('body').notNull(),
   },
   (t) => [index('events_vault_time').on(t.vault, t.eventTime)],
+);
+
+// Custom role definitions (the built-in ones are constants in code). vaultId null: the deployment's.
+export const roleDefinitions = sqliteTable(
+  'role_definitions',
+  {
+    id: text('id').primaryKey(),
+    vaultId: text('vault_id').references(() => vaults.id, { onDelete: 'cascade' }),
+    roleName: text('role_name').notNull(),
+    description: text('description'),
+    // JSON [{dataActions: string[], notDataActions: string[]}]
+    permissions: text('permissions').notNull(),
+    // JSON string[] of scopes ('/', '/keys', …)
+    assignableScopes: text('assignable_scopes').notNull(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('role_definitions_vault').on(t.vaultId)],
+);
+
+// Role assignments: a principal holds a role at a scope of one vault ('/', '/secrets',
+// '/secrets/{name}', …), optionally until expiresAt.
+export const roleAssignments = sqliteTable(
+  'role_assignments',
+  {
+    id: text('id').primaryKey(),
+    vaultId: text('vault_id')
+      .notNull()
+      .references(() => vaults.id, { onDelete: 'cascade' }),
+    scope: nocaseText('scope').notNull(),
+    roleDefinitionId: text('role_definition_id').notNull(),
+    principalId: text('principal_id').notNull(),
+    expiresAt: integer('expires_at'),
+    createdAt: integer('created_at').notNull(),
+    createdBy: text('created_by'),
+    // Written by the audit consumer from the decisions it records, not on the request path.
+    lastUsedAt: integer('last_used_at'),
+  },
+  (t) => [index('role_assignments_vault').on(t.vaultId, t.principalId), index('role_assignments_principal').on(t.principalId)],
+);
+
+// Legacy access policies (vaults with enableRbacAuthorization = false): one row per principal.
+export const accessPolicies = sqliteTable(
+  'access_policies',
+  {
+    vaultId: text('vault_id')
+      .notNull()
+      .references(() => vaults.id, { onDelete: 'cascade' }),
+    objectId: text('object_id').notNull(),
+    // JSON {keys: string[], secrets: string[], certificates: string[]} with Azure's permission names
+    permissions: text('permissions').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.vaultId, t.objectId] })],
+);
+
+// Certificate credentials of applications: the public certificate only (private_key_jwt).
+export const applicationCertificates = sqliteTable(
+  'application_certificates',
+  {
+    id: text('id').primaryKey(),
+    clientId: text('client_id')
+      .notNull()
+      .references(() => applications.clientId, { onDelete: 'cascade' }),
+    // base64url SHA-1 and SHA-256 of the DER certificate (x5t, x5t#S256)
+    thumbprintSha1: text('thumbprint_sha1').notNull(),
+    thumbprintSha256: text('thumbprint_sha256').notNull(),
+    // base64 DER
+    certificate: text('certificate').notNull(),
+    notBefore: integer('not_before').notNull(),
+    notAfter: integer('not_after').notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('application_certificates_client').on(t.clientId)],
+);
+
+// Federated identity credentials: tokens of an external OIDC issuer for (issuer, subject, audience)
+// are exchanged for this application's tokens.
+export const federatedCredentials = sqliteTable(
+  'federated_credentials',
+  {
+    id: text('id').primaryKey(),
+    clientId: text('client_id')
+      .notNull()
+      .references(() => applications.clientId, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    issuer: text('issuer').notNull(),
+    subject: text('subject').notNull(),
+    // JSON string[]
+    audiences: text('audiences').notNull(),
+    description: text('description'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('federated_credentials_client').on(t.clientId)],
 );
