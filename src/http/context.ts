@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import type { AuthorizationDecision } from '../access/authorize';
 import type { Env } from '../env';
 import type { Caller } from '../identity/tokens';
 import type { Services } from '../services';
@@ -12,6 +13,8 @@ export interface AuditDraft {
   objectId: string | null;
   /** The error code the request was answered with, if any. */
   errorCode: string | null;
+  /** What granted the request: a role assignment or an access policy (set by authorize). */
+  authorization?: AuthorizationDecision;
 }
 
 export type AppEnv = {

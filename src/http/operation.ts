@@ -1,6 +1,8 @@
 import type { MiddlewareHandler } from 'hono';
 import { getApplication } from '../identity/applications';
-import { authorize, type DataAction } from '../vault/authorize';
+import { authorize } from '../access/authorize';
+import { assertNetworkAllowed } from '../access/network';
+import type { DataAction } from '../vault/authorize';
 import { badParameter, forbidden, notFound } from '../vault/errors';
 import { findVault } from '../vault/vaults';
 import { authenticate } from './authenticate';
@@ -37,7 +39,13 @@ export function vaultOperation(operation: string, action: DataAction, collection
     const vault = await findVault(c.get('services').db, vaultName);
     if (!vault) throw notFound('VaultNotFound', `The vault ${vaultName} does not exist.`);
     c.set('vault', vault);
-    authorize(c.get('caller')!, action, { vaultName: vault.name, tenantId: c.get('tenantId')!, path: object ?? collection });
+    // The vault's firewall first: a refused address learns nothing more and touches no data.
+    assertNetworkAllowed(vault, c.req.header('cf-connecting-ip') ?? null);
+    c.get('audit').authorization = await authorize(c.get('services').db, c.get('caller')!, action, {
+      vault,
+      tenantId: c.get('tenantId')!,
+      path: object ?? collection,
+    });
     await next();
   };
 }
