@@ -1,7 +1,16 @@
-import type { Caller } from '../identity/tokens';
-import { forbidden } from './errors';
-
-/** Data actions, named as Azure names them. */
+/**
+ * Data actions, named exactly as Azure names them (Microsoft.KeyVault resource provider
+ * operations, "DataAction" list; Microsoft.Authorization for role management). A built-in or
+ * custom role grants an action when one of its patterns matches the name, so the names must be
+ * Azure's for Azure's roles to mean here what they mean there.
+ *
+ * Azure has no separate data actions for soft-deleted objects: reading a deleted secret is
+ * `secrets/readMetadata/action`, a deleted key `keys/read`, and recover and purge are
+ * `{secrets,keys,certificates}/recover/action` and `…/purge/action`. The `readDeleted` entries
+ * below are therefore the same strings as the live reads they correspond to.
+ *
+ * The one decision that uses them is `authorize` in src/access/authorize.ts.
+ */
 export const SecretActions = {
   get: 'Microsoft.KeyVault/vaults/secrets/getSecret/action',
   set: 'Microsoft.KeyVault/vaults/secrets/setSecret/action',
@@ -10,9 +19,9 @@ export const SecretActions = {
   delete: 'Microsoft.KeyVault/vaults/secrets/delete',
   backup: 'Microsoft.KeyVault/vaults/secrets/backup/action',
   restore: 'Microsoft.KeyVault/vaults/secrets/restore/action',
-  recover: 'Microsoft.KeyVault/vaults/deletedSecrets/recover/action',
-  readDeleted: 'Microsoft.KeyVault/vaults/deletedSecrets/read',
-  purge: 'Microsoft.KeyVault/vaults/deletedSecrets/delete',
+  recover: 'Microsoft.KeyVault/vaults/secrets/recover/action',
+  readDeleted: 'Microsoft.KeyVault/vaults/secrets/readMetadata/action',
+  purge: 'Microsoft.KeyVault/vaults/secrets/purge/action',
 } as const;
 
 export const KeyActions = {
@@ -29,31 +38,68 @@ export const KeyActions = {
   unwrap: 'Microsoft.KeyVault/vaults/keys/unwrap/action',
   sign: 'Microsoft.KeyVault/vaults/keys/sign/action',
   verify: 'Microsoft.KeyVault/vaults/keys/verify/action',
+  release: 'Microsoft.KeyVault/vaults/keys/release/action',
   rotate: 'Microsoft.KeyVault/vaults/keys/rotate/action',
   getRotationPolicy: 'Microsoft.KeyVault/vaults/keyrotationpolicies/read',
   setRotationPolicy: 'Microsoft.KeyVault/vaults/keyrotationpolicies/write',
-  readDeleted: 'Microsoft.KeyVault/vaults/deletedKeys/read',
-  recover: 'Microsoft.KeyVault/vaults/deletedKeys/recover/action',
-  purge: 'Microsoft.KeyVault/vaults/deletedKeys/delete',
+  readDeleted: 'Microsoft.KeyVault/vaults/keys/read',
+  recover: 'Microsoft.KeyVault/vaults/keys/recover/action',
+  purge: 'Microsoft.KeyVault/vaults/keys/purge/action',
+  // Not an Azure Key Vault action (GetRandomBytes is Managed HSM's `managedHsm/rng/action`): the
+  // vault-flavoured name, so `Microsoft.KeyVault/vaults/*` (Key Vault Administrator) covers it.
   random: 'Microsoft.KeyVault/vaults/rng/action',
 } as const;
 
-export type DataAction = (typeof SecretActions)[keyof typeof SecretActions] | (typeof KeyActions)[keyof typeof KeyActions];
-
-/** Where an action applies: the vault, a collection in it, or one object. */
-export interface Scope {
-  vaultName: string;
-  tenantId: string;
-  /** e.g. `/secrets` or `/secrets/{name}`; absent for the whole vault. */
-  path?: string;
-}
+export const CertificateActions = {
+  read: 'Microsoft.KeyVault/vaults/certificates/read',
+  create: 'Microsoft.KeyVault/vaults/certificates/create/action',
+  import: 'Microsoft.KeyVault/vaults/certificates/import/action',
+  update: 'Microsoft.KeyVault/vaults/certificates/update/action',
+  delete: 'Microsoft.KeyVault/vaults/certificates/delete',
+  backup: 'Microsoft.KeyVault/vaults/certificates/backup/action',
+  restore: 'Microsoft.KeyVault/vaults/certificates/restore/action',
+  recover: 'Microsoft.KeyVault/vaults/certificates/recover/action',
+  readDeleted: 'Microsoft.KeyVault/vaults/certificates/read',
+  purge: 'Microsoft.KeyVault/vaults/certificates/purge/action',
+  /** Certificate issuers (Azure: "Read/Write/Delete Certificate Issuer"). */
+  readIssuers: 'Microsoft.KeyVault/vaults/certificatecas/read',
+  writeIssuers: 'Microsoft.KeyVault/vaults/certificatecas/write',
+  deleteIssuers: 'Microsoft.KeyVault/vaults/certificatecas/delete',
+  /** Certificate contacts: Azure has the one action ("Manage Certificate Contact") for all of it. */
+  manageContacts: 'Microsoft.KeyVault/vaults/certificatecontacts/write',
+} as const;
 
 /**
- * The one authorization decision every handler goes through. For now any application of the
- * vault's tenant may do anything; role assignments will replace this rule, not its call sites.
+ * Role management. On Azure these are control-plane actions (a role lists them under `actions`,
+ * e.g. Key Vault Data Access Administrator); here they guard the vault's own role API, and a role
+ * grants them from `actions` or `dataActions` alike (see src/access/roles.ts).
  */
-export function authorize(caller: Caller, action: DataAction, scope: Scope): void {
-  if (caller.tenantId !== scope.tenantId) {
-    throw forbidden(`Caller ${caller.appId} is not authorized to perform action '${action}' on this vault.`, 'ForbiddenByRbac');
-  }
-}
+export const RoleActions = {
+  readAssignments: 'Microsoft.Authorization/roleAssignments/read',
+  writeAssignments: 'Microsoft.Authorization/roleAssignments/write',
+  deleteAssignments: 'Microsoft.Authorization/roleAssignments/delete',
+  readDefinitions: 'Microsoft.Authorization/roleDefinitions/read',
+  writeDefinitions: 'Microsoft.Authorization/roleDefinitions/write',
+  deleteDefinitions: 'Microsoft.Authorization/roleDefinitions/delete',
+} as const;
+
+type ValuesOf<T> = T[keyof T];
+
+export type DataAction =
+  | ValuesOf<typeof SecretActions>
+  | ValuesOf<typeof KeyActions>
+  | ValuesOf<typeof CertificateActions>
+  | ValuesOf<typeof RoleActions>;
+
+/**
+ * Every action this service ever authorizes. What a role "grants" is evaluated over this set: a
+ * wildcard can match nothing else that matters here.
+ */
+export const ALL_DATA_ACTIONS: readonly DataAction[] = [
+  ...new Set<DataAction>([
+    ...Object.values(SecretActions),
+    ...Object.values(KeyActions),
+    ...Object.values(CertificateActions),
+    ...Object.values(RoleActions),
+  ]),
+];
