@@ -8,9 +8,12 @@ export function errorBody(code: string, message: string, innerCode?: string) {
   return { error: { code, message, ...(innerCode ? { innererror: { code: innerCode } } : {}) } };
 }
 
-/** An Azure-shaped error answer; its code also goes into the request's audit event. */
+/**
+ * An Azure-shaped error answer. Its code goes into the request's audit event: the inner code when
+ * there is one (ForbiddenByFirewall says more than Forbidden), else the code.
+ */
 export function errorResponse(c: AppContext, status: ContentfulStatusCode, code: string, message: string, innerCode?: string) {
-  c.get('audit').errorCode = code;
+  c.get('audit').errorCode = innerCode ?? code;
   return c.json(errorBody(code, message, innerCode), status);
 }
 
