@@ -5,6 +5,7 @@ import { unknownRoute } from './operation';
 import { requestContext } from './request-context';
 import { healthRoutes } from './routes/health';
 import { managementRoutes } from './routes/management';
+import { managementRbacRoutes } from './routes/management-rbac';
 import { tokenRoutes } from './routes/token';
 
 /** The apex host: health, management and the token service. */
@@ -13,6 +14,7 @@ export function createApexApp(): Hono<AppEnv> {
   app.use(requestContext('apex'));
   healthRoutes(app);
   managementRoutes(app);
+  managementRbacRoutes(app);
   tokenRoutes(app);
   const challengedNotFound = unknownRoute();
   // Unknown management paths are challenged like known ones; the rest of the apex is public.

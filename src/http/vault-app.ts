@@ -6,6 +6,7 @@ import { unknownRoute } from './operation';
 import { requestContext } from './request-context';
 import { keyRotationRoutes } from './routes/key-rotation';
 import { keyRoutes } from './routes/keys';
+import { rbacRoutes } from './routes/rbac';
 import { secretRoutes } from './routes/secrets';
 
 /** The data-plane API served on `{vault}.{zone}`. */
@@ -15,6 +16,7 @@ export function createVaultApp(): Hono<AppEnv> {
   // `/keys/k/sign`.
   const app = new Hono<AppEnv>({ getPath: (req) => getPathNoStrict(req).replace(/\/{2,}/g, '/') });
   app.use(requestContext('vault'));
+  rbacRoutes(app);
   secretRoutes(app);
   keyRotationRoutes(app);
   keyRoutes(app);

@@ -4,10 +4,12 @@
  * custom role grants an action when one of its patterns matches the name, so the names must be
  * Azure's for Azure's roles to mean here what they mean there.
  *
- * Azure has no separate data actions for soft-deleted objects: reading a deleted secret is
- * `secrets/readMetadata/action`, a deleted key `keys/read`, and recover and purge are
+ * Azure has no separate data actions for soft-deleted objects: an operation on one needs the
+ * action of the access-policy permission it requires (listing deleted secrets needs `list`, so
+ * `secrets/readMetadata/action`; reading one deleted secret needs `get`, so
+ * `secrets/getSecret/action`; deleted keys `keys/read`), and recover and purge are
  * `{secrets,keys,certificates}/recover/action` and `…/purge/action`. The `readDeleted` entries
- * below are therefore the same strings as the live reads they correspond to.
+ * below (what listing deleted objects needs) are therefore the same strings as live reads.
  *
  * The one decision that uses them is `authorize` in src/access/authorize.ts.
  */

@@ -1,10 +1,11 @@
 import { and, asc, eq, gt, isNotNull } from 'drizzle-orm';
+import { BuiltInRoleIds } from '../access/roles';
 import type { BridgeClient } from '../crypto/bridge-client';
 import type { DataKeyManager } from '../crypto/data-keys';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { LookupCache } from '../storage/lookup-cache';
-import { dataKeys, keyVersions, vaults } from '../storage/schema';
+import { dataKeys, keyVersions, roleAssignments, vaults } from '../storage/schema';
 import { badParameter, conflict, forbidden, notFound } from './errors';
 
 export type VaultRecord = typeof vaults.$inferSelect;
@@ -38,11 +39,32 @@ export interface CreateVaultInput {
   enablePurgeProtection?: boolean;
 }
 
+function creatorAssignment(db: Database, vault: VaultRecord, creatorObjectId: string | undefined) {
+  if (!creatorObjectId) return [];
+  const principalId = creatorObjectId.toLowerCase();
+  return [
+    db.insert(roleAssignments).values({
+      id: crypto.randomUUID(),
+      vaultId: vault.id,
+      scope: '/',
+      roleDefinitionId: BuiltInRoleIds.administrator,
+      principalId,
+      createdAt: vault.createdAt,
+      createdBy: principalId,
+    }),
+  ];
+}
+
+/**
+ * Creates a vault. `creatorObjectId`, the principal creating it, is made its Key Vault
+ * Administrator at the vault scope in the same batch, so whoever creates a vault can use it.
+ */
 export async function createVault(
   db: Database,
   keys: DataKeyManager,
   tenantId: string,
   input: CreateVaultInput,
+  creatorObjectId?: string,
 ): Promise<VaultRecord> {
   const name = input.name.toLowerCase();
   if (!isValidVaultName(name)) {
@@ -68,7 +90,7 @@ export async function createVault(
   // The first data key is wrapped before anything is written: with the bridge down, nothing is.
   const { row } = await keys.prepare(vault.id);
   try {
-    await db.batch([db.insert(vaults).values(vault), db.insert(dataKeys).values(row)]);
+    await db.batch([db.insert(vaults).values(vault), db.insert(dataKeys).values(row), ...creatorAssignment(db, vault, creatorObjectId)]);
   } catch (err) {
     if (violatedConstraint(err) === 'unique') throw conflict(`Vault ${name} already exists.`);
     throw err;

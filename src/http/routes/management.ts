@@ -128,9 +128,10 @@ export function managementRoutes(app: Hono<AppEnv>): void {
   app.put('/management/vaults/:name', adminOperation('VaultCreate', vaultObject), async (c) => {
     const name = c.req.param('name');
     const input = parseBody(vaultBody, await optionalJson(c));
-    const { tenantId } = authenticated(c);
+    const { tenantId, caller } = authenticated(c);
     const { db, keys } = c.get('services');
-    const vault = await createVault(db, keys, tenantId, { name, ...input });
+    // The creating administrator becomes the vault's Key Vault Administrator.
+    const vault = await createVault(db, keys, tenantId, { name, ...input }, caller.objectId);
     return c.json(vaultShape(c, vault), 201);
   });
 

@@ -89,7 +89,7 @@ export function secretRoutes(app: Hono<AppEnv>): void {
     return c.json(listBody(items, page.next, c.req.url, c.get('apiVersion')!, max));
   });
 
-  app.get('/deletedsecrets/:name', one('SecretGetDeleted', SecretActions.readDeleted), async (c) => {
+  app.get('/deletedsecrets/:name', one('SecretGetDeleted', SecretActions.get), async (c) => {
     const name = c.req.param('name');
     const { store, vault, origin } = begin(c);
     return c.json(secretBundle(origin, vault, await store.getDeleted(name)));

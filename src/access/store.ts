@@ -1,0 +1,155 @@
+import { eq, isNull, or } from 'drizzle-orm';
+import type { Database } from '../storage/db';
+import { accessPolicies, roleAssignments, roleDefinitions } from '../storage/schema';
+import type { PolicyPermissions } from './policy-permissions';
+import { builtInRole, type Permission, type RoleDefinition } from './roles';
+
+/**
+ * What one vault's authorization decisions read: its role assignments, its custom role
+ * definitions and its access policies, loaded together (one D1 batch) and kept per isolate.
+ *
+ * Propagation. Writes through this isolate forget the vault's entry at once, so a grant or a
+ * revocation is in force for the next request here. Other isolates keep what they loaded for up
+ * to CACHE_TTL_MS (30 s) and only then see the change, much as Azure asks callers to "observe
+ * propagation time" after changing role assignments (its window is minutes). Expiry of a
+ * time-bound assignment is not subject to that window: it is evaluated at each decision.
+ */
+
+export type AssignmentRecord = typeof roleAssignments.$inferSelect;
+
+export interface VaultAuthorization {
+  /** Assignments by principal (object id, lowercased). */
+  byPrincipal: ReadonlyMap<string, readonly AssignmentRecord[]>;
+  /** Custom role definitions by GUID (lowercased). */
+  customRoles: ReadonlyMap<string, RoleDefinition>;
+  /** Access policies by object id (lowercased). */
+  policies: ReadonlyMap<string, PolicyPermissions>;
+}
+
+export const CACHE_TTL_MS = 30_000;
+const MAX_ENTRIES = 10_000;
+
+type RoleDefinitionRow = typeof roleDefinitions.$inferSelect;
+
+function parseJson<T>(text: string, fallback: T): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : []);
+
+/** A stored custom role definition, as the evaluator and the API see it. */
+export function customRole(row: RoleDefinitionRow): RoleDefinition {
+  const permissions = parseJson<unknown[]>(row.permissions, []).map(
+    (p): Permission => {
+      const block = (p ?? {}) as Record<string, unknown>;
+      return {
+        actions: strings(block.actions),
+        notActions: strings(block.notActions),
+        dataActions: strings(block.dataActions),
+        notDataActions: strings(block.notDataActions),
+      };
+    },
+  );
+  return {
+    id: row.id,
+    roleName: row.roleName,
+    description: row.description ?? '',
+    roleType: 'CustomRole',
+    permissions,
+    assignableScopes: strings(parseJson<unknown>(row.assignableScopes, ['/'])),
+    vaultId: row.vaultId,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+function build(
+  assignments: AssignmentRecord[],
+  definitions: RoleDefinitionRow[],
+  policies: (typeof accessPolicies.$inferSelect)[],
+): VaultAuthorization {
+  const byPrincipal = new Map<string, AssignmentRecord[]>();
+  for (const a of assignments) {
+    const key = a.principalId.toLowerCase();
+    const list = byPrincipal.get(key);
+    if (list) list.push(a);
+    else byPrincipal.set(key, [a]);
+  }
+  return {
+    byPrincipal,
+    customRoles: new Map(definitions.map((d) => [d.id.toLowerCase(), customRole(d)])),
+    policies: new Map(policies.map((p) => [p.objectId.toLowerCase(), parseJson<PolicyPermissions>(p.permissions, {})])),
+  };
+}
+
+/** The built-in role or the vault's (or the deployment's) custom role with this GUID. */
+export function roleById(data: VaultAuthorization, id: string): RoleDefinition | undefined {
+  return builtInRole(id) ?? data.customRoles.get(id.toLowerCase());
+}
+
+interface Entry {
+  value: VaultAuthorization;
+  expires: number;
+}
+
+const entries = new Map<string, Entry>();
+const pending = new Map<string, { promise: Promise<VaultAuthorization>; generation: number }>();
+// Bumped by every forget: a load that started before a write must not store what it read.
+const generations = new Map<string, number>();
+
+async function loadFromD1(db: Database, vaultId: string): Promise<VaultAuthorization> {
+  const [assignments, definitions, policies] = await db.batch([
+    db.select().from(roleAssignments).where(eq(roleAssignments.vaultId, vaultId)),
+    db
+      .select()
+      .from(roleDefinitions)
+      .where(or(eq(roleDefinitions.vaultId, vaultId), isNull(roleDefinitions.vaultId))),
+    db.select().from(accessPolicies).where(eq(accessPolicies.vaultId, vaultId)),
+  ]);
+  return build(assignments, definitions, policies);
+}
+
+/**
+ * The vault's authorization data: from this isolate's cache when fresh (no D1 query), otherwise
+ * one D1 batch, shared by concurrent requests.
+ */
+export async function loadAuthorization(db: Database, vaultId: string): Promise<VaultAuthorization> {
+  const hit = entries.get(vaultId);
+  if (hit && hit.expires > Date.now()) return hit.value;
+  const generation = generations.get(vaultId) ?? 0;
+  let inflight = pending.get(vaultId);
+  if (!inflight || inflight.generation !== generation) {
+    const promise = loadFromD1(db, vaultId);
+    inflight = { promise, generation };
+    pending.set(vaultId, inflight);
+    promise.then(
+      (value) => {
+        if (pending.get(vaultId) === inflight) pending.delete(vaultId);
+        if ((generations.get(vaultId) ?? 0) !== generation) return;
+        if (entries.size >= MAX_ENTRIES) entries.clear();
+        entries.set(vaultId, { value, expires: Date.now() + CACHE_TTL_MS });
+      },
+      () => {
+        if (pending.get(vaultId) === inflight) pending.delete(vaultId);
+      },
+    );
+  }
+  return inflight.promise;
+}
+
+/**
+ * Forgets this isolate's copy of a vault's authorization data. Call it after every write to the
+ * vault's role assignments, role definitions or access policies.
+ */
+export function forgetAuthorization(vaultId: string): void {
+  entries.delete(vaultId);
+  pending.delete(vaultId);
+  if (generations.size >= MAX_ENTRIES && !generations.has(vaultId)) {
+    generations.delete(generations.keys().next().value!);
+  }
+  generations.set(vaultId, (generations.get(vaultId) ?? 0) + 1);
+}
