@@ -10,6 +10,11 @@ export interface Env {
   BRIDGE_HMAC_SECRET: string;
   /** One-time secret that bootstraps the tenant and its first administrator. */
   BOOTSTRAP_SECRET?: string;
+  /**
+   * "true" lets federated identity credentials trust plain-http OIDC issuers on loopback
+   * (127.0.0.1, ::1, localhost): set by the test suites and the local stack, never in production.
+   */
+  ALLOW_LOOPBACK_HTTP_ISSUERS?: string;
 }
 
 import type { AuditEvent } from './audit/event';

@@ -26,18 +26,41 @@ function newClientSecret(): string {
   return `ekv~${toBase64Url(randomBytes(32))}`;
 }
 
-async function secretRow(clientId: string, secret: string, expiresInDays?: number): Promise<ClientSecretRow> {
-  const createdAt = Math.floor(Date.now() / 1000);
-  if (expiresInDays !== undefined && (!Number.isInteger(expiresInDays) || expiresInDays < 1 || expiresInDays > MAX_SECRET_LIFETIME_DAYS)) {
-    throw badParameter(`expiresInDays must be an integer from 1 to ${MAX_SECRET_LIFETIME_DAYS}.`);
+/** When a new client secret expires: `expiresInDays` (1-730) or `endDateTime` (ISO 8601, within 730 days), or never. */
+export interface SecretExpiry {
+  expiresInDays?: number;
+  endDateTime?: string;
+}
+
+function expiryOf(createdAt: number, expiry: SecretExpiry): number | null {
+  const { expiresInDays, endDateTime } = expiry;
+  if (expiresInDays !== undefined && endDateTime !== undefined) throw badParameter('Give either expiresInDays or endDateTime, not both.');
+  if (expiresInDays !== undefined) {
+    if (!Number.isInteger(expiresInDays) || expiresInDays < 1 || expiresInDays > MAX_SECRET_LIFETIME_DAYS) {
+      throw badParameter(`expiresInDays must be an integer from 1 to ${MAX_SECRET_LIFETIME_DAYS}.`);
+    }
+    return createdAt + expiresInDays * 86400;
   }
+  if (endDateTime !== undefined) {
+    const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(endDateTime) ? Date.parse(endDateTime) : NaN;
+    if (!Number.isFinite(ms)) throw badParameter('endDateTime must be an ISO 8601 date and time with a time zone, e.g. 2027-01-31T00:00:00Z.');
+    const at = Math.floor(ms / 1000);
+    if (at <= createdAt) throw badParameter('endDateTime must be in the future.');
+    if (at > createdAt + MAX_SECRET_LIFETIME_DAYS * 86400) throw badParameter(`endDateTime must be within ${MAX_SECRET_LIFETIME_DAYS} days.`);
+    return at;
+  }
+  return null;
+}
+
+async function secretRow(clientId: string, secret: string, expiry: SecretExpiry = {}): Promise<ClientSecretRow> {
+  const createdAt = Math.floor(Date.now() / 1000);
   return {
     id: crypto.randomUUID(),
     clientId,
     digest: await sha256Hex(secret),
     hint: secret.slice(4, 7),
     createdAt,
-    expiresAt: expiresInDays ? createdAt + expiresInDays * 86400 : null,
+    expiresAt: expiryOf(createdAt, expiry),
   };
 }
 
@@ -62,7 +85,7 @@ export async function prepareApplication(
     createdAt: Math.floor(Date.now() / 1000),
   };
   const clientSecret = newClientSecret();
-  const row = await secretRow(app.clientId, clientSecret, input.expiresInDays);
+  const row = await secretRow(app.clientId, clientSecret, { expiresInDays: input.expiresInDays });
   return {
     statements: [insertApp(db, app), insertSecret(db, row)],
     created: { app, clientSecret, secret: info(row) },
@@ -115,11 +138,11 @@ export async function listClientSecrets(db: Database, clientId: string): Promise
 export async function addClientSecret(
   db: Database,
   clientId: string,
-  expiresInDays?: number,
+  expiry: number | SecretExpiry = {},
 ): Promise<{ clientSecret: string; secret: ClientSecretInfo }> {
   if (!(await getApplication(db, clientId))) throw applicationNotFound(clientId);
   const clientSecret = newClientSecret();
-  const row = await secretRow(clientId, clientSecret, expiresInDays);
+  const row = await secretRow(clientId, clientSecret, typeof expiry === 'number' ? { expiresInDays: expiry } : expiry);
   await db.insert(clientSecrets).values(row);
   return { clientSecret, secret: info(row) };
 }
@@ -133,10 +156,15 @@ export async function removeClientSecret(db: Database, clientId: string, secretI
 }
 
 /**
- * Checks a presented client secret against every live secret of the application, comparing
- * digests in constant time and without stopping at the first match.
+ * Checks a presented client secret against every secret of the application, comparing digests in
+ * constant time and without stopping at the first match. A match with an expired secret is told
+ * apart (Entra answers AADSTS7000222 then); no match and no application look the same.
  */
-export async function verifyClientSecret(db: Database, clientId: string, presented: string): Promise<Application | undefined> {
+export async function authenticateClientSecret(
+  db: Database,
+  clientId: string,
+  presented: string,
+): Promise<{ app: Application } | { refused: 'invalid' | 'expired' }> {
   const rows = await db
     .select({ app: applications, secret: clientSecrets })
     .from(applications)
@@ -145,12 +173,21 @@ export async function verifyClientSecret(db: Database, clientId: string, present
     .all();
   const digest = hexBytes(await sha256Hex(presented));
   const t = Math.floor(Date.now() / 1000);
-  let match = false;
+  let live = false;
+  let expired = false;
   for (const row of rows) {
-    const live = row.secret.expiresAt === null || row.secret.expiresAt > t;
-    match = (timingSafeEqual(digest, hexBytes(row.secret.digest)) && live) || match;
+    const same = timingSafeEqual(digest, hexBytes(row.secret.digest));
+    const current = row.secret.expiresAt === null || row.secret.expiresAt > t;
+    live = (same && current) || live;
+    expired = (same && !current) || expired;
   }
-  return match ? rows[0]!.app : undefined;
+  if (live) return { app: rows[0]!.app };
+  return { refused: expired ? 'expired' : 'invalid' };
+}
+
+export async function verifyClientSecret(db: Database, clientId: string, presented: string): Promise<Application | undefined> {
+  const result = await authenticateClientSecret(db, clientId, presented);
+  return 'app' in result ? result.app : undefined;
 }
 
 function hexBytes(hex: string): Uint8Array {

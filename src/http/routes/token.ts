@@ -1,6 +1,9 @@
 import type { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { verifyClientSecret } from '../../identity/applications';
+import { authenticateClientSecret, type Application } from '../../identity/applications';
+import { ASSERTION_ALGORITHMS, authenticateClientAssertion, JWT_BEARER_ASSERTION_TYPE } from '../../identity/client-assertion';
+import { issuerPolicyOf } from '../../identity/federation';
+import { invalidClient, invalidRequest, OAuthRefusal } from '../../identity/oauth-refusal';
 import { publicJwks } from '../../identity/signing-keys';
 import { findTenantId } from '../../identity/tenant';
 import { issueAccessToken, issuerFor, TOKEN_LIFETIME_SECONDS } from '../../identity/tokens';
@@ -11,13 +14,13 @@ import { auditAs, bodyText, type AppContext, type AppEnv } from '../context';
  * The token service, in the shape MSAL (and so @azure/identity's ClientSecretCredential with an
  * authorityHost) expects from Entra: discovery, JWKS and the v2.0 token endpoint.
  */
-function oauthError(c: AppContext, status: ContentfulStatusCode, error: string, description: string) {
-  c.get('audit').errorCode = error;
+function oauthError(c: AppContext, status: ContentfulStatusCode, error: string, description: string, code?: number) {
+  c.get('audit').errorCode = code === undefined ? error : `AADSTS${code}`;
   return c.json(
     {
       error,
       error_description: description,
-      error_codes: [],
+      error_codes: code === undefined ? [] : [code],
       timestamp: new Date().toISOString().replace('T', ' ').slice(0, 19) + 'Z',
       trace_id: c.get('correlationId'),
       correlation_id: c.get('correlationId'),
@@ -25,6 +28,8 @@ function oauthError(c: AppContext, status: ContentfulStatusCode, error: string, 
     status,
   );
 }
+
+const refused = (c: AppContext, r: OAuthRefusal) => oauthError(c, r.status, r.error, r.message, r.code);
 
 /** The tenant in the path must be ours; answers with the OAuth error when it is not. */
 async function ourTenant(c: AppContext): Promise<string | Response> {
@@ -43,7 +48,8 @@ function discovery(apexOrigin: string, tenantId: string) {
     token_endpoint: `${base}/oauth2/v2.0/token`,
     authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
     jwks_uri: `${base}/discovery/v2.0/keys`,
-    token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
+    token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic', 'private_key_jwt'],
+    token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
     grant_types_supported: ['client_credentials'],
     response_types_supported: ['token'],
     subject_types_supported: ['pairwise'],
@@ -69,6 +75,46 @@ function clientCredentials(c: AppContext, form: URLSearchParams): { id: string; 
   const id = form.get('client_id');
   const secret = form.get('client_secret');
   return id && secret ? { id, secret } : undefined;
+}
+
+/**
+ * Who the client is, by exactly one method: a client secret (post or basic) or a client assertion
+ * (certificate or federated). Credentials are read from D1 on every request, never from a cache,
+ * so a removed or expired credential is refused from the next request on.
+ */
+async function authenticateClient(c: AppContext, form: URLSearchParams, tenantId: string): Promise<Application> {
+  const { db } = c.get('services');
+  const assertion = form.get('client_assertion');
+  const assertionType = form.get('client_assertion_type');
+  if (assertion !== null || assertionType !== null) {
+    if (form.get('client_secret') !== null || /^Basic\s/i.test(c.req.header('authorization') ?? '')) {
+      throw invalidRequest(undefined, 'Only one client authentication method may be used: a client secret or a client assertion.');
+    }
+    if (assertionType !== JWT_BEARER_ASSERTION_TYPE) {
+      throw invalidRequest(undefined, `client_assertion_type must be '${JWT_BEARER_ASSERTION_TYPE}'.`);
+    }
+    if (!assertion) throw invalidClient(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+    const apexOrigin = c.get('apexOrigin');
+    const { app } = await authenticateClientAssertion(db, form.get('client_id') ?? undefined, assertion, {
+      tenantId,
+      tokenEndpoint: `${apexOrigin}/${tenantId}/oauth2/v2.0/token`,
+      issuer: issuerFor(apexOrigin, tenantId),
+      policy: issuerPolicyOf(c.env),
+    });
+    return app;
+  }
+  const creds = clientCredentials(c, form);
+  if (!creds) throw invalidClient(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+  const result = await authenticateClientSecret(db, creds.id, creds.secret);
+  if ('app' in result && result.app.tenantId === tenantId) return result.app;
+  if ('refused' in result && result.refused === 'expired') {
+    throw invalidClient(
+      7000222,
+      `The provided client secret keys for app '${creds.id}' are expired. Create new keys for your app (POST /management/applications/${creds.id}/secrets), or consider using certificate credentials for added security.`,
+    );
+  }
+  // An unknown application and a wrong secret are answered alike.
+  throw invalidClient(7000215, 'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, of a secret of this application.');
 }
 
 export function tokenRoutes(app: Hono<AppEnv>): void {
@@ -119,12 +165,13 @@ export function tokenRoutes(app: Hono<AppEnv>): void {
     if (scopes.length !== 1 || scopes[0] !== `${apexOrigin}/.default`) {
       return oauthError(c, 400, 'invalid_scope', `The scope must be '${apexOrigin}/.default'.`);
     }
-    const creds = clientCredentials(c, form);
-    if (!creds) return oauthError(c, 401, 'invalid_client', 'Client authentication failed: client_id and client_secret are required.');
     const { db, keys } = c.get('services');
-    const app = await verifyClientSecret(db, creds.id, creds.secret);
-    if (!app || app.tenantId !== tenantId) {
-      return oauthError(c, 401, 'invalid_client', 'Client authentication failed: invalid client id or secret.');
+    let app: Application;
+    try {
+      app = await authenticateClient(c, form, tenantId);
+    } catch (err) {
+      if (err instanceof OAuthRefusal) return refused(c, err);
+      throw err;
     }
     c.set('caller', { tenantId, objectId: app.objectId, appId: app.clientId });
     c.header('Cache-Control', 'no-store');
