@@ -72,8 +72,10 @@ const CONFIG = {
   /** Cycles per sign figure (API round and direct round, alternating which goes first). */
   signCycles: intEnv('BENCH_SIGN_CYCLES', 6, 1, 20),
   signWarmup: 100,
-  /** A direct round lasts at least this long (workerd's clock counts whole milliseconds). */
+  /** A direct round lasts at least this long (workerd's clock counts whole milliseconds)… */
   signDirectMinMs: 250,
+  /** …and at most about this long, however slow the API round is. */
+  signDirectMaxMs: 2_000,
   /** A round or counter window during which wrangler reloaded the Worker is run again, this often. */
   maxRetries: 2,
   apiVersion: '2026-04-01',
@@ -92,10 +94,11 @@ function rateFigures(runs: RunResult[]): RouteFigures {
 
 /**
  * The number of direct operations that takes about as long as `apiOps` API operations, from one
- * timed run of each, rounded up to a hundred and at least `minMs` long.
+ * timed run of each, rounded up to a hundred; at least `minMs` long, at most `maxMs` (so that a
+ * slow API does not stretch the direct rounds, and the run, with it).
  */
-function directRoundSize(api: RunResult, direct: RunResult, apiOps: number, minMs: number): number {
-  const seconds = Math.max(apiOps / api.opsPerSecond, minMs / 1000);
+function directRoundSize(api: RunResult, direct: RunResult, apiOps: number, minMs: number, maxMs: number): number {
+  const seconds = Math.min(Math.max(apiOps / api.opsPerSecond, minMs / 1000), maxMs / 1000);
   return Math.min(1_000_000, Math.max(100, Math.ceil((seconds * direct.opsPerSecond) / 100) * 100));
 }
 
@@ -394,13 +397,13 @@ async function main(): Promise<void> {
         directWhat = `HsmKeys.sign in process on the same token (${spec.create.kty === 'EC-HSM' ? 'P-256' : 'RSA-2048'} key generated there), ${poolSize} sessions, ${C} in flight`;
       }
 
-      // Warm-up, which also sizes the direct rounds: as long as an API round, at least signDirectMinMs.
+      // Warm-up, which also sizes the direct rounds: as long as an API round, within signDirectMinMs..signDirectMaxMs.
       const apiWarm = await runFixed(`warm-up ${spec.id} api`, viaApi, CONFIG.signWarmup, C);
       let directWarm = await direct(`warm-up ${spec.id} direct`, 100);
       for (let n = 400; directWarm.wallMs < CONFIG.signDirectMinMs && n <= 1_000_000; n *= 4) {
         directWarm = await direct(`warm-up ${spec.id} direct`, n);
       }
-      const directRound = directRoundSize(apiWarm, directWarm, CONFIG.signRound, CONFIG.signDirectMinMs);
+      const directRound = directRoundSize(apiWarm, directWarm, CONFIG.signRound, CONFIG.signDirectMinMs, CONFIG.signDirectMaxMs);
       log(`sign ${alg}, ${kind}: ${CONFIG.signCycles} cycles of ${CONFIG.signRound} API requests and ${directRound} direct signatures, ${C} in flight`);
       const [apiRuns, directRuns] = await cycle(
         CONFIG.signCycles,

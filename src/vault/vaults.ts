@@ -1,4 +1,6 @@
 import { and, asc, eq, gt, isNotNull } from 'drizzle-orm';
+import { parseNetworkAcls } from '../access/network';
+import { initialPolicyStatements, parsePolicyEntries } from '../access/policies';
 import { BuiltInRoleIds } from '../access/roles';
 import type { BridgeClient } from '../crypto/bridge-client';
 import type { DataKeyManager } from '../crypto/data-keys';
@@ -37,7 +39,22 @@ export interface CreateVaultInput {
   name: string;
   softDeleteRetentionInDays?: number;
   enablePurgeProtection?: boolean;
+  /** true (the default, as on Azure): role assignments decide; false: access policies do. */
+  enableRbacAuthorization?: boolean;
+  /** Azure's networkAcls ({defaultAction, ipRules, bypass}); validated here. null/absent: no firewall. */
+  networkAcls?: unknown;
+  /** Azure's accessPolicies ([{tenantId, objectId, permissions}]); validated here. */
+  accessPolicies?: unknown;
 }
+
+function checkRetention(retention: number): void {
+  if (!Number.isInteger(retention) || retention < 7 || retention > 90) {
+    throw badParameter('softDeleteRetentionInDays must be an integer from 7 to 90.');
+  }
+}
+
+const storedAcls = (input: unknown): string | null =>
+  input === undefined || input === null ? null : JSON.stringify(parseNetworkAcls(input));
 
 function creatorAssignment(db: Database, vault: VaultRecord, creatorObjectId: string | undefined) {
   if (!creatorObjectId) return [];
@@ -73,9 +90,9 @@ export async function createVault(
     );
   }
   const retention = input.softDeleteRetentionInDays ?? 90;
-  if (!Number.isInteger(retention) || retention < 7 || retention > 90) {
-    throw badParameter('softDeleteRetentionInDays must be an integer from 7 to 90.');
-  }
+  checkRetention(retention);
+  const networkAcls = storedAcls(input.networkAcls);
+  const policies = input.accessPolicies === undefined || input.accessPolicies === null ? [] : parsePolicyEntries(input.accessPolicies, tenantId);
   if (await db.select({ id: vaults.id }).from(vaults).where(eq(vaults.name, name)).get()) {
     throw conflict(`Vault ${name} already exists.`);
   }
@@ -86,16 +103,61 @@ export async function createVault(
     softDeleteRetentionDays: retention,
     purgeProtection: input.enablePurgeProtection ?? false,
     createdAt: Math.floor(Date.now() / 1000),
+    enableRbacAuthorization: input.enableRbacAuthorization ?? true,
+    networkAcls,
   };
   // The first data key is wrapped before anything is written: with the bridge down, nothing is.
   const { row } = await keys.prepare(vault.id);
   try {
-    await db.batch([db.insert(vaults).values(vault), db.insert(dataKeys).values(row), ...creatorAssignment(db, vault, creatorObjectId)]);
+    await db.batch([
+      db.insert(vaults).values(vault),
+      db.insert(dataKeys).values(row),
+      ...initialPolicyStatements(db, vault.id, policies),
+      ...creatorAssignment(db, vault, creatorObjectId),
+    ]);
   } catch (err) {
     if (violatedConstraint(err) === 'unique') throw conflict(`Vault ${name} already exists.`);
     throw err;
   }
   return vault;
+}
+
+export interface VaultUpdate {
+  enableRbacAuthorization?: boolean;
+  /** Azure's networkAcls, validated here; null removes the firewall. */
+  networkAcls?: unknown;
+  softDeleteRetentionInDays?: number;
+  enablePurgeProtection?: boolean;
+}
+
+/**
+ * Changes a vault's properties, with Azure's rules: the soft-delete retention is fixed at creation,
+ * and purge protection, once on, stays on. Returns the vault before and after; this isolate's
+ * cached record is dropped so its next request sees the change.
+ */
+export async function updateVault(db: Database, name: string, update: VaultUpdate): Promise<{ before: VaultRecord; after: VaultRecord }> {
+  const before = await db.select().from(vaults).where(eq(vaults.name, name.toLowerCase())).get();
+  if (!before) throw notFound('VaultNotFound', `Vault ${name} was not found.`);
+  const set: Partial<VaultRecord> = {};
+  if (update.softDeleteRetentionInDays !== undefined) {
+    checkRetention(update.softDeleteRetentionInDays);
+    if (update.softDeleteRetentionInDays !== before.softDeleteRetentionDays) {
+      throw badParameter('softDeleteRetentionInDays is set when a vault is created and cannot be changed.');
+    }
+  }
+  if (update.enablePurgeProtection !== undefined) {
+    if (before.purgeProtection && !update.enablePurgeProtection) {
+      throw badParameter('Purge protection cannot be disabled once it is enabled.');
+    }
+    set.purgeProtection = update.enablePurgeProtection;
+  }
+  if (update.enableRbacAuthorization !== undefined) set.enableRbacAuthorization = update.enableRbacAuthorization;
+  if (update.networkAcls !== undefined) set.networkAcls = storedAcls(update.networkAcls);
+  const after =
+    Object.keys(set).length === 0 ? before : await db.update(vaults).set(set).where(eq(vaults.id, before.id)).returning().get();
+  if (!after) throw notFound('VaultNotFound', `Vault ${name} was not found.`);
+  forgetVault(before.name);
+  return { before, after };
 }
 
 export async function listVaults(db: Database, after: string | undefined, limit: number): Promise<VaultRecord[]> {
