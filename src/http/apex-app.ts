@@ -6,7 +6,7 @@ import { requestContext } from './request-context';
 import { healthRoutes } from './routes/health';
 import { managementRoutes } from './routes/management';
 import { managementRbacRoutes } from './routes/management-rbac';
-import { vaultSettingsRoutes } from './routes/management-vault-settings';
+import { credentialManagementRoutes } from './routes/management-credentials';
 import { tokenRoutes } from './routes/token';
 
 /** The apex host: health, management and the token service. */
@@ -16,7 +16,7 @@ export function createApexApp(): Hono<AppEnv> {
   healthRoutes(app);
   managementRoutes(app);
   managementRbacRoutes(app);
-  vaultSettingsRoutes(app);
+  credentialManagementRoutes(app);
   tokenRoutes(app);
   const challengedNotFound = unknownRoute();
   // Unknown management paths are challenged like known ones; the rest of the apex is public.
