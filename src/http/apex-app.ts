@@ -7,6 +7,7 @@ import { healthRoutes } from './routes/health';
 import { managementRoutes } from './routes/management';
 import { managementRbacRoutes } from './routes/management-rbac';
 import { credentialManagementRoutes } from './routes/management-credentials';
+import { vaultSettingsRoutes } from './routes/management-vault-settings';
 import { tokenRoutes } from './routes/token';
 
 /** The apex host: health, management and the token service. */
@@ -17,6 +18,7 @@ export function createApexApp(): Hono<AppEnv> {
   managementRoutes(app);
   managementRbacRoutes(app);
   credentialManagementRoutes(app);
+  vaultSettingsRoutes(app);
   tokenRoutes(app);
   const challengedNotFound = unknownRoute();
   // Unknown management paths are challenged like known ones; the rest of the apex is public.

@@ -16,9 +16,11 @@ import { dataKeyCache } from '../../services';
 import { d1Stats } from '../../storage/db';
 import { conflict, notFound } from '../../vault/errors';
 import { parseBody } from '../../vault/validation';
-import { createVault, deleteVault, findVault, listVaults, type VaultRecord } from '../../vault/vaults';
+import { listAccessPolicies } from '../../access/policies';
+import { createVault, deleteVault, findVault, listVaults } from '../../vault/vaults';
 import { auditAs, authenticated, bodyText, noContent, type AppContext, type AppEnv } from '../context';
 import { adminOperation } from '../operation';
+import { vaultShape } from './management-vault-settings';
 
 /** Management API on the apex: applications, their secrets, and vaults. Administrators only. */
 
@@ -34,6 +36,10 @@ const addSecretBody = z.object({ expiresInDays: z.number().int().optional(), end
 const vaultBody = z.object({
   softDeleteRetentionInDays: z.number().int().optional(),
   enablePurgeProtection: z.boolean().optional(),
+  // Validated by createVault (Azure's shapes).
+  enableRbacAuthorization: z.boolean().optional(),
+  networkAcls: z.unknown().optional(),
+  accessPolicies: z.unknown().optional(),
 });
 
 function appShape(app: Application) {
@@ -44,22 +50,6 @@ function appShape(app: Application) {
     displayName: app.displayName,
     isAdmin: app.isAdmin,
     createdAt: app.createdAt,
-  };
-}
-
-function vaultShape(c: AppContext, vault: VaultRecord) {
-  const apex = new URL(c.get('apexOrigin'));
-  return {
-    id: vault.id,
-    name: vault.name,
-    tenantId: vault.tenantId,
-    vaultUri: `${apex.protocol}//${vault.name}.${apex.host}`,
-    properties: {
-      enableSoftDelete: true,
-      softDeleteRetentionInDays: vault.softDeleteRetentionDays,
-      enablePurgeProtection: vault.purgeProtection,
-    },
-    createdAt: vault.createdAt,
   };
 }
 
@@ -132,7 +122,7 @@ export function managementRoutes(app: Hono<AppEnv>): void {
     const { db, keys } = c.get('services');
     // The creating administrator becomes the vault's Key Vault Administrator.
     const vault = await createVault(db, keys, tenantId, { name, ...input }, caller.objectId);
-    return c.json(vaultShape(c, vault), 201);
+    return c.json(vaultShape(c, vault, await listAccessPolicies(db, vault)), 201);
   });
 
   app.get('/management/vaults', adminOperation('VaultList'), async (c) => {
@@ -142,9 +132,10 @@ export function managementRoutes(app: Hono<AppEnv>): void {
 
   app.get('/management/vaults/:name', adminOperation('VaultGet', vaultObject), async (c) => {
     const name = c.req.param('name');
-    const vault = await findVault(c.get('services').db, name);
+    const { db } = c.get('services');
+    const vault = await findVault(db, name);
     if (!vault) throw notFound('VaultNotFound', `Vault ${name} was not found.`);
-    return c.json(vaultShape(c, vault));
+    return c.json(vaultShape(c, vault, await listAccessPolicies(db, vault)));
   });
 
   app.delete('/management/vaults/:name', adminOperation('VaultDelete', vaultObject), async (c) => {
