@@ -19,6 +19,10 @@ export default defineConfig({
                 BRIDGE_URL: inject<string>('bridgeUrl'),
                 BRIDGE_HMAC_SECRET: inject<string>('bridgeSecret'),
                 BOOTSTRAP_SECRET: 'test-bootstrap-secret-0123456789abcdef0123',
+                // Federated credentials may trust the suite's own plain-http issuer on loopback.
+                ALLOW_LOOPBACK_HTTP_ISSUERS: 'true',
+                OIDC_ISSUER_HOST: inject('oidcIssuerHost').url,
+                OIDC_ISSUER_CONTROL_TOKEN: inject('oidcIssuerHost').controlToken,
               },
             },
           })),
@@ -26,7 +30,7 @@ export default defineConfig({
         test: {
           name: 'worker',
           include: ['test/worker/**/*.test.ts'],
-          globalSetup: ['test/support/bridge-global-setup.ts'],
+          globalSetup: ['test/support/bridge-global-setup.ts', 'test/support/oidc-issuer-global-setup.ts'],
           setupFiles: ['test/worker/setup.ts'],
         },
       },

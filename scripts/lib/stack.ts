@@ -193,7 +193,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       inspectorPort: await findFreePort(),
       certPath: ca.certPath,
       keyPath: ca.keyPath,
-      vars: { VAULT_ZONE: zone, BRIDGE_URL: bridge.url },
+      // Local only: federated credentials may trust a plain-http OIDC issuer on loopback (tests).
+      vars: { VAULT_ZONE: zone, BRIDGE_URL: bridge.url, ALLOW_LOOPBACK_HTTP_ISSUERS: 'true' },
       secrets: { BRIDGE_HMAC_SECRET: secrets.bridgeHmacSecret, BOOTSTRAP_SECRET: secrets.bootstrapSecret },
       onLine: opts.onOutput ? (line) => opts.onOutput!('worker', line) : undefined,
     });
