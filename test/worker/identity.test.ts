@@ -321,6 +321,12 @@ describe('bearer validation on vault requests', () => {
 
   it('refuses the outstanding token of a deleted application (deleting an application revokes it)', async () => {
     const app = await newApp('revoked app');
+    // Deny by default: the application reads the vault through a role (Key Vault Reader).
+    const granted = await call('PUT', `${APEX}/management/vaults/${vault}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}`, {
+      token: adminToken,
+      body: { properties: { roleDefinitionId: '/providers/Microsoft.Authorization/roleDefinitions/21090545-7ca7-4776-b22c-e363652d74d2', principalId: app.objectId } },
+    });
+    expect(granted.status).toBe(201);
     const appToken = await tokenFor(app);
     expect((await call('GET', secretsUrl(), { token: appToken })).status).toBe(200);
     expect((await call('DELETE', `${APEX}/management/applications/${app.clientId}`, { token: adminToken })).status).toBe(204);
