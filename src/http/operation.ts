@@ -40,11 +40,12 @@ export function vaultOperation(operation: string, action: DataAction, collection
     if (!vault) throw notFound('VaultNotFound', `The vault ${vaultName} does not exist.`);
     c.set('vault', vault);
     // The vault's firewall first: a refused address learns nothing more and touches no data.
-    assertNetworkAllowed(vault, c.req.header('cf-connecting-ip') ?? null);
+    assertNetworkAllowed(vault, c.req.header('cf-connecting-ip') ?? null, c.get('caller'));
     c.get('audit').authorization = await authorize(c.get('services').db, c.get('caller')!, action, {
       vault,
       tenantId: c.get('tenantId')!,
       path: object ?? collection,
+      operation,
     });
     await next();
   };
