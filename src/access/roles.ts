@@ -215,22 +215,34 @@ export function builtInRole(id: string): RoleDefinition | undefined {
   return builtInById.get(id.toLowerCase());
 }
 
-// Patterns compile once: `*` is any run of characters, the rest literal, case-insensitive.
-const compiled = new Map<string, RegExp>();
-
-/** Whether an action pattern (Azure's wildcard syntax) matches an action name. */
+/**
+ * Whether an action pattern (Azure's wildcard syntax) matches an action name: `*` is any run of
+ * characters, the rest compares without case. Matched without regular expressions, in time
+ * proportional to the product of the lengths at worst, whatever a custom role's pattern is.
+ */
 export function actionMatches(pattern: string, action: string): boolean {
-  let re = compiled.get(pattern);
-  if (!re) {
-    const body = pattern
-      .split('*')
-      .map((part) => part.replace(/[.+?^${}()|[\]\\/]/g, '\\$&'))
-      .join('.*');
-    re = new RegExp(`^${body}$`, 'i');
-    if (compiled.size > 10_000) compiled.clear();
-    compiled.set(pattern, re);
+  const p = pattern.toLowerCase();
+  const s = action.toLowerCase();
+  let pi = 0;
+  let si = 0;
+  let star = -1;
+  let mark = 0;
+  while (si < s.length) {
+    if (pi < p.length && p[pi] === '*') {
+      star = pi++;
+      mark = si;
+    } else if (pi < p.length && p[pi] === s[si]) {
+      pi++;
+      si++;
+    } else if (star !== -1) {
+      pi = star + 1;
+      si = ++mark;
+    } else {
+      return false;
+    }
   }
-  return re.test(action);
+  while (pi < p.length && p[pi] === '*') pi++;
+  return pi === p.length;
 }
 
 const matchesAny = (patterns: readonly string[], action: string) => patterns.some((p) => actionMatches(p, action));

@@ -82,6 +82,15 @@ describe('action wildcards (Azure: * is any run of characters, case-insensitive)
     expect(actionMatches('Microsoft.Authorization/*/read', RoleActions.writeDefinitions)).toBe(false);
   });
 
+  it('matches a pathological pattern quickly (no backtracking blow-up)', () => {
+    const started = Date.now();
+    expect(actionMatches(`${'*a'.repeat(120)}*b`, `Microsoft.KeyVault/vaults/${'a'.repeat(200)}`)).toBe(false);
+    expect(actionMatches('*a*', 'xay')).toBe(true);
+    expect(actionMatches('**', '')).toBe(true);
+    expect(actionMatches('a*', '')).toBe(false);
+    expect(Date.now() - started).toBeLessThan(100);
+  });
+
   it('subtracts notDataActions from dataActions', () => {
     const r = custom([kv('secrets/*')], [kv('secrets/getSecret/action'), kv('secrets/*/purge/*')]);
     expect(roleGrants(r, SecretActions.set)).toBe(true);
