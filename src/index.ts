@@ -25,10 +25,13 @@ export default {
     return Response.json(errorBody('NotFound', 'This host is not served by this vault service.'), { status: 404 });
   },
 
-  /** One Worker consumes both queues; they are told apart by name. */
+  /**
+   * One Worker consumes every queue; they are told apart by name. The audit queue and its
+   * dead-letter queue (ekv-audit-dlq) are drained alike into the audit chains.
+   */
   async queue(batch, env) {
     if (batch.queue === EVENTS_QUEUE_NAME) await persistEventBatch(batch as MessageBatch<VaultEvent>, env);
-    else await persistAuditBatch(batch as MessageBatch<AuditEvent>, env);
+    else await persistAuditBatch(batch, env);
   },
 
   async scheduled(controller, env, ctx) {

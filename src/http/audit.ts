@@ -1,10 +1,12 @@
 import type { MiddlewareHandler } from 'hono';
-import { resultOf, type AuditEvent } from '../audit/event';
-import type { AppEnv } from './context';
+import { apiVersionOf, AUDIT_EVENT_VERSION, clientInfoOf, requestUriOf, type AuditAuthorization, type AuditEvent } from '../audit/event';
+import type { AppEnv, AuditDraft } from './context';
 
 /**
  * Emits one audit event per request, whatever its outcome, after the response is ready. Sending
  * is off the response path (waitUntil); a failed send is logged, never surfaced to the caller.
+ * The event is built from what the request already knows (no D1 query); the queue consumer turns
+ * it into the chained record (src/audit/).
  */
 export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -19,25 +21,45 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
     c.header('x-ms-request-id', requestId);
     if (clientRequestId) c.header('x-ms-client-request-id', clientRequestId);
     const draft = c.get('audit');
+    const caller = c.get('caller');
+    const vault = c.get('vault');
     const event: AuditEvent = {
+      v: AUDIT_EVENT_VERSION,
       id: crypto.randomUUID(),
       time: started,
-      vault: draft.vault,
+      vault: cut(draft.vault, 255),
+      tenantId: c.get('tenantId') ?? caller?.tenantId ?? null,
       operation: draft.operation,
-      caller: c.get('caller')?.appId ?? null,
-      objectId: draft.objectId,
-      result: resultOf(c.res.status),
+      apiVersion: c.get('apiVersion') ?? apiVersionOf(c.req.url),
+      caller: caller ? { tid: caller.tenantId, oid: caller.objectId, appid: caller.appId } : null,
+      objectId: cut(draft.objectId, 1024),
+      requestUri: requestUriOf(c.req.url),
       status: c.res.status,
+      errorCode: cut(draft.errorCode, 128),
       durationMs: Date.now() - started,
+      clientIp: cut(c.req.header('cf-connecting-ip') ?? null, 64),
       correlationId,
-      clientIp: c.req.header('cf-connecting-ip') ?? null,
-      errorCode: draft.errorCode,
+      clientInfo: clientInfoOf(c.req.header('user-agent')),
+      authorization: decisionOf(draft.authorization),
+      authorizationModel: vault ? (vault.enableRbacAuthorization ? 'rbac' : 'policy') : null,
     };
     c.executionCtx.waitUntil(
       c.env.AUDIT_QUEUE.send(event).catch((err: Error) => console.error(`audit event not queued: ${err.name}`)),
     );
   };
 }
+
+/** The decision's identifiers only, field by field (whatever else the decision object holds stays out). */
+function decisionOf(decision: AuditDraft['authorization']): AuditAuthorization | null {
+  if (!decision) return null;
+  const d = decision as { by?: unknown; assignmentId?: unknown; roleDefinitionId?: unknown; objectId?: unknown };
+  if (d.by === 'rbac') return { by: 'rbac', assignmentId: String(d.assignmentId ?? ''), roleDefinitionId: String(d.roleDefinitionId ?? '') };
+  if (d.by === 'policy') return { by: 'policy', objectId: String(d.objectId ?? '') };
+  return null;
+}
+
+// Whatever a caller controls is cut to size: an oversized message could not be queued at all.
+const cut = (value: string | null, max: number): string | null => (value === null ? null : value.slice(0, max));
 
 function sanitizeId(value: string | undefined): string | undefined {
   return value && /^[A-Za-z0-9-]{1,64}$/.test(value) ? value : undefined;

@@ -9,14 +9,14 @@ export type Database = DrizzleD1Database<typeof schema>;
  */
 export const d1Stats = { statements: 0, auditStatements: 0 };
 
-/** Wraps the binding so every prepared statement is counted. */
-function counting(db: D1Database): D1Database {
+/** Wraps the binding so every prepared statement is counted (as the audit consumer's if `audit`). */
+function counting(db: D1Database, audit: boolean): D1Database {
   return new Proxy(db, {
     get(target, prop, receiver) {
       if (prop === 'prepare') {
         return (query: string) => {
-          // The audit consumer shares the isolate; its writes are counted apart from requests'.
-          if (query.includes('"audit_events"')) d1Stats.auditStatements++;
+          // The audit consumer shares the isolate; its statements are counted apart from requests'.
+          if (audit || query.includes('"audit_')) d1Stats.auditStatements++;
           else d1Stats.statements++;
           return target.prepare(query);
         };
@@ -28,12 +28,23 @@ function counting(db: D1Database): D1Database {
 }
 
 const cache = new WeakMap<D1Database, Database>();
+const auditCache = new WeakMap<D1Database, Database>();
 
 export function database(binding: D1Database): Database {
   let db = cache.get(binding);
   if (!db) {
-    db = drizzle(counting(binding), { schema });
+    db = drizzle(counting(binding, false), { schema });
     cache.set(binding, db);
+  }
+  return db;
+}
+
+/** The audit consumer's handle: every statement it prepares counts as an audit statement. */
+export function auditDatabase(binding: D1Database): Database {
+  let db = auditCache.get(binding);
+  if (!db) {
+    db = drizzle(counting(binding, true), { schema });
+    auditCache.set(binding, db);
   }
   return db;
 }

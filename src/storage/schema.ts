@@ -138,7 +138,8 @@ export const signingKeys = sqliteTable('signing_keys', {
   createdAt: integer('created_at').notNull(),
 });
 
-export const auditEvents = sqliteTable(
+// The audit trail before it was chained (migration 0005): kept as it was, never written again.
+export const auditEventsLegacy = sqliteTable(
   'audit_events',
   {
     id: text('id').primaryKey(),
@@ -152,11 +153,59 @@ export const auditEvents = sqliteTable(
     durationMs: integer('duration_ms').notNull(),
     correlationId: text('correlation_id').notNull(),
     clientIp: text('client_ip'),
-    // The error code a refused or failed request was answered with (e.g. DataIntegrityError).
     errorCode: text('error_code'),
   },
   (t) => [index('audit_events_time').on(t.vault, t.time)],
 );
+
+// The audit trail (src/audit/): one hash chain per vault ('vault:{name}') and one for the
+// deployment ('deployment'). Row n of a chain holds Azure's AuditEvent record as canonical JSON
+// (src/audit/canonical.ts) and hash = SHA-256(prev_hash bytes || canonical), prev_hash being row
+// n-1's hash (64 zeros for seq 1). The primary key makes concurrent appends collide instead of
+// forking the chain; event_id makes redelivered events collide instead of repeating. The other
+// columns are derived from the canonical record for queries (the verifier re-derives them).
+// Times are Unix milliseconds here.
+export const auditRecords = sqliteTable(
+  'audit_records',
+  {
+    chain: text('chain').notNull(),
+    seq: integer('seq').notNull(),
+    eventId: text('event_id').notNull().unique(),
+    canonical: text('canonical').notNull(),
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull(),
+    time: integer('time').notNull(),
+    operation: text('operation').notNull(),
+    callerAppId: text('caller_appid'),
+    callerObjectId: text('caller_oid'),
+    objectId: nocaseText('object_id'),
+    status: integer('status').notNull(),
+    // success | denied | failed | error (src/audit/record.ts resultClass)
+    result: text('result').notNull(),
+    errorCode: text('error_code'),
+    correlationId: text('correlation_id'),
+    clientIp: text('client_ip'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.chain, t.seq] }),
+    index('audit_records_time').on(t.chain, t.time),
+    index('audit_records_operation').on(t.chain, t.operation, t.time),
+    index('audit_records_object').on(t.chain, t.objectId, t.time),
+    index('audit_records_caller').on(t.callerAppId, t.time),
+    index('audit_records_correlation').on(t.correlationId),
+  ],
+);
+
+// The last record of each chain, written in the same transaction as the records. Appends continue
+// from the later of this and the last row, so a truncated tail leaves a detectable gap instead of
+// being silently overwritten; the verifier compares it with the last row.
+export const auditChainHeads = sqliteTable('audit_chain_heads', {
+  chain: text('chain').primaryKey(),
+  seq: integer('seq').notNull(),
+  hash: text('hash').notNull(),
+  // Unix milliseconds of the last append.
+  updatedAt: integer('updated_at').notNull(),
+});
 
 // One row per key name: latest version, soft-delete state, rotation policy and the rotation claim
 // a cron run holds while it makes the next version (so overlapping runs never rotate twice).

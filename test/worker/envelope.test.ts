@@ -36,7 +36,7 @@ async function versionRow(name: string) {
 
 async function pollAudit(correlationId: string): Promise<Record<string, unknown> | undefined> {
   for (let i = 0; i < 80; i++) {
-    const row = await env.DB.prepare('SELECT * FROM audit_events WHERE correlation_id = ?').bind(correlationId).first();
+    const row = await env.DB.prepare('SELECT * FROM audit_records WHERE correlation_id = ?').bind(correlationId).first();
     if (row) return row;
     await new Promise((r) => setTimeout(r, 100));
   }
