@@ -182,6 +182,13 @@ export interface DestroyKeyResponse {
   /** false when there was nothing to destroy. */
   destroyed: boolean;
 }
+/** POST /v1/keys/public: the public JWK of an RSA or EC key, read from the token. */
+export interface PublicKeyRequest {
+  handle: string;
+}
+export interface PublicKeyResponse {
+  publicJwk: HsmPublicJwk;
+}
 /** POST /v1/rng: 1..MAX_RANDOM_BYTES bytes from the token's generator. */
 export interface RandomRequest {
   count: number;

@@ -27,6 +27,8 @@ import {
   type KeyUnwrapResponse,
   type KeyWrapRequest,
   type KeyWrapResponse,
+  type PublicKeyRequest,
+  type PublicKeyResponse,
   type RandomRequest,
   type RandomResponse,
   type UnwrapRequest,
@@ -81,6 +83,7 @@ export interface BridgeStatus {
     wrapKey: number;
     unwrapKey: number;
     destroy: number;
+    publicKey: number;
     rng: number;
   };
 }
@@ -163,6 +166,7 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
     wrapKey: 0,
     unwrapKey: 0,
     destroy: 0,
+    publicKey: 0,
     rng: 0,
   };
   const keys = hsmKeys(hsm);
@@ -306,6 +310,13 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
     const handle = stringField(body, 'handle');
     ops.destroy++;
     return c.json({ destroyed: await keys.destroy(handle) } satisfies DestroyKeyResponse);
+  });
+
+  app.post('/v1/keys/public', async (c) => {
+    const body = parseJson(c.get('rawBody')) as Partial<Record<keyof PublicKeyRequest, unknown>>;
+    const handle = stringField(body, 'handle');
+    ops.publicKey++;
+    return c.json({ publicJwk: await keys.publicKey(handle) } satisfies PublicKeyResponse);
   });
 
   app.post('/v1/rng', async (c) => {

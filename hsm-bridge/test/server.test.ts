@@ -130,7 +130,7 @@ describe('wrap and unwrap over HTTP', () => {
     expect(status.status).toBe(200);
     expect(await status.json()).toEqual({
       kekLabel: 'ekv-kek',
-      ops: { wrap: 1, unwrap: 1, generate: 0, import: 0, sign: 0, decrypt: 0, encrypt: 0, wrapKey: 0, unwrapKey: 0, destroy: 0, rng: 0 },
+      ops: { wrap: 1, unwrap: 1, generate: 0, import: 0, sign: 0, decrypt: 0, encrypt: 0, wrapKey: 0, unwrapKey: 0, destroy: 0, publicKey: 0, rng: 0 },
     });
   });
 

@@ -20,6 +20,8 @@ import {
   type KeyUnwrapResponse,
   type KeyWrapRequest,
   type KeyWrapResponse,
+  type PublicKeyRequest,
+  type PublicKeyResponse,
   type RandomRequest,
   type RandomResponse,
   type UnwrapRequest,
@@ -146,6 +148,14 @@ export class BridgeClient {
     const res = await this.call<DestroyKeyResponse>('/v1/keys/destroy', body, { keyRoute: true });
     if (typeof res.destroyed !== 'boolean') throw malformed();
     return res.destroyed;
+  }
+
+  /** The public JWK of an RSA or EC key, read from the token (not from any stored copy). */
+  async publicKey(handle: string): Promise<HsmPublicJwk> {
+    const body: PublicKeyRequest = { handle };
+    const res = await this.call<PublicKeyResponse>('/v1/keys/public', body, { keyRoute: true });
+    if (typeof res.publicJwk !== 'object' || res.publicJwk === null) throw malformed();
+    return res.publicJwk;
   }
 
   /** 1..128 bytes from the token's random generator. */
