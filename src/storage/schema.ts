@@ -381,3 +381,48 @@ export const federatedCredentials = sqliteTable(
   },
   (t) => [index('federated_credentials_client').on(t.clientId)],
 );
+
+// Signed checkpoints of the audit chains (src/audit/checkpoints.ts): the HSM's ES256 signature over
+// the canonical JSON {chain, seq, hash, time}. A database administrator can delete or edit rows
+// here, but cannot make a signature that verifies under the HSM's key.
+export const auditCheckpoints = sqliteTable(
+  'audit_checkpoints',
+  {
+    chain: text('chain').notNull(),
+    seq: integer('seq').notNull(),
+    hash: text('hash').notNull(),
+    // ISO 8601 (UTC, milliseconds), exactly as signed.
+    time: text('time').notNull(),
+    alg: text('alg').notNull(),
+    // RFC 7638 thumbprint of the signing key's public JWK.
+    kid: text('kid').notNull(),
+    // base64url of the raw r||s signature.
+    signature: text('signature').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.chain, t.seq] })],
+);
+
+// Closed periods of the audit chains archived to R2 (src/audit/archive.ts): one object per chain
+// and period covering records firstSeq..lastSeq; prunedAt once those rows left D1 (the verifier
+// then starts after lastSeq, anchored by the signed checkpoint at lastSeq).
+export const auditArchives = sqliteTable(
+  'audit_archives',
+  {
+    chain: text('chain').notNull(),
+    // e.g. '2026-11-28' (UTC day) or '2026-11-28T13' (UTC hour)
+    period: text('period').notNull(),
+    objectKey: text('object_key').notNull(),
+    firstSeq: integer('first_seq').notNull(),
+    lastSeq: integer('last_seq').notNull(),
+    prevHash: text('prev_hash').notNull(),
+    lastHash: text('last_hash').notNull(),
+    // SHA-256 of the object's bytes
+    digest: text('digest').notNull(),
+    // Unix milliseconds of the period's end, of archiving, of pruning the rows from D1, of deleting the object
+    periodEnd: integer('period_end').notNull(),
+    archivedAt: integer('archived_at').notNull(),
+    prunedAt: integer('pruned_at'),
+    objectDeletedAt: integer('object_deleted_at'),
+  },
+  (t) => [primaryKey({ columns: [t.chain, t.period] }), index('audit_archives_seq').on(t.chain, t.lastSeq)],
+);
