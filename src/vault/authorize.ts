@@ -85,13 +85,23 @@ export const RoleActions = {
   deleteDefinitions: 'Microsoft.Authorization/roleDefinitions/delete',
 } as const;
 
+/**
+ * Reading the vault's audit trail (query, export, verification). Not a `…/read` action on
+ * purpose: Key Vault Reader's wildcard over every `Microsoft.KeyVault/vaults/…/read` must not reach the audit trail;
+ * Key Vault Administrator (`vaults/*`) and Key Vault Auditor hold it.
+ */
+export const AuditActions = {
+  read: 'Microsoft.KeyVault/vaults/auditEvents/read/action',
+} as const;
+
 type ValuesOf<T> = T[keyof T];
 
 export type DataAction =
   | ValuesOf<typeof SecretActions>
   | ValuesOf<typeof KeyActions>
   | ValuesOf<typeof CertificateActions>
-  | ValuesOf<typeof RoleActions>;
+  | ValuesOf<typeof RoleActions>
+  | ValuesOf<typeof AuditActions>;
 
 /**
  * Every action this service ever authorizes. What a role "grants" is evaluated over this set: a
@@ -103,5 +113,6 @@ export const ALL_DATA_ACTIONS: readonly DataAction[] = [
     ...Object.values(KeyActions),
     ...Object.values(CertificateActions),
     ...Object.values(RoleActions),
+    ...Object.values(AuditActions),
   ]),
 ];
