@@ -15,6 +15,14 @@ export interface Env {
    * (127.0.0.1, ::1, localhost): set by the test suites and the local stack, never in production.
    */
   ALLOW_LOOPBACK_HTTP_ISSUERS?: string;
+  /** Closed audit periods are archived here as NDJSON (src/audit/archive.ts); optional. */
+  AUDIT_ARCHIVE?: R2Bucket;
+  /** 'day' (default) or 'hour': the audit period one archive object covers. */
+  AUDIT_ARCHIVE_PERIOD?: string;
+  /** Days archived audit records stay in D1 (default 365, at least 30). */
+  AUDIT_RETENTION_DAYS?: string;
+  /** Days archive objects stay in R2 (unset: forever; at least AUDIT_RETENTION_DAYS). */
+  AUDIT_ARCHIVE_RETENTION_DAYS?: string;
 }
 
 import type { AuditEvent } from './audit/event';

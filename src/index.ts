@@ -8,6 +8,7 @@ import { createApexApp } from './http/apex-app';
 import { errorBody } from './http/errors';
 import { classifyHost } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
+import { runAuditJobs } from './jobs/audit';
 import { purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
 import { runKeyRotation } from './jobs/rotation';
 import { services } from './services';
@@ -54,6 +55,19 @@ export default {
           }
         },
         (err: unknown) => console.error(`key rotation run failed: ${err instanceof Error ? err.name : 'error'}`),
+      ),
+    );
+    ctx.waitUntil(
+      runAuditJobs(env, controller.scheduledTime).then(
+        (r) => {
+          if (r.checkpoints + r.archived + r.prunedRecords + r.deletedObjects > 0 || r.deferred) {
+            console.log(
+              `audit: ${r.checkpoints} checkpoints, ${r.archived} periods archived, ${r.prunedRecords} records pruned, ${r.deletedObjects} archives deleted` +
+                (r.deferred ? ' (bridge down: the rest deferred)' : ''),
+            );
+          }
+        },
+        (err: unknown) => console.error(`audit job failed: ${err instanceof Error ? `${err.name}: ${err.message}` : 'error'}`),
       ),
     );
   },

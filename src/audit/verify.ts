@@ -72,6 +72,13 @@ export interface VerifyOptions {
   head?: { seq: number; hash: string } | null;
   /** How many rows past the first inconsistency are read to classify it (default 10,000). */
   lookahead?: number;
+  /**
+   * Where the rows start when the chain's first records were pruned (archived, then deleted):
+   * `records` begin at `from.seq + 1` and the first links to `from.hash`. The caller vouches for
+   * the anchor (e.g. a signed checkpoint at that seq); a checkpoint at `from.seq` must agree with
+   * it, and checkpoints before it only have their signatures checked.
+   */
+  from?: { seq: number; hash: string } | null;
 }
 
 interface Claims {
@@ -153,11 +160,25 @@ export async function verifyChain(
 
   const it = iteratorOf(records);
   const lookaheadLimit = options.lookahead ?? 10_000;
-  let position = 0;
-  let prevHash = GENESIS_HASH;
+  let position = options.from?.seq ?? 0;
+  let prevHash = options.from?.hash ?? GENESIS_HASH;
   let prevPrevHash: string | null = null;
   let cpIndex = 0;
   let lastCheckpoint: Checkpoint | null = null;
+  if (options.from && (!Number.isSafeInteger(position) || position < 0 || !isHash(prevHash))) {
+    return fail(1, 'removed', 'the anchor of the pruned records is malformed');
+  }
+  // Checkpoints over pruned records: only the one at the anchor is compared (with the anchor).
+  while (cpIndex < sorted.length && sorted[cpIndex]!.seq <= position) {
+    const cp = sorted[cpIndex]!;
+    if (cp.seq === position) {
+      if (cp.hash !== prevHash) {
+        return fail(position, 'altered', `the pruned records end at seq ${position} with a hash other than the checkpoint signed at ${cp.time}`);
+      }
+      lastCheckpoint = cp;
+    }
+    cpIndex++;
+  }
 
   const readAhead = async (): Promise<ChainRow[]> => {
     const rows: ChainRow[] = [];

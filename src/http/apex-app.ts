@@ -3,6 +3,7 @@ import type { AppEnv } from './context';
 import { errorResponse, renderError } from './errors';
 import { unknownRoute } from './operation';
 import { requestContext } from './request-context';
+import { auditVerifyApexRoutes } from './routes/audit-verify';
 import { healthRoutes } from './routes/health';
 import { managementRoutes } from './routes/management';
 import { managementRbacRoutes } from './routes/management-rbac';
@@ -15,6 +16,7 @@ export function createApexApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ strict: false });
   app.use(requestContext('apex'));
   healthRoutes(app);
+  auditVerifyApexRoutes(app);
   managementRoutes(app);
   managementRbacRoutes(app);
   credentialManagementRoutes(app);

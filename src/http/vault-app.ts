@@ -4,6 +4,7 @@ import type { AppEnv } from './context';
 import { renderError } from './errors';
 import { unknownRoute } from './operation';
 import { requestContext } from './request-context';
+import { auditVerifyRoutes } from './routes/audit-verify';
 import { keyRotationRoutes } from './routes/key-rotation';
 import { keyRoutes } from './routes/keys';
 import { rbacRoutes } from './routes/rbac';
@@ -17,6 +18,7 @@ export function createVaultApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ getPath: (req) => getPathNoStrict(req).replace(/\/{2,}/g, '/') });
   app.use(requestContext('vault'));
   rbacRoutes(app);
+  auditVerifyRoutes(app);
   secretRoutes(app);
   keyRotationRoutes(app);
   keyRoutes(app);

@@ -1,0 +1,313 @@
+/**
+ * Signed checkpoints of the audit chains.
+ *
+ * A checkpoint says "chain C's record `seq` had hash H at time T", signed by a P-256 key that
+ * lives in the HSM: ES256 over SHA-256 of the canonical JSON {chain, hash, seq, time} (RFC 8785,
+ * `time` an ISO 8601 UTC string). The key is generated once through the bridge under a fixed id
+ * (CHECKPOINT_KEY_ID), so the Worker never takes its handle from D1; its public JWK is kept in
+ * `settings` for the record, but every verification here asks the HSM for the public key
+ * (POST /v1/keys/public) and trusts only that: a database administrator who swaps the stored key
+ * and signs checkpoints with their own is still caught.
+ *
+ * The cron (src/jobs/audit.ts) checkpoints each chain whose head moved since its last checkpoint,
+ * after checking the records appended since that checkpoint: a checkpoint is never signed over a
+ * chain that does not verify.
+ *
+ * The pure parts (payload, thumbprint, signature check) are web-standard code, shared with the
+ * offline verifier (scripts/audit-verify.ts).
+ */
+import { and, asc, desc, eq, gt, isNotNull, lte, sql } from 'drizzle-orm';
+import type { BridgeClient, HsmPublicJwk } from '../crypto/bridge-client';
+import { fromBase64Url, toBase64Url } from '../crypto/encoding';
+import type { Database } from '../storage/db';
+import { auditArchives, auditChainHeads, auditCheckpoints, auditRecords, settings } from '../storage/schema';
+import { BridgeUnavailableError } from '../vault/errors';
+import { canonicalJson, GENESIS_HASH } from './canonical';
+import { readChainHead, type ChainHead } from './chain';
+import { describeVerification, verifyChain, type ChainRow, type Checkpoint, type VerifyResult } from './verify';
+
+export const CHECKPOINT_ALG = 'ES256';
+/** The HSM id (handle) of the checkpoint key: fixed, so D1 cannot point the Worker at another key. */
+export const CHECKPOINT_KEY_ID = 'a827ddfcb4d6ff204bcb703aabe33514';
+/** settings row holding the key's public JWK and kid, as published (informational). */
+export const CHECKPOINT_KEY_SETTING = 'audit.checkpoint-key';
+/** Chains checkpointed per cron run at most (the rest wait for the next run). */
+const MAX_CHAINS_PER_RUN = 200;
+
+export interface EcPublicJwk {
+  kty: 'EC';
+  crv: 'P-256';
+  x: string;
+  y: string;
+}
+
+export interface CheckpointKey {
+  handle: string;
+  kid: string;
+  publicJwk: EcPublicJwk;
+}
+
+// ------------------------------------------------------------------------------ pure, shared
+
+/** The exact bytes a checkpoint's signature covers. */
+export function checkpointPayload(cp: Pick<Checkpoint, 'chain' | 'seq' | 'hash' | 'time'>): string {
+  return canonicalJson({ chain: cp.chain, seq: cp.seq, hash: cp.hash, time: cp.time });
+}
+
+/** RFC 7638 JWK thumbprint (SHA-256, base64url) of an EC public key: the checkpoints' `kid`. */
+export async function jwkThumbprint(jwk: { crv: string; kty: string; x: string; y: string }): Promise<string> {
+  const members = `{"crv":${JSON.stringify(jwk.crv)},"kty":${JSON.stringify(jwk.kty)},"x":${JSON.stringify(jwk.x)},"y":${JSON.stringify(jwk.y)}}`;
+  return toBase64Url(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(members))));
+}
+
+function asP256(jwk: unknown): EcPublicJwk {
+  const k = jwk as Partial<EcPublicJwk> | null;
+  if (!k || k.kty !== 'EC' || k.crv !== 'P-256' || typeof k.x !== 'string' || typeof k.y !== 'string') {
+    throw new TypeError('the checkpoint key is not an EC P-256 public JWK');
+  }
+  return { kty: 'EC', crv: 'P-256', x: k.x, y: k.y };
+}
+
+/** Does the checkpoint carry a valid ES256 signature by this public key (and name its kid)? */
+export async function verifyCheckpointSignature(cp: Checkpoint, publicJwk: EcPublicJwk, kid?: string): Promise<boolean> {
+  if (cp.alg !== CHECKPOINT_ALG) return false;
+  if (kid !== undefined && cp.kid !== kid) return false;
+  try {
+    const key = await crypto.subtle.importKey('jwk', { ...asP256(publicJwk), ext: true }, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+    const signature = fromBase64Url(cp.signature);
+    if (signature.length !== 64) return false;
+    return await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, signature, new TextEncoder().encode(checkpointPayload(cp)));
+  } catch {
+    return false;
+  }
+}
+
+// ------------------------------------------------------------------------------ the HSM key
+
+let hsmKey: Promise<CheckpointKey> | null = null;
+
+async function keyOf(publicJwk: HsmPublicJwk): Promise<CheckpointKey> {
+  const jwk = asP256(publicJwk);
+  return { handle: CHECKPOINT_KEY_ID, kid: await jwkThumbprint(jwk), publicJwk: jwk };
+}
+
+/**
+ * The checkpoint key as the HSM has it (cached per isolate: the key never changes), generating it
+ * the first time. Never read from D1. BridgeUnavailableError while the bridge is down.
+ */
+export function hsmCheckpointKey(bridge: BridgeClient): Promise<CheckpointKey> {
+  if (!hsmKey) {
+    hsmKey = (async () => {
+      let publicJwk: HsmPublicJwk;
+      try {
+        publicJwk = await bridge.publicKey(CHECKPOINT_KEY_ID);
+      } catch (err) {
+        // IntegrityError ('HSM key'): the token has no such key yet (404 KeyNotFound).
+        if (err instanceof BridgeUnavailableError) throw err;
+        try {
+          const made = await bridge.generateKey(CHECKPOINT_KEY_ID, { kty: 'EC', crv: 'P-256' });
+          publicJwk = made.publicJwk!;
+        } catch {
+          // Generated meanwhile by another isolate (409), or a real failure: ask once more.
+          publicJwk = await bridge.publicKey(CHECKPOINT_KEY_ID);
+        }
+      }
+      return keyOf(publicJwk);
+    })();
+    hsmKey.catch(() => (hsmKey = null));
+  }
+  return hsmKey;
+}
+
+/** The key from the HSM, recorded in `settings` (where the published JWKS used to be read from). */
+export async function ensureCheckpointKey(db: Database, bridge: BridgeClient): Promise<CheckpointKey> {
+  const key = await hsmCheckpointKey(bridge);
+  const value = JSON.stringify({ handle: key.handle, kid: key.kid, publicJwk: key.publicJwk });
+  await db.insert(settings).values({ key: CHECKPOINT_KEY_SETTING, value }).onConflictDoNothing();
+  return key;
+}
+
+/** What D1 claims the key is (for comparison only: never used to verify). */
+export async function storedCheckpointKey(db: Database): Promise<CheckpointKey | null> {
+  const row = await db.select().from(settings).where(eq(settings.key, CHECKPOINT_KEY_SETTING)).get();
+  if (!row) return null;
+  try {
+    return JSON.parse(row.value) as CheckpointKey;
+  } catch {
+    return null;
+  }
+}
+
+/** The published JWKS: the HSM's key. */
+export async function checkpointJwks(bridge: BridgeClient): Promise<{ keys: Array<EcPublicJwk & { kid: string; alg: string; use: string }> }> {
+  const key = await hsmCheckpointKey(bridge);
+  return { keys: [{ ...key.publicJwk, kid: key.kid, alg: CHECKPOINT_ALG, use: 'sig' }] };
+}
+
+// ------------------------------------------------------------------------------ signing
+
+/** Signs {chain, seq, hash, time} in the HSM. */
+export async function signCheckpoint(bridge: BridgeClient, head: { chain: string; seq: number; hash: string }, timeMs = Date.now()): Promise<Checkpoint> {
+  const key = await hsmCheckpointKey(bridge);
+  const unsigned = { chain: head.chain, seq: head.seq, hash: head.hash, time: new Date(timeMs).toISOString() };
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(checkpointPayload(unsigned))));
+  const signature = await bridge.sign(key.handle, CHECKPOINT_ALG, digest);
+  return { ...unsigned, alg: CHECKPOINT_ALG, kid: key.kid, signature: toBase64Url(signature) };
+}
+
+export async function storeCheckpoint(db: Database, cp: Checkpoint): Promise<void> {
+  await db
+    .insert(auditCheckpoints)
+    .values({ chain: cp.chain, seq: cp.seq, hash: cp.hash, time: String(cp.time), alg: cp.alg, kid: cp.kid, signature: cp.signature })
+    .onConflictDoNothing();
+}
+
+export async function listCheckpoints(db: Database, chain: string): Promise<Checkpoint[]> {
+  return db.select().from(auditCheckpoints).where(eq(auditCheckpoints.chain, chain)).orderBy(asc(auditCheckpoints.seq)).all();
+}
+
+export async function checkpointAt(db: Database, chain: string, seq: number): Promise<Checkpoint | null> {
+  return (await db.select().from(auditCheckpoints).where(and(eq(auditCheckpoints.chain, chain), eq(auditCheckpoints.seq, seq))).get()) ?? null;
+}
+
+async function latestCheckpoint(db: Database, chain: string): Promise<Checkpoint | null> {
+  return (await db.select().from(auditCheckpoints).where(eq(auditCheckpoints.chain, chain)).orderBy(desc(auditCheckpoints.seq)).limit(1).get()) ?? null;
+}
+
+/** A chain's rows after `afterSeq` through `throughSeq` (inclusive), in seq order, page by page. */
+export async function* readChainRange(db: Database, chain: string, afterSeq: number, throughSeq = Number.MAX_SAFE_INTEGER, pageSize = 500): AsyncGenerator<ChainRow> {
+  let after = afterSeq;
+  for (;;) {
+    const page = await db
+      .select({ seq: auditRecords.seq, eventId: auditRecords.eventId, canonical: auditRecords.canonical, prevHash: auditRecords.prevHash, hash: auditRecords.hash })
+      .from(auditRecords)
+      .where(and(eq(auditRecords.chain, chain), gt(auditRecords.seq, after), lte(auditRecords.seq, throughSeq)))
+      .orderBy(asc(auditRecords.seq))
+      .limit(pageSize)
+      .all();
+    yield* page;
+    if (page.length < pageSize) return;
+    after = page[page.length - 1]!.seq;
+  }
+}
+
+/** Where the chain's rows in D1 start: after the last pruned archive, if any ({seq 0, genesis} if none). */
+export async function prunedAnchor(db: Database, chain: string): Promise<ChainHead | null> {
+  const row = await db
+    .select({ seq: auditArchives.lastSeq, hash: auditArchives.lastHash })
+    .from(auditArchives)
+    .where(and(eq(auditArchives.chain, chain), isNotNull(auditArchives.prunedAt)))
+    .orderBy(desc(auditArchives.lastSeq))
+    .limit(1)
+    .get();
+  return row ?? null;
+}
+
+export interface CheckpointRun {
+  created: number;
+  /** Chains whose records since their last checkpoint do not verify: not signed, logged. */
+  refused: string[];
+  /** Chains left for the next run because the bridge is down. */
+  deferred: number;
+}
+
+/**
+ * Checkpoints every chain whose head moved since its last checkpoint. The records appended since
+ * that checkpoint (or since the pruned anchor, or the start) are verified first; a chain that
+ * does not verify is not signed. A bridge outage defers the remaining chains: each checkpoint is
+ * one row written after its signature, so nothing is ever half-written.
+ */
+export async function checkpointMovedChains(db: Database, bridge: BridgeClient, now = Date.now(), only?: readonly string[]): Promise<CheckpointRun> {
+  const latest = sql<number | null>`(select max(${auditCheckpoints.seq}) from ${auditCheckpoints} where ${auditCheckpoints.chain} = ${auditChainHeads.chain})`;
+  const moved = (
+    await db
+      .select({ chain: auditChainHeads.chain, seq: auditChainHeads.seq, hash: auditChainHeads.hash, checkpointed: latest })
+      .from(auditChainHeads)
+      .where(sql`${latest} is null or ${auditChainHeads.seq} > ${latest}`)
+      .orderBy(asc(auditChainHeads.updatedAt))
+      .limit(MAX_CHAINS_PER_RUN)
+      .all()
+  ).filter((h) => !only || only.includes(h.chain));
+  const run: CheckpointRun = { created: 0, refused: [], deferred: 0 };
+  for (const [i, head] of moved.entries()) {
+    try {
+      const result = await verifySince(db, head.chain, head);
+      if (!result.ok) {
+        console.error(`audit chain ${head.chain}: not checkpointed, ${describeVerification(result)}`);
+        run.refused.push(head.chain);
+        continue;
+      }
+      await storeCheckpoint(db, await signCheckpoint(bridge, head, now));
+      run.created++;
+    } catch (err) {
+      if (!(err instanceof BridgeUnavailableError)) throw err;
+      run.deferred = moved.length - i;
+      break;
+    }
+  }
+  return run;
+}
+
+/** The records since the chain's last checkpoint (or pruned anchor, or start) through `head`. */
+async function verifySince(db: Database, chain: string, head: ChainHead): Promise<VerifyResult> {
+  const [cp, anchor] = await Promise.all([latestCheckpoint(db, chain), prunedAnchor(db, chain)]);
+  const from = [cp, anchor].filter((a): a is ChainHead => a !== null).reduce<ChainHead>((a, b) => (b.seq > a.seq ? { seq: b.seq, hash: b.hash } : a), { seq: 0, hash: GENESIS_HASH });
+  return verifyChain(readChainRange(db, chain, from.seq, head.seq), [], undefined, { chain, head, from });
+}
+
+/** A checkpoint at exactly `seq` of the chain (made now if none), e.g. at the end of an archived period. */
+export async function ensureCheckpointAt(db: Database, bridge: BridgeClient, chain: string, seq: number, hash: string, now = Date.now()): Promise<Checkpoint> {
+  const found = await checkpointAt(db, chain, seq);
+  if (found && found.hash === hash) return found;
+  if (found) throw new Error(`audit chain ${chain}: the checkpoint at seq ${seq} disagrees with the record`);
+  const cp = await signCheckpoint(bridge, { chain, seq, hash }, now);
+  await storeCheckpoint(db, cp);
+  return (await checkpointAt(db, chain, seq)) ?? cp;
+}
+
+// ------------------------------------------------------------------------------ verification
+
+export interface ChainVerification {
+  chain: string;
+  ok: boolean;
+  /** Last intact sequence number. */
+  through: number;
+  /** The last checkpoint that matched, when intact. */
+  checkpoint: { seq: number; time: number | string } | null;
+  /** When not intact: the first bad record and what happened to it. */
+  firstBadSeq?: number;
+  kind?: string;
+  message: string;
+  /** Records 1..prunedThrough were archived and removed from D1 (0 if none). */
+  prunedThrough: number;
+  checkpoints: number;
+  /** The HSM key every checkpoint was checked with, and whether D1's copy of it still matches. */
+  key: { kid: string; storedCopyMatches: boolean };
+}
+
+/**
+ * Verifies a chain as stored in D1 against its checkpoints, each checked with the HSM's public
+ * key. Pruned records are accounted for by their anchor, which a signed checkpoint must vouch for.
+ */
+export async function verifyStoredChain(db: Database, bridge: BridgeClient, chain: string): Promise<ChainVerification> {
+  const key = await hsmCheckpointKey(bridge);
+  const [checkpoints, anchor, head, stored] = await Promise.all([listCheckpoints(db, chain), prunedAnchor(db, chain), readChainHead(db, chain), storedCheckpointKey(db)]);
+  const storedCopyMatches = !stored || (stored.kid === key.kid && stored.publicJwk?.x === key.publicJwk.x && stored.publicJwk?.y === key.publicJwk.y);
+  const base = { chain, prunedThrough: anchor?.seq ?? 0, checkpoints: checkpoints.length, key: { kid: key.kid, storedCopyMatches } };
+  if (anchor && !checkpoints.some((cp) => cp.seq === anchor.seq && cp.hash === anchor.hash)) {
+    const message = `removed at sequence 1: records 1..${anchor.seq} were pruned but no checkpoint vouches for where they ended`;
+    return { ...base, ok: false, through: 0, checkpoint: null, firstBadSeq: 1, kind: 'removed', message };
+  }
+  const result = await verifyChain(readChainRange(db, chain, anchor?.seq ?? 0), checkpoints, (cp) => verifyCheckpointSignature(cp, key.publicJwk, key.kid), {
+    chain,
+    head,
+    from: anchor,
+  });
+  return verificationOf(base, result);
+}
+
+function verificationOf(base: Omit<ChainVerification, 'ok' | 'through' | 'checkpoint' | 'message'>, result: VerifyResult): ChainVerification {
+  const message = describeVerification(result);
+  if (result.ok) return { ...base, ok: true, through: result.through, checkpoint: result.checkpoint, message };
+  return { ...base, ok: false, through: result.intactThrough, checkpoint: null, firstBadSeq: result.firstBadSeq, kind: result.kind, message };
+}
