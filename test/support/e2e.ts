@@ -178,3 +178,115 @@ export function nodePublicKey(key: JsonWebKey): KeyObject {
 export function ecPoint(key: JsonWebKey): Uint8Array {
   return new Uint8Array(Buffer.concat([Buffer.of(4), key.x!, key.y!]));
 }
+
+// -------------------------------------------------------------------------------- access control
+
+/** An application made through the management API; its client secret is shown only at creation. */
+export interface TestApplication {
+  clientId: string;
+  objectId: string;
+  clientSecret: string;
+}
+
+/** Raw HTTPS to the management API on the zone apex, as an administrator (`path` starts with /management). */
+export async function managementRequest(path: string, opts: { method?: string; body?: unknown; token?: string } = {}): Promise<HttpsResponse> {
+  return request(`${stackInfo().apexUrl}${path}`, {
+    method: opts.method ?? 'GET',
+    headers: {
+      authorization: `Bearer ${opts.token ?? (await adminToken())}`,
+      ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+  });
+}
+
+function expectStatus(res: HttpsResponse, status: number, what: string): void {
+  if (res.status !== status) throw new Error(`${what}: expected ${status}, got ${res.status} ${res.text.slice(0, 500)}`);
+}
+
+/** `POST /management/applications`: a non-administrator application by default. */
+export async function createApplication(displayName: string, opts: { isAdmin?: boolean; token?: string } = {}): Promise<TestApplication> {
+  const res = await managementRequest('/management/applications', {
+    method: 'POST',
+    body: { displayName, isAdmin: opts.isAdmin ?? false },
+    token: opts.token,
+  });
+  expectStatus(res, 201, `creating application ${displayName}`);
+  const { clientId, objectId, clientSecret } = res.json<TestApplication>();
+  return { clientId, objectId, clientSecret };
+}
+
+/** The administrator's own application (its object id names it in role assignments and access policies). */
+export async function adminApplication(token?: string): Promise<{ clientId: string; objectId: string }> {
+  const { clientId } = stackInfo().credentials;
+  const res = await managementRequest(`/management/applications/${clientId}`, { token });
+  expectStatus(res, 200, 'reading the administrator application');
+  return { clientId, objectId: res.json<{ objectId: string }>().objectId };
+}
+
+/** `PUT /management/vaults/{name}` (201), e.g. `{ enableRbacAuthorization: false }`. */
+export async function createVault(name: string, body: Record<string, unknown> = {}, token?: string): Promise<void> {
+  const res = await managementRequest(`/management/vaults/${name}`, { method: 'PUT', body, token });
+  expectStatus(res, 201, `creating vault ${name}`);
+}
+
+/** `PUT /management/vaults/{name}/accessPolicies/{objectId}`: creates or replaces a principal's policy. */
+export async function setAccessPolicy(
+  vaultName: string,
+  objectId: string,
+  permissions: { keys?: string[]; secrets?: string[]; certificates?: string[] },
+  token?: string,
+): Promise<HttpsResponse> {
+  const res = await managementRequest(`/management/vaults/${vaultName}/accessPolicies/${objectId}`, { method: 'PUT', body: { permissions }, token });
+  if (res.status !== 200 && res.status !== 201) throw new Error(`access policy for ${objectId}: ${res.status} ${res.text.slice(0, 500)}`);
+  return res;
+}
+
+/**
+ * A role assignment made by the deployment's administrator through the management API
+ * (`PUT /management/vaults/{vault}/providers/Microsoft.Authorization/roleAssignments/{guid}?scope=`,
+ * the same body as the vault's own RBAC API): a vault's creator holds Key Vault Administrator,
+ * which, as on Azure, cannot manage role assignments on the vault itself. `scope` is
+ * vault-relative ('/', '/keys', '/secrets/{name}', …). Returns the assignment's name (a fresh GUID).
+ */
+export async function assignRole(vaultName: string, scope: string, roleDefinitionId: string, principalId: string, token?: string): Promise<string> {
+  const name = crypto.randomUUID();
+  const res = await managementRequest(
+    `/management/vaults/${vaultName}/providers/Microsoft.Authorization/roleAssignments/${name}?scope=${encodeURIComponent(scope)}`,
+    { method: 'PUT', body: { properties: { roleDefinitionId, principalId } }, token },
+  );
+  expectStatus(res, 201, `assigning ${roleDefinitionId} at ${scope} to ${principalId}`);
+  return name;
+}
+
+/** A bearer token for the vault resource, as `app` (for raw requests). */
+export async function tokenOf(app: TestApplication): Promise<string> {
+  const token = await credential({ clientId: app.clientId, clientSecret: app.clientSecret }).getToken(`${stackInfo().credentials.resource}/.default`);
+  return token.token;
+}
+
+/** Runs at most `concurrency` of the given tasks at a time (the local stack is one workerd process). */
+export function limiter(concurrency: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const queue: (() => void)[] = [];
+  const next = () => {
+    if (active >= concurrency) return;
+    const start = queue.shift();
+    if (start) {
+      active++;
+      start();
+    }
+  };
+  return <T>(task: () => Promise<T>) =>
+    new Promise<T>((resolve, reject) => {
+      queue.push(() => {
+        task()
+          .then(resolve, reject)
+          .finally(() => {
+            active--;
+            next();
+          });
+      });
+      next();
+    });
+}
