@@ -4,6 +4,7 @@ import { errorResponse, renderError } from './errors';
 import { unknownRoute } from './operation';
 import { requestContext } from './request-context';
 import { auditVerifyApexRoutes } from './routes/audit-verify';
+import { complianceRoutes } from './routes/compliance';
 import { healthRoutes } from './routes/health';
 import { managementRoutes } from './routes/management';
 import { managementRbacRoutes } from './routes/management-rbac';
@@ -21,6 +22,7 @@ export function createApexApp(): Hono<AppEnv> {
   managementRbacRoutes(app);
   credentialManagementRoutes(app);
   vaultSettingsRoutes(app);
+  complianceRoutes(app);
   tokenRoutes(app);
   const challengedNotFound = unknownRoute();
   // Unknown management paths are challenged like known ones; the rest of the apex is public.
