@@ -74,7 +74,7 @@ export function isHash(value: unknown): value is string {
 
 export async function sha256Hex(data: string | Uint8Array): Promise<string> {
   const bytes = typeof data === 'string' ? encoder.encode(data) : data;
-  return hexOf(await crypto.subtle.digest('SHA-256', bytes));
+  return hexOf(await crypto.subtle.digest('SHA-256', bytes as BufferSource));
 }
 
 /** SHA-256(prevHash bytes ‖ UTF-8 canonical), lowercase hex. */

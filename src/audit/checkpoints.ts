@@ -18,15 +18,15 @@
  */
 import { and, asc, desc, eq, gt, isNotNull, lte, sql } from 'drizzle-orm';
 import type { BridgeClient, HsmPublicJwk } from '../crypto/bridge-client';
-import { fromBase64Url, toBase64Url } from '../crypto/encoding';
+import { toBase64Url } from '../crypto/encoding';
 import type { Database } from '../storage/db';
 import { auditArchives, auditChainHeads, auditCheckpoints, auditRecords, settings } from '../storage/schema';
 import { BridgeUnavailableError } from '../vault/errors';
-import { canonicalJson, GENESIS_HASH } from './canonical';
+import { GENESIS_HASH } from './canonical';
+import { asP256, CHECKPOINT_ALG, checkpointPayload, jwkThumbprint, verifyCheckpointSignature, type EcPublicJwk } from './checkpoint-signature';
 import { readChainHead, type ChainHead } from './chain';
 import { describeVerification, verifyChain, type ChainRow, type Checkpoint, type VerifyResult } from './verify';
 
-export const CHECKPOINT_ALG = 'ES256';
 /** The HSM id (handle) of the checkpoint key: fixed, so D1 cannot point the Worker at another key. */
 export const CHECKPOINT_KEY_ID = 'a827ddfcb4d6ff204bcb703aabe33514';
 /** settings row holding the key's public JWK and kid, as published (informational). */
@@ -34,52 +34,12 @@ export const CHECKPOINT_KEY_SETTING = 'audit.checkpoint-key';
 /** Chains checkpointed per cron run at most (the rest wait for the next run). */
 const MAX_CHAINS_PER_RUN = 200;
 
-export interface EcPublicJwk {
-  kty: 'EC';
-  crv: 'P-256';
-  x: string;
-  y: string;
-}
+export { CHECKPOINT_ALG, checkpointPayload, jwkThumbprint, verifyCheckpointSignature, type EcPublicJwk };
 
 export interface CheckpointKey {
   handle: string;
   kid: string;
   publicJwk: EcPublicJwk;
-}
-
-// ------------------------------------------------------------------------------ pure, shared
-
-/** The exact bytes a checkpoint's signature covers. */
-export function checkpointPayload(cp: Pick<Checkpoint, 'chain' | 'seq' | 'hash' | 'time'>): string {
-  return canonicalJson({ chain: cp.chain, seq: cp.seq, hash: cp.hash, time: cp.time });
-}
-
-/** RFC 7638 JWK thumbprint (SHA-256, base64url) of an EC public key: the checkpoints' `kid`. */
-export async function jwkThumbprint(jwk: { crv: string; kty: string; x: string; y: string }): Promise<string> {
-  const members = `{"crv":${JSON.stringify(jwk.crv)},"kty":${JSON.stringify(jwk.kty)},"x":${JSON.stringify(jwk.x)},"y":${JSON.stringify(jwk.y)}}`;
-  return toBase64Url(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(members))));
-}
-
-function asP256(jwk: unknown): EcPublicJwk {
-  const k = jwk as Partial<EcPublicJwk> | null;
-  if (!k || k.kty !== 'EC' || k.crv !== 'P-256' || typeof k.x !== 'string' || typeof k.y !== 'string') {
-    throw new TypeError('the checkpoint key is not an EC P-256 public JWK');
-  }
-  return { kty: 'EC', crv: 'P-256', x: k.x, y: k.y };
-}
-
-/** Does the checkpoint carry a valid ES256 signature by this public key (and name its kid)? */
-export async function verifyCheckpointSignature(cp: Checkpoint, publicJwk: EcPublicJwk, kid?: string): Promise<boolean> {
-  if (cp.alg !== CHECKPOINT_ALG) return false;
-  if (kid !== undefined && cp.kid !== kid) return false;
-  try {
-    const key = await crypto.subtle.importKey('jwk', { ...asP256(publicJwk), ext: true }, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
-    const signature = fromBase64Url(cp.signature);
-    if (signature.length !== 64) return false;
-    return await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, signature, new TextEncoder().encode(checkpointPayload(cp)));
-  } catch {
-    return false;
-  }
 }
 
 // ------------------------------------------------------------------------------ the HSM key
