@@ -1,4 +1,4 @@
-import { ALL_DATA_ACTIONS, RoleActions, type DataAction } from '../vault/authorize';
+import { ALL_DATA_ACTIONS, AuditActions, RoleActions, type DataAction } from '../vault/authorize';
 
 /**
  * Role definitions: Azure's built-in Key Vault roles (names, ids, descriptions and permissions
@@ -61,6 +61,8 @@ export const BuiltInRoleIds = {
   certificatesOfficer: 'a4417e6f-fecd-4de8-b567-7b0420556985',
   certificateUser: 'db79e9a7-68ee-4b58-9aeb-b90e7c24fcba',
   dataAccessAdministrator: '8b54135c-b56d-4d72-a534-26097cfdc8d8',
+  /** This service's own (Azure has no such role): the audit trail, nothing else. Fixed id. */
+  auditor: '5c3a1f0e-7d2b-4e8a-9c61-3f4b2a9d8e17',
 } as const;
 
 const RBAC_ONLY = " Only works for key vaults that use the 'Azure role-based access control' permission model.";
@@ -203,6 +205,14 @@ export const BUILT_IN_ROLES: readonly RoleDefinition[] = [
     'Key Vault Secrets Officer',
     `Perform any action on the secrets of a key vault, except manage permissions.${RBAC_ONLY}`,
     { actions: READER_ACTIONS, dataActions: ['Microsoft.KeyVault/vaults/secrets/*'] },
+  ),
+  // Not one of Azure's roles: reading the audit trail is this service's data action. It reads the
+  // trail and who holds which role (an access review needs both), and no object or its metadata.
+  builtIn(
+    BuiltInRoleIds.auditor,
+    'Key Vault Auditor',
+    `Read and export the audit trail of a key vault, and read its role assignments and definitions. Cannot read secrets, keys or certificates, their metadata, or change anything.${RBAC_ONLY}`,
+    { actions: ['Microsoft.Authorization/*/read'], dataActions: [AuditActions.read] },
   ),
   builtIn(BuiltInRoleIds.secretsUser, 'Key Vault Secrets User', `Read secret contents.${RBAC_ONLY}`, {
     dataActions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action', 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'],

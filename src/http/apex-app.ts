@@ -5,6 +5,7 @@ import { unknownRoute } from './operation';
 import { requestContext } from './request-context';
 import { auditVerifyApexRoutes } from './routes/audit-verify';
 import { complianceRoutes } from './routes/compliance';
+import { apexAuditQueryRoutes } from './routes/audit-query';
 import { healthRoutes } from './routes/health';
 import { managementRoutes } from './routes/management';
 import { managementRbacRoutes } from './routes/management-rbac';
@@ -22,6 +23,7 @@ export function createApexApp(): Hono<AppEnv> {
   managementRbacRoutes(app);
   credentialManagementRoutes(app);
   vaultSettingsRoutes(app);
+  apexAuditQueryRoutes(app);
   complianceRoutes(app);
   tokenRoutes(app);
   const challengedNotFound = unknownRoute();

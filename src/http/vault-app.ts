@@ -5,6 +5,7 @@ import { renderError } from './errors';
 import { unknownRoute } from './operation';
 import { requestContext } from './request-context';
 import { auditVerifyRoutes } from './routes/audit-verify';
+import { auditQueryRoutes } from './routes/audit-query';
 import { keyRotationRoutes } from './routes/key-rotation';
 import { keyRoutes } from './routes/keys';
 import { rbacRoutes } from './routes/rbac';
@@ -19,6 +20,7 @@ export function createVaultApp(): Hono<AppEnv> {
   app.use(requestContext('vault'));
   rbacRoutes(app);
   auditVerifyRoutes(app);
+  auditQueryRoutes(app);
   secretRoutes(app);
   keyRotationRoutes(app);
   keyRoutes(app);

@@ -116,7 +116,7 @@ describe('action wildcards (Azure: * is any run of characters, case-insensitive)
 });
 
 describe('built-in roles, as Azure publishes them', () => {
-  it('has the eleven roles with Azure names and ids', () => {
+  it('has the eleven roles with Azure names and ids, and Key Vault Auditor', () => {
     expect(BUILT_IN_ROLES.map((r) => [r.roleName, r.id]).sort()).toEqual(
       [
         ['Key Vault Administrator', '00482a5a-887f-4fb3-b363-3b7fe8e74483'],
@@ -130,6 +130,8 @@ describe('built-in roles, as Azure publishes them', () => {
         ['Key Vault Reader', '21090545-7ca7-4776-b22c-e363652d74d2'],
         ['Key Vault Secrets Officer', 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'],
         ['Key Vault Secrets User', '4633458b-17de-408a-b874-0445c86b69e6'],
+        // This service's own role (not Azure's): the audit trail only.
+        ['Key Vault Auditor', '5c3a1f0e-7d2b-4e8a-9c61-3f4b2a9d8e17'],
       ].sort(),
     );
     for (const r of BUILT_IN_ROLES) {
@@ -174,6 +176,8 @@ describe('built-in roles, as Azure publishes them', () => {
     [BuiltInRoleIds.certificatesOfficer]: [...certificates, ...authReads],
     [BuiltInRoleIds.certificateUser]: [CertificateActions.read, SecretActions.get, SecretActions.readMetadata, KeyActions.read],
     [BuiltInRoleIds.dataAccessAdministrator]: [RoleActions.writeAssignments, RoleActions.deleteAssignments, ...authReads],
+    // The trail, and who holds which role; no secret, key or certificate, not even their metadata.
+    [BuiltInRoleIds.auditor]: [AuditActions.read, ...authReads],
   };
 
   for (const r of BUILT_IN_ROLES) {
