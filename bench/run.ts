@@ -22,13 +22,13 @@ import { ensureSoftHsmToken } from '../hsm-bridge/src/softhsm.js';
 import { fromBase64Url } from '../hsm-bridge/src/protocol.js';
 import { clientCredentialsToken } from '../scripts/lib/bootstrap.js';
 import { httpsRequest } from '../scripts/lib/https-client.js';
-import { findFreePort } from '../scripts/lib/ports.js';
 import { ensureStackSecrets } from '../scripts/lib/secrets.js';
 import { HSM_TOKEN_LABEL, REPO_DIR, startStack, type Stack } from '../scripts/lib/stack.js';
 import { SignedBridgeClient } from './lib/bridge.js';
 import { bridgeSessionPoolSize, openInProcessHsm } from './lib/inprocess-hsm.js';
 import { httpsAgent, httpsOperation, runFixed, type Operation, type RunResult } from './lib/load.js';
 import { machineInfo, softwareInfo } from './lib/machine.js';
+import { listenPort } from './lib/ports.js';
 import { renderMarkdown, type BenchResults, type RouteFigures, type SignFigures } from './lib/report.js';
 import {
   checkApiSignature,
@@ -210,10 +210,11 @@ async function main(): Promise<void> {
 
   try {
     log(`starting the stack in ${stateDir} (the first wrangler build can take a minute)`);
+    const vaultPort = await listenPort();
     stack = await startStack({
       stateDir,
-      vaultPort: await findFreePort(),
-      bridgePort: await findFreePort(),
+      vaultPort,
+      bridgePort: await listenPort([vaultPort]),
       log: (m) => log(m),
       onOutput: (source, line) => {
         if (source === 'worker') reloads.onLine(line);
