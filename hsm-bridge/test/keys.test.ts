@@ -709,7 +709,7 @@ describe('handles, destroy, rng, auth, status', () => {
     const status = await fresh.request('/v1/status', { headers });
     expect(await status.json()).toEqual({
       kekLabel: 'ekv-kek',
-      ops: { wrap: 0, unwrap: 0, generate: 1, import: 0, sign: 2, decrypt: 1, encrypt: 1, wrapKey: 1, unwrapKey: 1, destroy: 1, rng: 1 },
+      ops: { wrap: 0, unwrap: 0, generate: 1, import: 0, sign: 2, decrypt: 1, encrypt: 1, wrapKey: 1, unwrapKey: 1, destroy: 1, rng: 1, publicKey: 0 },
     });
     expect(logs).toContainEqual(expect.objectContaining({ event: 'key_operation_failed' }));
     const text = JSON.stringify(logs);
