@@ -71,12 +71,14 @@ export class WorkerStatsReader {
   /**
    * Polls the counters until both D1 counts grow by the same small amounts on consecutive polls
    * (only the polls' own statements: the queue consumer is idle). The queue's batch timeout is
-   * 1 s, so polls are 1.5 s apart.
+   * 1 s, so polls are 1.5 s apart. A poll's own audit event costs the consumer a whole chain
+   * append (read the chain's last record and head, look the event id up, insert, move the head:
+   * about 5 statements), hence the bound of 16 per poll.
    */
   async settle(opts: { intervalMs?: number; maxPolls?: number; maxPerPoll?: number } = {}): Promise<Settled> {
     const intervalMs = opts.intervalMs ?? 1500;
     const maxPolls = opts.maxPolls ?? 40;
-    const maxPerPoll = opts.maxPerPoll ?? 4;
+    const maxPerPoll = opts.maxPerPoll ?? 16;
     let previous = await this.read();
     let last: { d1: number; audit: number } | undefined;
     for (let i = 0; i < maxPolls; i++) {
@@ -90,7 +92,10 @@ export class WorkerStatsReader {
       last = delta;
       previous = current;
     }
-    throw new Error(`the Worker's D1 statement counts did not settle within ${maxPolls} polls (audit queue still busy?)`);
+    throw new Error(
+      `the Worker's D1 statement counts did not settle within ${maxPolls} polls (audit queue still busy?); ` +
+        `last growth per poll: ${last ? `${last.d1} request-path, ${last.audit} audit` : 'none'}`,
+    );
   }
 }
 
