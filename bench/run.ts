@@ -8,10 +8,14 @@
  *  4. Bridge unwrap over signed HTTP vs the same unwrap in process on the same token.
  *  5. ES256 and RS256 sign through the Keys API (software and HSM keys) vs the same signature
  *     directly: WebCrypto in workerd for software keys, the token in process for HSM keys.
+ *  6. The audit trail: events persisted per second by the consumer (persistAuditBatch in workerd,
+ *     batches of 100), and a warm secret GET with the audit queue and consumer against the same
+ *     Worker bundle with AUDIT_QUEUE a stub that drops events, in alternating rounds.
  *
  * Every loop is a fixed number of operations; everything talks to 127.0.0.1 only.
  * Knobs (environment): BENCH_READS, BENCH_BASELINE_READS, BENCH_CONCURRENCY, BENCH_ROUND,
- * BENCH_CYCLES, BENCH_UNWRAP_ROUND, BENCH_SIGN_ROUND, BENCH_SIGN_CYCLES,
+ * BENCH_CYCLES, BENCH_UNWRAP_ROUND, BENCH_SIGN_ROUND, BENCH_SIGN_CYCLES, BENCH_AUDIT_BATCHES,
+ * BENCH_AUDIT_CHAINS, BENCH_AUDIT_ROUND, BENCH_AUDIT_CYCLES,
  * BENCH_KEEP_STATE=1 (keep the state directory for inspection).
  */
 import { randomBytes } from 'node:crypto';
@@ -43,6 +47,8 @@ import {
 } from './lib/sign.js';
 import { median, percentile, pooled, round, significant } from './lib/stats.js';
 import { assertSameIsolate, IsolateRestarted, windowDelta, WorkerStatsReader, type Settled } from './lib/worker-stats.js';
+import { WorkerdAuditConsumer } from './lib/workerd-audit.js';
+import { WorkerdAuditPath } from './lib/workerd-audit-path.js';
 import { WorkerdWebCrypto } from './lib/workerd-webcrypto.js';
 
 function intEnv(name: string, fallback: number, min: number, max: number): number {
@@ -72,6 +78,16 @@ const CONFIG = {
   /** Cycles per sign figure (API round and direct round, alternating which goes first). */
   signCycles: intEnv('BENCH_SIGN_CYCLES', 6, 1, 20),
   signWarmup: 100,
+  /** Batches of 100 events per audit consumer round. */
+  auditBatches: intEnv('BENCH_AUDIT_BATCHES', 20, 1, 1_000),
+  auditBatchSize: 100,
+  /** The consumer's second layout: events spread over this many vault chains (the first is one chain). */
+  auditChains: intEnv('BENCH_AUDIT_CHAINS', 4, 2, 100),
+  /** Warm GETs per audit-path round (with and without the audit queue). */
+  auditRound: intEnv('BENCH_AUDIT_ROUND', 500, 50, 100_000),
+  /** Cycles of the audit figures (consumer: one round per layout; path: one round with, one without). */
+  auditCycles: intEnv('BENCH_AUDIT_CYCLES', 6, 1, 20),
+  auditWarmup: 300,
   /** A direct round lasts at least this long (workerd's clock counts whole milliseconds)… */
   signDirectMinMs: 250,
   /** …and at most about this long, however slow the API round is. */
@@ -197,6 +213,8 @@ async function main(): Promise<void> {
   let bridge: SignedBridgeClient | undefined;
   let hsm: Awaited<ReturnType<typeof openInProcessHsm>> | undefined;
   let webcrypto: WorkerdWebCrypto | undefined;
+  let auditConsumer: WorkerdAuditConsumer | undefined;
+  let auditPath: WorkerdAuditPath | undefined;
   const tokenKeys: InProcessKey[] = [];
   const agents: Array<{ destroy(): void }> = [];
 
@@ -433,6 +451,57 @@ async function main(): Promise<void> {
 
     const signSeconds = Math.round((Date.now() - signStarted) / 1000);
     log(`sign: ${signSeconds} s`);
+    await webcrypto.stop();
+    webcrypto = undefined;
+
+    // ---- 6. Audit: the consumer's throughput, and what the audit path costs a warm GET.
+    const auditStarted = Date.now();
+    log('audit: starting the consumer Worker in workerd (Miniflare, its own D1 with the migrations)');
+    auditConsumer = await WorkerdAuditConsumer.start(REPO_DIR);
+    const layouts = [1, CONFIG.auditChains];
+    await auditConsumer.run(Math.min(5, CONFIG.auditBatches), CONFIG.auditBatchSize, 1); // warm-up
+    log(`audit consumer: ${CONFIG.auditCycles} cycles of ${CONFIG.auditBatches} batches of ${CONFIG.auditBatchSize} per layout (1 and ${CONFIG.auditChains} chains)`);
+    const consumerRounds = layouts.map(() => [] as Array<{ perSecond: number; statements: number; batches: number }>);
+    for (let i = 0; i < CONFIG.auditCycles; i++) {
+      for (let j = 0; j < layouts.length; j++) {
+        const k = (i + j) % layouts.length;
+        const r = await auditConsumer.run(CONFIG.auditBatches, CONFIG.auditBatchSize, layouts[k]!);
+        consumerRounds[k]!.push(r);
+        log(`  consumer, ${layouts[k]} chain(s)   ${r.perSecond.toFixed(0).padStart(6)} events/s  ${(r.statements / r.batches).toFixed(1)} statements/batch`);
+      }
+    }
+    await auditConsumer.stop();
+    auditConsumer = undefined;
+
+    log('audit path: the vault Worker twice in Miniflare (audit queue + consumer / AUDIT_QUEUE that drops events)');
+    auditPath = await WorkerdAuditPath.start({ repoDir: REPO_DIR, bridgeUrl: stack.bridge.url, bridgeHmacSecret: secrets.bridgeHmacSecret });
+    const ap = auditPath;
+    await ap.run('warm-up audited', 'audited', CONFIG.auditWarmup, C);
+    await ap.run('warm-up unaudited', 'unaudited', CONFIG.auditWarmup, C);
+    await ap.drain();
+    log(`audit path: ${CONFIG.auditCycles} cycles of ${CONFIG.auditRound}-request rounds each way, ${C} in flight; the consumer catches up after each audited round`);
+    const drainMs: number[] = [];
+    const [auditedRuns, unauditedRuns] = await cycle(
+      CONFIG.auditCycles,
+      [
+        {
+          label: 'GET with audit',
+          run: async () => {
+            const r = await ap.run('audited', 'audited', CONFIG.auditRound, C);
+            drainMs.push(await ap.drain());
+            return r;
+          },
+        },
+        { label: 'GET, audit dropped', run: () => ap.run('unaudited', 'unaudited', CONFIG.auditRound, C) },
+      ],
+      new ReloadWatch(), // Miniflare does not watch the tree
+      retried,
+    );
+    await auditPath.stop();
+    auditPath = undefined;
+    const auditRatios = ratios(auditedRuns!, unauditedRuns!);
+    const auditSeconds = Math.round((Date.now() - auditStarted) / 1000);
+    log(`audit: ${auditSeconds} s`);
 
     const results: BenchResults = {
       generatedAt: new Date().toISOString(),
@@ -485,6 +554,26 @@ async function main(): Promise<void> {
       },
       sign: signResults,
       signSeconds,
+      auditConsumer: {
+        what: `persistAuditBatch (src/audit/consumer.ts) in workerd via Miniflare ${software.miniflare ?? '?'}, local D1 with the migrations; well-formed SecretGet events of an RBAC caller; batches handed over one after the other`,
+        batchSize: CONFIG.auditBatchSize,
+        batchesPerRound: CONFIG.auditBatches,
+        layouts: layouts.map((chains, k) => ({
+          chains,
+          eventsPerSecond: round(median(consumerRounds[k]!.map((r) => r.perSecond)), 0),
+          rounds: consumerRounds[k]!.map((r) => round(r.perSecond, 0)),
+          statementsPerBatch: round(median(consumerRounds[k]!.map((r) => r.statements / r.batches)), 2),
+        })),
+      },
+      auditPath: {
+        what: 'the vault Worker (src/index.ts via bench/workers/audit-path.js) twice in one Miniflare, one D1: AUDIT_QUEUE the local queue consumed by the same Worker, or a stub that drops events',
+        audited: figures(auditedRuns!),
+        unaudited: figures(unauditedRuns!),
+        auditedOverUnaudited: round(median(auditRatios), 3),
+        cycles: auditRatios.map((r) => round(r, 3)),
+        drainMs,
+      },
+      auditSeconds,
     };
 
     const dir = join(REPO_DIR, 'bench', 'results');
@@ -506,6 +595,8 @@ async function main(): Promise<void> {
     for (const a of agents) a.destroy();
     bridge?.close();
     await webcrypto?.stop().catch(() => undefined);
+    await auditConsumer?.stop().catch(() => undefined);
+    await auditPath?.stop().catch(() => undefined);
     if (hsm && tokenKeys.length) {
       const keys = await inProcessKeys(hsm);
       for (const k of tokenKeys) await keys.destroy(k.handle).catch(() => undefined);

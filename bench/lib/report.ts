@@ -30,6 +30,34 @@ export interface SignFigures {
   cycles: number[];
 }
 
+/** The audit consumer (persistAuditBatch) in workerd, batches of `batchSize` handed to it one after the other. */
+export interface AuditConsumerFigures {
+  what: string;
+  batchSize: number;
+  batchesPerRound: number;
+  /** Per layout: events spread over this many vault chains. */
+  layouts: Array<{
+    chains: number;
+    /** Median over rounds of events persisted per second (workerd's clock). */
+    eventsPerSecond: number;
+    rounds: number[];
+    /** D1 statements the consumer prepared per batch. */
+    statementsPerBatch: number;
+  }>;
+}
+
+/** The warm secret GET with the real audit queue and consumer, and with AUDIT_QUEUE a stub that drops events. */
+export interface AuditPathFigures {
+  what: string;
+  audited: RouteFigures;
+  unaudited: RouteFigures;
+  /** Audited rate / unaudited rate: median over cycles, and each cycle's. */
+  auditedOverUnaudited: number;
+  cycles: number[];
+  /** After each audited round, ms until the consumer had stored every record of it (not in the rate). */
+  drainMs: number[];
+}
+
 export interface BenchResults {
   generatedAt: string;
   durationSeconds: number;
@@ -75,6 +103,10 @@ export interface BenchResults {
   sign: SignFigures[];
   /** Wall time of the sign figures (key creation, warm-ups, rounds). */
   signSeconds: number;
+  auditConsumer: AuditConsumerFigures;
+  auditPath: AuditPathFigures;
+  /** Wall time of the audit figures (builds, Miniflare, setup, rounds). */
+  auditSeconds: number;
 }
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -105,6 +137,21 @@ export function renderMarkdown(r: BenchResults): string {
     [`Same unwrap in-process, same token (${u.sessionPool} sessions)`, ...rate(u.inProcess, 'ops/s')],
     ['**Unwrap HTTP / in-process** (median over cycles)', `**${u.httpOverInProcess}**`, '', ''],
     ...signRows,
+    ...r.auditConsumer.layouts.map((l): [string, string, string, string] => [
+      `Audit consumer, batches of ${r.auditConsumer.batchSize}, ${l.chains === 1 ? 'one vault chain' : `events over ${l.chains} vault chains`} (persistAuditBatch in workerd)`,
+      `**${fmt(l.eventsPerSecond)} events/s**`,
+      '',
+      '',
+    ]),
+    ...r.auditConsumer.layouts.map((l): [string, string, string, string] => [
+      `D1 statements per batch of ${r.auditConsumer.batchSize}, ${l.chains === 1 ? 'one chain' : `${l.chains} chains`}`,
+      `${l.statementsPerBatch}`,
+      '',
+      '',
+    ]),
+    ['Secret GET in Miniflare, audit queue and consumer (production path)', ...rate(r.auditPath.audited, 'req/s')],
+    ['Same GET, same bundle, AUDIT_QUEUE a stub that drops events', ...rate(r.auditPath.unaudited, 'req/s')],
+    ['**Secret GET with audit / without** (median over cycles)', `**${r.auditPath.auditedOverUnaudited}**`, '', ''],
   ];
   const lines = ['| Figure | Value | p50 | p99 |', '|---|---:|---:|---:|', ...rows.map((c) => `| ${c.join(' | ')} |`)];
   const m = r.machine;
@@ -126,6 +173,11 @@ export function renderMarkdown(r: BenchResults): string {
     `- During the ${fmt(w.reads)} warm GETs (${fmt(w.perSecond)} req/s): data-key cache ${w.dataKeyCache.hits} hits, ${w.dataKeyCache.misses} misses; ` +
       `D1 ${w.d1.requestPath} request-path statements, ${w.d1.auditConsumer ?? '?'} audit-consumer statements ` +
       `(each counter read costs ${w.d1.statsReadCost.d1} + ${w.d1.statsReadCost.audit}, subtracted).`,
+    ...r.auditConsumer.layouts.map(
+      (l) => `- Audit consumer rounds (${r.auditConsumer.batchesPerRound} batches of ${r.auditConsumer.batchSize}, ${l.chains} chain${l.chains === 1 ? '' : 's'}, events/s): ${l.rounds.join(', ')}.`,
+    ),
+    `- Audit path rounds (req/s): with ${r.auditPath.audited.rounds.join(', ')}; without ${r.auditPath.unaudited.rounds.join(', ')}; ratio per cycle ${r.auditPath.cycles.join(', ')}; ` +
+      `consumer caught up ${r.auditPath.drainMs.join(', ')} ms after each audited round (${r.auditSeconds} s for the audit figures).`,
     `- Re-run because wrangler reloaded the Worker: ${r.retried.length ? r.retried.join('; ') : 'nothing'}.`,
   );
   return lines.join('\n');

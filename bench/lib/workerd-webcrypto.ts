@@ -14,12 +14,14 @@ import { join } from 'node:path';
 import type { RunResult } from './load.js';
 
 /** The little of Miniflare 5 the benchmark uses (typed here: the top-level `miniflare` package is another version). */
-interface MiniflareLike {
+export interface MiniflareLike {
   ready: Promise<URL>;
-  dispatchFetch(input: string, init?: { method?: string }): Promise<{ status: number; text(): Promise<string>; json(): Promise<unknown> }>;
+  dispatchFetch(input: string, init?: { method?: string; body?: string; headers?: Record<string, string> }): Promise<{ status: number; text(): Promise<string>; json(): Promise<unknown> }>;
   dispose(): Promise<void>;
 }
-type MiniflareClass = new (options: Record<string, unknown>) => MiniflareLike;
+export type MiniflareClass = new (options: Record<string, unknown>) => MiniflareLike;
+/** Miniflare 5 still takes Miniflare 4's flat options (bindings by kind) through this converter. */
+export type ConvertV4 = (options: Record<string, unknown>) => Record<string, unknown>;
 
 export type DirectAlg = 'ES256' | 'RS256';
 
@@ -30,16 +32,16 @@ export interface WebCryptoSample {
 }
 
 /** Miniflare as wrangler depends on it, and its version. */
-function wranglersMiniflare(): { Miniflare: MiniflareClass; version: string } {
+export function wranglersMiniflare(): { Miniflare: MiniflareClass; version: string; convertV4: ConvertV4 } {
   const fromBench = createRequire(import.meta.url);
   const fromWrangler = createRequire(fromBench.resolve('wrangler/package.json'));
-  const mod = fromWrangler('miniflare') as { Miniflare: MiniflareClass };
+  const mod = fromWrangler('miniflare') as { Miniflare: MiniflareClass; convertV4MiniflareOptions: ConvertV4 };
   const version = (fromWrangler('miniflare/package.json') as { version: string }).version;
-  return { Miniflare: mod.Miniflare, version };
+  return { Miniflare: mod.Miniflare, version, convertV4: mod.convertV4MiniflareOptions };
 }
 
 /** compatibility_date and compatibility_flags of wrangler.toml (the two keys are plain one-liners there). */
-async function compatibility(repoDir: string): Promise<{ date: string; flags: string[] }> {
+export async function compatibility(repoDir: string): Promise<{ date: string; flags: string[] }> {
   const toml = await readFile(join(repoDir, 'wrangler.toml'), 'utf8');
   const date = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)?.[1];
   if (!date) throw new Error('wrangler.toml: no compatibility_date');
