@@ -128,7 +128,8 @@ export async function verifyRemote(target: VerifyTarget, opts: RemoteVerifyOptio
   const exported = JSON.parse(cpRes.text) as { chain: string; head: { seq: number; hash: string } | null; prunedThrough: { seq: number; hash: string } | null; checkpoints: Checkpoint[] };
   const chain = exported.chain;
   const remembered = pins.checkpoints[chain] ?? [];
-  const checkpoints = [...exported.checkpoints];
+  // Checkpoints made after the head was read are beyond what this run verifies.
+  const checkpoints = exported.checkpoints.filter((cp) => !exported.head || cp.seq <= exported.head.seq);
   for (const cp of remembered) if (!checkpoints.some((c) => sameCheckpoint(c, cp))) checkpoints.push(cp);
 
   const rows: ChainRow[] = [];
@@ -136,7 +137,13 @@ export async function verifyRemote(target: VerifyTarget, opts: RemoteVerifyOptio
   for (;;) {
     const page = await get(`${base}/chain?${query ? `${query}&` : ''}from=${from}&limit=5000`, target, auth);
     if (page.status !== 200) throw new Error(`chain export: HTTP ${page.status}`);
-    for (const line of page.text.split('\n')) if (line) rows.push(JSON.parse(line) as ChainRow);
+    for (const line of page.text.split('\n')) {
+      if (!line) continue;
+      const row = JSON.parse(line) as ChainRow;
+      // The head was read first: rows appended since then are not part of this verification.
+      if (exported.head && row.seq > exported.head.seq) continue;
+      rows.push(row);
+    }
     const next = page.headers['x-ekv-next-from'];
     if (typeof next !== 'string') break;
     from = Number(next);

@@ -258,7 +258,11 @@ export async function verifyStoredChain(db: Database, bridge: BridgeClient, chai
     const message = `removed at sequence 1: records 1..${anchor.seq} were pruned but no checkpoint vouches for where they ended`;
     return { ...base, ok: false, through: 0, checkpoint: null, firstBadSeq: 1, kind: 'removed', message };
   }
-  const result = await verifyChain(readChainRange(db, chain, anchor?.seq ?? 0), checkpoints, (cp) => verifyCheckpointSignature(cp, key.publicJwk, key.kid), {
+  // Through the head read above: records appended while we verify are the next run's business,
+  // not rows "past the head".
+  const rows = readChainRange(db, chain, anchor?.seq ?? 0, head?.seq);
+  const covered = head ? checkpoints.filter((cp) => cp.seq <= head.seq) : checkpoints;
+  const result = await verifyChain(rows, covered, (cp) => verifyCheckpointSignature(cp, key.publicJwk, key.kid), {
     chain,
     head,
     from: anchor,
