@@ -1,7 +1,7 @@
 import { persistAuditBatch } from './audit/consumer';
 import { unknownHostEvent } from './audit/event';
 import type { AuditEvent } from './audit/event';
-import type { Env } from './env';
+import type { Env } from './core/env';
 import { persistEventBatch } from './events/consumer';
 import { EVENTS_QUEUE_NAME, type VaultEvent } from './events/event';
 import { createApexApp } from './http/apex-app';
@@ -11,7 +11,7 @@ import { createVaultApp } from './http/vault-app';
 import { runAuditJobs } from './jobs/audit';
 import { purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
 import { runKeyRotation } from './jobs/rotation';
-import { services } from './services';
+import { services } from './crypto/services';
 
 const apex = createApexApp();
 const vaults = createVaultApp();

@@ -4,10 +4,10 @@ import type { Caller } from '../identity/tokens';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { roleAssignments, roleDefinitions } from '../storage/schema';
-import { RoleActions } from '../vault/authorize';
-import { badParameter, conflict, forbidden, notFound, VaultError } from '../vault/errors';
-import type { Page } from '../vault/paging';
-import type { VaultRecord } from '../vault/vaults';
+import { RoleActions } from '../core/data-actions';
+import { badParameter, conflict, forbidden, notFound, VaultError } from '../core/errors';
+import type { Page } from '../core/paging';
+import { type VaultRecord } from '../core/vault';
 import { holds, isLive, liveAssignments, rbacRefusal } from './authorize';
 import { pageById, parseFilter } from './listing';
 import {

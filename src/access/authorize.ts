@@ -1,8 +1,8 @@
 import type { Caller } from '../identity/tokens';
 import type { Database } from '../storage/db';
-import type { DataAction } from '../vault/authorize';
-import { forbidden, type VaultError } from '../vault/errors';
-import type { VaultRecord } from '../vault/vaults';
+import type { DataAction } from '../core/data-actions';
+import { forbidden, type VaultError } from '../core/errors';
+import { type VaultRecord } from '../core/vault';
 import { permissionFor, policyAllows } from './policy-permissions';
 import { roleGrants } from './roles';
 import { scopeCovers } from './scopes';

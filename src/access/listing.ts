@@ -1,5 +1,5 @@
-import { badParameter } from '../vault/errors';
-import { decodePageToken, encodePageToken, type Page } from '../vault/paging';
+import { badParameter } from '../core/errors';
+import { decodePageToken, encodePageToken, type Page } from '../core/paging';
 
 /** Paging and `$filter` parsing shared by the role assignment and role definition lists. */
 

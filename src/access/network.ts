@@ -1,6 +1,6 @@
 import type { Caller } from '../identity/tokens';
-import { badParameter, forbidden } from '../vault/errors';
-import type { VaultRecord } from '../vault/vaults';
+import { badParameter, forbidden } from '../core/errors';
+import { type VaultRecord } from '../core/vault';
 import { parseIp, parseRange, rangeContains, formatRange, type IpRange } from './cidr';
 
 /**

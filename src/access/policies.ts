@@ -1,8 +1,8 @@
 import { and, asc, count, eq } from 'drizzle-orm';
 import type { Database } from '../storage/db';
 import { accessPolicies } from '../storage/schema';
-import { badParameter, notFound } from '../vault/errors';
-import type { VaultRecord } from '../vault/vaults';
+import { badParameter, notFound } from '../core/errors';
+import { type VaultRecord } from '../core/vault';
 import { forgetAuthorization } from './authorize';
 import { normalizePolicyPermissions, type PolicyPermissions } from './policy-permissions';
 

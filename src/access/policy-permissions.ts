@@ -1,4 +1,4 @@
-import type { DataAction } from '../vault/authorize';
+import type { DataAction } from '../core/data-actions';
 
 /**
  * The legacy access-policy model: which of Azure's access-policy permissions each data action

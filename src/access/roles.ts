@@ -1,4 +1,4 @@
-import { ALL_DATA_ACTIONS, AuditActions, RoleActions, type DataAction } from '../vault/authorize';
+import { ALL_DATA_ACTIONS, AuditActions, RoleActions, type DataAction } from '../core/data-actions';
 
 /**
  * Role definitions: Azure's built-in Key Vault roles (names, ids, descriptions and permissions

@@ -1,4 +1,4 @@
-import { badParameter } from '../vault/errors';
+import { badParameter } from '../core/errors';
 
 /**
  * Scopes of one vault, as Azure's data-plane RBAC names them: the vault (`/`), a collection

@@ -26,7 +26,7 @@ import { and, asc, desc, eq, gt, isNotNull, isNull, lt, lte, max, sql } from 'dr
 import type { BridgeClient } from '../crypto/bridge-client';
 import type { Database } from '../storage/db';
 import { auditArchives, auditChainHeads, auditRecords } from '../storage/schema';
-import { BridgeUnavailableError } from '../vault/errors';
+import { BridgeUnavailableError } from '../core/errors';
 import { GENESIS_HASH, sha256Hex } from './canonical';
 import { ensureCheckpointAt, readChainRange } from './checkpoints';
 import { describeVerification, verifyChain, type Checkpoint } from './verify';

@@ -18,10 +18,10 @@
  */
 import { and, asc, desc, eq, gt, isNotNull, lte, sql } from 'drizzle-orm';
 import type { BridgeClient, HsmPublicJwk } from '../crypto/bridge-client';
-import { toBase64Url } from '../crypto/encoding';
+import { toBase64Url } from '../core/encoding';
 import type { Database } from '../storage/db';
 import { auditArchives, auditChainHeads, auditCheckpoints, auditRecords, settings } from '../storage/schema';
-import { BridgeUnavailableError } from '../vault/errors';
+import { BridgeUnavailableError } from '../core/errors';
 import { GENESIS_HASH } from './canonical';
 import { asP256, CHECKPOINT_ALG, checkpointPayload, jwkThumbprint, verifyCheckpointSignature, type EcPublicJwk } from './checkpoint-signature';
 import { readChainHead, type ChainHead } from './chain';

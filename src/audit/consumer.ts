@@ -15,7 +15,7 @@
  *  - every failure is logged (names and counts only).
  */
 import { and, eq, isNull, lt, or } from 'drizzle-orm';
-import type { Env } from '../env';
+import type { Env } from '../core/env';
 import { auditDatabase, type Database } from '../storage/db';
 import { describeError } from '../storage/errors';
 import { roleAssignments, settings } from '../storage/schema';

@@ -16,8 +16,8 @@
 import { and, asc, eq, gt, gte, inArray, lt, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { Database } from '../storage/db';
 import { auditRecords } from '../storage/schema';
-import { badParameter } from '../vault/errors';
-import { decodePageToken, encodePageToken } from '../vault/paging';
+import { badParameter } from '../core/errors';
+import { decodePageToken, encodePageToken } from '../core/paging';
 import type { AuditRecord, IndexedColumns } from './record';
 
 export type ResultClass = IndexedColumns['result'];

@@ -2,7 +2,7 @@ import { and, eq, inArray, isNull, or, sql, type AnyColumn } from 'drizzle-orm';
 import { customRole } from '../access/store';
 import { BuiltInRoleIds, builtInRole, grantedActions, type RoleDefinition } from '../access/roles';
 import { chainOfVault, DEPLOYMENT_CHAIN } from '../audit/event';
-import { fromBase64Url } from '../crypto/encoding';
+import { fromBase64Url } from '../core/encoding';
 import type { Database } from '../storage/db';
 import {
   accessPolicies,
@@ -20,8 +20,8 @@ import {
   secretVersions,
   vaults,
 } from '../storage/schema';
-import { CertificateActions, KeyActions, SecretActions } from '../vault/authorize';
-import { rotationDueTime, storedPolicy } from '../vault/rotation';
+import { CertificateActions, KeyActions, SecretActions } from '../core/data-actions';
+import { rotationDueTime, storedPolicy } from '../objects/rotation';
 import {
   AUDIT_ANCHOR_CONTROLS,
   check,

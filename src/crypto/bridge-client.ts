@@ -29,8 +29,8 @@ import {
   type WrapRequest,
   type WrapResponse,
 } from '../../hsm-bridge/src/protocol';
-import { BridgeUnavailableError, IntegrityError, VaultError, badParameter } from '../vault/errors';
-import { fromBase64Url, toBase64Url, utf8 } from './encoding';
+import { BridgeUnavailableError, IntegrityError, VaultError, badParameter } from '../core/errors';
+import { fromBase64Url, toBase64Url, utf8 } from '../core/encoding';
 
 export type { HsmKeySpec, HsmPublicJwk } from '../../hsm-bridge/src/protocol';
 

@@ -1,9 +1,9 @@
 import { desc, eq, sql } from 'drizzle-orm';
 import type { Database } from '../storage/db';
 import { dataKeys } from '../storage/schema';
-import { BridgeUnavailableError, IntegrityError } from '../vault/errors';
+import { BridgeUnavailableError, IntegrityError } from '../core/errors';
 import type { BridgeClient } from './bridge-client';
-import { randomBytes } from './encoding';
+import { randomBytes } from '../core/encoding';
 import { importDataKey } from './envelope';
 
 /** Scope of data keys that protect deployment-wide material (token signing keys, backups). */

@@ -1,4 +1,4 @@
-import { fromBase64Url, toBase64Url, utf8 } from './encoding';
+import { fromBase64Url, toBase64Url, utf8 } from '../core/encoding';
 
 /**
  * AES-256-GCM sealing of vault content under a data key. The additional data binds a ciphertext

@@ -1,5 +1,5 @@
 import { getTableColumns } from 'drizzle-orm';
-import type { Env } from '../env';
+import type { Env } from '../core/env';
 import { database } from '../storage/db';
 import { describeError } from '../storage/errors';
 import { events } from '../storage/schema';

@@ -1,5 +1,4 @@
-import { sha256Hex } from '../crypto/encoding';
-import type { VaultRecord } from '../vault/vaults';
+import { type VaultRecord } from '../core/vault';
 
 // Key Vault's Event Grid events, in the Event Grid event schema Azure Key Vault publishes
 // (https://learn.microsoft.com/azure/event-grid/event-schema-key-vault). They name an object
@@ -45,13 +44,9 @@ export interface VersionFacts {
   created: number;
 }
 
-/** UUID-shaped id derived from what makes the event unique (names compare without case). */
-export async function eventId(vaultId: string, type: VaultEventType, name: string, version: string): Promise<string> {
-  const hex = await sha256Hex(`${vaultId}\n${type}\n${name.toLowerCase()}\n${version.toLowerCase()}`);
-  // RFC 9562 version 8 (custom) with the RFC variant bits.
-  const variant = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
-}
+import { eventId } from '../storage/event-ids';
+
+export { eventId };
 
 /** The vault host's origin as events name it when no request is at hand (the cron). */
 export const vaultOriginFor = (zone: string, vault: VaultRecord) => `https://${vault.name}.${zone.toLowerCase()}`;

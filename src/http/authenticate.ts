@@ -1,7 +1,7 @@
 import { applicationExists } from '../identity/applications';
 import { findTenantId } from '../identity/tenant';
 import { InvalidTokenError, issuerFor, verifyAccessToken } from '../identity/tokens';
-import { VaultError } from '../vault/errors';
+import { VaultError } from '../core/errors';
 import type { AppContext } from './context';
 import { errorResponse } from './errors';
 

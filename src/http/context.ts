@@ -1,10 +1,10 @@
 import type { Context } from 'hono';
 import type { AuthorizationDecision } from '../access/authorize';
-import type { Env } from '../env';
+import type { Env } from '../core/env';
 import type { Caller } from '../identity/tokens';
-import type { Services } from '../services';
-import { badParameter } from '../vault/errors';
-import type { VaultRecord } from '../vault/vaults';
+import type { Services } from '../crypto/services';
+import { badParameter } from '../core/errors';
+import { type VaultRecord } from '../core/vault';
 
 /** What one request carries through the middleware to the handlers. */
 export interface AuditDraft {

@@ -1,6 +1,6 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { describeError } from '../storage/errors';
-import { VaultError } from '../vault/errors';
+import { VaultError } from '../core/errors';
 import type { AppContext } from './context';
 
 /** Azure's error body: {"error":{"code","message","innererror"?}}. */

@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
-import { services } from '../services';
+import { services } from '../crypto/services';
 import { auditMiddleware } from './audit';
 import type { AppEnv } from './context';
 import { classifyHost } from './hosts';

@@ -1,6 +1,6 @@
-import type { KeyRecord } from '../vault/keys';
-import type { SecretRecord } from '../vault/secrets';
-import type { VaultRecord } from '../vault/vaults';
+import type { KeyRecord } from '../objects/keys';
+import type { SecretRecord } from '../objects/secrets';
+import { type VaultRecord } from '../core/vault';
 
 /** Azure's recovery level for a vault's soft-delete settings. */
 export function recoveryLevel(vault: VaultRecord): string {

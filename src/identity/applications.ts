@@ -1,9 +1,9 @@
 import { and, asc, eq } from 'drizzle-orm';
-import { randomBytes, sha256Hex, timingSafeEqual, toBase64Url } from '../crypto/encoding';
+import { randomBytes, sha256Hex, timingSafeEqual, toBase64Url } from '../core/encoding';
 import type { Database } from '../storage/db';
-import { LookupCache } from '../storage/lookup-cache';
+import { LookupCache } from '../core/cache';
 import { applications, clientSecrets } from '../storage/schema';
-import { badParameter, notFound } from '../vault/errors';
+import { badParameter, notFound } from '../core/errors';
 
 export type Application = typeof applications.$inferSelect;
 type ClientSecretRow = typeof clientSecrets.$inferSelect;

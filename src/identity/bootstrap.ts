@@ -1,9 +1,9 @@
 import { SYSTEM_SCOPE, type DataKeyManager } from '../crypto/data-keys';
-import { sha256Hex, timingSafeEqual, utf8 } from '../crypto/encoding';
+import { sha256Hex, timingSafeEqual, utf8 } from '../core/encoding';
 import { dataKeys, signingKeys } from '../storage/schema';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
-import { conflict, forbidden, VaultError } from '../vault/errors';
+import { conflict, forbidden, VaultError } from '../core/errors';
 import { prepareApplication, type NewApplication } from './applications';
 import { prepareSigningKey } from './signing-keys';
 import { findTenantId, insertTenant } from './tenant';

@@ -7,7 +7,7 @@ import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { applicationCertificates } from '../storage/schema';
-import { badParameter, conflict, notFound } from '../vault/errors';
+import { badParameter, conflict, notFound } from '../core/errors';
 import {
   CertificateFormatError,
   certificateDer,
@@ -18,7 +18,7 @@ import {
   UnsupportedKeyError,
   type ParsedCertificate,
 } from './x509';
-import { fromBase64Url } from '../crypto/encoding';
+import { fromBase64Url } from '../core/encoding';
 
 export type CertificateRow = typeof applicationCertificates.$inferSelect;
 

@@ -10,7 +10,7 @@
  * so does iss = client_id; anything else is treated as federated. Refusals carry Entra's codes.
  */
 import { decodeJwt, decodeProtectedHeader, jwtVerify, type CryptoKey as JoseKey, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
-import { fromBase64Url } from '../crypto/encoding';
+import { fromBase64Url } from '../core/encoding';
 import type { Database } from '../storage/db';
 import { getApplication, type Application } from './applications';
 import { certificateVerificationKey, findCertificate, type CertificateRow } from './certificates';

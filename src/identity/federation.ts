@@ -10,7 +10,7 @@ import { createLocalJWKSet, type JWK, type JWTVerifyGetKey } from 'jose';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { federatedCredentials } from '../storage/schema';
-import { badParameter, conflict, notFound } from '../vault/errors';
+import { badParameter, conflict, notFound } from '../core/errors';
 
 export type FederatedCredentialRow = typeof federatedCredentials.$inferSelect;
 

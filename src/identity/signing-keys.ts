@@ -1,11 +1,11 @@
 import { desc } from 'drizzle-orm';
 import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { SYSTEM_SCOPE, type DataKey, type DataKeyManager } from '../crypto/data-keys';
-import { fromUtf8, newVersionId, utf8 } from '../crypto/encoding';
+import { fromUtf8, newVersionId, utf8 } from '../core/encoding';
 import { objectAad, open, seal } from '../crypto/envelope';
 import type { Database } from '../storage/db';
 import { signingKeys } from '../storage/schema';
-import { IntegrityError } from '../vault/errors';
+import { IntegrityError } from '../core/errors';
 
 export const TOKEN_ALG = 'ES256';
 

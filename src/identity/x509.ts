@@ -4,7 +4,7 @@
  * verifies the certificate's own signature: like Entra, the vault trusts the certificate it was
  * given by an administrator, not a CA.
  */
-import { toBase64Url } from '../crypto/encoding';
+import { toBase64Url } from '../core/encoding';
 
 export class CertificateFormatError extends Error {
   constructor(reason: string) {

@@ -6,9 +6,9 @@
  */
 import { archiveClosedPeriods, archiveConfig, deleteExpiredArchives, pruneArchivedRecords } from '../audit/archive';
 import { checkpointMovedChains, ensureCheckpointKey } from '../audit/checkpoints';
-import type { Env } from '../env';
-import { services } from '../services';
-import { BridgeUnavailableError } from '../vault/errors';
+import type { Env } from '../core/env';
+import { services } from '../crypto/services';
+import { BridgeUnavailableError } from '../core/errors';
 
 export interface AuditJobRun {
   checkpoints: number;

@@ -2,7 +2,7 @@ import { and, isNotNull, lte } from 'drizzle-orm';
 import type { BridgeClient } from '../crypto/bridge-client';
 import type { Database } from '../storage/db';
 import { keys, secrets } from '../storage/schema';
-import { purgeKey } from '../vault/keys';
+import { purgeKey } from '../objects/keys';
 
 const unixNow = () => Math.floor(Date.now() / 1000);
 

@@ -1,13 +1,13 @@
 import { and, asc, eq, isNotNull, isNull, lte, or } from 'drizzle-orm';
 import { HsmKeyExistsError, type BridgeClient } from '../crypto/bridge-client';
-import type { Env } from '../env';
+import type { Env } from '../core/env';
 import { emitEvents, nearExpiryEvent, newVersionEvent, vaultOriginFor } from '../events/event';
-import { services as makeServices, type Services } from '../services';
+import { services as makeServices, type Services } from '../crypto/services';
 import type { Database } from '../storage/db';
 import { describeError } from '../storage/errors';
 import { keys, keyVersions, vaults } from '../storage/schema';
-import { VaultError } from '../vault/errors';
-import { isHsm, KeyStore, type KeySpec, type NewMaterial } from '../vault/keys';
+import { VaultError } from '../core/errors';
+import { isHsm, KeyStore, type KeySpec, type NewMaterial } from '../objects/keys';
 import {
   nearExpirySent,
   nextRotationDue,
@@ -16,7 +16,7 @@ import {
   rotationDueTime,
   rotationVersionId,
   storedPolicy,
-} from '../vault/rotation';
+} from '../objects/rotation';
 
 // The cron's half of key rotation: keys whose keys.rotation_due_at has come (an index, so the run
 // never scans every key) are claimed one at a time, their Notify and Rotate actions carried out,

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { forgetAuthorization } from '../../src/access/authorize';
 import { normalizePolicyPermissions, permissionFor, policyAllows, POLICY_PERMISSIONS } from '../../src/access/policy-permissions';
 import { BuiltInRoleIds } from '../../src/access/roles';
-import { CertificateActions, KeyActions, RoleActions, SecretActions, type DataAction } from '../../src/vault/authorize';
+import { CertificateActions, KeyActions, RoleActions, SecretActions, type DataAction } from '../../src/core/data-actions';
 import { API, APEX, admin, call, env, json, tokenFor, vaultOrigin } from './helpers';
 import { count, rows, sleep } from './identity-helpers';
 

@@ -13,7 +13,7 @@ import {
 } from '../../src/audit/checkpoints';
 import type { Checkpoint } from '../../src/audit/verify';
 import { BridgeClient } from '../../src/crypto/bridge-client';
-import { fromBase64Url, toBase64Url } from '../../src/crypto/encoding';
+import { fromBase64Url, toBase64Url } from '../../src/core/encoding';
 import { runAuditJobs } from '../../src/jobs/audit';
 import { database } from '../../src/storage/db';
 import { auditEvent, batchOf, chainRows, consume, freshVault } from './audit-helpers';

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEPLOYMENT_CHAIN } from '../../src/audit/event';
 import { CLAIM_APP_ID, CLAIM_OBJECT_ID, CLAIM_TENANT_ID, reasonPhrase, type AuditRecord } from '../../src/audit/record';
-import { appRoutes, type AppRoute } from '../../src/audit/routes';
-import { toBase64Url } from '../../src/crypto/encoding';
+import { appRoutes, type AppRoute } from '../../src/http/routes-list';
+import { toBase64Url } from '../../src/core/encoding';
 import { recordOf, type StoredRecord } from './audit-helpers';
 import { API, APEX, BOOTSTRAP_SECRET, admin, call, json, newVault, tokenFor, vaultOrigin, type CallOptions } from './helpers';
 import { rows, sleep } from './identity-helpers';

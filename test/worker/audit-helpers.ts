@@ -1,7 +1,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test';
 import type { AuditEvent } from '../../src/audit/event';
 import type { AuditRecord } from '../../src/audit/record';
-import type { Env } from '../../src/env';
+import type { Env } from '../../src/core/env';
 import worker from '../../src/index';
 import { env } from './helpers';
 import { rows, sleep } from './identity-helpers';

@@ -14,9 +14,9 @@ import {
 import { parseScope, scopeCovers } from '../../src/access/scopes';
 import type { AssignmentRecord, VaultAuthorization } from '../../src/access/store';
 import { database } from '../../src/storage/db';
-import { ALL_DATA_ACTIONS, AuditActions, CertificateActions, KeyActions, RoleActions, SecretActions } from '../../src/vault/authorize';
-import { VaultError } from '../../src/vault/errors';
-import type { VaultRecord } from '../../src/vault/vaults';
+import { ALL_DATA_ACTIONS, AuditActions, CertificateActions, KeyActions, RoleActions, SecretActions } from '../../src/core/data-actions';
+import { VaultError } from '../../src/core/errors';
+import { type VaultRecord } from '../../src/core/vault';
 import { env } from './helpers';
 
 /** The pure evaluation behind every decision: wildcards, notDataActions, scopes, expiry, tenants. */

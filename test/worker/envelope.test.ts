@@ -3,11 +3,11 @@ import { and, eq, sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BridgeClient, bridgeStats } from '../../src/crypto/bridge-client';
 import { DataKeyCache, DataKeyManager, DEFAULT_POLICY } from '../../src/crypto/data-keys';
-import { dataKeyCache } from '../../src/services';
+import { dataKeyCache } from '../../src/crypto/services';
 import { d1Stats, database } from '../../src/storage/db';
 import { dataKeys, secretVersions, vaults } from '../../src/storage/schema';
-import { SecretStore } from '../../src/vault/secrets';
-import { findVault } from '../../src/vault/vaults';
+import { SecretStore } from '../../src/objects/secrets';
+import { findVault } from '../../src/storage/vaults';
 import { API, APEX, call, json, setupVault } from './helpers';
 
 const db = database(env.DB);

@@ -1,7 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import worker from '../../src/index';
-import type { Env } from '../../src/env';
+import type { Env } from '../../src/core/env';
 import { createApplication } from '../../src/identity/applications';
 import { findTenantId } from '../../src/identity/tenant';
 import { database } from '../../src/storage/db';

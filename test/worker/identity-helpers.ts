@@ -1,7 +1,7 @@
 import { SignJWT, type JWTPayload } from 'jose';
 import { expect } from 'vitest';
 import { activeSigningKey } from '../../src/identity/signing-keys';
-import { services } from '../../src/services';
+import { services } from '../../src/crypto/services';
 import { APEX, call, env, json } from './helpers';
 
 /** The one challenge header every Azure SDK expects, for a given resource origin. */

@@ -3,11 +3,11 @@ import { env } from 'cloudflare:workers';
 import { and, eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import worker from '../../src/index';
-import type { Env } from '../../src/env';
+import type { Env } from '../../src/core/env';
 import { database } from '../../src/storage/db';
 import { keys, keyVersions, secrets, secretVersions } from '../../src/storage/schema';
 import { BridgeClient } from '../../src/crypto/bridge-client';
-import { findVault } from '../../src/vault/vaults';
+import { findVault } from '../../src/storage/vaults';
 import { API, call, setupVault } from './helpers';
 
 const db = database(env.DB);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fromBase64Url, toBase64Url, utf8 } from '../../src/crypto/encoding';
+import { fromBase64Url, toBase64Url, utf8 } from '../../src/core/encoding';
 import {
   checkAlgorithm,
   checkDigest,
@@ -21,7 +21,7 @@ import {
   type PublicJwk,
 } from '../../src/crypto/keys';
 import { emePkcs1Decode, emePkcs1Encode } from '../../src/crypto/keys/padding';
-import { VaultError } from '../../src/vault/errors';
+import { VaultError } from '../../src/core/errors';
 
 // Generated once with Node 22's node:crypto (OpenSSL); see the comments on each use.
 const MESSAGE = 'edge-key-vault known-answer fixture';

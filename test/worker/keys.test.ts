@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BridgeClient, bridgeStats } from '../../src/crypto/bridge-client';
-import { fromBase64Url, toBase64Url } from '../../src/crypto/encoding';
+import { fromBase64Url, toBase64Url } from '../../src/core/encoding';
 import { d1Stats } from '../../src/storage/db';
 import { API, call, env, json, setupVault } from './helpers';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LookupCache } from '../../src/storage/lookup-cache';
+import { LookupCache } from '../../src/core/cache';
 
 describe('LookupCache', () => {
   it('shares one load between concurrent misses and keeps the value for its TTL', async () => {

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { formatRange, parseIp, parseRange, rangeContains } from '../../src/access/cidr';
 import { assertNetworkAllowed, isNetworkAllowed, MAX_IP_RULES, parseNetworkAcls } from '../../src/access/network';
-import type { VaultRecord } from '../../src/vault/vaults';
+import { type VaultRecord } from '../../src/core/vault';
 import { API, APEX, call, json, setupVault, vaultOrigin } from './helpers';
 import { rows, sleep } from './identity-helpers';
 

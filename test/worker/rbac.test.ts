@@ -2,8 +2,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { forgetAuthorization } from '../../src/access/authorize';
 import { BuiltInRoleIds } from '../../src/access/roles';
 import { d1Stats, database } from '../../src/storage/db';
-import { RoleActions, SecretActions } from '../../src/vault/authorize';
-import { findVault, forgetVault } from '../../src/vault/vaults';
+import { RoleActions, SecretActions } from '../../src/core/data-actions';
+import { findVault, forgetVault } from '../../src/storage/vaults';
 import { APEX, admin, call, env, json, newVault, tokenFor, vaultOrigin } from './helpers';
 import { rows } from './identity-helpers';
 

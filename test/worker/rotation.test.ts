@@ -1,14 +1,14 @@
 import { createExecutionContext, createMessageBatch, createScheduledController, getQueueResult, waitOnExecutionContext } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BridgeClient, HsmKeyExistsError } from '../../src/crypto/bridge-client';
-import { fromBase64Url, toBase64Url } from '../../src/crypto/encoding';
-import type { Env } from '../../src/env';
+import { fromBase64Url, toBase64Url } from '../../src/core/encoding';
+import type { Env } from '../../src/core/env';
 import { emitEvents, eventId, newVersionEvent, type VaultEvent } from '../../src/events/event';
 import worker from '../../src/index';
 import { CLAIM_SECONDS, runKeyRotation } from '../../src/jobs/rotation';
 import { database } from '../../src/storage/db';
-import { findVault } from '../../src/vault/vaults';
-import { parseDuration, rotationVersionId, shiftByDuration } from '../../src/vault/rotation';
+import { findVault } from '../../src/storage/vaults';
+import { parseDuration, rotationVersionId, shiftByDuration } from '../../src/objects/rotation';
 import { API, call, env, json, setupVault } from './helpers';
 import { rows, sleep } from './identity-helpers';
 

@@ -1,4 +1,4 @@
-import { badParameter } from '../../vault/errors';
+import { badParameter } from '../../core/errors';
 import type { Curve, KeyKind } from './types';
 
 /**

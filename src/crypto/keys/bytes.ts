@@ -1,5 +1,5 @@
-import { badParameter } from '../../vault/errors';
-import { fromBase64Url } from '../encoding';
+import { badParameter } from '../../core/errors';
+import { fromBase64Url } from '../../core/encoding';
 
 /**
  * Byte and integer helpers for JWK fields. BigInt arithmetic here is variable time: it is used

@@ -1,7 +1,7 @@
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { badParameter } from '../../vault/errors';
-import { fromBase64Url } from '../encoding';
+import { badParameter } from '../../core/errors';
+import { fromBase64Url } from '../../core/encoding';
 import { concat } from './bytes';
 import type { Curve, Jwk, PublicJwk } from './types';
 

@@ -1,5 +1,5 @@
-import { badParameter } from '../../vault/errors';
-import { toBase64Url } from '../encoding';
+import { badParameter } from '../../core/errors';
+import { toBase64Url } from '../../core/encoding';
 import { curveImpl } from './ec';
 import { parseImportJwk } from './jwk';
 import { CURVES, isCurve, RSA_SIZES, type Curve, type Jwk, type PublicJwk } from './types';

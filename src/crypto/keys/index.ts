@@ -1,4 +1,4 @@
-import { badParameter } from '../../vault/errors';
+import { badParameter } from '../../core/errors';
 import { checkAlgorithm, checkDigest, type KeyOperation } from './algorithms';
 import { ecSign, ecVerify } from './ec';
 import { rsaDecrypt, rsaEncrypt, rsaKeySize, rsaSign, rsaVerify } from './rsa';

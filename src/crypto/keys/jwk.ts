@@ -1,5 +1,5 @@
-import { badParameter } from '../../vault/errors';
-import { randomBytes, timingSafeEqual, toBase64Url } from '../encoding';
+import { badParameter } from '../../core/errors';
+import { randomBytes, timingSafeEqual, toBase64Url } from '../../core/encoding';
 import { bitLength, bytesToBigInt, jwkBytes, leftPad, mod, stripLeadingZeros } from './bytes';
 import { COORDINATE_BYTES, curveImpl, uncompressedPoint } from './ec';
 import { rawSign, rawVerify } from './rsa-raw';

@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from '../encoding';
+import { randomBytes, timingSafeEqual } from '../../core/encoding';
 import { digestLength, type HashName } from './algorithms';
 import { concat } from './bytes';
 

@@ -1,5 +1,5 @@
-import { badParameter } from '../../vault/errors';
-import { fromBase64Url, timingSafeEqual } from '../encoding';
+import { badParameter } from '../../core/errors';
+import { fromBase64Url, timingSafeEqual } from '../../core/encoding';
 import { hashOf } from './algorithms';
 import { bitLength } from './bytes';
 import { emePkcs1Decode, emePkcs1Encode, emsaPkcs1, emsaPssEncode, emsaPssVerify } from './padding';

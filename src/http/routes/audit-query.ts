@@ -2,9 +2,9 @@ import type { Hono } from 'hono';
 import { chainOfVault, DEPLOYMENT_CHAIN } from '../../audit/event';
 import { exportAudit, parseAuditFilter, parseLimit, parseSkipToken, queryAuditPage } from '../../audit/query';
 import { nextLinkFor } from '../../access/listing';
-import { AuditActions } from '../../vault/authorize';
-import { badParameter, notFound } from '../../vault/errors';
-import { findVault } from '../../vault/vaults';
+import { AuditActions } from '../../core/data-actions';
+import { badParameter, notFound } from '../../core/errors';
+import { findVault } from '../../storage/vaults';
 import { currentVault, type AppContext, type AppEnv } from '../context';
 import { API_VERSIONS, adminOperation, vaultOperation } from '../operation';
 

@@ -15,8 +15,8 @@ import type { Hono } from 'hono';
 import { DEPLOYMENT_CHAIN, chainOfVault } from '../../audit/event';
 import { readChainHead } from '../../audit/chain';
 import { checkpointJwks, listCheckpoints, prunedAnchor, readChainRange, verifyStoredChain } from '../../audit/checkpoints';
-import { AuditActions } from '../../vault/authorize';
-import { badParameter } from '../../vault/errors';
+import { AuditActions } from '../../core/data-actions';
+import { badParameter } from '../../core/errors';
 import { auditAs, currentVault, type AppContext, type AppEnv } from '../context';
 import { adminOperation, vaultOperation } from '../operation';
 

@@ -1,7 +1,7 @@
 import type { Hono } from 'hono';
 import { renderReportHtml } from '../../compliance/html';
 import { buildComplianceReport, VaultNotFoundForReport, type ComplianceReport, type ReportTarget } from '../../compliance/report';
-import { badParameter, notFound } from '../../vault/errors';
+import { badParameter, notFound } from '../../core/errors';
 import type { AppContext, AppEnv } from '../context';
 import { adminOperation } from '../operation';
 

@@ -1,8 +1,8 @@
 import type { Hono } from 'hono';
-import { KeyActions, type DataAction } from '../../vault/authorize';
-import { KeyStore } from '../../vault/keys';
-import { KeyRotation, rotationPolicyBody, type RotationPolicyView } from '../../vault/rotation';
-import { parseBody } from '../../vault/validation';
+import { KeyActions, type DataAction } from '../../core/data-actions';
+import { KeyStore } from '../../objects/keys';
+import { KeyRotation, rotationPolicyBody, type RotationPolicyView } from '../../objects/rotation';
+import { parseBody } from '../../core/validation';
 import { bodyText, currentVault, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';
 import { keyBundle } from '../shapes';

@@ -1,11 +1,11 @@
 import type { Hono } from 'hono';
-import { toBase64Url } from '../../crypto/encoding';
+import { toBase64Url } from '../../core/encoding';
 import { emitEvents, newVersionEvent } from '../../events/event';
-import { KeyActions, type DataAction } from '../../vault/authorize';
-import { KeyOperations, type OperationResult } from '../../vault/key-operations';
-import { createKeyBody, importKeyBody, keyOperationBody, randomBody, signBody, updateKeyBody, verifyBody } from '../../vault/key-validation';
-import { KeyStore, type KeyRecord } from '../../vault/keys';
-import { parseBody, parseMaxResults, restoreBody } from '../../vault/validation';
+import { KeyActions, type DataAction } from '../../core/data-actions';
+import { KeyOperations, type OperationResult } from '../../objects/key-operations';
+import { createKeyBody, importKeyBody, keyOperationBody, randomBody, signBody, updateKeyBody, verifyBody } from '../../objects/key-validation';
+import { KeyStore, type KeyRecord } from '../../objects/keys';
+import { parseBody, parseMaxResults, restoreBody } from '../../core/validation';
 import { auditAs, bodyText, currentVault, noContent, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';
 import { keyBundle, keyItem, listBody } from '../shapes';

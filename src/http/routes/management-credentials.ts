@@ -9,8 +9,8 @@ import {
   listFederatedCredentials,
   removeFederatedCredential,
 } from '../../identity/federation';
-import { notFound } from '../../vault/errors';
-import { parseBody } from '../../vault/validation';
+import { notFound } from '../../core/errors';
+import { parseBody } from '../../core/validation';
 import { bodyText, noContent, type AppContext, type AppEnv } from '../context';
 import { adminOperation } from '../operation';
 

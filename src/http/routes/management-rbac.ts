@@ -17,9 +17,10 @@ import {
 } from '../../access/definitions';
 import { nextLinkFor, parsePageSize } from '../../access/listing';
 import { parseScope } from '../../access/scopes';
-import { notFound } from '../../vault/errors';
-import { parseBody } from '../../vault/validation';
-import { findVault, type VaultRecord } from '../../vault/vaults';
+import { notFound } from '../../core/errors';
+import { parseBody } from '../../core/validation';
+import { type VaultRecord } from '../../core/vault';
+import { findVault } from '../../storage/vaults';
 import { bodyText, type AppContext, type AppEnv } from '../context';
 import { adminOperation } from '../operation';
 

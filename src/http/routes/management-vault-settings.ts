@@ -12,9 +12,11 @@ import {
   type AccessPolicy,
   type AccessPolicyUpdateKind,
 } from '../../access/policies';
-import { badParameter, notFound } from '../../vault/errors';
-import { parseBody } from '../../vault/validation';
-import { findVault, updateVault, type VaultRecord } from '../../vault/vaults';
+import { badParameter, notFound } from '../../core/errors';
+import { parseBody } from '../../core/validation';
+import { type VaultRecord } from '../../core/vault';
+import { findVault } from '../../storage/vaults';
+import { updateVault } from '../../vaults/lifecycle';
 import { auditAs, bodyText, noContent, type AppContext, type AppEnv } from '../context';
 import { adminOperation } from '../operation';
 

@@ -12,12 +12,13 @@ import {
   type Application,
 } from '../../identity/applications';
 import { bootstrap } from '../../identity/bootstrap';
-import { dataKeyCache } from '../../services';
+import { dataKeyCache } from '../../crypto/services';
 import { d1Stats } from '../../storage/db';
-import { conflict, notFound } from '../../vault/errors';
-import { parseBody } from '../../vault/validation';
+import { conflict, notFound } from '../../core/errors';
+import { parseBody } from '../../core/validation';
 import { listAccessPolicies } from '../../access/policies';
-import { createVault, deleteVault, findVault, listVaults } from '../../vault/vaults';
+import { findVault } from '../../storage/vaults';
+import { createVault, deleteVault, listVaults } from '../../vaults/lifecycle';
 import { auditAs, authenticated, bodyText, noContent, type AppContext, type AppEnv } from '../context';
 import { adminOperation } from '../operation';
 import { vaultShape } from './management-vault-settings';

@@ -19,8 +19,8 @@ import {
 } from '../../access/definitions';
 import { nextLinkFor, parsePageSize } from '../../access/listing';
 import { COLLECTIONS, parseScope } from '../../access/scopes';
-import { RoleActions, type DataAction } from '../../vault/authorize';
-import { parseBody } from '../../vault/validation';
+import { RoleActions, type DataAction } from '../../core/data-actions';
+import { parseBody } from '../../core/validation';
 import { auditAs, authenticated, bodyText, currentVault, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';
 

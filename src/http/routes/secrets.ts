@@ -1,7 +1,7 @@
 import type { Hono } from 'hono';
-import { SecretActions, type DataAction } from '../../vault/authorize';
-import { SecretStore } from '../../vault/secrets';
-import { parseBody, parseMaxResults, restoreBody, setSecretBody, updateSecretBody } from '../../vault/validation';
+import { SecretActions, type DataAction } from '../../core/data-actions';
+import { SecretStore } from '../../objects/secrets';
+import { parseBody, parseMaxResults, restoreBody, setSecretBody, updateSecretBody } from '../../core/validation';
 import { auditAs, bodyText, currentVault, noContent, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';
 import { listBody, secretBundle, secretItem } from '../shapes';

@@ -7,7 +7,7 @@ import { invalidClient, invalidRequest, OAuthRefusal } from '../../identity/oaut
 import { publicJwks } from '../../identity/signing-keys';
 import { findTenantId } from '../../identity/tenant';
 import { issueAccessToken, issuerFor, TOKEN_LIFETIME_SECONDS } from '../../identity/tokens';
-import { BridgeUnavailableError } from '../../vault/errors';
+import { BridgeUnavailableError } from '../../core/errors';
 import { auditAs, bodyText, type AppContext, type AppEnv } from '../context';
 
 /**

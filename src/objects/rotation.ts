@@ -1,13 +1,13 @@
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import { z } from 'zod';
-import { sha256Hex } from '../crypto/encoding';
-import { eventId } from '../events/event';
+import { sha256Hex } from '../core/encoding';
+import { eventId } from '../storage/event-ids';
 import type { Database } from '../storage/db';
 import { events, keys } from '../storage/schema';
-import { badParameter, conflict, notFound, VaultError } from './errors';
+import { badParameter, conflict, notFound, VaultError } from '../core/errors';
 import type { KeyRecord, KeySpec, KeyStore, NewMaterial, VersionFields } from './keys';
-import { now as nowSeconds } from './objects';
-import { assertObjectName } from './validation';
+import { now as nowSeconds } from '../core/clock';
+import { assertObjectName } from '../core/validation';
 
 // Key rotation as Azure Key Vault does it: a per-key rotation policy (lifetime actions Rotate and
 // Notify, and the expiry of the versions rotation makes), rotation on demand, and the schedule the

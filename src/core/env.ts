@@ -1,9 +1,10 @@
 /** Bindings and configuration of the vault Worker (see wrangler.toml). */
 export interface Env {
   DB: D1Database;
-  AUDIT_QUEUE: Queue<AuditEvent>;
+  /** Audit records (src/audit/event.ts AuditEvent), persisted by the queue consumer. */
+  AUDIT_QUEUE: Queue<unknown>;
   /** Event Grid-shaped vault events (KeyNewVersionCreated, KeyNearExpiry); consumed into D1. */
-  EVENTS_QUEUE: Queue<VaultEvent>;
+  EVENTS_QUEUE: Queue<unknown>;
   /** The apex zone, e.g. `vault.example.com`; vault `x` is served at `x.{zone}`. */
   VAULT_ZONE: string;
   BRIDGE_URL: string;
@@ -24,6 +25,3 @@ export interface Env {
   /** Days archive objects stay in R2 (unset: forever; at least AUDIT_RETENTION_DAYS). */
   AUDIT_ARCHIVE_RETENTION_DAYS?: string;
 }
-
-import type { AuditEvent } from './audit/event';
-import type { VaultEvent } from './events/event';

@@ -1,10 +1,10 @@
 import type { BridgeClient } from '../crypto/bridge-client';
 import * as software from '../crypto/keys';
 import { checkAlgorithm, checkDigest, type KeyOperation } from '../crypto/keys';
-import { badParameter, forbidden } from './errors';
+import { badParameter, forbidden } from '../core/errors';
 import type { KeyOperationInput } from './key-validation';
 import type { KeyMaterial, KeyRecord, KeyStore } from './keys';
-import { now } from './objects';
+import { now } from '../core/clock';
 
 /** The answer of encrypt/decrypt/wrapkey/unwrapkey: the result bytes and, for AES-GCM/CBC, iv and tag. */
 export interface OperationResult {

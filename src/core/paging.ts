@@ -1,4 +1,4 @@
-import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from '../crypto/encoding';
+import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from './encoding';
 import { badParameter } from './errors';
 
 export interface Page<T> {
@@ -20,4 +20,10 @@ export function decodePageToken<K extends string>(token: string, ...fields: K[])
     // fall through
   }
   throw badParameter('The $skiptoken is invalid.');
+}
+
+/** Cuts one page from `maxResults + 1` rows; the extra row only says that another page exists. */
+export function page<T>(rows: T[], maxResults: number, tokenOf: (last: T) => Record<string, string>): Page<T> {
+  const items = rows.slice(0, maxResults);
+  return { items, next: rows.length > maxResults ? encodePageToken(tokenOf(items[items.length - 1]!)) : null };
 }

@@ -3,8 +3,8 @@
  * list a coverage test walks to check that each endpoint, and each refusal path, leaves exactly
  * one well-formed audit record.
  */
-import { createApexApp } from '../http/apex-app';
-import { createVaultApp } from '../http/vault-app';
+import { createApexApp } from './apex-app';
+import { createVaultApp } from './vault-app';
 
 export interface AppRoute {
   host: 'apex' | 'vault';

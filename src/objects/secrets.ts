@@ -1,22 +1,24 @@
 import { and, asc, eq, gt, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import type { DataKeyManager } from '../crypto/data-keys';
-import { fromUtf8, newVersionId, utf8 } from '../crypto/encoding';
+import { fromUtf8, newVersionId, utf8 } from '../core/encoding';
 import { objectAad, open, seal } from '../crypto/envelope';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { dataKeys, secrets, secretVersions } from '../storage/schema';
 import { openBackup, sealBackup } from './backup';
-import { badParameter, conflict, forbidden, IntegrityError, notFound } from './errors';
-import { decodePageToken, type Page } from './paging';
+import { badParameter, conflict, forbidden, IntegrityError, notFound } from '../core/errors';
+import { decodePageToken, type Page } from '../core/paging';
 import {
   assertObjectName,
   isVersionId,
   MAX_SECRET_VALUE_BYTES,
   type SetSecretInput,
   type UpdateSecretInput,
-} from './validation';
-import { insertIfGuard, now, page, purgeProtected, writeBatch } from './objects';
-import type { VaultRecord } from './vaults';
+} from '../core/validation';
+import { now } from '../core/clock';
+import { page } from '../core/paging';
+import { insertIfGuard, purgeProtected, writeBatch } from './common';
+import { type VaultRecord } from '../core/vault';
 
 type VersionRow = typeof secretVersions.$inferSelect;
 

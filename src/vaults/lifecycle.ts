@@ -1,3 +1,7 @@
+/**
+ * Creating, changing, listing and deleting vaults: what the management API does to a vault as a
+ * whole (its settings, first data key, initial access and, on delete, its HSM objects).
+ */
 import { and, asc, eq, gt, isNotNull } from 'drizzle-orm';
 import { parseNetworkAcls } from '../access/network';
 import { initialPolicyStatements, parsePolicyEntries } from '../access/policies';
@@ -6,34 +10,10 @@ import type { BridgeClient } from '../crypto/bridge-client';
 import type { DataKeyManager } from '../crypto/data-keys';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
-import { LookupCache } from '../storage/lookup-cache';
 import { dataKeys, keyVersions, roleAssignments, vaults } from '../storage/schema';
-import { badParameter, conflict, forbidden, notFound } from './errors';
-
-export type VaultRecord = typeof vaults.$inferSelect;
-
-// A vault name is the first DNS label of its host: Azure's rule (3–24 characters, letters, digits
-// and single hyphens, starting with a letter, not ending with a hyphen), lowercased.
-const VAULT_NAME = /^[a-z](?!.*--)[a-z0-9-]{1,22}[a-z0-9]$/;
-
-export function isValidVaultName(name: string): boolean {
-  return VAULT_NAME.test(name);
-}
-
-/**
- * Vault settings change rarely and are read on every request, so each isolate keeps them for a
- * short while; this is what keeps a warm secret read at one D1 query.
- */
-const cache = new LookupCache<VaultRecord>(30_000);
-
-export function forgetVault(name: string): void {
-  cache.forget(name.toLowerCase());
-}
-
-export function findVault(db: Database, name: string): Promise<VaultRecord | undefined> {
-  const key = name.toLowerCase();
-  return cache.get(key, () => db.select().from(vaults).where(eq(vaults.name, key)).get());
-}
+import { forgetVault } from '../storage/vaults';
+import { isValidVaultName, type VaultRecord } from '../core/vault';
+import { badParameter, conflict, forbidden, notFound } from '../core/errors';
 
 export interface CreateVaultInput {
   name: string;

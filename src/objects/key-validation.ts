@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { fromBase64Url } from '../crypto/encoding';
-import { attributes, tags } from './validation';
+import { fromBase64Url } from '../core/encoding';
+import { attributes, tags } from '../core/validation';
 
 // Request bodies of the Keys API, as the Azure SDK sends them (snake_case where Azure uses it).
 

@@ -2,20 +2,12 @@ import { getTableColumns, sql, type SQL } from 'drizzle-orm';
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
-import { notFound } from './errors';
-import { encodePageToken, type Page } from './paging';
-import { forgetVault, type VaultRecord } from './vaults';
+import { notFound } from '../core/errors';
+import { type VaultRecord } from '../core/vault';
+import { forgetVault } from '../storage/vaults';
 
-// What every versioned object collection (secrets, keys) shares: the clock, paging, and how a
-// write batch treats a vault that disappeared underneath it.
-
-export const now = () => Math.floor(Date.now() / 1000);
-
-/** Cuts one page from `maxResults + 1` rows; the extra row only says that another page exists. */
-export function page<T>(rows: T[], maxResults: number, tokenOf: (last: T) => Record<string, string>): Page<T> {
-  const items = rows.slice(0, maxResults);
-  return { items, next: rows.length > maxResults ? encodePageToken(tokenOf(items[items.length - 1]!)) : null };
-}
+// What every versioned object collection (secrets, keys) shares: how a write batch treats a vault
+// that disappeared underneath it, and the guarded insert that makes a version land with its head.
 
 /**
  * Runs a write batch (one transaction). A foreign-key failure means the vault itself is gone

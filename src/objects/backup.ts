@@ -1,7 +1,7 @@
 import { SYSTEM_SCOPE, type DataKeyManager } from '../crypto/data-keys';
-import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from '../crypto/encoding';
+import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from '../core/encoding';
 import { open, seal } from '../crypto/envelope';
-import { badParameter, IntegrityError } from './errors';
+import { badParameter, IntegrityError } from '../core/errors';
 
 /**
  * Backups are sealed under a deployment-wide (system) data key, so they restore into any vault

@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import { HsmKeyExistsError, type BridgeClient, type HsmKeySpec } from '../crypto/bridge-client';
 import type { DataKeyManager } from '../crypto/data-keys';
-import { fromUtf8, newVersionId, utf8 } from '../crypto/encoding';
+import { fromUtf8, newVersionId, utf8 } from '../core/encoding';
 import { objectAad, open, seal } from '../crypto/envelope';
 import {
   AES_SIZES,
@@ -20,13 +20,15 @@ import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { dataKeys, keys, keyVersions } from '../storage/schema';
 import { openBackup, sealBackup } from './backup';
-import { badParameter, conflict, forbidden, IntegrityError, notFound } from './errors';
+import { badParameter, conflict, forbidden, IntegrityError, notFound } from '../core/errors';
 import type { CreateKeyInput, ImportKeyInput, UpdateKeyInput } from './key-validation';
-import { insertIfGuard, now, page, purgeProtected, writeBatch } from './objects';
-import { decodePageToken, type Page } from './paging';
-import { assertObjectName, isVersionId } from './validation';
+import { now } from '../core/clock';
+import { page } from '../core/paging';
+import { insertIfGuard, purgeProtected, writeBatch } from './common';
+import { decodePageToken, type Page } from '../core/paging';
+import { assertObjectName, isVersionId } from '../core/validation';
 import { nextRotationDue } from './rotation';
-import type { VaultRecord } from './vaults';
+import { type VaultRecord } from '../core/vault';
 
 type VersionRow = typeof keyVersions.$inferSelect;
 type HeadRow = typeof keys.$inferSelect;

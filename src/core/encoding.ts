@@ -1,5 +1,17 @@
-// base64url and friends, shared with the bridge protocol.
-export { fromBase64Url, toBase64Url } from '../../hsm-bridge/src/protocol';
+/**
+ * Byte encodings the API speaks: base64url without padding (JWK fields, operation values,
+ * backups), UTF-8, lowercase hex. jose and noble do the encoding; this file adds the strictness
+ * the API needs (a stray character is an error, not silently dropped).
+ */
+import { bytesToHex } from '@noble/curves/utils.js';
+import { base64url } from 'jose';
+
+export const toBase64Url = (bytes: Uint8Array): string => base64url.encode(bytes);
+
+export function fromBase64Url(text: string): Uint8Array {
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) throw new Error('invalid base64url');
+  return base64url.decode(text);
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
@@ -7,11 +19,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 export const utf8 = (text: string): Uint8Array => encoder.encode(text);
 export const fromUtf8 = (bytes: Uint8Array): string => decoder.decode(bytes);
 
-export function toHex(bytes: Uint8Array | ArrayBuffer): string {
-  return Array.from(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes), (b) =>
-    b.toString(16).padStart(2, '0'),
-  ).join('');
-}
+export const toHex = (bytes: Uint8Array | ArrayBuffer): string =>
+  bytesToHex(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
 
 export function randomBytes(length: number): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(length));

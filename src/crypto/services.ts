@@ -1,7 +1,7 @@
-import { BridgeClient } from './crypto/bridge-client';
-import { DataKeyCache, DataKeyManager, DEFAULT_POLICY } from './crypto/data-keys';
-import type { Env } from './env';
-import { database, type Database } from './storage/db';
+import { BridgeClient } from './bridge-client';
+import { DataKeyCache, DataKeyManager, DEFAULT_POLICY } from './data-keys';
+import type { Env } from '../core/env';
+import { database, type Database } from '../storage/db';
 
 /** Isolate-wide: unwrapped data keys outlive requests, which is what keeps warm reads off the bridge. */
 export const dataKeyCache = new DataKeyCache(DEFAULT_POLICY);

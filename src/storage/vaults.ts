@@ -1,0 +1,26 @@
+/**
+ * Vault lookup by name, cached per isolate. Vault settings change rarely and are read on every
+ * request, so each isolate keeps them for a short while; this is what keeps a warm secret read
+ * at one D1 query. Writers call `forgetVault` so this isolate sees their change at once.
+ */
+import { eq } from 'drizzle-orm';
+import { LookupCache } from '../core/cache';
+import type { VaultRecord } from '../core/vault';
+import type { Database } from './db';
+import { vaults } from './schema';
+
+// The schema's row type and the core's record must stay the same shape.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const schemaMatchesRecord: Same<typeof vaults.$inferSelect, VaultRecord> = true;
+void schemaMatchesRecord;
+
+const cache = new LookupCache<VaultRecord>(30_000);
+
+export function forgetVault(name: string): void {
+  cache.forget(name.toLowerCase());
+}
+
+export function findVault(db: Database, name: string): Promise<VaultRecord | undefined> {
+  const key = name.toLowerCase();
+  return cache.get(key, () => db.select().from(vaults).where(eq(vaults.name, key)).get());
+}
