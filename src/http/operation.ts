@@ -9,8 +9,30 @@ import { authenticate } from './authenticate';
 import { auditAs, type AppContext, type AppEnv } from './context';
 import { errorResponse } from './errors';
 
-/** Versions of the data-plane API this vault speaks (as the Azure SDKs send them). */
-export const API_VERSIONS = new Set(['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6', '2025-07-01', '2026-04-01']);
+/**
+ * Versions of the data-plane API this vault speaks (as the Azure SDKs send them): every version
+ * Key Vault has published, previews included. Widely installed SDK builds default to a preview
+ * (Debian's azure-keyvault-keys sends 7.4-preview.1), and refusing it would refuse every call.
+ */
+export const API_VERSIONS: ReadonlySet<string> = new Set([
+  '7.0-preview',
+  '7.0',
+  '7.1-preview',
+  '7.1',
+  '7.2-preview',
+  '7.2',
+  '7.3-preview',
+  '7.3',
+  '7.4-preview.1',
+  '7.4',
+  '7.5-preview.1',
+  '7.5',
+  '7.6-preview.1',
+  '7.6-preview.2',
+  '7.6',
+  '2025-07-01',
+  '2026-04-01',
+]);
 
 function requireApiVersion(c: AppContext): void {
   // URLSearchParams decodes `api%2Dversion`, which is how the SDK sends it.
