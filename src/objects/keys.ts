@@ -27,7 +27,7 @@ import { page } from '../core/paging';
 import { insertIfGuard, purgeProtected, writeBatch } from './common';
 import { decodePageToken, type Page } from '../core/paging';
 import { assertObjectName, isVersionId } from '../core/validation';
-import { nextRotationDue } from './rotation';
+import { nextRotationDue } from './rotation-policy';
 import { type VaultRecord } from '../core/vault';
 
 type VersionRow = typeof keyVersions.$inferSelect;
