@@ -16,14 +16,18 @@ import {
 } from '../crypto/keys';
 import type { Database } from '../storage/db';
 import { keys, keyVersions } from '../storage/schema';
-import { badParameter, conflict, notFound } from '../core/errors';
+import { badParameter, conflict } from '../core/errors';
 import type { CreateKeyInput, ImportKeyInput, UpdateKeyInput } from './key-validation';
-import type { Page } from '../core/paging';
 import { assertObjectName } from '../core/validation';
 import { nextRotationDue } from './rotation-policy';
 import { type VaultRecord } from '../core/vault';
-import type { ObjectKind } from './engine/kind';
+import { azureErrors } from './engine/errors';
+import type { ObjectKind, VersionedRecord } from './engine/kind';
 import { purgeDeleted, VersionedStore } from './engine/store';
+
+// Keys as a description over the versioned-object engine (engine/), plus what only keys do: making
+// a version's material (in the Worker or in the HSM through the bridge), import, and handing a
+// version's material to the cryptographic operations (key-operations.ts).
 
 type VersionRow = typeof keyVersions.$inferSelect;
 type HeadRow = typeof keys.$inferSelect;
@@ -36,19 +40,9 @@ export interface KeySpec {
 }
 
 /** One version of a key as the vault logic sees it: public material only. */
-export interface KeyRecord extends KeySpec {
-  name: string;
-  version: string;
+export interface KeyRecord extends KeySpec, VersionedRecord {
   publicJwk: PublicJwk | null;
   keyOps: string[];
-  tags: Record<string, string> | null;
-  enabled: boolean;
-  nbf: number | null;
-  exp: number | null;
-  created: number;
-  updated: number;
-  deletedAt?: number | null;
-  scheduledPurgeAt?: number | null;
 }
 
 /** A usable version with what performs its private operations: a sealed JWK or a token object. */
@@ -81,8 +75,6 @@ export const isHsm = (kind: KeyKind) => kind.endsWith('-HSM');
 /** A software version as a backup carries it: the record with its private JWK. */
 type BackupVersion = KeyRecord & { privateJwk: Jwk };
 
-const notFoundError = (name: string) => notFound('KeyNotFound', `A key with (name/id) ${name} was not found in this key vault.`);
-
 /**
  * Keys as a description over the versioned-object engine (engine/): a version's payload is the
  * private JWK of a software key (sealed) or, for -HSM keys, the handle of its token object. The
@@ -93,17 +85,7 @@ function keyKind(bridge: BridgeClient): ObjectKind<HeadRow, VersionRow, KeyRecor
   return {
     kind: 'key',
     tables: { head: keys, versions: keyVersions },
-    errors: {
-      notFound: notFoundError,
-      deletedNotFound: (name) => notFound('KeyNotFound', `Deleted Key not found: ${name}`),
-      deletedConflict: (name) =>
-        conflict(
-          `Key ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can be recovered or purged.`,
-        ),
-      nameTaken: (name) => conflict(`Key ${name} already exists in this vault; restore needs an unused name.`),
-      changed: (name) => conflict(`Key ${name} changed while a new version was being made.`),
-      versionTaken: (name, version) => conflict(`Key ${name} already has version ${version}.`),
-    },
+    errors: azureErrors('key', 'KeyNotFound'),
     toRecord,
     backup: {
       // HSM keys: their private part cannot leave the token, and a backup without it could not
@@ -117,7 +99,6 @@ function keyKind(bridge: BridgeClient): ObjectKind<HeadRow, VersionRow, KeyRecor
       import: async (v, seal) => {
         const sealed = await seal(utf8(JSON.stringify(v.privateJwk)));
         return {
-          version: v.version,
           kty: v.kind,
           keySize: v.size ?? null,
           crv: v.crv ?? null,
@@ -126,12 +107,6 @@ function keyKind(bridge: BridgeClient): ObjectKind<HeadRow, VersionRow, KeyRecor
           dataKeyId: sealed.dataKeyId,
           hsmHandle: null,
           keyOps: JSON.stringify(v.keyOps),
-          tags: v.tags ? JSON.stringify(v.tags) : null,
-          enabled: v.enabled,
-          nbf: v.nbf,
-          exp: v.exp,
-          created: v.created,
-          updated: v.updated,
         };
       },
     },
@@ -152,17 +127,20 @@ function keyKind(bridge: BridgeClient): ObjectKind<HeadRow, VersionRow, KeyRecor
   };
 }
 
-/** The Keys API of one vault (everything but the cryptographic operations), independent of HTTP. */
-export class KeyStore {
-  private readonly engine: VersionedStore<HeadRow, VersionRow, KeyRecord, BackupVersion>;
-
+/**
+ * The Keys API of one vault (everything but the cryptographic operations), independent of HTTP:
+ * list, listVersions, delete (token objects stay until purge: a deleted key must stay
+ * recoverable), getDeleted, listDeleted, recover, purge, backup (software keys only) and restore
+ * are the engine's.
+ */
+export class KeyStore extends VersionedStore<HeadRow, VersionRow, KeyRecord, BackupVersion> {
   constructor(
     db: Database,
     dataKeys: DataKeyManager,
     private readonly bridge: BridgeClient,
-    readonly vault: VaultRecord,
+    vault: VaultRecord,
   ) {
-    this.engine = new VersionedStore(db, dataKeys, vault, keyKind(bridge));
+    super(db, dataKeys, vault, keyKind(bridge));
   }
 
   /** POST /keys/{name}/create: a new key, or a new version of an existing one. */
@@ -208,8 +186,9 @@ export class KeyStore {
     options: { expectLatest?: string; version?: string } = {},
   ): Promise<KeyRecord> {
     const keyOps = checkKeyOps(spec.kind, fields.keyOps);
-    return this.engine.add(
+    return this.add(
       name,
+      { tags: fields.tags, attributes: fields },
       async (version, _head, seal) => {
         const made = await material(version);
         const sealed = made.privateJwk ? await seal(utf8(JSON.stringify(made.privateJwk))) : undefined;
@@ -223,10 +202,6 @@ export class KeyStore {
             dataKeyId: sealed?.dataKeyId ?? null,
             hsmHandle: made.hsmHandle ?? null,
             keyOps: JSON.stringify(keyOps),
-            tags: fields.tags ? JSON.stringify(fields.tags) : null,
-            enabled: fields.enabled ?? true,
-            nbf: fields.nbf ?? null,
-            exp: fields.exp ?? null,
           },
           // Nothing references a token object whose version was not stored: destroy it.
           undo: made.hsmHandle ? () => this.bridge.destroyKey(made.hsmHandle!) : undefined,
@@ -257,7 +232,7 @@ export class KeyStore {
 
   /** A version's public record (latest when none is given); deleted keys are not found. */
   get(name: string, version?: string): Promise<KeyRecord> {
-    return this.engine.get(name, version);
+    return this.record(name, version);
   }
 
   /**
@@ -265,7 +240,7 @@ export class KeyStore {
    * keys) or, when `withPrivate`, its opened private JWK (software keys).
    */
   async material(name: string, version: string | undefined, withPrivate: boolean): Promise<KeyMaterial> {
-    const { row, open } = await this.engine.read(name, version);
+    const { row, open } = await this.read(name, version);
     const record = toRecord(row);
     if (row.hsmHandle) return { record, hsmHandle: row.hsmHandle };
     if (!withPrivate) return { record };
@@ -274,54 +249,9 @@ export class KeyStore {
 
   /** PATCH: key_ops, attributes and tags of a version (latest when none is given). */
   update(name: string, version: string | undefined, input: UpdateKeyInput): Promise<KeyRecord> {
-    return this.engine.update(name, version, input, (current) =>
+    return this.patch(name, version, input, (current) =>
       input.key_ops != null ? { keyOps: JSON.stringify(checkKeyOps(current.kind, input.key_ops)) } : {},
     );
-  }
-
-  list(maxResults: number, skipToken?: string): Promise<Page<KeyRecord>> {
-    return this.engine.list(maxResults, skipToken);
-  }
-
-  listVersions(name: string, maxResults: number, skipToken?: string): Promise<Page<KeyRecord>> {
-    return this.engine.listVersions(name, maxResults, skipToken);
-  }
-
-  /** Soft delete. HSM token objects stay until purge: a deleted key must stay recoverable. */
-  delete(name: string): Promise<KeyRecord> {
-    return this.engine.delete(name);
-  }
-
-  getDeleted(name: string): Promise<KeyRecord> {
-    return this.engine.getDeleted(name);
-  }
-
-  listDeleted(maxResults: number, skipToken?: string): Promise<Page<KeyRecord>> {
-    return this.engine.listDeleted(maxResults, skipToken);
-  }
-
-  recover(name: string): Promise<KeyRecord> {
-    return this.engine.recover(name);
-  }
-
-  /** Permanently removes a deleted key: its token objects first, then its rows. */
-  purge(name: string): Promise<void> {
-    return this.engine.purge(name);
-  }
-
-  /** All versions of a live software key, sealed into a blob only this deployment can open; HSM keys are refused. */
-  backup(name: string): Promise<string> {
-    return this.engine.backup(name);
-  }
-
-  /** Restores a backup under its original name; 409 when that name is taken (even if deleted). */
-  restore(blob: string): Promise<KeyRecord> {
-    return this.engine.restore(blob);
-  }
-
-  /** The head row of a key (live or deleted), or undefined. */
-  head(name: string): Promise<HeadRow | undefined> {
-    return this.engine.head(name);
   }
 }
 

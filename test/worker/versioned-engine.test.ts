@@ -163,8 +163,13 @@ describe.each(KINDS)('$collection over the engine', (k) => {
   });
 
   describe('restore refuses a blob it cannot use with 400 BadParameter and writes nothing', () => {
+    // One empty vault per kind receives every refused blob: it must stay empty.
+    let target: Awaited<ReturnType<typeof setupVault>>;
+    beforeAll(async () => {
+      target = await setupVault();
+    });
+
     const refusedWith = async (value: string) => {
-      const target = await setupVault();
       const res = await call('POST', url(`/${k.collection}/restore`, target.origin), { token: target.token, body: { value } });
       expect(res.status).toBe(400);
       expect((await json(res)).error).toEqual({ code: 'BadParameter', message: CORRUPT });

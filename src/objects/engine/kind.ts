@@ -45,14 +45,31 @@ export interface VersionRow {
   updated: number;
 }
 
+/** Tags and attributes: what every version of every kind has. */
+export interface VersionAttributes {
+  tags: Record<string, string> | null;
+  enabled: boolean;
+  nbf: number | null;
+  exp: number | null;
+  created: number;
+  updated: number;
+}
+
 /** A version as the API layer sees it; deleted objects carry their deletion times. */
-export interface VersionedRecord {
+export interface VersionedRecord extends VersionAttributes {
   name: string;
   version: string;
-  created: number;
   deletedAt?: number | null;
   scheduledPurgeAt?: number | null;
 }
+
+/** What a backup carries of every version, whatever its kind. */
+export interface BackupRecord extends VersionAttributes {
+  version: string;
+}
+
+/** The version columns every kind has, filled by the engine (key, times, tags and attributes). */
+export type CommonVersionColumns = 'vaultId' | 'name' | 'version' | 'tags' | 'enabled' | 'nbf' | 'exp' | 'created' | 'updated';
 
 /** A payload sealed under the vault's current data key, bound to its object and version. */
 export interface Sealed {
@@ -82,7 +99,7 @@ export interface KindErrors {
 /** Why the head's own columns are being recomputed (see `latestChanged`). */
 export type LatestChange = 'added' | 'restored' | 'updated';
 
-export interface ObjectKind<H extends HeadRow, V extends VersionRow, R extends VersionedRecord, B extends { version: string }> {
+export interface ObjectKind<H extends HeadRow, V extends VersionRow, R extends VersionedRecord, B extends BackupRecord> {
   /** Names the kind in the ciphertext binding, in backups and in logs. */
   kind: 'secret' | 'key';
   tables: { head: HeadTable; versions: VersionTable };
@@ -95,8 +112,8 @@ export interface ObjectKind<H extends HeadRow, V extends VersionRow, R extends V
     export(row: V, open: Open): Promise<B>;
     /** Whether a version read from an opened backup is one this kind restores. */
     accepts(version: Record<string, unknown>): boolean;
-    /** The row a backed-up version restores to (its payload sealed with `seal`). */
-    import(version: B, seal: Seal): Promise<Omit<V, 'vaultId' | 'name'>>;
+    /** The kind's columns of the row a backed-up version restores to (its payload sealed with `seal`). */
+    import(version: B, seal: Seal): Promise<Omit<V, CommonVersionColumns>>;
   };
   hooks?: {
     /**

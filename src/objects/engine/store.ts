@@ -11,26 +11,30 @@ import type { Database } from '../../storage/db';
 import { violatedConstraint } from '../../storage/errors';
 import { dataKeys } from '../../storage/schema';
 import { corruptBackup, openBackup, sealBackup } from '../backup';
-import type { HeadRow, ObjectKind, Open, Seal, VersionedRecord, VersionRow } from './kind';
+import type { BackupRecord, CommonVersionColumns, HeadRow, ObjectKind, Open, Seal, VersionedRecord, VersionRow } from './kind';
 import { insertIfGuard, purgeProtected, writeBatch } from './writes';
 
 // The versioned-object engine: everything secrets, keys (and certificates) do alike with a head
 // row and its version rows, written once. Reads and listings, the guarded write that makes a new
 // version the latest, soft delete, recover, purge, backup and restore; the kind description
-// (kind.ts) supplies the rows' meaning, Azure's wording and the hooks.
+// (kind.ts) supplies the rows' meaning, Azure's wording and the hooks. Each kind's store extends
+// VersionedStore with its description and adds only what is its own (a secret's value, a key's
+// material); the shared operations are the engine's public methods.
 
-/** What a kind makes for a new version: its row (the engine adds key and times), and its undo. */
+/** What a kind makes for a new version: its own columns, and its undo. */
 export interface NewVersion<V extends VersionRow> {
-  row: Omit<V, 'vaultId' | 'name' | 'version' | 'created' | 'updated'>;
+  row: Omit<V, CommonVersionColumns>;
   /** Undoes what making the version did outside D1 (a token object) when the version is not stored. */
   undo?: () => Promise<unknown>;
 }
 
-/** A version's tags and attributes as PATCH carries them. */
+/** A version's tags and attributes as the API carries them (create, PATCH). */
 export interface AttributeUpdate {
   tags?: Record<string, string> | null;
   attributes?: { enabled?: boolean | null; nbf?: number | null; exp?: number | null } | null;
 }
+
+const tagsColumn = (tags: Record<string, string> | null | undefined) => (tags ? JSON.stringify(tags) : null);
 
 interface BackupPayload<B> {
   kind: string;
@@ -43,13 +47,13 @@ interface BackupPayload<B> {
 // (kind.ts), so its rows are cast to the kind's row types at these few boundaries.
 type Any = never;
 
-export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends VersionedRecord, B extends { version: string }> {
+export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends VersionedRecord, B extends BackupRecord> {
   private readonly h;
   private readonly v;
 
   constructor(
-    private readonly db: Database,
-    private readonly keys: DataKeyManager,
+    protected readonly db: Database,
+    protected readonly keys: DataKeyManager,
     readonly vault: VaultRecord,
     private readonly kind: ObjectKind<H, V, R, B>,
   ) {
@@ -63,7 +67,7 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
   }
 
   /** One version (latest when none is given), without its payload; `live` refuses deleted objects. */
-  async get(name: string, version?: string, live = true): Promise<R> {
+  async record(name: string, version?: string, live = true): Promise<R> {
     assertObjectName(name, this.kind.kind);
     if (version !== undefined && !isVersionId(version)) throw this.kind.errors.notFound(name);
     const row = (await this.db
@@ -77,7 +81,7 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
   }
 
   /** A live version's row with what opens its payload: one D1 query (the data key rides along). */
-  async read(name: string, version?: string): Promise<{ row: V; open: Open }> {
+  protected async read(name: string, version?: string): Promise<{ row: V; open: Open }> {
     assertObjectName(name, this.kind.kind);
     if (version !== undefined && !isVersionId(version)) throw this.kind.errors.notFound(name);
     const row = (await this.db
@@ -92,11 +96,13 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
   }
 
   /**
-   * Stores a new version made by `make`; it becomes the latest. With `expectLatest`, the head moves
-   * only if it still points at that version (rotation: a concurrent one wins, this one is undone).
+   * Stores a new version with `fields` and what `make` makes; it becomes the latest. With
+   * `expectLatest`, the head moves only if it still points at that version (rotation: a concurrent
+   * one wins, this one is undone).
    */
-  async add(
+  protected async add(
     name: string,
+    fields: AttributeUpdate,
     make: (version: string, head: H | undefined, seal: Seal) => Promise<NewVersion<V>>,
     options: { expectLatest?: string; version?: string } = {},
   ): Promise<R> {
@@ -110,7 +116,19 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     const sealer = this.sealer(head?.name ?? name);
     const made = await make(version, head, sealer.seal(version));
     const t = now();
-    const row = { ...made.row, vaultId: this.vault.id, name: head?.name ?? name, version, created: t, updated: t } as V;
+    const a = fields.attributes;
+    const row = {
+      ...made.row,
+      vaultId: this.vault.id,
+      name: head?.name ?? name,
+      version,
+      tags: tagsColumn(fields.tags),
+      enabled: a?.enabled ?? true,
+      nbf: a?.nbf ?? null,
+      exp: a?.exp ?? null,
+      created: t,
+      updated: t,
+    } as V;
     const follow = hooks?.latestChanged?.(head, row, 'added') ?? {};
     // One transaction: the head moves only while the object is not deleted (and, with
     // expectLatest, not moved on), and the version lands only if the head moved to it.
@@ -139,10 +157,10 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
   }
 
   /** PATCH of a version (latest when none is given): tags, attributes, and the kind's `extra`. */
-  async update(name: string, version: string | undefined, input: AttributeUpdate, extra?: (current: R) => Partial<V>): Promise<R> {
-    const current = await this.get(name, version);
+  protected async patch(name: string, version: string | undefined, input: AttributeUpdate, extra?: (current: R) => Partial<V>): Promise<R> {
+    const current = await this.record(name, version);
     const patch = { updated: now(), ...extra?.(current) } as Partial<V>;
-    if (input.tags !== undefined) patch.tags = input.tags ? JSON.stringify(input.tags) : null;
+    if (input.tags !== undefined) patch.tags = tagsColumn(input.tags);
     const a = input.attributes;
     if (a?.enabled != null) patch.enabled = a.enabled;
     if (a?.nbf !== undefined) patch.nbf = a.nbf;
@@ -206,7 +224,7 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
       .where(and(this.headIs(name), isNull(this.h.deletedAt)))
       .returning()) as H[];
     if (!head) throw this.kind.errors.notFound(name);
-    const latest = await this.get(head.name, head.latestVersion, false);
+    const latest = await this.record(head.name, head.latestVersion, false);
     return { ...latest, deletedAt: t, scheduledPurgeAt: scheduled };
   }
 
@@ -214,7 +232,7 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     assertObjectName(name, this.kind.kind);
     const head = await this.head(name);
     if (!head || head.deletedAt == null) throw this.kind.errors.deletedNotFound(name);
-    const latest = await this.get(head.name, head.latestVersion, false);
+    const latest = await this.record(head.name, head.latestVersion, false);
     return { ...latest, deletedAt: head.deletedAt, scheduledPurgeAt: head.scheduledPurgeAt };
   }
 
@@ -226,7 +244,7 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
       .where(and(this.headIs(name), isNotNull(this.h.deletedAt)))
       .returning()) as H[];
     if (!head) throw this.kind.errors.deletedNotFound(name);
-    return this.get(head.name, head.latestVersion, false);
+    return this.record(head.name, head.latestVersion, false);
   }
 
   /** Permanently removes a deleted object, unless the vault has purge protection. */
@@ -265,8 +283,9 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     const sealer = this.sealer(name);
     const rows: V[] = [];
     for (const b of payload.versions) {
-      const restored = await this.kind.backup.import(b, sealer.seal(b.version));
-      rows.push({ ...restored, vaultId: this.vault.id, name } as V);
+      const own = await this.kind.backup.import(b, sealer.seal(b.version));
+      const common = { version: b.version, tags: tagsColumn(b.tags), enabled: b.enabled, nbf: b.nbf, exp: b.exp, created: b.created, updated: b.updated };
+      rows.push({ ...own, ...common, vaultId: this.vault.id, name } as V);
     }
     const latest = rows.find((r) => r.version === payload.latestVersion)!;
     const follow = this.kind.hooks?.latestChanged?.(undefined, latest, 'restored') ?? {};
@@ -402,7 +421,7 @@ function validName(name: string, kind: string): boolean {
  * hook that throws, e.g. the HSM bridge being down, leaves everything in place for a retry).
  * False when no deleted object of that name exists. Used by the API's purge and the purge cron.
  */
-export async function purgeDeleted<H extends HeadRow, V extends VersionRow, R extends VersionedRecord, B extends { version: string }>(
+export async function purgeDeleted<H extends HeadRow, V extends VersionRow, R extends VersionedRecord, B extends BackupRecord>(
   db: Database,
   kind: ObjectKind<H, V, R, B>,
   vaultId: string,
