@@ -8,15 +8,8 @@ import { describeError } from '../storage/errors';
 import { keys, keyVersions, vaults } from '../storage/schema';
 import { VaultError } from '../core/errors';
 import { isHsm, KeyStore, type KeySpec, type NewMaterial } from '../objects/keys';
-import {
-  nearExpirySent,
-  nextRotationDue,
-  notifyDueTime,
-  rotateKey,
-  rotationDueTime,
-  rotationVersionId,
-  storedPolicy,
-} from '../objects/rotation';
+import { nearExpirySent, rotateKey } from '../objects/rotation';
+import { dueActions, nextRotationDue, rotationVersionId, storedPolicy } from '../objects/rotation-policy';
 
 // The cron's half of key rotation: keys whose keys.rotation_due_at has come (an index, so the run
 // never scans every key) are claimed one at a time, their Notify and Rotate actions carried out,
@@ -130,14 +123,13 @@ async function runActions(env: Env, svc: Services, store: KeyStore, head: HeadRo
   // Notify: once per version. The event id is derived from the version, so a KeyNearExpiry sent
   // again (a run that died before rescheduling) is stored once all the same.
   let notified = await nearExpirySent(svc.db, vault.id, latest);
-  const notifyAt = notifyDueTime(policy, latest);
-  if (!notified && notifyAt !== null && notifyAt <= now) {
+  const due = dueActions(policy, latest, now, { notified });
+  if (due.notify) {
     notified = await emitEvents(env.EVENTS_QUEUE, [await nearExpiryEvent(origin, vault, latest, now)]);
     outcome.notified = notified;
   }
 
-  const rotateAt = rotationDueTime(policy, latest);
-  if (rotateAt !== null && rotateAt <= now) {
+  if (due.rotate) {
     const version = await rotationVersionId(vault.id, head.name, latest.version);
     // The head move releases the claim and KeyStore/rotateKey write the new schedule.
     const record = await rotateKey(svc.db, store, head, latest, now, {

@@ -11,6 +11,12 @@ import { badParameter, IntegrityError } from '../core/errors';
 const FORMAT = 'ekv-backup-v1';
 const aad = (kind: string, keyId: string) => `${FORMAT}|${kind}|${keyId}`;
 
+/**
+ * Azure's one answer to any blob restore cannot use: not base64url, not this format, sealed for
+ * another kind or by another deployment, altered, or not a backup of this kind once opened.
+ */
+export const corruptBackup = () => badParameter('Backup blob contains invalid or corrupt version.');
+
 export async function sealBackup(keys: DataKeyManager, kind: string, payload: Uint8Array): Promise<string> {
   const dataKey = await keys.forWrite(SYSTEM_SCOPE);
   const sealed = await seal(dataKey.key, payload, aad(kind, dataKey.id));
@@ -22,20 +28,20 @@ export async function openBackup(keys: DataKeyManager, kind: string, blob: strin
   try {
     envelope = JSON.parse(fromUtf8(fromBase64Url(blob)));
   } catch {
-    throw badParameter('The backup blob is corrupt or was not made by this vault service.');
+    throw corruptBackup();
   }
   if (envelope?.f !== FORMAT || typeof envelope.k !== 'string' || typeof envelope.c !== 'string') {
-    throw badParameter('The backup blob is corrupt or was not made by this vault service.');
+    throw corruptBackup();
   }
   let key: CryptoKey;
   try {
     key = await keys.forRead(envelope.k, SYSTEM_SCOPE);
   } catch (err) {
     // A key id this deployment never issued: the blob comes from elsewhere.
-    if (err instanceof IntegrityError) throw badParameter('The backup blob was not made by this vault service.');
+    if (err instanceof IntegrityError) throw corruptBackup();
     throw err;
   }
   const payload = await open(key, envelope.c, aad(kind, envelope.k));
-  if (!payload) throw badParameter('The backup blob is corrupt or was not made by this vault service.');
+  if (!payload) throw corruptBackup();
   return payload;
 }

@@ -1,8 +1,6 @@
-import { and, asc, eq, gt, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import { HsmKeyExistsError, type BridgeClient, type HsmKeySpec } from '../crypto/bridge-client';
 import type { DataKeyManager } from '../crypto/data-keys';
-import { fromUtf8, newVersionId, utf8 } from '../core/encoding';
-import { objectAad, open, seal } from '../crypto/envelope';
+import { fromUtf8, utf8 } from '../core/encoding';
 import {
   AES_SIZES,
   CURVES,
@@ -17,18 +15,19 @@ import {
   type PublicJwk,
 } from '../crypto/keys';
 import type { Database } from '../storage/db';
-import { violatedConstraint } from '../storage/errors';
-import { dataKeys, keys, keyVersions } from '../storage/schema';
-import { openBackup, sealBackup } from './backup';
-import { badParameter, conflict, forbidden, IntegrityError, notFound } from '../core/errors';
+import { keys, keyVersions } from '../storage/schema';
+import { badParameter, conflict } from '../core/errors';
 import type { CreateKeyInput, ImportKeyInput, UpdateKeyInput } from './key-validation';
-import { now } from '../core/clock';
-import { page } from '../core/paging';
-import { insertIfGuard, purgeProtected, writeBatch } from './common';
-import { decodePageToken, type Page } from '../core/paging';
-import { assertObjectName, isVersionId } from '../core/validation';
-import { nextRotationDue } from './rotation';
+import { assertObjectName } from '../core/validation';
+import { nextRotationDue } from './rotation-policy';
 import { type VaultRecord } from '../core/vault';
+import { azureErrors } from './engine/errors';
+import type { ObjectKind, VersionedRecord } from './engine/kind';
+import { purgeDeleted, VersionedStore } from './engine/store';
+
+// Keys as a description over the versioned-object engine (engine/), plus what only keys do: making
+// a version's material (in the Worker or in the HSM through the bridge), import, and handing a
+// version's material to the cryptographic operations (key-operations.ts).
 
 type VersionRow = typeof keyVersions.$inferSelect;
 type HeadRow = typeof keys.$inferSelect;
@@ -41,19 +40,9 @@ export interface KeySpec {
 }
 
 /** One version of a key as the vault logic sees it: public material only. */
-export interface KeyRecord extends KeySpec {
-  name: string;
-  version: string;
+export interface KeyRecord extends KeySpec, VersionedRecord {
   publicJwk: PublicJwk | null;
   keyOps: string[];
-  tags: Record<string, string> | null;
-  enabled: boolean;
-  nbf: number | null;
-  exp: number | null;
-  created: number;
-  updated: number;
-  deletedAt?: number | null;
-  scheduledPurgeAt?: number | null;
 }
 
 /** A usable version with what performs its private operations: a sealed JWK or a token object. */
@@ -83,21 +72,76 @@ export interface VersionFields {
 
 export const isHsm = (kind: KeyKind) => kind.endsWith('-HSM');
 
-const notFoundError = (name: string) => notFound('KeyNotFound', `A key with (name/id) ${name} was not found in this key vault.`);
-const deletedNotFound = (name: string) => notFound('KeyNotFound', `Deleted Key not found: ${name}`);
-const deletedConflict = (name: string) =>
-  conflict(
-    `Key ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can be recovered or purged.`,
-  );
+/** A software version as a backup carries it: the record with its private JWK. */
+type BackupVersion = KeyRecord & { privateJwk: Jwk };
 
-/** The Keys API of one vault (everything but the cryptographic operations), independent of HTTP. */
-export class KeyStore {
+/**
+ * Keys as a description over the versioned-object engine (engine/): a version's payload is the
+ * private JWK of a software key (sealed) or, for -HSM keys, the handle of its token object. The
+ * hooks keep the rotation schedule following the latest version, and destroy token objects
+ * through the bridge before a purge removes the rows.
+ */
+function keyKind(bridge: BridgeClient): ObjectKind<HeadRow, VersionRow, KeyRecord, BackupVersion> {
+  return {
+    kind: 'key',
+    tables: { head: keys, versions: keyVersions },
+    errors: azureErrors('key', 'KeyNotFound'),
+    toRecord,
+    backup: {
+      // HSM keys: their private part cannot leave the token, and a backup without it could not
+      // restore the key once purged.
+      refuse: (name, versions) =>
+        versions.some((v) => v.hsmHandle != null)
+          ? badParameter(`Key ${name} is HSM-protected: its private material never leaves the HSM, so it cannot be backed up.`)
+          : undefined,
+      export: async (row, open) => ({ ...toRecord(row), privateJwk: JSON.parse(fromUtf8(await open(row.privateCiphertext))) as Jwk }),
+      accepts: (v) => (v.kind === 'RSA' || v.kind === 'EC') && typeof v.privateJwk === 'object' && v.privateJwk !== null,
+      import: async (v, seal) => {
+        const sealed = await seal(utf8(JSON.stringify(v.privateJwk)));
+        return {
+          kty: v.kind,
+          keySize: v.size ?? null,
+          crv: v.crv ?? null,
+          publicJwk: JSON.stringify(v.publicJwk),
+          privateCiphertext: sealed.ciphertext,
+          dataKeyId: sealed.dataKeyId,
+          hsmHandle: null,
+          keyOps: JSON.stringify(v.keyOps),
+        };
+      },
+    },
+    hooks: {
+      // The policy's next due time follows the latest version (its creation and expiry); a new
+      // latest version also ends any cron claim on the one before.
+      latestChanged: (head, latest, change) => {
+        const rotationDueAt = nextRotationDue(head?.rotationPolicy ?? null, latest);
+        return change === 'added' ? { rotationDueAt, rotationClaim: null, rotationClaimUntil: null } : { rotationDueAt };
+      },
+      follows: ['exp'],
+      // Token objects first (idempotent at the bridge): with the bridge down nothing is deleted,
+      // and if the row delete fails a retry finds them already gone and finishes.
+      beforePurge: async (versions) => {
+        for (const v of versions) if (v.hsmHandle) await bridge.destroyKey(v.hsmHandle);
+      },
+    },
+  };
+}
+
+/**
+ * The Keys API of one vault (everything but the cryptographic operations), independent of HTTP:
+ * list, listVersions, delete (token objects stay until purge: a deleted key must stay
+ * recoverable), getDeleted, listDeleted, recover, purge, backup (software keys only) and restore
+ * are the engine's.
+ */
+export class KeyStore extends VersionedStore<HeadRow, VersionRow, KeyRecord, BackupVersion> {
   constructor(
-    private readonly db: Database,
-    private readonly dataKeys: DataKeyManager,
+    db: Database,
+    dataKeys: DataKeyManager,
     private readonly bridge: BridgeClient,
-    readonly vault: VaultRecord,
-  ) {}
+    vault: VaultRecord,
+  ) {
+    super(db, dataKeys, vault, keyKind(bridge));
+  }
 
   /** POST /keys/{name}/create: a new key, or a new version of an existing one. */
   async create(name: string, input: CreateKeyInput): Promise<KeyRecord> {
@@ -142,68 +186,29 @@ export class KeyStore {
     options: { expectLatest?: string; version?: string } = {},
   ): Promise<KeyRecord> {
     const keyOps = checkKeyOps(spec.kind, fields.keyOps);
-    const head = await this.head(name);
-    if (head?.deletedAt != null) throw deletedConflict(name);
-    if (options.expectLatest !== undefined && head?.latestVersion !== options.expectLatest) {
-      throw conflict(`Key ${name} changed while a new version was being made.`);
-    }
-    const version = options.version ?? newVersionId();
-    const made = await material(version);
-    const t = now();
-    const row: VersionRow = {
-      vaultId: this.vault.id,
-      name: head?.name ?? name,
-      version,
-      kty: spec.kind,
-      keySize: spec.size ?? null,
-      crv: spec.crv ?? null,
-      publicJwk: made.publicJwk ? JSON.stringify(made.publicJwk) : null,
-      privateCiphertext: null,
-      dataKeyId: null,
-      hsmHandle: made.hsmHandle ?? null,
-      keyOps: JSON.stringify(keyOps),
-      tags: fields.tags ? JSON.stringify(fields.tags) : null,
-      enabled: fields.enabled ?? true,
-      nbf: fields.nbf ?? null,
-      exp: fields.exp ?? null,
-      created: t,
-      updated: t,
-    };
-    const statements = [];
-    if (made.privateJwk) {
-      const dataKey = await this.dataKeys.forWrite(this.vault.id);
-      row.dataKeyId = dataKey.id;
-      row.privateCiphertext = await seal(dataKey.key, utf8(JSON.stringify(made.privateJwk)), this.aad(row.name, version));
-      statements.push(this.dataKeys.countEncryption(dataKey.id));
-    }
-    // The policy's next due time follows the latest version (its creation and expiry).
-    const rotationDueAt = nextRotationDue(head?.rotationPolicy ?? null, row);
-    const moveHead = this.db
-      .insert(keys)
-      .values({ vaultId: this.vault.id, name, latestVersion: version, rotationDueAt })
-      .onConflictDoUpdate({
-        target: [keys.vaultId, keys.name],
-        set: { latestVersion: version, rotationDueAt, rotationClaim: null, rotationClaimUntil: null },
-        setWhere:
-          options.expectLatest === undefined
-            ? isNull(keys.deletedAt)
-            : and(isNull(keys.deletedAt), eq(keys.latestVersion, options.expectLatest)),
-      })
-      .returning({ name: keys.name });
-    try {
-      const landed = and(eq(keys.vaultId, this.vault.id), eq(keys.name, name), eq(keys.latestVersion, version));
-      const insert = insertIfGuard(this.db, keyVersions, row, keys, landed);
-      const [moved] = await writeBatch(this.db, this.vault, [moveHead, insert, ...statements] as const);
-      if (moved.length === 0) throw deletedConflict(name); // deleted or rotated between our read and write
-      return { ...toRecord(row), name: moved[0]!.name };
-    } catch (err) {
-      // Nothing references a token object whose version was not stored: destroy it.
-      if (made.hsmHandle) await this.bridge.destroyKey(made.hsmHandle).catch(() => undefined);
-      if (violatedConstraint(err) === 'unique') {
-        throw conflict(`Key ${name} already has version ${version}.`);
-      }
-      throw err;
-    }
+    return this.add(
+      name,
+      { tags: fields.tags, attributes: fields },
+      async (version, _head, seal) => {
+        const made = await material(version);
+        const sealed = made.privateJwk ? await seal(utf8(JSON.stringify(made.privateJwk))) : undefined;
+        return {
+          row: {
+            kty: spec.kind,
+            keySize: spec.size ?? null,
+            crv: spec.crv ?? null,
+            publicJwk: made.publicJwk ? JSON.stringify(made.publicJwk) : null,
+            privateCiphertext: sealed?.ciphertext ?? null,
+            dataKeyId: sealed?.dataKeyId ?? null,
+            hsmHandle: made.hsmHandle ?? null,
+            keyOps: JSON.stringify(keyOps),
+          },
+          // Nothing references a token object whose version was not stored: destroy it.
+          undo: made.hsmHandle ? () => this.bridge.destroyKey(made.hsmHandle!) : undefined,
+        };
+      },
+      options,
+    );
   }
 
   /** Generates material for a new version: in the Worker, or inside the token for -HSM types. */
@@ -226,9 +231,8 @@ export class KeyStore {
   }
 
   /** A version's public record (latest when none is given); deleted keys are not found. */
-  async get(name: string, version?: string): Promise<KeyRecord> {
-    assertObjectName(name, 'key');
-    return this.version(name, version, true);
+  get(name: string, version?: string): Promise<KeyRecord> {
+    return this.record(name, version);
   }
 
   /**
@@ -236,287 +240,27 @@ export class KeyStore {
    * keys) or, when `withPrivate`, its opened private JWK (software keys).
    */
   async material(name: string, version: string | undefined, withPrivate: boolean): Promise<KeyMaterial> {
-    assertObjectName(name, 'key');
-    if (version !== undefined && !isVersionId(version)) throw notFoundError(name);
-    const row = await this.db
-      .select({ v: keyVersions, deletedAt: keys.deletedAt, wrapped: dataKeys.wrapped })
-      .from(keys)
-      .innerJoin(keyVersions, versionOfHead(version))
-      .leftJoin(dataKeys, eq(dataKeys.id, keyVersions.dataKeyId))
-      .where(and(eq(keys.vaultId, this.vault.id), eq(keys.name, name)))
-      .get();
-    if (!row || row.deletedAt != null) throw notFoundError(name);
-    const record = toRecord(row.v);
-    if (row.v.hsmHandle) return { record, hsmHandle: row.v.hsmHandle };
-    return withPrivate ? { record, privateJwk: await this.openPrivate(row.v, row.wrapped) } : { record };
+    const { row, open } = await this.read(name, version);
+    const record = toRecord(row);
+    if (row.hsmHandle) return { record, hsmHandle: row.hsmHandle };
+    if (!withPrivate) return { record };
+    return { record, privateJwk: JSON.parse(fromUtf8(await open(row.privateCiphertext))) as Jwk };
   }
 
   /** PATCH: key_ops, attributes and tags of a version (latest when none is given). */
-  async update(name: string, version: string | undefined, input: UpdateKeyInput): Promise<KeyRecord> {
-    assertObjectName(name, 'key');
-    const current = await this.version(name, version, true);
-    const patch: Partial<VersionRow> = { updated: now() };
-    if (input.key_ops != null) patch.keyOps = JSON.stringify(checkKeyOps(current.kind, input.key_ops));
-    if (input.tags !== undefined) patch.tags = input.tags ? JSON.stringify(input.tags) : null;
-    const a = input.attributes;
-    if (a?.enabled != null) patch.enabled = a.enabled;
-    if (a?.nbf !== undefined) patch.nbf = a.nbf;
-    if (a?.exp !== undefined) patch.exp = a.exp;
-    const [updated] = await this.db
-      .update(keyVersions)
-      .set(patch)
-      .where(this.versionKey(current.name, current.version))
-      .returning();
-    if (!updated) throw notFoundError(name);
-    if (patch.exp !== undefined) await this.reschedule(updated);
-    return toRecord(updated);
-  }
-
-  list(maxResults: number, skipToken?: string): Promise<Page<KeyRecord>> {
-    return this.heads(false, maxResults, skipToken);
-  }
-
-  async listVersions(name: string, maxResults: number, skipToken?: string): Promise<Page<KeyRecord>> {
-    assertObjectName(name, 'key');
-    const head = await this.head(name);
-    if (!head || head.deletedAt != null) throw notFoundError(name);
-    const after = skipToken ? decodePageToken(skipToken, 'c', 'v') : undefined;
-    const rows = await this.db
-      .select()
-      .from(keyVersions)
-      .where(
-        and(
-          eq(keyVersions.vaultId, this.vault.id),
-          eq(keyVersions.name, name),
-          after
-            ? or(
-                gt(keyVersions.created, Number(after.c)),
-                and(eq(keyVersions.created, Number(after.c)), gt(keyVersions.version, after.v)),
-              )
-            : undefined,
-        ),
-      )
-      .orderBy(asc(keyVersions.created), asc(keyVersions.version))
-      .limit(maxResults + 1)
-      .all();
-    return page(rows.map(toRecord), maxResults, (last) => ({ c: String(last.created), v: last.version }));
-  }
-
-  /** Soft delete. HSM token objects stay until purge: a deleted key must stay recoverable. */
-  async delete(name: string): Promise<KeyRecord> {
-    assertObjectName(name, 'key');
-    const t = now();
-    const scheduled = t + this.vault.softDeleteRetentionDays * 86400;
-    const [head] = await this.db
-      .update(keys)
-      .set({ deletedAt: t, scheduledPurgeAt: scheduled })
-      .where(and(eq(keys.vaultId, this.vault.id), eq(keys.name, name), isNull(keys.deletedAt)))
-      .returning();
-    if (!head) throw notFoundError(name);
-    const latest = await this.version(head.name, head.latestVersion);
-    return { ...latest, deletedAt: t, scheduledPurgeAt: scheduled };
-  }
-
-  async getDeleted(name: string): Promise<KeyRecord> {
-    assertObjectName(name, 'key');
-    const head = await this.head(name);
-    if (!head || head.deletedAt == null) throw deletedNotFound(name);
-    const latest = await this.version(head.name, head.latestVersion);
-    return { ...latest, deletedAt: head.deletedAt, scheduledPurgeAt: head.scheduledPurgeAt };
-  }
-
-  listDeleted(maxResults: number, skipToken?: string): Promise<Page<KeyRecord>> {
-    return this.heads(true, maxResults, skipToken);
-  }
-
-  async recover(name: string): Promise<KeyRecord> {
-    assertObjectName(name, 'key');
-    const [head] = await this.db
-      .update(keys)
-      .set({ deletedAt: null, scheduledPurgeAt: null })
-      .where(and(eq(keys.vaultId, this.vault.id), eq(keys.name, name), isNotNull(keys.deletedAt)))
-      .returning();
-    if (!head) throw deletedNotFound(name);
-    return this.version(head.name, head.latestVersion);
-  }
-
-  /** Permanently removes a deleted key: its token objects first, then its rows. */
-  async purge(name: string): Promise<void> {
-    assertObjectName(name, 'key');
-    if (this.vault.purgeProtection) throw forbidden(purgeProtected());
-    const head = await this.head(name);
-    if (!head || head.deletedAt == null) throw deletedNotFound(name);
-    await purgeKey(this.db, this.bridge, this.vault.id, head.name);
-  }
-
-  /**
-   * All versions of a live software key, sealed into a blob only this deployment can open. HSM
-   * keys are refused: their private part cannot leave the token, and a backup without it could
-   * not restore the key once purged.
-   */
-  async backup(name: string): Promise<string> {
-    assertObjectName(name, 'key');
-    const head = await this.head(name);
-    if (!head || head.deletedAt != null) throw notFoundError(name);
-    const rows = await this.db
-      .select({ v: keyVersions, wrapped: dataKeys.wrapped })
-      .from(keyVersions)
-      .leftJoin(dataKeys, eq(dataKeys.id, keyVersions.dataKeyId))
-      .where(and(eq(keyVersions.vaultId, this.vault.id), eq(keyVersions.name, head.name)))
-      .orderBy(asc(keyVersions.created), asc(keyVersions.version))
-      .all();
-    if (rows.some((r) => r.v.hsmHandle != null)) {
-      throw badParameter(`Key ${head.name} is HSM-protected: its private material never leaves the HSM, so it cannot be backed up.`);
-    }
-    const versions: BackupVersion[] = [];
-    for (const row of rows) versions.push({ ...toRecord(row.v), privateJwk: await this.openPrivate(row.v, row.wrapped) });
-    const payload: KeyBackup = { kind: 'key', name: head.name, latestVersion: head.latestVersion, versions };
-    return sealBackup(this.dataKeys, 'key', utf8(JSON.stringify(payload)));
-  }
-
-  /** Restores a backup under its original name; 409 when that name is taken (even if deleted). */
-  async restore(blob: string): Promise<KeyRecord> {
-    const payload = parseKeyBackup(await openBackup(this.dataKeys, 'key', blob));
-    const name = payload.name;
-    const taken = () => conflict(`Key ${name} already exists in this vault; restore needs an unused name.`);
-    if (await this.head(name)) throw taken();
-    const dataKey = await this.dataKeys.forWrite(this.vault.id);
-    const rows: VersionRow[] = [];
-    for (const v of payload.versions) {
-      rows.push({
-        vaultId: this.vault.id,
-        name,
-        version: v.version,
-        kty: v.kind,
-        keySize: v.size ?? null,
-        crv: v.crv ?? null,
-        publicJwk: JSON.stringify(v.publicJwk),
-        privateCiphertext: await seal(dataKey.key, utf8(JSON.stringify(v.privateJwk)), this.aad(name, v.version)),
-        dataKeyId: dataKey.id,
-        hsmHandle: null,
-        keyOps: JSON.stringify(v.keyOps),
-        tags: v.tags ? JSON.stringify(v.tags) : null,
-        enabled: v.enabled,
-        nbf: v.nbf,
-        exp: v.exp,
-        created: v.created,
-        updated: v.updated,
-      });
-    }
-    try {
-      await writeBatch(this.db, this.vault, [
-        this.db.insert(keys).values({
-          vaultId: this.vault.id,
-          name,
-          latestVersion: payload.latestVersion,
-          rotationDueAt: nextRotationDue(null, rows.find((r) => r.version === payload.latestVersion)!),
-        }),
-        ...rows.map((row) => this.db.insert(keyVersions).values(row)),
-        this.db
-          .update(dataKeys)
-          .set({ encryptions: sql`${dataKeys.encryptions} + ${rows.length}` })
-          .where(eq(dataKeys.id, dataKey.id)),
-      ]);
-    } catch (err) {
-      if (violatedConstraint(err) === 'unique') throw taken();
-      throw err;
-    }
-    return toRecord(rows.find((r) => r.version === payload.latestVersion)!);
-  }
-
-  /** A changed exp moves the rotation schedule, if the version is still the latest. */
-  private async reschedule(version: VersionRow): Promise<void> {
-    const head = await this.head(version.name);
-    if (!head || head.latestVersion !== version.version) return;
-    await this.db
-      .update(keys)
-      .set({ rotationDueAt: nextRotationDue(head.rotationPolicy, version) })
-      .where(and(eq(keys.vaultId, this.vault.id), eq(keys.name, version.name), eq(keys.latestVersion, version.version)));
-  }
-
-  /** The head row of a key (live or deleted), or undefined. */
-  head(name: string): Promise<HeadRow | undefined> {
-    return this.db
-      .select()
-      .from(keys)
-      .where(and(eq(keys.vaultId, this.vault.id), eq(keys.name, name)))
-      .get();
-  }
-
-  private async heads(deleted: boolean, maxResults: number, skipToken?: string): Promise<Page<KeyRecord>> {
-    const after = skipToken ? decodePageToken(skipToken, 'n') : undefined;
-    const rows = await this.db
-      .select({ v: keyVersions, deletedAt: keys.deletedAt, scheduledPurgeAt: keys.scheduledPurgeAt })
-      .from(keys)
-      .innerJoin(keyVersions, versionOfHead())
-      .where(
-        and(
-          eq(keys.vaultId, this.vault.id),
-          deleted ? isNotNull(keys.deletedAt) : isNull(keys.deletedAt),
-          after ? gt(keys.name, after.n) : undefined,
-        ),
-      )
-      .orderBy(asc(keys.name))
-      .limit(maxResults + 1)
-      .all();
-    const records = rows.map((r) => ({ ...toRecord(r.v), deletedAt: r.deletedAt, scheduledPurgeAt: r.scheduledPurgeAt }));
-    return page(records, maxResults, (last) => ({ n: last.name }));
-  }
-
-  private async version(name: string, version?: string, live = false): Promise<KeyRecord> {
-    if (version !== undefined && !isVersionId(version)) throw notFoundError(name);
-    const row = await this.db
-      .select({ v: keyVersions, deletedAt: keys.deletedAt })
-      .from(keys)
-      .innerJoin(keyVersions, versionOfHead(version))
-      .where(and(eq(keys.vaultId, this.vault.id), eq(keys.name, name)))
-      .get();
-    if (!row || (live && row.deletedAt != null)) throw notFoundError(name);
-    return toRecord(row.v);
-  }
-
-  private versionKey(name: string, version: string) {
-    return and(eq(keyVersions.vaultId, this.vault.id), eq(keyVersions.name, name), eq(keyVersions.version, version));
-  }
-
-  private aad(name: string, version: string) {
-    return objectAad(this.vault.id, 'key', name, version);
-  }
-
-  private async openPrivate(row: VersionRow, wrapped: string | null): Promise<Jwk> {
-    if (!row.privateCiphertext || !row.dataKeyId) throw new IntegrityError('key');
-    const key = await this.dataKeys.forRead(row.dataKeyId, this.vault.id, wrapped);
-    const plaintext = await open(key, row.privateCiphertext, this.aad(row.name, row.version));
-    if (!plaintext) {
-      console.error(`integrity check failed: vault=${this.vault.name} key=${row.name} version=${row.version}`);
-      throw new IntegrityError('key');
-    }
-    return JSON.parse(fromUtf8(plaintext)) as Jwk;
+  update(name: string, version: string | undefined, input: UpdateKeyInput): Promise<KeyRecord> {
+    return this.patch(name, version, input, (current) =>
+      input.key_ops != null ? { keyOps: JSON.stringify(checkKeyOps(current.kind, input.key_ops)) } : {},
+    );
   }
 }
 
 /**
- * Destroys a key for good: every version's token object (idempotent at the bridge), then the
- * rows. If the bridge is down nothing is deleted; if the row delete fails, a retry finds the token
- * objects already gone and finishes.
+ * Destroys a deleted key for good (the purge cron): every version's token object, then the rows.
+ * If the bridge is down nothing is deleted.
  */
 export async function purgeKey(db: Database, bridge: BridgeClient, vaultId: string, name: string): Promise<void> {
-  const handles = await db
-    .select({ handle: keyVersions.hsmHandle })
-    .from(keyVersions)
-    .where(and(eq(keyVersions.vaultId, vaultId), eq(keyVersions.name, name), isNotNull(keyVersions.hsmHandle)))
-    .all();
-  for (const { handle } of handles) await bridge.destroyKey(handle!);
-  await db.delete(keys).where(and(eq(keys.vaultId, vaultId), eq(keys.name, name), isNotNull(keys.deletedAt)));
-}
-
-/** Joins a key's head row to one of its versions: the latest, or the one asked for. */
-function versionOfHead(version?: string) {
-  return and(
-    eq(keyVersions.vaultId, keys.vaultId),
-    eq(keyVersions.name, keys.name),
-    eq(keyVersions.version, version === undefined ? keys.latestVersion : version.toLowerCase()),
-  );
+  await purgeDeleted(db, keyKind(bridge), vaultId, name);
 }
 
 /** Azure's create rules: the type names the kind; size or curve default as Azure defaults them. */
@@ -574,32 +318,4 @@ function toRecord(row: VersionRow): KeyRecord {
     created: row.created,
     updated: row.updated,
   };
-}
-
-type BackupVersion = KeyRecord & { privateJwk: Jwk };
-
-interface KeyBackup {
-  kind: 'key';
-  name: string;
-  latestVersion: string;
-  versions: BackupVersion[];
-}
-
-function parseKeyBackup(bytes: Uint8Array): KeyBackup {
-  let payload: KeyBackup;
-  try {
-    payload = JSON.parse(fromUtf8(bytes)) as KeyBackup;
-  } catch {
-    throw badParameter('The backup blob is corrupt.');
-  }
-  const ok =
-    payload?.kind === 'key' &&
-    typeof payload.name === 'string' &&
-    Array.isArray(payload.versions) &&
-    payload.versions.length > 0 &&
-    payload.versions.every((v) => isVersionId(v.version) && (v.kind === 'RSA' || v.kind === 'EC') && typeof v.privateJwk === 'object') &&
-    payload.versions.some((v) => v.version === payload.latestVersion);
-  if (!ok) throw badParameter('The backup blob is not a key backup.');
-  assertObjectName(payload.name, 'key');
-  return payload;
 }

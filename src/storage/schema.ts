@@ -8,20 +8,13 @@
 // HSM's KEK. Times are Unix seconds.
 import { sql } from 'drizzle-orm';
 import {
-  customType,
-  foreignKey,
   index,
   integer,
   primaryKey,
   sqliteTable,
   text,
 } from 'drizzle-orm/sqlite-core';
-
-// drizzle's sqlite-core has no collation option, so the collation rides on the column type:
-// drizzle-kit emits the type verbatim (`name` text COLLATE NOCASE NOT NULL).
-const nocaseText = customType<{ data: string; driverData: string }>({
-  dataType: () => 'text COLLATE NOCASE',
-});
+import { headTable, nocaseText, versionTable } from './versioned-tables';
 
 export const settings = sqliteTable('settings', {
   key: text('key').primaryKey(),
@@ -56,51 +49,15 @@ export const vaults = sqliteTable('vaults', {
 });
 
 // One row per secret name: its latest version and its soft-delete state.
-export const secrets = sqliteTable(
-  'secrets',
-  {
-    vaultId: text('vault_id')
-      .notNull()
-      .references(() => vaults.id, { onDelete: 'cascade' }),
-    name: nocaseText('name').notNull(),
-    latestVersion: text('latest_version').notNull(),
-    deletedAt: integer('deleted_at'),
-    scheduledPurgeAt: integer('scheduled_purge_at'),
-  },
-  (t) => [
-    primaryKey({ columns: [t.vaultId, t.name] }),
-    // Raw column name: SQLite's partial-index WHERE may only name the indexed table's columns.
-    index('secrets_purge').on(t.scheduledPurgeAt).where(sql`deleted_at IS NOT NULL`),
-  ],
-);
+export const secrets = headTable('secrets', () => vaults.id, {});
 
-export const secretVersions = sqliteTable(
-  'secret_versions',
-  {
-    vaultId: text('vault_id').notNull(),
-    name: nocaseText('name').notNull(),
-    version: text('version').notNull(),
-    ciphertext: text('ciphertext').notNull(),
-    dataKeyId: text('data_key_id')
-      .notNull()
-      .references(() => dataKeys.id),
-    contentType: text('content_type'),
-    tags: text('tags'),
-    enabled: integer('enabled', { mode: 'boolean' }).notNull(),
-    nbf: integer('nbf'),
-    exp: integer('exp'),
-    created: integer('created').notNull(),
-    updated: integer('updated').notNull(),
-  },
-  (t) => [
-    primaryKey({ columns: [t.vaultId, t.name, t.version] }),
-    foreignKey({
-      columns: [t.vaultId, t.name],
-      foreignColumns: [secrets.vaultId, secrets.name],
-    }).onDelete('cascade'),
-    index('secret_versions_order').on(t.vaultId, t.name, t.created, t.version),
-  ],
-);
+export const secretVersions = versionTable('secret_versions', secrets, {
+  ciphertext: text('ciphertext').notNull(),
+  dataKeyId: text('data_key_id')
+    .notNull()
+    .references(() => dataKeys.id),
+  contentType: text('content_type'),
+});
 
 export const applications = sqliteTable('applications', {
   clientId: text('client_id').primaryKey(),
@@ -209,16 +166,10 @@ export const auditChainHeads = sqliteTable('audit_chain_heads', {
 
 // One row per key name: latest version, soft-delete state, rotation policy and the rotation claim
 // a cron run holds while it makes the next version (so overlapping runs never rotate twice).
-export const keys = sqliteTable(
+export const keys = headTable(
   'keys',
+  () => vaults.id,
   {
-    vaultId: text('vault_id')
-      .notNull()
-      .references(() => vaults.id, { onDelete: 'cascade' }),
-    name: nocaseText('name').notNull(),
-    latestVersion: text('latest_version').notNull(),
-    deletedAt: integer('deleted_at'),
-    scheduledPurgeAt: integer('scheduled_purge_at'),
     // JSON {lifetimeActions, expiryTime}; null = no policy set.
     rotationPolicy: text('rotation_policy'),
     rotationPolicyCreated: integer('rotation_policy_created'),
@@ -228,45 +179,21 @@ export const keys = sqliteTable(
     rotationClaim: text('rotation_claim'),
     rotationClaimUntil: integer('rotation_claim_until'),
   },
-  (t) => [
-    primaryKey({ columns: [t.vaultId, t.name] }),
-    index('keys_purge').on(t.scheduledPurgeAt).where(sql`deleted_at IS NOT NULL`),
-    index('keys_rotation_due').on(t.rotationDueAt).where(sql`rotation_due_at IS NOT NULL`),
-  ],
+  (t) => [index('keys_rotation_due').on(t.rotationDueAt).where(sql`rotation_due_at IS NOT NULL`)],
 );
 
 // Key versions. Software keys keep their private JWK sealed under a vault data key; HSM keys keep
 // only the public part and the handle of the token object (whose material never leaves the HSM).
-export const keyVersions = sqliteTable(
-  'key_versions',
-  {
-    vaultId: text('vault_id').notNull(),
-    name: nocaseText('name').notNull(),
-    version: text('version').notNull(),
-    kty: text('kty').notNull(),
-    keySize: integer('key_size'),
-    crv: text('crv'),
-    publicJwk: text('public_jwk'),
-    privateCiphertext: text('private_ciphertext'),
-    dataKeyId: text('data_key_id').references(() => dataKeys.id),
-    hsmHandle: text('hsm_handle'),
-    keyOps: text('key_ops').notNull(),
-    tags: text('tags'),
-    enabled: integer('enabled', { mode: 'boolean' }).notNull(),
-    nbf: integer('nbf'),
-    exp: integer('exp'),
-    created: integer('created').notNull(),
-    updated: integer('updated').notNull(),
-  },
-  (t) => [
-    primaryKey({ columns: [t.vaultId, t.name, t.version] }),
-    foreignKey({
-      columns: [t.vaultId, t.name],
-      foreignColumns: [keys.vaultId, keys.name],
-    }).onDelete('cascade'),
-    index('key_versions_order').on(t.vaultId, t.name, t.created, t.version),
-  ],
-);
+export const keyVersions = versionTable('key_versions', keys, {
+  kty: text('kty').notNull(),
+  keySize: integer('key_size'),
+  crv: text('crv'),
+  publicJwk: text('public_jwk'),
+  privateCiphertext: text('private_ciphertext'),
+  dataKeyId: text('data_key_id').references(() => dataKeys.id),
+  hsmHandle: text('hsm_handle'),
+  keyOps: text('key_ops').notNull(),
+});
 
 // Event Grid events the vault emits (Microsoft.KeyVault.KeyNewVersionCreated, KeyNearExpiry),
 // stored by the events queue's consumer. Ids are derived from (vault, event type, object,

@@ -1,7 +1,8 @@
 import type { Hono } from 'hono';
 import { KeyActions, type DataAction } from '../../core/data-actions';
 import { KeyStore } from '../../objects/keys';
-import { KeyRotation, rotationPolicyBody, type RotationPolicyView } from '../../objects/rotation';
+import { KeyRotation, type RotationPolicyView } from '../../objects/rotation';
+import { rotationPolicyBody } from '../../objects/rotation-policy';
 import { parseBody } from '../../core/validation';
 import { bodyText, currentVault, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';

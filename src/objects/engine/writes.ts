@@ -1,13 +1,13 @@
 import { getTableColumns, sql, type SQL } from 'drizzle-orm';
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
-import type { Database } from '../storage/db';
-import { violatedConstraint } from '../storage/errors';
-import { notFound } from '../core/errors';
-import { type VaultRecord } from '../core/vault';
-import { forgetVault } from '../storage/vaults';
+import type { Database } from '../../storage/db';
+import { violatedConstraint } from '../../storage/errors';
+import { notFound } from '../../core/errors';
+import { type VaultRecord } from '../../core/vault';
+import { forgetVault } from '../../storage/vaults';
 
-// What every versioned object collection (secrets, keys) shares: how a write batch treats a vault
-// that disappeared underneath it, and the guarded insert that makes a version land with its head.
+// The engine's write primitives (store.ts): how a write batch treats a vault that disappeared
+// underneath it, and the guarded insert that makes a version land with its head.
 
 /**
  * Runs a write batch (one transaction). A foreign-key failure means the vault itself is gone
