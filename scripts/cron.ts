@@ -6,8 +6,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { scheduledUrl, triggerScheduled } from './lib/cron.js';
-import { REPO_DIR } from './lib/stack.js';
+
+// Not stack.ts's REPO_DIR: that module loads the whole stack (CA tooling, bridge), which this needs none of.
+const REPO_DIR = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
 async function main(): Promise<void> {
   const stateDir = resolve(REPO_DIR, process.env.DEV_STATE_DIR || '.dev');
