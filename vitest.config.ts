@@ -1,10 +1,11 @@
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
 
-// Three suites, all against real parts:
+// Four suites, all against real parts:
 //  - worker: the Worker in workerd with local D1 and Queues, talking to a real bridge over a real
 //    SoftHSM2 token (started by the global setup);
 //  - bridge: the HSM bridge in Node against a real SoftHSM2 token;
+//  - scripts: the operations scripts in Node (no stack);
 //  - e2e: the whole stack started as `npm run dev` starts it, driven by the official Azure SDKs.
 export default defineConfig({
   test: {
@@ -40,6 +41,15 @@ export default defineConfig({
           environment: 'node',
           include: ['hsm-bridge/test/**/*.test.ts'],
           testTimeout: 30_000,
+        },
+      },
+      {
+        // The operations scripts (pre-deploy check): Node only, no stack.
+        test: {
+          name: 'scripts',
+          environment: 'node',
+          include: ['test/scripts/**/*.test.ts'],
+          testTimeout: 60_000,
         },
       },
       {

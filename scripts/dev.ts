@@ -3,12 +3,13 @@
  * SoftHSM2 token), state in `.dev/`. Prints how to connect; Ctrl-C stops everything it started.
  */
 import { join } from 'node:path';
+import { cronIntervalFromEnv } from './lib/cron.js';
 import { REPO_DIR, startStack, type Stack } from './lib/stack.js';
 
 const stateDir = join(REPO_DIR, '.dev');
 const log = (message: string) => console.log(`[dev] ${message}`);
 
-function connectionHelp(stack: Stack): string {
+function connectionHelp(stack: Stack, cronIntervalSeconds: number): string {
   const { credentials: c, credentialsPath } = stack;
   const vaultHost = new URL(c.vaultUrl).hostname;
   return `
@@ -38,11 +39,20 @@ do not. Add this line to /etc/hosts (one line per vault you create):
 
   127.0.0.1 ${stack.zone} ${vaultHost}
 
+Scheduled jobs (purge, key rotation, audit checkpoints and archive): ${cronHelp(stack, cronIntervalSeconds)}
+Run them now with \`npm run cron\`.
+
 Ctrl-C stops the Worker and the bridge.
 `;
 }
 
+function cronHelp(stack: Stack, cronIntervalSeconds: number): string {
+  if (cronIntervalSeconds === 0) return 'not run by themselves (DEV_CRON_INTERVAL=0).';
+  return `every ${cronIntervalSeconds} s (DEV_CRON_INTERVAL; 0 = off), through https://127.0.0.1:${stack.vaultPort}/cdn-cgi/local/scheduled.`;
+}
+
 async function main(): Promise<void> {
+  const cronIntervalSeconds = cronIntervalFromEnv(process.env.DEV_CRON_INTERVAL);
   let stack: Stack | undefined;
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -60,11 +70,12 @@ async function main(): Promise<void> {
   stack = await startStack({
     stateDir,
     log,
+    cronIntervalSeconds,
     onOutput: (source, line) => {
       if (line.trim()) console.log(`[${source}] ${line}`);
     },
   });
-  console.log(connectionHelp(stack));
+  console.log(connectionHelp(stack, cronIntervalSeconds));
 }
 
 main().catch((err: unknown) => {

@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureSoftHsmToken, findSoftHsmModule, SOFTHSM_MODULE_CANDIDATES, startBridgeProcess } from '../../hsm-bridge/src/softhsm.js';
 import { bootstrapTenant, clientCredentialsToken, ensureVault, HttpStatusError, type BootstrapResult } from './bootstrap.js';
+import { startCronTimer, triggerScheduled, type CronAnswer, type CronTimer } from './cron.js';
 import { ensureDevCa } from './dev-ca.js';
 import { readJsonIfExists, writePrivateFile } from './files.js';
 import { httpsRequest } from './https-client.js';
@@ -49,6 +50,11 @@ export interface StackOptions {
   onOutput?: (source: 'worker' | 'bridge', line: string) => void;
   /** How long wrangler may take to answer /healthz; default 120 s (the first build is slow). */
   readyTimeoutMs?: number;
+  /**
+   * Seconds between runs of the Worker's scheduled handler (wrangler dev runs no cron); default 0,
+   * off: `npm run dev` turns it on (DEV_CRON_INTERVAL), tests that want it say so.
+   */
+  cronIntervalSeconds?: number;
 }
 
 export interface BridgeControl {
@@ -72,6 +78,8 @@ export interface Stack {
   bridgePort: number;
   stateDir: string;
   bridge: BridgeControl;
+  /** Runs the Worker's scheduled handler now (as `npm run cron` does); resolves once it has finished. */
+  runCron(): Promise<CronAnswer>;
   /** Stops the Worker (wrangler and workerd) and the bridge. Idempotent. */
   stop(): Promise<void>;
 }
@@ -165,6 +173,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   });
 
   let worker: ManagedProcess | undefined;
+  let cron: CronTimer | undefined;
   const cleanupOnExit = () => {
     // Last resort if our process dies without calling stop(): never leave workerd running.
     if (worker) try { process.kill(-worker.pid, 'SIGKILL'); } catch { /* gone */ }
@@ -173,6 +182,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const stop = () =>
     (stopped ??= (async () => {
       process.off('exit', cleanupOnExit);
+      cron?.stop();
       await worker?.stop();
       await bridge.stop();
     })());
@@ -208,7 +218,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
     const credentialsPath = join(stateDir, 'credentials.json');
     const credentials = await ensureCredentials({ credentialsPath, apexUrl, vaultUrl, vaultName, caPem: ca.caPem, caCertPath: ca.caCertPath, bootstrapSecret: secrets.bootstrapSecret, log });
-    return { credentials, credentialsPath, caPem: ca.caPem, apexUrl, zone, vaultPort, bridgePort, stateDir, bridge, stop };
+    const cronIntervalSeconds = opts.cronIntervalSeconds ?? 0;
+    if (cronIntervalSeconds > 0) {
+      cron = startCronTimer({ vaultPort, caPem: ca.caPem, intervalSeconds: cronIntervalSeconds, log });
+      log(`cron: the scheduled handler runs every ${cronIntervalSeconds} s`);
+    }
+    const runCron = () => triggerScheduled(vaultPort, ca.caPem);
+    return { credentials, credentialsPath, caPem: ca.caPem, apexUrl, zone, vaultPort, bridgePort, stateDir, bridge, runCron, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -24,4 +24,16 @@ export interface Env {
   AUDIT_RETENTION_DAYS?: string;
   /** Days archive objects stay in R2 (unset: forever; at least AUDIT_RETENTION_DAYS). */
   AUDIT_ARCHIVE_RETENTION_DAYS?: string;
+  /**
+   * Request limits (src/http/throttle.ts), whole numbers; "0" turns one off. Per vault per 10 s:
+   * THROTTLE_VAULT_REQUESTS (4000), THROTTLE_VAULT_CREATES (300), THROTTLE_VAULT_KEY_OPERATIONS
+   * (2000); per caller per 10 s: THROTTLE_CALLER_REQUESTS (2000); failed token requests per
+   * minute: THROTTLE_TOKEN_FAILURES_PER_CLIENT (10), THROTTLE_TOKEN_FAILURES_PER_ADDRESS (30).
+   */
+  THROTTLE_VAULT_REQUESTS?: string;
+  THROTTLE_VAULT_CREATES?: string;
+  THROTTLE_VAULT_KEY_OPERATIONS?: string;
+  THROTTLE_CALLER_REQUESTS?: string;
+  THROTTLE_TOKEN_FAILURES_PER_CLIENT?: string;
+  THROTTLE_TOKEN_FAILURES_PER_ADDRESS?: string;
 }

@@ -8,6 +8,7 @@ import { findVault } from '../storage/vaults';
 import { authenticate } from './authenticate';
 import { auditAs, type AppContext, type AppEnv } from './context';
 import { errorResponse } from './errors';
+import { throttleCaller, throttleVaultRequest } from './throttle';
 
 /**
  * Versions of the data-plane API this vault speaks (as the Azure SDKs send them): every version
@@ -48,7 +49,8 @@ function requireApiVersion(c: AppContext): void {
  * What a data-plane route is: its audit name, its data action, and whether it names one object
  * of `collection` (from the `:name` parameter). Runs, in this order: naming (so refused requests
  * are audited under what they attempted), authentication (the challenge comes before any
- * validation), api-version, the vault, and the one authorization decision.
+ * validation), the request limits (src/http/throttle.ts), api-version, the vault, and the one
+ * authorization decision.
  */
 export function vaultOperation(operation: string, action: DataAction, collection: string, named: boolean): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -56,8 +58,11 @@ export function vaultOperation(operation: string, action: DataAction, collection
     auditAs(c, operation, object);
     const challenged = await authenticate(c);
     if (challenged) return challenged;
-    requireApiVersion(c);
     const vaultName = c.get('audit').vault!;
+    // Counted once the caller is known, refused before anything is read or written.
+    const limited = throttleVaultRequest(c, vaultName, operation);
+    if (limited) return limited;
+    requireApiVersion(c);
     const vault = await findVault(c.get('services').db, vaultName);
     if (!vault) throw notFound('VaultNotFound', `The vault ${vaultName} does not exist.`);
     c.set('vault', vault);
@@ -79,6 +84,8 @@ export function adminOperation(operation: string, object?: (c: AppContext) => st
     auditAs(c, operation, object ? object(c) : null);
     const challenged = await authenticate(c);
     if (challenged) return challenged;
+    const limited = throttleCaller(c);
+    if (limited) return limited;
     const app = await getApplication(c.get('services').db, c.get('caller')!.appId);
     if (!app?.isAdmin) throw forbidden('Only administrator applications may use the management API.');
     await next();

@@ -391,6 +391,20 @@ describe('every route, every refusal path: exactly one well-formed record', () =
       const unknownHost = await call('GET', `https://unknown-host.example.org/${marker}?${API}`, { headers: { 'x-ms-client-request-id': crypto.randomUUID() } });
       expect(unknownHost.status).toBe(404);
 
+      // A 429: the vault's request limit reached (src/http/throttle.ts, configured down to one
+      // request), then the token endpoint's limit on failed attempts. Recorded like any answer.
+      const tight = { THROTTLE_VAULT_REQUESTS: '1' };
+      await call('GET', `${vaultOrigin(vault)}/secrets?${API}`, { token: adminToken, env: tight });
+      await send('throttled', 'GET', `${vaultOrigin(vault)}/secrets?${API}`, { status: 429, operation: 'SecretList', chain: vaultChain, authenticated: true }, { token: adminToken, env: tight });
+      const tokenUrl = `${APEX}/${adminCreds.tenantId}/oauth2/v2.0/token`;
+      const failing = (secret: string) => ({
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: adminCreds.clientId, client_secret: secret, scope: `${APEX}/.default` }).toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        env: { THROTTLE_TOKEN_FAILURES_PER_CLIENT: '1' },
+      });
+      await call('POST', tokenUrl, failing('wrong'));
+      await send('token throttled', 'POST', tokenUrl, { status: 429, operation: 'Authentication', chain: DEPLOYMENT_CHAIN, authenticated: false }, failing(adminCreds.clientSecret));
+
       // A 5xx: an HSM key's signature while the bridge is down (503, resultType Failure).
       const created = await call('POST', `${vaultOrigin(vault)}/keys/cov-hsm/create?${API}`, { token: adminToken, body: { kty: 'EC-HSM', crv: 'P-256' } });
       expect(created.status, await created.clone().text()).toBe(200);
@@ -405,12 +419,11 @@ describe('every route, every refusal path: exactly one well-formed record', () =
       await call('PUT', `${vaultOrigin(vault)}/secrets/cov-deleted?${API}`, { token: adminToken, body: { value: 'v' } });
       await call('DELETE', `${vaultOrigin(vault)}/secrets/cov-deleted?${API}`, { token: adminToken });
       await send('conflict', 'PUT', `${vaultOrigin(vault)}/secrets/cov-deleted?${API}`, { status: 409, operation: 'SecretSet', chain: vaultChain, authenticated: true, rbacAllowed: true }, { token: adminToken, body: { value: 'w' } });
-      // No 429: this service never answers Too Many Requests (it has no throttling of its own;
-      // Cloudflare's rate limiting, if configured, answers before the Worker runs).
 
       expect(routes.map((r) => `${r.host} ${r.method} ${r.path}`).filter((k) => !exercised.has(k))).toEqual([]);
       expect(sent.some((s) => s.status === 409)).toBe(true);
       expect(sent.some((s) => s.status >= 500)).toBe(true);
+      expect(sent.filter((s) => s.status === 429)).toHaveLength(2);
       await checkAllRecorded();
 
       const hostRecords = await rows<StoredRecord>('select * from audit_records where chain = ? and instr(canonical, ?) > 0', DEPLOYMENT_CHAIN, marker);

@@ -9,6 +9,7 @@ import { findTenantId } from '../../identity/tenant';
 import { issueAccessToken, issuerFor, TOKEN_LIFETIME_SECONDS } from '../../identity/tokens';
 import { BridgeUnavailableError } from '../../core/errors';
 import { auditAs, bodyText, type AppContext, type AppEnv } from '../context';
+import { recordTokenFailure, tokenAttemptRefused } from '../throttle';
 
 /**
  * The token service, in the shape MSAL (and so @azure/identity's ClientSecretCredential with an
@@ -166,11 +167,22 @@ export function tokenRoutes(app: Hono<AppEnv>): void {
       return oauthError(c, 400, 'invalid_scope', `The scope must be '${apexOrigin}/.default'.`);
     }
     const { db, keys } = c.get('services');
+    // A client id or address that failed too often lately is not even checked (credentials are
+    // a D1 read and a hash or signature check away): OAuth-shaped 429, which MSAL backs off on.
+    const claimedClient = form.get('client_id') ?? clientCredentials(c, form)?.id;
+    const wait = tokenAttemptRefused(c, claimedClient);
+    if (wait !== undefined) {
+      c.header('Retry-After', String(wait));
+      return oauthError(c, 429, 'temporarily_unavailable', `Too many failed authentication attempts for this client or from this address; retry after ${wait} seconds.`);
+    }
     let app: Application;
     try {
       app = await authenticateClient(c, form, tenantId);
     } catch (err) {
-      if (err instanceof OAuthRefusal) return refused(c, err);
+      if (err instanceof OAuthRefusal) {
+        recordTokenFailure(c, claimedClient);
+        return refused(c, err);
+      }
       throw err;
     }
     c.set('caller', { tenantId, objectId: app.objectId, appId: app.clientId });
