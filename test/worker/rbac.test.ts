@@ -522,6 +522,34 @@ describe('escalation attempts are refused', () => {
     await expectForbidden(await getSecret(vault, 's', definer.token));
   });
 
+  it('deleting a vault-wide role with delete rights at one object only', async () => {
+    const wide = crypto.randomUUID();
+    const put = await call('PUT', `${APEX}/management/vaults/${vault}/${AUTH}/roleDefinitions/${wide}`, {
+      token: adminToken,
+      body: { properties: { roleName: `wide ${wide.slice(0, 8)}`, permissions: [{ dataActions: [SecretActions.readMetadata] }], assignableScopes: ['/'] } },
+    });
+    expect(put.status).toBe(201);
+    const deleterRole = crypto.randomUUID();
+    expect(
+      (
+        await call('PUT', `${APEX}/management/vaults/${vault}/${AUTH}/roleDefinitions/${deleterRole}`, {
+          token: adminToken,
+          body: { properties: { roleName: `deleter ${deleterRole.slice(0, 8)}`, permissions: [{ dataActions: [RoleActions.deleteDefinitions, RoleActions.readDefinitions] }] } },
+        })
+      ).status,
+    ).toBe(201);
+    const deleter = await newApp('narrow deleter');
+    await grant(vault, deleter.objectId, deleterRole, '/secrets/x');
+    // Addressed at the object it holds rights on, the role still reaches the whole vault.
+    const message = await expectForbidden(await call('DELETE', rbacUrl(vault, 'secrets/x', `roleDefinitions/${wide}`), { token: deleter.token }));
+    expect(message).toContain(`scope '/'`);
+    expect((await call('GET', rbacUrl(vault, '', `roleDefinitions/${wide}`), { token: adminToken })).status).toBe(200);
+    // With the delete action at '/' it may.
+    await grant(vault, deleter.objectId, deleterRole, '/');
+    expect((await call('DELETE', rbacUrl(vault, 'secrets/x', `roleDefinitions/${wide}`), { token: deleter.token })).status).toBe(200);
+    expect((await call('GET', rbacUrl(vault, '', `roleDefinitions/${wide}`), { token: adminToken })).status).toBe(404);
+  });
+
   it('removing access one could not grant', async () => {
     const daa = await newApp('remover');
     await grant(vault, daa.objectId, R.dataAccessAdministrator);

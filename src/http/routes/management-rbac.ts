@@ -107,7 +107,7 @@ export function managementRbacRoutes(app: Hono<AppEnv>): void {
 
   app.delete(`${BASE}/roleDefinitions/:definition`, adminOperation('RoleDefinitionDelete', object('roleDefinitions', 'definition')), async (c) => {
     const vault = await vaultOf(c);
-    return c.json(roleDefinitionShape(await deleteRoleDefinition(c.get('services').db, vault, c.req.param('definition'))));
+    return c.json(roleDefinitionShape(await deleteRoleDefinition(c.get('services').db, vault, ADMIN, c.req.param('definition'))));
   });
 
   app.get(`${BASE}/roleDefinitions`, adminOperation('RoleDefinitionList', object('roleDefinitions')), async (c) => {

@@ -140,7 +140,7 @@ export function rbacRoutes(app: Hono<AppEnv>): void {
       const name = c.req.param('definition')!;
       auditAs(c, 'RoleDefinitionDelete', providerPath(scope, 'roleDefinitions', name));
       const { vault } = currentVault(c);
-      return c.json(roleDefinitionShape(await deleteRoleDefinition(c.get('services').db, vault, name)));
+      return c.json(roleDefinitionShape(await deleteRoleDefinition(c.get('services').db, vault, actor(c), name)));
     });
 
     app.get(`${route.prefix}${DEFINITIONS}`, op('RoleDefinitionList', RoleActions.readDefinitions), async (c) => {
