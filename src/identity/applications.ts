@@ -109,6 +109,20 @@ export async function getApplication(db: Database, clientId: string): Promise<Ap
   return db.select().from(applications).where(eq(applications.clientId, clientId)).get();
 }
 
+/**
+ * The principal a role assignment names: here every principal is an application of the tenant,
+ * known by its object id. Also says whether `id` is an application's client id instead, the
+ * usual mistake, so the refusal can say so.
+ */
+export async function findPrincipal(db: Database, tenantId: string, id: string): Promise<{ found: true } | { found: false; isClientId: boolean }> {
+  const [byObject, byClient] = await db.batch([
+    db.select({ tenantId: applications.tenantId }).from(applications).where(eq(applications.objectId, id)),
+    db.select({ tenantId: applications.tenantId }).from(applications).where(eq(applications.clientId, id)),
+  ]);
+  if (byObject.some((a) => a.tenantId === tenantId)) return { found: true };
+  return { found: false, isClientId: byClient.some((a) => a.tenantId === tenantId) };
+}
+
 export async function listApplications(db: Database): Promise<Application[]> {
   return db.select().from(applications).orderBy(asc(applications.createdAt), asc(applications.clientId)).all();
 }
