@@ -1,12 +1,13 @@
 import { persistAuditBatch } from './audit/consumer';
 import { unknownHostEvent } from './audit/event';
 import type { AuditEvent } from './audit/event';
+import { queueAuditEvent } from './audit/send';
 import type { Env } from './core/env';
 import { persistEventBatch } from './events/consumer';
 import { EVENTS_QUEUE_NAME, type VaultEvent } from './events/event';
 import { createApexApp } from './http/apex-app';
 import { errorBody } from './http/errors';
-import { classifyHost } from './http/hosts';
+import { classifyHost, hostOfUrl } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
 import { runAuditJobs } from './jobs/audit';
 import { purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
@@ -19,10 +20,17 @@ const vaults = createVaultApp();
 export default {
   /** Routes by host: the zone apex, or a vault at `{vault}.{zone}`. */
   fetch(request, env, ctx) {
-    const target = classifyHost(new URL(request.url).host, env.VAULT_ZONE);
+    const host = hostOfUrl(request.url);
+    if (host === null) {
+      // A Host header that is not a host (e.g. a port past 65535): the request is malformed, so
+      // 400 as RFC 9112 §3.2 asks (Azure's front end answers "Bad Request - Invalid Hostname").
+      ctx.waitUntil(queueAuditEvent(env.AUDIT_QUEUE, unknownHostEvent(request, Date.now(), { operation: 'InvalidHost', status: 400, errorCode: 'BadParameter' })));
+      return Response.json(errorBody('BadParameter', 'The Host header is not a valid host name and port.'), { status: 400 });
+    }
+    const target = classifyHost(host, env.VAULT_ZONE);
     if (target.kind === 'apex') return apex.fetch(request, env, ctx);
     if (target.kind === 'vault') return vaults.fetch(request, env, ctx);
-    ctx.waitUntil(env.AUDIT_QUEUE.send(unknownHostEvent(request)).catch(() => console.error('audit event not queued')));
+    ctx.waitUntil(queueAuditEvent(env.AUDIT_QUEUE, unknownHostEvent(request)));
     return Response.json(errorBody('NotFound', 'This host is not served by this vault service.'), { status: 404 });
   },
 

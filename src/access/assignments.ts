@@ -1,5 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import { z } from 'zod';
+import { findPrincipal } from '../identity/applications';
 import type { Caller } from '../identity/tokens';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
@@ -174,6 +175,17 @@ export async function createRoleAssignment(
   }
   if (actor.kind === 'principal') {
     assertMayManage(await loadAuthorization(db, vault.id), actor.caller, vault, 'write', scope, role, now);
+  }
+  // As Azure: an assignment to nobody is refused, not stored to grant nothing (checked after the
+  // caller's rights, so only those who may assign learn whether a principal exists).
+  const principal = await findPrincipal(db, vault.tenantId, principalId);
+  if (!principal.found) {
+    throw new VaultError(
+      400,
+      'PrincipalNotFound',
+      `Principal ${principalId.replace(/-/g, '')} does not exist in the directory ${vault.tenantId}. Check that you have the correct principal ID.` +
+        (principal.isClientId ? ' It is the client (application) id of an application: role assignments take its object id.' : ''),
+    );
   }
 
   const existing = await vaultAssignments(db, vault);

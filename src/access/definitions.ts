@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { roleAssignments, roleDefinitions } from '../storage/schema';
-import { ALL_DATA_ACTIONS } from '../core/data-actions';
+import { ALL_DATA_ACTIONS, RoleActions } from '../core/data-actions';
 import { badParameter, conflict, forbidden, notFound, VaultError } from '../core/errors';
 import type { Page } from '../core/paging';
 import { type VaultRecord } from '../core/vault';
@@ -26,7 +26,8 @@ import { customRole, forgetAuthorization, loadAuthorization } from './store';
  *
  * A principal writing a definition through the vault must hold, at each of its assignable
  * scopes, every action the definition grants: otherwise it could widen a role it (or anyone)
- * already holds. A definition with assignments cannot be deleted.
+ * already holds. Deleting one likewise needs the delete action at each of its assignable scopes.
+ * A definition with assignments cannot be deleted.
  */
 
 const pattern = z
@@ -205,11 +206,26 @@ export async function putRoleDefinition(
   return role;
 }
 
-/** DELETE: removes a custom role of this vault that nothing is assigned; answers what it was. */
-export async function deleteRoleDefinition(db: Database, vault: VaultRecord, rawName: string): Promise<RoleDefinition> {
+/**
+ * DELETE: removes a custom role of this vault that nothing is assigned; answers what it was. As
+ * for writing, a principal must hold the delete action at every scope the role is assignable at:
+ * the scope the request is addressed to says nothing about how far the role reaches.
+ */
+export async function deleteRoleDefinition(db: Database, vault: VaultRecord, actor: Actor, rawName: string): Promise<RoleDefinition> {
   const role = await getRoleDefinition(db, vault, rawName);
   if (role.roleType !== 'CustomRole' || role.vaultId !== vault.id) {
     throw badParameter(`'${role.id}' is not a custom role of this vault and cannot be deleted here.`);
+  }
+  if (actor.kind === 'principal') {
+    const data = await loadAuthorization(db, vault.id);
+    const outside = role.assignableScopes.find((s) => !holds(data, actor.caller.objectId, RoleActions.deleteDefinitions, s));
+    if (outside !== undefined) {
+      throw forbidden(
+        `The role definition cannot be deleted: it is assignable at scope '${outside}', where the caller ` +
+          `(appid=${actor.caller.appId};oid=${actor.caller.objectId}) does not hold '${RoleActions.deleteDefinitions}'.`,
+        'ForbiddenByRbac',
+      );
+    }
   }
   const assigned = await db
     .select({ id: roleAssignments.id })

@@ -5,7 +5,9 @@ import { parseIp, parseRange, rangeContains, formatRange, type IpRange } from '.
 
 /**
  * The vault firewall: Azure's networkAcls (`defaultAction`, `ipRules`), checked against the client
- * address the edge reports (cf-connecting-ip) before anything else about the request is looked at.
+ * address the edge reports (cf-connecting-ip) as soon as the vault is known (after the challenge,
+ * the api-version and the vault lookup; see src/http/operation.ts), before authorization and before
+ * any object is read.
  *
  * Azure's `bypass: 'AzureServices'` lets trusted Microsoft services through; there are none here,
  * so it is accepted (templates written for Azure keep working) and has no effect: the firewall is

@@ -98,21 +98,34 @@ export function clientInfoOf(userAgent: string | null | undefined): string | nul
 export const DEPLOYMENT_CHAIN = 'deployment';
 export const chainOfVault = (vault: string | null): string => (vault ? `vault:${vault.toLowerCase()}` : DEPLOYMENT_CHAIN);
 
-/** The event of a request for a host this service does not serve (answered before any app runs). */
-export function unknownHostEvent(request: Request, started = Date.now()): AuditEvent {
+/** How a request refused by its Host alone was answered. */
+export interface HostRefusal {
+  operation: 'UnknownHost' | 'InvalidHost';
+  status: 400 | 404;
+  errorCode: string;
+}
+
+const UNKNOWN_HOST: HostRefusal = { operation: 'UnknownHost', status: 404, errorCode: 'NotFound' };
+
+/**
+ * The event of a request refused by its Host before any app runs: a host this service does not
+ * serve, or one that is not a valid host at all (then the request URI cannot be read and is left
+ * empty: its query could not be filtered).
+ */
+export function unknownHostEvent(request: Request, started = Date.now(), refusal: HostRefusal = UNKNOWN_HOST): AuditEvent {
   return {
     v: AUDIT_EVENT_VERSION,
     id: crypto.randomUUID(),
     time: started,
     vault: null,
     tenantId: null,
-    operation: 'UnknownHost',
+    operation: refusal.operation,
     apiVersion: apiVersionOf(request.url),
     caller: null,
     objectId: null,
     requestUri: requestUriOf(request.url),
-    status: 404,
-    errorCode: 'NotFound',
+    status: refusal.status,
+    errorCode: refusal.errorCode,
     durationMs: Date.now() - started,
     clientIp: request.headers.get('cf-connecting-ip'),
     correlationId: crypto.randomUUID(),

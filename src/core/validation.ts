@@ -22,11 +22,36 @@ export const attributes = z.object({
   exp: unixTime,
 });
 
-export const tags = z
-  .record(z.string().max(256, 'tag names are at most 256 characters'), z.string().max(256, 'tag values are at most 256 characters'))
-  .refine((t) => Object.keys(t).length <= 15, 'at most 15 tags are allowed')
-  .nullable()
-  .optional();
+const tagName = z.string().max(256, 'tag names are at most 256 characters');
+const tagValue = z.string().max(256, 'tag values are at most 256 characters');
+
+/**
+ * Tags, checked name by name. Not z.record: it skips a `__proto__` name (which JSON.parse makes an
+ * own property) without checking its value, so `{"__proto__": {…}}` vanished instead of being
+ * refused. Every own name is checked here alike and the result is built with own data properties
+ * only (Object.fromEntries), so no name can reach a prototype.
+ */
+const tagRecord = z.unknown().transform((raw, ctx): Record<string, string> => {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    ctx.addIssue({ code: 'custom', message: `Invalid input: expected record, received ${Array.isArray(raw) ? 'array' : raw === null ? 'null' : typeof raw}` });
+    return z.NEVER;
+  }
+  const entries = Object.entries(raw as Record<string, unknown>);
+  if (entries.length > 15) {
+    ctx.addIssue({ code: 'custom', message: 'at most 15 tags are allowed' });
+    return z.NEVER;
+  }
+  for (const [name, value] of entries) {
+    const issue = tagName.safeParse(name).error?.issues[0] ?? tagValue.safeParse(value).error?.issues[0];
+    if (issue) {
+      ctx.addIssue({ code: 'custom', path: [name], message: issue.message });
+      return z.NEVER;
+    }
+  }
+  return Object.fromEntries(entries) as Record<string, string>;
+});
+
+export const tags = tagRecord.nullable().optional();
 
 const contentType = z.string().max(255, 'contentType is at most 255 characters').nullable().optional();
 

@@ -1,10 +1,12 @@
 import type { MiddlewareHandler } from 'hono';
 import { apiVersionOf, AUDIT_EVENT_VERSION, clientInfoOf, requestUriOf, type AuditAuthorization, type AuditEvent } from '../audit/event';
+import { queueAuditEvent } from '../audit/send';
 import type { AppEnv, AuditDraft } from './context';
 
 /**
  * Emits one audit event per request, whatever its outcome, after the response is ready. Sending
- * is off the response path (waitUntil); a failed send is logged, never surfaced to the caller.
+ * is off the response path (waitUntil); a failed send is retried, then logged, never surfaced to
+ * the caller (src/audit/send.ts).
  * The event is built from what the request already knows (no D1 query); the queue consumer turns
  * it into the chained record (src/audit/).
  */
@@ -43,9 +45,7 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
       authorization: decisionOf(draft.authorization),
       authorizationModel: vault ? (vault.enableRbacAuthorization ? 'rbac' : 'policy') : null,
     };
-    c.executionCtx.waitUntil(
-      c.env.AUDIT_QUEUE.send(event).catch((err: Error) => console.error(`audit event not queued: ${err.name}`)),
-    );
+    c.executionCtx.waitUntil(queueAuditEvent(c.env.AUDIT_QUEUE, event));
   };
 }
 

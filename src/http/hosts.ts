@@ -8,6 +8,19 @@ export type HostTarget =
   | { kind: 'vault'; vaultName: string; origin: string; apexOrigin: string }
   | { kind: 'unknown' };
 
+/**
+ * The host (with port) of a request URL, or null when the URL does not parse: workerd builds the
+ * URL from the client's Host header, so `Host: x:99999` or `x:abc` reaches the Worker as a URL
+ * that `new URL` refuses.
+ */
+export function hostOfUrl(url: string): string | null {
+  try {
+    return new URL(url).host;
+  } catch {
+    return null;
+  }
+}
+
 export function classifyHost(hostHeader: string | undefined, zone: string): HostTarget {
   if (!hostHeader) return { kind: 'unknown' };
   const host = hostHeader.toLowerCase();

@@ -1,9 +1,10 @@
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, eq, or } from 'drizzle-orm';
 import { randomBytes, sha256Hex, timingSafeEqual, toBase64Url } from '../core/encoding';
 import type { Database } from '../storage/db';
 import { LookupCache } from '../core/cache';
 import { applications, clientSecrets } from '../storage/schema';
 import { badParameter, notFound } from '../core/errors';
+import { anotherUsableAdministrator, credentialRemovable, lastAdministrator } from './admin-guard';
 
 export type Application = typeof applications.$inferSelect;
 type ClientSecretRow = typeof clientSecrets.$inferSelect;
@@ -109,14 +110,34 @@ export async function getApplication(db: Database, clientId: string): Promise<Ap
   return db.select().from(applications).where(eq(applications.clientId, clientId)).get();
 }
 
+/**
+ * The principal a role assignment names: here every principal is an application of the tenant,
+ * known by its object id. Also says whether `id` is an application's client id instead, the
+ * usual mistake, so the refusal can say so.
+ */
+export async function findPrincipal(db: Database, tenantId: string, id: string): Promise<{ found: true } | { found: false; isClientId: boolean }> {
+  const [byObject, byClient] = await db.batch([
+    db.select({ tenantId: applications.tenantId }).from(applications).where(eq(applications.objectId, id)),
+    db.select({ tenantId: applications.tenantId }).from(applications).where(eq(applications.clientId, id)),
+  ]);
+  if (byObject.some((a) => a.tenantId === tenantId)) return { found: true };
+  return { found: false, isClientId: byClient.some((a) => a.tenantId === tenantId) };
+}
+
 export async function listApplications(db: Database): Promise<Application[]> {
   return db.select().from(applications).orderBy(asc(applications.createdAt), asc(applications.clientId)).all();
 }
 
+/** Deletes an application; 409 when it is the last administrator holding a usable credential. */
 export async function deleteApplication(db: Database, clientId: string): Promise<void> {
-  const removed = await db.delete(applications).where(eq(applications.clientId, clientId)).returning();
+  const removed = await db
+    .delete(applications)
+    .where(and(eq(applications.clientId, clientId), or(eq(applications.isAdmin, false), anotherUsableAdministrator({ clientId }))))
+    .returning({ clientId: applications.clientId });
   existing.forget(clientId);
-  if (removed.length === 0) throw applicationNotFound(clientId);
+  if (removed.length > 0) return;
+  if (await getApplication(db, clientId)) throw lastAdministrator();
+  throw applicationNotFound(clientId);
 }
 
 // Every authenticated request asks whether its application still exists; each isolate remembers
@@ -148,11 +169,14 @@ export async function addClientSecret(
 }
 
 export async function removeClientSecret(db: Database, clientId: string, secretId: string): Promise<void> {
+  const which = and(eq(clientSecrets.clientId, clientId), eq(clientSecrets.id, secretId));
   const removed = await db
     .delete(clientSecrets)
-    .where(and(eq(clientSecrets.clientId, clientId), eq(clientSecrets.id, secretId)))
-    .returning();
-  if (removed.length === 0) throw notFound('NotFound', `Client secret ${secretId} was not found.`);
+    .where(and(which, credentialRemovable(clientId, secretId)))
+    .returning({ id: clientSecrets.id });
+  if (removed.length > 0) return;
+  if (await db.select({ id: clientSecrets.id }).from(clientSecrets).where(which).get()) throw lastAdministrator();
+  throw notFound('NotFound', `Client secret ${secretId} was not found.`);
 }
 
 /**

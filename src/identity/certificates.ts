@@ -8,6 +8,7 @@ import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { applicationCertificates } from '../storage/schema';
 import { badParameter, conflict, notFound } from '../core/errors';
+import { credentialRemovable, lastAdministrator } from './admin-guard';
 import {
   CertificateFormatError,
   certificateDer,
@@ -168,11 +169,14 @@ export async function getCertificate(db: Database, clientId: string, id: string)
 }
 
 export async function removeCertificate(db: Database, clientId: string, id: string): Promise<void> {
+  const which = and(eq(applicationCertificates.clientId, clientId), eq(applicationCertificates.id, id));
   const removed = await db
     .delete(applicationCertificates)
-    .where(and(eq(applicationCertificates.clientId, clientId), eq(applicationCertificates.id, id)))
+    .where(and(which, credentialRemovable(clientId, id)))
     .returning({ id: applicationCertificates.id });
-  if (removed.length === 0) throw notFound('NotFound', `Certificate ${id.slice(0, 64)} was not found.`);
+  if (removed.length > 0) return;
+  if (await db.select({ id: applicationCertificates.id }).from(applicationCertificates).where(which).get()) throw lastAdministrator();
+  throw notFound('NotFound', `Certificate ${id.slice(0, 64)} was not found.`);
 }
 
 /** The application's certificate a JWS header names by x5t#S256 (preferred) or x5t; read fresh from D1. */

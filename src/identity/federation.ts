@@ -11,6 +11,7 @@ import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { federatedCredentials } from '../storage/schema';
 import { badParameter, conflict, notFound } from '../core/errors';
+import { credentialRemovable, lastAdministrator } from './admin-guard';
 
 export type FederatedCredentialRow = typeof federatedCredentials.$inferSelect;
 
@@ -158,11 +159,14 @@ export async function getFederatedCredential(db: Database, clientId: string, id:
 }
 
 export async function removeFederatedCredential(db: Database, clientId: string, id: string): Promise<void> {
+  const which = and(eq(federatedCredentials.clientId, clientId), eq(federatedCredentials.id, id));
   const removed = await db
     .delete(federatedCredentials)
-    .where(and(eq(federatedCredentials.clientId, clientId), eq(federatedCredentials.id, id)))
+    .where(and(which, credentialRemovable(clientId, id)))
     .returning({ id: federatedCredentials.id });
-  if (removed.length === 0) throw notFound('NotFound', `Federated identity credential ${id.slice(0, 64)} was not found.`);
+  if (removed.length > 0) return;
+  if (await db.select({ id: federatedCredentials.id }).from(federatedCredentials).where(which).get()) throw lastAdministrator();
+  throw notFound('NotFound', `Federated identity credential ${id.slice(0, 64)} was not found.`);
 }
 
 /** Every federated credential of the application, read fresh (revocation takes effect at once). */

@@ -480,6 +480,23 @@ describe('audit trail through the real queue', () => {
   });
 });
 
+describe('queueing', () => {
+  it('tries a failed send again instead of losing the request\'s record', async () => {
+    const events: AuditEvent[] = [];
+    let failures = 0;
+    const flaky = {
+      async send(body: AuditEvent) {
+        if (failures++ < 2) throw new Error('transient queue failure');
+        events.push(structuredClone(body));
+      },
+    } as unknown as Queue<AuditEvent>;
+    const res = await call('GET', `${vaultOrigin(vault)}/secrets?${API}`, { token, env: { AUDIT_QUEUE: flaky } });
+    expect(res.status).toBe(200);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ operation: 'SecretList', status: 200 });
+  });
+});
+
 describe('logs', () => {
   it('never contain a secret value, client secret, bootstrap secret or token, even on failures', async () => {
     const lines: string[] = [];

@@ -73,7 +73,6 @@ describe('a vault built to fail every check', () => {
   let federatedId: string;
   let unusedAssignment: string;
   let expiredAssignment: string;
-  const orphan = crypto.randomUUID();
 
   beforeAll(async () => {
     // No purge protection, retention 7 days; the creating administrator holds Key Vault Administrator.
@@ -126,7 +125,7 @@ describe('a vault built to fail every check', () => {
     unusedAssignment = await assign(vault, staleApp.objectId, BuiltInRoleIds.secretsUser);
     await exec('update role_assignments set created_at = ?, last_used_at = null where id = ?', now - 100 * DAY, unusedAssignment);
     // A time-bound assignment that has expired but is still stored.
-    expiredAssignment = await assign(vault, orphan, BuiltInRoleIds.reader, { expiresOn: new Date((now + 3600) * 1000).toISOString() });
+    expiredAssignment = await assign(vault, (await newApp('expired assignee')).objectId, BuiltInRoleIds.reader, { expiresOn: new Date((now + 3600) * 1000).toISOString() });
     await exec('update role_assignments set expires_at = ? where id = ?', now - 3600, expiredAssignment);
 
     r = await vaultReport(vault);

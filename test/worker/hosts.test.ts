@@ -1,6 +1,11 @@
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../src/audit/event';
+import type { Env } from '../../src/core/env';
 import { classifyHost } from '../../src/http/hosts';
-import { API, APEX, admin, call, json, newVault, tokenFor, vaultOrigin } from './helpers';
+import worker from '../../src/index';
+import { API, APEX, admin, call, env, json, newVault, tokenFor, vaultOrigin } from './helpers';
+import { batchOf, consume } from './audit-helpers';
 import { challengeFor, expectChallenge } from './identity-helpers';
 
 let tenantId: string;
@@ -106,6 +111,25 @@ describe('routing by host', () => {
     expect(body.error.code).toBe('NotFound');
     expect(typeof body.error.message).toBe('string');
     expect(res.headers.get('www-authenticate')).toBeNull();
+  });
+
+  it('answers a Host with an invalid port with an Azure-shaped 400, audited', async () => {
+    // workerd builds request.url from the Host header, so `Host: dev.vault.localhost:99999` arrives
+    // as a URL that does not parse (a Request cannot be made with one here, hence the plain object).
+    for (const url of [`https://dev.vault.localhost:99999/secrets?${API}`, `https://dev.vault.localhost:abc/secrets?${API}`]) {
+      const events: AuditEvent[] = [];
+      const queue = { send: async (body: AuditEvent) => void events.push(structuredClone(body)) } as unknown as Queue<AuditEvent>;
+      const request = { url, method: 'GET', headers: new Headers({ 'user-agent': 'host-test' }) } as unknown as Request;
+      const ctx = createExecutionContext();
+      const res = await (worker.fetch as ExportedHandlerFetchHandler<Env>)(request as never, { ...env, AUDIT_QUEUE: queue } as Env, ctx);
+      await waitOnExecutionContext(ctx);
+      expect(res.status, url).toBe(400);
+      expect((await json(res)).error.code).toBe('BadParameter');
+      expect(events, url).toHaveLength(1);
+      expect(events[0]).toMatchObject({ operation: 'InvalidHost', status: 400, errorCode: 'BadParameter', vault: null, requestUri: '', clientInfo: 'host-test' });
+      const stored = await consume(batchOf(events));
+      expect(stored.ackedIds.size).toBe(1);
+    }
   });
 
   it('does not serve hosts that merely contain the zone', async () => {

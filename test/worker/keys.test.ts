@@ -68,6 +68,8 @@ describe('create and read', () => {
       { kty: 'EC', key_ops: ['encrypt'] },
       { kty: 'RSA', key_ops: ['fly'] },
       { kty: 'RSA', tags: { a: 'x'.repeat(300) } },
+      // An own `__proto__` name (as JSON.parse makes it) with an object value: refused like any other.
+      { kty: 'RSA', tags: JSON.parse('{"__proto__": {"x": "y"}}') },
     ];
     for (const body of bad) {
       const res = await post('/keys/refused/create', body);

@@ -623,3 +623,77 @@ describe('management API', () => {
     });
   });
 });
+
+describe('the last administrator', () => {
+  // Only the two administrators made here count while these tests run; the file's others are
+  // demoted meanwhile and promoted again afterwards.
+  let demoted: string[] = [];
+  let a: Creds & { secretId: string; token: string };
+  let b: Creds & { secretId: string; token: string };
+
+  async function newAdmin(token: string, displayName: string) {
+    const res = await call('POST', `${APEX}/management/applications`, { token, body: { displayName, isAdmin: true } });
+    expect(res.status).toBe(201);
+    const body = await json(res);
+    const creds = { tenantId: body.tenantId as string, clientId: body.clientId as string, clientSecret: body.clientSecret as string };
+    return { ...creds, secretId: body.secret.id as string, token: await tokenFor(creds) };
+  }
+
+  beforeAll(async () => {
+    const creds = await admin();
+    const token = await tokenFor(creds);
+    a = await newAdmin(token, 'admin a');
+    b = await newAdmin(token, 'admin b');
+    demoted = (await rows<{ client_id: string }>('select client_id from applications where is_admin = 1 and client_id not in (?, ?)', a.clientId, b.clientId)).map(
+      (r) => r.client_id,
+    );
+    await env.DB.prepare('update applications set is_admin = 0 where is_admin = 1 and client_id not in (?, ?)').bind(a.clientId, b.clientId).run();
+    return async () => {
+      for (const id of demoted) await env.DB.prepare('update applications set is_admin = 1 where client_id = ?').bind(id).run();
+    };
+  });
+
+  const admins = async () => (await rows<{ client_id: string }>('select client_id from applications where is_admin = 1')).map((r) => r.client_id);
+
+  it('two administrators deleting each other at the same moment: exactly one succeeds', async () => {
+    const [ab, ba] = await Promise.all([
+      call('DELETE', `${APEX}/management/applications/${b.clientId}`, { token: a.token }),
+      call('DELETE', `${APEX}/management/applications/${a.clientId}`, { token: b.token }),
+    ]);
+    const statuses = [ab.status, ba.status].sort();
+    expect(statuses[0]).toBe(204);
+    expect(statuses[1]).not.toBe(204);
+    const refused = ab.status === 204 ? ba : ab;
+    if (refused.status === 409) expect((await json(refused)).error.message).toContain('without an administrator application');
+    expect(await admins()).toHaveLength(1);
+    // Whoever is left goes on as `a`.
+    if (ab.status !== 204) a = b;
+  });
+
+  it('refuses removing the last administrator\'s last usable credential, of any kind', async () => {
+    const base = `${APEX}/management/applications/${a.clientId}`;
+    const refusedSecret = await call('DELETE', `${base}/secrets/${a.secretId}`, { token: a.token });
+    expect(refusedSecret.status).toBe(409);
+    expect((await json(refusedSecret)).error.code).toBe('Conflict');
+    // A federated credential is a way to get a token: with it the secret may go, then it may not.
+    const fic = await call('POST', `${base}/federatedCredentials`, {
+      token: a.token,
+      body: { name: 'deploy', issuer: 'https://token.actions.githubusercontent.com', subject: 'repo:contoso/app:ref:refs/heads/main' },
+    });
+    expect(fic.status).toBe(201);
+    const ficId = (await json(fic)).id as string;
+    // An expired secret is no way in: adding one and removing the fic is still refused.
+    const added = await json(await call('POST', `${base}/secrets`, { token: a.token, body: { expiresInDays: 1 } }));
+    await env.DB.prepare('update client_secrets set expires_at = ? where id = ?').bind(Math.floor(Date.now() / 1000) - 60, added.secret.id).run();
+    expect((await call('DELETE', `${base}/secrets/${a.secretId}`, { token: a.token })).status).toBe(204);
+    expect((await call('DELETE', `${base}/federatedCredentials/${ficId}`, { token: a.token })).status).toBe(409);
+    // Removing an unknown credential is still a 404, not a 409.
+    expect((await call('DELETE', `${base}/secrets/${crypto.randomUUID()}`, { token: a.token })).status).toBe(404);
+    // With a second administrator that can sign in, the first one's credentials may go.
+    const other = await newAdmin(a.token, 'admin c');
+    expect((await call('DELETE', `${base}/federatedCredentials/${ficId}`, { token: other.token })).status).toBe(204);
+    // And deleting `a` is allowed while `other` remains, but then `other` is the last one.
+    expect((await call('DELETE', base, { token: other.token })).status).toBe(204);
+    expect(await admins()).toEqual([other.clientId]);
+  });
+});

@@ -173,7 +173,7 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
   });
 
   it('creates (201), reads and deletes an assignment at the vault scope as the SDK sends it', async () => {
-    const principal = crypto.randomUUID();
+    const principal = (await newApp('assignee')).objectId;
     const name = crypto.randomUUID();
     const put = await call('PUT', rbacUrl(vault, '', `roleAssignments/${name}`), {
       token: manager.token,
@@ -220,7 +220,7 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
     const name = crypto.randomUUID();
     const res = await call('PUT', rbacUrl(vault, '/keys', `roleAssignments/${name}`), {
       token: manager.token,
-      body: { properties: { roleDefinitionId: defId(R.cryptoUser), principalId: crypto.randomUUID() } },
+      body: { properties: { roleDefinitionId: defId(R.cryptoUser), principalId: (await newApp('key user')).objectId } },
     });
     expect(res.status).toBe(201);
     const body = await json(res);
@@ -232,7 +232,7 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
     const objectName = crypto.randomUUID();
     const one = await call('PUT', rbacUrl(vault, '/secrets/Db-Password', `roleAssignments/${objectName}`), {
       token: manager.token,
-      body: { properties: { roleDefinitionId: defId(R.secretsUser), principalId: crypto.randomUUID() } },
+      body: { properties: { roleDefinitionId: defId(R.secretsUser), principalId: (await newApp('secret user')).objectId } },
     });
     expect(one.status).toBe(201);
     expect((await json(one)).properties.scope).toBe('/secrets/Db-Password');
@@ -256,13 +256,45 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
     expect(noPrincipal.status).toBe(400);
   });
 
+  it('refuses principals that do not exist (400 PrincipalNotFound), as Azure does', async () => {
+    const app = await newApp('known principal');
+    const unknownId = crypto.randomUUID();
+    const assign = (principalId: string, url = rbacUrl(vault, '', `roleAssignments/${crypto.randomUUID()}`), token = manager.token) =>
+      call('PUT', url, { token, body: { properties: { roleDefinitionId: defId(R.secretsUser), principalId } } });
+    const unknown = await assign(unknownId);
+    expect(unknown.status).toBe(400);
+    const error = (await json(unknown)).error;
+    expect(error.code).toBe('PrincipalNotFound');
+    expect(error.message).toBe(
+      `Principal ${unknownId.replace(/-/g, '')} does not exist in the directory ${adminCreds.tenantId}. Check that you have the correct principal ID.`,
+    );
+    // An application's client id where its object id belongs: refused, and told so.
+    const byClientId = await assign(app.clientId);
+    expect(byClientId.status).toBe(400);
+    const clientError = (await json(byClientId)).error;
+    expect(clientError.code).toBe('PrincipalNotFound');
+    expect(clientError.message).toContain('client (application) id');
+    // The management API refuses them too; a deleted application is no principal either.
+    const mgmt = (principalId: string) => assign(principalId, `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${crypto.randomUUID()}`, adminToken);
+    expect((await json(await mgmt(unknownId))).error.code).toBe('PrincipalNotFound');
+    const gone = await newApp('deleted principal');
+    expect((await call('DELETE', `${APEX}/management/applications/${gone.clientId}`, { token: adminToken })).status).toBe(204);
+    expect((await json(await mgmt(gone.objectId))).error.code).toBe('PrincipalNotFound');
+    // Nothing was stored; the object id works.
+    const listed = await json(await call('GET', rbacUrl(vault, '', 'roleAssignments'), { token: manager.token }));
+    expect(listed.value.some((a: any) => [unknownId, app.clientId, gone.objectId].includes(a.properties.principalId))).toBe(false);
+    expect((await assign(app.objectId)).status).toBe(201);
+    // Whoever may not assign learns nothing about which principals exist.
+    await expectForbidden(await assign(unknownId, undefined, app.token));
+  });
+
   it('lists with atScope() and principalId filters, paged with absolute nextLinks', async () => {
     const v = await newVault(adminToken);
-    const p = crypto.randomUUID();
+    const p = (await newApp('listed')).objectId;
     const atRoot = await grant(v, p, R.secretsUser, '/');
     const atSecrets = await grant(v, p, R.secretsOfficer, '/secrets');
     const atObject = await grant(v, p, R.reader, '/secrets/x');
-    const atKeys = await grant(v, crypto.randomUUID(), R.cryptoUser, '/keys');
+    const atKeys = await grant(v, (await newApp('listed other')).objectId, R.cryptoUser, '/keys');
     await grant(v, manager.objectId, R.reader);
     const list = async (scope: string, query: string) => {
       const res = await call('GET', rbacUrl(v, scope, 'roleAssignments', `${API74}${query}`), { token: manager.token });
@@ -417,6 +449,9 @@ describe('escalation attempts are refused', () => {
     await putSecret(vault, 's');
   });
 
+  // Assignments need a principal that exists (PrincipalNotFound otherwise): a fresh application each.
+  const principal = async () => (await newApp('assignee')).objectId;
+
   const assignVia = (app: App, scope: string, roleDefinitionId: string, principalId: string) =>
     call('PUT', rbacUrl(vault, scope, `roleAssignments/${crypto.randomUUID()}`), {
       token: app.token,
@@ -428,11 +463,11 @@ describe('escalation attempts are refused', () => {
     await grant(vault, officer.objectId, R.secretsOfficer);
     const message = await expectForbidden(await assignVia(officer, '', defId(R.secretsUser), officer.objectId));
     expect(message).toContain(`Action: '${RoleActions.writeAssignments}'`);
-    await expectForbidden(await assignVia(officer, '/secrets', defId(R.secretsOfficer), crypto.randomUUID()));
+    await expectForbidden(await assignVia(officer, '/secrets', defId(R.secretsOfficer), await principal()));
     // Nor an Administrator, whose data actions are Microsoft.KeyVault/vaults/* only.
     const administrator = await newApp('administrator');
     await grant(vault, administrator.objectId, R.administrator);
-    await expectForbidden(await assignVia(administrator, '', defId(R.secretsUser), crypto.randomUUID()));
+    await expectForbidden(await assignVia(administrator, '', defId(R.secretsUser), await principal()));
   });
 
   it('a Data Access Administrator assigning Administrator (or anything it does not hold)', async () => {
@@ -440,35 +475,35 @@ describe('escalation attempts are refused', () => {
     await grant(vault, daa.objectId, R.dataAccessAdministrator);
     const message = await expectForbidden(await assignVia(daa, '', defId(R.administrator), daa.objectId));
     expect(message).toContain('Key Vault Administrator');
-    await expectForbidden(await assignVia(daa, '', defId(R.secretsUser), crypto.randomUUID()));
+    await expectForbidden(await assignVia(daa, '', defId(R.secretsUser), await principal()));
     // Its condition: never another Data Access Administrator, never a role outside the list.
-    await expectForbidden(await assignVia(daa, '', defId(R.dataAccessAdministrator), crypto.randomUUID()));
+    await expectForbidden(await assignVia(daa, '', defId(R.dataAccessAdministrator), await principal()));
     // With Secrets Officer it may hand out Secrets User, within what it holds.
     await grant(vault, daa.objectId, R.secretsOfficer);
-    expect((await assignVia(daa, '', defId(R.secretsUser), crypto.randomUUID())).status).toBe(201);
-    await expectForbidden(await assignVia(daa, '', defId(R.administrator), crypto.randomUUID()));
-    await expectForbidden(await assignVia(daa, '', defId(R.cryptoUser), crypto.randomUUID()));
+    expect((await assignVia(daa, '', defId(R.secretsUser), await principal())).status).toBe(201);
+    await expectForbidden(await assignVia(daa, '', defId(R.administrator), await principal()));
+    await expectForbidden(await assignVia(daa, '', defId(R.cryptoUser), await principal()));
     // Certificate User's secrets actions it holds, but the condition does not list that role.
     await grant(vault, daa.objectId, R.administrator);
-    await expectForbidden(await assignVia(daa, '', defId(R.certificateUser), crypto.randomUUID()));
-    expect((await assignVia(daa, '', defId(R.administrator), crypto.randomUUID())).status).toBe(201);
+    await expectForbidden(await assignVia(daa, '', defId(R.certificateUser), await principal()));
+    expect((await assignVia(daa, '', defId(R.administrator), await principal())).status).toBe(201);
   });
 
   it('assigning at a wider scope than one holds', async () => {
     const scoped = await newApp('scoped manager');
     await grant(vault, scoped.objectId, R.dataAccessAdministrator, '/secrets');
     await grant(vault, scoped.objectId, R.secretsOfficer, '/secrets');
-    await expectForbidden(await assignVia(scoped, '', defId(R.secretsUser), crypto.randomUUID()));
-    await expectForbidden(await assignVia(scoped, '/keys', defId(R.secretsUser), crypto.randomUUID()));
-    expect((await assignVia(scoped, '/secrets', defId(R.secretsUser), crypto.randomUUID())).status).toBe(201);
-    expect((await assignVia(scoped, '/secrets/s', defId(R.secretsUser), crypto.randomUUID())).status).toBe(201);
+    await expectForbidden(await assignVia(scoped, '', defId(R.secretsUser), await principal()));
+    await expectForbidden(await assignVia(scoped, '/keys', defId(R.secretsUser), await principal()));
+    expect((await assignVia(scoped, '/secrets', defId(R.secretsUser), await principal())).status).toBe(201);
+    expect((await assignVia(scoped, '/secrets/s', defId(R.secretsUser), await principal())).status).toBe(201);
 
     // Management at an object scope only: the collection is wider.
     const narrow = await newApp('narrow manager');
     await grant(vault, narrow.objectId, R.dataAccessAdministrator, '/secrets/s');
     await grant(vault, narrow.objectId, R.secretsOfficer, '/secrets/s');
-    await expectForbidden(await assignVia(narrow, '/secrets', defId(R.secretsUser), crypto.randomUUID()));
-    expect((await assignVia(narrow, '/secrets/s', defId(R.secretsUser), crypto.randomUUID())).status).toBe(201);
+    await expectForbidden(await assignVia(narrow, '/secrets', defId(R.secretsUser), await principal()));
+    expect((await assignVia(narrow, '/secrets/s', defId(R.secretsUser), await principal())).status).toBe(201);
   });
 
   it('assigning a custom role (or a built-in one) with an action one lacks, including to oneself', async () => {
@@ -489,8 +524,8 @@ describe('escalation attempts are refused', () => {
     const assigner = await newApp('custom assigner');
     await grant(vault, assigner.objectId, assignerRole);
 
-    expect((await assignVia(assigner, '', defId(metadataRole), crypto.randomUUID())).status).toBe(201);
-    const message = await expectForbidden(await assignVia(assigner, '', defId(valueRole), crypto.randomUUID()));
+    expect((await assignVia(assigner, '', defId(metadataRole), await principal())).status).toBe(201);
+    const message = await expectForbidden(await assignVia(assigner, '', defId(valueRole), await principal()));
     expect(message).toContain(SecretActions.get);
     await expectForbidden(await assignVia(assigner, '', defId(valueRole), assigner.objectId));
     await expectForbidden(await assignVia(assigner, '', defId(R.secretsUser), assigner.objectId));
@@ -522,6 +557,34 @@ describe('escalation attempts are refused', () => {
     await expectForbidden(await getSecret(vault, 's', definer.token));
   });
 
+  it('deleting a vault-wide role with delete rights at one object only', async () => {
+    const wide = crypto.randomUUID();
+    const put = await call('PUT', `${APEX}/management/vaults/${vault}/${AUTH}/roleDefinitions/${wide}`, {
+      token: adminToken,
+      body: { properties: { roleName: `wide ${wide.slice(0, 8)}`, permissions: [{ dataActions: [SecretActions.readMetadata] }], assignableScopes: ['/'] } },
+    });
+    expect(put.status).toBe(201);
+    const deleterRole = crypto.randomUUID();
+    expect(
+      (
+        await call('PUT', `${APEX}/management/vaults/${vault}/${AUTH}/roleDefinitions/${deleterRole}`, {
+          token: adminToken,
+          body: { properties: { roleName: `deleter ${deleterRole.slice(0, 8)}`, permissions: [{ dataActions: [RoleActions.deleteDefinitions, RoleActions.readDefinitions] }] } },
+        })
+      ).status,
+    ).toBe(201);
+    const deleter = await newApp('narrow deleter');
+    await grant(vault, deleter.objectId, deleterRole, '/secrets/x');
+    // Addressed at the object it holds rights on, the role still reaches the whole vault.
+    const message = await expectForbidden(await call('DELETE', rbacUrl(vault, 'secrets/x', `roleDefinitions/${wide}`), { token: deleter.token }));
+    expect(message).toContain(`scope '/'`);
+    expect((await call('GET', rbacUrl(vault, '', `roleDefinitions/${wide}`), { token: adminToken })).status).toBe(200);
+    // With the delete action at '/' it may.
+    await grant(vault, deleter.objectId, deleterRole, '/');
+    expect((await call('DELETE', rbacUrl(vault, 'secrets/x', `roleDefinitions/${wide}`), { token: deleter.token })).status).toBe(200);
+    expect((await call('GET', rbacUrl(vault, '', `roleDefinitions/${wide}`), { token: adminToken })).status).toBe(404);
+  });
+
   it('removing access one could not grant', async () => {
     const daa = await newApp('remover');
     await grant(vault, daa.objectId, R.dataAccessAdministrator);
@@ -531,7 +594,7 @@ describe('escalation attempts are refused', () => {
     expect(creatorAssignment).toBeDefined();
     await expectForbidden(await call('DELETE', rbacUrl(vault, '', `roleAssignments/${creatorAssignment.name}`), { token: daa.token }));
     // One within its reach it may remove.
-    const victim = crypto.randomUUID();
+    const victim = (await newApp('victim')).objectId;
     const name = await grant(vault, victim, R.secretsUser);
     expect((await call('DELETE', rbacUrl(vault, '', `roleAssignments/${name}`), { token: daa.token })).status).toBe(200);
   });

@@ -82,6 +82,8 @@ describe('bad input is refused with 400 BadParameter and writes nothing', () => 
     ['tag value over 256', 'tagval', { value: 'x', tags: { t: 'v'.repeat(257) } }],
     ['tag name over 256', 'tagname', { value: 'x', tags: { ['k'.repeat(257)]: 'v' } }],
     ['tag value not a string', 'tagtype', { value: 'x', tags: { t: 1 } }],
+    ['__proto__ tag with an object value', 'tagproto', '{"value": "x", "tags": {"__proto__": {"x": "y"}}}'],
+    ['__proto__ tag with a number value', 'tagproto2', '{"value": "x", "tags": {"__proto__": 1}}'],
     ['contentType over 255', 'ctype', { value: 'x', contentType: 'c'.repeat(256) }],
     ['enabled not a boolean', 'enabled', { value: 'x', attributes: { enabled: 'yes' } }],
     ['exp not an integer', 'expfloat', { value: 'x', attributes: { exp: 1.5 } }],
@@ -97,6 +99,13 @@ describe('bad input is refused with 400 BadParameter and writes nothing', () => 
       if (/^[0-9a-zA-Z-]{1,127}$/.test(name)) expect((await get(`/secrets/${name}`)).status).toBe(404);
     });
   }
+
+  it('keeps tags named like prototype properties as ordinary tags', async () => {
+    const res = await put('tagnames', '{"value": "x", "tags": {"__proto__": "p", "constructor": "c", "toString": "t"}}');
+    expect(res.status).toBe(200);
+    const text = await (await get('/secrets/tagnames')).text();
+    expect(text).toContain('"tags":{"__proto__":"p","constructor":"c","toString":"t"}');
+  });
 
   it('accepts exactly 25 KB and 15 tags', async () => {
     const tags = Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`t${i}`, 'v'.repeat(256)]));

@@ -115,7 +115,7 @@ export function rbacApi(mount: RbacMount): Hono<AppEnv> {
   app.delete(`${DEFINITIONS}/:definition`, mount.guard('RoleDefinitionDelete', RoleActions.deleteDefinitions, 'roleDefinitions', 'definition'), async (c) => {
     const name = c.req.param('definition');
     const at = await mount.target(c, 'RoleDefinitionDelete', 'roleDefinitions', name);
-    return c.json(roleDefinitionShape(await deleteRoleDefinition(db(c), at.vault, name)));
+    return c.json(roleDefinitionShape(await deleteRoleDefinition(db(c), at.vault, at.actor, name)));
   });
 
   app.get(DEFINITIONS, mount.guard('RoleDefinitionList', RoleActions.readDefinitions, 'roleDefinitions'), async (c) => {
