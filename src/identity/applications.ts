@@ -1,7 +1,7 @@
 import { and, asc, eq } from 'drizzle-orm';
 import { randomBytes, sha256Hex, timingSafeEqual, toBase64Url } from '../core/encoding';
 import type { Database } from '../storage/db';
-import { LookupCache } from '../core/cache';
+import { IsolateCache } from '../core/cache';
 import { applications, clientSecrets } from '../storage/schema';
 import { badParameter, notFound } from '../core/errors';
 
@@ -121,10 +121,10 @@ export async function deleteApplication(db: Database, clientId: string): Promise
 
 // Every authenticated request asks whether its application still exists; each isolate remembers
 // a yes for a minute, so warm requests ask D1 nothing. Deletion here forgets it at once.
-const existing = new LookupCache<true>(60_000);
+const existing = new IsolateCache<true>({ name: 'applications', ttlMs: 60_000, maxEntries: 10_000 });
 
 export async function applicationExists(db: Database, clientId: string): Promise<boolean> {
-  const found = await existing.get(clientId, async () =>
+  const found = await existing.load(clientId, async () =>
     (await db.select({ id: applications.clientId }).from(applications).where(eq(applications.clientId, clientId)).get()) ? true : undefined,
   );
   return found === true;
