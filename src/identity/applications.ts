@@ -1,5 +1,5 @@
 import { and, asc, eq } from 'drizzle-orm';
-import { randomBytes, sha256Hex, timingSafeEqual, toBase64Url } from '../core/encoding';
+import { fromHex, randomBytes, sha256Hex, timingSafeEqual, toBase64Url } from '../core/encoding';
 import type { Database } from '../storage/db';
 import { IsolateCache } from '../core/cache';
 import { applications, clientSecrets } from '../storage/schema';
@@ -171,12 +171,12 @@ export async function authenticateClientSecret(
     .innerJoin(clientSecrets, eq(clientSecrets.clientId, applications.clientId))
     .where(eq(applications.clientId, clientId))
     .all();
-  const digest = hexBytes(await sha256Hex(presented));
+  const digest = fromHex(await sha256Hex(presented));
   const t = Math.floor(Date.now() / 1000);
   let live = false;
   let expired = false;
   for (const row of rows) {
-    const same = timingSafeEqual(digest, hexBytes(row.secret.digest));
+    const same = timingSafeEqual(digest, fromHex(row.secret.digest));
     const current = row.secret.expiresAt === null || row.secret.expiresAt > t;
     live = (same && current) || live;
     expired = (same && !current) || expired;
@@ -188,12 +188,6 @@ export async function authenticateClientSecret(
 export async function verifyClientSecret(db: Database, clientId: string, presented: string): Promise<Application | undefined> {
   const result = await authenticateClientSecret(db, clientId, presented);
   return 'app' in result ? result.app : undefined;
-}
-
-function hexBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
 }
 
 const info = (row: ClientSecretRow): ClientSecretInfo => ({
