@@ -21,6 +21,7 @@
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { jwkThumbprint, verifyCheckpointSignature, type EcPublicJwk } from '../src/audit/checkpoint-signature.js';
 import { describeVerification, verifyChain, type ChainRow, type Checkpoint, type VerifyResult } from '../src/audit/verify.js';
 import { httpsRequest } from './lib/https-client.js';
@@ -175,21 +176,27 @@ async function anchored(checkpoints: Checkpoint[], anchor: { seq: number; hash: 
 
 // ------------------------------------------------------------------------------------- the CLI
 
-function parseArgs(argv: string[]): Record<string, string | true> {
-  const out: Record<string, string | true> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new Error(`unexpected argument '${arg}'`);
-    const [name, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
-    if (inline !== undefined) out[name] = inline;
-    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) out[name] = argv[++i]!;
-    else out[name] = true;
-  }
-  return out;
+type CliArgs = { vault?: string; deployment?: boolean; key?: string; credentials?: string; 'pin-file'?: string; help?: boolean };
+
+function cliArgs(argv: string[]): CliArgs {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      vault: { type: 'string' },
+      deployment: { type: 'boolean' },
+      key: { type: 'string' },
+      credentials: { type: 'string' },
+      'pin-file': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  return values;
 }
 
-function targetFrom(args: Record<string, string | true>): VerifyTarget {
-  const credentialsPath = typeof args.credentials === 'string' ? args.credentials : '.dev/credentials.json';
+function targetFrom(args: CliArgs): VerifyTarget {
+  const credentialsPath = args.credentials ?? '.dev/credentials.json';
   const env = process.env;
   const file = existsSync(credentialsPath)
     ? (JSON.parse(readFileSync(credentialsPath, 'utf8')) as { authorityHost: string; tenantId: string; clientId: string; clientSecret: string; caCertPath?: string })
@@ -206,15 +213,21 @@ function targetFrom(args: Record<string, string | true>): VerifyTarget {
 }
 
 async function main(): Promise<number> {
-  const args = parseArgs(process.argv.slice(2));
+  let args: CliArgs;
+  try {
+    args = cliArgs(process.argv.slice(2));
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    args = { help: true };
+  }
   if (args.help || (!args.vault && !args.deployment)) {
     console.error('usage: npm run audit:verify -- --vault NAME | --deployment [--key file.jwk] [--credentials FILE] [--pin-file FILE]');
     return 2;
   }
   const target = targetFrom(args);
-  const key = typeof args.key === 'string' ? (JSON.parse(readFileSync(args.key, 'utf8')) as EcPublicJwk) : undefined;
-  const pinFile = resolve(typeof args['pin-file'] === 'string' ? args['pin-file'] : '.dev/audit-pins.json');
-  const out = await verifyRemote(target, { vault: typeof args.vault === 'string' ? args.vault : undefined, key, pinFile, log: (l) => console.error(l) });
+  const key = args.key !== undefined ? (JSON.parse(readFileSync(args.key, 'utf8')) as EcPublicJwk) : undefined;
+  const pinFile = resolve(args['pin-file'] ?? '.dev/audit-pins.json');
+  const out = await verifyRemote(target, { vault: args.vault, key, pinFile, log: (l) => console.error(l) });
   console.log(`${out.chain}: ${out.message}`);
   console.error(`(${out.rows} records and ${out.checkpoints} checkpoints checked with key ${out.kid})`);
   return out.result.ok ? 0 : 1;

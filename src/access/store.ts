@@ -1,4 +1,5 @@
 import { eq, isNull, or } from 'drizzle-orm';
+import { IsolateCache } from '../core/cache';
 import type { Database } from '../storage/db';
 import { accessPolicies, roleAssignments, roleDefinitions } from '../storage/schema';
 import type { PolicyPermissions } from './policy-permissions';
@@ -91,15 +92,8 @@ export function roleById(data: VaultAuthorization, id: string): RoleDefinition |
   return builtInRole(id) ?? data.customRoles.get(id.toLowerCase());
 }
 
-interface Entry {
-  value: VaultAuthorization;
-  expires: number;
-}
-
-const entries = new Map<string, Entry>();
-const pending = new Map<string, { promise: Promise<VaultAuthorization>; generation: number }>();
-// Bumped by every forget: a load that started before a write must not store what it read.
-const generations = new Map<string, number>();
+// A forget during a load keeps that load from storing what it read (core/cache.ts).
+const cache = new IsolateCache<VaultAuthorization>({ name: 'authorization', ttlMs: CACHE_TTL_MS, maxEntries: MAX_ENTRIES });
 
 async function loadFromD1(db: Database, vaultId: string): Promise<VaultAuthorization> {
   const [assignments, definitions, policies] = await db.batch([
@@ -115,30 +109,10 @@ async function loadFromD1(db: Database, vaultId: string): Promise<VaultAuthoriza
 
 /**
  * The vault's authorization data: from this isolate's cache when fresh (no D1 query), otherwise
- * one D1 batch, shared by concurrent requests.
+ * one D1 batch for a burst of concurrent requests.
  */
 export async function loadAuthorization(db: Database, vaultId: string): Promise<VaultAuthorization> {
-  const hit = entries.get(vaultId);
-  if (hit && hit.expires > Date.now()) return hit.value;
-  const generation = generations.get(vaultId) ?? 0;
-  let inflight = pending.get(vaultId);
-  if (!inflight || inflight.generation !== generation) {
-    const promise = loadFromD1(db, vaultId);
-    inflight = { promise, generation };
-    pending.set(vaultId, inflight);
-    promise.then(
-      (value) => {
-        if (pending.get(vaultId) === inflight) pending.delete(vaultId);
-        if ((generations.get(vaultId) ?? 0) !== generation) return;
-        if (entries.size >= MAX_ENTRIES) entries.clear();
-        entries.set(vaultId, { value, expires: Date.now() + CACHE_TTL_MS });
-      },
-      () => {
-        if (pending.get(vaultId) === inflight) pending.delete(vaultId);
-      },
-    );
-  }
-  return inflight.promise;
+  return (await cache.load(vaultId, () => loadFromD1(db, vaultId)))!;
 }
 
 /**
@@ -146,10 +120,5 @@ export async function loadAuthorization(db: Database, vaultId: string): Promise<
  * vault's role assignments, role definitions or access policies.
  */
 export function forgetAuthorization(vaultId: string): void {
-  entries.delete(vaultId);
-  pending.delete(vaultId);
-  if (generations.size >= MAX_ENTRIES && !generations.has(vaultId)) {
-    generations.delete(generations.keys().next().value!);
-  }
-  generations.set(vaultId, (generations.get(vaultId) ?? 0) + 1);
+  cache.forget(vaultId);
 }

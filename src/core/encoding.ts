@@ -1,9 +1,9 @@
 /**
  * Byte encodings the API speaks: base64url without padding (JWK fields, operation values,
- * backups), UTF-8, lowercase hex. jose and noble do the encoding; this file adds the strictness
+ * backups), standard base64 (`cer`, `x5c`, certificates), UTF-8, lowercase hex. jose and noble do the encoding; this file adds the strictness
  * the API needs (a stray character is an error, not silently dropped).
  */
-import { bytesToHex } from '@noble/curves/utils.js';
+import { bytesToHex, hexToBytes } from '@noble/curves/utils.js';
 import { base64url } from 'jose';
 
 export const toBase64Url = (bytes: Uint8Array): string => base64url.encode(bytes);
@@ -11,6 +11,18 @@ export const toBase64Url = (bytes: Uint8Array): string => base64url.encode(bytes
 export function fromBase64Url(text: string): Uint8Array {
   if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) throw new Error('invalid base64url');
   return base64url.decode(text);
+}
+
+/** Standard base64 with padding: jose's base64url, alphabet mapped. */
+export function toBase64(bytes: Uint8Array): string {
+  const text = base64url.encode(bytes).replace(/-/g, '+').replace(/_/g, '/');
+  return text + '='.repeat((4 - (text.length % 4)) % 4);
+}
+
+/** Standard base64 with its padding; anything else (whitespace, url-safe letters) is an error. */
+export function fromBase64(text: string): Uint8Array {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) throw new Error('invalid base64');
+  return base64url.decode(text.replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_'));
 }
 
 const encoder = new TextEncoder();
@@ -21,6 +33,9 @@ export const fromUtf8 = (bytes: Uint8Array): string => decoder.decode(bytes);
 
 export const toHex = (bytes: Uint8Array | ArrayBuffer): string =>
   bytesToHex(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
+
+/** Even-length hex (either case) to bytes; anything else is an error. */
+export const fromHex = (hex: string): Uint8Array => hexToBytes(hex);
 
 export function randomBytes(length: number): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(length));

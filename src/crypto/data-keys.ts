@@ -5,6 +5,7 @@ import { BridgeUnavailableError, IntegrityError } from '../core/errors';
 import type { BridgeClient } from './bridge-client';
 import { randomBytes } from '../core/encoding';
 import { importDataKey } from './envelope';
+import { IsolateCache } from '../core/cache';
 
 /** Scope of data keys that protect deployment-wide material (token signing keys, backups). */
 export const SYSTEM_SCOPE = 'system';
@@ -38,61 +39,13 @@ type DataKeyRow = typeof dataKeys.$inferSelect;
 export const wrapContext = (scope: string, id: string) => `ekv-dk-v1|${scope}|${id}`;
 
 /**
- * Unwrapped data keys in isolate memory: bounded, with a TTL, least recently used evicted first.
- * Concurrent misses for one key share a single bridge call.
+ * Unwrapped data keys in isolate memory: the core cache sized and timed by the policy. A burst of
+ * cold reads unwraps a key once; each request passes its own DataKeyManager as the owner of the
+ * unwrap it starts, so no request awaits another request's bridge call (see core/cache.ts).
  */
-export class DataKeyCache {
-  private readonly entries = new Map<string, { key: CryptoKey; expires: number }>();
-  private readonly pending = new Map<string, Promise<CryptoKey>>();
-  hits = 0;
-  misses = 0;
-
-  constructor(private readonly policy: Pick<DataKeyPolicy, 'cacheTtlMs' | 'cacheSize'>) {}
-
-  get(id: string): CryptoKey | undefined {
-    const entry = this.entries.get(id);
-    if (!entry) return undefined;
-    if (entry.expires <= Date.now()) {
-      this.entries.delete(id);
-      return undefined;
-    }
-    this.entries.delete(id); // re-insert: Map order is our LRU order
-    this.entries.set(id, entry);
-    return entry.key;
-  }
-
-  set(id: string, key: CryptoKey): void {
-    this.entries.delete(id);
-    this.entries.set(id, { key, expires: Date.now() + this.policy.cacheTtlMs });
-    while (this.entries.size > this.policy.cacheSize) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-    }
-  }
-
-  async load(id: string, fetchKey: () => Promise<CryptoKey>): Promise<CryptoKey> {
-    const cached = this.get(id);
-    if (cached) {
-      this.hits++;
-      return cached;
-    }
-    this.misses++;
-    let inflight = this.pending.get(id);
-    if (!inflight) {
-      inflight = fetchKey().finally(() => this.pending.delete(id));
-      this.pending.set(id, inflight);
-    }
-    const key = await inflight;
-    this.set(id, key);
-    return key;
-  }
-
-  get size(): number {
-    return this.entries.size;
-  }
-
-  clear(): void {
-    this.entries.clear();
+export class DataKeyCache extends IsolateCache<CryptoKey> {
+  constructor(policy: Pick<DataKeyPolicy, 'cacheTtlMs' | 'cacheSize'>, name?: string) {
+    super({ ttlMs: policy.cacheTtlMs, maxEntries: policy.cacheSize, name });
   }
 }
 
@@ -107,15 +60,21 @@ export class DataKeyManager {
 
   /** The key for reading something sealed under data key `id` (its wrapped form may be at hand). */
   async forRead(id: string, scope: string, wrapped?: string | null): Promise<CryptoKey> {
-    return this.cache.load(id, async () => {
-      let blob = wrapped;
-      if (!blob) {
-        const row = await this.db.select().from(dataKeys).where(eq(dataKeys.id, id)).get();
-        if (!row || row.scope !== scope) throw new IntegrityError('data key reference');
-        blob = row.wrapped;
-      }
-      return importDataKey(await this.bridge.unwrap(blob, wrapContext(scope, id)));
-    });
+    const key = await this.cache.load(
+      id,
+      async () => {
+        let blob = wrapped;
+        if (!blob) {
+          const row = await this.db.select().from(dataKeys).where(eq(dataKeys.id, id)).get();
+          if (!row || row.scope !== scope) throw new IntegrityError('data key reference');
+          blob = row.wrapped;
+        }
+        return importDataKey(await this.bridge.unwrap(blob, wrapContext(scope, id)));
+      },
+      { owner: this },
+    );
+    if (!key) throw new IntegrityError('data key');
+    return key;
   }
 
   /**

@@ -4,7 +4,7 @@ import type { Env } from '../core/env';
 import { database, type Database } from '../storage/db';
 
 /** Isolate-wide: unwrapped data keys outlive requests, which is what keeps warm reads off the bridge. */
-export const dataKeyCache = new DataKeyCache(DEFAULT_POLICY);
+export const dataKeyCache = new DataKeyCache(DEFAULT_POLICY, 'data-keys');
 
 export interface Services {
   db: Database;

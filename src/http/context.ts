@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { AuthorizationDecision } from '../access/authorize';
 import type { Env } from '../core/env';
 import type { Caller } from '../identity/tokens';
@@ -59,13 +60,20 @@ export function currentVault(c: AppContext): { vault: VaultRecord; origin: strin
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
-/** The request body as text, refusing oversized bodies before parsing them. */
+/**
+ * The request body as text, refusing oversized bodies before parsing them: hono's body limit
+ * checks the declared length, or counts a chunked body as it arrives, and the refusal is Azure's
+ * 400 BadParameter (the limit is per route, hence applied here rather than as app middleware).
+ */
 export async function bodyText(c: AppContext, limit = 256 * 1024): Promise<string> {
-  const declared = Number(c.req.header('content-length') ?? 0);
-  if (declared > limit) throw badParameter('The request body is too large.');
+  await bodyLimit({
+    maxSize: limit,
+    onError: () => {
+      throw badParameter('The request body is too large.');
+    },
+  })(c, async () => {});
   // Read as bytes: form bodies (the token endpoint) are text too, but workerd warns on .text().
   const bytes = await c.req.arrayBuffer();
-  if (bytes.byteLength > limit) throw badParameter('The request body is too large.');
   try {
     return decoder.decode(bytes);
   } catch {

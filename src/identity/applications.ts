@@ -1,7 +1,7 @@
 import { and, asc, eq, or } from 'drizzle-orm';
-import { randomBytes, sha256Hex, timingSafeEqual, toBase64Url } from '../core/encoding';
+import { fromHex, randomBytes, sha256Hex, timingSafeEqual, toBase64Url } from '../core/encoding';
 import type { Database } from '../storage/db';
-import { LookupCache } from '../core/cache';
+import { IsolateCache } from '../core/cache';
 import { applications, clientSecrets } from '../storage/schema';
 import { badParameter, notFound } from '../core/errors';
 import { anotherUsableAdministrator, credentialRemovable, lastAdministrator } from './admin-guard';
@@ -142,10 +142,10 @@ export async function deleteApplication(db: Database, clientId: string): Promise
 
 // Every authenticated request asks whether its application still exists; each isolate remembers
 // a yes for a minute, so warm requests ask D1 nothing. Deletion here forgets it at once.
-const existing = new LookupCache<true>(60_000);
+const existing = new IsolateCache<true>({ name: 'applications', ttlMs: 60_000, maxEntries: 10_000 });
 
 export async function applicationExists(db: Database, clientId: string): Promise<boolean> {
-  const found = await existing.get(clientId, async () =>
+  const found = await existing.load(clientId, async () =>
     (await db.select({ id: applications.clientId }).from(applications).where(eq(applications.clientId, clientId)).get()) ? true : undefined,
   );
   return found === true;
@@ -195,12 +195,12 @@ export async function authenticateClientSecret(
     .innerJoin(clientSecrets, eq(clientSecrets.clientId, applications.clientId))
     .where(eq(applications.clientId, clientId))
     .all();
-  const digest = hexBytes(await sha256Hex(presented));
+  const digest = fromHex(await sha256Hex(presented));
   const t = Math.floor(Date.now() / 1000);
   let live = false;
   let expired = false;
   for (const row of rows) {
-    const same = timingSafeEqual(digest, hexBytes(row.secret.digest));
+    const same = timingSafeEqual(digest, fromHex(row.secret.digest));
     const current = row.secret.expiresAt === null || row.secret.expiresAt > t;
     live = (same && current) || live;
     expired = (same && !current) || expired;
@@ -212,12 +212,6 @@ export async function authenticateClientSecret(
 export async function verifyClientSecret(db: Database, clientId: string, presented: string): Promise<Application | undefined> {
   const result = await authenticateClientSecret(db, clientId, presented);
   return 'app' in result ? result.app : undefined;
-}
-
-function hexBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
 }
 
 const info = (row: ClientSecretRow): ClientSecretInfo => ({

@@ -15,11 +15,10 @@ import {
   parseCertificate,
   PrivateKeyMaterialError,
   thumbprints,
-  toBase64,
   UnsupportedKeyError,
   type ParsedCertificate,
 } from './x509';
-import { fromBase64Url } from '../core/encoding';
+import { fromBase64, fromBase64Url, toBase64, toHex } from '../core/encoding';
 
 export type CertificateRow = typeof applicationCertificates.$inferSelect;
 
@@ -45,17 +44,9 @@ export interface CertificateCredentialInfo {
   createdAt: number;
 }
 
-const hex = (b64url: string) =>
-  Array.from(fromBase64Url(b64url), (b) => b.toString(16).padStart(2, '0'))
-    .join('')
-    .toUpperCase();
+const hex = (b64url: string) => toHex(fromBase64Url(b64url)).toUpperCase();
 
-function derOf(row: CertificateRow): Uint8Array {
-  const binary = atob(row.certificate);
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  return out;
-}
+const derOf = (row: CertificateRow): Uint8Array => fromBase64(row.certificate);
 
 async function rsaBits(spki: Uint8Array): Promise<number> {
   const key = await crypto.subtle.importKey('spki', spki as BufferSource, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, true, ['verify']);

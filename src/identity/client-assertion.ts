@@ -10,7 +10,7 @@
  * so does iss = client_id; anything else is treated as federated. Refusals carry Entra's codes.
  */
 import { decodeJwt, decodeProtectedHeader, jwtVerify, type CryptoKey as JoseKey, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
-import { fromBase64Url } from '../core/encoding';
+import { fromBase64Url, toHex } from '../core/encoding';
 import type { Database } from '../storage/db';
 import { getApplication, type Application } from './applications';
 import { certificateVerificationKey, findCertificate, type CertificateRow } from './certificates';
@@ -48,7 +48,7 @@ const audiences = (claims: JWTPayload): string[] =>
 
 const hexThumbprint = (b64url: string): string => {
   try {
-    return Array.from(fromBase64Url(b64url), (b) => b.toString(16).padStart(2, '0')).join('').toUpperCase();
+    return toHex(fromBase64Url(b64url)).toUpperCase();
   } catch {
     return quote(b64url);
   }

@@ -7,6 +7,7 @@
  */
 import { and, asc, eq, sql } from 'drizzle-orm';
 import { createLocalJWKSet, type JWK, type JWTVerifyGetKey } from 'jose';
+import { IsolateCache } from '../core/cache';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { federatedCredentials } from '../storage/schema';
@@ -199,10 +200,10 @@ const MAX_JWKS_BYTES = 256 * 1024;
 const MAX_KEYS = 100;
 const MAX_ISSUERS = 256;
 
-// Per isolate: issuer → its keys; when a fetch was last attempted (success or not); fetches in flight.
-const keyCache = new Map<string, IssuerKeys>();
-const lastAttempt = new Map<string, number>();
-const inflight = new Map<string, Promise<IssuerKeys>>();
+// Per isolate: issuer → its keys (kept past their TTL: a failed refresh serves them), and which
+// issuers were fetched (or tried) within the refetch interval.
+const keyCache = new IsolateCache<IssuerKeys>({ name: 'issuer-keys', ttlMs: Infinity, maxEntries: MAX_ISSUERS });
+const recentAttempts = new IsolateCache<true>({ name: 'issuer-attempts', ttlMs: ISSUER_REFETCH_INTERVAL_MS, maxEntries: MAX_ISSUERS });
 
 /** Counters for tests: how many discovery and JWKS fetches this isolate made. */
 export const issuerFetchStats = { discovery: 0, jwks: 0 };
@@ -256,21 +257,12 @@ async function fetchIssuerKeys(issuer: string, policy: IssuerPolicy): Promise<Is
 }
 
 async function refresh(issuer: string, policy: IssuerPolicy): Promise<IssuerKeys> {
-  const pending = inflight.get(issuer);
-  if (pending) return pending;
-  lastAttempt.set(issuer, Date.now());
-  const promise = fetchIssuerKeys(issuer, policy)
-    .then((fetched) => {
-      if (!keyCache.has(issuer) && keyCache.size >= MAX_ISSUERS) keyCache.delete(keyCache.keys().next().value!);
-      keyCache.set(issuer, fetched);
-      return fetched;
-    })
-    .finally(() => inflight.delete(issuer));
-  inflight.set(issuer, promise);
-  return promise;
+  // A fetch in flight is joined (core/cache.ts waits for its outcome without awaiting its I/O).
+  if (!keyCache.isLoading(issuer)) recentAttempts.set(issuer, true);
+  return (await keyCache.load(issuer, () => fetchIssuerKeys(issuer, policy), { refresh: true }))!;
 }
 
-const mayRefetch = (issuer: string) => Date.now() - (lastAttempt.get(issuer) ?? 0) >= ISSUER_REFETCH_INTERVAL_MS;
+const mayRefetch = (issuer: string) => recentAttempts.get(issuer) === undefined;
 
 /**
  * The issuer's current keys: cached for ISSUER_KEYS_TTL_MS; fetched again (at most every
@@ -280,7 +272,7 @@ const mayRefetch = (issuer: string) => Date.now() - (lastAttempt.get(issuer) ?? 
 export async function issuerKeys(issuer: string, policy: IssuerPolicy, unknownKid = false): Promise<{ keys: JWK[]; refreshed: boolean }> {
   const cached = keyCache.get(issuer);
   const stale = !cached || Date.now() - cached.fetchedAt > ISSUER_KEYS_TTL_MS;
-  if ((stale || unknownKid) && (mayRefetch(issuer) || inflight.has(issuer))) {
+  if ((stale || unknownKid) && (mayRefetch(issuer) || keyCache.isLoading(issuer))) {
     try {
       return { keys: (await refresh(issuer, policy)).keys, refreshed: true };
     } catch (err) {
@@ -312,5 +304,5 @@ export function issuerKeyResolver(issuer: string, policy: IssuerPolicy): JWTVeri
 /** Forgets every cached issuer key (tests). */
 export function forgetIssuerKeys(): void {
   keyCache.clear();
-  lastAttempt.clear();
+  recentAttempts.clear();
 }

@@ -4,7 +4,7 @@
  * at one D1 query. Writers call `forgetVault` so this isolate sees their change at once.
  */
 import { eq } from 'drizzle-orm';
-import { LookupCache } from '../core/cache';
+import { IsolateCache } from '../core/cache';
 import type { VaultRecord } from '../core/vault';
 import type { Database } from './db';
 import { vaults } from './schema';
@@ -14,7 +14,7 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const schemaMatchesRecord: Same<typeof vaults.$inferSelect, VaultRecord> = true;
 void schemaMatchesRecord;
 
-const cache = new LookupCache<VaultRecord>(30_000);
+const cache = new IsolateCache<VaultRecord>({ name: 'vaults', ttlMs: 30_000, maxEntries: 10_000 });
 
 export function forgetVault(name: string): void {
   cache.forget(name.toLowerCase());
@@ -22,5 +22,5 @@ export function forgetVault(name: string): void {
 
 export function findVault(db: Database, name: string): Promise<VaultRecord | undefined> {
   const key = name.toLowerCase();
-  return cache.get(key, () => db.select().from(vaults).where(eq(vaults.name, key)).get());
+  return cache.load(key, () => db.select().from(vaults).where(eq(vaults.name, key)).get());
 }

@@ -118,6 +118,7 @@ const APEX_ADMIN_OPERATIONS: Record<string, string> = {
   'DELETE /management/vaults/:name': 'VaultDelete',
   'PATCH /management/vaults/:name': 'VaultPatch',
   'GET /management/stats': 'StatsGet',
+  'DELETE /management/caches': 'IsolateCachesClear',
   [`PUT ${MGMT_RBAC}/roleAssignments/:assignment`]: 'RoleAssignmentCreate',
   [`GET ${MGMT_RBAC}/roleAssignments/:assignment`]: 'RoleAssignmentGet',
   [`DELETE ${MGMT_RBAC}/roleAssignments/:assignment`]: 'RoleAssignmentDelete',

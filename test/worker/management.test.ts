@@ -124,6 +124,7 @@ describe('management API', () => {
     ['GET', '/management/vaults/anything'],
     ['DELETE', '/management/vaults/anything'],
     ['GET', '/management/stats'],
+    ['DELETE', '/management/caches'],
   ];
 
   describe('authentication and authorization', () => {
@@ -615,6 +616,13 @@ describe('management API', () => {
       // The counters move: another request runs more D1 statements.
       const again = await json(await call('GET', `${APEX}/management/stats`, { token }));
       expect(again.d1Statements).toBeGreaterThan(body.d1Statements);
+    });
+
+    it('drops the isolate\'s caches on request: the data-key cache is empty afterwards', async () => {
+      const res = await call('DELETE', `${APEX}/management/caches`, { token });
+      expect(res.status).toBe(204);
+      expect((await json(await call('GET', `${APEX}/management/stats`, { token }))).dataKeyCache.size).toBe(0);
+      expect((await call('DELETE', `${APEX}/management/caches`, { token: userToken })).status).toBe(403);
     });
 
     it('is for administrators only', async () => {

@@ -1,5 +1,5 @@
 import { badParameter } from '../../core/errors';
-import { fromBase64Url } from '../../core/encoding';
+import { fromBase64Url, toHex } from '../../core/encoding';
 
 /**
  * Byte and integer helpers for JWK fields. BigInt arithmetic here is variable time: it is used
@@ -8,8 +8,7 @@ import { fromBase64Url } from '../../core/encoding';
  */
 
 export function bytesToBigInt(bytes: Uint8Array): bigint {
-  let hex = '';
-  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
+  const hex = toHex(bytes);
   return hex === '' ? 0n : BigInt(`0x${hex}`);
 }
 

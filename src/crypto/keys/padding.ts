@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from '../../core/encoding';
+import { fromHex, randomBytes, timingSafeEqual } from '../../core/encoding';
 import { digestLength, type HashName } from './algorithms';
 import { concat } from './bytes';
 
@@ -15,7 +15,7 @@ const DIGEST_INFO: Record<'SHA-256' | 'SHA-384' | 'SHA-512', Uint8Array> = {
 };
 
 function hex(text: string): Uint8Array {
-  return new Uint8Array(text.match(/../g)!.map((h) => parseInt(h, 16)));
+  return fromHex(text);
 }
 
 /** EMSA-PKCS1-v1_5: 00 01 FF…FF 00 DigestInfo, k bytes. Deterministic, so also the verifier's reference. */

@@ -14,6 +14,7 @@ import {
 import { bootstrap } from '../../identity/bootstrap';
 import { dataKeyCache } from '../../crypto/services';
 import { d1Stats } from '../../storage/db';
+import { clearIsolateCaches } from '../../core/cache';
 import { conflict, notFound } from '../../core/errors';
 import { parseBody } from '../../core/validation';
 import { listAccessPolicies } from '../../access/policies';
@@ -143,6 +144,16 @@ export function managementRoutes(app: Hono<AppEnv>): void {
     const name = c.req.param('name');
     const { db, bridge } = c.get('services');
     await deleteVault(db, bridge, name);
+    return noContent(c);
+  });
+
+  /**
+   * Drops this isolate's caches (vault records, authorization data, data keys, issuer keys): the
+   * next requests here read D1 and the bridge again. Only the isolate that serves this request is
+   * affected; the concurrency tests use it to make a burst cold.
+   */
+  app.delete('/management/caches', adminOperation('IsolateCachesClear'), (c) => {
+    clearIsolateCaches();
     return noContent(c);
   });
 

@@ -8,6 +8,7 @@ import { publicJwks } from '../../identity/signing-keys';
 import { findTenantId } from '../../identity/tenant';
 import { issueAccessToken, issuerFor, TOKEN_LIFETIME_SECONDS } from '../../identity/tokens';
 import { BridgeUnavailableError } from '../../core/errors';
+import { fromBase64, fromUtf8 } from '../../core/encoding';
 import { auditAs, bodyText, type AppContext, type AppEnv } from '../context';
 import { recordTokenFailure, tokenAttemptRefused } from '../throttle';
 
@@ -67,7 +68,7 @@ function clientCredentials(c: AppContext, form: URLSearchParams): { id: string; 
   const basic = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
   if (basic) {
     try {
-      const [id, secret] = atob(basic).split(':').map(decodeURIComponent);
+      const [id, secret] = fromUtf8(fromBase64(basic)).split(':').map(decodeURIComponent);
       if (id && secret) return { id, secret };
     } catch {
       return undefined;
