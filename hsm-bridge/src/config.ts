@@ -4,7 +4,7 @@
  * Error messages name variables, never their values.
  */
 import { readFileSync } from 'node:fs';
-import { MIN_SECRET_LENGTH } from './protocol.js';
+import { MIN_SECRET_LENGTH } from '../../bridge-protocol/index.js';
 
 export interface BridgeConfig {
   /** Path to the PKCS#11 library. */

@@ -27,6 +27,9 @@ import {
   HSM_CURVES,
   HSM_KEY_ID_PATTERN,
   HSM_RSA_SIZES,
+  MAX_AAD_BYTES,
+  MAX_CIPHER_BYTES,
+  MAX_KW_KEY_BYTES,
   MAX_RANDOM_BYTES,
   hsmKeyLabel,
   type HsmAesSize,
@@ -34,7 +37,7 @@ import {
   type HsmKeySpec,
   type HsmPublicJwk,
   type HsmRsaSize,
-} from './protocol.js';
+} from '../../bridge-protocol/index.js';
 
 export { KeyRequestError } from './key-material.js';
 
@@ -67,12 +70,6 @@ export interface SessionSource {
   withSession<T>(fn: (session: graphene.Session) => Promise<T> | T): Promise<T>;
 }
 
-/** Largest plaintext or ciphertext of one AES operation. */
-export const MAX_CIPHER_BYTES = 32 * 1024;
-/** Largest key that A*KW wraps. */
-export const MAX_KW_KEY_BYTES = 1024;
-/** Largest additional authenticated data for GCM. */
-export const MAX_AAD_BYTES = 4 * 1024;
 
 const GCM_IV_BYTES = 12;
 const GCM_TAG_BYTES = 16;
@@ -406,7 +403,7 @@ export class HsmKeys {
    * directly), and C_UnwrapKey straight into a CKA_MODIFIABLE=false token object fails with
    * CKR_ATTRIBUTE_READ_ONLY (hence the copy, which may turn modifiable off).
    */
-  async import(id: string, jwk: Record<string, string>): Promise<{ handle: string; publicJwk: HsmPublicJwk }> {
+  async import(id: string, jwk: Record<string, unknown>): Promise<{ handle: string; publicJwk: HsmPublicJwk }> {
     checkId(id, 'id');
     const material = importMaterial(jwk);
     try {

@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HsmKeySpec, HsmPublicJwk } from '../src/protocol.js';
+import type { HsmKeySpec, HsmPublicJwk } from '../../bridge-protocol/index.js';
 import { startBridge, type RunningBridge } from '../src/serve.js';
 import { BridgeUnavailableError, IntegrityError, VaultError } from '../../src/core/errors.js';
 import { PKCS11_MODULE, SECRET, freshToken, type TestToken } from './helpers.js';

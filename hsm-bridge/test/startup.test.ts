@@ -8,7 +8,7 @@ import https from 'node:https';
 import { join } from 'node:path';
 import * as graphene from 'graphene-pk11';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signRequest } from '../src/protocol.js';
+import { signRequest } from '../../bridge-protocol/index.js';
 import { startBridgeProcess } from '../src/softhsm.js';
 import { PKCS11_MODULE, SECRET, bridgeEnv, freshToken, runMain, type TestToken } from './helpers.js';
 
