@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
-import { ensureSoftHsmToken } from '../hsm-bridge/src/softhsm.js';
+import { ensureSoftHsmToken } from '../hsm-bridge/dev/softhsm.js';
 import { fromBase64Url } from '../bridge-protocol/index.js';
 import { clientCredentialsToken } from '../scripts/lib/bootstrap.js';
 import { httpsRequest } from '../scripts/lib/https-client.js';

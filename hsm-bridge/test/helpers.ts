@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureSoftHsmToken, findSoftHsmModule, type SoftHsmToken } from '../src/softhsm.js';
+import { ensureSoftHsmToken, findSoftHsmModule, type SoftHsmToken } from '../dev/softhsm.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 

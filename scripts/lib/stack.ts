@@ -9,7 +9,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureSoftHsmToken, findSoftHsmModule, SOFTHSM_MODULE_CANDIDATES, startBridgeProcess } from '../../hsm-bridge/src/softhsm.js';
+import { ensureSoftHsmToken, findSoftHsmModule, SOFTHSM_MODULE_CANDIDATES, startBridgeProcess } from '../../hsm-bridge/dev/softhsm.js';
 import { bootstrapTenant, clientCredentialsToken, ensureVault, HttpStatusError, type BootstrapResult } from './bootstrap.js';
 import { ensureDevCa } from './dev-ca.js';
 import { readJsonIfExists, writePrivateFile } from './files.js';

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { ensureSoftHsmToken, findSoftHsmModule, startBridgeProcess } from '../../hsm-bridge/src/softhsm.js';
+import { ensureSoftHsmToken, findSoftHsmModule, startBridgeProcess } from '../../hsm-bridge/dev/softhsm.js';
 
 const TOKEN_LABEL = 'ekv-worker-tests';
 
