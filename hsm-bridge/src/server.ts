@@ -34,6 +34,7 @@ import {
 } from '../../bridge-protocol/index.js';
 import { HsmError, UnwrapError, type Hsm } from './hsm.js';
 import { KeyExistsError, KeyNotFoundError, KeyOperationError, KeyRequestError, hsmKeys } from './keys.js';
+import type { NonceJournal } from './nonce-journal.js';
 import { ReplayCache } from './replay-cache.js';
 
 /** The part of Hsm the server needs (withSession for the key operations of keys.ts). */
@@ -54,6 +55,11 @@ export interface BridgeAppOptions {
   /** Clock in milliseconds; injectable for tests. */
   now?: () => number;
   replayCacheSize?: number;
+  /**
+   * Where accepted nonces are kept across restarts; the replay cache starts from its recovered
+   * entries. startBridge always passes one; only tests that build an app in process go without.
+   */
+  journal?: Pick<NonceJournal, 'recovered' | 'record'>;
 }
 
 export type { BridgeStatus } from '../../bridge-protocol/index.js';
@@ -101,6 +107,8 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
   const log = options.log ?? jsonLog;
   const now = options.now ?? Date.now;
   const replay = new ReplayCache(options.replayCacheSize);
+  const journal = options.journal;
+  for (const { nonce, timestamp } of journal?.recovered ?? []) replay.accept(nonce, timestamp, now() / 1000);
   const ops: BridgeStatus['ops'] = {
     wrap: 0,
     unwrap: 0,
@@ -150,6 +158,15 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
     if (!result.ok) return refuse(result.reason);
     // Only authenticated nonces are remembered, so forged requests cannot fill the cache.
     if (!replay.accept(result.nonce, result.timestamp, nowMs / 1000)) return refuse('replayed nonce');
+    // On disk before any answer: a restart must not forget it while it could still be replayed.
+    if (journal) {
+      try {
+        await journal.record(result.nonce, result.timestamp);
+      } catch (err) {
+        log('nonce_journal_failed', { code: (err as NodeJS.ErrnoException).code ?? 'error' });
+        return answerError(c, 'StateUnavailable', 'the bridge cannot record the request nonce');
+      }
+    }
     c.set('rawBody', raw);
     await next();
   });

@@ -55,6 +55,7 @@ beforeAll(async () => {
       host: '127.0.0.1',
       port: 0,
       sessionPoolSize: 4,
+      stateDir: `${token.dir}/bridge-state`,
     },
     () => undefined,
   );

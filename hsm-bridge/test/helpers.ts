@@ -42,6 +42,7 @@ export function bridgeEnv(token: TestToken, overrides: Record<string, string> = 
     BRIDGE_HMAC_SECRET_FILE: '',
     BRIDGE_HOST: '127.0.0.1',
     BRIDGE_PORT: '0',
+    BRIDGE_STATE_DIR: join(token.dir, 'bridge-state'),
     ...overrides,
   };
 }

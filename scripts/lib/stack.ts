@@ -156,6 +156,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       BRIDGE_HMAC_SECRET_FILE: bridgeSecretFile,
       BRIDGE_HOST: '127.0.0.1',
       BRIDGE_PORT: String(bridgePort),
+      // Its nonce journal, kept with the rest of the stack's state so restarts stay replay-safe.
+      BRIDGE_STATE_DIR: join(stateDir, 'hsm-bridge'),
       HSM_PIN: '',
       BRIDGE_HMAC_SECRET: '',
       HSM_KEK_LABEL: '',

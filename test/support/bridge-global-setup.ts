@@ -25,6 +25,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
         HSM_PIN_FILE: token.pinFile,
         BRIDGE_HMAC_SECRET: secret,
         BRIDGE_HOST: '127.0.0.1',
+        BRIDGE_STATE_DIR: join(dir, 'bridge-state'),
         // Overrides the developer's own settings, which may point at a real HSM.
         PKCS11_MODULE: pkcs11Module,
         HSM_PIN: '',
