@@ -7,7 +7,8 @@
  *
  * Within a layer, folders may import one way only (crypto may use storage, access may use
  * identity, jobs may use audit and events, compliance may use audit), so folders form no cycle
- * either. The Worker and the HSM bridge share only their wire protocol module.
+ * either. The Worker and the HSM bridge share only their wire protocol module, bridge-protocol/,
+ * which imports nothing of either.
  */
 const LAYERS = [
   ['core'],
@@ -68,10 +69,17 @@ const forbidden = [
     to: { path: '^src/' },
   },
   {
+    name: 'protocol-imports-nothing-of-the-project',
+    severity: 'error',
+    comment: 'bridge-protocol/ runs in both programs: it imports only packages, never src/, the bridge or tooling.',
+    from: { path: '^bridge-protocol/' },
+    to: { path: '^(src|hsm-bridge|scripts|test|bench)/' },
+  },
+  {
     name: 'no-dev-tooling-in-production',
     severity: 'error',
-    comment: 'Production code (src/, hsm-bridge/src/) does not import tests, scripts or benches.',
-    from: { path: '^(src|hsm-bridge/src)/' },
+    comment: 'Production code (src/, hsm-bridge/src/, bridge-protocol/) does not import tests, scripts or benches.',
+    from: { path: '^(src|hsm-bridge/src|bridge-protocol)/' },
     to: { path: '^(test|scripts|bench|hsm-bridge/test|hsm-bridge/dev)/' },
   },
 ];

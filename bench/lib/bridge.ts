@@ -1,11 +1,10 @@
 /**
  * The HSM bridge from the benchmark's side: an HMAC-signed HTTP client (the same signing code the
- * Worker uses, hsm-bridge/src/protocol.ts, so each request costs Node what it costs the Worker),
+ * Worker uses, bridge-protocol/, so each request costs Node what it costs the Worker),
  * and the in-process alternative: `Hsm` opened on the same SoftHSM2 token.
  */
 import http from 'node:http';
-import { fromBase64Url, signRequest, toBase64Url, type UnwrapResponse, type WrapResponse } from '../../hsm-bridge/src/protocol.js';
-import type { BridgeStatus } from '../../hsm-bridge/src/server.js';
+import { fromBase64Url, signRequest, toBase64Url, type BridgeStatus, type UnwrapResponse, type WrapResponse } from '../../bridge-protocol/index.js';
 
 export class SignedBridgeClient {
   readonly agent: http.Agent;

@@ -5,7 +5,7 @@
  * bridge wrapped over HTTP.
  */
 import { DEFAULTS } from '../../hsm-bridge/src/config.js';
-import { findSoftHsmModule } from '../../hsm-bridge/src/softhsm.js';
+import { findSoftHsmModule } from '../../hsm-bridge/dev/softhsm.js';
 import type { Hsm } from '../../hsm-bridge/src/hsm.js';
 
 export interface InProcessHsmOptions {

@@ -6,7 +6,7 @@
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import type { Hsm } from '../../hsm-bridge/src/hsm.js';
 import type { HsmKeys } from '../../hsm-bridge/src/keys.js';
-import { fromBase64Url } from '../../hsm-bridge/src/protocol.js';
+import { fromBase64Url } from '../../bridge-protocol/index.js';
 import { httpsRequest } from '../../scripts/lib/https-client.js';
 
 export type SignAlg = 'ES256' | 'RS256';

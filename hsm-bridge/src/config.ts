@@ -4,7 +4,8 @@
  * Error messages name variables, never their values.
  */
 import { readFileSync } from 'node:fs';
-import { MIN_SECRET_LENGTH } from './protocol.js';
+import { resolve } from 'node:path';
+import { MIN_SECRET_LENGTH } from '../../bridge-protocol/index.js';
 
 export interface BridgeConfig {
   /** Path to the PKCS#11 library. */
@@ -19,6 +20,11 @@ export interface BridgeConfig {
   /** 0 asks the OS for a free port (the real one is printed when listening). */
   port: number;
   sessionPoolSize: number;
+  /**
+   * Directory of the bridge's own state: the journal of accepted nonces that keeps a captured
+   * request from being replayed after a restart (see nonce-journal.ts). Absolute.
+   */
+  stateDir: string;
   /** PEM files; when both are set the bridge serves HTTPS. */
   tlsCertFile?: string;
   tlsKeyFile?: string;
@@ -35,6 +41,8 @@ export const DEFAULTS = {
   host: '127.0.0.1',
   port: 8788,
   sessionPoolSize: 4,
+  /** Relative to the working directory: `npm run bridge` keeps its state next to the checkout. */
+  stateDir: '.hsm-bridge-state',
 } as const;
 
 type Env = Record<string, string | undefined>;
@@ -106,6 +114,7 @@ export function loadConfig(env: Env = process.env): BridgeConfig {
     host,
     port: intFromEnv(env, 'BRIDGE_PORT', DEFAULTS.port, 0, 65535),
     sessionPoolSize: intFromEnv(env, 'HSM_SESSION_POOL', DEFAULTS.sessionPoolSize, 1, 64),
+    stateDir: resolve(env.BRIDGE_STATE_DIR || DEFAULTS.stateDir),
     tlsCertFile,
     tlsKeyFile,
   };

@@ -6,11 +6,12 @@
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as graphene from 'graphene-pk11';
+import { MAX_WRAP_PLAINTEXT } from '../../bridge-protocol/index.js';
 import type { BridgeConfig } from './config.js';
 
 export const WRAP_VERSION = 0x01;
-/** Wrap is for data keys, not bulk data. */
-export const MAX_WRAP_PLAINTEXT = 64;
+/** Wrap is for data keys, not bulk data (the protocol's limit). */
+export { MAX_WRAP_PLAINTEXT };
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEK_BYTES = 32;

@@ -7,7 +7,7 @@
  * (JavaScript strings and BigInts cannot be, so they are kept to what the JWK itself brings).
  */
 import { createECDH, createHash, timingSafeEqual } from 'node:crypto';
-import { fromBase64Url, toBase64Url, type HsmCurve, type HsmPublicJwk } from './protocol.js';
+import { fromBase64Url, toBase64Url, type HsmCurve, type HsmPublicJwk } from '../../bridge-protocol/index.js';
 
 /** A request that cannot be served as asked (400). Messages name fields, never their values. */
 export class KeyRequestError extends Error {

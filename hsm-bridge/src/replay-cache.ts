@@ -7,7 +7,7 @@
  * request timestamped at or below the floor is refused, so an evicted nonce can never be replayed:
  * under a flood the bridge degrades to refusing slightly old requests, never to accepting replays.
  */
-import { MAX_CLOCK_SKEW_SECONDS } from './protocol.js';
+import { MAX_CLOCK_SKEW_SECONDS } from '../../bridge-protocol/index.js';
 
 export class ReplayCache {
   /** nonce → request timestamp (seconds); Map keeps insertion order, roughly oldest first. */

@@ -1,5 +1,6 @@
 /**
- * Runs the bridge in this process: open the HSM, serve the app, close both on demand.
+ * Runs the bridge in this process: open the nonce journal and the HSM, serve the app, close them
+ * on demand.
  * main.ts uses it; tests and tools may too (note a PKCS#11 module is loaded once per process).
  */
 import { readFileSync } from 'node:fs';
@@ -8,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { BridgeConfig } from './config.js';
 import { Hsm } from './hsm.js';
+import { NonceJournal } from './nonce-journal.js';
 import { createBridgeApp, jsonLog, type BridgeLog } from './server.js';
 
 /** The HTTP(S) server could not bind (port in use, bad address). */
@@ -25,8 +27,16 @@ export interface RunningBridge {
 }
 
 export async function startBridge(config: BridgeConfig, log: BridgeLog = jsonLog): Promise<RunningBridge> {
-  const hsm = await Hsm.open(config);
-  const app = createBridgeApp({ hsm, hmacSecret: config.hmacSecret, log });
+  // First, so that an unusable state directory is refused before the token is touched.
+  const journal = await NonceJournal.open(config.stateDir);
+  let hsm: Hsm;
+  try {
+    hsm = await Hsm.open(config);
+  } catch (err) {
+    await journal.close();
+    throw err;
+  }
+  const app = createBridgeApp({ hsm, hmacSecret: config.hmacSecret, log, journal });
   const tls = config.tlsCertFile && config.tlsKeyFile
     ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
     : undefined;
@@ -47,6 +57,7 @@ export async function startBridge(config: BridgeConfig, log: BridgeLog = jsonLog
     }));
   } catch (err) {
     await hsm.close();
+    await journal.close();
     const code = (err as NodeJS.ErrnoException).code;
     throw new ListenError(`cannot listen on ${config.host}:${config.port} (${code ?? (err as Error).message})`);
   }
@@ -64,6 +75,7 @@ export async function startBridge(config: BridgeConfig, log: BridgeLog = jsonLog
           if ('closeIdleConnections' in server) server.closeIdleConnections();
         });
         await hsm.close();
+        await journal.close();
       })()),
   };
 }

@@ -3,8 +3,10 @@
  * real SoftHSM2 token: the key methods and how bridge answers become vault errors.
  */
 import crypto from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HsmKeySpec, HsmPublicJwk } from '../src/protocol.js';
+import type { HsmKeySpec, HsmPublicJwk } from '../../bridge-protocol/index.js';
 import { startBridge, type RunningBridge } from '../src/serve.js';
 import { BridgeUnavailableError, IntegrityError, VaultError } from '../../src/core/errors.js';
 import { PKCS11_MODULE, SECRET, freshToken, type TestToken } from './helpers.js';
@@ -25,7 +27,9 @@ interface Client {
   wrapKey(handle: string, alg: string, key: Uint8Array): Promise<Uint8Array>;
   unwrapKey(handle: string, alg: string, wrapped: Uint8Array): Promise<Uint8Array>;
   destroyKey(handle: string): Promise<boolean>;
+  publicKey(handle: string): Promise<HsmPublicJwk>;
   random(count: number): Promise<Uint8Array>;
+  health(): Promise<{ status: string; kek: boolean; reason?: string }>;
 }
 interface ClientModule {
   BridgeClient: new (baseUrl: string, secret: string) => Client;
@@ -55,6 +59,7 @@ beforeAll(async () => {
       host: '127.0.0.1',
       port: 0,
       sessionPoolSize: 4,
+      stateDir: `${token.dir}/bridge-state`,
     },
     () => undefined,
   );
@@ -187,5 +192,56 @@ describe('BridgeClient error mapping', () => {
     const err = await failure(nowhere.generateKey(newId(), { kty: 'oct', size: 128 }));
     expect(err).toBeInstanceOf(BridgeUnavailableError);
     expect(err.status).toBe(503);
+  });
+});
+
+describe('answers that do not fit the protocol', () => {
+  /** A stand-in for a broken bridge (or something else answering on its address): status and body per path. */
+  const answers: Record<string, [number, string]> = {
+    '/v1/keys/sign': [200, JSON.stringify({ signature: 'not base64!' })],
+    '/v1/keys/public': [200, JSON.stringify({ publicJwk: { kty: 'RSA', n: 'AQAB' } })],
+    '/v1/keys/destroy': [200, JSON.stringify({ destroyed: 'yes' })],
+    '/v1/keys/generate': [200, JSON.stringify({ handle: 'KEK' })],
+    '/v1/rng': [200, 'not json'],
+    '/v1/wrap': [200, JSON.stringify([])],
+    '/v1/unwrap': [422, 'not json'],
+    '/healthz': [200, JSON.stringify({ status: 'ok' })],
+  };
+  let server: http.Server;
+  let broken: Client;
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      req.resume();
+      const [status, body] = answers[req.url ?? ''] ?? [404, '{}'];
+      res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    broken = new mod.BridgeClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, SECRET);
+  });
+  afterAll(async () => {
+    await new Promise((done) => server?.close(done));
+  });
+
+  it('is a malformed answer (503), never a crash or a wrong value', async () => {
+    const handle = newId();
+    for (const call of [
+      broken.sign(handle, 'ES256', crypto.randomBytes(32)),
+      broken.publicKey(handle),
+      broken.destroyKey(handle),
+      broken.generateKey(handle, { kty: 'oct', size: 256 }),
+      broken.random(8),
+      broken.wrap(crypto.randomBytes(32), 'ctx'),
+    ]) {
+      const err = await failure(call);
+      expect(err).toBeInstanceOf(BridgeUnavailableError);
+      expect(err.status).toBe(503);
+      expect(err.message).toMatch(/malformed answer from the bridge/);
+    }
+  });
+
+  it('keeps a data-key 422 an integrity failure whatever its body, and reports a malformed health answer as unavailable', async () => {
+    expect(await failure(broken.unwrap('AAAA', 'ctx'))).toBeInstanceOf(IntegrityError);
+    expect(await broken.health()).toEqual({ status: 'unavailable', kek: false, reason: 'malformed answer from the bridge' });
   });
 });

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureSoftHsmToken, findSoftHsmModule, type SoftHsmToken } from '../src/softhsm.js';
+import { ensureSoftHsmToken, findSoftHsmModule, type SoftHsmToken } from '../dev/softhsm.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -42,6 +42,7 @@ export function bridgeEnv(token: TestToken, overrides: Record<string, string> = 
     BRIDGE_HMAC_SECRET_FILE: '',
     BRIDGE_HOST: '127.0.0.1',
     BRIDGE_PORT: '0',
+    BRIDGE_STATE_DIR: join(token.dir, 'bridge-state'),
     ...overrides,
   };
 }

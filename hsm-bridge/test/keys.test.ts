@@ -11,7 +11,7 @@ import {
   toBase64Url,
   type HsmKeySpec,
   type HsmPublicJwk,
-} from '../src/protocol.js';
+} from '../../bridge-protocol/index.js';
 import { createBridgeApp, type LogFields } from '../src/server.js';
 import { PKCS11_MODULE, SECRET, freshToken, withTokenSession, type TestToken } from './helpers.js';
 

@@ -2,7 +2,7 @@
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hsm } from '../src/hsm.js';
-import { fromBase64Url, signRequest, toBase64Url } from '../src/protocol.js';
+import { fromBase64Url, signRequest, toBase64Url } from '../../bridge-protocol/index.js';
 import { createBridgeApp } from '../src/server.js';
 import { PKCS11_MODULE, SECRET, freshToken, type TestToken } from './helpers.js';
 

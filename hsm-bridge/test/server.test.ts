@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Hsm } from '../src/hsm.js';
-import { HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, fromBase64Url, signRequest, toBase64Url } from '../src/protocol.js';
+import { HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, fromBase64Url, signRequest, toBase64Url } from '../../bridge-protocol/index.js';
 import { createBridgeApp, type LogFields } from '../src/server.js';
 import { PKCS11_MODULE, SECRET, freshToken, type TestToken } from './helpers.js';
 

@@ -8,8 +8,8 @@ import https from 'node:https';
 import { join } from 'node:path';
 import * as graphene from 'graphene-pk11';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signRequest } from '../src/protocol.js';
-import { startBridgeProcess } from '../src/softhsm.js';
+import { signRequest } from '../../bridge-protocol/index.js';
+import { startBridgeProcess } from '../dev/softhsm.js';
 import { PKCS11_MODULE, SECRET, bridgeEnv, freshToken, runMain, type TestToken } from './helpers.js';
 
 let token: TestToken;

@@ -9,7 +9,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureSoftHsmToken, findSoftHsmModule, SOFTHSM_MODULE_CANDIDATES, startBridgeProcess } from '../../hsm-bridge/src/softhsm.js';
+import { ensureSoftHsmToken, findSoftHsmModule, SOFTHSM_MODULE_CANDIDATES, startBridgeProcess } from '../../hsm-bridge/dev/softhsm.js';
 import { bootstrapTenant, clientCredentialsToken, ensureVault, HttpStatusError, type BootstrapResult } from './bootstrap.js';
 import { startCronTimer, triggerScheduled, type CronAnswer, type CronTimer } from './cron.js';
 import { ensureDevCa } from './dev-ca.js';
@@ -164,6 +164,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       BRIDGE_HMAC_SECRET_FILE: bridgeSecretFile,
       BRIDGE_HOST: '127.0.0.1',
       BRIDGE_PORT: String(bridgePort),
+      // Its nonce journal, kept with the rest of the stack's state so restarts stay replay-safe.
+      BRIDGE_STATE_DIR: join(stateDir, 'hsm-bridge'),
       HSM_PIN: '',
       BRIDGE_HMAC_SECRET: '',
       HSM_KEK_LABEL: '',

@@ -3,7 +3,7 @@
  * the Worker and the offline verifier (scripts/audit-verify.ts) both check. A checkpoint's
  * signature is ES256 (raw r||s, base64url) over the UTF-8 canonical JSON {chain, hash, seq, time}.
  */
-import { fromBase64Url, toBase64Url } from '../../hsm-bridge/src/protocol';
+import { fromBase64Url, toBase64Url } from '../../bridge-protocol';
 import { canonicalJson } from './canonical';
 import type { Checkpoint } from './verify';
 

@@ -1,38 +1,23 @@
+/**
+ * The Worker's client of the HSM bridge: requests signed, and answers parsed, with the shared wire
+ * protocol (bridge-protocol/). An answer that does not fit its schema is a malformed answer (503,
+ * the bridge is treated as unavailable), never a crash; error answers become vault errors here.
+ */
+import type { z } from 'zod';
 import {
+  BRIDGE_ROUTES,
+  BridgeErrorBody,
+  BridgeHealth,
   signRequest,
-  type BridgeErrorBody,
-  type BridgeHealth,
-  type DestroyKeyRequest,
-  type DestroyKeyResponse,
-  type GenerateKeyRequest,
-  type GenerateKeyResponse,
+  type BridgeErrorCode,
+  type BridgeRoute,
   type HsmKeySpec,
   type HsmPublicJwk,
-  type ImportKeyRequest,
-  type ImportKeyResponse,
-  type KeyDecryptRequest,
-  type KeyDecryptResponse,
-  type KeyEncryptRequest,
-  type KeyEncryptResponse,
-  type KeySignRequest,
-  type KeySignResponse,
-  type KeyUnwrapRequest,
-  type KeyUnwrapResponse,
-  type KeyWrapRequest,
-  type KeyWrapResponse,
-  type PublicKeyRequest,
-  type PublicKeyResponse,
-  type RandomRequest,
-  type RandomResponse,
-  type UnwrapRequest,
-  type UnwrapResponse,
-  type WrapRequest,
-  type WrapResponse,
-} from '../../hsm-bridge/src/protocol';
+} from '../../bridge-protocol';
 import { BridgeUnavailableError, IntegrityError, VaultError, badParameter } from '../core/errors';
-import { fromBase64Url, toBase64Url, utf8 } from '../core/encoding';
+import { toBase64Url, utf8 } from '../core/encoding';
 
-export type { HsmKeySpec, HsmPublicJwk } from '../../hsm-bridge/src/protocol';
+export type { HsmKeySpec, HsmPublicJwk } from '../../bridge-protocol';
 
 /** Per-isolate count of calls made to the bridge (checked by tests and the benchmark). */
 export const bridgeStats = { calls: 0 };
@@ -58,7 +43,7 @@ interface CallOptions {
   keyRoute?: boolean;
 }
 
-/** HMAC-signed client of the HSM bridge (see hsm-bridge/src/protocol.ts). */
+/** HMAC-signed client of the HSM bridge (see bridge-protocol/). */
 export class BridgeClient {
   constructor(
     private readonly baseUrl: string,
@@ -66,38 +51,31 @@ export class BridgeClient {
   ) {}
 
   async wrap(plaintext: Uint8Array, context: string): Promise<{ wrapped: string; kekLabel: string }> {
-    const body: WrapRequest = { plaintext: toBase64Url(plaintext), context: toBase64Url(utf8(context)) };
-    const res = await this.call<WrapResponse>('/v1/wrap', body);
+    const res = await this.call(BRIDGE_ROUTES.wrap, { plaintext: toBase64Url(plaintext), context: toBase64Url(utf8(context)) });
     return { wrapped: res.wrapped, kekLabel: res.kekLabel };
   }
 
   async unwrap(wrapped: string, context: string): Promise<Uint8Array> {
-    const body: UnwrapRequest = { wrapped, context: toBase64Url(utf8(context)) };
-    const res = await this.call<UnwrapResponse>('/v1/unwrap', body);
-    return fromBase64Url(res.plaintext);
+    return (await this.call(BRIDGE_ROUTES.unwrap, { wrapped, context: toBase64Url(utf8(context)) })).plaintext;
   }
 
   // HSM keys: the private or secret material never leaves the token; handles are the ids given.
 
   /** Generates a key in the token under `id` (32 lowercase hex); HsmKeyExistsError if taken. */
   async generateKey(id: string, spec: HsmKeySpec): Promise<{ handle: string; publicJwk?: HsmPublicJwk }> {
-    const body: GenerateKeyRequest = { id, spec };
-    const res = await this.call<GenerateKeyResponse>('/v1/keys/generate', body, { keyRoute: true, timeoutMs: KEY_CREATE_TIMEOUT_MS });
-    return res.publicJwk ? { handle: text(res.handle), publicJwk: res.publicJwk } : { handle: text(res.handle) };
+    const res = await this.call(BRIDGE_ROUTES.generateKey, { id, spec }, { keyRoute: true, timeoutMs: KEY_CREATE_TIMEOUT_MS });
+    return res.publicJwk ? { handle: res.handle, publicJwk: res.publicJwk } : { handle: res.handle };
   }
 
   /** Imports a private RSA or EC JWK into the token as a non-extractable key. */
   async importKey(id: string, jwk: Record<string, string>): Promise<{ handle: string; publicJwk: HsmPublicJwk }> {
-    const body: ImportKeyRequest = { id, jwk };
-    const res = await this.call<ImportKeyResponse>('/v1/keys/import', body, { keyRoute: true, timeoutMs: KEY_CREATE_TIMEOUT_MS });
-    if (!res.publicJwk) throw malformed();
-    return { handle: text(res.handle), publicJwk: res.publicJwk };
+    const res = await this.call(BRIDGE_ROUTES.importKey, { id, jwk }, { keyRoute: true, timeoutMs: KEY_CREATE_TIMEOUT_MS });
+    return { handle: res.handle, publicJwk: res.publicJwk };
   }
 
   /** Signs a digest (RS*, PS*, ES* incl. ES256K); ES* signatures are raw r||s. */
   async sign(handle: string, alg: string, digest: Uint8Array): Promise<Uint8Array> {
-    const body: KeySignRequest = { handle, alg, digest: toBase64Url(digest) };
-    return bytes((await this.call<KeySignResponse>('/v1/keys/sign', body, { keyRoute: true })).signature);
+    return (await this.call(BRIDGE_ROUTES.sign, { handle, alg, digest: toBase64Url(digest) }, { keyRoute: true })).signature;
   }
 
   /** RSA-OAEP(-256)/RSA1_5 with an RSA key; A*GCM (iv, tag, aad), A*CBC(PAD) (iv) with an oct key. */
@@ -107,8 +85,8 @@ export class BridgeClient {
     ciphertext: Uint8Array,
     opts: { iv?: Uint8Array; aad?: Uint8Array; tag?: Uint8Array } = {},
   ): Promise<Uint8Array> {
-    const body: KeyDecryptRequest = { handle, alg, ciphertext: toBase64Url(ciphertext), ...optionalBytes(opts) };
-    return bytes((await this.call<KeyDecryptResponse>('/v1/keys/decrypt', body, { keyRoute: true })).plaintext);
+    const body = { handle, alg, ciphertext: toBase64Url(ciphertext), ...optionalBytes(opts) };
+    return (await this.call(BRIDGE_ROUTES.decrypt, body, { keyRoute: true })).plaintext;
   }
 
   /**
@@ -121,61 +99,60 @@ export class BridgeClient {
     plaintext: Uint8Array,
     opts: { iv?: Uint8Array; aad?: Uint8Array } = {},
   ): Promise<{ ciphertext: Uint8Array; iv?: Uint8Array; tag?: Uint8Array }> {
-    const body: KeyEncryptRequest = { handle, alg, plaintext: toBase64Url(plaintext), ...optionalBytes(opts) };
-    const res = await this.call<KeyEncryptResponse>('/v1/keys/encrypt', body, { keyRoute: true });
+    const body = { handle, alg, plaintext: toBase64Url(plaintext), ...optionalBytes(opts) };
+    const res = await this.call(BRIDGE_ROUTES.encrypt, body, { keyRoute: true });
     return {
-      ciphertext: bytes(res.ciphertext),
-      ...(res.iv !== undefined ? { iv: bytes(res.iv) } : {}),
-      ...(res.tag !== undefined ? { tag: bytes(res.tag) } : {}),
+      ciphertext: res.ciphertext,
+      ...(res.iv !== undefined ? { iv: res.iv } : {}),
+      ...(res.tag !== undefined ? { tag: res.tag } : {}),
     };
   }
 
   /** A128KW/A192KW/A256KW of key bytes under an oct key. */
   async wrapKey(handle: string, alg: string, key: Uint8Array): Promise<Uint8Array> {
-    const body: KeyWrapRequest = { handle, alg, key: toBase64Url(key) };
-    return bytes((await this.call<KeyWrapResponse>('/v1/keys/wrap', body, { keyRoute: true })).wrapped);
+    return (await this.call(BRIDGE_ROUTES.wrapKey, { handle, alg, key: toBase64Url(key) }, { keyRoute: true })).wrapped;
   }
 
   /** RSA-OAEP(-256)/RSA1_5 with an RSA key, A*KW with an oct key. */
   async unwrapKey(handle: string, alg: string, wrapped: Uint8Array): Promise<Uint8Array> {
-    const body: KeyUnwrapRequest = { handle, alg, wrapped: toBase64Url(wrapped) };
-    return bytes((await this.call<KeyUnwrapResponse>('/v1/keys/unwrap', body, { keyRoute: true })).key);
+    return (await this.call(BRIDGE_ROUTES.unwrapKey, { handle, alg, wrapped: toBase64Url(wrapped) }, { keyRoute: true })).key;
   }
 
   /** Destroys the key's token objects; false when there were none (idempotent). */
   async destroyKey(handle: string): Promise<boolean> {
-    const body: DestroyKeyRequest = { handle };
-    const res = await this.call<DestroyKeyResponse>('/v1/keys/destroy', body, { keyRoute: true });
-    if (typeof res.destroyed !== 'boolean') throw malformed();
-    return res.destroyed;
+    return (await this.call(BRIDGE_ROUTES.destroyKey, { handle }, { keyRoute: true })).destroyed;
   }
 
   /** The public JWK of an RSA or EC key, read from the token (not from any stored copy). */
   async publicKey(handle: string): Promise<HsmPublicJwk> {
-    const body: PublicKeyRequest = { handle };
-    const res = await this.call<PublicKeyResponse>('/v1/keys/public', body, { keyRoute: true });
-    if (typeof res.publicJwk !== 'object' || res.publicJwk === null) throw malformed();
-    return res.publicJwk;
+    return (await this.call(BRIDGE_ROUTES.publicKey, { handle }, { keyRoute: true })).publicJwk;
   }
 
   /** 1..128 bytes from the token's random generator. */
   async random(count: number): Promise<Uint8Array> {
-    const body: RandomRequest = { count };
-    return bytes((await this.call<RandomResponse>('/v1/rng', body, { keyRoute: true })).bytes);
+    return (await this.call(BRIDGE_ROUTES.random, { count }, { keyRoute: true })).bytes;
   }
 
   /** The bridge's own health (unauthenticated endpoint); never throws. */
   async health(): Promise<BridgeHealth> {
     try {
       const res = await fetch(new URL('/healthz', this.baseUrl), { signal: AbortSignal.timeout(TIMEOUT_MS) });
-      const body = (await res.json()) as BridgeHealth;
+      const parsed = BridgeHealth.safeParse(await res.json());
+      if (!parsed.success) return { status: 'unavailable', kek: false, reason: 'malformed answer from the bridge' };
+      const body = parsed.data;
       return res.ok && body.kek ? body : { status: 'unavailable', kek: false, reason: body.reason ?? `HTTP ${res.status}` };
     } catch (err) {
       return { status: 'unavailable', kek: false, reason: describe(err) };
     }
   }
 
-  private async call<T>(path: string, payload: unknown, opts: CallOptions = {}): Promise<T> {
+  /** POSTs a route's request; resolves to its answer as the route's schema parses it. */
+  private async call<R extends BridgeRoute>(
+    route: R,
+    payload: z.input<R['request']>,
+    opts: CallOptions = {},
+  ): Promise<z.output<R['response']>> {
+    const path = route.path;
     const body = JSON.stringify(payload);
     let headers: Record<string, string>;
     try {
@@ -206,16 +183,20 @@ export class BridgeClient {
       if (res.status === 401) console.error('hsm bridge refused our request signature (check BRIDGE_HMAC_SECRET)');
       throw new BridgeUnavailableError(`bridge answered HTTP ${res.status}`);
     }
+    let answer: unknown;
     try {
-      return (await res.json()) as T;
+      answer = await res.json();
     } catch {
       throw malformed();
     }
+    const parsed = route.response.safeParse(answer);
+    if (!parsed.success) throw malformed();
+    return parsed.data as z.output<R['response']>;
   }
 }
 
 /** The vault's error for a key route's 4xx answer. */
-function keyRouteError(status: number, error: { code?: string; message?: string }): VaultError {
+function keyRouteError(status: number, error: { code?: BridgeErrorCode; message?: string }): VaultError {
   // The bridge's messages name fields and algorithms, never key bytes, digests or plaintexts.
   if (status === 400) return badParameter(error.message ? sentence(error.message) : 'The HSM refused the request.');
   if (status === 422) return badParameter(OPERATION_FAILED);
@@ -226,12 +207,11 @@ function keyRouteError(status: number, error: { code?: string; message?: string 
   return new BridgeUnavailableError(`bridge answered HTTP ${status}${error.code ? ` (${error.code})` : ''}`);
 }
 
-async function errorOf(res: Response): Promise<{ code?: string; message?: string }> {
+/** The code and message of an error answer; nothing when the body is not one. */
+async function errorOf(res: Response): Promise<{ code?: BridgeErrorCode; message?: string }> {
   try {
-    const body = (await res.json()) as Partial<BridgeErrorBody>;
-    const code = typeof body.error?.code === 'string' ? body.error.code : undefined;
-    const message = typeof body.error?.message === 'string' ? body.error.message.slice(0, 300) : undefined;
-    return { code, message };
+    const parsed = BridgeErrorBody.safeParse(await res.json());
+    return parsed.success ? { code: parsed.data.error.code, message: parsed.data.error.message.slice(0, 300) } : {};
   } catch {
     return {};
   }
@@ -250,19 +230,6 @@ function optionalBytes(opts: Record<string, Uint8Array | undefined>): Record<str
 
 function malformed(): BridgeUnavailableError {
   return new BridgeUnavailableError('malformed answer from the bridge');
-}
-
-function text(value: unknown): string {
-  if (typeof value !== 'string') throw malformed();
-  return value;
-}
-
-function bytes(value: unknown): Uint8Array {
-  try {
-    return fromBase64Url(text(value));
-  } catch {
-    throw malformed();
-  }
 }
 
 function describe(err: unknown): string {

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { ensureSoftHsmToken, findSoftHsmModule, startBridgeProcess } from '../../hsm-bridge/src/softhsm.js';
+import { ensureSoftHsmToken, findSoftHsmModule, startBridgeProcess } from '../../hsm-bridge/dev/softhsm.js';
 
 const TOKEN_LABEL = 'ekv-worker-tests';
 
@@ -25,6 +25,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
         HSM_PIN_FILE: token.pinFile,
         BRIDGE_HMAC_SECRET: secret,
         BRIDGE_HOST: '127.0.0.1',
+        BRIDGE_STATE_DIR: join(dir, 'bridge-state'),
         // Overrides the developer's own settings, which may point at a real HSM.
         PKCS11_MODULE: pkcs11Module,
         HSM_PIN: '',

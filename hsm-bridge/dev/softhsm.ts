@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
 
-/** Repository root (this file is hsm-bridge/src/softhsm.ts). */
+/** Repository root (this file is hsm-bridge/dev/softhsm.ts). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = join(ROOT, 'hsm-bridge/src/main.ts');
 
@@ -105,7 +105,7 @@ export async function ensureSoftHsmToken(opts: SoftHsmTokenOptions): Promise<Sof
   await mkdir(tokenDir, { recursive: true, mode: 0o700 });
   await writeFile(
     confPath,
-    `# Written by hsm-bridge/src/softhsm.ts\ndirectories.tokendir = ${tokenDir}\nobjectstore.backend = file\nlog.level = ERROR\n`,
+    `# Written by hsm-bridge/dev/softhsm.ts\ndirectories.tokendir = ${tokenDir}\nobjectstore.backend = file\nlog.level = ERROR\n`,
   );
 
   const exists = (await listSoftHsmTokens(confPath, util)).includes(opts.label);
