@@ -53,6 +53,13 @@ export async function startBridge(config: BridgeConfig, log: BridgeLog = jsonLog
         },
         (addr) => resolve({ server: s, info: addr }),
       );
+      // Node closes idle keep-alive connections after 5 s, racing the Worker reusing them (its
+      // request then dies as "connection failed"). Idle connections stay far longer than any
+      // pause between the Worker's calls; the Worker, not the bridge, ends them.
+      if ('keepAliveTimeout' in s) {
+        s.keepAliveTimeout = 120_000;
+        s.headersTimeout = 121_000;
+      }
       s.once('error', reject); // e.g. EADDRINUSE
     }));
   } catch (err) {

@@ -41,6 +41,8 @@ interface CallOptions {
   timeoutMs?: number;
   /** /v1/keys/* and /v1/rng: 400, 404, 409 and 422 are answers about the request, not outages. */
   keyRoute?: boolean;
+  /** Never sent a second time, even when the connection failed (the first may have landed). */
+  once?: boolean;
 }
 
 /** HMAC-signed client of the HSM bridge (see bridge-protocol/). */
@@ -63,13 +65,13 @@ export class BridgeClient {
 
   /** Generates a key in the token under `id` (32 lowercase hex); HsmKeyExistsError if taken. */
   async generateKey(id: string, spec: HsmKeySpec): Promise<{ handle: string; publicJwk?: HsmPublicJwk }> {
-    const res = await this.call(BRIDGE_ROUTES.generateKey, { id, spec }, { keyRoute: true, timeoutMs: KEY_CREATE_TIMEOUT_MS });
+    const res = await this.call(BRIDGE_ROUTES.generateKey, { id, spec }, { keyRoute: true, timeoutMs: KEY_CREATE_TIMEOUT_MS, once: true });
     return res.publicJwk ? { handle: res.handle, publicJwk: res.publicJwk } : { handle: res.handle };
   }
 
   /** Imports a private RSA or EC JWK into the token as a non-extractable key. */
   async importKey(id: string, jwk: Record<string, string>): Promise<{ handle: string; publicJwk: HsmPublicJwk }> {
-    const res = await this.call(BRIDGE_ROUTES.importKey, { id, jwk }, { keyRoute: true, timeoutMs: KEY_CREATE_TIMEOUT_MS });
+    const res = await this.call(BRIDGE_ROUTES.importKey, { id, jwk }, { keyRoute: true, timeoutMs: KEY_CREATE_TIMEOUT_MS, once: true });
     return { handle: res.handle, publicJwk: res.publicJwk };
   }
 
@@ -154,23 +156,30 @@ export class BridgeClient {
   ): Promise<z.output<R['response']>> {
     const path = route.path;
     const body = JSON.stringify(payload);
-    let headers: Record<string, string>;
-    try {
-      headers = await signRequest(this.secret, 'POST', path, body);
-    } catch {
-      throw new BridgeUnavailableError('the bridge secret is not configured correctly');
-    }
     bridgeStats.calls++;
     let res: Response;
-    try {
-      res = await fetch(new URL(path, this.baseUrl), {
-        method: 'POST',
-        headers: { ...headers, 'content-type': 'application/json' },
-        body,
-        signal: AbortSignal.timeout(opts.timeoutMs ?? TIMEOUT_MS),
-      });
-    } catch (err) {
-      throw new BridgeUnavailableError(describe(err));
+    // A keep-alive connection the bridge closed as we reused it fails before the request reaches
+    // it; one fresh attempt (newly signed: a nonce is never sent twice) then goes through. Not for
+    // key creation, whose first attempt may have landed: a retry would see the key it made as taken.
+    for (let attempt = 1; ; attempt++) {
+      let headers: Record<string, string>;
+      try {
+        headers = await signRequest(this.secret, 'POST', path, body);
+      } catch {
+        throw new BridgeUnavailableError('the bridge secret is not configured correctly');
+      }
+      try {
+        res = await fetch(new URL(path, this.baseUrl), {
+          method: 'POST',
+          headers: { ...headers, 'content-type': 'application/json' },
+          body,
+          signal: AbortSignal.timeout(opts.timeoutMs ?? TIMEOUT_MS),
+        });
+        break;
+      } catch (err) {
+        const reason = describe(err);
+        if (reason !== 'connection failed' || opts.once || attempt >= 2) throw new BridgeUnavailableError(reason);
+      }
     }
     if (opts.keyRoute && [400, 404, 409, 422].includes(res.status)) throw keyRouteError(res.status, await errorOf(res));
     if (res.status === 422) {
