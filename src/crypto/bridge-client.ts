@@ -167,7 +167,7 @@ export class BridgeClient {
   /** The bridge's own health (unauthenticated endpoint); never throws. */
   async health(): Promise<BridgeHealth> {
     try {
-      const res = await fetch(new URL('/healthz', this.baseUrl), { signal: AbortSignal.timeout(TIMEOUT_MS) });
+      const res = await withReconnect(() => fetch(new URL('/healthz', this.baseUrl), { signal: AbortSignal.timeout(TIMEOUT_MS) }));
       const body = (await res.json()) as BridgeHealth;
       return res.ok && body.kek ? body : { status: 'unavailable', kek: false, reason: body.reason ?? `HTTP ${res.status}` };
     } catch (err) {
@@ -186,12 +186,14 @@ export class BridgeClient {
     bridgeStats.calls++;
     let res: Response;
     try {
-      res = await fetch(new URL(path, this.baseUrl), {
-        method: 'POST',
-        headers: { ...headers, 'content-type': 'application/json' },
-        body,
-        signal: AbortSignal.timeout(opts.timeoutMs ?? TIMEOUT_MS),
-      });
+      res = await withReconnect(() =>
+        fetch(new URL(path, this.baseUrl), {
+          method: 'POST',
+          headers: { ...headers, 'content-type': 'application/json' },
+          body,
+          signal: AbortSignal.timeout(opts.timeoutMs ?? TIMEOUT_MS),
+        }),
+      );
     } catch (err) {
       throw new BridgeUnavailableError(describe(err));
     }
@@ -262,6 +264,22 @@ function bytes(value: unknown): Uint8Array {
     return fromBase64Url(text(value));
   } catch {
     throw malformed();
+  }
+}
+
+/**
+ * Sends once more when the connection was lost before any answer came. workerd reuses pooled
+ * keep-alive connections, and one the bridge has closed as idle (Node's 5 s keepAliveTimeout) fails
+ * as "Network connection lost" without the request having reached the bridge; the fuzz suite hit
+ * this as a spurious 503 after a few idle seconds. A timeout is not retried (the bridge may be
+ * working on it), and the retry goes out on a new connection or fails as before.
+ */
+async function withReconnect(send: () => Promise<Response>): Promise<Response> {
+  try {
+    return await send();
+  } catch (err) {
+    if (!(err instanceof Error) || !/network connection lost/i.test(err.message)) throw err;
+    return send();
   }
 }
 
