@@ -49,6 +49,8 @@ export interface StackOptions {
   onOutput?: (source: 'worker' | 'bridge', line: string) => void;
   /** How long wrangler may take to answer /healthz; default 120 s (the first build is slow). */
   readyTimeoutMs?: number;
+  /** More Worker variables, e.g. the soak run's D1 fault injection (D1_FAULT_RATE). */
+  extraVars?: Record<string, string>;
 }
 
 export interface BridgeControl {
@@ -72,6 +74,8 @@ export interface Stack {
   bridgePort: number;
   stateDir: string;
   bridge: BridgeControl;
+  /** Process group of wrangler dev and its workerd (for memory figures). */
+  workerPid: number;
   /** Stops the Worker (wrangler and workerd) and the bridge. Idempotent. */
   stop(): Promise<void>;
 }
@@ -194,7 +198,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       certPath: ca.certPath,
       keyPath: ca.keyPath,
       // Local only: federated credentials may trust a plain-http OIDC issuer on loopback (tests).
-      vars: { VAULT_ZONE: zone, BRIDGE_URL: bridge.url, ALLOW_LOOPBACK_HTTP_ISSUERS: 'true' },
+      vars: { ...opts.extraVars, VAULT_ZONE: zone, BRIDGE_URL: bridge.url, ALLOW_LOOPBACK_HTTP_ISSUERS: 'true' },
       secrets: { BRIDGE_HMAC_SECRET: secrets.bridgeHmacSecret, BOOTSTRAP_SECRET: secrets.bootstrapSecret },
       onLine: opts.onOutput ? (line) => opts.onOutput!('worker', line) : undefined,
     });
@@ -208,7 +212,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
     const credentialsPath = join(stateDir, 'credentials.json');
     const credentials = await ensureCredentials({ credentialsPath, apexUrl, vaultUrl, vaultName, caPem: ca.caPem, caCertPath: ca.caCertPath, bootstrapSecret: secrets.bootstrapSecret, log });
-    return { credentials, credentialsPath, caPem: ca.caPem, apexUrl, zone, vaultPort, bridgePort, stateDir, bridge, stop };
+    return { credentials, credentialsPath, caPem: ca.caPem, apexUrl, zone, vaultPort, bridgePort, stateDir, bridge, workerPid: started.pid, stop };
   } catch (err) {
     await stop();
     throw err;
