@@ -23,8 +23,9 @@ import { API, APEX, BOOTSTRAP_SECRET, admin, call, env, json, newVault, tokenFor
 import { signWithVaultKey, validClaims } from './identity-helpers';
 
 const DEFAULT_SEED = 20261203;
-// ~45 ms a request with its snapshots: two seeds × 300 fit in about 30 s of a 2-core CI machine.
-const RUNS = Number(env.FUZZ_RUNS) || 300;
+// 15–25 ms a request with its snapshots (more as the tables grow): two seeds × 600 take about
+// 30 s on a busy 2-core machine, plus the suite's start.
+const RUNS = Number(env.FUZZ_RUNS) || 600;
 const REQUEST_TIMEOUT_MS = 15_000;
 
 /** Tables a request may legitimately write whatever its answer: the audit trail and event delivery. */
