@@ -24,6 +24,9 @@ export default defineConfig({
                 ALLOW_LOOPBACK_HTTP_ISSUERS: 'true',
                 OIDC_ISSUER_HOST: inject('oidcIssuerHost').url,
                 OIDC_ISSUER_CONTROL_TOKEN: inject('oidcIssuerHost').controlToken,
+                // test/worker/fuzz.test.ts: replay one seed, or run longer (`npm run fuzz`).
+                FUZZ_SEED: process.env.FUZZ_SEED ?? '',
+                FUZZ_RUNS: process.env.FUZZ_RUNS ?? '',
               },
             },
           })),

@@ -55,6 +55,8 @@ export interface StackOptions {
    * off: `npm run dev` turns it on (DEV_CRON_INTERVAL), tests that want it say so.
    */
   cronIntervalSeconds?: number;
+  /** More Worker variables, e.g. the soak run's D1 fault injection (D1_FAULT_RATE). */
+  extraVars?: Record<string, string>;
 }
 
 export interface BridgeControl {
@@ -80,6 +82,8 @@ export interface Stack {
   bridge: BridgeControl;
   /** Runs the Worker's scheduled handler now (as `npm run cron` does); resolves once it has finished. */
   runCron(): Promise<CronAnswer>;
+  /** Process group of wrangler dev and its workerd (for memory figures). */
+  workerPid: number;
   /** Stops the Worker (wrangler and workerd) and the bridge. Idempotent. */
   stop(): Promise<void>;
 }
@@ -206,7 +210,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       certPath: ca.certPath,
       keyPath: ca.keyPath,
       // Local only: federated credentials may trust a plain-http OIDC issuer on loopback (tests).
-      vars: { VAULT_ZONE: zone, BRIDGE_URL: bridge.url, ALLOW_LOOPBACK_HTTP_ISSUERS: 'true' },
+      vars: { ...opts.extraVars, VAULT_ZONE: zone, BRIDGE_URL: bridge.url, ALLOW_LOOPBACK_HTTP_ISSUERS: 'true' },
       secrets: { BRIDGE_HMAC_SECRET: secrets.bridgeHmacSecret, BOOTSTRAP_SECRET: secrets.bootstrapSecret },
       onLine: opts.onOutput ? (line) => opts.onOutput!('worker', line) : undefined,
     });
@@ -226,7 +230,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       log(`cron: the scheduled handler runs every ${cronIntervalSeconds} s`);
     }
     const runCron = () => triggerScheduled(vaultPort, ca.caPem);
-    return { credentials, credentialsPath, caPem: ca.caPem, apexUrl, zone, vaultPort, bridgePort, stateDir, bridge, runCron, stop };
+    return { credentials, credentialsPath, caPem: ca.caPem, apexUrl, zone, vaultPort, bridgePort, stateDir, bridge, runCron, workerPid: started.pid, stop };
   } catch (err) {
     await stop();
     throw err;

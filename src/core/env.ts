@@ -22,6 +22,12 @@ export interface Env {
   AUDIT_ARCHIVE_PERIOD?: string;
   /** Days archived audit records stay in D1 (default 365, at least 30). */
   AUDIT_RETENTION_DAYS?: string;
+  /**
+   * Development only (the soak run): the share (0–1) of request-path D1 statements that fail as if
+   * D1 were unavailable. Ignored unless ALLOW_FAULT_INJECTION is "true"; never set in wrangler.toml.
+   */
+  D1_FAULT_RATE?: string;
+  ALLOW_FAULT_INJECTION?: string;
   /** Days archive objects stay in R2 (unset: forever; at least AUDIT_RETENTION_DAYS). */
   AUDIT_ARCHIVE_RETENTION_DAYS?: string;
   /**

@@ -138,7 +138,9 @@ export class BridgeClient {
   /** The bridge's own health (unauthenticated endpoint); never throws. */
   async health(): Promise<BridgeHealth> {
     try {
-      const res = await fetch(new URL('/healthz', this.baseUrl), { signal: AbortSignal.timeout(TIMEOUT_MS) });
+      const get = () => fetch(new URL('/healthz', this.baseUrl), { signal: AbortSignal.timeout(TIMEOUT_MS) });
+      // As in call(): a pooled connection the bridge closed is tried once more, on a new one.
+      const res = await get().catch((err: unknown) => (describe(err) === 'connection failed' ? get() : Promise.reject(err)));
       const parsed = BridgeHealth.safeParse(await res.json());
       if (!parsed.success) return { status: 'unavailable', kek: false, reason: 'malformed answer from the bridge' };
       const body = parsed.data;

@@ -1,7 +1,7 @@
 import { BridgeClient } from './bridge-client';
 import { DataKeyCache, DataKeyManager, DEFAULT_POLICY } from './data-keys';
 import type { Env } from '../core/env';
-import { database, type Database } from '../storage/db';
+import { d1FaultRate, database, type Database } from '../storage/db';
 
 /** Isolate-wide: unwrapped data keys outlive requests, which is what keeps warm reads off the bridge. */
 export const dataKeyCache = new DataKeyCache(DEFAULT_POLICY, 'data-keys');
@@ -13,7 +13,7 @@ export interface Services {
 }
 
 export function services(env: Env): Services {
-  const db = database(env.DB);
+  const db = database(env.DB, d1FaultRate(env));
   const bridge = new BridgeClient(env.BRIDGE_URL, env.BRIDGE_HMAC_SECRET);
   return { db, bridge, keys: new DataKeyManager(db, bridge, dataKeyCache) };
 }

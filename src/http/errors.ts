@@ -1,5 +1,5 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { describeError } from '../storage/errors';
+import { describeError, storageUnavailable } from '../storage/errors';
 import { VaultError } from '../core/errors';
 import type { AppContext } from './context';
 
@@ -18,13 +18,20 @@ export function errorResponse(c: AppContext, status: ContentfulStatusCode, code:
 }
 
 /**
- * Renders any thrown error. Vault errors carry their status and code; anything else is a 500
- * whose message says nothing about the internals (and so nothing secret).
+ * Renders any thrown error. Vault errors carry their status and code; D1 being unavailable is a
+ * 503 with Retry-After; anything else is a 500 whose message says nothing about the internals (and
+ * so nothing secret).
  */
 export function renderError(err: unknown, c: AppContext): Response {
   if (err instanceof VaultError) {
     if (err.status === 503) c.header('Retry-After', '5');
     return errorResponse(c, err.status, err.code, err.message, err.innerCode);
+  }
+  if (storageUnavailable(err)) {
+    // Like the bridge being down: nothing is served from a half-read state, and the caller retries.
+    console.error(`storage unavailable: ${describeError(err)}`);
+    c.header('Retry-After', '5');
+    return errorResponse(c, 503, 'ServiceUnavailable', 'The vault storage is temporarily unavailable; retry later.');
   }
   console.error(`unhandled error: ${describeError(err)}`);
   return errorResponse(c, 500, 'InternalServerError', 'The server encountered an internal error.');

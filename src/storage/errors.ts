@@ -17,3 +17,16 @@ export function describeError(err: unknown): string {
   // DrizzleQueryError puts the bound parameters after the first line: keep them out of logs.
   return `${err.name}: ${err.message.split('\n')[0]}${cause}`.slice(0, 500);
 }
+
+/**
+ * D1 could not run the statement (unreachable, overloaded, reset): a transient condition the
+ * caller may retry, as opposed to a constraint or SQL error, which is a bug or a conflict. D1's
+ * transient errors come as `D1_ERROR: …` (or D1's own wording) on the error or its cause.
+ */
+export function storageUnavailable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (/constraint failed|SQLITE_|no such (table|column)|syntax error|D1_TYPE_ERROR|D1_COLUMN_NOTFOUND/i.test(e.message)) return false;
+    if (/^D1_ERROR\b|D1 DB|Network connection lost|D1_EXEC_ERROR: .*(?:timeout|reset)/i.test(e.message)) return true;
+  }
+  return false;
+}
