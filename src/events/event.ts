@@ -6,15 +6,30 @@ import { type VaultRecord } from '../core/vault';
 
 export const EVENTS_QUEUE_NAME = 'ekv-events';
 
-export type VaultEventType = 'Microsoft.KeyVault.KeyNewVersionCreated' | 'Microsoft.KeyVault.KeyNearExpiry';
+/** Every Key Vault event type Azure publishes; subscriptions filter on these. */
+export const VAULT_EVENT_TYPES = [
+  'Microsoft.KeyVault.SecretNewVersionCreated',
+  'Microsoft.KeyVault.SecretNearExpiry',
+  'Microsoft.KeyVault.SecretExpired',
+  'Microsoft.KeyVault.KeyNewVersionCreated',
+  'Microsoft.KeyVault.KeyNearExpiry',
+  'Microsoft.KeyVault.KeyExpired',
+  'Microsoft.KeyVault.CertificateNewVersionCreated',
+  'Microsoft.KeyVault.CertificateNearExpiry',
+  'Microsoft.KeyVault.CertificateExpired',
+  'Microsoft.KeyVault.VaultAccessPolicyChanged',
+] as const;
+
+export type VaultEventType = (typeof VAULT_EVENT_TYPES)[number];
 
 export interface VaultEventData {
   /** The versioned object id, e.g. https://{vault}.{zone}/keys/{name}/{version}. */
   Id: string;
   VaultName: string;
-  ObjectType: 'Key';
+  ObjectType: 'Key' | 'Secret' | 'Certificate' | 'Vault';
   ObjectName: string;
-  Version: string;
+  /** Null for VaultAccessPolicyChanged (no object version). */
+  Version: string | null;
   /** Unix seconds, or null when the version has none. */
   NBF: number | null;
   EXP: number | null;
