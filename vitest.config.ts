@@ -24,6 +24,11 @@ export default defineConfig({
                 ALLOW_LOOPBACK_HTTP_ISSUERS: 'true',
                 OIDC_ISSUER_HOST: inject('oidcIssuerHost').url,
                 OIDC_ISSUER_CONTROL_TOKEN: inject('oidcIssuerHost').controlToken,
+                // Event delivery: the suite's webhook receivers, and their stub DNS-over-HTTPS resolver.
+                WEBHOOK_RECEIVER_URL: inject('webhookReceiver').url,
+                WEBHOOK_RECEIVER_CONTROL_TOKEN: inject('webhookReceiver').controlToken,
+                WEBHOOK_DEAD_URL: inject('webhookReceiver').deadUrl,
+                EVENTS_DOH_URL: `${inject('webhookReceiver').url}/dns-query`,
               },
             },
           })),
@@ -31,7 +36,7 @@ export default defineConfig({
         test: {
           name: 'worker',
           include: ['test/worker/**/*.test.ts'],
-          globalSetup: ['test/support/bridge-global-setup.ts', 'test/support/oidc-issuer-global-setup.ts'],
+          globalSetup: ['test/support/bridge-global-setup.ts', 'test/support/oidc-issuer-global-setup.ts', 'test/support/webhook-receiver-global-setup.ts'],
           setupFiles: ['test/worker/setup.ts'],
         },
       },
