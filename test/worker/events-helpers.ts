@@ -4,7 +4,7 @@
  * package is not installed), a CloudEvents 1.0 structured-mode parser written from the spec (nor
  * is `cloudevents`), and building delivery messages.
  */
-import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test';
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import worker from '../../src/index';
 import type { Env } from '../../src/core/env';
@@ -155,18 +155,31 @@ export function vaultEvent(vault: string, tenantId: string, overrides: Partial<V
   };
 }
 
-/** Runs the Worker's queue handler on one batch of `queue`; reports acks and retries (with delays). */
+/**
+ * Runs the Worker's queue handler on one batch of `queue`; reports acks and retries with their
+ * delays. The batch is built here, not with cloudflare:test's createMessageBatch, because
+ * getQueueResult does not report a retry's delaySeconds, which is what backoff is about.
+ */
 export async function runQueue(queue: string, bodies: unknown[], attempts = 1, e: Env = env as Env) {
-  const batch = createMessageBatch<unknown>(
+  let acked = 0;
+  let retryAll = false;
+  const retries: (number | undefined)[] = [];
+  const messages = bodies.map((body, i) => ({
+    id: `m${i}-${crypto.randomUUID()}`,
+    timestamp: new Date(),
+    attempts,
+    body,
+    ack: () => void acked++,
+    retry: (opts?: QueueRetryOptions) => void retries.push(opts?.delaySeconds),
+  }));
+  const batch = {
     queue,
-    bodies.map((body, i) => ({ id: `m${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body })),
-  );
+    messages,
+    ackAll: () => void (acked += bodies.length),
+    retryAll: () => void (retryAll = true),
+  } as unknown as MessageBatch<unknown>;
   const ctx = createExecutionContext();
   await (worker.queue as ExportedHandlerQueueHandler<Env, unknown>)(batch, e, ctx);
-  const result = await getQueueResult(batch, ctx);
-  return {
-    acked: result.explicitAcks.length + (result.ackAll ? bodies.length : 0),
-    retries: (result.retryMessages as { msgId: string; delaySeconds?: number }[]).map((m) => m.delaySeconds),
-    retryAll: result.retryBatch.retry,
-  };
+  await waitOnExecutionContext(ctx);
+  return { acked, retries, retryAll };
 }
