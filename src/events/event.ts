@@ -98,6 +98,25 @@ export function nearExpiryEvent(origin: string, vault: VaultRecord, record: Vers
 }
 
 /**
+ * Microsoft.KeyVault.VaultAccessPolicyChanged: the vault's access policies were changed (set,
+ * replaced, added to, removed). Each change is its own event, so its id is derived from a fresh
+ * change id rather than from an object version.
+ */
+export async function accessPolicyChangedEvent(origin: string, vault: VaultRecord, time: number): Promise<VaultEvent> {
+  const type = 'Microsoft.KeyVault.VaultAccessPolicyChanged';
+  return {
+    id: await eventId(vault.id, type, vault.name, crypto.randomUUID()),
+    topic: `/tenants/${vault.tenantId}/providers/Microsoft.KeyVault/vaults/${vault.name}`,
+    subject: vault.name,
+    eventType: type,
+    eventTime: new Date(time * 1000).toISOString(),
+    data: { Id: origin, VaultName: vault.name, ObjectType: 'Vault', ObjectName: vault.name, Version: null, NBF: null, EXP: null },
+    dataVersion: '1',
+    metadataVersion: '1',
+  };
+}
+
+/**
  * Queues events for the events consumer. Never throws: a send that still fails after a retry is
  * logged (event types and ids only) and reported as false, so callers may run it in waitUntil.
  */

@@ -122,6 +122,20 @@ describe('delivery through the queues', () => {
   }, 60_000);
 });
 
+describe('VaultAccessPolicyChanged', () => {
+  it('is emitted when an access policy changes, and delivered to subscribers of that type', async () => {
+    const { hook, secret } = await create('policies', {}, { types: ['VaultAccessPolicyChanged'] });
+    const objectId = crypto.randomUUID();
+    const res = await call('PUT', `${APEX}/management/vaults/${vault}/accessPolicies/${objectId}`, { token, body: { permissions: { secrets: ['get'] } } });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const [got] = await waitForNotifications(hook.id, 1);
+    expect(got, 'no VaultAccessPolicyChanged delivered').toBeDefined();
+    expect(await verifyStandardWebhook(secret, got!.headers, got!.body)).toBe(true);
+    const [event] = JSON.parse(got!.body);
+    expect(event).toMatchObject({ eventType: 'Microsoft.KeyVault.VaultAccessPolicyChanged', subject: vault, data: { VaultName: vault, ObjectType: 'Vault', Version: null } });
+  }, 60_000);
+});
+
 describe('retries and dead letters', () => {
   it('retries 5xx with exponential backoff and jitter, and honours Retry-After on 429', async () => {
     const { hook } = await create('retry-5xx');
