@@ -1,7 +1,7 @@
 /**
  * Standard Webhooks signing (https://www.standardwebhooks.com, spec "Signature scheme"), with
- * WebCrypto: the `standardwebhooks` npm package is not installed here, and the scheme is a few
- * lines. Each delivery carries `webhook-id`, `webhook-timestamp` (Unix seconds) and
+ * WebCrypto: the scheme is a few lines, so the Worker carries no library for it (the tests check
+ * it against the `standardwebhooks` package and the spec's test vector). Each delivery carries `webhook-id`, `webhook-timestamp` (Unix seconds) and
  * `webhook-signature`: space-delimited `v1,{base64 HMAC-SHA256 over "{id}.{timestamp}.{body}"}`,
  * one per secret that currently signs, which is how a rotation overlaps without a gap.
  */

@@ -1,4 +1,6 @@
 import { env } from 'cloudflare:workers';
+import { HTTP } from 'cloudevents';
+import { Webhook } from 'standardwebhooks';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { signature } from '../../src/events/signing';
 import type { DeliveryMessage } from '../../src/events/fanout';
@@ -97,6 +99,14 @@ describe('delivery through the queues', () => {
       data: matching.data,
     });
     for (const r of ceGot) expect(await verifyStandardWebhook(ce.secret, r.headers, r.body)).toBe(true);
+    // And as the reference libraries see them: the standardwebhooks package verifies (it throws
+    // otherwise), the CloudEvents SDK parses structured mode.
+    expect(new Webhook(eg.secret).verify(egGot!.body, egGot!.headers)).toEqual([matching]);
+    expect(() => new Webhook(ce.secret).verify(egGot!.body, egGot!.headers)).toThrow();
+    for (const r of ceGot) new Webhook(ce.secret).verify(r.body, r.headers);
+    const sdk = HTTP.toEvent({ headers: ceGot[0]!.headers, body: ceGot[0]!.body });
+    expect(Array.isArray(sdk) ? sdk[0]!.specversion : sdk.specversion).toBe('1.0');
+    expect(parsed.map((e) => e.id)).toContain(Array.isArray(sdk) ? sdk[0]!.id : sdk.id);
 
     await sleep(300);
     expect(await notifications(eg.hook.id)).toHaveLength(1);

@@ -1,8 +1,9 @@
 /**
  * Helpers of the event tests: controlling the webhook receivers (test/support/webhook-receiver.ts)
- * from inside workerd, a Standard Webhooks verifier written from the spec (the `standardwebhooks`
- * package is not installed), a CloudEvents 1.0 structured-mode parser written from the spec (nor
- * is `cloudevents`), and building delivery messages.
+ * from inside workerd, a Standard Webhooks verifier and a CloudEvents 1.0 structured-mode parser
+ * written from the specs (the delivery tests also check against the `standardwebhooks` package and
+ * the CloudEvents SDK, so neither the signer nor the checks rest on one reading), and building
+ * delivery messages.
  */
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
