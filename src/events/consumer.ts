@@ -1,3 +1,4 @@
+// The events queue's consumer: stores the vault's events in D1, then hands them to the fan-out.
 import { getTableColumns } from 'drizzle-orm';
 import type { Env } from '../core/env';
 import { database } from '../storage/db';

@@ -1,3 +1,4 @@
+// What a vault event is (Event Grid shape), how one is made, and how it is queued.
 import { type VaultRecord } from '../core/vault';
 
 // Key Vault's Event Grid events, in the Event Grid event schema Azure Key Vault publishes

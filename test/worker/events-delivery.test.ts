@@ -1,3 +1,4 @@
+// Event delivery: fan-out, signed webhooks, retries with backoff, dead letters and redelivery.
 import { env } from 'cloudflare:workers';
 import { HTTP } from 'cloudevents';
 import { Webhook } from 'standardwebhooks';

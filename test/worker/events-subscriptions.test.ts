@@ -1,3 +1,4 @@
+// Event subscriptions: the API on both hosts, handshakes, and the SSRF policy on endpoints.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { addressRefusal } from '../../src/events/endpoint-policy';
 import { API, APEX, admin, call, json, newVault, tokenFor, vaultOrigin } from './helpers';

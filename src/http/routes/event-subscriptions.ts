@@ -1,3 +1,12 @@
+/**
+ * Event subscriptions (src/events/), one sub-app served twice with a different guard:
+ *   https://{vault}.{zone}/eventSubscriptions[/{name}]…   callers holding the vault's
+ *       Microsoft.KeyVault/vaults/eventSubscriptions/read or /write (api-version required)
+ *   https://{zone}/management/vaults/{vault}/eventSubscriptions[/{name}]…   administrators
+ * Routes: list; get; PUT (create, with the endpoint's handshake, or replace); DELETE;
+ * POST …/rotateSecret {overlapMinutes}; GET …/deadLetters; POST …/deadLetters/{eventId}/redeliver.
+ * The guard names the operation for the audit record and puts the vault in the context.
+ */
 import { Hono, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import { nextLinkFor } from '../../access/listing';
@@ -15,15 +24,6 @@ import { findVault } from '../../storage/vaults';
 import { auditAs, bodyText, noContent, type AppContext, type AppEnv } from '../context';
 import { adminOperation, vaultOperation } from '../operation';
 
-/**
- * Event subscriptions (src/events/), one sub-app served twice with a different guard:
- *   https://{vault}.{zone}/eventSubscriptions[/{name}]…   callers holding the vault's
- *       Microsoft.KeyVault/vaults/eventSubscriptions/read or /write (api-version required)
- *   https://{zone}/management/vaults/{vault}/eventSubscriptions[/{name}]…   administrators
- * Routes: list; get; PUT (create, with the endpoint's handshake, or replace); DELETE;
- * POST …/rotateSecret {overlapMinutes}; GET …/deadLetters; POST …/deadLetters/{eventId}/redeliver.
- * The guard names the operation for the audit record and puts the vault in the context.
- */
 export type SubscriptionGuard = (operation: string, action: DataAction, named: boolean) => MiddlewareHandler<AppEnv>;
 
 /** The vault host: the data-plane chain (authentication, api-version, firewall, authorize). */
