@@ -27,6 +27,11 @@ export default defineConfig({
                 // test/worker/fuzz.test.ts: replay one seed, or run longer (`npm run fuzz`).
                 FUZZ_SEED: process.env.FUZZ_SEED ?? '',
                 FUZZ_RUNS: process.env.FUZZ_RUNS ?? '',
+                // Event delivery: the suite's webhook receivers, and their stub DNS-over-HTTPS resolver.
+                WEBHOOK_RECEIVER_URL: inject('webhookReceiver').url,
+                WEBHOOK_RECEIVER_CONTROL_TOKEN: inject('webhookReceiver').controlToken,
+                WEBHOOK_DEAD_URL: inject('webhookReceiver').deadUrl,
+                EVENTS_DOH_URL: `${inject('webhookReceiver').url}/dns-query`,
               },
             },
           })),
@@ -34,7 +39,7 @@ export default defineConfig({
         test: {
           name: 'worker',
           include: ['test/worker/**/*.test.ts'],
-          globalSetup: ['test/support/bridge-global-setup.ts', 'test/support/oidc-issuer-global-setup.ts'],
+          globalSetup: ['test/support/bridge-global-setup.ts', 'test/support/oidc-issuer-global-setup.ts', 'test/support/webhook-receiver-global-setup.ts'],
           setupFiles: ['test/worker/setup.ts'],
         },
       },

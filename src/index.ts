@@ -4,6 +4,8 @@ import type { AuditEvent } from './audit/event';
 import { queueAuditEvent } from './audit/send';
 import type { Env } from './core/env';
 import { persistEventBatch } from './events/consumer';
+import { deliverBatch } from './events/delivery';
+import { DELIVERY_QUEUE_NAME } from './events/fanout';
 import { EVENTS_QUEUE_NAME, type VaultEvent } from './events/event';
 import { createApexApp } from './http/apex-app';
 import { errorBody } from './http/errors';
@@ -40,6 +42,7 @@ export default {
    */
   async queue(batch, env) {
     if (batch.queue === EVENTS_QUEUE_NAME) await persistEventBatch(batch as MessageBatch<VaultEvent>, env);
+    else if (batch.queue === DELIVERY_QUEUE_NAME) await deliverBatch(batch, env);
     else await persistAuditBatch(batch, env);
   },
 

@@ -94,11 +94,14 @@ export function checkDeployConfig(config: DeployConfig, env: string, secrets: Se
     refuse('d1_databases.DB.database_id', db.database_id ? `is the placeholder ${db.database_id}` : 'is not set', `create the database (npx wrangler d1 create ${db.database_name ?? 'edge-key-vault'}) and set database_id in [[env.${env}.d1_databases]] to the id it prints (npx wrangler d1 list shows it again)`);
   }
   const producers = new Set((config.queues.producers ?? []).map((p) => p.binding));
-  for (const binding of ['AUDIT_QUEUE', 'EVENTS_QUEUE']) {
+  for (const binding of ['AUDIT_QUEUE', 'EVENTS_QUEUE', 'EVENT_DELIVERY_QUEUE']) {
     if (!producers.has(binding)) refuse(`queues.producers.${binding}`, 'is not bound', `add [[env.${env}.queues.producers]] binding = "${binding}" (and its consumer), as at the top level`);
   }
   if (!config.r2_buckets.some((b) => b.binding === 'AUDIT_ARCHIVE')) {
     refuse('r2_buckets.AUDIT_ARCHIVE', 'is not bound: closed audit periods are never archived nor pruned', `add [[env.${env}.r2_buckets]] binding = "AUDIT_ARCHIVE"`);
+  }
+  if (!config.r2_buckets.some((b) => b.binding === 'EVENT_DEADLETTER')) {
+    refuse('r2_buckets.EVENT_DEADLETTER', 'is not bound: webhook deliveries that give up could not be dead-lettered', `add [[env.${env}.r2_buckets]] binding = "EVENT_DEADLETTER"`);
   }
   if (!config.triggers.crons?.length) refuse('triggers.crons', 'is empty: no purge, rotation or audit checkpoints would ever run', `add [env.${env}.triggers] crons = ["*/5 * * * *"]`);
   if (!config.routes?.length) refuse('routes', 'is empty: no hostname reaches the Worker', `add routes for "*.${zone ?? 'vault.example.com'}/*" and "${zone ?? 'vault.example.com'}/*" to [env.${env}]`);

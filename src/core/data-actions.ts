@@ -94,6 +94,18 @@ export const AuditActions = {
   read: 'Microsoft.KeyVault/vaults/auditEvents/read/action',
 } as const;
 
+/**
+ * Webhook subscriptions to the vault's events (src/events/). Not Azure Key Vault actions (Azure
+ * subscribes through Event Grid's control plane): vault-flavoured names, so Key Vault
+ * Administrator's `Microsoft.KeyVault/vaults/*` covers them. Reading shows no secret and only the
+ * endpoint's base URL, so Key Vault Reader's `vaults/*\/read` reaching it is harmless; every
+ * change (and rotating the signing secret, redelivering dead letters) is `write`.
+ */
+export const EventSubscriptionActions = {
+  read: 'Microsoft.KeyVault/vaults/eventSubscriptions/read',
+  write: 'Microsoft.KeyVault/vaults/eventSubscriptions/write',
+} as const;
+
 type ValuesOf<T> = T[keyof T];
 
 export type DataAction =
@@ -101,7 +113,8 @@ export type DataAction =
   | ValuesOf<typeof KeyActions>
   | ValuesOf<typeof CertificateActions>
   | ValuesOf<typeof RoleActions>
-  | ValuesOf<typeof AuditActions>;
+  | ValuesOf<typeof AuditActions>
+  | ValuesOf<typeof EventSubscriptionActions>;
 
 /**
  * Every action this service ever authorizes. What a role "grants" is evaluated over this set: a
@@ -114,5 +127,6 @@ export const ALL_DATA_ACTIONS: readonly DataAction[] = [
     ...Object.values(CertificateActions),
     ...Object.values(RoleActions),
     ...Object.values(AuditActions),
+    ...Object.values(EventSubscriptionActions),
   ]),
 ];

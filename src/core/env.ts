@@ -5,6 +5,15 @@ export interface Env {
   AUDIT_QUEUE: Queue<unknown>;
   /** Event Grid-shaped vault events (KeyNewVersionCreated, KeyNearExpiry); consumed into D1. */
   EVENTS_QUEUE: Queue<unknown>;
+  /** Webhook deliveries, one subscription's events a message (src/events/delivery.ts). */
+  EVENT_DELIVERY_QUEUE: Queue<unknown>;
+  /** Events whose delivery gave up, kept for listing and redelivery (src/events/dead-letters.ts). */
+  EVENT_DEADLETTER: R2Bucket;
+  /**
+   * DNS-over-HTTPS JSON endpoint that webhook host names are resolved with before they are
+   * trusted (default https://cloudflare-dns.com/dns-query); see src/events/endpoint-policy.ts.
+   */
+  EVENTS_DOH_URL?: string;
   /** The apex zone, e.g. `vault.example.com`; vault `x` is served at `x.{zone}`. */
   VAULT_ZONE: string;
   BRIDGE_URL: string;

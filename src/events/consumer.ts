@@ -1,20 +1,22 @@
+// The events queue's consumer: stores the vault's events in D1, then hands them to the fan-out.
 import { getTableColumns } from 'drizzle-orm';
 import type { Env } from '../core/env';
 import { database } from '../storage/db';
 import { describeError } from '../storage/errors';
 import { events } from '../storage/schema';
 import type { VaultEvent } from './event';
+import { fanOut } from './fanout';
 
 /**
  * Stores a batch of vault events in one D1 transaction. Idempotent by event id (ids are derived
  * from what the event is about), so a redelivered batch, or an event sent twice, is stored once;
- * on failure the whole batch is retried.
+ * on failure the whole batch is retried. Then each event is fanned out to the subscriptions that
+ * take it (src/events/fanout.ts); a fan-out that fails retries the batch too (storing is idempotent).
  */
 export async function persistEventBatch(batch: MessageBatch<VaultEvent>, env: Env): Promise<void> {
   const db = database(env.DB);
-  const rows = batch.messages
-    .map((m) => m.body)
-    .filter(isVaultEvent)
+  const stored = batch.messages.map((m) => m.body).filter(isVaultEvent);
+  const rows = stored
     .map((e) => ({
       id: e.id,
       vault: e.data.VaultName,
@@ -27,6 +29,7 @@ export async function persistEventBatch(batch: MessageBatch<VaultEvent>, env: En
   try {
     const statements = chunks(rows, ROWS_PER_INSERT).map((chunk) => db.insert(events).values(chunk).onConflictDoNothing());
     if (statements.length > 0) await db.batch(statements as [(typeof statements)[0], ...typeof statements]);
+    await fanOut(db, env.EVENT_DELIVERY_QUEUE, stored);
     batch.ackAll();
   } catch (err) {
     console.error(`event batch of ${rows.length} not stored; retrying: ${describeError(err)}`);

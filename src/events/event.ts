@@ -1,3 +1,4 @@
+// What a vault event is (Event Grid shape), how one is made, and how it is queued.
 import { type VaultRecord } from '../core/vault';
 
 // Key Vault's Event Grid events, in the Event Grid event schema Azure Key Vault publishes
@@ -6,15 +7,30 @@ import { type VaultRecord } from '../core/vault';
 
 export const EVENTS_QUEUE_NAME = 'ekv-events';
 
-export type VaultEventType = 'Microsoft.KeyVault.KeyNewVersionCreated' | 'Microsoft.KeyVault.KeyNearExpiry';
+/** Every Key Vault event type Azure publishes; subscriptions filter on these. */
+export const VAULT_EVENT_TYPES = [
+  'Microsoft.KeyVault.SecretNewVersionCreated',
+  'Microsoft.KeyVault.SecretNearExpiry',
+  'Microsoft.KeyVault.SecretExpired',
+  'Microsoft.KeyVault.KeyNewVersionCreated',
+  'Microsoft.KeyVault.KeyNearExpiry',
+  'Microsoft.KeyVault.KeyExpired',
+  'Microsoft.KeyVault.CertificateNewVersionCreated',
+  'Microsoft.KeyVault.CertificateNearExpiry',
+  'Microsoft.KeyVault.CertificateExpired',
+  'Microsoft.KeyVault.VaultAccessPolicyChanged',
+] as const;
+
+export type VaultEventType = (typeof VAULT_EVENT_TYPES)[number];
 
 export interface VaultEventData {
   /** The versioned object id, e.g. https://{vault}.{zone}/keys/{name}/{version}. */
   Id: string;
   VaultName: string;
-  ObjectType: 'Key';
+  ObjectType: 'Key' | 'Secret' | 'Certificate' | 'Vault';
   ObjectName: string;
-  Version: string;
+  /** Null for VaultAccessPolicyChanged (no object version). */
+  Version: string | null;
   /** Unix seconds, or null when the version has none. */
   NBF: number | null;
   EXP: number | null;
@@ -80,6 +96,25 @@ export function newVersionEvent(origin: string, vault: VaultRecord, record: Vers
 /** Microsoft.KeyVault.KeyNearExpiry: the current version reached its policy's Notify time. */
 export function nearExpiryEvent(origin: string, vault: VaultRecord, record: VersionFacts, at: number): Promise<VaultEvent> {
   return keyEvent('Microsoft.KeyVault.KeyNearExpiry', origin, vault, record, at);
+}
+
+/**
+ * Microsoft.KeyVault.VaultAccessPolicyChanged: the vault's access policies were changed (set,
+ * replaced, added to, removed). Each change is its own event, so its id is derived from a fresh
+ * change id rather than from an object version.
+ */
+export async function accessPolicyChangedEvent(origin: string, vault: VaultRecord, time: number): Promise<VaultEvent> {
+  const type = 'Microsoft.KeyVault.VaultAccessPolicyChanged';
+  return {
+    id: await eventId(vault.id, type, vault.name, crypto.randomUUID()),
+    topic: `/tenants/${vault.tenantId}/providers/Microsoft.KeyVault/vaults/${vault.name}`,
+    subject: vault.name,
+    eventType: type,
+    eventTime: new Date(time * 1000).toISOString(),
+    data: { Id: origin, VaultName: vault.name, ObjectType: 'Vault', ObjectName: vault.name, Version: null, NBF: null, EXP: null },
+    dataVersion: '1',
+    metadataVersion: '1',
+  };
 }
 
 /**

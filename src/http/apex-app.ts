@@ -5,6 +5,7 @@ import { unknownRoute } from './operation';
 import { requestContext } from './request-context';
 import { auditVerifyApexRoutes } from './routes/audit-verify';
 import { complianceRoutes } from './routes/compliance';
+import { adminGuard, eventSubscriptionApp } from './routes/event-subscriptions';
 import { apexAuditQueryRoutes } from './routes/audit-query';
 import { healthRoutes } from './routes/health';
 import { managementRoutes } from './routes/management';
@@ -23,6 +24,7 @@ export function createApexApp(): Hono<AppEnv> {
   managementRbacRoutes(app);
   credentialManagementRoutes(app);
   vaultSettingsRoutes(app);
+  app.route('/management/vaults/:vault', eventSubscriptionApp(adminGuard));
   apexAuditQueryRoutes(app);
   complianceRoutes(app);
   tokenRoutes(app);

@@ -6,6 +6,7 @@ import { unknownRoute } from './operation';
 import { requestContext } from './request-context';
 import { auditVerifyRoutes } from './routes/audit-verify';
 import { auditQueryRoutes } from './routes/audit-query';
+import { eventSubscriptionApp, vaultGuard } from './routes/event-subscriptions';
 import { keyRotationRoutes } from './routes/key-rotation';
 import { keyRoutes } from './routes/keys';
 import { rbacRoutes } from './routes/rbac';
@@ -21,6 +22,7 @@ export function createVaultApp(): Hono<AppEnv> {
   rbacRoutes(app);
   auditVerifyRoutes(app);
   auditQueryRoutes(app);
+  app.route('/', eventSubscriptionApp(vaultGuard));
   secretRoutes(app);
   keyRotationRoutes(app);
   keyRoutes(app);

@@ -13,6 +13,7 @@ import {
   primaryKey,
   sqliteTable,
   text,
+  uniqueIndex,
 } from 'drizzle-orm/sqlite-core';
 import { headTable, nocaseText, versionTable } from './versioned-tables';
 
@@ -213,6 +214,45 @@ export const events = sqliteTable(
     body: text('body').notNull(),
   },
   (t) => [index('events_vault_time').on(t.vault, t.eventTime)],
+);
+
+// Webhook subscriptions to a vault's events (src/events/). The endpoint URL may carry a
+// credential in its query string, so the API shows only its base; the signing secrets are sealed
+// under the vault's data key (AAD: vault, 'eventSubscription', name). During a rotation's
+// overlap the previous secret still signs, until previous_secret_expires_at. The delivery
+// counters and last outcomes are written by the delivery consumer. Times are Unix seconds.
+export const eventSubscriptions = sqliteTable(
+  'event_subscriptions',
+  {
+    id: text('id').primaryKey(),
+    vaultId: text('vault_id')
+      .notNull()
+      .references(() => vaults.id, { onDelete: 'cascade' }),
+    name: nocaseText('name').notNull(),
+    endpointUrl: text('endpoint_url').notNull(),
+    // JSON string[] (full type names); null: every type.
+    includedEventTypes: text('included_event_types'),
+    subjectBeginsWith: text('subject_begins_with'),
+    subjectEndsWith: text('subject_ends_with'),
+    deliverySchema: text('delivery_schema').notNull(),
+    maxEventsPerBatch: integer('max_events_per_batch').notNull(),
+    maxDeliveryAttempts: integer('max_delivery_attempts').notNull(),
+    eventTimeToLiveMinutes: integer('event_ttl_minutes').notNull(),
+    secretCiphertext: text('secret_ciphertext').notNull(),
+    secretDataKeyId: text('secret_data_key_id').notNull(),
+    previousSecretCiphertext: text('previous_secret_ciphertext'),
+    previousSecretDataKeyId: text('previous_secret_data_key_id'),
+    previousSecretExpiresAt: integer('previous_secret_expires_at'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+    delivered: integer('delivered').notNull().default(0),
+    failed: integer('failed').notNull().default(0),
+    deadLettered: integer('dead_lettered').notNull().default(0),
+    lastError: text('last_error'),
+    lastErrorAt: integer('last_error_at'),
+    lastSuccessAt: integer('last_success_at'),
+  },
+  (t) => [uniqueIndex('event_subscriptions_vault_name').on(t.vaultId, t.name)],
 );
 
 // Custom role definitions (the built-in ones are constants in code). vaultId null: the deployment's.

@@ -87,6 +87,13 @@ const VAULT_OPERATIONS: Record<string, string> = {
   'DELETE /deletedkeys/:name': 'KeyPurge',
   'POST /deletedkeys/:name/recover': 'KeyRecover',
   'POST /rng': 'GetRandomBytes',
+  'GET /eventSubscriptions': 'EventSubscriptionList',
+  'GET /eventSubscriptions/:name': 'EventSubscriptionGet',
+  'PUT /eventSubscriptions/:name': 'EventSubscriptionCreate',
+  'DELETE /eventSubscriptions/:name': 'EventSubscriptionDelete',
+  'POST /eventSubscriptions/:name/rotateSecret': 'EventSubscriptionSecretRotate',
+  'GET /eventSubscriptions/:name/deadLetters': 'EventSubscriptionDeadLetterList',
+  'POST /eventSubscriptions/:name/deadLetters/:eventId/redeliver': 'EventSubscriptionRedeliver',
 };
 
 const MGMT_RBAC = '/management/vaults/:vault/providers/Microsoft.Authorization';
@@ -136,6 +143,13 @@ const APEX_ADMIN_OPERATIONS: Record<string, string> = {
   'GET /management/vaults/:name/auditEvents': 'AuditEventList',
   'GET /management/compliance/report': 'ComplianceReportGet',
   'GET /management/vaults/:name/compliance/report': 'VaultComplianceReportGet',
+  'GET /management/vaults/:vault/eventSubscriptions': 'EventSubscriptionList',
+  'GET /management/vaults/:vault/eventSubscriptions/:name': 'EventSubscriptionGet',
+  'PUT /management/vaults/:vault/eventSubscriptions/:name': 'EventSubscriptionCreate',
+  'DELETE /management/vaults/:vault/eventSubscriptions/:name': 'EventSubscriptionDelete',
+  'POST /management/vaults/:vault/eventSubscriptions/:name/rotateSecret': 'EventSubscriptionSecretRotate',
+  'GET /management/vaults/:vault/eventSubscriptions/:name/deadLetters': 'EventSubscriptionDeadLetterList',
+  'POST /management/vaults/:vault/eventSubscriptions/:name/deadLetters/:eventId/redeliver': 'EventSubscriptionRedeliver',
 };
 
 /** Public apex routes: no challenge; called as a client would, and refused where they can refuse. */

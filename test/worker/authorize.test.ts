@@ -14,7 +14,7 @@ import {
 import { parseScope, scopeCovers } from '../../src/access/scopes';
 import type { AssignmentRecord, VaultAuthorization } from '../../src/access/store';
 import { database } from '../../src/storage/db';
-import { ALL_DATA_ACTIONS, AuditActions, CertificateActions, KeyActions, RoleActions, SecretActions } from '../../src/core/data-actions';
+import { ALL_DATA_ACTIONS, AuditActions, CertificateActions, EventSubscriptionActions, KeyActions, RoleActions, SecretActions } from '../../src/core/data-actions';
 import { VaultError } from '../../src/core/errors';
 import { type VaultRecord } from '../../src/core/vault';
 import { env } from './helpers';
@@ -148,13 +148,15 @@ describe('built-in roles, as Azure publishes them', () => {
   // Every action of this service each role grants, written out by hand from Azure's JSON.
   const expected: Record<string, string[]> = {
     // vaults/* also covers reading the audit trail (AuditActions.read); Reader's vaults/…/read does not.
-    [BuiltInRoleIds.administrator]: [...secrets, ...keys, KeyActions.random, ...certificates, ...authReads, AuditActions.read],
+    // Both reach event subscriptions: Administrator manages them, Reader reads them (no secret, no query string).
+    [BuiltInRoleIds.administrator]: [...secrets, ...keys, KeyActions.random, ...certificates, ...authReads, AuditActions.read, EventSubscriptionActions.read, EventSubscriptionActions.write],
     [BuiltInRoleIds.reader]: [
       KeyActions.read,
       KeyActions.getRotationPolicy,
       SecretActions.readMetadata,
       CertificateActions.read,
       CertificateActions.readIssuers,
+      EventSubscriptionActions.read,
       ...authReads,
     ],
     [BuiltInRoleIds.secretsOfficer]: [...secrets, ...authReads],

@@ -13,6 +13,7 @@ import {
   type AccessPolicyUpdateKind,
 } from '../../access/policies';
 import { badParameter, notFound } from '../../core/errors';
+import { accessPolicyChangedEvent, emitEvents, vaultOriginFor } from '../../events/event';
 import { parseBody } from '../../core/validation';
 import { type VaultRecord } from '../../core/vault';
 import { findVault } from '../../storage/vaults';
@@ -74,6 +75,12 @@ async function vaultNamed(c: AppContext): Promise<VaultRecord> {
   return vault;
 }
 
+/** Queues Microsoft.KeyVault.VaultAccessPolicyChanged off the response path (emitEvents never throws). */
+function policyChanged(c: AppContext, vault: VaultRecord): void {
+  const event = accessPolicyChangedEvent(vaultOriginFor(c.env.VAULT_ZONE, vault), vault, Math.floor(Date.now() / 1000));
+  c.executionCtx.waitUntil(event.then((e) => emitEvents(c.env.EVENTS_QUEUE, [e])));
+}
+
 export function vaultSettingsRoutes(app: Hono<AppEnv>): void {
   app.patch('/management/vaults/:name', adminOperation('VaultPatch', vaultObject), async (c) => {
     const parsed = parseBody(patchBody, await bodyText(c));
@@ -102,6 +109,7 @@ export function vaultSettingsRoutes(app: Hono<AppEnv>): void {
       const { properties } = parseBody(policiesBody, await bodyText(c));
       const vault = await vaultNamed(c);
       const policies = await updateAccessPolicies(c.get('services').db, vault, kind, properties.accessPolicies);
+      policyChanged(c, vault);
       return c.json({ properties: { accessPolicies: policies.map(policyShape) } });
     },
   );
@@ -119,12 +127,14 @@ export function vaultSettingsRoutes(app: Hono<AppEnv>): void {
     if (permissions === undefined) throw badParameter('permissions is required: {keys, secrets, certificates}.');
     const vault = await vaultNamed(c);
     const { policy, created } = await setAccessPolicy(c.get('services').db, vault, c.req.param('objectId'), permissions);
+    policyChanged(c, vault);
     return c.json(policyShape(policy), created ? 201 : 200);
   });
 
   app.delete('/management/vaults/:name/accessPolicies/:objectId', adminOperation('VaultAccessPolicyDelete', policyObject), async (c) => {
     const vault = await vaultNamed(c);
     await deleteAccessPolicy(c.get('services').db, vault, c.req.param('objectId'));
+    policyChanged(c, vault);
     return noContent(c);
   });
 }
