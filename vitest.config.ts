@@ -24,6 +24,11 @@ export default defineConfig({
                 ALLOW_LOOPBACK_HTTP_ISSUERS: 'true',
                 OIDC_ISSUER_HOST: inject('oidcIssuerHost').url,
                 OIDC_ISSUER_CONTROL_TOKEN: inject('oidcIssuerHost').controlToken,
+                // Every test request comes from the same (absent) client address, so the failed
+                // token attempt limits would trip across unrelated files; throttle.test.ts sets
+                // small limits per request instead.
+                THROTTLE_TOKEN_FAILURES_PER_ADDRESS: '0',
+                THROTTLE_TOKEN_FAILURES_PER_CLIENT: '0',
                 // test/worker/fuzz.test.ts: replay one seed, or run longer (`npm run fuzz`).
                 FUZZ_SEED: process.env.FUZZ_SEED ?? '',
                 FUZZ_RUNS: process.env.FUZZ_RUNS ?? '',
