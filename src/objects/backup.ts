@@ -1,6 +1,7 @@
 import { SYSTEM_SCOPE, type DataKeyManager } from '../crypto/data-keys';
 import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from '../core/encoding';
 import { open, seal } from '../crypto/envelope';
+import { z } from 'zod';
 import { badParameter, IntegrityError } from '../core/errors';
 
 /**
@@ -23,14 +24,14 @@ export async function sealBackup(keys: DataKeyManager, kind: string, payload: Ui
   return toBase64Url(utf8(JSON.stringify({ f: FORMAT, k: dataKey.id, c: sealed })));
 }
 
+/** The blob's outer shape: which data key sealed it, and the sealed payload. */
+const Envelope = z.object({ f: z.literal(FORMAT), k: z.string().min(1).max(200), c: z.string().min(1) });
+
 export async function openBackup(keys: DataKeyManager, kind: string, blob: string): Promise<Uint8Array> {
-  let envelope: { f?: unknown; k?: unknown; c?: unknown };
+  let envelope: z.infer<typeof Envelope>;
   try {
-    envelope = JSON.parse(fromUtf8(fromBase64Url(blob)));
+    envelope = Envelope.parse(JSON.parse(fromUtf8(fromBase64Url(blob))));
   } catch {
-    throw corruptBackup();
-  }
-  if (envelope?.f !== FORMAT || typeof envelope.k !== 'string' || typeof envelope.c !== 'string') {
     throw corruptBackup();
   }
   let key: CryptoKey;

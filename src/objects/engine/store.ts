@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { and, asc, eq, gt, isNotNull, isNull, or, sql, type SQL } from 'drizzle-orm';
 import { now } from '../../core/clock';
 import { fromUtf8, newVersionId, utf8 } from '../../core/encoding';
@@ -304,22 +305,23 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
 
   /** The opened backup's payload, if it is one of this kind; anything else is Azure's corrupt-blob refusal. */
   private parseBackup(bytes: Uint8Array): BackupPayload<B> {
-    let p: Partial<BackupPayload<Record<string, unknown>>>;
+    const kind = this.kind;
+    const payload = z
+      .object({
+        kind: z.literal(kind.kind),
+        name: z.string().refine((name) => validName(name, kind.kind)),
+        latestVersion: z.string(),
+        versions: z
+          .array(z.looseObject({ version: z.string().refine(isVersionId) }).refine((v) => kind.backup.accepts(v)))
+          .min(1),
+      })
+      .loose()
+      .refine((p) => p.versions.some((v) => v.version === p.latestVersion));
     try {
-      p = JSON.parse(fromUtf8(bytes)) as typeof p;
+      return payload.parse(JSON.parse(fromUtf8(bytes))) as unknown as BackupPayload<B>;
     } catch {
       throw corruptBackup();
     }
-    const ok =
-      p?.kind === this.kind.kind &&
-      typeof p.name === 'string' &&
-      validName(p.name, this.kind.kind) &&
-      Array.isArray(p.versions) &&
-      p.versions.length > 0 &&
-      p.versions.every((v) => typeof v?.version === 'string' && isVersionId(v.version) && this.kind.backup.accepts(v)) &&
-      p.versions.some((v) => v.version === p.latestVersion);
-    if (!ok) throw corruptBackup();
-    return p as BackupPayload<B>;
   }
 
   /** The kind's head columns that follow a changed latest version, if `version` is still the latest. */
