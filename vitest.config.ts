@@ -1,11 +1,12 @@
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
 
-// Four suites, all against real parts:
+// Five suites, all against real parts:
 //  - worker: the Worker in workerd with local D1 and Queues, talking to a real bridge over a real
 //    SoftHSM2 token (started by the global setup);
 //  - bridge: the HSM bridge in Node against a real SoftHSM2 token;
 //  - scripts: the operations scripts in Node (no stack);
+//  - deploy: the compiled bridge from a production-only install, as its systemd unit and container run it;
 //  - e2e: the whole stack started as `npm run dev` starts it, driven by the official Azure SDKs.
 export default defineConfig({
   test: {
@@ -63,6 +64,17 @@ export default defineConfig({
           environment: 'node',
           include: ['test/scripts/**/*.test.ts'],
           testTimeout: 60_000,
+        },
+      },
+      {
+        // The bridge as deployed (test/deploy): built, installed with production dependencies only
+        // (npm ci, cached outside the checkout), started as the systemd unit and container would.
+        test: {
+          name: 'deploy',
+          environment: 'node',
+          include: ['test/deploy/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 300_000,
         },
       },
       {

@@ -69,15 +69,25 @@ export async function signRequest(
   };
 }
 
-export type VerifyResult = { ok: true; nonce: string; timestamp: number } | { ok: false; reason: string };
+export type VerifyResult =
+  | {
+      ok: true;
+      nonce: string;
+      timestamp: number;
+      /** Which of the secrets given signed it (0 = the first): for the server's own log only. */
+      secretIndex: number;
+    }
+  | { ok: false; reason: string };
 
 /**
  * Checks signature and timestamp window. Replay (nonce reuse) is the caller's job, since only the
  * server keeps the nonce cache; the returned nonce is what it must remember.
- * HMAC verification through WebCrypto's verify() is constant time.
+ * HMAC verification through WebCrypto's verify() is constant time. Several secrets (a rotation's
+ * current and previous one) are each tried, always all of them, so neither the answer nor its
+ * timing tells which one failed.
  */
 export async function verifyRequest(
-  secret: string,
+  secret: string | readonly string[],
   method: string,
   pathWithQuery: string,
   body: Uint8Array | string,
@@ -98,7 +108,12 @@ export async function verifyRequest(
   } catch {
     return { ok: false, reason: 'malformed signature' };
   }
-  const canonical = await canonicalString(method, pathWithQuery, body, timestamp, nonce);
-  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), mac as BufferSource, encoder.encode(canonical));
-  return valid ? { ok: true, nonce, timestamp: ts } : { ok: false, reason: 'bad signature' };
+  const canonical = encoder.encode(await canonicalString(method, pathWithQuery, body, timestamp, nonce));
+  const secrets = typeof secret === 'string' ? [secret] : secret;
+  if (secrets.length === 0) throw new Error('no bridge HMAC secret given');
+  const verdicts = await Promise.all(
+    secrets.map(async (s) => crypto.subtle.verify('HMAC', await hmacKey(s), mac as BufferSource, canonical)),
+  );
+  const secretIndex = verdicts.indexOf(true);
+  return secretIndex >= 0 ? { ok: true, nonce, timestamp: ts, secretIndex } : { ok: false, reason: 'bad signature' };
 }

@@ -16,6 +16,11 @@ export interface BridgeConfig {
   kekLabel: string;
   /** Shared HMAC secret with the Worker. Secret: never log it. */
   hmacSecret: string;
+  /**
+   * The secret being rotated out, accepted next to hmacSecret while the Worker switches over
+   * (README "Rotating the bridge HMAC secret"). Secret: never log it.
+   */
+  previousHmacSecret?: string;
   host: string;
   /** 0 asks the OS for a free port (the real one is printed when listening). */
   port: number;
@@ -28,6 +33,10 @@ export interface BridgeConfig {
   /** PEM files; when both are set the bridge serves HTTPS. */
   tlsCertFile?: string;
   tlsKeyFile?: string;
+  /** PEM CA bundle: when set, clients must present a certificate it issued (mutual TLS). */
+  tlsClientCaFile?: string;
+  /** SHA-256 fingerprints ("AB:CD:…", upper case) a client certificate must also match; empty: any the CA issued. */
+  tlsClientCertSha256?: string[];
 }
 
 export class ConfigError extends Error {
@@ -68,6 +77,28 @@ function secretFromEnv(env: Env, name: string): string {
   throw new ConfigError(`${name} or ${name}_FILE is required`);
 }
 
+/** Refuses secrets that are short or visibly not random; the message names the variable only. */
+function checkSecretStrength(name: string, secret: string): void {
+  if (secret.length < MIN_SECRET_LENGTH) {
+    throw new ConfigError(`${name} is too weak: it must be at least ${MIN_SECRET_LENGTH} characters`);
+  }
+  // Catches placeholders such as 'x'.repeat(32); a random secret of this length has far more variety.
+  if (new Set(secret).size < 8) {
+    throw new ConfigError(`${name} is too weak: it must be random (fewer than 8 distinct characters)`);
+  }
+}
+
+/** "ab:cd…" or "abcd…" (64 hex digits) as Node's fingerprint256 spells it. */
+function fingerprintsFromEnv(env: Env, name: string): string[] {
+  const raw = env[name];
+  if (!raw) return [];
+  return raw.split(',').map((item) => {
+    const hex = item.trim().replace(/:/g, '');
+    if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new ConfigError(`${name} must be comma-separated SHA-256 fingerprints (64 hex digits each)`);
+    return hex.toUpperCase().match(/../g)!.join(':');
+  });
+}
+
 function intFromEnv(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -83,18 +114,30 @@ function isLoopback(host: string): boolean {
 
 export function loadConfig(env: Env = process.env): BridgeConfig {
   const hmacSecret = secretFromEnv(env, 'BRIDGE_HMAC_SECRET');
-  if (hmacSecret.length < MIN_SECRET_LENGTH) {
-    throw new ConfigError(`BRIDGE_HMAC_SECRET is too weak: it must be at least ${MIN_SECRET_LENGTH} characters`);
-  }
-  // Catches placeholders such as 'x'.repeat(32); a random secret of this length has far more variety.
-  if (new Set(hmacSecret).size < 8) {
-    throw new ConfigError('BRIDGE_HMAC_SECRET is too weak: it must be random (fewer than 8 distinct characters)');
+  checkSecretStrength('BRIDGE_HMAC_SECRET', hmacSecret);
+  // Optional: only during a rotation. Held to the same rules, since it opens the same door.
+  const previousHmacSecret =
+    env.BRIDGE_HMAC_SECRET_PREVIOUS || env.BRIDGE_HMAC_SECRET_PREVIOUS_FILE
+      ? secretFromEnv(env, 'BRIDGE_HMAC_SECRET_PREVIOUS')
+      : undefined;
+  if (previousHmacSecret !== undefined) {
+    checkSecretStrength('BRIDGE_HMAC_SECRET_PREVIOUS', previousHmacSecret);
+    // The same value twice is a rotation step gone wrong (the new secret was never put in place).
+    if (previousHmacSecret === hmacSecret) throw new ConfigError('BRIDGE_HMAC_SECRET_PREVIOUS is the same as BRIDGE_HMAC_SECRET');
   }
 
   const tlsCertFile = env.BRIDGE_TLS_CERT_FILE || undefined;
   const tlsKeyFile = env.BRIDGE_TLS_KEY_FILE || undefined;
   if (Boolean(tlsCertFile) !== Boolean(tlsKeyFile)) {
     throw new ConfigError('set both BRIDGE_TLS_CERT_FILE and BRIDGE_TLS_KEY_FILE, or neither');
+  }
+  const tlsClientCaFile = env.BRIDGE_TLS_CLIENT_CA_FILE || undefined;
+  if (tlsClientCaFile && !tlsCertFile) {
+    throw new ConfigError('BRIDGE_TLS_CLIENT_CA_FILE needs BRIDGE_TLS_CERT_FILE and BRIDGE_TLS_KEY_FILE (mutual TLS is TLS first)');
+  }
+  const tlsClientCertSha256 = fingerprintsFromEnv(env, 'BRIDGE_TLS_CLIENT_CERT_SHA256');
+  if (tlsClientCertSha256.length && !tlsClientCaFile) {
+    throw new ConfigError('BRIDGE_TLS_CLIENT_CERT_SHA256 needs BRIDGE_TLS_CLIENT_CA_FILE');
   }
   const host = env.BRIDGE_HOST || DEFAULTS.host;
   // Unwrap responses carry plaintext data keys: HMAC gives integrity, not confidentiality.
@@ -111,11 +154,14 @@ export function loadConfig(env: Env = process.env): BridgeConfig {
     pin: secretFromEnv(env, 'HSM_PIN'),
     kekLabel: env.HSM_KEK_LABEL || DEFAULTS.kekLabel,
     hmacSecret,
+    ...(previousHmacSecret !== undefined ? { previousHmacSecret } : {}),
     host,
     port: intFromEnv(env, 'BRIDGE_PORT', DEFAULTS.port, 0, 65535),
     sessionPoolSize: intFromEnv(env, 'HSM_SESSION_POOL', DEFAULTS.sessionPoolSize, 1, 64),
     stateDir: resolve(env.BRIDGE_STATE_DIR || DEFAULTS.stateDir),
     tlsCertFile,
     tlsKeyFile,
+    tlsClientCaFile,
+    tlsClientCertSha256,
   };
 }

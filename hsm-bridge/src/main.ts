@@ -9,7 +9,7 @@ import { ListenError, startBridge } from './serve.js';
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   // Keep secrets out of anything that later reads or inherits the environment.
-  for (const name of ['HSM_PIN', 'BRIDGE_HMAC_SECRET']) delete process.env[name];
+  for (const name of ['HSM_PIN', 'BRIDGE_HMAC_SECRET', 'BRIDGE_HMAC_SECRET_PREVIOUS']) delete process.env[name];
   const bridge = await startBridge(config);
   process.stdout.write(`hsm-bridge listening on ${bridge.url}\n`);
 

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import type { BridgeConfig } from './config.js';
+import type { TLSSocket } from 'node:tls';
+import { ConfigError, type BridgeConfig } from './config.js';
 import { Hsm } from './hsm.js';
 import { NonceJournal } from './nonce-journal.js';
 import { createBridgeApp, jsonLog, type BridgeLog } from './server.js';
@@ -36,10 +37,17 @@ export async function startBridge(config: BridgeConfig, log: BridgeLog = jsonLog
     await journal.close();
     throw err;
   }
-  const app = createBridgeApp({ hsm, hmacSecret: config.hmacSecret, log, journal });
-  const tls = config.tlsCertFile && config.tlsKeyFile
-    ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
-    : undefined;
+  const hmacSecret = config.previousHmacSecret ? [config.hmacSecret, config.previousHmacSecret] : config.hmacSecret;
+  const app = createBridgeApp({ hsm, hmacSecret, log, journal });
+  let tls: ReturnType<typeof tlsOptions>;
+  try {
+    tls = tlsOptions(config);
+  } catch (err) {
+    await hsm.close();
+    await journal.close();
+    throw err;
+  }
+  const pins = new Set(config.tlsClientCertSha256 ?? []);
   let server: ServerType;
   let info: AddressInfo;
   try {
@@ -61,6 +69,15 @@ export async function startBridge(config: BridgeConfig, log: BridgeLog = jsonLog
         s.headersTimeout = 121_000;
       }
       s.once('error', reject); // e.g. EADDRINUSE
+      // The CA may issue other certificates too: a pinned one is refused before it sends a byte of HTTP.
+      if (pins.size) {
+        s.on('secureConnection', (socket: TLSSocket) => {
+          const fingerprint = socket.getPeerCertificate().fingerprint256;
+          if (pins.has(fingerprint)) return;
+          log('client_certificate_refused', { fingerprint, remote: socket.remoteAddress });
+          socket.destroy();
+        });
+      }
     }));
   } catch (err) {
     await hsm.close();
@@ -85,4 +102,22 @@ export async function startBridge(config: BridgeConfig, log: BridgeLog = jsonLog
         await journal.close();
       })()),
   };
+}
+
+/** A PEM file the TLS settings name; unreadable is a ConfigError naming the variable. */
+function readPem(variable: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`cannot read ${variable} (${path}): ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+/** Options of the HTTPS server, or undefined for plain HTTP (loopback only, see config.ts). */
+function tlsOptions(config: BridgeConfig) {
+  if (!config.tlsCertFile || !config.tlsKeyFile) return undefined;
+  const base = { cert: readPem('BRIDGE_TLS_CERT_FILE', config.tlsCertFile), key: readPem('BRIDGE_TLS_KEY_FILE', config.tlsKeyFile) };
+  if (!config.tlsClientCaFile) return base;
+  // Mutual TLS: a client without a certificate from this CA fails the handshake, /healthz included.
+  return { ...base, ca: readPem('BRIDGE_TLS_CLIENT_CA_FILE', config.tlsClientCaFile), requestCert: true, rejectUnauthorized: true };
 }

@@ -50,7 +50,8 @@ export const jsonLog: BridgeLog = (event, fields = {}) => {
 
 export interface BridgeAppOptions {
   hsm: BridgeHsm;
-  hmacSecret: string;
+  /** The shared secret; during a rotation [current, previous], either accepted (README). */
+  hmacSecret: string | readonly string[];
   log?: BridgeLog;
   /** Clock in milliseconds; injectable for tests. */
   now?: () => number;
@@ -144,6 +145,7 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
     return (path.startsWith('/v1/keys/') || path === '/v1/rng' ? keyLimit : dataKeyLimit)(c, next);
   });
 
+  let lastPreviousSecretLog = -Infinity;
   // Authentication: the raw body is read once, digested for the signature, and kept for parsing.
   app.use('/v1/*', async (c, next) => {
     const raw = new Uint8Array(await c.req.arrayBuffer());
@@ -156,6 +158,11 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
     const nowMs = now();
     const result = await verifyRequest(hmacSecret, c.req.method, path, raw, c.req.raw.headers, nowMs);
     if (!result.ok) return refuse(result.reason);
+    // Tells the operator when the Worker still signs with the old secret, so it is not dropped too early.
+    if (result.secretIndex > 0 && nowMs - lastPreviousSecretLog >= 60_000) {
+      lastPreviousSecretLog = nowMs;
+      log('previous_hmac_secret_used', { path });
+    }
     // Only authenticated nonces are remembered, so forged requests cannot fill the cache.
     if (!replay.accept(result.nonce, result.timestamp, nowMs / 1000)) return refuse('replayed nonce');
     // On disk before any answer: a restart must not forget it while it could still be replayed.

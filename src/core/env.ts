@@ -18,6 +18,11 @@ export interface Env {
   VAULT_ZONE: string;
   BRIDGE_URL: string;
   BRIDGE_HMAC_SECRET: string;
+  /**
+   * Optional mTLS certificate binding (`[[mtls_certificates]]` in wrangler.toml): when present the
+   * bridge is called through it, presenting the Worker's client certificate (README "Running the bridge").
+   */
+  BRIDGE_MTLS?: Fetcher;
   /** One-time secret that bootstraps the tenant and its first administrator. */
   BOOTSTRAP_SECRET?: string;
   /**

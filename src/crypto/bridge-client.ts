@@ -45,11 +45,16 @@ interface CallOptions {
   once?: boolean;
 }
 
+/** How requests leave the Worker: the global fetch, or an mTLS certificate binding's fetch. */
+export type BridgeFetch = (input: URL, init: RequestInit) => Promise<Response>;
+
 /** HMAC-signed client of the HSM bridge (see bridge-protocol/). */
 export class BridgeClient {
   constructor(
     private readonly baseUrl: string,
     private readonly secret: string,
+    /** e.g. `env.BRIDGE_MTLS.fetch`, which presents the Worker's client certificate (services.ts). */
+    private readonly send: BridgeFetch = (input, init) => fetch(input, init),
   ) {}
 
   async wrap(plaintext: Uint8Array, context: string): Promise<{ wrapped: string; kekLabel: string }> {
@@ -138,7 +143,7 @@ export class BridgeClient {
   /** The bridge's own health (unauthenticated endpoint); never throws. */
   async health(): Promise<BridgeHealth> {
     try {
-      const get = () => fetch(new URL('/healthz', this.baseUrl), { signal: AbortSignal.timeout(TIMEOUT_MS) });
+      const get = () => this.send(new URL('/healthz', this.baseUrl), { signal: AbortSignal.timeout(TIMEOUT_MS) });
       // As in call(): a pooled connection the bridge closed is tried once more, on a new one.
       const res = await get().catch((err: unknown) => (describe(err) === 'connection failed' ? get() : Promise.reject(err)));
       const parsed = BridgeHealth.safeParse(await res.json());
@@ -171,7 +176,7 @@ export class BridgeClient {
         throw new BridgeUnavailableError('the bridge secret is not configured correctly');
       }
       try {
-        res = await fetch(new URL(path, this.baseUrl), {
+        res = await this.send(new URL(path, this.baseUrl), {
           method: 'POST',
           headers: { ...headers, 'content-type': 'application/json' },
           body,

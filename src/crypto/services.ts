@@ -14,6 +14,8 @@ export interface Services {
 
 export function services(env: Env): Services {
   const db = database(env.DB, d1FaultRate(env));
-  const bridge = new BridgeClient(env.BRIDGE_URL, env.BRIDGE_HMAC_SECRET);
+  // With an mTLS certificate binding, the bridge is reached through it so the Worker presents its certificate.
+  const mtls = env.BRIDGE_MTLS;
+  const bridge = new BridgeClient(env.BRIDGE_URL, env.BRIDGE_HMAC_SECRET, mtls ? (input, init) => mtls.fetch(input, init) : undefined);
   return { db, bridge, keys: new DataKeyManager(db, bridge, dataKeyCache) };
 }
