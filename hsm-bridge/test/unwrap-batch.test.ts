@@ -128,7 +128,7 @@ describe('the nonce journal', () => {
       },
     });
     const k = await wrappedVia(app, 8);
-    const pending = app.request('/v1/unwrap-batch', await signed('/v1/unwrap-batch', { items: [{ wrapped: k.wrapped, context: k.context }] }));
+    const pending = Promise.resolve(app.request('/v1/unwrap-batch', await signed('/v1/unwrap-batch', { items: [{ wrapped: k.wrapped, context: k.context }] })));
     let answered = false;
     void pending.then(() => (answered = true));
     await new Promise((r) => setTimeout(r, 100)); // long enough for an unwrap on the token
