@@ -17,6 +17,8 @@
  * BENCH_CYCLES, BENCH_UNWRAP_ROUND, BENCH_SIGN_ROUND, BENCH_SIGN_CYCLES, BENCH_AUDIT_BATCHES,
  * BENCH_AUDIT_CHAINS, BENCH_AUDIT_ROUND, BENCH_AUDIT_CYCLES,
  * BENCH_KEEP_STATE=1 (keep the state directory for inspection).
+ *
+ * `npm run bench -- --only edge` runs the edge figures alone instead (bench/edge.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
@@ -608,7 +610,12 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+if (only !== undefined && only !== 'edge') {
+  console.error(`[bench] --only takes 'edge' (got ${only ?? 'nothing'})`);
+  process.exit(2);
+}
+(only === 'edge' ? import('./edge.js').then((m) => m.runEdge()) : main()).catch((err: unknown) => {
   console.error(`[bench] failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

@@ -133,6 +133,28 @@ export const WrapResponse = z.object({ wrapped: base64urlText.min(1, 'is require
 export const UnwrapRequest = z.object({ wrapped: bytes(1, MAX_WRAPPED_BYTES), context: bytes(1, MAX_CONTEXT_BYTES) });
 export const UnwrapResponse = z.object({ plaintext: bytes(1, MAX_WRAP_PLAINTEXT) });
 
+/** Most data keys one POST /v1/unwrap-batch carries. */
+export const MAX_BATCH_ITEMS = 32;
+
+/**
+ * POST /v1/unwrap-batch: several /v1/unwrap requests in one signed request (one nonce, the whole
+ * body under the HMAC like any body). Only the envelope is checked as a whole: each item is parsed
+ * with UnwrapRequest and answered, or failed, on its own, in the order sent.
+ */
+export const UnwrapBatchRequest = z.object({
+  items: z
+    .array(z.unknown(), { error: 'is required and must be an array' })
+    .min(1, `must hold 1..${MAX_BATCH_ITEMS} items`)
+    .max(MAX_BATCH_ITEMS, `must hold 1..${MAX_BATCH_ITEMS} items`),
+});
+/** One item's answer: the plaintext, or the error /v1/unwrap would have answered for it alone. */
+export const UnwrapBatchResult = z.union([
+  UnwrapResponse,
+  z.object({ error: z.object({ code: z.enum(['BadRequest', 'UnwrapFailed', 'HsmUnavailable', 'InternalError']), message: z.string() }) }),
+]);
+/** `results[i]` answers `items[i]`. */
+export const UnwrapBatchResponse = z.object({ results: z.array(UnwrapBatchResult).max(MAX_BATCH_ITEMS) });
+
 /** GET /healthz (unauthenticated): 200 with status ok, or 503 with a reason. */
 export const BridgeHealth = z.object({
   status: z.enum(['ok', 'unavailable']),
@@ -239,6 +261,10 @@ export type WrapRequest = z.input<typeof WrapRequest>;
 export type WrapResponse = z.input<typeof WrapResponse>;
 export type UnwrapRequest = z.input<typeof UnwrapRequest>;
 export type UnwrapResponse = z.input<typeof UnwrapResponse>;
+/** The items are typed for the sender; the bridge parses each one with UnwrapRequest. */
+export type UnwrapBatchRequest = { items: UnwrapRequest[] };
+export type UnwrapBatchResult = z.input<typeof UnwrapBatchResult>;
+export type UnwrapBatchResponse = z.input<typeof UnwrapBatchResponse>;
 export type BridgeHealth = z.input<typeof BridgeHealth>;
 export type BridgeStatus = z.input<typeof BridgeStatus>;
 export type GenerateKeyRequest = z.input<typeof GenerateKeyRequest>;
@@ -266,6 +292,7 @@ export type RandomResponse = z.input<typeof RandomResponse>;
 export const BRIDGE_ROUTES = {
   wrap: { path: '/v1/wrap', request: WrapRequest, response: WrapResponse },
   unwrap: { path: '/v1/unwrap', request: UnwrapRequest, response: UnwrapResponse },
+  unwrapBatch: { path: '/v1/unwrap-batch', request: UnwrapBatchRequest, response: UnwrapBatchResponse },
   generateKey: { path: '/v1/keys/generate', request: GenerateKeyRequest, response: GenerateKeyResponse },
   importKey: { path: '/v1/keys/import', request: ImportKeyRequest, response: ImportKeyResponse },
   sign: { path: '/v1/keys/sign', request: KeySignRequest, response: KeySignResponse },

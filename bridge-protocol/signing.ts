@@ -40,14 +40,24 @@ export async function canonicalString(
   return [method.toUpperCase(), pathWithQuery, toHex(digest), timestamp, nonce].join('\n');
 }
 
+/**
+ * The last secret's imported key: every request on both sides signs or verifies with the same
+ * secret, and importing it each time was a measurable share of a small request. Only the settled
+ * key is kept (a Worker request never awaits another's pending work).
+ */
+let lastKey: { secret: string; key: CryptoKey } | undefined;
+
 async function hmacKey(secret: string): Promise<CryptoKey> {
   if (secret.length < MIN_SECRET_LENGTH) {
     throw new Error(`bridge HMAC secret must be at least ${MIN_SECRET_LENGTH} characters`);
   }
-  return crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+  if (lastKey?.secret === secret) return lastKey.key;
+  const key = await crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
     'sign',
     'verify',
   ]);
+  lastKey = { secret, key };
+  return key;
 }
 
 /** Headers that authenticate one request to the bridge. */

@@ -29,8 +29,11 @@ import {
   type KeyWrapResponse,
   type PublicKeyResponse,
   type RandomResponse,
+  type UnwrapBatchResponse,
+  type UnwrapBatchResult,
   type UnwrapResponse,
   type WrapResponse,
+  UnwrapRequest,
 } from '../../bridge-protocol/index.js';
 import { HsmError, UnwrapError, type Hsm } from './hsm.js';
 import { KeyExistsError, KeyNotFoundError, KeyOperationError, KeyRequestError, hsmKeys } from './keys.js';
@@ -66,10 +69,13 @@ export interface BridgeAppOptions {
 export type { BridgeStatus } from '../../bridge-protocol/index.js';
 
 const MAX_BODY_BYTES = 16 * 1024;
-/** /v1/keys/* and /v1/rng carry RSA-4096 JWKs and AES payloads. */
+/** /v1/keys/* and /v1/rng carry RSA-4096 JWKs and AES payloads; /v1/unwrap-batch up to 32 data keys. */
 const MAX_KEY_BODY_BYTES = 64 * 1024;
 
 class BadRequest extends Error {}
+
+/** Routes that create or destroy token objects: they run only once their nonce is on disk. */
+const CHANGES_TOKEN = new Set<string>([BRIDGE_ROUTES.generateKey.path, BRIDGE_ROUTES.importKey.path, BRIDGE_ROUTES.destroyKey.path]);
 
 type Env = { Variables: { rawBody: Uint8Array } };
 
@@ -93,6 +99,20 @@ function parseBody<S extends z.ZodType>(schema: S, raw: Uint8Array): z.output<S>
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw new BadRequest(describeIssue(parsed.error));
   return parsed.data;
+}
+
+/** What /v1/unwrap would answer for this error, as a batch item's code and message. */
+function batchItemError(err: unknown, log: BridgeLog): ['UnwrapFailed' | 'HsmUnavailable' | 'InternalError', string] {
+  if (err instanceof UnwrapError) {
+    log('unwrap_failed', { reason: err.message, batch: true });
+    return ['UnwrapFailed', 'the wrapped key does not authenticate under this KEK and context'];
+  }
+  if (err instanceof HsmError) {
+    log('hsm_error', { code: err.code, message: err.message, batch: true });
+    return ['HsmUnavailable', err.message];
+  }
+  log('internal_error', { name: err instanceof Error ? err.name : typeof err, batch: true });
+  return ['InternalError', 'internal error'];
 }
 
 function remoteAddress(c: Context): string | undefined {
@@ -142,7 +162,7 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
   const dataKeyLimit = limit(MAX_BODY_BYTES);
   app.use('/v1/*', (c, next) => {
     const path = new URL(c.req.url).pathname;
-    return (path.startsWith('/v1/keys/') || path === '/v1/rng' ? keyLimit : dataKeyLimit)(c, next);
+    return (path.startsWith('/v1/keys/') || path === '/v1/rng' || path === BRIDGE_ROUTES.unwrapBatch.path ? keyLimit : dataKeyLimit)(c, next);
   });
 
   let lastPreviousSecretLog = -Infinity;
@@ -165,17 +185,31 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
     }
     // Only authenticated nonces are remembered, so forged requests cannot fill the cache.
     if (!replay.accept(result.nonce, result.timestamp, nowMs / 1000)) return refuse('replayed nonce');
-    // On disk before any answer: a restart must not forget it while it could still be replayed.
-    if (journal) {
-      try {
-        await journal.record(result.nonce, result.timestamp);
-      } catch (err) {
-        log('nonce_journal_failed', { code: (err as NodeJS.ErrnoException).code ?? 'error' });
-        return answerError(c, 'StateUnavailable', 'the bridge cannot record the request nonce');
-      }
-    }
     c.set('rawBody', raw);
+    if (!journal) return next();
+    // On disk before any answer: a restart must not forget it while it could still be replayed.
+    const durable = journal.record(result.nonce, result.timestamp).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    const journalFailed = (err: unknown) => {
+      log('nonce_journal_failed', { code: (err as NodeJS.ErrnoException).code ?? 'error' });
+      return answerError(c, 'StateUnavailable', 'the bridge cannot record the request nonce');
+    };
+    if (CHANGES_TOKEN.has(url.pathname)) {
+      const failed = await durable;
+      if (failed !== undefined) return journalFailed(failed);
+      return next();
+    }
+    // Operations that change nothing in the token run while the nonce is written (the fsync is
+    // about as long as a batch of unwraps); the answer still waits until it is on disk, and a
+    // failed write replaces it, so no answer ever leaves before its nonce is durable.
     await next();
+    const failed = await durable;
+    if (failed !== undefined) {
+      c.res = undefined;
+      c.res = journalFailed(failed);
+    }
   });
 
   /** A POST route: its body parsed with the route's schema, counted once it parses. */
@@ -199,6 +233,28 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
     const plaintext = await hsm.unwrap(wrapped, context);
     c.header('cache-control', 'no-store'); // the answer is a plaintext data key
     return c.json({ plaintext: toBase64Url(plaintext) } satisfies UnwrapResponse);
+  });
+
+  // One signed request, one nonce, many data keys: the Worker's coalescer sends the unwraps a
+  // request makes together this way. The envelope must parse (else 400 for all); each item is then
+  // answered or failed on its own, and counted as one unwrap. The items share the session pool.
+  app.post(BRIDGE_ROUTES.unwrapBatch.path, async (c) => {
+    const { items } = parseBody(BRIDGE_ROUTES.unwrapBatch.request, c.get('rawBody'));
+    ops.unwrap += items.length;
+    const results = await Promise.all(
+      items.map(async (item, index): Promise<UnwrapBatchResult> => {
+        const parsed = UnwrapRequest.safeParse(item);
+        if (!parsed.success) return { error: { code: 'BadRequest', message: `item ${index}: ${describeIssue(parsed.error)}` } };
+        try {
+          return { plaintext: toBase64Url(await hsm.unwrap(parsed.data.wrapped, parsed.data.context)) };
+        } catch (err) {
+          const [code, message] = batchItemError(err, log);
+          return { error: { code, message } };
+        }
+      }),
+    );
+    c.header('cache-control', 'no-store'); // the answer holds plaintext data keys
+    return c.json({ results } satisfies UnwrapBatchResponse);
   });
 
   // HSM keys. The schemas check shapes and sizes; algorithms and key types are keys.ts's to check.

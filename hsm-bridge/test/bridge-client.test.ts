@@ -32,7 +32,7 @@ interface Client {
   health(): Promise<{ status: string; kek: boolean; reason?: string }>;
 }
 interface ClientModule {
-  BridgeClient: new (baseUrl: string, secret: string) => Client;
+  BridgeClient: new (baseUrl: string, secret: string, send?: undefined, options?: { coalesceMs?: number }) => Client;
   HsmKeyExistsError: new () => VaultError;
   bridgeStats: { calls: number };
 }
@@ -195,6 +195,99 @@ describe('BridgeClient error mapping', () => {
   });
 });
 
+describe('unwrap coalescing', () => {
+  const wrapMany = (n: number) =>
+    Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const dek = crypto.randomBytes(32);
+        const context = `ekv-dk-v1|coalesce|${i}`;
+        return { dek, context, wrapped: (await client.wrap(dek, context)).wrapped };
+      }),
+    );
+  const opsOf = async () => (await fetchStatus()).unwrap;
+  async function fetchStatus(): Promise<{ unwrap: number }> {
+    const { signRequest } = await import('../../bridge-protocol/index.js');
+    const res = await fetch(`${bridge.url}/v1/status`, { headers: await signRequest(SECRET, 'GET', '/v1/status', '') });
+    return ((await res.json()) as { ops: { unwrap: number } }).ops;
+  }
+
+  it('sends unwraps started together as one signed request, each with its own key', async () => {
+    const keys = await wrapMany(6);
+    const unwrapsBefore = await opsOf();
+    const before = mod.bridgeStats.calls;
+    const fresh = new mod.BridgeClient(bridge.url, SECRET); // one request's client
+    const got = await Promise.all(keys.map((k) => fresh.unwrap(k.wrapped, k.context)));
+    expect(mod.bridgeStats.calls - before).toBe(1);
+    expect(await opsOf()).toBe(unwrapsBefore + 6);
+    got.forEach((plain, i) => expect(Buffer.from(plain).equals(keys[i]!.dek)).toBe(true));
+  });
+
+  it('fails only the item that does not authenticate, with the error a lone unwrap gives', async () => {
+    const keys = await wrapMany(3);
+    const fresh = new mod.BridgeClient(bridge.url, SECRET);
+    const outcomes = await Promise.allSettled([
+      fresh.unwrap(keys[0]!.wrapped, keys[0]!.context),
+      fresh.unwrap(keys[1]!.wrapped, 'another context'),
+      fresh.unwrap(keys[2]!.wrapped, keys[2]!.context),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    const err = (outcomes[1] as PromiseRejectedResult).reason as VaultError;
+    expect(err).toBeInstanceOf(IntegrityError);
+    expect(err.message).toMatch(/data key/);
+  });
+
+  it('splits more than 32 unwraps into several batches, and gathers later calls inside a longer window', async () => {
+    const keys = await wrapMany(40);
+    let before = mod.bridgeStats.calls;
+    const fresh = new mod.BridgeClient(bridge.url, SECRET);
+    const got = await Promise.all(keys.map((k) => fresh.unwrap(k.wrapped, k.context)));
+    expect(mod.bridgeStats.calls - before).toBe(2);
+    got.forEach((plain, i) => expect(Buffer.from(plain).equals(keys[i]!.dek)).toBe(true));
+
+    before = mod.bridgeStats.calls;
+    const windowed = new mod.BridgeClient(bridge.url, SECRET, undefined, { coalesceMs: 50 });
+    const first = windowed.unwrap(keys[0]!.wrapped, keys[0]!.context);
+    await new Promise((r) => setTimeout(r, 5));
+    const second = windowed.unwrap(keys[1]!.wrapped, keys[1]!.context);
+    await Promise.all([first, second]);
+    expect(mod.bridgeStats.calls - before).toBe(1);
+
+    before = mod.bridgeStats.calls;
+    const never = new mod.BridgeClient(bridge.url, SECRET, undefined, { coalesceMs: -1 });
+    await Promise.all(keys.slice(0, 3).map((k) => never.unwrap(k.wrapped, k.context)));
+    expect(mod.bridgeStats.calls - before).toBe(3);
+  });
+
+  it('falls back to one /v1/unwrap per key when the bridge predates the batch route', async () => {
+    const keys = await wrapMany(3);
+    const paths: string[] = [];
+    // An older bridge: the real one, except that /v1/unwrap-batch is an unknown route.
+    const old = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', async () => {
+        paths.push(req.url ?? '');
+        if (req.url === '/v1/unwrap-batch') {
+          res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NotFound', message: 'no such route' } }));
+          return;
+        }
+        const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k.startsWith('x-bridge-') || k === 'content-type')) as Record<string, string>;
+        const up = await fetch(`${bridge.url}${req.url}`, { method: req.method, headers, body: Buffer.concat(chunks) });
+        res.writeHead(up.status, { 'content-type': 'application/json' }).end(Buffer.from(await up.arrayBuffer()));
+      });
+    });
+    await new Promise<void>((done) => old.listen(0, '127.0.0.1', done));
+    try {
+      const fresh = new mod.BridgeClient(`http://127.0.0.1:${(old.address() as AddressInfo).port}`, SECRET);
+      const got = await Promise.all(keys.map((k) => fresh.unwrap(k.wrapped, k.context)));
+      got.forEach((plain, i) => expect(Buffer.from(plain).equals(keys[i]!.dek)).toBe(true));
+      expect(paths).toEqual(['/v1/unwrap-batch', '/v1/unwrap', '/v1/unwrap', '/v1/unwrap']);
+    } finally {
+      await new Promise((done) => old.close(done));
+    }
+  });
+});
+
 describe('answers that do not fit the protocol', () => {
   /** A stand-in for a broken bridge (or something else answering on its address): status and body per path. */
   const answers: Record<string, [number, string]> = {
@@ -205,6 +298,7 @@ describe('answers that do not fit the protocol', () => {
     '/v1/rng': [200, 'not json'],
     '/v1/wrap': [200, JSON.stringify([])],
     '/v1/unwrap': [422, 'not json'],
+    '/v1/unwrap-batch': [200, JSON.stringify({ results: [{ plaintext: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }] })],
     '/healthz': [200, JSON.stringify({ status: 'ok' })],
   };
   let server: http.Server;
@@ -225,15 +319,16 @@ describe('answers that do not fit the protocol', () => {
 
   it('is a malformed answer (503), never a crash or a wrong value', async () => {
     const handle = newId();
+    // Thunks, one call at a time: calls started together reject before the loop awaits them.
     for (const call of [
-      broken.sign(handle, 'ES256', crypto.randomBytes(32)),
-      broken.publicKey(handle),
-      broken.destroyKey(handle),
-      broken.generateKey(handle, { kty: 'oct', size: 256 }),
-      broken.random(8),
-      broken.wrap(crypto.randomBytes(32), 'ctx'),
+      () => broken.sign(handle, 'ES256', crypto.randomBytes(32)),
+      () => broken.publicKey(handle),
+      () => broken.destroyKey(handle),
+      () => broken.generateKey(handle, { kty: 'oct', size: 256 }),
+      () => broken.random(8),
+      () => broken.wrap(crypto.randomBytes(32), 'ctx'),
     ]) {
-      const err = await failure(call);
+      const err = await failure(call());
       expect(err).toBeInstanceOf(BridgeUnavailableError);
       expect(err.status).toBe(503);
       expect(err.message).toMatch(/malformed answer from the bridge/);
@@ -243,5 +338,15 @@ describe('answers that do not fit the protocol', () => {
   it('keeps a data-key 422 an integrity failure whatever its body, and reports a malformed health answer as unavailable', async () => {
     expect(await failure(broken.unwrap('AAAA', 'ctx'))).toBeInstanceOf(IntegrityError);
     expect(await broken.health()).toEqual({ status: 'unavailable', kek: false, reason: 'malformed answer from the bridge' });
+  });
+
+  it('fails every unwrap of a batch whose answer does not match it item for item', async () => {
+    const outcomes = await Promise.allSettled([broken.unwrap('AAAA', 'a'), broken.unwrap('BBBB', 'b')]);
+    for (const o of outcomes) {
+      expect(o.status).toBe('rejected');
+      const err = (o as PromiseRejectedResult).reason as VaultError;
+      expect(err).toBeInstanceOf(BridgeUnavailableError);
+      expect(err.message).toMatch(/malformed answer from the bridge/);
+    }
   });
 });

@@ -6,6 +6,7 @@
 import type { z } from 'zod';
 import {
   BRIDGE_ROUTES,
+  MAX_BATCH_ITEMS,
   BridgeErrorBody,
   BridgeHealth,
   signRequest,
@@ -13,6 +14,7 @@ import {
   type BridgeRoute,
   type HsmKeySpec,
   type HsmPublicJwk,
+  type UnwrapRequest,
 } from '../../bridge-protocol';
 import { BridgeUnavailableError, IntegrityError, VaultError, badParameter } from '../core/errors';
 import { toBase64Url, utf8 } from '../core/encoding';
@@ -43,27 +45,110 @@ interface CallOptions {
   keyRoute?: boolean;
   /** Never sent a second time, even when the connection failed (the first may have landed). */
   once?: boolean;
+  /** A route older bridges lack: their 404 is a RouteMissing, for the caller to fall back. */
+  optional?: boolean;
 }
 
 /** How requests leave the Worker: the global fetch, or an mTLS certificate binding's fetch. */
 export type BridgeFetch = (input: URL, init: RequestInit) => Promise<Response>;
 
-/** HMAC-signed client of the HSM bridge (see bridge-protocol/). */
+/** The bridge has no such route (it predates it); the caller falls back to the older route. */
+class RouteMissing extends Error {}
+
+interface PendingUnwrap {
+  item: UnwrapRequest;
+  resolve: (plaintext: Uint8Array) => void;
+  reject: (err: unknown) => void;
+}
+
+export interface BridgeClientOptions {
+  /**
+   * How long the first unwrap waits for others to join its batch, in ms. 0 (the default) gathers
+   * the unwraps started in the same turn of the event loop (a Promise.all over several data keys,
+   * or calls resolved by the same answer) at no added latency; a longer window also gathers calls
+   * that arrive later, at the cost of that delay on every cold read. Negative: never batch.
+   */
+  coalesceMs?: number;
+}
+
+/**
+ * HMAC-signed client of the HSM bridge (see bridge-protocol/). One per request (services()): its
+ * unwrap coalescer only ever batches this request's own calls, so no request awaits I/O another
+ * request started (a Workers rule; the isolate-wide data-key cache shares settled keys only).
+ */
 export class BridgeClient {
+  private queued: PendingUnwrap[] = [];
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly coalesceMs: number;
+
   constructor(
     private readonly baseUrl: string,
     private readonly secret: string,
     /** e.g. `env.BRIDGE_MTLS.fetch`, which presents the Worker's client certificate (services.ts). */
     private readonly send: BridgeFetch = (input, init) => fetch(input, init),
-  ) {}
+    options: BridgeClientOptions = {},
+  ) {
+    this.coalesceMs = options.coalesceMs ?? 0;
+  }
 
   async wrap(plaintext: Uint8Array, context: string): Promise<{ wrapped: string; kekLabel: string }> {
     const res = await this.call(BRIDGE_ROUTES.wrap, { plaintext: toBase64Url(plaintext), context: toBase64Url(utf8(context)) });
     return { wrapped: res.wrapped, kekLabel: res.kekLabel };
   }
 
-  async unwrap(wrapped: string, context: string): Promise<Uint8Array> {
-    return (await this.call(BRIDGE_ROUTES.unwrap, { wrapped, context: toBase64Url(utf8(context)) })).plaintext;
+  /**
+   * Unwraps a data key. Calls made together are sent as one POST /v1/unwrap-batch (one signed
+   * request, up to MAX_BATCH_ITEMS keys); each call still succeeds or fails on its own, with the
+   * errors a lone /v1/unwrap gives. A call alone goes to /v1/unwrap.
+   */
+  unwrap(wrapped: string, context: string): Promise<Uint8Array> {
+    const item = { wrapped, context: toBase64Url(utf8(context)) };
+    if (this.coalesceMs < 0) return this.unwrapOne(item);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.queued.push({ item, resolve, reject });
+      if (this.queued.length >= MAX_BATCH_ITEMS) this.flush();
+      else if (this.queued.length === 1) this.timer = setTimeout(() => this.flush(), this.coalesceMs);
+    });
+  }
+
+  private flush(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.queued;
+    this.queued = [];
+    if (batch.length === 0) return;
+    const settle = (p: PendingUnwrap, run: Promise<Uint8Array>) => run.then(p.resolve, p.reject);
+    if (batch.length === 1) {
+      void settle(batch[0]!, this.unwrapOne(batch[0]!.item));
+      return;
+    }
+    this.unwrapBatch(batch.map((p) => p.item)).then(
+      (outcomes) =>
+        batch.forEach((p, i) => {
+          const outcome = outcomes[i]!;
+          if (outcome instanceof Uint8Array) p.resolve(outcome);
+          else p.reject(outcome);
+        }),
+      (err: unknown) => {
+        if (!(err instanceof RouteMissing)) return batch.forEach((p) => p.reject(err));
+        for (const p of batch) void settle(p, this.unwrapOne(p.item)); // a bridge without the batch route
+      },
+    );
+  }
+
+  private async unwrapOne(item: UnwrapRequest): Promise<Uint8Array> {
+    return (await this.call(BRIDGE_ROUTES.unwrap, item)).plaintext;
+  }
+
+  /** One outcome per item, in order: the plaintext, or the vault error /v1/unwrap would give. */
+  private async unwrapBatch(items: UnwrapRequest[]): Promise<Array<Uint8Array | VaultError>> {
+    const { results } = await this.call(BRIDGE_ROUTES.unwrapBatch, { items }, { optional: true });
+    if (results.length !== items.length) throw malformed();
+    return results.map((r) => {
+      if ('plaintext' in r) return r.plaintext;
+      if (r.error.code === 'UnwrapFailed') return new IntegrityError('data key');
+      return new BridgeUnavailableError(`bridge answered ${r.error.code}`);
+    });
   }
 
   // HSM keys: the private or secret material never leaves the token; handles are the ids given.
@@ -188,6 +273,7 @@ export class BridgeClient {
         if (reason !== 'connection failed' || opts.once || attempt >= 2) throw new BridgeUnavailableError(reason);
       }
     }
+    if (opts.optional && res.status === 404 && (await errorOf(res)).code === 'NotFound') throw new RouteMissing();
     if (opts.keyRoute && [400, 404, 409, 422].includes(res.status)) throw keyRouteError(res.status, await errorOf(res));
     if (res.status === 422) {
       await res.body?.cancel();
