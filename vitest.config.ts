@@ -1,11 +1,12 @@
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
 
-// Four suites, all against real parts:
+// Five suites, all against real parts:
 //  - worker: the Worker in workerd with local D1 and Queues, talking to a real bridge over a real
 //    SoftHSM2 token (started by the global setup);
 //  - bridge: the HSM bridge in Node against a real SoftHSM2 token;
 //  - scripts: the operations scripts in Node (no stack);
+//  - issuers: the certificate issuers in Node against openssl, node:https and pebble;
 //  - e2e: the whole stack started as `npm run dev` starts it, driven by the official Azure SDKs.
 export default defineConfig({
   test: {
@@ -50,6 +51,18 @@ export default defineConfig({
           environment: 'node',
           include: ['test/scripts/**/*.test.ts'],
           testTimeout: 60_000,
+        },
+      },
+      {
+        // Certificate issuers checked by outside implementations (openssl, node:https) and a real
+        // ACME server (pebble): Node, with the same issuer modules the Worker runs.
+        test: {
+          name: 'issuers',
+          environment: 'node',
+          include: ['test/issuers/**/*.test.ts'],
+          globalSetup: ['test/support/bridge-global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
       {
