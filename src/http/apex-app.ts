@@ -8,6 +8,7 @@ import { complianceRoutes } from './routes/compliance';
 import { apexAuditQueryRoutes } from './routes/audit-query';
 import { healthRoutes } from './routes/health';
 import { managementRoutes } from './routes/management';
+import { acmeChallengeRoutes } from './routes/acme-challenge';
 import { pkiRoutes } from './routes/pki';
 import { managementRbacRoutes } from './routes/management-rbac';
 import { credentialManagementRoutes } from './routes/management-credentials';
@@ -28,6 +29,7 @@ export function createApexApp(): Hono<AppEnv> {
   complianceRoutes(app);
   tokenRoutes(app);
   pkiRoutes(app);
+  acmeChallengeRoutes(app);
   const challengedNotFound = unknownRoute();
   // Unknown management paths are challenged like known ones; the rest of the apex is public.
   app.notFound((c) =>
