@@ -17,6 +17,6 @@ export function acmeChallengeRoutes(app: Hono<AppEnv>): void {
     auditAs(c, 'AcmeChallengeGet', `/.well-known/acme-challenge/${TOKEN.test(token) ? token : '-'}`);
     const answer = TOKEN.test(token) ? await http01Answer(c.get('services').db, token) : undefined;
     if (!answer) return errorResponse(c, 404, 'NotFound', 'No ACME challenge with this token is pending.');
-    return c.text(answer.keyAuthorization, 200, { 'Content-Type': 'application/octet-stream', 'Cache-Control': 'no-store' });
+    return c.text(answer.keyAuthorization, 200, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store' });
   });
 }
