@@ -60,7 +60,7 @@ export default defineConfig({
           name: 'issuers',
           environment: 'node',
           include: ['test/issuers/**/*.test.ts'],
-          globalSetup: ['test/support/bridge-global-setup.ts', 'test/support/pebble-global-setup.ts'],
+          globalSetup: ['test/support/issuers-global-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
