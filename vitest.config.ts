@@ -7,6 +7,7 @@ import { defineConfig } from 'vitest/config';
 //  - bridge: the HSM bridge in Node against a real SoftHSM2 token;
 //  - scripts: the operations scripts in Node (no stack);
 //  - deploy: the compiled bridge from a production-only install, as its systemd unit and container run it;
+//  - issuers: the certificate issuers in Node against openssl, node:https and pebble;
 //  - e2e: the whole stack started as `npm run dev` starts it, driven by the official Azure SDKs.
 export default defineConfig({
   test: {
@@ -75,6 +76,18 @@ export default defineConfig({
           include: ['test/deploy/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 300_000,
+        },
+      },
+      {
+        // Certificate issuers checked by outside implementations (openssl, node:https) and a real
+        // ACME server (pebble): Node, with the same issuer modules the Worker runs.
+        test: {
+          name: 'issuers',
+          environment: 'node',
+          include: ['test/issuers/**/*.test.ts'],
+          globalSetup: ['test/support/issuers-global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
       {

@@ -9,6 +9,8 @@ import { adminGuard, eventSubscriptionApp } from './routes/event-subscriptions';
 import { apexAuditQueryRoutes } from './routes/audit-query';
 import { healthRoutes } from './routes/health';
 import { managementRoutes } from './routes/management';
+import { acmeChallengeRoutes } from './routes/acme-challenge';
+import { pkiRoutes } from './routes/pki';
 import { managementRbacRoutes } from './routes/management-rbac';
 import { credentialManagementRoutes } from './routes/management-credentials';
 import { vaultSettingsRoutes } from './routes/management-vault-settings';
@@ -28,6 +30,8 @@ export function createApexApp(): Hono<AppEnv> {
   apexAuditQueryRoutes(app);
   complianceRoutes(app);
   tokenRoutes(app);
+  pkiRoutes(app);
+  acmeChallengeRoutes(app);
   const challengedNotFound = unknownRoute();
   // Unknown management paths are challenged like known ones; the rest of the apex is public.
   app.notFound((c) =>

@@ -4,6 +4,7 @@ import type { AppEnv } from './context';
 import { renderError } from './errors';
 import { unknownRoute } from './operation';
 import { requestContext } from './request-context';
+import { acmeChallengeRoutes } from './routes/acme-challenge';
 import { auditVerifyRoutes } from './routes/audit-verify';
 import { auditQueryRoutes } from './routes/audit-query';
 import { eventSubscriptionApp, vaultGuard } from './routes/event-subscriptions';
@@ -20,6 +21,7 @@ export function createVaultApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ getPath: (req) => getPathNoStrict(req).replace(/\/{2,}/g, '/') });
   app.use(requestContext('vault'));
   rbacRoutes(app);
+  acmeChallengeRoutes(app);
   auditVerifyRoutes(app);
   auditQueryRoutes(app);
   app.route('/', eventSubscriptionApp(vaultGuard));

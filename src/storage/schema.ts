@@ -393,3 +393,54 @@ export const auditArchives = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.chain, t.period] }), index('audit_archives_seq').on(t.chain, t.lastSeq)],
 );
+
+// Certificate issuers (src/objects/certificates/issuers/).
+// One root CA per vault: its key lives only in the HSM (keyHandle), its certificate (DER,
+// base64url) is public and served at /pki/{vault}/ca.crt.
+export const certificateAuthorities = sqliteTable('certificate_authorities', {
+  vaultId: text('vault_id')
+    .primaryKey()
+    .references(() => vaults.id, { onDelete: 'cascade' }),
+  keyHandle: text('key_handle').notNull(),
+  // The X.509 signature algorithm of the CA key, e.g. ES256.
+  alg: text('alg').notNull(),
+  certDer: text('cert_der').notNull(),
+  createdAt: integer('created_at').notNull(),
+});
+
+// A vault's ACME account at one directory: the account key (a private JWK) and the External
+// Account Binding's HMAC key are sealed under the vault's data key, as secret values are.
+export const acmeAccounts = sqliteTable(
+  'acme_accounts',
+  {
+    vaultId: text('vault_id')
+      .notNull()
+      .references(() => vaults.id, { onDelete: 'cascade' }),
+    directoryUrl: text('directory_url').notNull(),
+    // The account's URL (the `kid` of later requests); null until newAccount succeeded.
+    accountUrl: text('account_url'),
+    keySealed: text('key_sealed').notNull(),
+    eabKid: text('eab_kid'),
+    eabHmacSealed: text('eab_hmac_sealed'),
+    dataKeyId: text('data_key_id')
+      .notNull()
+      .references(() => dataKeys.id),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.vaultId, t.directoryUrl] })],
+);
+
+// http-01 answers the Worker serves at /.well-known/acme-challenge/{token} (public by design:
+// the key authorization is what the CA fetches); removed when the order no longer needs them.
+export const acmeChallenges = sqliteTable(
+  'acme_challenges',
+  {
+    token: text('token').primaryKey(),
+    keyAuthorization: text('key_authorization').notNull(),
+    vaultId: text('vault_id')
+      .notNull()
+      .references(() => vaults.id, { onDelete: 'cascade' }),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('acme_challenges_expiry').on(t.expiresAt)],
+);

@@ -162,6 +162,13 @@ const APEX_PUBLIC_OPERATIONS: Record<string, string> = {
   'GET /:tenant/.well-known/openid-configuration': 'OpenIdConfiguration',
   'GET /:tenant/discovery/v2.0/keys': 'JwksGet',
   'POST /:tenant/oauth2/v2.0/token': 'Authentication',
+  'GET /pki/:vault/:file{ca\\.(crt|pem)}': 'CertificateAuthorityGet',
+  'GET /.well-known/acme-challenge/:token': 'AcmeChallengeGet',
+};
+
+/** Public vault-host routes: no challenge (the ACME CA fetches http-01 answers anonymously). */
+const VAULT_PUBLIC_OPERATIONS: Record<string, string> = {
+  'GET /.well-known/acme-challenge/:token': 'AcmeChallengeGet',
 };
 
 /** The declared audit name of a route, or undefined for a route this file does not know. */
@@ -175,7 +182,7 @@ function declaredOperation(route: AppRoute): string | undefined {
     const verb = route.method === 'PUT' && one ? 'Create' : route.method === 'DELETE' && one ? 'Delete' : route.method === 'GET' ? (one ? 'Get' : 'List') : undefined;
     return verb && `${kind}${verb}`;
   }
-  return VAULT_OPERATIONS[key];
+  return VAULT_OPERATIONS[key] ?? VAULT_PUBLIC_OPERATIONS[key];
 }
 
 const MISSING = 'cov-missing';
@@ -194,7 +201,9 @@ function concretePath(route: AppRoute, vaultName: string, opts: { existingVault?
     .replace(':id', '00000000-0000-4000-8000-00000000c0de')
     .replace(':assignment', crypto.randomUUID())
     .replace(':definition', crypto.randomUUID())
-    .replace(':tenant', adminCreds.tenantId);
+    .replace(':tenant', adminCreds.tenantId)
+    .replace(':file{ca\\.(crt|pem)}', 'ca.crt')
+    .replace(':token', 'cov0missing0acme0challenge0token');
 }
 
 interface Sent {
@@ -325,6 +334,11 @@ describe('every route, every refusal path: exactly one well-formed record', () =
       for (const route of routes) {
         const op = declaredOperation(route)!;
         const key = `${route.host} ${route.method} ${route.path}`;
+        if (route.host === 'vault' && VAULT_PUBLIC_OPERATIONS[`${route.method} ${route.path}`]) {
+          await send(key, route.method, `${vaultOrigin(vault)}${concretePath(route, vault)}`, { status: 404, operation: op, chain: vaultChain, authenticated: false });
+          exercised.add(key);
+          continue;
+        }
         if (route.host === 'vault') {
           const url = (query = API) => `${vaultOrigin(vault)}${concretePath(route, vault)}?${query}`;
           // (a) no token: the challenge. Azure records every refused authentication as
