@@ -15,15 +15,16 @@
  *
  * KeyNearExpiry is not sent here: Azure times it by the key's rotation policy (its Notify action,
  * 30 days before expiry by default), so the rotation job (rotation.ts) sends it on the policy's
- * schedule. A new kind joins by adding its tables to EXPIRING_KINDS.
+ * schedule, claiming the same markers. A new kind joins by adding its tables to EXPIRING_KINDS.
  */
-import { and, asc, eq, gt, isNull, lte, notExists, or, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, isNull, lte, notExists, sql } from 'drizzle-orm';
 import type { SQLiteColumn } from 'drizzle-orm/sqlite-core';
 import type { Env } from '../core/env';
 import type { VaultRecord } from '../core/vault';
 import { emitEvents, versionEvent, versionEventType, vaultOriginFor, type ObjectType, type VaultEvent } from '../events/event';
 import type { HeadTable, VersionTable } from '../objects/engine/kind';
 import { database, type Database } from '../storage/db';
+import { claimNotices, noticeKey, releaseNotices, type Notice } from '../storage/expiry-notices';
 import { expiryNotices, keys, keyVersions, secrets, secretVersions, vaults } from '../storage/schema';
 
 export const NEAR_EXPIRY_SECONDS = 30 * 86_400;
@@ -94,7 +95,8 @@ export async function runExpiryNotices(
           result.sent[type] = (result.sent[type] ?? 0) + chunk.length;
         } else {
           result.failed += chunk.length;
-          await release(db, kind, stage, chunk);
+          // If this fails too, these notices are lost; emitEvents logged which.
+          await releaseNotices(db, chunk.map((c) => noticeOf(kind, stage, c))).catch(() => undefined);
         }
       }
     }
@@ -141,45 +143,16 @@ async function findDue(db: Database, kind: ExpiringKind, stage: ExpiryStage, now
   return (await dueQuery(db, kind, stage, now, limit).all()) as Candidate[];
 }
 
-// D1 binds at most 100 parameters a statement; a marker row binds 6.
-const MARKERS_PER_INSERT = 16;
+const noticeOf = (kind: ExpiringKind, stage: ExpiryStage, c: Candidate): Notice => ({
+  vaultId: c.vault.id,
+  kind: kind.kind,
+  name: c.name,
+  version: c.version,
+  eventType: versionEventType(kind.objectType, stage),
+});
 
 /** Claims the candidates' markers; returns those whose claim took (not already claimed by anyone). */
 async function claim(db: Database, kind: ExpiringKind, stage: ExpiryStage, candidates: Candidate[], now: number): Promise<Candidate[]> {
-  if (candidates.length === 0) return [];
-  const eventType = versionEventType(kind.objectType, stage);
-  const statements = [];
-  for (let i = 0; i < candidates.length; i += MARKERS_PER_INSERT) {
-    const rows = candidates
-      .slice(i, i + MARKERS_PER_INSERT)
-      .map((c) => ({ vaultId: c.vault.id, kind: kind.kind, name: c.name, version: c.version, eventType, claimedAt: now }));
-    statements.push(
-      db.insert(expiryNotices).values(rows).onConflictDoNothing().returning({ vaultId: expiryNotices.vaultId, name: expiryNotices.name, version: expiryNotices.version }),
-    );
-  }
-  const results = await db.batch(statements as [(typeof statements)[0], ...typeof statements]);
-  const took = new Set(results.flat().map((r) => markerKey(r.vaultId, r.name, r.version)));
-  return candidates.filter((c) => took.has(markerKey(c.vault.id, c.name, c.version)));
+  const took = await claimNotices(db, candidates.map((c) => noticeOf(kind, stage, c)), now);
+  return candidates.filter((c) => took.has(noticeKey(noticeOf(kind, stage, c))));
 }
-
-/** Gives claims back (their events were not queued), so that the next run sends them. */
-async function release(db: Database, kind: ExpiringKind, stage: ExpiryStage, claimed: Candidate[]): Promise<void> {
-  const eventType = versionEventType(kind.objectType, stage);
-  // 3 parameters a marker, 2 for the rest: within D1's 100 a statement.
-  for (let i = 0; i < claimed.length; i += 30) {
-    const chunk = claimed.slice(i, i + 30);
-    await db
-      .delete(expiryNotices)
-      .where(
-        and(
-          eq(expiryNotices.kind, kind.kind),
-          eq(expiryNotices.eventType, eventType),
-          or(...chunk.map((c) => and(eq(expiryNotices.vaultId, c.vault.id), eq(expiryNotices.name, c.name), eq(expiryNotices.version, c.version)))),
-        ),
-      )
-      .catch(() => undefined); // then these notices are lost; emitEvents logged which
-  }
-}
-
-// Names compare without case (the markers' name column is NOCASE too).
-const markerKey = (vaultId: string, name: string, version: string) => `${vaultId}\n${name.toLowerCase()}\n${version}`;

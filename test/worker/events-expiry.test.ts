@@ -6,6 +6,7 @@ import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Env } from '../../src/core/env';
 import worker from '../../src/index';
+import { runKeyRotation } from '../../src/jobs/rotation';
 import { EXPIRED_LOOKBACK_SECONDS, EXPIRING_KINDS, NEAR_EXPIRY_SECONDS, dueQuery, runExpiryNotices } from '../../src/jobs/expiry';
 import { database } from '../../src/storage/db';
 import { API, admin, call, json, newVault, tokenFor, vaultOrigin } from './helpers';
@@ -106,6 +107,20 @@ describe('SecretNewVersionCreated', () => {
     // The other vault's subscription takes keys only: nothing for its secret.
     await sleep(300);
     expect(await notifications(other.hook.id)).toHaveLength(0);
+  }, 60_000);
+
+  it('has its key counterpart after a key restore: KeyNewVersionCreated for the restored latest version', async () => {
+    const f = await subscribedVault(['KeyNewVersionCreated']);
+    const other = await subscribedVault(['SecretNewVersionCreated']);
+    const version = await createKey(other, 'carried-key', nowSeconds() + 90 * DAY);
+    const backup = await other.req('POST', '/keys/carried-key/backup');
+    expect(backup.status).toBe(200);
+    expect((await f.req('POST', '/keys/restore', { value: (await json(backup)).value })).status).toBe(200);
+    const [got] = await waitForNotifications(f.hook.id, 1);
+    expect(JSON.parse(got!.body)[0]).toMatchObject({
+      eventType: 'Microsoft.KeyVault.KeyNewVersionCreated',
+      data: { Id: `${f.origin}/keys/carried-key/${version}`, ObjectType: 'Key', ObjectName: 'carried-key', Version: version },
+    });
   }, 60_000);
 
   it('is not emitted for a refused write', async () => {
@@ -237,6 +252,24 @@ describe('expiry notices', () => {
     await waitOnExecutionContext(ctx);
     const stored = await storedEvents(f.vault, 1);
     expect(stored.map((e) => [e.event_type, e.version])).toEqual([['Microsoft.KeyVault.SecretNearExpiry', version]]);
+  }, 30_000);
+
+  it('leaves KeyNearExpiry to key rotation (the policy\'s Notify time), which claims the same marker once', async () => {
+    const f = await subscribedVault(EXPIRY_TYPES);
+    const exp = nowSeconds() + 9000 * DAY + Math.floor(Math.random() * DAY);
+    const version = await createKey(f, 'policy-timed', exp);
+    const notifyAt = exp - 30 * DAY; // Azure's default policy: Notify 30 days before expiry
+    expect((await run(notifyAt)).sent).toEqual({});
+    await Promise.all([runKeyRotation(env as Env, notifyAt), runKeyRotation(env as Env, notifyAt)]);
+    const markers = await rows<{ kind: string; version: string; event_type: string }>(
+      'select kind, version, event_type from expiry_notices where vault_id = (select id from vaults where name = ?)',
+      f.vault,
+    );
+    expect(markers).toEqual([{ kind: 'key', version, event_type: 'Microsoft.KeyVault.KeyNearExpiry' }]);
+    await runKeyRotation(env as Env, notifyAt + 600);
+    await waitForNotifications(f.hook.id, 1);
+    await sleep(500);
+    expect((await deliveredEvents(f.hook.id)).map((e) => [e.eventType, e.subject])).toEqual([['Microsoft.KeyVault.KeyNearExpiry', 'policy-timed']]);
   }, 30_000);
 
   it('finds its candidates through the exp index of every kind', async () => {
