@@ -12,6 +12,7 @@ import { errorBody } from './http/errors';
 import { classifyHost, hostOfUrl } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
 import { runAuditJobs } from './jobs/audit';
+import { runExpiryNotices } from './jobs/expiry';
 import { purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
 import { runKeyRotation } from './jobs/rotation';
 import { services } from './crypto/services';
@@ -66,6 +67,15 @@ export default {
           }
         },
         (err: unknown) => console.error(`key rotation run failed: ${err instanceof Error ? err.name : 'error'}`),
+      ),
+    );
+    ctx.waitUntil(
+      runExpiryNotices(env, Math.floor(controller.scheduledTime / 1000)).then(
+        (r) => {
+          const sent = Object.entries(r.sent).map(([type, n]) => `${n} ${type.replace('Microsoft.KeyVault.', '')}`);
+          if (sent.length > 0 || r.failed > 0) console.log(`expiry notices: ${sent.join(', ') || 'none sent'}${r.failed > 0 ? `, ${r.failed} not queued (retried next run)` : ''}`);
+        },
+        (err: unknown) => console.error(`expiry notices run failed: ${err instanceof Error ? err.name : 'error'}`),
       ),
     );
     ctx.waitUntil(

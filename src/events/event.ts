@@ -51,7 +51,7 @@ export interface VaultEvent {
   metadataVersion: '1';
 }
 
-/** What an event needs of a key version (KeyRecord has all of it). */
+/** What an event needs of an object version (every kind's record has all of it). */
 export interface VersionFacts {
   name: string;
   version: string;
@@ -60,6 +60,15 @@ export interface VersionFacts {
   created: number;
 }
 
+/** The versioned object kinds, as Event Grid names them (data.ObjectType, and the event types). */
+export type ObjectType = 'Secret' | 'Key' | 'Certificate';
+
+/** What happened to a version: each kind has the three (e.g. SecretNearExpiry). */
+export type VersionStage = 'NewVersionCreated' | 'NearExpiry' | 'Expired';
+
+/** The object's collection in its id (https://{vault}.{zone}/secrets/{name}/{version}). */
+const COLLECTIONS: Record<ObjectType, string> = { Secret: 'secrets', Key: 'keys', Certificate: 'certificates' };
+
 import { eventId } from '../storage/event-ids';
 
 export { eventId };
@@ -67,7 +76,18 @@ export { eventId };
 /** The vault host's origin as events name it when no request is at hand (the cron). */
 export const vaultOriginFor = (zone: string, vault: VaultRecord) => `https://${vault.name}.${zone.toLowerCase()}`;
 
-async function keyEvent(type: VaultEventType, origin: string, vault: VaultRecord, r: VersionFacts, time: number): Promise<VaultEvent> {
+export const versionEventType = (objectType: ObjectType, stage: VersionStage) => `Microsoft.KeyVault.${objectType}${stage}` as VaultEventType;
+
+/** An event about one version of a secret, key or certificate, at `time` (Unix seconds). */
+export async function versionEvent(
+  objectType: ObjectType,
+  stage: VersionStage,
+  origin: string,
+  vault: VaultRecord,
+  r: VersionFacts,
+  time: number,
+): Promise<VaultEvent> {
+  const type = versionEventType(objectType, stage);
   return {
     id: await eventId(vault.id, type, r.name, r.version),
     topic: `/tenants/${vault.tenantId}/providers/Microsoft.KeyVault/vaults/${vault.name}`,
@@ -75,9 +95,9 @@ async function keyEvent(type: VaultEventType, origin: string, vault: VaultRecord
     eventType: type,
     eventTime: new Date(time * 1000).toISOString(),
     data: {
-      Id: `${origin}/keys/${r.name}/${r.version}`,
+      Id: `${origin}/${COLLECTIONS[objectType]}/${r.name}/${r.version}`,
       VaultName: vault.name,
-      ObjectType: 'Key',
+      ObjectType: objectType,
       ObjectName: r.name,
       Version: r.version,
       NBF: r.nbf,
@@ -88,14 +108,14 @@ async function keyEvent(type: VaultEventType, origin: string, vault: VaultRecord
   };
 }
 
-/** Microsoft.KeyVault.KeyNewVersionCreated: a new key, or a new version (create, import, rotate). */
-export function newVersionEvent(origin: string, vault: VaultRecord, record: VersionFacts): Promise<VaultEvent> {
-  return keyEvent('Microsoft.KeyVault.KeyNewVersionCreated', origin, vault, record, record.created);
+/** {Key,Secret,Certificate}NewVersionCreated: a new object, or a new version (create, import, rotate, set, restore). */
+export function newVersionEvent(origin: string, vault: VaultRecord, record: VersionFacts, objectType: ObjectType = 'Key'): Promise<VaultEvent> {
+  return versionEvent(objectType, 'NewVersionCreated', origin, vault, record, record.created);
 }
 
 /** Microsoft.KeyVault.KeyNearExpiry: the current version reached its policy's Notify time. */
 export function nearExpiryEvent(origin: string, vault: VaultRecord, record: VersionFacts, at: number): Promise<VaultEvent> {
-  return keyEvent('Microsoft.KeyVault.KeyNearExpiry', origin, vault, record, at);
+  return versionEvent('Key', 'NearExpiry', origin, vault, record, at);
 }
 
 /**

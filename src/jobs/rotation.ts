@@ -8,7 +8,8 @@ import { describeError } from '../storage/errors';
 import { keys, keyVersions, vaults } from '../storage/schema';
 import { VaultError } from '../core/errors';
 import { isHsm, KeyStore, type KeySpec, type NewMaterial } from '../objects/keys';
-import { nearExpirySent, rotateKey } from '../objects/rotation';
+import { nearExpiryNotice, nearExpirySent, rotateKey } from '../objects/rotation';
+import { claimNotices, releaseNotices } from '../storage/expiry-notices';
 import { dueActions, nextRotationDue, rotationVersionId, storedPolicy } from '../objects/rotation-policy';
 
 // The cron's half of key rotation: keys whose keys.rotation_due_at has come (an index, so the run
@@ -120,13 +121,18 @@ async function runActions(env: Env, svc: Services, store: KeyStore, head: HeadRo
   const latest = await store.get(head.name, head.latestVersion);
   const outcome = { notified: false, rotated: false };
 
-  // Notify: once per version. The event id is derived from the version, so a KeyNearExpiry sent
-  // again (a run that died before rescheduling) is stored once all the same.
+  // Notify: once per version. Claimed in expiry_notices before it is queued, as every expiry
+  // notice is (src/jobs/expiry.ts), so a run that died before rescheduling never sends it again;
+  // a send that fails gives the claim back and is retried.
   let notified = await nearExpirySent(svc.db, vault.id, latest);
   const due = dueActions(policy, latest, now, { notified });
   if (due.notify) {
-    notified = await emitEvents(env.EVENTS_QUEUE, [await nearExpiryEvent(origin, vault, latest, now)]);
-    outcome.notified = notified;
+    const notice = nearExpiryNotice(vault.id, latest);
+    if ((await claimNotices(svc.db, [notice], now)).size > 0) {
+      notified = await emitEvents(env.EVENTS_QUEUE, [await nearExpiryEvent(origin, vault, latest, now)]);
+      if (!notified) await releaseNotices(svc.db, [notice]);
+      outcome.notified = notified;
+    } else notified = true;
   }
 
   if (due.rotate) {

@@ -1,7 +1,7 @@
 import { and, eq, isNull, sql } from 'drizzle-orm';
-import { eventId } from '../storage/event-ids';
+import { noticeClaimed, type Notice } from '../storage/expiry-notices';
 import type { Database } from '../storage/db';
-import { events, keys } from '../storage/schema';
+import { keys } from '../storage/schema';
 import { conflict, notFound, VaultError } from '../core/errors';
 import type { KeyRecord, KeySpec, KeyStore, NewMaterial, VersionFields } from './keys';
 import { now as nowSeconds } from '../core/clock';
@@ -163,8 +163,16 @@ export async function rotateKey(
   return record;
 }
 
-/** Whether this version's KeyNearExpiry is already stored (its id is derived, so one look). */
-export async function nearExpirySent(db: Database, vaultId: string, version: { name: string; version: string }): Promise<boolean> {
-  const id = await eventId(vaultId, 'Microsoft.KeyVault.KeyNearExpiry', version.name, version.version);
-  return (await db.select({ id: events.id }).from(events).where(eq(events.id, id)).get()) !== undefined;
+/** Whether this version's KeyNearExpiry was claimed (sent, or being sent): its marker, one look. */
+export function nearExpirySent(db: Database, vaultId: string, version: { name: string; version: string }): Promise<boolean> {
+  return noticeClaimed(db, nearExpiryNotice(vaultId, version));
 }
+
+/** The once-only marker of a key version's KeyNearExpiry (src/storage/expiry-notices.ts). */
+export const nearExpiryNotice = (vaultId: string, version: { name: string; version: string }): Notice => ({
+  vaultId,
+  kind: 'key',
+  name: version.name,
+  version: version.version,
+  eventType: 'Microsoft.KeyVault.KeyNearExpiry',
+});

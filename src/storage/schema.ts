@@ -216,6 +216,27 @@ export const events = sqliteTable(
   (t) => [index('events_vault_time').on(t.vault, t.eventTime)],
 );
 
+// The expiry job's once-only markers (src/jobs/expiry.ts): a run claims (vault, kind, name,
+// version, event type) with INSERT … ON CONFLICT DO NOTHING and queues the event only if its row
+// took, so overlapping runs, or a run repeated after a crash, never announce a version twice (the
+// fan-out delivers every event of a batch, stored before or not). The SQL filter can look a
+// marker up by primary key, which the events table's derived ids cannot offer. Times: Unix seconds.
+export const expiryNotices = sqliteTable(
+  'expiry_notices',
+  {
+    vaultId: text('vault_id')
+      .notNull()
+      .references(() => vaults.id, { onDelete: 'cascade' }),
+    // 'secret' | 'key' | 'certificate'
+    kind: text('kind').notNull(),
+    name: nocaseText('name').notNull(),
+    version: text('version').notNull(),
+    eventType: text('event_type').notNull(),
+    claimedAt: integer('claimed_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.vaultId, t.kind, t.name, t.version, t.eventType] })],
+);
+
 // Webhook subscriptions to a vault's events (src/events/). The endpoint URL may carry a
 // credential in its query string, so the API shows only its base; the signing secrets are sealed
 // under the vault's data key (AAD: vault, 'eventSubscription', name). During a rotation's

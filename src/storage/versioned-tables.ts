@@ -76,7 +76,9 @@ export function headTable<N extends string, C extends Columns>(
 
 /**
  * A version table `{table}` of `head`: primary key (vault, name, version), a cascading foreign key
- * to the head, and `{table}_order`, the index version listings page through (created, version).
+ * to the head, `{table}_order`, the index version listings page through (created, version), and
+ * `{table}_exp`, the partial index the expiry job (src/jobs/expiry.ts) finds versions near or past
+ * their expiry through, across vaults, without reading the versions that never expire.
  * `payload` columns (what the kind stores per version) sit between the key and the attributes.
  */
 export function versionTable<N extends string, C extends Columns>(table: N, head: { vaultId: AnySQLiteColumn; name: AnySQLiteColumn }, payload: C) {
@@ -88,5 +90,6 @@ export function versionTable<N extends string, C extends Columns>(table: N, head
       foreignColumns: [head.vaultId, head.name],
     }).onDelete('cascade'),
     index(`${table}_order`).on(t.vaultId, t.name, t.created, t.version),
+    index(`${table}_exp`).on(t.exp).where(sql`exp IS NOT NULL`),
   ]);
 }

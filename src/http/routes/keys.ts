@@ -67,6 +67,8 @@ export function keyRoutes(app: Hono<AppEnv>): void {
     const { value } = parseBody(restoreBody, await bodyText(c, 4 * 1024 * 1024));
     const restored = await store.restore(value);
     auditAs(c, 'KeyRestore', `/keys/${restored.name}`);
+    // The restored latest version becomes the key's current one: announced as new.
+    announceNewVersion(c, restored);
     return c.json(keyBundle(origin, vault, restored));
   });
 

@@ -1,6 +1,7 @@
 import type { Hono } from 'hono';
 import { SecretActions, type DataAction } from '../../core/data-actions';
-import { SecretStore } from '../../objects/secrets';
+import { emitEvents, newVersionEvent } from '../../events/event';
+import { SecretStore, type SecretRecord } from '../../objects/secrets';
 import { parseBody, parseMaxResults, restoreBody, setSecretBody, updateSecretBody } from '../../core/validation';
 import { auditAs, bodyText, currentVault, noContent, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';
@@ -19,6 +20,12 @@ function begin(c: AppContext) {
   return { store: new SecretStore(db, keys, vault), vault, origin };
 }
 
+/** SecretNewVersionCreated, queued after the answer (see src/events); the event carries no value. */
+function announceNewVersion(c: AppContext, record: SecretRecord): void {
+  const { vault, origin } = currentVault(c);
+  c.executionCtx.waitUntil(newVersionEvent(origin, vault, record, 'Secret').then((event) => emitEvents(c.env.EVENTS_QUEUE, [event])));
+}
+
 function listParams(c: AppContext) {
   return { max: parseMaxResults(c.req.query('maxresults')), skip: c.req.query('$skiptoken') || undefined };
 }
@@ -28,7 +35,9 @@ export function secretRoutes(app: Hono<AppEnv>): void {
     const name = c.req.param('name');
     const { store, vault, origin } = begin(c);
     const input = parseBody(setSecretBody, await bodyText(c));
-    return c.json(secretBundle(origin, vault, await store.set(name, input)));
+    const record = await store.set(name, input);
+    announceNewVersion(c, record);
+    return c.json(secretBundle(origin, vault, record));
   });
 
   app.get('/secrets', all('SecretList', SecretActions.readMetadata), async (c) => {
@@ -53,6 +62,8 @@ export function secretRoutes(app: Hono<AppEnv>): void {
     const { value } = parseBody(restoreBody, await bodyText(c, 4 * 1024 * 1024));
     const restored = await store.restore(value);
     auditAs(c, 'SecretRestore', `/secrets/${restored.name}`);
+    // The restored latest version becomes the secret's current one: announced as new.
+    announceNewVersion(c, restored);
     return c.json(secretBundle(origin, vault, restored));
   });
 
