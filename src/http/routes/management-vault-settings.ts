@@ -48,6 +48,7 @@ export function vaultShape(c: AppContext, vault: VaultRecord, policies?: AccessP
       enablePurgeProtection: vault.purgeProtection,
       enableRbacAuthorization: vault.enableRbacAuthorization,
       networkAcls: networkAclsOf(vault),
+      readCacheSeconds: vault.readCacheSeconds,
       ...(policies ? { accessPolicies: policies.map(policyShape) } : {}),
     },
     createdAt: vault.createdAt,
@@ -59,6 +60,8 @@ const patchFields = {
   networkAcls: z.unknown().optional(),
   softDeleteRetentionInDays: z.number().int().optional(),
   enablePurgeProtection: z.boolean().optional(),
+  // Validated by updateVault (0–300).
+  readCacheSeconds: z.number().optional(),
 };
 // Top-level properties, or Azure's ARM shape {properties: {...}}. Unknown names are refused: a
 // misspelt security setting must not pass silently.
