@@ -48,9 +48,10 @@ export function vaultShape(c: AppContext, vault: VaultRecord, policies?: AccessP
       enablePurgeProtection: vault.purgeProtection,
       enableRbacAuthorization: vault.enableRbacAuthorization,
       networkAcls: networkAclsOf(vault),
-      readCacheSeconds: vault.readCacheSeconds,
       ...(policies ? { accessPolicies: policies.map(policyShape) } : {}),
     },
+    // Not an Azure property, so beside Azure's `properties`: this service's read-cache bound.
+    readCacheSeconds: vault.readCacheSeconds,
     createdAt: vault.createdAt,
   };
 }
