@@ -220,12 +220,15 @@ describe('warm reads touch nothing remote', () => {
     const readerToken = await tokenOf(apps.reader.clientId, (await ok(http('vault-a', 'POST', `${APEX}/management/applications/${apps.reader.clientId}/secrets`, {}), 201)).clientSecret);
     await rpc('READER', 'getSecret', 'greeting');
     await ok(http('vault-a', 'GET', `${vaultUrl('edge')}/secrets/greeting?${API}`, undefined, readerToken));
+    // A stats request costs its own statement (the management API reads the administrator's
+    // application uncached): measured, then taken out.
+    const first = await stats();
     const before = await stats();
+    const own = before.d1Statements - first.d1Statements;
     for (let i = 0; i < 20; i++) expect((await rpc('READER', 'getSecret', 'greeting')).value.value).toBe('second');
     for (let i = 0; i < 20; i++) await ok(http('vault-a', 'GET', `${vaultUrl('edge')}/secrets/greeting?${API}`, undefined, readerToken));
     const after = await stats();
-    // The stats request itself is an admin request on the apex (its own cached lookups).
-    expect(after.d1Statements - before.d1Statements).toBe(0);
+    expect(after.d1Statements - before.d1Statements - own).toBe(0);
     expect(after.bridgeCalls - before.bridgeCalls).toBe(0);
   });
 });

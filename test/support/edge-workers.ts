@@ -3,21 +3,20 @@
  * two instances of the vault Worker (`vault-a`, `vault-b`: two isolates, one D1 database, as two
  * isolates of one location are in production), and edge apps bound to vault-a's VaultRpc
  * entrypoint with `props` naming their application. The vault is bundled as `wrangler deploy`
- * bundles it; D1 is migrated by wrangler into the same persistence directory; the HSM bridge is
- * the e2e stack's own (real SoftHSM2 token).
+ * bundles it; D1 gets the repository's migrations in order; the HSM bridge is the e2e stack's own
+ * (real SoftHSM2 token).
  */
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { convertV4MiniflareOptions, Miniflare, type V4WorkerOptions as WorkerOptions } from 'miniflare';
 import { REPO_DIR } from '../../scripts/lib/stack.js';
-import { applyMigrations, D1_DATABASE } from '../../scripts/lib/wrangler.js';
 import { runToCompletion } from '../../scripts/lib/process.js';
 import type { E2eStackInfo } from './e2e-context.js';
 
 export const ZONE = 'vault.localhost';
 export const BOOTSTRAP_SECRET = 'edge-rpc-bootstrap-secret-0123456789abcdef';
-const D1_ID = '00000000-0000-4000-8000-000000000000'; // wrangler.toml's database_id (what migrations wrote to)
+const D1_ID = '00000000-0000-4000-8000-000000000000';
 const COMPAT = { compatibilityDate: '2026-08-01', compatibilityFlags: ['nodejs_compat'] };
 
 /** The vault Worker exactly as `wrangler deploy` would upload it (nodejs_compat handling included). */
@@ -51,7 +50,6 @@ export interface EdgeWorkers {
 export async function startEdgeWorkers(stack: E2eStackInfo): Promise<EdgeWorkers> {
   const dir = await mkdtemp(join(stack.stateDir, 'edge-rpc-'));
   const persistTo = join(dir, 'persist');
-  await applyMigrations({ repoDir: REPO_DIR, persistTo, stateDir: dir });
   const [vaultScript, driverScript, exampleScript] = await Promise.all([
     bundleVault(dir),
     bundleApp('test/support/edge-driver/index.ts', join(dir, 'driver.js')),
@@ -87,7 +85,7 @@ export async function startEdgeWorkers(stack: E2eStackInfo): Promise<EdgeWorkers
   });
 
   const options = (bindings: Record<string, { clientId: string; vault: string }>, example?: { clientId: string; vault: string; secretName: string }) => ({
-    d1Persist: join(persistTo, 'v3', 'd1'),
+    d1Persist: join(persistTo, 'd1'),
     workers: [
       vault('vault-a', true),
       vault('vault-b', false),
@@ -113,6 +111,7 @@ export async function startEdgeWorkers(stack: E2eStackInfo): Promise<EdgeWorkers
 
   const mf = new Miniflare(convertV4MiniflareOptions(options({})));
   await mf.ready;
+  await migrate(await mf.getD1Database('DB', 'vault-a'));
   return {
     mf,
     async bind(bindings, example) {
@@ -127,4 +126,15 @@ export async function startEdgeWorkers(stack: E2eStackInfo): Promise<EdgeWorkers
   };
 }
 
-export { D1_DATABASE };
+/** migrations/*.sql in order, statement by statement (they hold no triggers, so `;` ends each). */
+async function migrate(db: Awaited<ReturnType<Miniflare['getD1Database']>>): Promise<void> {
+  const dir = join(REPO_DIR, 'migrations');
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort()) {
+    const sql = (await readFile(join(dir, file), 'utf8'))
+      .split('\n')
+      .filter((line) => !line.trimStart().startsWith('--'))
+      .join('\n');
+    const statements = sql.split(/;\s*(?:\n|$)/).map((s) => s.trim()).filter(Boolean);
+    await db.batch(statements.map((s) => db.prepare(s)));
+  }
+}
