@@ -41,11 +41,35 @@ async function http(worker: Worker, method: string, url: string, body?: unknown,
   });
 }
 
-async function ok(res: Promise<Response>, status = 200): Promise<any> {
+/** The fields of the management answers these tests read. */
+type Answer = Record<'tenantId' | 'clientId' | 'clientSecret' | 'objectId' | 'access_token', string>;
+
+async function ok<T = Answer>(res: Promise<Response>, status = 200): Promise<T> {
   const r = await res;
   const text = await r.text();
   expect(r.status, text).toBe(status);
-  return text ? JSON.parse(text) : undefined;
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+type Bytes = { b64: string };
+interface SecretReply {
+  id: string;
+  name: string;
+  version: string;
+  value: string;
+  enabled: boolean;
+}
+interface TypedError {
+  status: number;
+  code: string;
+  innerCode: string | null;
+  message: string;
+}
+/** What the test edge app reports: the client's result, or the VaultRpcError it threw. */
+interface Reply<T> {
+  value?: T;
+  typedError?: TypedError;
+  untypedError?: { name: string; message: string };
 }
 
 async function tokenOf(clientId: string, clientSecret: string): Promise<string> {
@@ -54,7 +78,7 @@ async function tokenOf(clientId: string, clientSecret: string): Promise<string> 
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret, scope: `${APEX}/.default` }).toString(),
   });
-  return ((await ok(Promise.resolve(res))) as { access_token: string }).access_token;
+  return (await ok(Promise.resolve(res))).access_token;
 }
 
 async function grant(worker: Worker, vault: string, principalId: string, role: string): Promise<string> {
@@ -69,28 +93,35 @@ async function grant(worker: Worker, vault: string, principalId: string, role: s
 }
 
 const b64 = (b: Uint8Array) => ({ b64: Buffer.from(b).toString('base64') });
-const bytesOf = (v: { b64: string }) => new Uint8Array(Buffer.from(v.b64, 'base64'));
+const bytesOf = (v: Bytes) => new Uint8Array(Buffer.from(v.b64, 'base64'));
 
 /** One client call through the test edge app; `as` names the binding (its props name the app). */
-async function rpc(binding: string, method: string, ...args: unknown[]): Promise<any> {
+async function rpc<T = SecretReply>(binding: string, method: string, ...args: unknown[]): Promise<Reply<T>> {
   const res = await w.fetch('edge-driver' as never, `https://edge.test/${binding}`, { method: 'POST', body: JSON.stringify({ method, args }) });
   expect(res.status).toBe(200);
-  const body = (await res.json()) as any;
+  const body = (await res.json()) as Reply<T>;
   expect(body.untypedError, JSON.stringify(body.untypedError)).toBeUndefined();
   return body;
 }
 
-const stats = async () => (await ok(http('vault-a', 'GET', `${APEX}/management/stats`))) as { d1Statements: number; bridgeCalls: number };
+const stats = () => ok<{ d1Statements: number; bridgeCalls: number }>(http('vault-a', 'GET', `${APEX}/management/stats`));
 
 /** Audit records of RPC calls (request URI under /rpc/) for one object, once the consumer has written `count`. */
-async function rpcAudit(object: string, count: number, timeoutMs = 15_000): Promise<any[]> {
+interface AuditRow {
+  operation: string;
+  status: number;
+  error_code: string | null;
+  canonical: string;
+}
+
+async function rpcAudit(object: string, count: number, timeoutMs = 15_000): Promise<AuditRow[]> {
   const db = await w.d1();
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { results } = await db
       .prepare(`SELECT operation, status, error_code, canonical FROM audit_records WHERE canonical LIKE ? AND canonical LIKE ?`)
       .bind('%/rpc/%', `%${object}%`)
-      .all<any>();
+      .all<AuditRow>();
     if (results.length >= count || Date.now() > deadline) return results;
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -140,21 +171,21 @@ describe('service-binding RPC', () => {
   });
 
   it('reads the latest version and a named version', async () => {
-    const first = (await rpc('READER', 'getSecret', 'greeting')).value;
+    const first = (await rpc('READER', 'getSecret', 'greeting')).value!;
     expect(first).toMatchObject({ name: 'greeting', value: 'hello from the edge', enabled: true });
     expect(first.id).toBe(`${vaultUrl('edge')}/secrets/greeting/${first.version}`);
     await ok(http('vault-a', 'PUT', `${vaultUrl('edge')}/secrets/greeting?${API}`, { value: 'second' }));
     // Written through this isolate: read at once (the writer forgot the cached row).
-    expect((await rpc('READER', 'getSecret', 'greeting')).value.value).toBe('second');
-    expect((await rpc('READER', 'getSecret', 'greeting', first.version)).value.value).toBe('hello from the edge');
+    expect((await rpc('READER', 'getSecret', 'greeting')).value!.value).toBe('second');
+    expect((await rpc('READER', 'getSecret', 'greeting', first.version)).value!.value).toBe('hello from the edge');
   });
 
   it('reads a batch; a missing entry is a typed 404 that does not fail the others', async () => {
     await ok(http('vault-a', 'PUT', `${vaultUrl('edge')}/secrets/other?${API}`, { value: 'other-value' }));
-    const { value } = await rpc('READER', 'getSecrets', ['greeting', { name: 'other' }, 'no-such-secret']);
-    expect(value[0].value).toBe('second');
-    expect(value[1].value).toBe('other-value');
-    expect(value[2].typedError).toMatchObject({ status: 404, code: 'SecretNotFound' });
+    const value = (await rpc<(SecretReply & { typedError?: TypedError })[]>('READER', 'getSecrets', ['greeting', { name: 'other' }, 'no-such-secret'])).value!;
+    expect(value[0]!.value).toBe('second');
+    expect(value[1]!.value).toBe('other-value');
+    expect(value[2]!.typedError).toMatchObject({ status: 404, code: 'SecretNotFound' });
     const tooMany = await rpc('READER', 'getSecrets', Array.from({ length: 26 }, () => 'greeting'));
     expect(tooMany.typedError).toMatchObject({ status: 400, code: 'BadParameter' });
   });
@@ -162,29 +193,30 @@ describe('service-binding RPC', () => {
   it('signs and verifies with a software key and with an HSM key', async () => {
     const digest = new Uint8Array(createHash('sha256').update('message').digest());
     for (const [key, alg] of [['soft', 'RS256'], ['hsm', 'ES256']] as const) {
-      const signed = (await rpc('READER', 'sign', key, alg, b64(digest))).value;
+      const signed = (await rpc<{ kid: string; value: Bytes }>('READER', 'sign', key, alg, b64(digest))).value!;
       expect(signed.kid).toMatch(new RegExp(`^${vaultUrl('edge')}/keys/${key}/[0-9a-f]{32}$`));
-      expect((await rpc('READER', 'verify', key, alg, b64(digest), signed.value)).value).toBe(true);
+      expect((await rpc<boolean>('READER', 'verify', key, alg, b64(digest), signed.value)).value).toBe(true);
       const tampered = bytesOf(signed.value);
       tampered[5] = tampered[5]! ^ 1;
-      expect((await rpc('READER', 'verify', key, alg, b64(digest), b64(tampered))).value).toBe(false);
+      expect((await rpc<boolean>('READER', 'verify', key, alg, b64(digest), b64(tampered))).value).toBe(false);
     }
   });
 
   it('encrypts and decrypts, wraps and unwraps with an RSA key', async () => {
     const plain = new TextEncoder().encode('a data key, say');
-    const enc = (await rpc('READER', 'encrypt', 'soft', { alg: 'RSA-OAEP-256', value: b64(plain) })).value;
-    const dec = (await rpc('READER', 'decrypt', 'soft', { alg: 'RSA-OAEP-256', value: enc.value })).value;
+    type Op = { kid: string; value: Bytes };
+    const enc = (await rpc<Op>('READER', 'encrypt', 'soft', { alg: 'RSA-OAEP-256', value: b64(plain) })).value!;
+    const dec = (await rpc<Op>('READER', 'decrypt', 'soft', { alg: 'RSA-OAEP-256', value: enc.value })).value!;
     expect(Buffer.from(bytesOf(dec.value)).toString()).toBe('a data key, say');
-    const wrapped = (await rpc('READER', 'wrapKey', 'soft', { alg: 'RSA-OAEP', value: b64(plain) })).value;
-    const unwrapped = (await rpc('READER', 'unwrapKey', 'soft', { alg: 'RSA-OAEP', value: wrapped.value })).value;
+    const wrapped = (await rpc<Op>('READER', 'wrapKey', 'soft', { alg: 'RSA-OAEP', value: b64(plain) })).value!;
+    const unwrapped = (await rpc<Op>('READER', 'unwrapKey', 'soft', { alg: 'RSA-OAEP', value: wrapped.value })).value!;
     expect(bytesOf(unwrapped.value)).toEqual(plain);
   });
 
   it('refuses a caller without a role with a typed 403, and an unknown application with a typed 401', async () => {
     const refused = await rpc('NOROLE', 'getSecret', 'greeting');
     expect(refused.typedError).toMatchObject({ status: 403, code: 'Forbidden', innerCode: 'ForbiddenByRbac' });
-    expect(refused.typedError.message).not.toContain('second');
+    expect(refused.typedError!.message).not.toContain('second');
     const signRefused = await rpc('NOROLE', 'sign', 'soft', 'RS256', b64(new Uint8Array(32)));
     expect(signRefused.typedError).toMatchObject({ status: 403, innerCode: 'ForbiddenByRbac' });
     expect((await rpc('NOBODY', 'getSecret', 'greeting')).typedError).toMatchObject({ status: 401, code: 'Unauthorized' });
@@ -217,7 +249,8 @@ describe('service-binding RPC', () => {
 
 describe('warm reads touch nothing remote', () => {
   it('makes 0 D1 statements and 0 bridge calls per warm read, over RPC and over HTTP', async () => {
-    const readerToken = await tokenOf(apps.reader.clientId, (await ok(http('vault-a', 'POST', `${APEX}/management/applications/${apps.reader.clientId}/secrets`, {}), 201)).clientSecret);
+    const added = await ok(http('vault-a', 'POST', `${APEX}/management/applications/${apps.reader.clientId}/secrets`, {}), 201);
+    const readerToken = await tokenOf(apps.reader.clientId, added.clientSecret);
     await rpc('READER', 'getSecret', 'greeting');
     await ok(http('vault-a', 'GET', `${vaultUrl('edge')}/secrets/greeting?${API}`, undefined, readerToken));
     // A stats request costs its own statement (the management API reads the administrator's
@@ -225,7 +258,7 @@ describe('warm reads touch nothing remote', () => {
     const first = await stats();
     const before = await stats();
     const own = before.d1Statements - first.d1Statements;
-    for (let i = 0; i < 20; i++) expect((await rpc('READER', 'getSecret', 'greeting')).value.value).toBe('second');
+    for (let i = 0; i < 20; i++) expect((await rpc('READER', 'getSecret', 'greeting')).value!.value).toBe('second');
     for (let i = 0; i < 20; i++) await ok(http('vault-a', 'GET', `${vaultUrl('edge')}/secrets/greeting?${API}`, undefined, readerToken));
     const after = await stats();
     expect(after.d1Statements - before.d1Statements - own).toBe(0);
@@ -238,7 +271,7 @@ describe('the read-cache bound across two isolates (vault readCacheSeconds = 3)'
   const read = (name: string) => rpc('STALE', 'getSecret', name);
 
   /** Polls vault-a over RPC until `done`; returns the seconds it took from `since`. */
-  async function until(since: number, name: string, done: (r: any) => boolean): Promise<number> {
+  async function until(since: number, name: string, done: (r: Reply<SecretReply>) => boolean): Promise<number> {
     for (;;) {
       const r = await read(name);
       if (done(r)) return (Date.now() - since) / 1000;
@@ -249,10 +282,10 @@ describe('the read-cache bound across two isolates (vault readCacheSeconds = 3)'
 
   it('a value change, a disable and a delete made in vault-b reach vault-a within the bound, never later', async () => {
     await ok(http('vault-a', 'PUT', url('c1'), { value: 'v1' }));
-    expect((await read('c1')).value.value).toBe('v1'); // cached in vault-a now
+    expect((await read('c1')).value!.value).toBe('v1'); // cached in vault-a now
     const changed = Date.now();
     await ok(http('vault-b', 'PUT', url('c1'), { value: 'v2' }));
-    expect((await read('c1')).value.value).toBe('v1'); // the other isolate's write is not seen yet…
+    expect((await read('c1')).value!.value).toBe('v1'); // the other isolate's write is not seen yet…
     expect(await until(changed, 'c1', (r) => r.value?.value === 'v2')).toBeLessThanOrEqual(STALE_BOUND_S + 1); // …within the bound
 
     const disabled = Date.now();
@@ -260,7 +293,7 @@ describe('the read-cache bound across two isolates (vault readCacheSeconds = 3)'
     expect(await until(disabled, 'c1', (r) => r.typedError?.innerCode === 'SecretDisabled')).toBeLessThanOrEqual(STALE_BOUND_S + 1);
 
     await ok(http('vault-a', 'PUT', url('c2'), { value: 'doomed' }));
-    expect((await read('c2')).value.value).toBe('doomed');
+    expect((await read('c2')).value!.value).toBe('doomed');
     const deleted = Date.now();
     await ok(http('vault-b', 'DELETE', url('c2')));
     expect(await until(deleted, 'c2', (r) => r.typedError?.code === 'SecretNotFound')).toBeLessThanOrEqual(STALE_BOUND_S + 1);
@@ -269,14 +302,14 @@ describe('the read-cache bound across two isolates (vault readCacheSeconds = 3)'
   it('an expiry takes effect at once: exp is checked at every read against the clock', async () => {
     const exp = Math.floor(Date.now() / 1000) + 2;
     await ok(http('vault-a', 'PUT', url('c3'), { value: 'short-lived', attributes: { exp } }));
-    expect((await read('c3')).value.value).toBe('short-lived');
+    expect((await read('c3')).value!.value).toBe('short-lived');
     while (Date.now() / 1000 < exp) await new Promise((r) => setTimeout(r, 100));
     expect((await read('c3')).typedError).toMatchObject({ status: 403, innerCode: 'SecretExpired' });
   });
 
   it('removing a role assignment in vault-b refuses the caller in vault-a within the bound', async () => {
     await ok(http('vault-a', 'PUT', url('c4'), { value: 'guarded' }));
-    expect((await read('c4')).value.value).toBe('guarded');
+    expect((await read('c4')).value!.value).toBe('guarded');
     const removed = Date.now();
     await ok(http('vault-b', 'DELETE', `${APEX}/management/vaults/stale/providers/Microsoft.Authorization/roleAssignments/${assignments['stale:secrets']}`));
     expect(await until(removed, 'c4', (r) => r.typedError?.innerCode === 'ForbiddenByRbac')).toBeLessThanOrEqual(STALE_BOUND_S + 1);
@@ -285,7 +318,7 @@ describe('the read-cache bound across two isolates (vault readCacheSeconds = 3)'
   it('a row tampered with in D1 is never served: the warm copy is the authentic one, and once reloaded the read is refused', async () => {
     await grant('vault-a', 'stale', apps.reader.objectId, ROLE.secretsUser);
     await ok(http('vault-a', 'PUT', url('c5'), { value: 'authentic' }));
-    expect((await read('c5')).value.value).toBe('authentic');
+    expect((await read('c5')).value!.value).toBe('authentic');
     const db = await w.d1();
     const row = (await db.prepare(`SELECT version, ciphertext FROM secret_versions WHERE name = 'c5'`).first<{ version: string; ciphertext: string }>())!;
     const flipped = row.ciphertext.slice(0, 20) + (row.ciphertext[20] === 'A' ? 'B' : 'A') + row.ciphertext.slice(21);
@@ -293,7 +326,7 @@ describe('the read-cache bound across two isolates (vault readCacheSeconds = 3)'
     await db.prepare(`UPDATE secret_versions SET ciphertext = ? WHERE version = ?`).bind(flipped, row.version).run();
     // Whatever is read meanwhile is the authentic value or a refusal, never something else.
     const seconds = await until(tampered, 'c5', (r) => {
-      if (r.value) expect(r.value.value).toBe('authentic');
+      if (r.value) expect(r.value!.value).toBe('authentic');
       return r.typedError !== undefined;
     });
     expect(seconds).toBeLessThanOrEqual(STALE_BOUND_S + 1);
