@@ -3,7 +3,10 @@
  * importing only those below it:
  *
  *   core → storage, crypto → identity, access → objects, vaults → audit, events, jobs,
- *   compliance → http → src/index.ts (the Worker's entry)
+ *   compliance → http, rpc → src/index.ts (the Worker's entry)
+ *
+ * http (Hono apps) and rpc (the service-binding entrypoint) are the two transports: one layer,
+ * neither imports the other.
  *
  * Within a layer, folders may import one way only (crypto may use storage, access may use
  * identity, jobs may use audit and events, compliance may use audit), so folders form no cycle
@@ -16,7 +19,7 @@ const LAYERS = [
   ['identity', 'access'],
   ['objects', 'vaults'],
   ['audit', 'events', 'jobs', 'compliance'],
-  ['http'],
+  ['http', 'rpc'],
 ];
 // Imports allowed between folders of one layer: [from, to].
 const SAME_LAYER = [

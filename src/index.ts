@@ -17,6 +17,9 @@ import { purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
 import { runKeyRotation } from './jobs/rotation';
 import { services } from './crypto/services';
 
+// Workers of the same account bind this class (service-binding RPC, README "Service bindings").
+export { VaultRpc } from './rpc/entrypoint';
+
 const apex = createApexApp();
 const vaults = createVaultApp();
 

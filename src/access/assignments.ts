@@ -8,7 +8,7 @@ import { roleAssignments, roleDefinitions } from '../storage/schema';
 import { RoleActions } from '../core/data-actions';
 import { badParameter, conflict, forbidden, notFound, VaultError } from '../core/errors';
 import type { Page } from '../core/paging';
-import { type VaultRecord } from '../core/vault';
+import { readCacheMs, type VaultRecord } from '../core/vault';
 import { holds, isLive, liveAssignments, rbacRefusal } from './authorize';
 import { pageById, parseFilter } from './listing';
 import {
@@ -174,7 +174,7 @@ export async function createRoleAssignment(
     throw badParameter(`${describeRole(role)} cannot be assigned at scope '${scope}'; its assignable scopes are ${role.assignableScopes.join(', ')}.`);
   }
   if (actor.kind === 'principal') {
-    assertMayManage(await loadAuthorization(db, vault.id), actor.caller, vault, 'write', scope, role, now);
+    assertMayManage(await loadAuthorization(db, vault.id, readCacheMs(vault)), actor.caller, vault, 'write', scope, role, now);
   }
   // As Azure: an assignment to nobody is refused, not stored to grant nothing (checked after the
   // caller's rights, so only those who may assign learn whether a principal exists).
@@ -259,7 +259,7 @@ export async function deleteRoleAssignment(
       permissions: [],
       assignableScopes: ['/'],
     };
-    assertMayManage(await loadAuthorization(db, vault.id), actor.caller, vault, 'delete', row.scope, role);
+    assertMayManage(await loadAuthorization(db, vault.id, readCacheMs(vault)), actor.caller, vault, 'delete', row.scope, role);
   }
   await db.delete(roleAssignments).where(and(eq(roleAssignments.id, row.id), eq(roleAssignments.vaultId, vault.id)));
   forgetAuthorization(vault.id);

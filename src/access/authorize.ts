@@ -2,7 +2,7 @@ import type { Caller } from '../identity/tokens';
 import type { Database } from '../storage/db';
 import type { DataAction } from '../core/data-actions';
 import { forbidden, type VaultError } from '../core/errors';
-import { type VaultRecord } from '../core/vault';
+import { readCacheMs, type VaultRecord } from '../core/vault';
 import { permissionFor, policyAllows } from './policy-permissions';
 import { roleGrants } from './roles';
 import { scopeCovers } from './scopes';
@@ -16,7 +16,8 @@ import { loadAuthorization, roleById, type AssignmentRecord, type VaultAuthoriza
  * access policy holds the permission the action needs.
  *
  * Warm, it reads nothing from D1: the vault's assignments, custom roles and policies come from
- * the isolate's cache (see store.ts for how changes propagate). Expiry is checked here, at every
+ * the isolate's cache, no older than the vault's read-cache bound (see store.ts for how changes
+ * propagate). Expiry is checked here, at every
  * decision, never at load time.
  */
 
@@ -111,7 +112,7 @@ export async function authorize(db: Database, caller: Caller, action: DataAction
   if (caller.tenantId !== scope.tenantId || caller.tenantId !== scope.vault.tenantId) {
     throw rbacRefusal(caller, action, scope.vault, scope.path);
   }
-  const data = await loadAuthorization(db, scope.vault.id);
+  const data = await loadAuthorization(db, scope.vault.id, readCacheMs(scope.vault));
   if (scope.vault.enableRbacAuthorization === false) {
     const policy = data.policies.get(caller.objectId.toLowerCase());
     if (!policyAllows(policy, action, scope.operation)) throw policyRefusal(caller, action, scope);

@@ -6,7 +6,7 @@ import { roleAssignments, roleDefinitions } from '../storage/schema';
 import { ALL_DATA_ACTIONS, RoleActions } from '../core/data-actions';
 import { badParameter, conflict, forbidden, notFound, VaultError } from '../core/errors';
 import type { Page } from '../core/paging';
-import { type VaultRecord } from '../core/vault';
+import { readCacheMs, type VaultRecord } from '../core/vault';
 import { assertGuidName, type Actor } from './assignments';
 import { holds } from './authorize';
 import { pageById, parseFilter } from './listing';
@@ -157,7 +157,7 @@ export async function putRoleDefinition(
     updatedAt: now,
   };
   if (actor.kind === 'principal') {
-    const data = await loadAuthorization(db, vault.id);
+    const data = await loadAuthorization(db, vault.id, readCacheMs(vault));
     for (const s of assignableScopes) {
       const missing = grantedActions(role).filter((a) => !holds(data, actor.caller.objectId, a, s));
       if (missing.length > 0) {
@@ -217,7 +217,7 @@ export async function deleteRoleDefinition(db: Database, vault: VaultRecord, act
     throw badParameter(`'${role.id}' is not a custom role of this vault and cannot be deleted here.`);
   }
   if (actor.kind === 'principal') {
-    const data = await loadAuthorization(db, vault.id);
+    const data = await loadAuthorization(db, vault.id, readCacheMs(vault));
     const outside = role.assignableScopes.find((s) => !holds(data, actor.caller.objectId, RoleActions.deleteDefinitions, s));
     if (outside !== undefined) {
       throw forbidden(

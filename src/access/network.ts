@@ -9,9 +9,12 @@ import { parseIp, parseRange, rangeContains, formatRange, type IpRange } from '.
  * the api-version and the vault lookup; see src/http/operation.ts), before authorization and before
  * any object is read.
  *
- * Azure's `bypass: 'AzureServices'` lets trusted Microsoft services through; there are none here,
- * so it is accepted (templates written for Azure keep working) and has no effect: the firewall is
- * never looser than its ip rules. Virtual network rules have no meaning off Azure and are refused.
+ * Azure's `bypass: 'AzureServices'` lets trusted Microsoft services through. Here the only trusted
+ * services are Workers bound to the vault Worker by the account's own configuration (service-binding
+ * RPC, src/rpc/), which have no client address for ip rules to match: `AzureServices` (the default)
+ * lets them through, `None` refuses them on a Deny vault (isRpcAllowed). For HTTP callers the
+ * firewall is never looser than its ip rules. Virtual network rules have no meaning off Azure and
+ * are refused.
  */
 
 export type DefaultAction = 'Allow' | 'Deny';
@@ -140,6 +143,17 @@ export function isNetworkAllowed(vault: VaultRecord, clientIp: string | null): b
   const ranges = address.version === 4 ? acls.v4 : acls.v6;
   for (const range of ranges) if (rangeContains(range, address)) return true;
   return false;
+}
+
+/**
+ * Whether a service-binding (RPC) caller passes the vault's firewall: it has no address, so on a
+ * vault that denies by default only `bypass: 'AzureServices'` (trusted services) lets it in.
+ */
+export function isRpcAllowed(vault: VaultRecord): boolean {
+  const acls = compile(vault);
+  if (acls.allowAll) return true;
+  if (acls === DENY_ALL) return false; // stored rules that do not parse close the vault
+  return networkAclsOf(vault)?.bypass === 'AzureServices';
 }
 
 /**

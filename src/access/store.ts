@@ -1,5 +1,6 @@
 import { eq, isNull, or } from 'drizzle-orm';
 import { IsolateCache } from '../core/cache';
+import { MAX_READ_CACHE_SECONDS } from '../core/vault';
 import type { Database } from '../storage/db';
 import { accessPolicies, roleAssignments, roleDefinitions } from '../storage/schema';
 import type { PolicyPermissions } from './policy-permissions';
@@ -11,9 +12,10 @@ import { builtInRole, type Permission, type RoleDefinition } from './roles';
  *
  * Propagation. Writes through this isolate forget the vault's entry at once, so a grant or a
  * revocation is in force for the next request here. Other isolates keep what they loaded for up
- * to CACHE_TTL_MS (30 s) and only then see the change, much as Azure asks callers to "observe
- * propagation time" after changing role assignments (its window is minutes). Expiry of a
- * time-bound assignment is not subject to that window: it is evaluated at each decision.
+ * to the vault's read-cache bound (readCacheSeconds, default 10 s; 0 reads D1 at every decision)
+ * and only then see the change, much as Azure asks callers to "observe propagation time" after
+ * changing role assignments (its window is minutes). Expiry of a time-bound assignment is not
+ * subject to that window: it is evaluated at each decision.
  */
 
 export type AssignmentRecord = typeof roleAssignments.$inferSelect;
@@ -27,7 +29,8 @@ export interface VaultAuthorization {
   policies: ReadonlyMap<string, PolicyPermissions>;
 }
 
-export const CACHE_TTL_MS = 30_000;
+// The longest any vault lets an entry live; each load asks for its vault's own, shorter bound.
+export const CACHE_TTL_MS = MAX_READ_CACHE_SECONDS * 1000;
 const MAX_ENTRIES = 10_000;
 
 type RoleDefinitionRow = typeof roleDefinitions.$inferSelect;
@@ -108,11 +111,11 @@ async function loadFromD1(db: Database, vaultId: string): Promise<VaultAuthoriza
 }
 
 /**
- * The vault's authorization data: from this isolate's cache when fresh (no D1 query), otherwise
- * one D1 batch for a burst of concurrent requests.
+ * The vault's authorization data: from this isolate's cache when loaded less than `maxAgeMs` ago
+ * (no D1 query), otherwise one D1 batch for a burst of concurrent requests.
  */
-export async function loadAuthorization(db: Database, vaultId: string): Promise<VaultAuthorization> {
-  return (await cache.load(vaultId, () => loadFromD1(db, vaultId)))!;
+export async function loadAuthorization(db: Database, vaultId: string, maxAgeMs = CACHE_TTL_MS): Promise<VaultAuthorization> {
+  return (await cache.load(vaultId, () => loadFromD1(db, vaultId), { maxAgeMs }))!;
 }
 
 /**

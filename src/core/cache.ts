@@ -34,12 +34,20 @@ export interface CacheOptions {
   name?: string;
 }
 
-export interface LoadOptions {
+export interface LoadOptions<V = unknown> {
   /** The per-request object whose concurrent calls may share this load's promise. */
   owner?: object;
   /** Load even when a fresh value is stored (e.g. an issuer's keys lack the kid asked for). */
   refresh?: boolean;
+  /**
+   * Serve a stored value only while it is younger than this (ms), a bound tighter than the TTL
+   * that the caller decides per call (a vault's read-cache bound), or that the value itself says
+   * (a vault record carries its own bound); 0 always loads.
+   */
+  maxAgeMs?: MaxAge<V>;
 }
+
+export type MaxAge<V> = number | ((value: V) => number);
 
 type Outcome<V> = { value: V | undefined } | { error: unknown };
 
@@ -65,7 +73,7 @@ export class IsolateCache<V> {
   hits = 0;
   misses = 0;
   loads = 0;
-  private readonly entries = new Map<string, { value: V; expires: number }>();
+  private readonly entries = new Map<string, { value: V; stored: number; expires: number }>();
   private readonly loading = new Map<string, Load<V>>();
   private readonly ttlMs: number;
   private readonly maxEntries: number;
@@ -78,11 +86,16 @@ export class IsolateCache<V> {
     if (options.name !== undefined) registry.set(options.name, this as IsolateCache<unknown>);
   }
 
-  /** The stored value while fresh (and it becomes the most recently used), else undefined. */
-  get(key: string): V | undefined {
+  /**
+   * The stored value while fresh (and it becomes the most recently used), else undefined.
+   * `maxAgeMs` also treats a value stored longer ago than that as gone.
+   */
+  get(key: string, maxAgeMs: MaxAge<V> = Infinity): V | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
-    if (entry.expires <= Date.now()) {
+    const t = Date.now();
+    const maxAge = typeof maxAgeMs === 'function' ? maxAgeMs(entry.value) : maxAgeMs;
+    if (entry.expires <= t || entry.stored + maxAge <= t) {
       this.entries.delete(key);
       return undefined;
     }
@@ -93,7 +106,8 @@ export class IsolateCache<V> {
 
   set(key: string, value: V): void {
     this.entries.delete(key);
-    this.entries.set(key, { value, expires: Date.now() + this.ttlMs });
+    const t = Date.now();
+    this.entries.set(key, { value, stored: t, expires: t + this.ttlMs });
     while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }
 
@@ -101,9 +115,9 @@ export class IsolateCache<V> {
    * The stored value, or what `loader` finds (stored unless undefined: a miss is not kept, so a
    * new object is seen at once). Concurrent calls share one load as described above.
    */
-  async load(key: string, loader: () => Promise<V | undefined>, options: LoadOptions = {}): Promise<V | undefined> {
+  async load(key: string, loader: () => Promise<V | undefined>, options: LoadOptions<V> = {}): Promise<V | undefined> {
     if (!options.refresh) {
-      const hit = this.get(key);
+      const hit = this.get(key, options.maxAgeMs);
       if (hit !== undefined) {
         this.hits++;
         return hit;
@@ -132,6 +146,12 @@ export class IsolateCache<V> {
   forget(key: string): void {
     this.entries.delete(key);
     this.loading.delete(key);
+  }
+
+  /** forget() for every key starting with `prefix` (all versions of one object, say). */
+  forgetPrefix(prefix: string): void {
+    for (const key of [...this.entries.keys()]) if (key.startsWith(prefix)) this.entries.delete(key);
+    for (const key of [...this.loading.keys()]) if (key.startsWith(prefix)) this.loading.delete(key);
   }
 
   clear(): void {

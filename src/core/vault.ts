@@ -14,7 +14,19 @@ export interface VaultRecord {
   enableRbacAuthorization: boolean;
   /** JSON {defaultAction, ipRules: [{value}]}; null = every address allowed. */
   networkAcls: string | null;
+  /**
+   * How stale an isolate's copy of this vault's objects, authorization data and callers may be
+   * (seconds, 0 = no read cache): the consistency bound in the README, "Read caching".
+   */
+  readCacheSeconds: number;
 }
+
+/** The read-cache bound of a new vault, and the largest a vault may set. */
+export const DEFAULT_READ_CACHE_SECONDS = 10;
+export const MAX_READ_CACHE_SECONDS = 300;
+
+/** A vault's read-cache bound in milliseconds, for IsolateCache's maxAgeMs. */
+export const readCacheMs = (vault: Pick<VaultRecord, 'readCacheSeconds'>): number => vault.readCacheSeconds * 1000;
 
 // A vault name is the first DNS label of its host: Azure's rule (3–24 characters, letters, digits
 // and single hyphens, starting with a letter, not ending with a hyphen), lowercased.

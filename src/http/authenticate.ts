@@ -2,6 +2,7 @@ import { applicationExists } from '../identity/applications';
 import { findTenantId } from '../identity/tenant';
 import { InvalidTokenError, issuerFor, verifyAccessToken } from '../identity/tokens';
 import { VaultError } from '../core/errors';
+import { readCacheMs, type VaultRecord } from '../core/vault';
 import type { AppContext } from './context';
 import { errorResponse } from './errors';
 
@@ -33,6 +34,17 @@ export async function authenticate(c: AppContext): Promise<Response | undefined>
     return challenge(c, apexOrigin, tenantId, `AKV10032: ${err.message}`);
   }
   return undefined;
+}
+
+/**
+ * Refuses, as authenticate does, a caller whose application was deleted, judged within the vault's
+ * read-cache bound (authenticate's own check may rest on an answer up to a minute old): a revoked
+ * application is refused by every isolate within the bound the vault promises.
+ */
+export async function refuseRevokedApplication(c: AppContext, vault: VaultRecord): Promise<Response | undefined> {
+  const caller = c.get('caller')!;
+  if (await applicationExists(c.get('services').db, caller.appId, readCacheMs(vault))) return undefined;
+  return challenge(c, c.get('apexOrigin'), c.get('tenantId')!, 'AKV10032: The application of this token no longer exists.');
 }
 
 function challenge(c: AppContext, apexOrigin: string, tenantId: string, message: string): Response {

@@ -5,7 +5,7 @@ import { assertNetworkAllowed } from '../access/network';
 import type { DataAction } from '../core/data-actions';
 import { badParameter, forbidden, notFound } from '../core/errors';
 import { findVault } from '../storage/vaults';
-import { authenticate } from './authenticate';
+import { authenticate, refuseRevokedApplication } from './authenticate';
 import { auditAs, type AppContext, type AppEnv } from './context';
 import { errorResponse } from './errors';
 import { throttleCaller, throttleVaultRequest } from './throttle';
@@ -66,6 +66,8 @@ export function vaultOperation(operation: string, action: DataAction, collection
     const vault = await findVault(c.get('services').db, vaultName);
     if (!vault) throw notFound('VaultNotFound', `The vault ${vaultName} does not exist.`);
     c.set('vault', vault);
+    const revoked = await refuseRevokedApplication(c, vault);
+    if (revoked) return revoked;
     // The vault's firewall first: a refused address learns nothing more and touches no data.
     assertNetworkAllowed(vault, c.req.header('cf-connecting-ip') ?? null, c.get('caller'));
     c.get('audit').authorization = await authorize(c.get('services').db, c.get('caller')!, action, {

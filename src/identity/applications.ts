@@ -140,15 +140,19 @@ export async function deleteApplication(db: Database, clientId: string): Promise
   throw applicationNotFound(clientId);
 }
 
-// Every authenticated request asks whether its application still exists; each isolate remembers
-// a yes for a minute, so warm requests ask D1 nothing. Deletion here forgets it at once.
-const existing = new IsolateCache<true>({ name: 'applications', ttlMs: 60_000, maxEntries: 10_000 });
+// Every authenticated request asks whether its application still exists (and a service-binding
+// caller, which it is); each isolate remembers the answer for at most a minute, or the vault's
+// read-cache bound when the caller passes one, so warm requests ask D1 nothing and a deleted
+// application is refused everywhere within that bound. Deletion here forgets it at once.
+const existing = new IsolateCache<Application>({ name: 'applications', ttlMs: 60_000, maxEntries: 10_000 });
 
-export async function applicationExists(db: Database, clientId: string): Promise<boolean> {
-  const found = await existing.load(clientId, async () =>
-    (await db.select({ id: applications.clientId }).from(applications).where(eq(applications.clientId, clientId)).get()) ? true : undefined,
-  );
-  return found === true;
+/** The application with this client id, from this isolate's cache when younger than `maxAgeMs`. */
+export function cachedApplication(db: Database, clientId: string, maxAgeMs?: number): Promise<Application | undefined> {
+  return existing.load(clientId, () => getApplication(db, clientId), { maxAgeMs });
+}
+
+export async function applicationExists(db: Database, clientId: string, maxAgeMs?: number): Promise<boolean> {
+  return (await cachedApplication(db, clientId, maxAgeMs)) !== undefined;
 }
 
 export async function listClientSecrets(db: Database, clientId: string): Promise<ClientSecretInfo[]> {

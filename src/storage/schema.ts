@@ -47,6 +47,8 @@ export const vaults = sqliteTable('vaults', {
   enableRbacAuthorization: integer('enable_rbac_authorization', { mode: 'boolean' }).notNull().default(true),
   // JSON {defaultAction: 'Allow'|'Deny', ipRules: [{value: CIDR}]}; null = every address allowed.
   networkAcls: text('network_acls'),
+  // Seconds an isolate may serve cached reads of this vault (README, Read caching); 0 = none.
+  readCacheSeconds: integer('read_cache_seconds').notNull().default(10),
 });
 
 // One row per secret name: its latest version and its soft-delete state.

@@ -1,11 +1,13 @@
 /**
  * Vault lookup by name, cached per isolate. Vault settings change rarely and are read on every
- * request, so each isolate keeps them for a short while; this is what keeps a warm secret read
- * at one D1 query. Writers call `forgetVault` so this isolate sees their change at once.
+ * request, so each isolate keeps them for a short while (30 s, or the vault's own read-cache
+ * bound when shorter: a vault deleted or reconfigured elsewhere is seen within that bound); this
+ * is part of what keeps a warm read off D1. Writers call `forgetVault` so this isolate sees their
+ * change at once.
  */
 import { eq } from 'drizzle-orm';
 import { IsolateCache } from '../core/cache';
-import type { VaultRecord } from '../core/vault';
+import { readCacheMs, type VaultRecord } from '../core/vault';
 import type { Database } from './db';
 import { vaults } from './schema';
 
@@ -22,5 +24,5 @@ export function forgetVault(name: string): void {
 
 export function findVault(db: Database, name: string): Promise<VaultRecord | undefined> {
   const key = name.toLowerCase();
-  return cache.load(key, () => db.select().from(vaults).where(eq(vaults.name, key)).get());
+  return cache.load(key, () => db.select().from(vaults).where(eq(vaults.name, key)).get(), { maxAgeMs: readCacheMs });
 }

@@ -12,7 +12,7 @@ import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { dataKeys, keyVersions, roleAssignments, vaults } from '../storage/schema';
 import { forgetVault } from '../storage/vaults';
-import { isValidVaultName, type VaultRecord } from '../core/vault';
+import { DEFAULT_READ_CACHE_SECONDS, isValidVaultName, MAX_READ_CACHE_SECONDS, type VaultRecord } from '../core/vault';
 import { badParameter, conflict, forbidden, notFound } from '../core/errors';
 
 export interface CreateVaultInput {
@@ -25,11 +25,19 @@ export interface CreateVaultInput {
   networkAcls?: unknown;
   /** Azure's accessPolicies ([{tenantId, objectId, permissions}]); validated here. */
   accessPolicies?: unknown;
+  /** Seconds cached reads may lag writes made elsewhere (0–300, default 10; README, Read caching). */
+  readCacheSeconds?: number;
 }
 
 function checkRetention(retention: number): void {
   if (!Number.isInteger(retention) || retention < 7 || retention > 90) {
     throw badParameter('softDeleteRetentionInDays must be an integer from 7 to 90.');
+  }
+}
+
+function checkReadCache(seconds: number): void {
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_READ_CACHE_SECONDS) {
+    throw badParameter(`readCacheSeconds must be an integer from 0 (no read cache) to ${MAX_READ_CACHE_SECONDS}.`);
   }
 }
 
@@ -72,6 +80,8 @@ export async function createVault(
   const retention = input.softDeleteRetentionInDays ?? 90;
   checkRetention(retention);
   const networkAcls = storedAcls(input.networkAcls);
+  const readCacheSeconds = input.readCacheSeconds ?? DEFAULT_READ_CACHE_SECONDS;
+  checkReadCache(readCacheSeconds);
   const policies = input.accessPolicies === undefined || input.accessPolicies === null ? [] : parsePolicyEntries(input.accessPolicies, tenantId);
   if (await db.select({ id: vaults.id }).from(vaults).where(eq(vaults.name, name)).get()) {
     throw conflict(`Vault ${name} already exists.`);
@@ -85,6 +95,7 @@ export async function createVault(
     createdAt: Math.floor(Date.now() / 1000),
     enableRbacAuthorization: input.enableRbacAuthorization ?? true,
     networkAcls,
+    readCacheSeconds,
   };
   // The first data key is wrapped before anything is written: with the bridge down, nothing is.
   const { row } = await keys.prepare(vault.id);
@@ -108,6 +119,7 @@ export interface VaultUpdate {
   networkAcls?: unknown;
   softDeleteRetentionInDays?: number;
   enablePurgeProtection?: boolean;
+  readCacheSeconds?: number;
 }
 
 /**
@@ -133,6 +145,10 @@ export async function updateVault(db: Database, name: string, update: VaultUpdat
   }
   if (update.enableRbacAuthorization !== undefined) set.enableRbacAuthorization = update.enableRbacAuthorization;
   if (update.networkAcls !== undefined) set.networkAcls = storedAcls(update.networkAcls);
+  if (update.readCacheSeconds !== undefined) {
+    checkReadCache(update.readCacheSeconds);
+    set.readCacheSeconds = update.readCacheSeconds;
+  }
   const after =
     Object.keys(set).length === 0 ? before : await db.update(vaults).set(set).where(eq(vaults.id, before.id)).returning().get();
   if (!after) throw notFound('VaultNotFound', `Vault ${name} was not found.`);

@@ -12,6 +12,8 @@ export interface E2eStackInfo {
   /** The stack's state directory (local D1, queues, token) and the Worker's and bridge's output. */
   stateDir: string;
   outputLog: string;
+  /** The HSM bridge (plain http on loopback); its HMAC secret is `{stateDir}/bridge-hmac-secret`. */
+  bridgeUrl: string;
   /** The test-only control endpoint that stops and restarts the HSM bridge. */
   control: { url: string; token: string };
 }

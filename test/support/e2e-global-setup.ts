@@ -78,6 +78,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     vaultPort: stack.vaultPort,
     stateDir,
     outputLog,
+    bridgeUrl: stack.bridge.url,
     control: { url: `http://127.0.0.1:${(control.address() as AddressInfo).port}`, token },
   });
 

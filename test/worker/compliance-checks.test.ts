@@ -28,6 +28,7 @@ const vault = (over: Partial<VaultRow> = {}): VaultRow => ({
   createdAt: NOW - 400 * DAY,
   enableRbacAuthorization: true,
   networkAcls: null,
+  readCacheSeconds: 10,
   ...over,
 });
 const key = (over: Partial<KeyRow> = {}): KeyRow => ({

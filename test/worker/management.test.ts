@@ -413,6 +413,8 @@ describe('management API', () => {
           networkAcls: null,
           accessPolicies: [],
         },
+        // This service's read-cache bound (README, Read caching), beside Azure's properties.
+        readCacheSeconds: 10,
         createdAt: expect.any(Number),
       });
       const [row] = await rows<Record<string, unknown>>('select * from vaults where name = ?', name);

@@ -51,6 +51,8 @@ export function vaultShape(c: AppContext, vault: VaultRecord, policies?: AccessP
       networkAcls: networkAclsOf(vault),
       ...(policies ? { accessPolicies: policies.map(policyShape) } : {}),
     },
+    // Not an Azure property, so beside Azure's `properties`: this service's read-cache bound.
+    readCacheSeconds: vault.readCacheSeconds,
     createdAt: vault.createdAt,
   };
 }
@@ -60,6 +62,8 @@ const patchFields = {
   networkAcls: z.unknown().optional(),
   softDeleteRetentionInDays: z.number().int().optional(),
   enablePurgeProtection: z.boolean().optional(),
+  // Validated by updateVault (0–300).
+  readCacheSeconds: z.number().optional(),
 };
 // Top-level properties, or Azure's ARM shape {properties: {...}}. Unknown names are refused: a
 // misspelt security setting must not pass silently.

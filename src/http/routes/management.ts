@@ -42,6 +42,7 @@ const vaultBody = z.object({
   enableRbacAuthorization: z.boolean().optional(),
   networkAcls: z.unknown().optional(),
   accessPolicies: z.unknown().optional(),
+  readCacheSeconds: z.number().optional(),
 });
 
 function appShape(app: Application) {

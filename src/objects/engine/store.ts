@@ -13,6 +13,7 @@ import { violatedConstraint } from '../../storage/errors';
 import { dataKeys } from '../../storage/schema';
 import { corruptBackup, openBackup, sealBackup } from '../backup';
 import type { BackupRecord, CommonVersionColumns, HeadRow, ObjectKind, Open, Seal, VersionedRecord, VersionRow } from './kind';
+import { forgetObject, readThrough, type CachedRead } from './read-cache';
 import { insertIfGuard, purgeProtected, writeBatch } from './writes';
 
 // The versioned-object engine: everything secrets, keys (and certificates) do alike with a head
@@ -81,19 +82,32 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     return this.kind.toRecord(row.v);
   }
 
-  /** A live version's row with what opens its payload: one D1 query (the data key rides along). */
+  /**
+   * A live version's row with what opens its payload: one D1 query (the data key rides along), or
+   * none while this isolate's sealed copy is within the vault's read-cache bound (read-cache.ts).
+   */
   protected async read(name: string, version?: string): Promise<{ row: V; open: Open }> {
     assertObjectName(name, this.kind.kind);
     if (version !== undefined && !isVersionId(version)) throw this.kind.errors.notFound(name);
-    const row = (await this.db
-      .select({ v: this.v, deletedAt: this.h.deletedAt, wrapped: dataKeys.wrapped } as Any)
-      .from(this.h)
-      .innerJoin(this.v, this.versionOfHead(version))
-      .leftJoin(dataKeys, eq(dataKeys.id, this.v.dataKeyId))
-      .where(this.headIs(name))
-      .get()) as { v: V; deletedAt: number | null; wrapped: string | null } | undefined;
-    if (!row || row.deletedAt != null) throw this.kind.errors.notFound(name);
-    return { row: row.v, open: this.opener(row.v, row.wrapped) };
+    const found = await readThrough<V>(this.kind.kind, this.vault, name, version, async () => {
+      const row = (await this.db
+        .select({ v: this.v, deletedAt: this.h.deletedAt, wrapped: dataKeys.wrapped } as Any)
+        .from(this.h)
+        .innerJoin(this.v, this.versionOfHead(version))
+        .leftJoin(dataKeys, eq(dataKeys.id, this.v.dataKeyId))
+        .where(this.headIs(name))
+        .get()) as { v: V; deletedAt: number | null; wrapped: string | null } | undefined;
+      // Deleted is not found: a miss, never kept.
+      return row && row.deletedAt == null ? ({ row: row.v, wrapped: row.wrapped } satisfies CachedRead<V>) : undefined;
+    });
+    if (!found) throw this.kind.errors.notFound(name);
+    // A copy that fails to open is dropped, so the next read looks at D1 again.
+    return { row: found.row, open: this.opener(found.row, found.wrapped, () => this.forget(name)) };
+  }
+
+  /** Drops this isolate's cached reads of an object: every write to it calls this. */
+  private forget(name: string): void {
+    forgetObject(this.kind.kind, this.vault.id, name);
   }
 
   /**
@@ -143,6 +157,7 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
           options.expectLatest === undefined ? isNull(h.deletedAt) : and(isNull(h.deletedAt), eq(h.latestVersion, options.expectLatest)),
       })
       .returning({ name: h.name });
+    this.forget(name);
     try {
       const landed = and(this.headIs(name), eq(h.latestVersion, version));
       const insert = insertIfGuard(this.db, this.v, row as Any, h, landed);
@@ -154,6 +169,9 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
       if (made.undo) await made.undo().catch(() => undefined);
       if (violatedConstraint(err) === 'unique') throw errors.versionTaken(name, version);
       throw err;
+    } finally {
+      // Also after the write: a read of this isolate that raced it must not keep the old latest.
+      this.forget(name);
     }
   }
 
@@ -171,6 +189,7 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
       .set(patch as Any)
       .where(and(eq(this.v.vaultId, this.vault.id), eq(this.v.name, current.name), eq(this.v.version, current.version)))
       .returning()) as V[];
+    this.forget(current.name);
     if (!updated) throw this.kind.errors.notFound(name);
     const follows = this.kind.hooks?.follows ?? [];
     if (follows.some((column) => patch[column] !== undefined)) await this.followLatest(updated);
@@ -224,6 +243,7 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
       .set({ deletedAt: t, scheduledPurgeAt: scheduled } as Any)
       .where(and(this.headIs(name), isNull(this.h.deletedAt)))
       .returning()) as H[];
+    this.forget(name);
     if (!head) throw this.kind.errors.notFound(name);
     const latest = await this.record(head.name, head.latestVersion, false);
     return { ...latest, deletedAt: t, scheduledPurgeAt: scheduled };
@@ -244,6 +264,7 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
       .set({ deletedAt: null, scheduledPurgeAt: null } as Any)
       .where(and(this.headIs(name), isNotNull(this.h.deletedAt)))
       .returning()) as H[];
+    this.forget(name);
     if (!head) throw this.kind.errors.deletedNotFound(name);
     return this.record(head.name, head.latestVersion, false);
   }
@@ -299,6 +320,8 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     } catch (err) {
       if (violatedConstraint(err) === 'unique') throw this.kind.errors.nameTaken(name);
       throw err;
+    } finally {
+      this.forget(name);
     }
     return this.kind.toRecord(latest);
   }
@@ -395,17 +418,26 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     };
   }
 
-  private opener(row: V, wrapped: string | null): Open {
+  private opener(row: V, wrapped: string | null, onFailure?: () => void): Open {
     return async (ciphertext) => {
-      if (!ciphertext || !row.dataKeyId) throw new IntegrityError(this.kind.kind);
-      const key = await this.keys.forRead(row.dataKeyId, this.vault.id, wrapped);
-      const plaintext = await open(key, ciphertext, objectAad(this.vault.id, this.kind.kind, row.name, row.version));
-      if (!plaintext) {
-        console.error(`integrity check failed: vault=${this.vault.name} ${this.kind.kind}=${row.name} version=${row.version}`);
-        throw new IntegrityError(this.kind.kind);
+      try {
+        return await this.openWith(row, wrapped, ciphertext);
+      } catch (err) {
+        onFailure?.();
+        throw err;
       }
-      return plaintext;
     };
+  }
+
+  private async openWith(row: V, wrapped: string | null, ciphertext: string | null): Promise<Uint8Array> {
+    if (!ciphertext || !row.dataKeyId) throw new IntegrityError(this.kind.kind);
+    const key = await this.keys.forRead(row.dataKeyId, this.vault.id, wrapped);
+    const plaintext = await open(key, ciphertext, objectAad(this.vault.id, this.kind.kind, row.name, row.version));
+    if (!plaintext) {
+      console.error(`integrity check failed: vault=${this.vault.name} ${this.kind.kind}=${row.name} version=${row.version}`);
+      throw new IntegrityError(this.kind.kind);
+    }
+    return plaintext;
   }
 }
 
@@ -442,5 +474,6 @@ export async function purgeDeleted<H extends HeadRow, V extends VersionRow, R ex
     await kind.hooks.beforePurge(rows.map((r) => r.v));
   }
   const removed = await db.delete(h).where(deletedHead).returning({ name: h.name });
+  forgetObject(kind.kind, vaultId, name);
   return removed.length > 0;
 }

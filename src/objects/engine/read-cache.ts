@@ -1,0 +1,54 @@
+import { IsolateCache } from '../../core/cache';
+import { MAX_READ_CACHE_SECONDS, readCacheMs, type VaultRecord } from '../../core/vault';
+import type { VersionRow } from './kind';
+
+/**
+ * This isolate's copy of versions read for their payload (a secret's value, a key's material), so
+ * a warm read asks D1 nothing. What is kept is the row as D1 holds it, sealed: the ciphertext and
+ * the HSM-wrapped data key, never plaintext. Every read opens it again with the (separately
+ * cached) data key, so the GCM binding is checked at every read, exactly as for a row fresh from D1.
+ *
+ * Consistency (README, "Read caching"): writes through the engine forget the object's entries at
+ * once, so this isolate reads its own writes; another isolate serves its copy for at most the
+ * vault's readCacheSeconds. Attributes (enabled, nbf, exp) ride along in the row and are checked
+ * at each read against the clock, never cached as a decision. Misses (unknown or deleted objects)
+ * are never kept: a new object is seen at once.
+ */
+
+export interface CachedRead<V extends VersionRow> {
+  row: V;
+  /** The version's data key as D1 holds it (wrapped under the HSM's KEK). */
+  wrapped: string | null;
+}
+
+// Entries are bounded by count; a secret's sealed value is at most ~34 KB (25 KB, base64url and
+// GCM overhead), so the worst case stays near 34 MB and a usual one at a few hundred bytes each.
+const cache = new IsolateCache<CachedRead<VersionRow>>({ name: 'object-reads', ttlMs: MAX_READ_CACHE_SECONDS * 1000, maxEntries: 1_000 });
+
+const objectPrefix = (kind: string, vaultId: string, name: string) => `${kind}\n${vaultId}\n${name.toLowerCase()}\n`;
+
+/**
+ * A version's sealed row: from this isolate's cache when read less than the vault's bound ago,
+ * otherwise from `load` (one D1 query for a burst). A vault with readCacheSeconds 0 always loads.
+ */
+export async function readThrough<V extends VersionRow>(
+  kind: string,
+  vault: VaultRecord,
+  name: string,
+  version: string | undefined,
+  load: () => Promise<CachedRead<V> | undefined>,
+): Promise<CachedRead<V> | undefined> {
+  if (vault.readCacheSeconds <= 0) return load();
+  const key = objectPrefix(kind, vault.id, name) + (version?.toLowerCase() ?? '');
+  return (await cache.load(key, load as () => Promise<CachedRead<VersionRow> | undefined>, { maxAgeMs: readCacheMs(vault) })) as
+    | CachedRead<V>
+    | undefined;
+}
+
+/** Forgets every cached version of an object (and its latest): call after any write to it. */
+export function forgetObject(kind: string, vaultId: string, name: string): void {
+  cache.forgetPrefix(objectPrefix(kind, vaultId, name));
+}
+
+/** Calls answered from the cache, and loads started (the management stats). */
+export const readCacheStats = () => ({ size: cache.size, hits: cache.hits, loads: cache.loads });

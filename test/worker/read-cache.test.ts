@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { isRpcAllowed } from '../../src/access/network';
+import type { VaultRecord } from '../../src/core/vault';
+import { bridgeStats } from '../../src/crypto/bridge-client';
+import { d1Stats } from '../../src/storage/db';
+import { API, APEX, call, json, setupVault } from './helpers';
+
+// The per-vault read-cache bound (README, "Read caching") as one isolate sees it: the setting, a
+// bound of 0, and writes through this isolate being read at once. The two-isolate contract is
+// test/e2e/edge-rpc.e2e.test.ts.
+
+describe('readCacheSeconds', () => {
+  it('defaults to 10, is set at creation and by PATCH, and refuses values outside 0..300', async () => {
+    const { token, vault } = await setupVault();
+    expect((await json(await call('GET', `${APEX}/management/vaults/${vault}`, { token }))).readCacheSeconds).toBe(10);
+    const patched = await call('PATCH', `${APEX}/management/vaults/${vault}`, { token, body: { readCacheSeconds: 0 } });
+    expect(patched.status).toBe(200);
+    expect((await json(patched)).readCacheSeconds).toBe(0);
+    for (const bad of [-1, 301, 1.5]) {
+      const res = await call('PATCH', `${APEX}/management/vaults/${vault}`, { token, body: { readCacheSeconds: bad } });
+      expect(res.status).toBe(400);
+      expect((await json(res)).error.code).toBe('BadParameter');
+    }
+    const { vault: created } = await setupVault({ readCacheSeconds: 120 });
+    expect((await json(await call('GET', `${APEX}/management/vaults/${created}`, { token }))).readCacheSeconds).toBe(120);
+  });
+
+  it('with 0, every read asks D1 (and still no bridge call once the data key is cached)', async () => {
+    const { token, origin } = await setupVault({ readCacheSeconds: 0 });
+    expect((await call('PUT', `${origin}/secrets/s?${API}`, { token, body: { value: 'v' } })).status).toBe(200);
+    await call('GET', `${origin}/secrets/s?${API}`, { token });
+    const before = { d1: d1Stats.statements, bridge: bridgeStats.calls };
+    for (let i = 0; i < 5; i++) expect((await call('GET', `${origin}/secrets/s?${API}`, { token })).status).toBe(200);
+    // Per read: the vault record, the application check, the authorization batch (3) and the row.
+    expect(d1Stats.statements - before.d1).toBeGreaterThanOrEqual(5 * 2);
+    expect(bridgeStats.calls - before.bridge).toBe(0);
+  });
+
+  it('reads its own writes at once: value, disable, delete, recover', async () => {
+    const { token, origin } = await setupVault({ readCacheSeconds: 300 });
+    const get = () => call('GET', `${origin}/secrets/w?${API}`, { token });
+    await call('PUT', `${origin}/secrets/w?${API}`, { token, body: { value: 'one' } });
+    expect((await json(await get())).value).toBe('one');
+    await call('PUT', `${origin}/secrets/w?${API}`, { token, body: { value: 'two' } });
+    expect((await json(await get())).value).toBe('two');
+    await call('PATCH', `${origin}/secrets/w?${API}`, { token, body: { attributes: { enabled: false } } });
+    expect((await json(await get())).error.innererror.code).toBe('SecretDisabled');
+    await call('PATCH', `${origin}/secrets/w?${API}`, { token, body: { attributes: { enabled: true } } });
+    expect((await get()).status).toBe(200);
+    await call('DELETE', `${origin}/secrets/w?${API}`, { token });
+    expect((await get()).status).toBe(404);
+    await call('POST', `${origin}/deletedsecrets/w/recover?${API}`, { token });
+    expect((await json(await get())).value).toBe('two');
+  });
+});
+
+describe('the firewall and service-binding callers', () => {
+  const vault = (networkAcls: unknown): VaultRecord => ({
+    id: 'v',
+    name: 'v',
+    tenantId: 't',
+    softDeleteRetentionDays: 90,
+    purgeProtection: false,
+    createdAt: 0,
+    enableRbacAuthorization: true,
+    networkAcls: networkAcls === null ? null : JSON.stringify(networkAcls),
+    readCacheSeconds: 10,
+  });
+
+  it('lets them through unless a Deny vault says bypass None', () => {
+    expect(isRpcAllowed(vault(null))).toBe(true);
+    expect(isRpcAllowed(vault({ defaultAction: 'Allow', bypass: 'None', ipRules: [] }))).toBe(true);
+    expect(isRpcAllowed(vault({ defaultAction: 'Deny', bypass: 'AzureServices', ipRules: [{ value: '10.0.0.0/8' }] }))).toBe(true);
+    expect(isRpcAllowed(vault({ defaultAction: 'Deny', bypass: 'None', ipRules: [{ value: '10.0.0.0/8' }] }))).toBe(false);
+    expect(isRpcAllowed({ ...vault(null), networkAcls: '{not json' })).toBe(false);
+  });
+});
