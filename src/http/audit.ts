@@ -30,6 +30,7 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
       id: crypto.randomUUID(),
       time: started,
       vault: cut(draft.vault, 255),
+      vaultId: vault?.id ?? null,
       tenantId: c.get('tenantId') ?? caller?.tenantId ?? null,
       operation: draft.operation,
       apiVersion: c.get('apiVersion') ?? apiVersionOf(c.req.url),

@@ -71,6 +71,7 @@ describe('GET /auditEvents on a vault', () => {
   let auditor: App;
   const alice = { tid: '', oid: crypto.randomUUID(), appid: crypto.randomUUID() };
   const bob = { tid: '', oid: crypto.randomUUID(), appid: crypto.randomUUID() };
+  const vaultIds = new Map<string, string>();
 
   beforeAll(async () => {
     vault = await newVault(adminToken);
@@ -79,11 +80,14 @@ describe('GET /auditEvents on a vault', () => {
     await grant(vault, auditor.objectId, BuiltInRoleIds.auditor);
     await grant(other, auditor.objectId, BuiltInRoleIds.auditor);
     alice.tid = bob.tid = adminCreds.tenantId;
+    // The middleware queues the vault's id with each event: the chain is the vault's by id.
+    for (const name of [vault, other]) vaultIds.set(name, (await rows<{ id: string }>('select id from vaults where name = ?', name))[0]!.id);
     // 30 records an hour apart: SecretGet by alice (x, X), SecretSet by bob, a 403 and a 404.
     const events = Array.from({ length: 30 }, (_, i) => {
       const kind = i % 5;
       return auditEvent({
         vault,
+        vaultId: vaultIds.get(vault),
         tenantId: adminCreds.tenantId,
         time: T0 + i * 3_600_000,
         operation: kind === 1 ? 'SecretSet' : kind === 4 ? 'KeySign' : 'SecretGet',
@@ -95,7 +99,7 @@ describe('GET /auditEvents on a vault', () => {
       });
     });
     // The other vault's chain: records that must never show up in this vault's answers.
-    const foreign = Array.from({ length: 3 }, (_, i) => auditEvent({ vault: other, time: T0 + i * 1000, caller: alice }));
+    const foreign = Array.from({ length: 3 }, (_, i) => auditEvent({ vault: other, vaultId: vaultIds.get(other), time: T0 + i * 1000, caller: alice }));
     expect((await consume(batchOf([...events, ...foreign]))).ackedIds.size).toBe(33);
   });
 
@@ -375,12 +379,61 @@ describe('the deployment\'s chain and any vault\'s, for administrators', () => {
 
   it('GET /management/vaults/{name}/auditEvents reads a vault\'s chain, access-policy vaults included', async () => {
     const vault = await newVault(adminToken, { enableRbacAuthorization: false });
-    expect((await consume(batchOf([auditEvent({ vault, time: T0 })]))).ackedIds.size).toBe(1);
+    const vaultId = (await rows<{ id: string }>('select id from vaults where name = ?', vault))[0]!.id;
+    expect((await consume(batchOf([auditEvent({ vault, vaultId, time: T0 })]))).ackedIds.size).toBe(1);
     const res = await call('GET', `${APEX}/management/vaults/${vault}/auditEvents?${WINDOW}`, { token: adminToken });
     expect(res.status).toBe(200);
     const body = await json(res);
     expect(body.value).toHaveLength(1);
     expect(body.value[0].chain).toBe(`vault:${vault}`);
     expect((await call('GET', `${APEX}/management/vaults/nosuchvault${Date.now()}/auditEvents`, { token: adminToken })).status).toBe(404);
+  });
+});
+
+describe('a vault re-created under a deleted vault\'s name', () => {
+  /** Runs a request through the real middleware, then the real consumer; answers its event ids. */
+  async function audited(method: string, url: string, opts: { token?: string; body?: unknown } = {}): Promise<string[]> {
+    const events: unknown[] = [];
+    const queue = { send: async (body: unknown) => void events.push(structuredClone(body)) } as unknown as Queue;
+    const res = await call(method, url, { ...opts, env: { AUDIT_QUEUE: queue } as never });
+    expect(res.status, await res.clone().text()).toBeLessThan(300);
+    expect((await consume(batchOf(events))).ackedIds.size).toBe(events.length);
+    return events.map((e) => (e as { id: string }).id);
+  }
+  const idOf = async (name: string) => (await rows<{ id: string }>('select id from vaults where name = ?', name))[0]!.id;
+
+  it('starts a trail of its own: its Auditor sees only its records, and the old trail stays verifiable by administrators', async () => {
+    const name = await newVault(adminToken);
+    const oldId = await idOf(name);
+    const oldEvents = await audited('PUT', `${vaultOrigin(name)}/secrets/before-deletion?${API}`, { token: adminToken, body: { value: 'v' } });
+    expect((await call('DELETE', `${APEX}/management/vaults/${name}`, { token: adminToken })).status).toBe(204);
+    expect((await call('PUT', `${APEX}/management/vaults/${name}`, { token: adminToken, body: {} })).status).toBe(201);
+    const newId = await idOf(name);
+    expect(newId).not.toBe(oldId);
+    const auditor = await newApp('auditor of the new vault');
+    await grant(name, auditor.objectId, BuiltInRoleIds.auditor);
+    const newEvents = await audited('PUT', `${vaultOrigin(name)}/secrets/after-recreation?${API}`, { token: adminToken, body: { value: 'v' } });
+
+    const listed = await call('GET', `${vaultOrigin(name)}/auditEvents?${API}&format=ndjson`, { token: auditor.token });
+    expect(listed.status).toBe(200);
+    const seen = (await ndjson(listed)).split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditRecord);
+    expect(seen.map((r) => r.eventId)).toEqual(expect.arrayContaining(newEvents));
+    expect(seen.some((r) => oldEvents.includes(r.eventId))).toBe(false);
+    expect(seen.every((r) => r.chain === `vault:${newId}`)).toBe(true);
+    const verified = await json(await call('GET', `${vaultOrigin(name)}/audit/verify?${API}`, { token: adminToken }));
+    expect(verified).toMatchObject({ chain: `vault:${newId}`, ok: true });
+
+    // The deleted vault's chain: listed with its last known name, verifiable and exportable by id.
+    const chains = (await json(await call('GET', `${APEX}/management/audit/chains`, { token: adminToken }))).value as any[];
+    expect(chains.find((c) => c.vaultId === oldId)).toMatchObject({ chain: `vault:${oldId}`, vaultName: name, live: false });
+    expect(chains.find((c) => c.vaultId === newId)).toMatchObject({ chain: `vault:${newId}`, vaultName: name, live: true });
+    const old = await json(await call('GET', `${APEX}/management/audit/verify?chain=vault:${oldId}`, { token: adminToken }));
+    expect(old).toMatchObject({ chain: `vault:${oldId}`, ok: true });
+    expect(old.through).toBeGreaterThanOrEqual(oldEvents.length);
+    const exported = await ndjson(await call('GET', `${APEX}/management/audit/chain?chain=vault:${oldId}`, { token: adminToken }));
+    expect(exported.split('\n').filter(Boolean).map((l) => JSON.parse(l).eventId)).toEqual(expect.arrayContaining(oldEvents));
+    // Not for anyone else, and not a chain that does not exist.
+    expect((await call('GET', `${APEX}/management/audit/chains`, { token: auditor.token })).status).toBe(403);
+    expect((await call('GET', `${APEX}/management/audit/verify?chain=vault:${crypto.randomUUID()}`, { token: adminToken })).status).toBe(404);
   });
 });
