@@ -136,11 +136,11 @@ describe('GET /auditEvents on a vault', () => {
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(new Set(records.map((r) => r.eventId)).size).toBe(30);
     for (const r of records) {
-      expect(r.chain).toBe(`vault:${vault}`);
+      expect(r.chain).toBe(`vault:${vaultIds.get(vault)}`);
       expect(r.category).toBe('AuditEvent');
     }
     // The records served are the stored ones, verbatim.
-    const stored = await rows<StoredRecord>('select * from audit_records where chain = ? and time < ? order by seq', `vault:${vault}`, Date.parse('2022-01-01'));
+    const stored = await rows<StoredRecord>('select * from audit_records where chain = ? and time < ? order by seq', `vault:${vaultIds.get(vault)}`, Date.parse('2022-01-01'));
     expect(records).toEqual(stored.map(recordOf));
   });
 
@@ -225,14 +225,14 @@ describe('GET /auditEvents on a vault', () => {
 
   it('answers only from the vault\'s own chain', async () => {
     const mine = await all(auditor.token, WINDOW);
-    expect(mine.every((r) => r.chain === `vault:${vault}`)).toBe(true);
+    expect(mine.every((r) => r.chain === `vault:${vaultIds.get(vault)}`)).toBe(true);
     const theirs = await json(await call('GET', `${vaultOrigin(other)}/auditEvents?${API}&${WINDOW}`, { token: auditor.token }));
     expect(theirs.value).toHaveLength(3);
-    expect(theirs.value.every((r: AuditRecord) => r.chain === `vault:${other}`)).toBe(true);
+    expect(theirs.value.every((r: AuditRecord) => r.chain === `vault:${vaultIds.get(other)}`)).toBe(true);
   });
 
   it('exports every matching record as NDJSON, one canonical record a line, beyond 25', async () => {
-    const stored = await rows<StoredRecord>('select * from audit_records where chain = ? and time < ? order by seq', `vault:${vault}`, Date.parse('2022-01-01'));
+    const stored = await rows<StoredRecord>('select * from audit_records where chain = ? and time < ? order by seq', `vault:${vaultIds.get(vault)}`, Date.parse('2022-01-01'));
     for (const opts of [{ url: eventsUrl(vault, `${WINDOW}&format=ndjson`), headers: {} as Record<string, string> }, { url: eventsUrl(vault, WINDOW), headers: { accept: 'application/x-ndjson' } }]) {
       const res = await call('GET', opts.url, { token: auditor.token, headers: opts.headers });
       expect(res.status).toBe(200);
@@ -288,8 +288,8 @@ describe('GET /auditEvents on a vault', () => {
     await ndjson(exp);
     const [list] = await persisted(id1);
     const [exported] = await persisted(id2);
-    expect(list).toMatchObject({ chain: `vault:${vault}`, operation: 'AuditEventList', status: 200, caller_appid: auditor.clientId });
-    expect(exported).toMatchObject({ chain: `vault:${vault}`, operation: 'AuditEventExport', status: 200, caller_appid: auditor.clientId });
+    expect(list).toMatchObject({ chain: `vault:${vaultIds.get(vault)}`, operation: 'AuditEventList', status: 200, caller_appid: auditor.clientId });
+    expect(exported).toMatchObject({ chain: `vault:${vaultIds.get(vault)}`, operation: 'AuditEventExport', status: 200, caller_appid: auditor.clientId });
     expect(recordOf(list!).properties.isRbacAuthorized).toBe(true);
   });
 });
@@ -385,7 +385,7 @@ describe('the deployment\'s chain and any vault\'s, for administrators', () => {
     expect(res.status).toBe(200);
     const body = await json(res);
     expect(body.value).toHaveLength(1);
-    expect(body.value[0].chain).toBe(`vault:${vault}`);
+    expect(body.value[0].chain).toBe(`vault:${vaultId}`);
     expect((await call('GET', `${APEX}/management/vaults/nosuchvault${Date.now()}/auditEvents`, { token: adminToken })).status).toBe(404);
   });
 });
