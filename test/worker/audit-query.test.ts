@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { ChainListing } from '../../src/audit/chains';
 import { DEPLOYMENT_CHAIN } from '../../src/audit/event';
 import { EXPORT_MAX } from '../../src/audit/query';
 import type { AuditRecord } from '../../src/audit/record';
@@ -424,7 +425,7 @@ describe('a vault re-created under a deleted vault\'s name', () => {
     expect(verified).toMatchObject({ chain: `vault:${newId}`, ok: true });
 
     // The deleted vault's chain: listed with its last known name, verifiable and exportable by id.
-    const chains = (await json(await call('GET', `${APEX}/management/audit/chains`, { token: adminToken }))).value as any[];
+    const chains = (await json(await call('GET', `${APEX}/management/audit/chains`, { token: adminToken }))).value as ChainListing[];
     expect(chains.find((c) => c.vaultId === oldId)).toMatchObject({ chain: `vault:${oldId}`, vaultName: name, live: false });
     expect(chains.find((c) => c.vaultId === newId)).toMatchObject({ chain: `vault:${newId}`, vaultName: name, live: true });
     const old = await json(await call('GET', `${APEX}/management/audit/verify?chain=vault:${oldId}`, { token: adminToken }));
