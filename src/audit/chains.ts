@@ -64,6 +64,8 @@ export async function chainsOfEvents(db: Database, events: readonly AuditEvent[]
     for (const r of rows) byName.set(r.name, { id: r.id, createdAt: r.createdAt });
   }
   const idOf = (e: AuditEvent): string | null => {
+    // No vault host: the deployment's chain, whatever vault an apex route looked up.
+    if (!e.vault) return null;
     if (e.vaultId) return e.vaultId.toLowerCase();
     const live = e.vault ? byName.get(e.vault.toLowerCase()) : undefined;
     // Vault created_at is Unix seconds: a vault created after the request is not the one it meant.

@@ -4,7 +4,7 @@ import { DEPLOYMENT_CHAIN } from '../../src/audit/event';
 import { EXPORT_MAX } from '../../src/audit/query';
 import type { AuditRecord } from '../../src/audit/record';
 import { BuiltInRoleIds } from '../../src/access/roles';
-import { auditEvent, batchOf, consume, persisted, recordOf, type StoredRecord } from './audit-helpers';
+import { auditEvent, batchOf, consume, persisted, recordOf, rowOfEvent, type StoredRecord } from './audit-helpers';
 import { API, APEX, admin, call, json, newVault, tokenFor, vaultOrigin } from './helpers';
 import { rows } from './identity-helpers';
 
@@ -436,5 +436,12 @@ describe('a vault re-created under a deleted vault\'s name', () => {
     // Not for anyone else, and not a chain that does not exist.
     expect((await call('GET', `${APEX}/management/audit/chains`, { token: auditor.token })).status).toBe(403);
     expect((await call('GET', `${APEX}/management/audit/verify?chain=vault:${crypto.randomUUID()}`, { token: adminToken })).status).toBe(404);
+  });
+
+  it('keeps apex requests that looked a vault up in the deployment\'s chain, not the vault\'s', async () => {
+    const name = await newVault(adminToken);
+    const apex = auditEvent({ vault: null, vaultId: await idOf(name), operation: 'EventSubscriptionList' });
+    expect((await consume(batchOf([apex]))).ackedIds.size).toBe(1);
+    expect(await rowOfEvent(apex.id)).toMatchObject({ chain: DEPLOYMENT_CHAIN });
   });
 });
