@@ -1,6 +1,8 @@
 /**
  * npm run audit:verify -- --vault NAME            verify a vault's audit chain, offline
  * npm run audit:verify -- --deployment           the deployment's chain (administrators)
+ * npm run audit:verify -- --chain ID              any chain by id, a deleted vault's included
+ *                                                 (administrators; ids: GET /management/audit/chains)
  *
  * Exports the chain's raw rows and signed checkpoints over HTTPS, fetches the published
  * checkpoint key, and runs the same verifyChain as the Worker (src/audit/verify.ts) here, with
@@ -37,8 +39,13 @@ export interface VerifyTarget {
 }
 
 export interface RemoteVerifyOptions {
-  /** A vault's chain, or the deployment's when undefined. */
+  /** A vault's chain (the vault that has this name now), or the deployment's when undefined. */
   vault?: string;
+  /**
+   * A chain by its id, through the administrators' API: how a deleted vault's trail is verified
+   * (chains are bound to vault ids, so no vault host serves it any more).
+   */
+  chain?: string;
   /** A trusted public JWK; when absent, the published key is pinned in `pinFile`. */
   key?: EcPublicJwk;
   pinFile?: string;
@@ -97,8 +104,9 @@ const sameCheckpoint = (a: Checkpoint, b: Checkpoint) => a.seq === b.seq && a.ha
 export async function verifyRemote(target: VerifyTarget, opts: RemoteVerifyOptions = {}): Promise<RemoteVerifyResult> {
   const log = opts.log ?? (() => {});
   const apex = new URL(target.apexUrl);
+  if (opts.vault && opts.chain) throw new Error('give either a vault or a chain, not both');
   const base = opts.vault ? `${apex.protocol}//${opts.vault}.${apex.host}/audit` : `${target.apexUrl}/management/audit`;
-  const query = opts.vault ? API : '';
+  const query = opts.vault ? API : opts.chain ? `chain=${encodeURIComponent(opts.chain)}` : '';
   const auth = { authorization: `Bearer ${await token(target)}` };
 
   // The key: given, or the published one checked against (or pinned as) the trusted one.
@@ -176,7 +184,7 @@ async function anchored(checkpoints: Checkpoint[], anchor: { seq: number; hash: 
 
 // ------------------------------------------------------------------------------------- the CLI
 
-type CliArgs = { vault?: string; deployment?: boolean; key?: string; credentials?: string; 'pin-file'?: string; help?: boolean };
+type CliArgs = { vault?: string; deployment?: boolean; chain?: string; key?: string; credentials?: string; 'pin-file'?: string; help?: boolean };
 
 function cliArgs(argv: string[]): CliArgs {
   const { values } = parseArgs({
@@ -184,6 +192,7 @@ function cliArgs(argv: string[]): CliArgs {
     options: {
       vault: { type: 'string' },
       deployment: { type: 'boolean' },
+      chain: { type: 'string' },
       key: { type: 'string' },
       credentials: { type: 'string' },
       'pin-file': { type: 'string' },
@@ -220,14 +229,14 @@ async function main(): Promise<number> {
     console.error(err instanceof Error ? err.message : String(err));
     args = { help: true };
   }
-  if (args.help || (!args.vault && !args.deployment)) {
-    console.error('usage: npm run audit:verify -- --vault NAME | --deployment [--key file.jwk] [--credentials FILE] [--pin-file FILE]');
+  if (args.help || [args.vault, args.deployment, args.chain].filter(Boolean).length !== 1) {
+    console.error('usage: npm run audit:verify -- --vault NAME | --deployment | --chain ID [--key file.jwk] [--credentials FILE] [--pin-file FILE]');
     return 2;
   }
   const target = targetFrom(args);
   const key = args.key !== undefined ? (JSON.parse(readFileSync(args.key, 'utf8')) as EcPublicJwk) : undefined;
   const pinFile = resolve(args['pin-file'] ?? '.dev/audit-pins.json');
-  const out = await verifyRemote(target, { vault: args.vault, key, pinFile, log: (l) => console.error(l) });
+  const out = await verifyRemote(target, { vault: args.vault, chain: args.chain, key, pinFile, log: (l) => console.error(l) });
   console.log(`${out.chain}: ${out.message}`);
   console.error(`(${out.rows} records and ${out.checkpoints} checkpoints checked with key ${out.kid})`);
   return out.result.ok ? 0 : 1;

@@ -1,6 +1,7 @@
 /**
  * The audit queues' consumer (ekv-audit, and its dead-letter queue ekv-audit-dlq, drained the
- * same way). A batch is grouped by chain (one per vault, one for the deployment) and each group is
+ * same way). A batch is grouped by chain (one per vault, by its id: src/audit/chains.ts; one for
+ * the deployment) and each group is
  * appended in one D1 transaction (src/audit/chain.ts); the messages of a group are acknowledged
  * one by one once it is stored, and only the messages of a group that failed are retried. So a
  * failure half-way through a batch neither loses nor repeats a record, and redelivery adds
@@ -20,7 +21,8 @@ import { auditDatabase, type Database } from '../storage/db';
 import { describeError } from '../storage/errors';
 import { roleAssignments, settings } from '../storage/schema';
 import { appendToChain, type ChainEntry } from './chain';
-import { chainOfVault, DEPLOYMENT_CHAIN, parseAuditEvent, type AuditEvent } from './event';
+import { chainsOfEvents } from './chains';
+import { DEPLOYMENT_CHAIN, parseAuditEvent, type AuditEvent } from './event';
 import { bodyDigest, buildRecord, malformedRecord, unappendableRecord } from './record';
 
 export const AUDIT_QUEUE_NAME = 'ekv-audit';
@@ -66,12 +68,14 @@ export async function persistAuditBatch(batch: MessageBatch<unknown>, env: Env):
   try {
     const events = batch.messages.map((m) => parseAuditEvent(m.body));
     if (events.some((e) => !e || !e.tenantId)) tenant = await deploymentTenant(db);
+    const parsed = events.filter((e): e is AuditEvent => e !== null);
+    const chainOf = new Map((await chainsOfEvents(db, parsed)).map((chain, i) => [parsed[i]!, chain]));
     for (const [i, message] of batch.messages.entries()) {
       const event = events[i];
       let chain: string;
       let entry: ChainEntry;
       if (event) {
-        chain = chainOfVault(event.vault);
+        chain = chainOf.get(event)!;
         entry = { eventId: event.id, time: event.time, build: (place) => buildRecord(event, place, tenant) };
       } else {
         chain = DEPLOYMENT_CHAIN;

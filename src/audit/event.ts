@@ -30,6 +30,11 @@ export interface AuditEvent {
   time: number;
   /** The vault the request was for (from its host); null on the apex and unknown hosts. */
   vault: string | null;
+  /**
+   * The id of that vault, when the request got as far as looking it up: the chain is chosen by it
+   * (src/audit/chains.ts), never by the name alone. Absent in messages queued before it existed.
+   */
+  vaultId?: string | null;
   /** The deployment's tenant, when the request path learnt it (the consumer fills it in otherwise). */
   tenantId: string | null;
   /** Azure's operation name (SecretGet, KeySign, VaultGet, Authentication, …). */
@@ -94,9 +99,13 @@ export function clientInfoOf(userAgent: string | null | undefined): string | nul
   return userAgent.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, MAX_CLIENT_INFO);
 }
 
-/** The chain a request is recorded in: one per vault, and one for the deployment (apex, unknown hosts). */
+/** The deployment's chain (apex, unknown hosts); each vault's is by its id (src/audit/chains.ts). */
 export const DEPLOYMENT_CHAIN = 'deployment';
-export const chainOfVault = (vault: string | null): string => (vault ? `vault:${vault.toLowerCase()}` : DEPLOYMENT_CHAIN);
+/**
+ * The chain of a vault name with no vault id: how vault chains were named before migration 0012
+ * (those chains keep their name), and where requests naming a host with no vault are recorded.
+ */
+export const chainOfVaultName = (vault: string | null): string => (vault ? `vault:${vault.toLowerCase()}` : DEPLOYMENT_CHAIN);
 
 /** How a request refused by its Host alone was answered. */
 export interface HostRefusal {
@@ -118,6 +127,7 @@ export function unknownHostEvent(request: Request, started = Date.now(), refusal
     id: crypto.randomUUID(),
     time: started,
     vault: null,
+    vaultId: null,
     tenantId: null,
     operation: refusal.operation,
     apiVersion: apiVersionOf(request.url),
@@ -178,6 +188,7 @@ export function parseAuditEvent(body: unknown): AuditEvent | null {
     isInt(e.time) &&
     e.time >= 0 &&
     isOptStr(e.vault) &&
+    (e.vaultId === undefined || isOptStr(e.vaultId)) &&
     isStr(e.operation) &&
     e.operation.length > 0 &&
     isOptStr(e.objectId) &&
@@ -193,6 +204,7 @@ export function parseAuditEvent(body: unknown): AuditEvent | null {
     id: e.id as string,
     time: e.time as number,
     vault: cut(e.vault as string | null, 255),
+    vaultId: cut((e.vaultId as string | null | undefined) ?? null, 64),
     operation: cut(e.operation as string, 128),
     objectId: cut(e.objectId as string | null, 1024),
     status: e.status as number,

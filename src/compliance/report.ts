@@ -1,4 +1,5 @@
-import { chainOfVault, DEPLOYMENT_CHAIN } from '../audit/event';
+import { chainOfVault } from '../audit/chains';
+import { DEPLOYMENT_CHAIN } from '../audit/event';
 import type { Database } from '../storage/db';
 import { auditAnchor, type AuditAnchor } from './anchor';
 import { adminPrincipalsCheck } from './checks/admin-principals';
@@ -66,7 +67,7 @@ const CHECK_MODULES: readonly ((snapshot: ComplianceSnapshot, now: number) => Ch
 export async function buildComplianceReport(db: Database, target: ReportTarget, options: ReportOptions = {}): Promise<ComplianceReport> {
   const now = options.now ?? Math.floor(Date.now() / 1000);
   const snapshot = await loadSnapshot(db, target);
-  const anchor = await auditAnchor(db, target.kind === 'vault' ? [chainOfVault(snapshot.vaults[0]!.name), DEPLOYMENT_CHAIN] : null);
+  const anchor = await auditAnchor(db, target.kind === 'vault' ? [await chainOfVault(db, snapshot.vaults[0]!), DEPLOYMENT_CHAIN] : null);
   return assembleReport(snapshot, anchor, now);
 }
 

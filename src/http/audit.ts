@@ -30,6 +30,9 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
       id: crypto.randomUUID(),
       time: started,
       vault: cut(draft.vault, 255),
+      // Only with a vault host: apex routes that look a vault up (management of its event
+      // subscriptions, role assignments) are recorded in the deployment's chain, as before.
+      vaultId: draft.vault ? (vault?.id ?? null) : null,
       tenantId: c.get('tenantId') ?? caller?.tenantId ?? null,
       operation: draft.operation,
       apiVersion: c.get('apiVersion') ?? apiVersionOf(c.req.url),

@@ -167,6 +167,19 @@ export const auditChainHeads = sqliteTable('audit_chain_heads', {
   updatedAt: integer('updated_at').notNull(),
 });
 
+// Which audit chain holds each vault's trail, by the vault's id (src/audit/chains.ts). A vault's
+// chain is 'vault:{id}', so a vault re-created under a deleted one's name starts a chain of its
+// own; vaults whose chain predates this (named 'vault:{name}', migration 0012) keep it, found here.
+// Rows outlive their vault: vault_name is the last name known, for administrators reading the
+// trail of a deleted vault.
+export const auditChainVaults = sqliteTable('audit_chain_vaults', {
+  vaultId: text('vault_id').primaryKey(),
+  chain: text('chain').notNull().unique(),
+  vaultName: text('vault_name').notNull(),
+  // Unix milliseconds of the registration.
+  createdAt: integer('created_at').notNull(),
+});
+
 // One row per key name: latest version, soft-delete state, rotation policy and the rotation claim
 // a cron run holds while it makes the next version (so overlapping runs never rotate twice).
 export const keys = headTable(

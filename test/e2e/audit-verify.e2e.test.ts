@@ -1,7 +1,8 @@
 /**
  * `npm run audit:verify` against the running stack: the chain is exported over HTTPS and verified
  * here with the same verifyChain the Worker runs; the published checkpoint key is pinned on first
- * use, and a different trusted key is reported.
+ * use, and a different trusted key is reported. Chains are bound to vault ids: a deleted vault's is
+ * found in GET /management/audit/chains and verified with --chain.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -11,7 +12,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { verifyRemote, type VerifyTarget } from '../../scripts/audit-verify.js';
 import { REPO_DIR } from '../../scripts/lib/stack.js';
-import { secretClient, stackInfo } from './../support/e2e.js';
+import { createVault, managementRequest, secretClient, stackInfo, uniqueName, vaultUrl } from './../support/e2e.js';
 
 const run = promisify(execFile);
 
@@ -28,6 +29,13 @@ async function someRecords(): Promise<void> {
   await client.setSecret(`audit-verify-${Date.now()}`, 'v');
   for (const _ of [1, 2]) await client.getSecret('does-not-exist').catch(() => {});
   await new Promise((r) => setTimeout(r, 2_000));
+}
+
+/** The chains the deployment lists (GET /management/audit/chains), as its administrators see them. */
+async function chains(): Promise<Array<{ chain: string; vaultId: string | null; vaultName: string | null; live: boolean }>> {
+  const res = await managementRequest('/management/audit/chains');
+  expect(res.status, res.text).toBe(200);
+  return res.json<{ value: Array<{ chain: string; vaultId: string | null; vaultName: string | null; live: boolean }> }>().value;
 }
 
 describe('audit:verify', () => {
@@ -59,8 +67,35 @@ describe('audit:verify', () => {
       cwd: REPO_DIR,
       timeout: 60_000,
     });
-    expect(stdout).toMatch(new RegExp(`^vault:${vaultName()}: intact through sequence \\d+`));
+    // The vault's chain is named by its id, as the administrators' chain list says.
+    const listed = (await chains()).find((c) => c.vaultName === vaultName() && c.live);
+    expect(listed?.chain).toMatch(/^vault:/);
+    expect(stdout).toMatch(new RegExp(`^${listed!.chain}: intact through sequence \\d+`));
     const deployment = await run(tsx, ['scripts/audit-verify.ts', '--deployment', '--credentials', credentialsPath, '--pin-file', join(dir, 'pins.json')], { cwd: REPO_DIR, timeout: 60_000 });
     expect(deployment.stdout).toMatch(/^deployment: intact through sequence \d+/);
+  });
+
+  it('verifies a deleted vault\'s chain by its id (--chain), which no vault host serves any more', async () => {
+    const name = uniqueName('gone');
+    await createVault(name);
+    await secretClient(vaultUrl(name)).setSecret('before-deletion', 'v');
+    // The chain is listed once the queue has delivered the vault's first record.
+    let chain: string | undefined;
+    for (let i = 0; i < 30 && !chain; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      chain = (await chains()).find((c) => c.vaultName === name && c.live)?.chain;
+    }
+    expect(chain).toMatch(/^vault:[0-9a-f-]{36}$/);
+    expect((await managementRequest(`/management/vaults/${name}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await chains()).find((c) => c.chain === chain)).toMatchObject({ vaultName: name, live: false });
+
+    const dir = await mkdtemp(join(tmpdir(), 'ekv-audit-verify-'));
+    const credentialsPath = join(dir, 'credentials.json');
+    await writeFile(credentialsPath, JSON.stringify(stackInfo().credentials));
+    const tsx = join(REPO_DIR, 'node_modules', '.bin', 'tsx');
+    const { stdout } = await run(tsx, ['scripts/audit-verify.ts', '--chain', chain!, '--credentials', credentialsPath, '--pin-file', join(dir, 'pins.json')], { cwd: REPO_DIR, timeout: 60_000 });
+    expect(stdout).toMatch(new RegExp(`^${chain}: intact through sequence [1-9]\\d*`));
+    // Both a vault and a chain: refused before any request.
+    await expect(verifyRemote(target(), { vault: name, chain: chain! })).rejects.toThrow(/either a vault or a chain/);
   });
 });

@@ -209,7 +209,9 @@ describe('the verification API', () => {
     const vault = await newVault(adminToken);
     const res = await call('GET', `${vaultOrigin(vault)}/audit/verify?${API}`, { token: adminToken });
     expect(res.status, await res.clone().text()).toBe(200);
-    expect(await json(res)).toMatchObject({ chain: `vault:${vault}`, ok: true });
+    // The vault's chain is named by its id, not its name.
+    const { id } = (await env.DB.prepare('select id from vaults where name = ?').bind(vault).first<{ id: string }>())!;
+    expect(await json(res)).toMatchObject({ chain: `vault:${id}`, ok: true });
 
     const created = await json(await call('POST', `${APEX}/management/applications`, { token: adminToken, body: { displayName: 'no audit role' } }));
     const outsider = await tokenFor({ tenantId: (await admin()).tenantId, clientId: created.clientId, clientSecret: created.clientSecret });

@@ -3,7 +3,7 @@ import { DEPLOYMENT_CHAIN } from '../../src/audit/event';
 import { CLAIM_APP_ID, CLAIM_OBJECT_ID, CLAIM_TENANT_ID, reasonPhrase, type AuditRecord } from '../../src/audit/record';
 import { appRoutes, type AppRoute } from '../../src/http/routes-list';
 import { toBase64Url } from '../../src/core/encoding';
-import { recordOf, type StoredRecord } from './audit-helpers';
+import { recordOf, vaultChainOf, type StoredRecord } from './audit-helpers';
 import { API, APEX, BOOTSTRAP_SECRET, admin, call, json, newVault, tokenFor, vaultOrigin, type CallOptions } from './helpers';
 import { rows, sleep } from './identity-helpers';
 
@@ -104,6 +104,7 @@ const APEX_ADMIN_OPERATIONS: Record<string, string> = {
   'GET /management/audit/verify': 'AuditVerify',
   'GET /management/audit/checkpoints': 'AuditCheckpointList',
   'GET /management/audit/chain': 'AuditChainExport',
+  'GET /management/audit/chains': 'AuditChainList',
   'POST /management/applications': 'ApplicationCreate',
   'GET /management/applications': 'ApplicationList',
   [`GET ${APP}`]: 'ApplicationGet',
@@ -330,7 +331,7 @@ describe('every route, every refusal path: exactly one well-formed record', () =
     async () => {
       const routes = appRoutes();
       const exercised = new Set<string>();
-      const vaultChain = `vault:${vault}`;
+      const vaultChain = await vaultChainOf(vault);
       for (const route of routes) {
         const op = declaredOperation(route)!;
         const key = `${route.host} ${route.method} ${route.path}`;

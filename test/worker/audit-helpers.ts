@@ -74,6 +74,13 @@ export interface StoredRecord {
 export const chainRows = (chain: string) => rows<StoredRecord>('select * from audit_records where chain = ? order by seq', chain);
 export const recordOf = (row: StoredRecord) => JSON.parse(row.canonical) as AuditRecord;
 
+/** The chain of a live vault's trail: named by the vault's id, never its name (src/audit/chains.ts). */
+export async function vaultChainOf(name: string): Promise<string> {
+  const [vault] = await rows<{ id: string }>('select id from vaults where name = ?', name.toLowerCase());
+  if (!vault) throw new Error(`no vault ${name}`);
+  return `vault:${vault.id}`;
+}
+
 export async function rowOfEvent(eventId: string): Promise<StoredRecord | undefined> {
   return (await rows<StoredRecord>('select * from audit_records where event_id = ?', eventId))[0];
 }

@@ -1,9 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { ChainListing } from '../../src/audit/chains';
 import { DEPLOYMENT_CHAIN } from '../../src/audit/event';
 import { EXPORT_MAX } from '../../src/audit/query';
 import type { AuditRecord } from '../../src/audit/record';
 import { BuiltInRoleIds } from '../../src/access/roles';
-import { auditEvent, batchOf, consume, persisted, recordOf, type StoredRecord } from './audit-helpers';
+import { auditEvent, batchOf, consume, persisted, recordOf, rowOfEvent, type StoredRecord } from './audit-helpers';
 import { API, APEX, admin, call, json, newVault, tokenFor, vaultOrigin } from './helpers';
 import { rows } from './identity-helpers';
 
@@ -71,6 +72,7 @@ describe('GET /auditEvents on a vault', () => {
   let auditor: App;
   const alice = { tid: '', oid: crypto.randomUUID(), appid: crypto.randomUUID() };
   const bob = { tid: '', oid: crypto.randomUUID(), appid: crypto.randomUUID() };
+  const vaultIds = new Map<string, string>();
 
   beforeAll(async () => {
     vault = await newVault(adminToken);
@@ -79,11 +81,14 @@ describe('GET /auditEvents on a vault', () => {
     await grant(vault, auditor.objectId, BuiltInRoleIds.auditor);
     await grant(other, auditor.objectId, BuiltInRoleIds.auditor);
     alice.tid = bob.tid = adminCreds.tenantId;
+    // The middleware queues the vault's id with each event: the chain is the vault's by id.
+    for (const name of [vault, other]) vaultIds.set(name, (await rows<{ id: string }>('select id from vaults where name = ?', name))[0]!.id);
     // 30 records an hour apart: SecretGet by alice (x, X), SecretSet by bob, a 403 and a 404.
     const events = Array.from({ length: 30 }, (_, i) => {
       const kind = i % 5;
       return auditEvent({
         vault,
+        vaultId: vaultIds.get(vault),
         tenantId: adminCreds.tenantId,
         time: T0 + i * 3_600_000,
         operation: kind === 1 ? 'SecretSet' : kind === 4 ? 'KeySign' : 'SecretGet',
@@ -95,7 +100,7 @@ describe('GET /auditEvents on a vault', () => {
       });
     });
     // The other vault's chain: records that must never show up in this vault's answers.
-    const foreign = Array.from({ length: 3 }, (_, i) => auditEvent({ vault: other, time: T0 + i * 1000, caller: alice }));
+    const foreign = Array.from({ length: 3 }, (_, i) => auditEvent({ vault: other, vaultId: vaultIds.get(other), time: T0 + i * 1000, caller: alice }));
     expect((await consume(batchOf([...events, ...foreign]))).ackedIds.size).toBe(33);
   });
 
@@ -132,11 +137,11 @@ describe('GET /auditEvents on a vault', () => {
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(new Set(records.map((r) => r.eventId)).size).toBe(30);
     for (const r of records) {
-      expect(r.chain).toBe(`vault:${vault}`);
+      expect(r.chain).toBe(`vault:${vaultIds.get(vault)}`);
       expect(r.category).toBe('AuditEvent');
     }
     // The records served are the stored ones, verbatim.
-    const stored = await rows<StoredRecord>('select * from audit_records where chain = ? and time < ? order by seq', `vault:${vault}`, Date.parse('2022-01-01'));
+    const stored = await rows<StoredRecord>('select * from audit_records where chain = ? and time < ? order by seq', `vault:${vaultIds.get(vault)}`, Date.parse('2022-01-01'));
     expect(records).toEqual(stored.map(recordOf));
   });
 
@@ -221,14 +226,14 @@ describe('GET /auditEvents on a vault', () => {
 
   it('answers only from the vault\'s own chain', async () => {
     const mine = await all(auditor.token, WINDOW);
-    expect(mine.every((r) => r.chain === `vault:${vault}`)).toBe(true);
+    expect(mine.every((r) => r.chain === `vault:${vaultIds.get(vault)}`)).toBe(true);
     const theirs = await json(await call('GET', `${vaultOrigin(other)}/auditEvents?${API}&${WINDOW}`, { token: auditor.token }));
     expect(theirs.value).toHaveLength(3);
-    expect(theirs.value.every((r: AuditRecord) => r.chain === `vault:${other}`)).toBe(true);
+    expect(theirs.value.every((r: AuditRecord) => r.chain === `vault:${vaultIds.get(other)}`)).toBe(true);
   });
 
   it('exports every matching record as NDJSON, one canonical record a line, beyond 25', async () => {
-    const stored = await rows<StoredRecord>('select * from audit_records where chain = ? and time < ? order by seq', `vault:${vault}`, Date.parse('2022-01-01'));
+    const stored = await rows<StoredRecord>('select * from audit_records where chain = ? and time < ? order by seq', `vault:${vaultIds.get(vault)}`, Date.parse('2022-01-01'));
     for (const opts of [{ url: eventsUrl(vault, `${WINDOW}&format=ndjson`), headers: {} as Record<string, string> }, { url: eventsUrl(vault, WINDOW), headers: { accept: 'application/x-ndjson' } }]) {
       const res = await call('GET', opts.url, { token: auditor.token, headers: opts.headers });
       expect(res.status).toBe(200);
@@ -284,8 +289,8 @@ describe('GET /auditEvents on a vault', () => {
     await ndjson(exp);
     const [list] = await persisted(id1);
     const [exported] = await persisted(id2);
-    expect(list).toMatchObject({ chain: `vault:${vault}`, operation: 'AuditEventList', status: 200, caller_appid: auditor.clientId });
-    expect(exported).toMatchObject({ chain: `vault:${vault}`, operation: 'AuditEventExport', status: 200, caller_appid: auditor.clientId });
+    expect(list).toMatchObject({ chain: `vault:${vaultIds.get(vault)}`, operation: 'AuditEventList', status: 200, caller_appid: auditor.clientId });
+    expect(exported).toMatchObject({ chain: `vault:${vaultIds.get(vault)}`, operation: 'AuditEventExport', status: 200, caller_appid: auditor.clientId });
     expect(recordOf(list!).properties.isRbacAuthorized).toBe(true);
   });
 });
@@ -375,12 +380,68 @@ describe('the deployment\'s chain and any vault\'s, for administrators', () => {
 
   it('GET /management/vaults/{name}/auditEvents reads a vault\'s chain, access-policy vaults included', async () => {
     const vault = await newVault(adminToken, { enableRbacAuthorization: false });
-    expect((await consume(batchOf([auditEvent({ vault, time: T0 })]))).ackedIds.size).toBe(1);
+    const vaultId = (await rows<{ id: string }>('select id from vaults where name = ?', vault))[0]!.id;
+    expect((await consume(batchOf([auditEvent({ vault, vaultId, time: T0 })]))).ackedIds.size).toBe(1);
     const res = await call('GET', `${APEX}/management/vaults/${vault}/auditEvents?${WINDOW}`, { token: adminToken });
     expect(res.status).toBe(200);
     const body = await json(res);
     expect(body.value).toHaveLength(1);
-    expect(body.value[0].chain).toBe(`vault:${vault}`);
+    expect(body.value[0].chain).toBe(`vault:${vaultId}`);
     expect((await call('GET', `${APEX}/management/vaults/nosuchvault${Date.now()}/auditEvents`, { token: adminToken })).status).toBe(404);
+  });
+});
+
+describe('a vault re-created under a deleted vault\'s name', () => {
+  /** Runs a request through the real middleware, then the real consumer; answers its event ids. */
+  async function audited(method: string, url: string, opts: { token?: string; body?: unknown } = {}): Promise<string[]> {
+    const events: unknown[] = [];
+    const queue = { send: async (body: unknown) => void events.push(structuredClone(body)) } as unknown as Queue;
+    const res = await call(method, url, { ...opts, env: { AUDIT_QUEUE: queue } as never });
+    expect(res.status, await res.clone().text()).toBeLessThan(300);
+    expect((await consume(batchOf(events))).ackedIds.size).toBe(events.length);
+    return events.map((e) => (e as { id: string }).id);
+  }
+  const idOf = async (name: string) => (await rows<{ id: string }>('select id from vaults where name = ?', name))[0]!.id;
+
+  it('starts a trail of its own: its Auditor sees only its records, and the old trail stays verifiable by administrators', async () => {
+    const name = await newVault(adminToken);
+    const oldId = await idOf(name);
+    const oldEvents = await audited('PUT', `${vaultOrigin(name)}/secrets/before-deletion?${API}`, { token: adminToken, body: { value: 'v' } });
+    expect((await call('DELETE', `${APEX}/management/vaults/${name}`, { token: adminToken })).status).toBe(204);
+    expect((await call('PUT', `${APEX}/management/vaults/${name}`, { token: adminToken, body: {} })).status).toBe(201);
+    const newId = await idOf(name);
+    expect(newId).not.toBe(oldId);
+    const auditor = await newApp('auditor of the new vault');
+    await grant(name, auditor.objectId, BuiltInRoleIds.auditor);
+    const newEvents = await audited('PUT', `${vaultOrigin(name)}/secrets/after-recreation?${API}`, { token: adminToken, body: { value: 'v' } });
+
+    const listed = await call('GET', `${vaultOrigin(name)}/auditEvents?${API}&format=ndjson`, { token: auditor.token });
+    expect(listed.status).toBe(200);
+    const seen = (await ndjson(listed)).split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditRecord);
+    expect(seen.map((r) => r.eventId)).toEqual(expect.arrayContaining(newEvents));
+    expect(seen.some((r) => oldEvents.includes(r.eventId))).toBe(false);
+    expect(seen.every((r) => r.chain === `vault:${newId}`)).toBe(true);
+    const verified = await json(await call('GET', `${vaultOrigin(name)}/audit/verify?${API}`, { token: adminToken }));
+    expect(verified).toMatchObject({ chain: `vault:${newId}`, ok: true });
+
+    // The deleted vault's chain: listed with its last known name, verifiable and exportable by id.
+    const chains = (await json(await call('GET', `${APEX}/management/audit/chains`, { token: adminToken }))).value as ChainListing[];
+    expect(chains.find((c) => c.vaultId === oldId)).toMatchObject({ chain: `vault:${oldId}`, vaultName: name, live: false });
+    expect(chains.find((c) => c.vaultId === newId)).toMatchObject({ chain: `vault:${newId}`, vaultName: name, live: true });
+    const old = await json(await call('GET', `${APEX}/management/audit/verify?chain=vault:${oldId}`, { token: adminToken }));
+    expect(old).toMatchObject({ chain: `vault:${oldId}`, ok: true });
+    expect(old.through).toBeGreaterThanOrEqual(oldEvents.length);
+    const exported = await ndjson(await call('GET', `${APEX}/management/audit/chain?chain=vault:${oldId}`, { token: adminToken }));
+    expect(exported.split('\n').filter(Boolean).map((l) => JSON.parse(l).eventId)).toEqual(expect.arrayContaining(oldEvents));
+    // Not for anyone else, and not a chain that does not exist.
+    expect((await call('GET', `${APEX}/management/audit/chains`, { token: auditor.token })).status).toBe(403);
+    expect((await call('GET', `${APEX}/management/audit/verify?chain=vault:${crypto.randomUUID()}`, { token: adminToken })).status).toBe(404);
+  });
+
+  it('keeps apex requests that looked a vault up in the deployment\'s chain, not the vault\'s', async () => {
+    const name = await newVault(adminToken);
+    const apex = auditEvent({ vault: null, vaultId: await idOf(name), operation: 'EventSubscriptionList' });
+    expect((await consume(batchOf([apex]))).ackedIds.size).toBe(1);
+    expect(await rowOfEvent(apex.id)).toMatchObject({ chain: DEPLOYMENT_CHAIN });
   });
 });

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEPLOYMENT_CHAIN, type AuditEvent } from '../../src/audit/event';
 import { CLAIM_APP_ID, CLAIM_OBJECT_ID, CLAIM_TENANT_ID } from '../../src/audit/record';
-import { auditEvent, batchOf, consume, persisted, recordOf, rowOfEvent, type StoredRecord } from './audit-helpers';
+import { auditEvent, batchOf, consume, persisted, recordOf, rowOfEvent, vaultChainOf, type StoredRecord } from './audit-helpers';
 import { API, APEX, admin, call, env, json, newVault, tokenFor, vaultOrigin, type CallOptions } from './helpers';
 import { clientCredentials, count, requestId, rows, sleep, tokenRequest } from './identity-helpers';
 
@@ -347,7 +347,7 @@ describe('audit events emitted by requests', () => {
     expect(e.clientIp).toHaveLength(64);
     const result = await consume(batchOf([e]));
     expect(result.ackedIds.size).toBe(1);
-    expect(await rowOfEvent(e.id)).toMatchObject({ operation: 'SecretGet', chain: `vault:${vault}` });
+    expect(await rowOfEvent(e.id)).toMatchObject({ operation: 'SecretGet', chain: await vaultChainOf(vault) });
   });
 
   it('truncates the user agent and strips control characters from it', async () => {
@@ -377,7 +377,7 @@ describe('audit trail through the real queue', () => {
     const found = await persisted(id);
     expect(found).toHaveLength(1);
     const row = found[0]!;
-    expect(row).toMatchObject({ chain: `vault:${vault}`, operation: 'SecretList', caller_appid: creds.clientId, status: 200, result: 'success' });
+    expect(row).toMatchObject({ chain: await vaultChainOf(vault), operation: 'SecretList', caller_appid: creds.clientId, status: 200, result: 'success' });
     const record = recordOf(row);
     expect(record).toMatchObject({
       resourceId: `/TENANTS/${creds.tenantId}/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/${vault}`.toUpperCase(),
@@ -397,7 +397,7 @@ describe('audit trail through the real queue', () => {
         isRbacAuthorized: true,
         appliedAssignmentId: expect.any(String),
       },
-      chain: `vault:${vault}`,
+      chain: row.chain,
       sequence: row.seq,
     });
     expect(record.durationMs).toMatch(/^\d+$/);

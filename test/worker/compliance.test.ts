@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BuiltInRoleIds } from '../../src/access/roles';
 import { buildComplianceReport, type ComplianceReport, type Finding } from '../../src/compliance/report';
 import { database } from '../../src/storage/db';
+import { vaultChainOf } from './audit-helpers';
 import { APEX, API, admin, call, env, json, newVault, tokenFor, vaultOrigin } from './helpers';
 import { rows } from './identity-helpers';
 
@@ -131,12 +132,12 @@ describe('a vault built to fail every check', () => {
     r = await vaultReport(vault);
   });
 
-  it('states its scope, generation time and thresholds', () => {
+  it('states its scope, generation time and thresholds', async () => {
     expect(r.format).toBe('ekv-compliance-report/1');
     expect(r.scope).toMatchObject({ kind: 'vault', vault });
     expect(Math.abs(Date.parse(r.generatedAt) / 1000 - nowSeconds())).toBeLessThan(60);
     expect(r.thresholds).toMatchObject({ staleDays: 90, expiringWithinDays: 30, minRetentionDays: 90, minRsaBits: 2048 });
-    expect(r.auditCheckpoint.chains.map((c) => c.chain)).toEqual([`vault:${vault}`, 'deployment']);
+    expect(r.auditCheckpoint.chains.map((c) => c.chain)).toEqual([await vaultChainOf(vault), 'deployment']);
   });
 
   it('flags the vault settings', () => {
@@ -247,7 +248,7 @@ describe('a vault built to fail every check', () => {
   });
 
   it('is anchored in the latest signed checkpoint of the chain when there is one', async () => {
-    const chain = `vault:${vault}`;
+    const chain = await vaultChainOf(vault);
     const hash = 'ab'.repeat(32);
     await exec(
       'insert into audit_checkpoints (chain, seq, hash, time, alg, kid, signature) values (?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?)',

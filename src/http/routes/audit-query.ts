@@ -1,5 +1,6 @@
 import type { Hono } from 'hono';
-import { chainOfVault, DEPLOYMENT_CHAIN } from '../../audit/event';
+import { chainOfVault } from '../../audit/chains';
+import { DEPLOYMENT_CHAIN } from '../../audit/event';
 import { exportAudit, parseAuditFilter, parseLimit, parseSkipToken, queryAuditPage } from '../../audit/query';
 import { nextLinkFor } from '../../access/listing';
 import { AuditActions } from '../../core/data-actions';
@@ -77,7 +78,7 @@ export function auditQueryRoutes(app: Hono<AppEnv>): void {
   app.get(
     '/auditEvents',
     (c, next) => vaultOperation(operationName(c), AuditActions.read, '/auditEvents', false)(c, next),
-    async (c) => answer(c, chainOfVault(currentVault(c).vault.name)),
+    async (c) => answer(c, await chainOfVault(c.get('services').db, currentVault(c).vault)),
   );
 }
 
@@ -111,7 +112,7 @@ export function apexAuditQueryRoutes(app: Hono<AppEnv>): void {
       const name = c.req.param('name');
       const vault = await findVault(c.get('services').db, name);
       if (!vault) throw notFound('VaultNotFound', `Vault ${name.slice(0, 64)} was not found.`);
-      return answer(c, chainOfVault(vault.name));
+      return answer(c, await chainOfVault(c.get('services').db, vault));
     },
   );
 }
