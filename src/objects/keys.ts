@@ -253,15 +253,15 @@ export class KeyStore extends VersionedStore<HeadRow, VersionRow, KeyRecord, Bac
     return { record, privateJwk: JSON.parse(fromUtf8(await open(row.privateCiphertext))) as Jwk };
   }
 
-  /** PATCH: key_ops, attributes and tags of a version (latest when none is given). */
   /** Soft delete; a certificate's key goes only with its certificate (`managed`). */
   override async delete(name: string, managed = false): Promise<KeyRecord> {
     if (!managed && (await this.record(name)).managed) throw managedRefusal('delete');
     return super.delete(name);
   }
 
-  async update(name: string, version: string | undefined, input: UpdateKeyInput): Promise<KeyRecord> {
-    if ((await this.record(name, version)).managed) throw managedRefusal('update');
+  /** PATCH; a certificate's key changes only with its certificate (`managed`). */
+  async update(name: string, version: string | undefined, input: UpdateKeyInput, managed = false): Promise<KeyRecord> {
+    if (!managed && (await this.record(name, version)).managed) throw managedRefusal('update');
     return this.patch(name, version, input, (current) =>
       input.key_ops != null ? { keyOps: JSON.stringify(checkKeyOps(current.kind, input.key_ops)) } : {},
     );
