@@ -2,16 +2,17 @@ import 'reflect-metadata'; // tsyringe, under @peculiar/x509, needs the Reflect 
 import * as x509 from '@peculiar/x509';
 import * as pkijs from 'pkijs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { API, call, json, setupVault } from './helpers';
+import { API, APEX, call, json, setupVault } from './helpers';
 import { EC_PEM, FIXTURE_PASSWORD, RSA_LEGACY_PFX, RSA_PFX } from './certificate-fixtures';
 
 x509.cryptoProvider.set(crypto);
 
 let token: string;
 let origin: string;
+let vault: string;
 
 beforeAll(async () => {
-  ({ token, origin } = await setupVault());
+  ({ token, origin, vault } = await setupVault());
 });
 
 const req = (method: string, path: string, body?: unknown) => call(method, `${origin}${path}${path.includes('?') ? '&' : '?'}${API}`, { token, body });
@@ -36,7 +37,7 @@ async function openPfx(der: Uint8Array, password = '') {
   await pfx.parseInternalValues({ password: new TextEncoder().encode(password).buffer as ArrayBuffer, checkIntegrity: true });
   const safe = pfx.parsedValue!.authenticatedSafe!;
   await safe.parseInternalValues({ safeContents: safe.safeContents.map(() => ({})) });
-  const bags = safe.parsedValue.safeContents.flatMap((s: { value: pkijs.SafeContents }) => s.value.safeBags);
+  const bags: pkijs.SafeBag[] = safe.parsedValue.safeContents.flatMap((s: { value: pkijs.SafeContents }) => s.value.safeBags);
   return {
     certs: bags.filter((b) => b.bagId === '1.2.840.113549.1.12.10.1.3').map((b) => new x509.X509Certificate((b.bagValue as pkijs.CertBag).parsedValue.toSchema().toBER())),
     hasKey: bags.some((b) => b.bagId === '1.2.840.113549.1.12.10.1.1'),
@@ -98,7 +99,7 @@ describe('create with issuer Self', () => {
     const key = await json(await req('GET', `/keys/self-rsa/${version}`));
     expect(key).toMatchObject({ key: { kid: `${origin}/keys/self-rsa/${version}`, kty: 'RSA' }, managed: true, attributes: { enabled: true, exp: cert.attributes.exp } });
     expect(key.key.key_ops.sort()).toEqual(['sign', 'unwrapKey', 'verify', 'wrapKey']);
-    const spki = await crypto.subtle.exportKey('jwk', await x.publicKey.export());
+    const spki = (await crypto.subtle.exportKey('jwk', await x.publicKey.export())) as JsonWebKey;
     expect(key.key.n).toBe(spki.n);
 
     // The secret: a PFX (no password) of the certificate with its key.
@@ -127,7 +128,7 @@ describe('create with issuer Self', () => {
     const digest = new Uint8Array(await crypto.subtle.digest('SHA-384', data));
     const toUrl = (b: Uint8Array) => btoa(String.fromCharCode(...b)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
     const signed = await json(await req('POST', `/keys/self-ec/${version}/sign`, { alg: 'ES384', value: toUrl(digest) }));
-    const pub = await x.publicKey.export({ name: 'ECDSA', namedCurve: 'P-384' } as EcKeyImportParams, ['verify']);
+    const pub = await x.publicKey.export({ name: 'ECDSA', namedCurve: 'P-384' }, ['verify']);
     expect(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-384' }, pub, b64url(signed.value), data)).toBe(true);
     expect((await json(await req('GET', `/keys/self-ec/${version}`))).key.key_ops).toEqual(['sign', 'verify']);
   });
@@ -261,7 +262,7 @@ describe('issuer Unknown: CSR, then merge', () => {
     const secret = await json(await req('GET', `/secrets/csr-cert/${bundle.id.split('/').pop()}`));
     const pfx = await openPfx(b64(secret.value));
     expect(pfx.hasKey).toBe(true);
-    expect(pfx.certs.map((c) => c.subject)).toEqual(['CN=csr.example.com', 'CN=Test CA']);
+    expect(pfx.certs.map((c: x509.X509Certificate) => c.subject)).toEqual(['CN=csr.example.com', 'CN=Test CA']);
     // Nothing left to merge.
     expect((await req('POST', '/certificates/csr-cert/pending/merge', { x5c: [leaf.toString('base64')] })).status).toBe(404);
   });
@@ -412,5 +413,21 @@ describe('contacts and issuers', () => {
     expect(gone.status).toBe(404);
     expect((await json(gone)).error.code).toBe('CertificateIssuerNotFound');
     expect((await req('PUT', '/certificates/issuers/x', { credentials: {} })).status).toBe(400);
+  });
+});
+
+describe('compliance', () => {
+  it('reports the vault certificates: self-signed ones in use, and the ones without AutoRenew', async () => {
+    const res = await call('GET', `${APEX}/management/vaults/${vault}/compliance/report`, { token, headers: { accept: 'application/json' } });
+    expect(res.status).toBe(200);
+    const report = await json(res);
+    const status = Object.fromEntries(report.checks.map((c: { id: string; status: string }) => [c.id, c.status]));
+    expect(status).toMatchObject({ 'certificate-self-signed': 'fail', 'certificate-no-auto-renew': 'fail', 'certificate-key-weak': 'pass' });
+    const selfSigned = report.findings.filter((f: { check: string }) => f.check === 'certificate-self-signed').map((f: { resource: { name: string } }) => f.resource.name);
+    expect(selfSigned).toContain('self-rsa');
+    expect(selfSigned).not.toContain('csr-cert');
+    const noRenew = report.findings.filter((f: { check: string }) => f.check === 'certificate-no-auto-renew').map((f: { resource: { name: string } }) => f.resource.name);
+    expect(noRenew).toContain('csr-cert');
+    expect(noRenew).not.toContain('self-rsa');
   });
 });
