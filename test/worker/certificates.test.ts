@@ -10,9 +10,11 @@ x509.cryptoProvider.set(crypto);
 let token: string;
 let origin: string;
 let vault: string;
+let protectedVault: Awaited<ReturnType<typeof setupVault>>;
 
 beforeAll(async () => {
   ({ token, origin, vault } = await setupVault());
+  protectedVault = await setupVault({ enablePurgeProtection: true });
 });
 
 const req = (method: string, path: string, body?: unknown) => call(method, `${origin}${path}${path.includes('?') ? '&' : '?'}${API}`, { token, body });
@@ -345,7 +347,6 @@ describe('delete, recover, purge, backup, restore', () => {
   });
 
   it('refuses purge under purge protection (403)', async () => {
-    const protectedVault = await setupVault({ purgeProtection: true });
     const call2 = (method: string, path: string, body?: unknown) => call(method, `${protectedVault.origin}${path}?${API}`, { token: protectedVault.token, body });
     await call2('POST', '/certificates/kept/create', { policy: selfPolicy() });
     await call2('DELETE', '/certificates/kept');
