@@ -83,6 +83,9 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Bytes as WebCrypto's signatures type them (DOM's lib wants an ArrayBuffer-backed view). */
+export const bs = (bytes: Uint8Array) => bytes as Uint8Array<ArrayBuffer>;
+
 /** The bytes of a buffer-like value as the asn1 classes want them (an exact ArrayBuffer). */
 export const buffer = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer as ArrayBuffer;
 

@@ -2,6 +2,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { PrivateKeyInfo } from '@peculiar/asn1-pkcs8';
 import { SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { toHex } from '../../core/encoding';
+import { bs } from './der';
 import { badParameter } from '../../core/errors';
 import { parseImportJwk, type Curve, type Jwk, type PublicJwk } from '../../crypto/keys';
 
@@ -36,7 +37,7 @@ export async function spkiOf(jwk: PublicJwk): Promise<Uint8Array> {
 export async function jwkOfSpki(spki: Uint8Array): Promise<PublicJwk> {
   const info = AsnConvert.parse(spki, SubjectPublicKeyInfo);
   const params = keyParams(info.algorithm.algorithm, info.algorithm.parameters ?? null);
-  const key = await crypto.subtle.importKey('spki', spki, params, true, ['verify']);
+  const key = await crypto.subtle.importKey('spki', bs(spki), params, true, ['verify']);
   const { kty, n, e, crv, x, y } = (await crypto.subtle.exportKey('jwk', key)) as JsonWebKey;
   return kty === 'RSA' ? { kty, n, e } : { kty: kty!, crv, x, y };
 }
@@ -59,7 +60,7 @@ export async function jwkOfPkcs8(der: Uint8Array): Promise<{ publicJwk: PublicJw
   const params = keyParams(info.privateKeyAlgorithm.algorithm, info.privateKeyAlgorithm.parameters ?? null);
   let key: CryptoKey;
   try {
-    key = await crypto.subtle.importKey('pkcs8', der, params, true, ['sign']);
+    key = await crypto.subtle.importKey('pkcs8', bs(der), params, true, ['sign']);
   } catch {
     throw badParameter('The private key could not be read.');
   }

@@ -5,7 +5,7 @@ import { DigestInfo } from '@peculiar/asn1-rsa';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { badParameter } from '../../core/errors';
-import { buffer, children, concat, equalBytes } from './der';
+import { bs, buffer, children, concat, equalBytes } from './der';
 
 // PKCS#12 (PFX) as certificates exchange it: the secret of an exportable certificate is a PFX of
 // its chain and key, and an import may bring one. Written unencrypted inside with an HMAC-SHA-256
@@ -71,7 +71,7 @@ async function pkcs12Kdf(hash: { name: string; size: number }, password: Uint8Ar
   const out = new Uint8Array(n);
   for (let done = 0; done < n; ) {
     let A = concat(D, I);
-    for (let r = 0; r < iterations; r++) A = new Uint8Array(await crypto.subtle.digest(hash.name, A));
+    for (let r = 0; r < iterations; r++) A = new Uint8Array(await crypto.subtle.digest(hash.name, bs(A)));
     out.set(A.subarray(0, Math.min(A.length, n - done)), done);
     done += A.length;
     if (done >= n) break;
@@ -89,8 +89,8 @@ async function pkcs12Kdf(hash: { name: string; size: number }, password: Uint8Ar
 }
 
 async function hmac(hashName: string, key: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
-  const k = await crypto.subtle.importKey('raw', key, { name: 'HMAC', hash: hashName }, false, ['sign']);
-  return new Uint8Array(await crypto.subtle.sign('HMAC', k, data));
+  const k = await crypto.subtle.importKey('raw', bs(key), { name: 'HMAC', hash: hashName }, false, ['sign']);
+  return new Uint8Array(await crypto.subtle.sign('HMAC', k, bs(data)));
 }
 
 const octets = (der: ArrayBuffer) => new Uint8Array(AsnConvert.parse(der, OctetString).buffer);
@@ -205,10 +205,10 @@ async function pbes2Decrypt(alg: AlgorithmIdentifier, data: Uint8Array, password
   if (!salt || iterations < 1 || !prf) throw badParameter('The PFX uses an unsupported key derivation.');
   if (iterations > MAX_PBKDF2_ITERATIONS) throw badParameter('The PFX key derivation uses too many iterations.');
   const base = await crypto.subtle.importKey('raw', new TextEncoder().encode(password), 'PBKDF2', false, ['deriveKey']);
-  const key = await crypto.subtle.deriveKey({ name: 'PBKDF2', salt, iterations, hash: prf }, base, { name: 'AES-CBC', length: bits }, false, ['decrypt']);
+  const key = await crypto.subtle.deriveKey({ name: 'PBKDF2', salt: bs(salt), iterations, hash: prf }, base, { name: 'AES-CBC', length: bits }, false, ['decrypt']);
   const iv = octets(enc.parameters);
   try {
-    return new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-CBC', iv }, key, data));
+    return new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-CBC', iv: bs(iv) }, key, bs(data)));
   } catch {
     throw wrongPassword();
   }

@@ -32,7 +32,7 @@ import {
 } from '@peculiar/asn1-x509';
 import { toBase64Url } from '../../core/encoding';
 import { badParameter } from '../../core/errors';
-import { buffer, ecdsaDer, utf8String } from './der';
+import { bs, buffer, ecdsaDer, utf8String } from './der';
 
 // X.509 as certificates need it, on the @peculiar/asn1-* schemas: a certificate or CSR is built
 // as its to-be-signed DER, its digest signed by whatever holds the key (the Worker for software
@@ -175,7 +175,7 @@ function signatureAlgorithm(alg: Signer['alg']): AlgorithmIdentifier {
 }
 
 async function signDer(signer: Signer, tbs: Uint8Array): Promise<Uint8Array> {
-  const digest = new Uint8Array(await crypto.subtle.digest(HASHES[signer.alg], tbs));
+  const digest = new Uint8Array(await crypto.subtle.digest(HASHES[signer.alg], bs(tbs)));
   const raw = await signer.sign(digest);
   return signer.alg === 'RS256' ? raw : ecdsaDer(raw);
 }
@@ -289,7 +289,7 @@ export async function readCertificate(der: Uint8Array): Promise<CertificateInfo>
     notBefore: Math.floor(tbs.validity.notBefore.getTime().getTime() / 1000),
     notAfter: Math.floor(tbs.validity.notAfter.getTime().getTime() / 1000),
     spki: new Uint8Array(AsnConvert.serialize(tbs.subjectPublicKeyInfo)),
-    x5t: toBase64Url(new Uint8Array(await crypto.subtle.digest('SHA-1', der))),
+    x5t: toBase64Url(new Uint8Array(await crypto.subtle.digest('SHA-1', bs(der)))),
     sans,
     keyUsage,
     ekus,
