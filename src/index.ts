@@ -9,7 +9,7 @@ import { errorBody } from './http/errors';
 import { classifyHost } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
 import { runAuditJobs } from './jobs/audit';
-import { purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
+import { purgeExpiredCertificates, purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
 import { runKeyRotation } from './jobs/rotation';
 import { services } from './crypto/services';
 
@@ -45,6 +45,11 @@ export default {
     ctx.waitUntil(
       purgeExpiredKeys(db, bridge).then((n) => {
         if (n > 0) console.log(`purged ${n} keys past their retention period`);
+      }),
+    );
+    ctx.waitUntil(
+      purgeExpiredCertificates(db).then((n) => {
+        if (n > 0) console.log(`purged ${n} certificates past their retention period`);
       }),
     );
     ctx.waitUntil(

@@ -1,8 +1,15 @@
 import 'reflect-metadata'; // tsyringe, under @peculiar/x509, needs the Reflect metadata API first
 import * as x509 from '@peculiar/x509';
 import * as pkijs from 'pkijs';
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from 'cloudflare:test';
+import { and, eq } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { API, APEX, call, json, setupVault } from './helpers';
+import worker from '../../src/index';
+import type { Env } from '../../src/core/env';
+import { database } from '../../src/storage/db';
+import { certificatePolicies, certificates, keys, secrets } from '../../src/storage/schema';
+import { findVault } from '../../src/storage/vaults';
+import { API, APEX, call, env, json, setupVault } from './helpers';
 import { EC_PEM, FIXTURE_PASSWORD, RSA_LEGACY_PFX, RSA_PFX } from './certificate-fixtures';
 
 x509.cryptoProvider.set(crypto);
@@ -344,6 +351,25 @@ describe('delete, recover, purge, backup, restore', () => {
     expect((await req('GET', '/deletedkeys/doomed')).status).toBe(404);
     expect((await req('GET', '/deletedsecrets/doomed')).status).toBe(404);
     expect((await req('GET', '/certificates/doomed/policy')).status).toBe(404);
+  });
+
+  it('is purged by the cron once its retention ends, with its key, secret and policy', async () => {
+    await create('expiring', selfPolicy());
+    await req('DELETE', '/certificates/expiring');
+    const db = database(env.DB);
+    const vaultId = (await findVault(db, vault))!.id;
+    const past = Math.floor(Date.now() / 1000) - 1;
+    for (const table of [certificates, keys, secrets]) {
+      await db.update(table).set({ scheduledPurgeAt: past }).where(and(eq(table.vaultId, vaultId), eq(table.name, 'expiring')));
+    }
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: '*/5 * * * *' }), env as Env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect((await req('GET', '/deletedcertificates/expiring')).status).toBe(404);
+    expect((await req('GET', '/deletedkeys/expiring')).status).toBe(404);
+    expect((await req('GET', '/deletedsecrets/expiring')).status).toBe(404);
+    const policies = await db.select().from(certificatePolicies).where(and(eq(certificatePolicies.vaultId, vaultId), eq(certificatePolicies.name, 'expiring'))).all();
+    expect(policies).toEqual([]);
   });
 
   it('refuses purge under purge protection (403)', async () => {
