@@ -222,6 +222,18 @@ describe('reads, updates, lists', () => {
     expect((await req('PATCH', '/certificates/lifecycle/policy', { key_props: { key_size: 512 } })).status).toBe(400);
   });
 
+  it('reuses the key for a new version when the policy says reuse_key, and makes a new one otherwise', async () => {
+    await create('reuse', selfPolicy({ key_props: { reuse_key: true } }));
+    await create('reuse', null);
+    const versions = (await json(await req('GET', '/certificates/reuse/versions'))).value.map((v: { id: string }) => v.id.split('/').pop());
+    const moduli = await Promise.all(versions.map(async (v: string) => (await json(await req('GET', `/keys/reuse/${v}`))).key.n));
+    expect(moduli[0]).toBe(moduli[1]);
+    await req('PATCH', '/certificates/reuse/policy', { key_props: { reuse_key: false } });
+    await create('reuse', null);
+    const latest = (await json(await req('GET', '/certificates/reuse'))).kid.split('/').pop();
+    expect((await json(await req('GET', `/keys/reuse/${latest}`))).key.n).not.toBe(moduli[0]);
+  });
+
   it('refuses direct writes to the managed key and secret with 403, as Azure does', async () => {
     await create('managed', selfPolicy());
     const del = await req('DELETE', '/keys/managed');

@@ -154,7 +154,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     const spec = keySpecOf(policy);
     const version = newVersionId();
     const t = now();
-    const made = await this.makeKey(name, version, spec, policy, input, stored?.key_props.reuse_key || policy.key_props.reuse_key);
+    const made = await this.makeKey(name, version, spec, policy, input, t);
     const signer = await this.signer(made.publicJwk!, made);
     const csr = await certificationRequest(policy.x509_props, signer);
     await this.storePolicy(name, policy);
@@ -349,11 +349,10 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
   // --- internals -------------------------------------------------------------------------------------
 
   /** The key of a new version: generated (or, with reuse_key, the latest software key again). */
-  private async makeKey(name: string, version: string, spec: KeySpec, policy: Policy, input: CreateCertificateInput, reuse: boolean): Promise<NewMaterial> {
+  private async makeKey(name: string, version: string, spec: KeySpec, policy: Policy, input: CreateCertificateInput, t: number): Promise<NewMaterial> {
     let made: NewMaterial | undefined;
     const generate = this.keyStore.generator(spec);
-    const previous = reuse ? await this.reusableKey(name, spec) : undefined;
-    const t = now();
+    const previous = policy.key_props.reuse_key ? await this.reusableKey(name, spec) : undefined;
     const self = policy.issuer.name.toLowerCase() === 'self';
     await this.keyStore.addVersion(
       name,
