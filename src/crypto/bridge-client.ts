@@ -184,16 +184,23 @@ export class BridgeClient {
       throw new BridgeUnavailableError('the bridge secret is not configured correctly');
     }
     bridgeStats.calls++;
-    let res: Response;
-    try {
-      res = await fetch(new URL(path, this.baseUrl), {
-        method: 'POST',
-        headers: { ...headers, 'content-type': 'application/json' },
-        body,
-        signal: AbortSignal.timeout(opts.timeoutMs ?? TIMEOUT_MS),
-      });
-    } catch (err) {
-      throw new BridgeUnavailableError(describe(err));
+    let res: Response | undefined;
+    // One retry when the connection itself failed (not on a timeout): the runtime reuses idle
+    // keep-alive connections, and one the bridge closed meanwhile fails on first write. Signed
+    // afresh (a new nonce); every bridge operation is safe to repeat (key creation under a taken
+    // id answers KeyExists).
+    for (let attempt = 1; !res; attempt++) {
+      try {
+        if (attempt > 1) headers = await signRequest(this.secret, 'POST', path, body);
+        res = await fetch(new URL(path, this.baseUrl), {
+          method: 'POST',
+          headers: { ...headers, 'content-type': 'application/json' },
+          body,
+          signal: AbortSignal.timeout(opts.timeoutMs ?? TIMEOUT_MS),
+        });
+      } catch (err) {
+        if (attempt >= 2 || describe(err) === 'timed out') throw new BridgeUnavailableError(describe(err));
+      }
     }
     if (opts.keyRoute && [400, 404, 409, 422].includes(res.status)) throw keyRouteError(res.status, await errorOf(res));
     if (res.status === 422) {
