@@ -140,7 +140,7 @@ export function formatName(name: Name): string {
     .join(', ');
 }
 
-function extensionsOf(spec: SubjectSpec, spki: Uint8Array, skid: Uint8Array, authorityKeyId?: Uint8Array): Extension[] {
+function extensionsOf(spec: SubjectSpec, skid: Uint8Array, authorityKeyId?: Uint8Array): Extension[] {
   const ext = (id: string, critical: boolean, value: unknown) =>
     new Extension({ extnID: id, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
   const out: Extension[] = [];
@@ -155,7 +155,6 @@ function extensionsOf(spec: SubjectSpec, spki: Uint8Array, skid: Uint8Array, aut
     out.push(ext(id_ce_keyUsage, true, new KeyUsage(flags)));
   }
   if (spec.ekus?.length) out.push(ext(id_ce_extKeyUsage, false, new ExtendedKeyUsage(spec.ekus)));
-  void spki;
   out.push(ext(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(buffer(skid))));
   if (authorityKeyId) out.push(ext(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(buffer(authorityKeyId)) })));
   return out;
@@ -211,7 +210,7 @@ export async function selfSigned(spec: SubjectSpec, validityMonths: number, sign
     validity: new Validity({ notBefore: new Date(0), notAfter: new Date(0) }),
     subject,
     subjectPublicKeyInfo: AsnConvert.parse(signer.spki, SubjectPublicKeyInfo),
-    extensions: new Extensions(extensionsOf(spec, signer.spki, skid, skid)),
+    extensions: new Extensions(extensionsOf(spec, skid, skid)),
   });
   tbs.validity.notBefore = time(notBefore);
   tbs.validity.notAfter = time(addMonths(notBefore, validityMonths));
@@ -224,7 +223,7 @@ export async function selfSigned(spec: SubjectSpec, validityMonths: number, sign
 /** A PKCS#10 request for `signer`'s key, its extensions asked for in an extensionRequest. */
 export async function certificationRequest(spec: SubjectSpec, signer: Signer): Promise<Uint8Array> {
   const skid = await keyIdentifier(signer.spki);
-  const extensions = new Extensions(extensionsOf(spec, signer.spki, skid));
+  const extensions = new Extensions(extensionsOf(spec, skid));
   const info = new CertificationRequestInfo({
     version: 0,
     subject: parseSubject(spec.subject),
