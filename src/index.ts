@@ -13,7 +13,7 @@ import { classifyHost, hostOfUrl } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
 import { runAuditJobs } from './jobs/audit';
 import { runExpiryNotices } from './jobs/expiry';
-import { purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
+import { purgeExpiredCertificates, purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
 import { runKeyRotation } from './jobs/rotation';
 import { services } from './crypto/services';
 
@@ -60,6 +60,11 @@ export default {
     ctx.waitUntil(
       purgeExpiredKeys(db, bridge).then((n) => {
         if (n > 0) console.log(`purged ${n} keys past their retention period`);
+      }),
+    );
+    ctx.waitUntil(
+      purgeExpiredCertificates(db).then((n) => {
+        if (n > 0) console.log(`purged ${n} certificates past their retention period`);
       }),
     );
     ctx.waitUntil(

@@ -77,6 +77,8 @@ export type CheckId =
   | 'secret-no-expiry'
   | 'certificate-expiring'
   | 'certificate-no-auto-renew'
+  | 'certificate-key-weak'
+  | 'certificate-self-signed'
   | 'vault-purge-protection-disabled'
   | 'vault-retention-short'
   | 'privileged-principal'
@@ -148,6 +150,20 @@ export const CHECKS: readonly CheckDefinition[] = [
     severity: 'medium',
     controls: [C.pci421, C.isoCrypto],
     criterion: 'Every certificate has an AutoRenew lifetime action.',
+  },
+  {
+    id: 'certificate-key-weak',
+    title: `Certificate with an RSA key below ${T.minRsaBits} bits`,
+    severity: 'high',
+    controls: [C.pci371, C.pci421, C.isoCrypto, C.nistStrength],
+    criterion: `The key of every certificate in use (the latest version) is at least RSA ${T.minRsaBits} (or EC).`,
+  },
+  {
+    id: 'certificate-self-signed',
+    title: 'Self-signed certificate in use',
+    severity: 'low',
+    controls: [C.pci421, C.isoCrypto],
+    criterion: 'No certificate in use (the latest version) is self-signed: each chains to a CA that relying parties can check and revoke.',
   },
   {
     id: 'vault-purge-protection-disabled',

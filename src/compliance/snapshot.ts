@@ -6,6 +6,9 @@ import {
   accessPolicies,
   applicationCertificates,
   applications,
+  certificatePolicies,
+  certificates,
+  certificateVersions,
   clientSecrets,
   federatedCredentials,
   keys,
@@ -74,6 +77,11 @@ export interface VaultCertificate {
   notAfter: number;
   /** Whether its policy has an AutoRenew lifetime action. */
   autoRenew: boolean;
+  /** Issued by its own key (issuer Self, or an imported self-signed one). */
+  selfSigned: boolean;
+  /** The key's type (RSA, RSA-HSM, EC, EC-HSM) and, for RSA, its size in bits. */
+  kty: string;
+  keySize: number | null;
 }
 
 export interface ComplianceSnapshot {
@@ -93,7 +101,7 @@ export interface ComplianceSnapshot {
   clientSecrets: ClientSecretRow[];
   certificateCredentials: CertificateCredentialRow[];
   federatedCredentials: FederatedCredentialRow[];
-  /** Vault certificates; null while the deployment has no certificates API. */
+  /** Vault certificates, live ones, as their latest versions (null: not loaded, e.g. a hand-built snapshot). */
   certificates: VaultCertificate[] | null;
 }
 
@@ -143,7 +151,7 @@ export async function loadSnapshot(db: Database, target: ReportTarget): Promise<
   const vaultIds = scopedVaults.map((v) => v.id);
   const inScope = (column: AnyColumn) => (target.kind === 'vault' ? inArray(column, vaultIds) : undefined);
 
-  const [keyRows, secretRows, assignmentRows, definitionRows, policyRows, appRows] = await Promise.all([
+  const [keyRows, secretRows, assignmentRows, definitionRows, policyRows, appRows, certificateRows] = await Promise.all([
     db
       .select({
         vaultId: keys.vaultId,
@@ -180,6 +188,28 @@ export async function loadSnapshot(db: Database, target: ReportTarget): Promise<
       .all(),
     db.select().from(accessPolicies).where(inScope(accessPolicies.vaultId)).all(),
     db.select().from(applications).all(),
+    db
+      .select({
+        vaultId: certificates.vaultId,
+        name: certificates.name,
+        exp: certificateVersions.exp,
+        selfSigned: certificateVersions.selfSigned,
+        kty: certificateVersions.kty,
+        keySize: certificateVersions.keySize,
+        policy: certificatePolicies.policy,
+      })
+      .from(certificates)
+      .innerJoin(
+        certificateVersions,
+        and(
+          eq(certificateVersions.vaultId, certificates.vaultId),
+          eq(certificateVersions.name, certificates.name),
+          eq(certificateVersions.version, certificates.latestVersion),
+        ),
+      )
+      .leftJoin(certificatePolicies, and(eq(certificatePolicies.vaultId, certificates.vaultId), eq(certificatePolicies.name, certificates.name)))
+      .where(and(isNull(certificates.deletedAt), inScope(certificates.vaultId)))
+      .all(),
   ]);
 
   let credentialOwners: AppRow[] = appRows;
@@ -222,7 +252,25 @@ export async function loadSnapshot(db: Database, target: ReportTarget): Promise<
     clientSecrets: secretCreds,
     certificateCredentials: certCreds,
     federatedCredentials: federatedCreds,
-    // The deployment has no certificates API yet: vaults hold no certificates to examine.
-    certificates: null,
+    certificates: certificateRows.map((c) => ({
+      vault: scopedVaults.find((v) => v.id === c.vaultId)?.name ?? c.vaultId,
+      name: c.name,
+      notAfter: c.exp ?? 0,
+      autoRenew: renews(c.policy),
+      selfSigned: c.selfSigned,
+      kty: c.kty,
+      keySize: c.keySize,
+    })),
   };
+}
+
+/** Whether a stored certificate policy (JSON) has an AutoRenew lifetime action. */
+function renews(policy: string | null): boolean {
+  if (!policy) return false;
+  try {
+    const actions = (JSON.parse(policy) as { lifetime_actions?: { action?: { action_type?: string } }[] }).lifetime_actions ?? [];
+    return actions.some((a) => a.action?.action_type === 'AutoRenew');
+  } catch {
+    return false;
+  }
 }

@@ -52,5 +52,6 @@ export async function sha256Hex(data: string | Uint8Array): Promise<string> {
 /** Constant-time equality for equal-length secrets (workerd's timingSafeEqual). */
 export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
-  return crypto.subtle.timingSafeEqual(a, b);
+  // Typed for Node's WebCrypto too (the certificate formats' Node test imports this module).
+  return (crypto.subtle as SubtleCrypto & { timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean }).timingSafeEqual(a, b);
 }

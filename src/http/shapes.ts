@@ -47,6 +47,8 @@ export function secretBundle(origin: string, vault: VaultRecord, r: SecretRecord
     ...(r.value !== undefined ? { value: r.value } : {}),
     id: `${origin}/secrets/${r.name}/${r.version}`,
     ...common(vault, r),
+    // A certificate's secret names its key, as Azure's does.
+    ...(r.managed ? { kid: `${origin}/keys/${r.name}/${r.version}`, managed: true } : {}),
     ...deletedFields(origin, r),
   };
 }
@@ -56,6 +58,7 @@ export function secretItem(origin: string, vault: VaultRecord, r: SecretRecord, 
   return {
     id: withVersion ? `${origin}/secrets/${r.name}/${r.version}` : `${origin}/secrets/${r.name}`,
     ...common(vault, r),
+    ...(r.managed ? { managed: true } : {}),
     ...deletedFields(origin, r),
   };
 }
@@ -73,7 +76,7 @@ function jsonWebKey(origin: string, r: KeyRecord) {
 }
 
 function keyAttributes(vault: VaultRecord, r: KeyRecord) {
-  return { attributes: { ...attributes(vault, r), exportable: false }, ...(r.tags ? { tags: r.tags } : {}) };
+  return { attributes: { ...attributes(vault, r), exportable: false }, ...(r.tags ? { tags: r.tags } : {}), ...(r.managed ? { managed: true } : {}) };
 }
 
 /** KeyBundle / DeletedKeyBundle. */

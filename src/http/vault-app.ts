@@ -8,6 +8,8 @@ import { acmeChallengeRoutes } from './routes/acme-challenge';
 import { auditVerifyRoutes } from './routes/audit-verify';
 import { auditQueryRoutes } from './routes/audit-query';
 import { eventSubscriptionApp, vaultGuard } from './routes/event-subscriptions';
+import { certificateSettingsRoutes } from './routes/certificate-settings';
+import { certificateRoutes } from './routes/certificates';
 import { keyRotationRoutes } from './routes/key-rotation';
 import { keyRoutes } from './routes/keys';
 import { rbacRoutes } from './routes/rbac';
@@ -28,6 +30,9 @@ export function createVaultApp(): Hono<AppEnv> {
   secretRoutes(app);
   keyRotationRoutes(app);
   keyRoutes(app);
+  // Contacts and issuers before certificates: their paths would match `/certificates/:name`.
+  certificateSettingsRoutes(app);
+  certificateRoutes(app);
   app.notFound(unknownRoute());
   app.onError(renderError);
   return app;

@@ -1,7 +1,7 @@
-import { and, isNotNull, lte } from 'drizzle-orm';
+import { and, eq, isNotNull, lte } from 'drizzle-orm';
 import type { BridgeClient } from '../crypto/bridge-client';
 import type { Database } from '../storage/db';
-import { keys, secrets } from '../storage/schema';
+import { certificateOperations, certificatePolicies, certificates, keys, secrets } from '../storage/schema';
 import { purgeKey } from '../objects/keys';
 
 const unixNow = () => Math.floor(Date.now() / 1000);
@@ -36,4 +36,23 @@ export async function purgeExpiredKeys(db: Database, bridge: BridgeClient, nowSe
     }
   }
   return purged;
+}
+
+/**
+ * Purges soft-deleted certificates whose retention period has ended, with their policy and any
+ * operation. Their managed key and secret were deleted with them and are purged by the two jobs
+ * above on the same schedule.
+ */
+export async function purgeExpiredCertificates(db: Database, nowSeconds = unixNow()): Promise<number> {
+  const removed = await db
+    .delete(certificates)
+    .where(and(isNotNull(certificates.deletedAt), lte(certificates.scheduledPurgeAt, nowSeconds)))
+    .returning({ vaultId: certificates.vaultId, name: certificates.name });
+  for (const c of removed) {
+    await db.batch([
+      db.delete(certificatePolicies).where(and(eq(certificatePolicies.vaultId, c.vaultId), eq(certificatePolicies.name, c.name))),
+      db.delete(certificateOperations).where(and(eq(certificateOperations.vaultId, c.vaultId), eq(certificateOperations.name, c.name))),
+    ]);
+  }
+  return removed.length;
 }

@@ -16,7 +16,7 @@ import {
 } from '../crypto/keys';
 import type { Database } from '../storage/db';
 import { keys, keyVersions } from '../storage/schema';
-import { badParameter, conflict } from '../core/errors';
+import { badParameter, conflict, forbidden } from '../core/errors';
 import type { CreateKeyInput, ImportKeyInput, UpdateKeyInput } from './key-validation';
 import { assertObjectName } from '../core/validation';
 import { nextRotationDue } from './rotation-policy';
@@ -43,6 +43,8 @@ export interface KeySpec {
 export interface KeyRecord extends KeySpec, VersionedRecord {
   publicJwk: PublicJwk | null;
   keyOps: string[];
+  /** The key of a certificate: changed only through the certificate. */
+  managed: boolean;
 }
 
 /** A usable version with what performs its private operations: a sealed JWK or a token object. */
@@ -107,6 +109,7 @@ function keyKind(bridge: BridgeClient): ObjectKind<HeadRow, VersionRow, KeyRecor
           dataKeyId: sealed.dataKeyId,
           hsmHandle: null,
           keyOps: JSON.stringify(v.keyOps),
+          managed: v.managed === true,
         };
       },
     },
@@ -183,13 +186,15 @@ export class KeyStore extends VersionedStore<HeadRow, VersionRow, KeyRecord, Bac
     spec: KeySpec,
     material: (id: string) => Promise<NewMaterial>,
     fields: VersionFields,
-    options: { expectLatest?: string; version?: string } = {},
+    options: { expectLatest?: string; version?: string; managed?: boolean } = {},
   ): Promise<KeyRecord> {
     const keyOps = checkKeyOps(spec.kind, fields.keyOps);
+    const managed = options.managed === true;
     return this.add(
       name,
       { tags: fields.tags, attributes: fields },
-      async (version, _head, seal) => {
+      async (version, head, seal) => {
+        if (head && !managed && (await this.record(head.name, head.latestVersion, false)).managed) throw managedRefusal('create');
         const made = await material(version);
         const sealed = made.privateJwk ? await seal(utf8(JSON.stringify(made.privateJwk))) : undefined;
         return {
@@ -202,6 +207,7 @@ export class KeyStore extends VersionedStore<HeadRow, VersionRow, KeyRecord, Bac
             dataKeyId: sealed?.dataKeyId ?? null,
             hsmHandle: made.hsmHandle ?? null,
             keyOps: JSON.stringify(keyOps),
+            managed,
           },
           // Nothing references a token object whose version was not stored: destroy it.
           undo: made.hsmHandle ? () => this.bridge.destroyKey(made.hsmHandle!) : undefined,
@@ -247,13 +253,24 @@ export class KeyStore extends VersionedStore<HeadRow, VersionRow, KeyRecord, Bac
     return { record, privateJwk: JSON.parse(fromUtf8(await open(row.privateCiphertext))) as Jwk };
   }
 
-  /** PATCH: key_ops, attributes and tags of a version (latest when none is given). */
-  update(name: string, version: string | undefined, input: UpdateKeyInput): Promise<KeyRecord> {
+  /** Soft delete; a certificate's key goes only with its certificate (`managed`). */
+  override async delete(name: string, managed = false): Promise<KeyRecord> {
+    if (!managed && (await this.record(name)).managed) throw managedRefusal('delete');
+    return super.delete(name);
+  }
+
+  /** PATCH; a certificate's key changes only with its certificate (`managed`). */
+  async update(name: string, version: string | undefined, input: UpdateKeyInput, managed = false): Promise<KeyRecord> {
+    if (!managed && (await this.record(name, version)).managed) throw managedRefusal('update');
     return this.patch(name, version, input, (current) =>
       input.key_ops != null ? { keyOps: JSON.stringify(checkKeyOps(current.kind, input.key_ops)) } : {},
     );
   }
 }
+
+/** Azure's answer to a direct write of a certificate's key. */
+const managedRefusal = (operation: string) =>
+  forbidden(`Operation "${operation}" is not allowed as this object's lifetime is managed by Key Vault.`, 'KeyManagedByKeyVault');
 
 /**
  * Destroys a deleted key for good (the purge cron): every version's token object, then the rows.
@@ -311,6 +328,7 @@ function toRecord(row: VersionRow): KeyRecord {
     ...(row.crv != null ? { crv: row.crv as Curve } : {}),
     publicJwk: row.publicJwk ? (JSON.parse(row.publicJwk) as PublicJwk) : null,
     keyOps: JSON.parse(row.keyOps) as string[],
+    managed: row.managed,
     tags: row.tags ? (JSON.parse(row.tags) as Record<string, string>) : null,
     enabled: row.enabled,
     nbf: row.nbf,

@@ -20,6 +20,8 @@ type VersionRow = typeof secretVersions.$inferSelect;
 export interface SecretRecord extends VersionedRecord {
   value?: string;
   contentType: string | null;
+  /** The secret of a certificate: changed only through the certificate. */
+  managed: boolean;
 }
 
 /** A version as a backup carries it: the record with its value. */
@@ -35,7 +37,7 @@ const secretKind: ObjectKind<HeadRow, VersionRow, SecretRecord, BackupVersion> =
     accepts: (v) => typeof v.value === 'string' && utf8(v.value).byteLength <= MAX_SECRET_VALUE_BYTES,
     import: async (v, seal) => {
       const sealed = await seal(utf8(v.value));
-      return { ciphertext: sealed.ciphertext, dataKeyId: sealed.dataKeyId, contentType: v.contentType };
+      return { ciphertext: sealed.ciphertext, dataKeyId: sealed.dataKeyId, contentType: v.contentType, managed: v.managed === true };
     },
   },
 };
@@ -49,12 +51,30 @@ export class SecretStore extends VersionedStore<HeadRow, VersionRow, SecretRecor
     super(db, keys, vault, secretKind);
   }
 
-  /** Stores a new version; it becomes the latest. */
+  /** Stores a new version; it becomes the latest. A certificate's secret is refused (Azure's 403). */
   async set(name: string, input: SetSecretInput): Promise<SecretRecord> {
-    const record = await this.add(name, input, async (_version, _head, seal) => {
-      const sealed = await seal(utf8(input.value));
-      return { row: { ciphertext: sealed.ciphertext, dataKeyId: sealed.dataKeyId, contentType: input.contentType ?? null } };
-    });
+    return this.write(name, input, false);
+  }
+
+  /**
+   * A new version of a certificate's secret (src/objects/certificates/), under the certificate's
+   * version id; `managed` marks it as written only through the certificate.
+   */
+  setManaged(name: string, version: string, input: SetSecretInput): Promise<SecretRecord> {
+    return this.write(name, input, true, version);
+  }
+
+  private async write(name: string, input: SetSecretInput, managed: boolean, version?: string): Promise<SecretRecord> {
+    const record = await this.add(
+      name,
+      input,
+      async (_version, head, seal) => {
+        if (head && !managed && (await this.record(head.name, head.latestVersion, false)).managed) throw managedRefusal('set');
+        const sealed = await seal(utf8(input.value));
+        return { row: { ciphertext: sealed.ciphertext, dataKeyId: sealed.dataKeyId, contentType: input.contentType ?? null, managed } };
+      },
+      { version },
+    );
     return { ...record, value: input.value };
   }
 
@@ -67,10 +87,21 @@ export class SecretStore extends VersionedStore<HeadRow, VersionRow, SecretRecor
   }
 
   /** Changes contentType, attributes or tags of a version (latest when none is given). */
-  update(name: string, version: string | undefined, input: UpdateSecretInput): Promise<SecretRecord> {
+  async update(name: string, version: string | undefined, input: UpdateSecretInput, managed = false): Promise<SecretRecord> {
+    if (!managed && (await this.record(name, version)).managed) throw managedRefusal('update');
     return this.patch(name, version, input, () => (input.contentType !== undefined ? { contentType: input.contentType } : {}));
   }
+
+  /** Soft delete; a certificate's secret goes only with its certificate (`managed`). */
+  override async delete(name: string, managed = false): Promise<SecretRecord> {
+    if (!managed && (await this.record(name)).managed) throw managedRefusal('delete');
+    return super.delete(name);
+  }
 }
+
+/** Azure's answer to a direct write of a certificate's secret. */
+const managedRefusal = (operation: string) =>
+  forbidden(`Operation "${operation}" is not allowed as this object's lifetime is managed by Key Vault.`, 'SecretManagedByKeyVault');
 
 /** Azure refuses to serve a disabled secret, or one outside its nbf/exp window, with 403. */
 function assertUsable(record: SecretRecord, operation: string): void {
@@ -89,6 +120,7 @@ function toRecord(row: VersionRow): SecretRecord {
     name: row.name,
     version: row.version,
     contentType: row.contentType,
+    managed: row.managed,
     tags: row.tags ? (JSON.parse(row.tags) as Record<string, string>) : null,
     enabled: row.enabled,
     nbf: row.nbf,

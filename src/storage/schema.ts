@@ -60,6 +60,8 @@ export const secretVersions = versionTable('secret_versions', secrets, {
     .notNull()
     .references(() => dataKeys.id),
   contentType: text('content_type'),
+  // A certificate's secret (src/objects/certificates/): written only through the certificate.
+  managed: integer('managed', { mode: 'boolean' }).notNull().default(false),
 });
 
 export const applications = sqliteTable('applications', {
@@ -209,6 +211,8 @@ export const keyVersions = versionTable('key_versions', keys, {
   dataKeyId: text('data_key_id').references(() => dataKeys.id),
   hsmHandle: text('hsm_handle'),
   keyOps: text('key_ops').notNull(),
+  // A certificate's key (src/objects/certificates/): written only through the certificate.
+  managed: integer('managed', { mode: 'boolean' }).notNull().default(false),
 });
 
 // Event Grid events the vault emits (Microsoft.KeyVault.KeyNewVersionCreated, KeyNearExpiry),
@@ -479,4 +483,99 @@ export const acmeChallenges = sqliteTable(
     expiresAt: integer('expires_at').notNull(),
   },
   (t) => [index('acme_challenges_expiry').on(t.expiresAt)],
+);
+
+// Certificates (src/objects/certificates/): one head per name, one row per issued version. A
+// version's key and secret are the key and secret of the same name and version (managed), so
+// nothing secret is stored here: the certificate itself is public.
+export const certificates = headTable('certificates', () => vaults.id, {});
+
+export const certificateVersions = versionTable('certificate_versions', certificates, {
+  // base64 DER of the leaf, base64url SHA-1 thumbprint
+  cer: text('cer').notNull(),
+  x5t: text('x5t').notNull(),
+  // The policy's secret content type when this version was made.
+  contentType: text('content_type').notNull(),
+  // Certificates carry no sealed payload; the engine's column stays null.
+  dataKeyId: text('data_key_id').references(() => dataKeys.id),
+  // The issuer, whether self-signed, and the key's type and size or curve (compliance, renewal).
+  issuerName: text('issuer_name').notNull(),
+  selfSigned: integer('self_signed', { mode: 'boolean' }).notNull(),
+  kty: text('kty').notNull(),
+  keySize: integer('key_size'),
+  crv: text('crv'),
+});
+
+// A certificate's policy, kept apart from its versions: it exists before the first version (a
+// pending create) and every version is made from it. Removed with the vault; purged with the name.
+export const certificatePolicies = sqliteTable(
+  'certificate_policies',
+  {
+    vaultId: text('vault_id')
+      .notNull()
+      .references(() => vaults.id, { onDelete: 'cascade' }),
+    name: nocaseText('name').notNull(),
+    // JSON CertificatePolicy without id and attributes times.
+    policy: text('policy').notNull(),
+    enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+    created: integer('created').notNull(),
+    updated: integer('updated').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.vaultId, t.name] })],
+);
+
+// The pending (or last finished) create operation of a certificate: at most one per name.
+export const certificateOperations = sqliteTable(
+  'certificate_operations',
+  {
+    vaultId: text('vault_id')
+      .notNull()
+      .references(() => vaults.id, { onDelete: 'cascade' }),
+    name: nocaseText('name').notNull(),
+    // The version the operation makes: its key already exists under it.
+    version: text('version').notNull(),
+    issuerName: text('issuer_name').notNull(),
+    // inProgress | completed | cancelled | failed
+    status: text('status').notNull(),
+    statusDetails: text('status_details'),
+    // JSON {code, message} when failed
+    error: text('error'),
+    // base64 DER PKCS#10
+    csr: text('csr').notNull(),
+    cancellationRequested: integer('cancellation_requested', { mode: 'boolean' }).notNull().default(false),
+    requestId: text('request_id').notNull(),
+    created: integer('created').notNull(),
+    updated: integer('updated').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.vaultId, t.name] })],
+);
+
+// Certificate contacts of a vault (JSON [{email_address, name, phone}]).
+export const certificateContacts = sqliteTable('certificate_contacts', {
+  vaultId: text('vault_id')
+    .primaryKey()
+    .references(() => vaults.id, { onDelete: 'cascade' }),
+  contacts: text('contacts').notNull(),
+  updated: integer('updated').notNull(),
+});
+
+// Certificate issuers of a vault. The credentials' password is sealed like a secret value.
+export const certificateIssuers = sqliteTable(
+  'certificate_issuers',
+  {
+    vaultId: text('vault_id')
+      .notNull()
+      .references(() => vaults.id, { onDelete: 'cascade' }),
+    name: nocaseText('name').notNull(),
+    provider: text('provider').notNull(),
+    accountId: text('account_id'),
+    passwordCiphertext: text('password_ciphertext'),
+    dataKeyId: text('data_key_id').references(() => dataKeys.id),
+    // JSON OrganizationDetails {id, admin_details: [...]}
+    orgDetails: text('org_details'),
+    enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+    created: integer('created').notNull(),
+    updated: integer('updated').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.vaultId, t.name] })],
 );

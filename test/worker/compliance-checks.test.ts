@@ -124,6 +124,8 @@ describe('keys', () => {
   });
 });
 
+const CA_RSA = { selfSigned: false, kty: 'RSA', keySize: 2048 };
+
 describe('certificates', () => {
   it('are not applicable while vaults hold no certificates', () => {
     const out = certificatesCheck(snapshot(), NOW);
@@ -136,9 +138,9 @@ describe('certificates', () => {
     const out = certificatesCheck(
       snapshot({
         certificates: [
-          { vault: 'alpha', name: 'gone', notAfter: NOW - DAY, autoRenew: true },
-          { vault: 'alpha', name: 'soon', notAfter: NOW + 10 * DAY, autoRenew: false },
-          { vault: 'alpha', name: 'fine', notAfter: NOW + 60 * DAY, autoRenew: true },
+          { vault: 'alpha', name: 'gone', notAfter: NOW - DAY, autoRenew: true, ...CA_RSA },
+          { vault: 'alpha', name: 'soon', notAfter: NOW + 10 * DAY, autoRenew: false, ...CA_RSA },
+          { vault: 'alpha', name: 'fine', notAfter: NOW + 60 * DAY, autoRenew: true, ...CA_RSA },
         ],
       }),
       NOW,
@@ -150,6 +152,27 @@ describe('certificates', () => {
     ]);
     expect(out.notes.size).toBe(0);
     expect(out.examined.get('certificate-expiring')).toBe(3);
+  });
+
+  it('flag certificates with weak RSA keys and self-signed ones, not EC or CA-issued ones', () => {
+    const later = NOW + 300 * DAY;
+    const out = certificatesCheck(
+      snapshot({
+        certificates: [
+          { vault: 'alpha', name: 'weak', notAfter: later, autoRenew: true, selfSigned: false, kty: 'RSA', keySize: 1024 },
+          { vault: 'alpha', name: 'self', notAfter: later, autoRenew: true, selfSigned: true, kty: 'EC', keySize: null },
+          { vault: 'alpha', name: 'good', notAfter: later, autoRenew: true, selfSigned: false, kty: 'RSA-HSM', keySize: 3072 },
+        ],
+      }),
+      NOW,
+    );
+    expect(out.findings.map((f) => [f.check, f.title])).toEqual([
+      ['certificate-key-weak', 'Certificate weak in alpha has an RSA 1024-bit key'],
+      ['certificate-self-signed', 'Certificate self in alpha is self-signed'],
+    ]);
+    expect(out.findings[0]!.controls.map((c) => c.id)).toContain('3.7.1');
+    expect(out.examined.get('certificate-self-signed')).toBe(3);
+    expect(certificatesCheck(snapshot({ certificates: [] }), NOW).notes.get('certificate-self-signed')?.status).toBe('not_applicable');
   });
 });
 

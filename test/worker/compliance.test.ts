@@ -206,6 +206,8 @@ describe('a vault built to fail every check', () => {
       'secret-no-expiry': 'fail',
       'certificate-expiring': 'not_applicable',
       'certificate-no-auto-renew': 'not_applicable',
+      'certificate-key-weak': 'not_applicable',
+      'certificate-self-signed': 'not_applicable',
       'vault-purge-protection-disabled': 'fail',
       'vault-retention-short': 'fail',
       'privileged-principal': 'fail',

@@ -101,7 +101,7 @@ export type LatestChange = 'added' | 'restored' | 'updated';
 
 export interface ObjectKind<H extends HeadRow, V extends VersionRow, R extends VersionedRecord, B extends BackupRecord> {
   /** Names the kind in the ciphertext binding, in backups and in logs. */
-  kind: 'secret' | 'key';
+  kind: 'secret' | 'key' | 'certificate';
   tables: { head: HeadTable; versions: VersionTable };
   errors: KindErrors;
   toRecord(row: V): R;

@@ -1,0 +1,91 @@
+import type { CertificateRecord } from '../objects/certificates/kind';
+import type { OperationRecord, PolicyRecord } from '../objects/certificates/store';
+import type { Contact, IssuerRecord } from '../objects/certificates/settings';
+import type { VaultRecord } from '../core/vault';
+import { recoveryLevel } from './shapes';
+
+// Azure's shapes of the Certificates API (CertificateBundle, CertificateItem, CertificatePolicy,
+// CertificateOperation, Contacts, IssuerBundle), rendered from the vault's records.
+
+function attributes(vault: VaultRecord, r: CertificateRecord) {
+  return {
+    enabled: r.enabled,
+    ...(r.nbf != null ? { nbf: r.nbf } : {}),
+    ...(r.exp != null ? { exp: r.exp } : {}),
+    created: r.created,
+    updated: r.updated,
+    recoveryLevel: recoveryLevel(vault),
+    recoverableDays: vault.softDeleteRetentionDays,
+  };
+}
+
+function deletedFields(origin: string, r: CertificateRecord) {
+  return r.deletedAt != null ? { recoveryId: `${origin}/deletedcertificates/${r.name}`, deletedDate: r.deletedAt, scheduledPurgeDate: r.scheduledPurgeAt } : {};
+}
+
+export function policyBody(origin: string, p: PolicyRecord) {
+  const { attributes: a, ...policy } = p.policy;
+  return { id: `${origin}/certificates/${p.name}/policy`, ...policy, attributes: { enabled: a.enabled, created: p.created, updated: p.updated } };
+}
+
+/** CertificateBundle / DeletedCertificateBundle: kid and sid name the key and secret of the same version. */
+export function certificateBundle(origin: string, vault: VaultRecord, r: CertificateRecord, policy?: PolicyRecord) {
+  return {
+    id: `${origin}/certificates/${r.name}/${r.version}`,
+    kid: `${origin}/keys/${r.name}/${r.version}`,
+    sid: `${origin}/secrets/${r.name}/${r.version}`,
+    x5t: r.x5t,
+    cer: r.cer,
+    contentType: r.contentType,
+    attributes: attributes(vault, r),
+    ...(r.tags ? { tags: r.tags } : {}),
+    ...(policy ? { policy: policyBody(origin, policy) } : {}),
+    ...deletedFields(origin, r),
+  };
+}
+
+/** CertificateItem in lists; the latest-versions list names the certificate, not the version. */
+export function certificateItem(origin: string, vault: VaultRecord, r: CertificateRecord, withVersion: boolean) {
+  return {
+    id: withVersion ? `${origin}/certificates/${r.name}/${r.version}` : `${origin}/certificates/${r.name}`,
+    x5t: r.x5t,
+    attributes: attributes(vault, r),
+    ...(r.tags ? { tags: r.tags } : {}),
+    ...deletedFields(origin, r),
+  };
+}
+
+/** CertificateOperation: the target names the certificate once the operation completed. */
+export function operationBody(origin: string, op: OperationRecord) {
+  const issuer = op.policy.issuer;
+  return {
+    id: `${origin}/certificates/${op.name}/pending`,
+    issuer: { name: op.issuerName, ...(issuer.cty ? { cty: issuer.cty } : {}), ...(issuer.cert_transparency != null ? { cert_transparency: issuer.cert_transparency } : {}) },
+    csr: op.csr,
+    cancellation_requested: op.cancellationRequested,
+    status: op.status,
+    status_details: op.statusDetails,
+    ...(op.error ? { error: op.error } : {}),
+    ...(op.status === 'completed' ? { target: `${origin}/certificates/${op.name}` } : {}),
+    request_id: op.requestId,
+  };
+}
+
+export function contactsBody(origin: string, contacts: Contact[]) {
+  return { id: `${origin}/certificates/contacts`, contacts };
+}
+
+/** IssuerBundle: never the credentials' password. */
+export function issuerBundle(origin: string, r: IssuerRecord) {
+  return {
+    id: `${origin}/certificates/issuers/${r.name}`,
+    provider: r.provider,
+    ...(r.accountId != null ? { credentials: { account_id: r.accountId } } : {}),
+    ...(r.orgDetails ? { org_details: r.orgDetails } : {}),
+    attributes: { enabled: r.enabled, created: r.created, updated: r.updated },
+  };
+}
+
+export function issuerItem(origin: string, r: IssuerRecord) {
+  return { id: `${origin}/certificates/issuers/${r.name}`, provider: r.provider };
+}

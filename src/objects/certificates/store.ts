@@ -1,0 +1,537 @@
+import { and, eq } from 'drizzle-orm';
+import { now } from '../../core/clock';
+import { fromUtf8, newVersionId, utf8 } from '../../core/encoding';
+import { badParameter, conflict, notFound, VaultError } from '../../core/errors';
+import { assertObjectName } from '../../core/validation';
+import type { VaultRecord } from '../../core/vault';
+import type { BridgeClient } from '../../crypto/bridge-client';
+import type { DataKeyManager } from '../../crypto/data-keys';
+import * as software from '../../crypto/keys';
+import type { PublicJwk } from '../../crypto/keys';
+import type { Database } from '../../storage/db';
+import { certificateOperations, certificatePolicies } from '../../storage/schema';
+import { corruptBackup, openBackup, sealBackup } from '../backup';
+import { VersionedStore } from '../engine/store';
+import { KeyStore, type KeySpec, type NewMaterial } from '../keys';
+import { SecretStore } from '../secrets';
+import { fromBase64, toBase64 } from './der';
+import { builtInIssuer, issuerForProvider } from './issuers';
+import type { CertificateIssuer, IssueContext } from './issuers/contract';
+import { jwkOfPkcs8, jwkOfSpki, pkcs8Of, signingAlgorithm, spkiOf } from './key-formats';
+import { certificateKind, type CertificateRecord, type HeadRow, type VersionRow } from './kind';
+import { readPem, writePem } from './pem';
+import { readPfx, writePfx } from './pkcs12';
+import {
+  keyOpsOf,
+  keySpecOf,
+  PEM,
+  resolvePolicy,
+  type CreateCertificateInput,
+  type ImportCertificateInput,
+  type MergeCertificateInput,
+  type Policy,
+  type PolicyInput,
+  type UpdateCertificateInput,
+} from './policy';
+import { CertificateSettings } from './settings';
+import { addMonths, certificationRequest, readCertificate, type CertificateInfo, type Signer } from './x509';
+
+// The Certificates API of one vault. A certificate version is three objects of one name and one
+// version id, as on Azure: the key (managed, in the keys store: software, or in the HSM for -HSM
+// and non-exportable policies), the secret (managed: PFX or PEM, with the key when exportable) and
+// the certificate row itself. Create makes the key and a CSR and hands the CSR to the issuer; an
+// issued chain completes the version (secret, then certificate). Delete, recover and purge move
+// the three together; backup carries the three.
+
+export interface OperationRecord {
+  name: string;
+  version: string;
+  issuerName: string;
+  status: 'inProgress' | 'completed' | 'cancelled' | 'failed';
+  statusDetails: string | null;
+  error: { code: string; message: string } | null;
+  csr: string;
+  cancellationRequested: boolean;
+  requestId: string;
+  policy: Policy;
+}
+
+export interface PolicyRecord {
+  name: string;
+  policy: Policy;
+  created: number;
+  updated: number;
+}
+
+type OperationRow = typeof certificateOperations.$inferSelect;
+
+const IN_PROGRESS_DETAILS =
+  'Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later.';
+const pendingNotFound = (name: string) => notFound('PendingCertificateNotFound', `Pending certificate not found: ${name}`);
+const mismatch = () => badParameter("Public key from x509 certificate and key of this instance doesn't match");
+
+/** What the backup of a certificate carries: the three objects' own backups and the policy. */
+interface CertificateBackup {
+  kind: 'certificate-bundle';
+  certificate: string;
+  key: string;
+  secret: string | null;
+  policy: Policy;
+}
+
+export class CertificateStore extends VersionedStore<HeadRow, VersionRow, CertificateRecord, CertificateRecord> {
+  readonly keyStore: KeyStore;
+  readonly secretStore: SecretStore;
+  readonly settings: CertificateSettings;
+
+  constructor(
+    db: Database,
+    dataKeys: DataKeyManager,
+    private readonly bridge: BridgeClient,
+    vault: VaultRecord,
+  ) {
+    super(db, dataKeys, vault, certificateKind);
+    this.keyStore = new KeyStore(db, dataKeys, bridge, vault);
+    this.secretStore = new SecretStore(db, dataKeys, vault);
+    this.settings = new CertificateSettings(db, dataKeys, vault);
+  }
+
+  // --- policy ---------------------------------------------------------------------------------
+
+  async policy(name: string): Promise<PolicyRecord> {
+    assertObjectName(name, 'certificate');
+    const row = await this.db
+      .select()
+      .from(certificatePolicies)
+      .where(and(eq(certificatePolicies.vaultId, this.vault.id), eq(certificatePolicies.name, name)))
+      .get();
+    if (!row) throw this.notFound(name);
+    return { name: row.name, policy: JSON.parse(row.policy) as Policy, created: row.created, updated: row.updated };
+  }
+
+  /** PATCH /certificates/{name}/policy: the given sections over the stored policy. */
+  async updatePolicy(name: string, input: PolicyInput): Promise<PolicyRecord> {
+    const current = await this.policy(name);
+    if ((await this.head(name))?.deletedAt != null) throw this.notFound(name);
+    return this.storePolicy(current.name, resolvePolicy(input, current.policy));
+  }
+
+  private async storePolicy(name: string, policy: Policy): Promise<PolicyRecord> {
+    const t = now();
+    const value = JSON.stringify(policy);
+    const [row] = await this.db
+      .insert(certificatePolicies)
+      .values({ vaultId: this.vault.id, name, policy: value, enabled: policy.attributes.enabled, created: t, updated: t })
+      .onConflictDoUpdate({
+        target: [certificatePolicies.vaultId, certificatePolicies.name],
+        set: { policy: value, enabled: policy.attributes.enabled, updated: t },
+      })
+      .returning();
+    return { name: row!.name, policy, created: row!.created, updated: row!.updated };
+  }
+
+  private async storedPolicy(name: string): Promise<Policy | undefined> {
+    try {
+      return (await this.policy(name)).policy;
+    } catch (err) {
+      if (err instanceof VaultError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  // --- create, pending operation, merge ----------------------------------------------------------
+
+  /** POST /certificates/{name}/create: a new version per the given (or stored) policy. */
+  async create(name: string, input: CreateCertificateInput): Promise<OperationRecord> {
+    assertObjectName(name, 'certificate');
+    await this.assertWritable(name);
+    const pending = await this.operationRow(name);
+    if (pending?.status === 'inProgress') throw conflict(`Certificate ${name} has a pending operation; complete, cancel or delete it first.`);
+    const stored = await this.storedPolicy(name);
+    const policy = resolvePolicy(input.policy, input.policy ? undefined : stored);
+    const issuerName = policy.issuer.name;
+    const issuer = await this.issuerModule(issuerName);
+    const spec = keySpecOf(policy);
+    const version = newVersionId();
+    const t = now();
+    const made = await this.makeKey(name, version, spec, policy, input, t);
+    const signer = await this.signer(made.publicJwk!, made);
+    const csr = await certificationRequest(policy.x509_props, signer);
+    await this.storePolicy(name, policy);
+    const requestId = newVersionId();
+    await this.writeOperation({
+      vaultId: this.vault.id,
+      name,
+      version,
+      issuerName,
+      status: 'inProgress',
+      statusDetails: IN_PROGRESS_DETAILS,
+      error: null,
+      csr: toBase64(csr),
+      cancellationRequested: false,
+      requestId,
+      created: t,
+      updated: t,
+    });
+    const ctx: IssueContext = { vault: this.vault, name, version, now: t, signer, issuer: builtInIssuer(issuerName) ? null : ((await this.settings.issuerConfig(issuerName)) ?? null) };
+    let chain: Uint8Array[] | null;
+    try {
+      chain = await issuer.issue(csr, policy, ctx);
+    } catch (err) {
+      const error = err instanceof VaultError ? { code: err.code, message: err.message } : { code: 'IssuerError', message: 'The issuer failed to issue the certificate.' };
+      await this.finishOperation(name, 'failed', error);
+      return this.operation(name);
+    }
+    if (chain) {
+      await this.complete(name, version, chain, made, policy, input);
+      await this.finishOperation(name, 'completed');
+    }
+    return this.operation(name);
+  }
+
+  async operation(name: string): Promise<OperationRecord> {
+    const row = await this.operationRow(name);
+    if (!row) throw pendingNotFound(name);
+    const policy = (await this.storedPolicy(row.name)) ?? resolvePolicy({ issuer: { name: row.issuerName }, x509_props: { subject: 'CN=unknown' } });
+    return toOperation(row, policy);
+  }
+
+  /** PATCH …/pending {cancellation_requested}: an operation still in progress is cancelled. */
+  async cancel(name: string, requested: boolean): Promise<OperationRecord> {
+    const row = await this.operationRow(name);
+    if (!row) throw pendingNotFound(name);
+    if (requested && row.status === 'inProgress') {
+      await this.db
+        .update(certificateOperations)
+        .set({ cancellationRequested: true, status: 'cancelled', statusDetails: 'The certificate operation was cancelled.', updated: now() })
+        .where(this.operationIs(name));
+    }
+    return this.operation(name);
+  }
+
+  /** DELETE …/pending: the operation is removed (a pending certificate is never completed). */
+  async deleteOperation(name: string): Promise<OperationRecord> {
+    const op = await this.operation(name);
+    await this.db.delete(certificateOperations).where(this.operationIs(name));
+    return op;
+  }
+
+  /** POST …/pending/merge: the chain a CA issued for the pending CSR completes the version. */
+  async merge(name: string, input: MergeCertificateInput): Promise<CertificateRecord> {
+    const row = await this.operationRow(name);
+    if (!row || row.status !== 'inProgress') throw pendingNotFound(name);
+    const chain = input.x5c.map((c) => fromBase64(c, 'x5c certificate'));
+    const leaf = await readCertificate(chain[0]!);
+    const material = await this.keyStore.material(row.name, row.version, true);
+    if (!(await sameKey(leaf.spki, material.record.publicJwk!))) throw mismatch();
+    const policy = (await this.storedPolicy(row.name))!;
+    const made: NewMaterial = { publicJwk: material.record.publicJwk, privateJwk: material.privateJwk, hsmHandle: material.hsmHandle };
+    const record = await this.complete(row.name, row.version, chain, made, policy, input, leaf);
+    await this.finishOperation(row.name, 'completed');
+    return record;
+  }
+
+  // --- import ------------------------------------------------------------------------------------
+
+  /** POST /certificates/{name}/import: a PFX (base64, with or without password) or PEM with its key. */
+  async import(name: string, input: ImportCertificateInput): Promise<CertificateRecord> {
+    assertObjectName(name, 'certificate');
+    await this.assertWritable(name);
+    const stored = await this.storedPolicy(name);
+    const pem = input.value.includes('-----BEGIN');
+    const contentType = input.policy?.secret_props?.contentType ?? (pem ? PEM : undefined);
+    const parsed = pem ? readPem(input.value) : await readPfx(fromBase64(input.value, 'PFX content'), input.pwd ?? '');
+    if (!parsed.pkcs8) throw badParameter('The certificate content has no private key: import needs the certificate with its private key.');
+    const key = await jwkOfPkcs8(parsed.pkcs8);
+    // The leaf is the certificate of the key; the rest of the chain follows it.
+    const infos = await Promise.all(parsed.certs.map((c) => readCertificate(c)));
+    const leafIndex = (await Promise.all(infos.map((i) => sameKey(i.spki, key.publicJwk)))).indexOf(true);
+    if (leafIndex < 0) throw badParameter('The private key does not match the public key of any certificate in the content.');
+    const leaf = infos[leafIndex]!;
+    const chain = [leaf.der, ...parsed.certs.filter((_, i) => i !== leafIndex)];
+    const policy = importedPolicy(input.policy, stored, leaf, key.publicJwk, contentType);
+    const spec = keySpecOf(policy);
+    const version = newVersionId();
+    const fields = { keyOps: keyOpsOf(policy), tags: input.tags, enabled: input.attributes?.enabled ?? true, nbf: leaf.notBefore, exp: leaf.notAfter };
+    let made: NewMaterial | undefined;
+    await this.keyStore.addVersion(
+      name,
+      spec,
+      async (id) => {
+        if (!spec.kind.endsWith('-HSM')) return (made = { publicJwk: key.publicJwk, privateJwk: key.privateJwk });
+        const imported = await this.bridge.importKey(id, key.privateJwk as unknown as Record<string, string>);
+        return (made = { publicJwk: imported.publicJwk as PublicJwk, hsmHandle: imported.handle });
+      },
+      fields,
+      { version, managed: true },
+    );
+    // The secret keeps the key only when the policy lets it leave.
+    const secretMaterial: NewMaterial = { ...made!, privateJwk: key.privateJwk };
+    await this.storePolicy(name, policy);
+    return this.complete(name, version, chain, secretMaterial, policy, input, leaf);
+  }
+
+  // --- reads and updates ---------------------------------------------------------------------------
+
+  get(name: string, version?: string): Promise<CertificateRecord> {
+    return this.record(name, version);
+  }
+
+  /** PATCH /certificates/{name}/{version}: attributes and tags (enabled follows to key and secret), and the policy. */
+  async update(name: string, version: string | undefined, input: UpdateCertificateInput): Promise<CertificateRecord> {
+    const updated = await this.patch(name, version, { tags: input.tags, attributes: input.attributes ? { enabled: input.attributes.enabled } : undefined });
+    const enabled = input.attributes?.enabled;
+    if (enabled != null) {
+      const change = { attributes: { enabled } };
+      await ignoreMissing(this.keyStore.update(updated.name, updated.version, change, true));
+      await ignoreMissing(this.secretStore.update(updated.name, updated.version, change, true));
+    }
+    if (input.policy) await this.updatePolicy(updated.name, input.policy);
+    return updated;
+  }
+
+  // --- lifecycle of the three objects --------------------------------------------------------------
+
+  override async delete(name: string): Promise<CertificateRecord> {
+    const deleted = await super.delete(name);
+    await ignoreMissing(this.keyStore.delete(deleted.name, true));
+    await ignoreMissing(this.secretStore.delete(deleted.name, true));
+    await this.db.delete(certificateOperations).where(this.operationIs(deleted.name));
+    return deleted;
+  }
+
+  override async recover(name: string): Promise<CertificateRecord> {
+    const recovered = await super.recover(name);
+    await ignoreMissing(this.keyStore.recover(recovered.name));
+    await ignoreMissing(this.secretStore.recover(recovered.name));
+    return recovered;
+  }
+
+  override async purge(name: string): Promise<void> {
+    const head = await this.head(name);
+    await super.purge(name);
+    const stored = head?.name ?? name;
+    await ignoreMissing(this.keyStore.purge(stored));
+    await ignoreMissing(this.secretStore.purge(stored));
+    await this.db.delete(certificatePolicies).where(and(eq(certificatePolicies.vaultId, this.vault.id), eq(certificatePolicies.name, stored)));
+  }
+
+  override async backup(name: string): Promise<string> {
+    const certificate = await super.backup(name);
+    const head = (await this.head(name))!;
+    const payload: CertificateBackup = {
+      kind: 'certificate-bundle',
+      certificate,
+      key: await this.keyStore.backup(head.name),
+      secret: (await this.secretStore.head(head.name)) ? await this.secretStore.backup(head.name) : null,
+      policy: (await this.policy(head.name)).policy,
+    };
+    return sealBackup(this.keys, 'certificate', utf8(JSON.stringify(payload)));
+  }
+
+  override async restore(blob: string): Promise<CertificateRecord> {
+    let payload: CertificateBackup;
+    try {
+      payload = JSON.parse(fromUtf8(await openBackup(this.keys, 'certificate', blob))) as CertificateBackup;
+    } catch (err) {
+      if (err instanceof VaultError) throw err;
+      throw corruptBackup();
+    }
+    if (payload?.kind !== 'certificate-bundle' || typeof payload.certificate !== 'string' || typeof payload.key !== 'string') throw corruptBackup();
+    // The certificate first: it refuses a name in use before anything is written.
+    const restored = await super.restore(payload.certificate);
+    await this.keyStore.restore(payload.key);
+    if (payload.secret) await this.secretStore.restore(payload.secret);
+    await this.storePolicy(restored.name, payload.policy);
+    return restored;
+  }
+
+  // --- internals -------------------------------------------------------------------------------------
+
+  /** The key of a new version: generated (or, with reuse_key, the latest software key again). */
+  private async makeKey(name: string, version: string, spec: KeySpec, policy: Policy, input: CreateCertificateInput, t: number): Promise<NewMaterial> {
+    let made: NewMaterial | undefined;
+    const generate = this.keyStore.generator(spec);
+    const previous = policy.key_props.reuse_key ? await this.reusableKey(name, spec) : undefined;
+    const self = policy.issuer.name.toLowerCase() === 'self';
+    await this.keyStore.addVersion(
+      name,
+      spec,
+      async (id) => (made = previous ?? (await generate(id))),
+      {
+        keyOps: keyOpsOf(policy),
+        tags: input.tags,
+        enabled: input.attributes?.enabled ?? true,
+        // A self-signed certificate's validity is known now; the key shares it.
+        ...(self ? { nbf: t, exp: addMonths(t, policy.x509_props.validity_months) } : {}),
+      },
+      { version, managed: true },
+    );
+    return made!;
+  }
+
+  /** reuse_key: the latest version's software key (an HSM key is never shared between versions). */
+  private async reusableKey(name: string, spec: KeySpec): Promise<NewMaterial | undefined> {
+    if (spec.kind.endsWith('-HSM')) return undefined;
+    try {
+      const latest = await this.keyStore.material(name, undefined, true);
+      if (latest.record.kind !== spec.kind || !latest.privateJwk) return undefined;
+      return { publicJwk: latest.record.publicJwk, privateJwk: latest.privateJwk };
+    } catch (err) {
+      if (err instanceof VaultError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Signs with the certificate's key: in the Worker, or in the HSM through the bridge. */
+  private async signer(publicJwk: PublicJwk, made: NewMaterial): Promise<Signer> {
+    const alg = signingAlgorithm(publicJwk);
+    const spki = await spkiOf(publicJwk);
+    const sign = made.hsmHandle
+      ? (digest: Uint8Array) => this.bridge.sign(made.hsmHandle!, alg, digest)
+      : (digest: Uint8Array) => software.sign(made.privateJwk!, alg, digest);
+    return { alg, spki, sign };
+  }
+
+  /** Stores the secret (PFX or PEM, with the key when exportable) and the certificate version. */
+  private async complete(
+    name: string,
+    version: string,
+    chain: Uint8Array[],
+    made: NewMaterial,
+    policy: Policy,
+    input: { attributes?: { enabled?: boolean | null } | null; tags?: Record<string, string> | null },
+    known?: CertificateInfo,
+  ): Promise<CertificateRecord> {
+    const leaf = known ?? (await readCertificate(chain[0]!));
+    const exportable = policy.key_props.exportable && !policy.key_props.kty.endsWith('-HSM') && made.privateJwk !== undefined;
+    const pkcs8 = exportable ? await pkcs8Of(made.privateJwk!) : null;
+    const contentType = policy.secret_props.contentType;
+    const value = contentType === PEM ? writePem(chain, pkcs8) : toBase64(await writePfx(chain, pkcs8));
+    const enabled = input.attributes?.enabled ?? true;
+    const attributes = { enabled, nbf: leaf.notBefore, exp: leaf.notAfter };
+    await this.secretStore.setManaged(name, version, { value, contentType, attributes, tags: input.tags });
+    const spec = keySpecOf(policy);
+    return this.add(
+      name,
+      { tags: input.tags, attributes },
+      async () => ({
+        row: {
+          cer: toBase64(leaf.der),
+          x5t: leaf.x5t,
+          contentType,
+          dataKeyId: null,
+          issuerName: policy.issuer.name,
+          selfSigned: leaf.selfIssued,
+          kty: spec.kind,
+          keySize: spec.size ?? null,
+          crv: spec.crv ?? null,
+        },
+      }),
+      { version },
+    );
+  }
+
+  private async issuerModule(issuerName: string): Promise<CertificateIssuer> {
+    const builtIn = builtInIssuer(issuerName);
+    if (builtIn) return builtIn;
+    const configured = await this.settings.issuerConfig(issuerName);
+    if (!configured) throw badParameter(`Issuer not found: ${issuerName}. Use Self, Unknown, or configure the issuer first (PUT /certificates/issuers/${issuerName}).`);
+    return issuerForProvider(configured.provider, configured.name);
+  }
+
+  /** A deleted certificate's name cannot be reused until it is recovered or purged. */
+  private async assertWritable(name: string): Promise<void> {
+    const head = await this.head(name);
+    if (head?.deletedAt != null) throw certificateKind.errors.deletedConflict(name);
+  }
+
+  private notFound(name: string) {
+    return certificateKind.errors.notFound(name);
+  }
+
+  private operationIs(name: string) {
+    return and(eq(certificateOperations.vaultId, this.vault.id), eq(certificateOperations.name, name));
+  }
+
+  private operationRow(name: string): Promise<OperationRow | undefined> {
+    assertObjectName(name, 'certificate');
+    return this.db.select().from(certificateOperations).where(this.operationIs(name)).get();
+  }
+
+  private async writeOperation(row: OperationRow): Promise<void> {
+    await this.db
+      .insert(certificateOperations)
+      .values(row)
+      .onConflictDoUpdate({ target: [certificateOperations.vaultId, certificateOperations.name], set: { ...row, name: undefined } as never });
+  }
+
+  private async finishOperation(name: string, status: 'completed' | 'failed', error?: { code: string; message: string }): Promise<void> {
+    await this.db
+      .update(certificateOperations)
+      .set({ status, statusDetails: null, error: error ? JSON.stringify(error) : null, updated: now() })
+      .where(this.operationIs(name));
+  }
+}
+
+/** Whether a certificate's SubjectPublicKeyInfo is the public half of `jwk`. */
+async function sameKey(spki: Uint8Array, jwk: PublicJwk): Promise<boolean> {
+  try {
+    const other = await jwkOfSpki(spki);
+    if (jwk.kty.startsWith('RSA')) return other.kty === 'RSA' && other.n === jwk.n && other.e === jwk.e;
+    return other.kty === 'EC' && other.crv === jwk.crv && other.x === jwk.x && other.y === jwk.y;
+  } catch {
+    return false;
+  }
+}
+
+/** The policy of an imported certificate: the request's, with what the certificate and key say. */
+function importedPolicy(input: PolicyInput | null | undefined, stored: Policy | undefined, leaf: CertificateInfo, key: PublicJwk, contentType?: string): Policy {
+  const rsa = key.kty === 'RSA';
+  const base = resolvePolicy(input, stored, true);
+  const months = Math.max(1, Math.round((leaf.notAfter - leaf.notBefore) / (30.44 * 86400)));
+  const hsm = base.key_props.kty.endsWith('-HSM');
+  return {
+    ...base,
+    key_props: {
+      exportable: base.key_props.exportable,
+      kty: `${rsa ? 'RSA' : 'EC'}${hsm ? '-HSM' : ''}` as Policy['key_props']['kty'],
+      ...(rsa ? { key_size: software.rsaKeySize(key) } : { crv: key.crv as Policy['key_props']['crv'] }),
+      reuse_key: base.key_props.reuse_key,
+    },
+    secret_props: { contentType: contentType ?? base.secret_props.contentType },
+    x509_props: {
+      subject: leaf.subject,
+      ...(Object.keys(leaf.sans).length ? { sans: leaf.sans } : {}),
+      ekus: leaf.ekus,
+      key_usage: leaf.keyUsage,
+      validity_months: months,
+    },
+    issuer: { ...base.issuer, name: input?.issuer?.name ?? stored?.issuer.name ?? 'Unknown' },
+  };
+}
+
+function toOperation(row: OperationRow, policy: Policy): OperationRecord {
+  return {
+    name: row.name,
+    version: row.version,
+    issuerName: row.issuerName,
+    status: row.status as OperationRecord['status'],
+    statusDetails: row.statusDetails,
+    error: row.error ? (JSON.parse(row.error) as { code: string; message: string }) : null,
+    csr: row.csr,
+    cancellationRequested: row.cancellationRequested,
+    requestId: row.requestId,
+    policy,
+  };
+}
+
+/** A 404 of a key or secret that a pending or imported certificate does not have is no error here. */
+async function ignoreMissing<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof VaultError && err.status === 404) return undefined;
+    throw err;
+  }
+}
