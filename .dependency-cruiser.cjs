@@ -90,8 +90,7 @@ for (const from of folders) {
   const upward = folders.filter(
     (to) =>
       to !== from &&
-      (layerOf[to] > layerOf[from] ||
-        (layerOf[to] === layerOf[from] && !SAME_LAYER.some(([a, b]) => a === from && b === to))),
+      (layerOf[to] > layerOf[from] || (layerOf[to] === layerOf[from] && !SAME_LAYER.some(([a, b]) => a === from && b === to))),
   );
   if (upward.length === 0) continue;
   forbidden.push({

@@ -46,7 +46,11 @@ export default defineConfig({
         test: {
           name: 'worker',
           include: ['test/worker/**/*.test.ts'],
-          globalSetup: ['test/support/bridge-global-setup.ts', 'test/support/oidc-issuer-global-setup.ts', 'test/support/webhook-receiver-global-setup.ts'],
+          globalSetup: [
+            'test/support/bridge-global-setup.ts',
+            'test/support/oidc-issuer-global-setup.ts',
+            'test/support/webhook-receiver-global-setup.ts',
+          ],
           setupFiles: ['test/worker/setup.ts'],
         },
       },

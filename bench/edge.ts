@@ -81,7 +81,9 @@ async function cycle(cycles: number, routes: Route[]): Promise<Array<Array<RunRe
       const r = await routes[k]!.run();
       out[k]!.push(r);
       const cpu = r.cpuSeconds === undefined ? '' : `  workerd CPU ${((r.cpuSeconds * 1000) / r.count).toFixed(3)} ms/req`;
-      log(`  ${routes[k]!.label.padEnd(28)} ${r.opsPerSecond.toFixed(0).padStart(6)}/s  p50 ${percentile(r.latenciesMs, 50).toFixed(2)} ms${cpu}`);
+      log(
+        `  ${routes[k]!.label.padEnd(28)} ${r.opsPerSecond.toFixed(0).padStart(6)}/s  p50 ${percentile(r.latenciesMs, 50).toFixed(2)} ms${cpu}`,
+      );
     }
   }
   return out;
@@ -91,7 +93,13 @@ function figures(runs: RunResult[]) {
   const count = runs.reduce((n, r) => n + r.count, 0);
   const wallMs = runs.reduce((n, r) => n + r.wallMs, 0);
   const all = pooled(runs);
-  return { requests: count, perSecond: round((count * 1000) / wallMs, 1), p50Ms: round(percentile(all, 50), 2), p99Ms: round(percentile(all, 99), 2), rounds: runs.map((r) => round(r.opsPerSecond, 1)) };
+  return {
+    requests: count,
+    perSecond: round((count * 1000) / wallMs, 1),
+    p50Ms: round(percentile(all, 50), 2),
+    p99Ms: round(percentile(all, 99), 2),
+    rounds: runs.map((r) => round(r.opsPerSecond, 1)),
+  };
 }
 
 const ratios = (a: RunResult[], b: RunResult[]) => a.map((r, i) => r.opsPerSecond / b[i]!.opsPerSecond);
@@ -158,12 +166,16 @@ export async function runEdge(): Promise<void> {
     const helloProcess = hello;
     const secretPath = `/secrets/${CONFIG.secretName}/?api-version=${CONFIG.apiVersion}`;
     const helloUrl = new URL(`https://${new URL(credentials.vaultUrl).hostname}:${helloPort}${secretPath}`);
-    await waitUntil('hello Worker', async () => (await httpsRequest(helloUrl.href, { ca: caPem, timeoutMs: 5000 })).status === 200, {
-      timeoutMs: 120_000,
-      intervalMs: 500,
-      describe: () => helloProcess.output(),
-      abort: helloProcess.exited.then(String),
-    });
+    await waitUntil(
+      'hello Worker',
+      async () => (await httpsRequest(helloUrl.href, { ca: caPem, timeoutMs: 5000 })).status === 200,
+      {
+        timeoutMs: 120_000,
+        intervalMs: 500,
+        describe: () => helloProcess.output(),
+        abort: helloProcess.exited.then(String),
+      },
+    );
     log(`hello-world Worker: https://…:${helloPort}`);
 
     // Same URL path, headers and keep-alive agent settings for both: only the port differs.
@@ -172,11 +184,16 @@ export async function runEdge(): Promise<void> {
     const helloAgent = httpsAgent(caPem, C);
     agents.push(vaultAgent, helloAgent);
     let checked = false;
-    const getSecret: Operation = httpsOperation({ method: 'GET', url: new URL(`${credentials.vaultUrl}${secretPath}`), headers, expectStatus: 200 }, vaultAgent, caPem, (text) => {
-      if (checked) return;
-      checked = true;
-      if ((JSON.parse(text) as { value?: string }).value !== value) throw new Error('GET secret returned another value');
-    });
+    const getSecret: Operation = httpsOperation(
+      { method: 'GET', url: new URL(`${credentials.vaultUrl}${secretPath}`), headers, expectStatus: 200 },
+      vaultAgent,
+      caPem,
+      (text) => {
+        if (checked) return;
+        checked = true;
+        if ((JSON.parse(text) as { value?: string }).value !== value) throw new Error('GET secret returned another value');
+      },
+    );
     const helloGet: Operation = httpsOperation({ method: 'GET', url: helloUrl, headers, expectStatus: 200 }, helloAgent, caPem);
 
     /** A round with the workerd CPU of `root`'s tree over it and the tail after it. */
@@ -191,7 +208,9 @@ export async function runEdge(): Promise<void> {
     log(`warm-up: ${CONFIG.warmup} requests each`);
     await runFixed('warm-up GET', getSecret, CONFIG.warmup, C);
     await runFixed('warm-up hello', helloGet, CONFIG.warmup, C);
-    log(`GET vs hello-world: ${CONFIG.cycles} cycles of ${CONFIG.round}-request rounds, ${C} in flight; CPU over each round and ${CONFIG.cpuTailMs} ms after`);
+    log(
+      `GET vs hello-world: ${CONFIG.cycles} cycles of ${CONFIG.round}-request rounds, ${C} in flight; CPU over each round and ${CONFIG.cpuTailMs} ms after`,
+    );
     const [getRuns, helloRuns] = await cycle(CONFIG.cycles, [
       { label: 'secret GET (vault)', run: () => cpuRound('secret GET', getSecret, stack!.workerPid) },
       { label: 'hello-world GET', run: () => cpuRound('hello', helloGet, helloProcess.pid) },
@@ -210,10 +229,14 @@ export async function runEdge(): Promise<void> {
     const after = await stats.settle();
     const delta = windowDelta(before, after);
     // Every operation the bridge counted (GET /v1/status itself is not counted).
-    const bridgeOps = Object.values(bridgeAfter.ops).reduce((n, v) => n + v, 0) - Object.values(bridgeBefore.ops).reduce((n, v) => n + v, 0);
+    const bridgeOps =
+      Object.values(bridgeAfter.ops).reduce((n, v) => n + v, 0) - Object.values(bridgeBefore.ops).reduce((n, v) => n + v, 0);
     const hostedRpc = await rpcEntrypoint(REPO_DIR);
     if (!hostedRpc) log('RPC: not available (src/index.ts exports no RPC entrypoint): RPC figures skipped');
-    else log(`RPC: src/index.ts exports ${hostedRpc}, but this benchmark has no service-binding caller yet: RPC figures not measured`);
+    else
+      log(
+        `RPC: src/index.ts exports ${hostedRpc}, but this benchmark has no service-binding caller yet: RPC figures not measured`,
+      );
 
     // Unwrap: the Worker's client (coalescing) and one /v1/unwrap per key, against the token in process.
     const context = 'ekv-bench|unwrap';
@@ -222,12 +245,21 @@ export async function runEdge(): Promise<void> {
     const wrapped = await bridge.wrap(dataKey, contextBytes);
     const tokenInfo = await ensureSoftHsmToken({ dir: join(stateDir, 'softhsm'), label: HSM_TOKEN_LABEL });
     const poolSize = bridgeSessionPoolSize();
-    hsm = await openInProcessHsm({ confPath: tokenInfo.confPath, tokenLabel: HSM_TOKEN_LABEL, pin: tokenInfo.pin, sessionPoolSize: poolSize });
+    hsm = await openInProcessHsm({
+      confPath: tokenInfo.confPath,
+      tokenLabel: HSM_TOKEN_LABEL,
+      pin: tokenInfo.pin,
+      sessionPoolSize: poolSize,
+    });
     const blob = fromBase64Url(wrapped);
-    if (!Buffer.from(await hsm.unwrap(blob, contextBytes)).equals(dataKey)) throw new Error('in-process unwrap returned other bytes: not the same KEK');
-    const mod = (await import(/* @vite-ignore */ CLIENT_MODULE)) as { BridgeClient: new (url: string, secret: string) => WorkerBridgeClient };
+    if (!Buffer.from(await hsm.unwrap(blob, contextBytes)).equals(dataKey))
+      throw new Error('in-process unwrap returned other bytes: not the same KEK');
+    const mod = (await import(/* @vite-ignore */ CLIENT_MODULE)) as {
+      BridgeClient: new (url: string, secret: string) => WorkerBridgeClient;
+    };
     const workerClient = new mod.BridgeClient(stack.bridge.url, secrets.bridgeHmacSecret);
-    if (!Buffer.from(await workerClient.unwrap(wrapped, context)).equals(dataKey)) throw new Error('BridgeClient unwrap returned other bytes');
+    if (!Buffer.from(await workerClient.unwrap(wrapped, context)).equals(dataKey))
+      throw new Error('BridgeClient unwrap returned other bytes');
     const viaClient: Operation = async () => {
       await workerClient.unwrap(wrapped, context);
     };

@@ -78,7 +78,9 @@ class Receiver {
         return;
       }
       if (req.headers['aeg-event-type'] === 'SubscriptionValidation') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ validationResponse: events[0]?.data?.validationCode }));
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ validationResponse: events[0]?.data?.validationCode }));
         return;
       }
       res.writeHead(200).end();
@@ -114,7 +116,10 @@ class Receiver {
   async until(hookPrefix: string, expected: number): Promise<number> {
     const deadline = Date.now() + CONFIG.drainTimeoutMs;
     while (this.count(hookPrefix) < expected) {
-      if (Date.now() > deadline) throw new Error(`${hookPrefix}: ${this.count(hookPrefix)} of ${expected} events arrived within ${CONFIG.drainTimeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `${hookPrefix}: ${this.count(hookPrefix)} of ${expected} events arrived within ${CONFIG.drainTimeoutMs} ms`,
+        );
       await new Promise((r) => setTimeout(r, 20));
     }
     return Math.max(...this.arrivals.filter((a) => a.hook.startsWith(hookPrefix)).map((a) => a.at));
@@ -127,7 +132,15 @@ class Receiver {
 }
 
 /** A keep-alive HTTPS request through `agent`; rejects on an unexpected status. */
-function request(agent: https.Agent, ca: string, method: string, url: string, token: string, body: unknown, expect: number): Promise<string> {
+function request(
+  agent: https.Agent,
+  ca: string,
+  method: string,
+  url: string,
+  token: string,
+  body: unknown,
+  expect: number,
+): Promise<string> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -137,14 +150,19 @@ function request(agent: https.Agent, ca: string, method: string, url: string, to
         agent,
         ca,
         lookup: loopbackLookup,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) },
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(payload)),
+        },
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== expect) reject(new Error(`${method} ${new URL(url).pathname}: HTTP ${res.statusCode} ${text.slice(0, 200)}`));
+          if (res.statusCode !== expect)
+            reject(new Error(`${method} ${new URL(url).pathname}: HTTP ${res.statusCode} ${text.slice(0, 200)}`));
           else resolve(text);
         });
       },
@@ -203,7 +221,15 @@ async function main(): Promise<void> {
       if (res.status !== 201) throw new Error(`subscription ${hook}: HTTP ${res.status} ${res.text.slice(0, 200)}`);
     };
     const setSecret = (name: string) =>
-      request(agent!, caPem, 'PUT', `${credentials.vaultUrl}/secrets/${name}?api-version=${CONFIG.apiVersion}`, token, { value: 'bench' }, 200);
+      request(
+        agent!,
+        caPem,
+        'PUT',
+        `${credentials.vaultUrl}/secrets/${name}?api-version=${CONFIG.apiVersion}`,
+        token,
+        { value: 'bench' },
+        200,
+      );
 
     await subscribe('one', 'one-');
     for (let i = 0; i < 10; i++) await subscribe(`ten-${i}`, 'ten-');
@@ -250,17 +276,28 @@ async function main(): Promise<void> {
       latencies.push((await arrived) - t0);
     });
     const sample = receiver.arrivals.find((a) => a.hook === 'lat')!;
-    const body = JSON.stringify([{ id: crypto.randomUUID(), subject: 'direct', eventType: 'Microsoft.KeyVault.SecretNewVersionCreated', data: { ObjectName: sample.subject } }]);
+    const body = JSON.stringify([
+      {
+        id: crypto.randomUUID(),
+        subject: 'direct',
+        eventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
+        data: { ObjectName: sample.subject },
+      },
+    ]);
     log(`direct: ${CONFIG.directCalls} POSTs of an event to the receiver`);
     const direct: number[] = [];
     const plain = new http.Agent({ keepAlive: true, maxSockets: 1 });
     for (let i = 0; i < CONFIG.directCalls; i++) {
       const t0 = now();
       await new Promise<void>((resolve, reject) => {
-        const req = http.request(hookUrl('direct'), { method: 'POST', agent: plain, headers: { 'content-type': 'application/json' } }, (res) => {
-          res.resume();
-          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`direct: HTTP ${res.statusCode}`))));
-        });
+        const req = http.request(
+          hookUrl('direct'),
+          { method: 'POST', agent: plain, headers: { 'content-type': 'application/json' } },
+          (res) => {
+            res.resume();
+            res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`direct: HTTP ${res.statusCode}`))));
+          },
+        );
         req.on('error', reject);
         req.end(body);
       });

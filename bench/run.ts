@@ -162,14 +162,19 @@ async function cycle(cycles: number, routes: Route[], reloads: ReloadWatch, retr
         const before = reloads.count;
         const got = await route.run();
         if (reloads.count === before) r = got;
-        else if (attempt >= CONFIG.maxRetries) throw new Error(`${route.label}: the Worker was reloaded during ${attempt + 1} attempts; is something editing the source tree?`);
+        else if (attempt >= CONFIG.maxRetries)
+          throw new Error(
+            `${route.label}: the Worker was reloaded during ${attempt + 1} attempts; is something editing the source tree?`,
+          );
         else {
           retried.push(`${route.label} (cycle ${i + 1})`);
           log(`  ${route.label}: the Worker was reloaded during the round; running it again`);
         }
       }
       out[k]!.push(r);
-      const latency = r.latenciesMs.length ? `  p50 ${percentile(r.latenciesMs, 50).toFixed(2)} ms  p99 ${percentile(r.latenciesMs, 99).toFixed(2)} ms` : '  (timed as a whole)';
+      const latency = r.latenciesMs.length
+        ? `  p50 ${percentile(r.latenciesMs, 50).toFixed(2)} ms  p99 ${percentile(r.latenciesMs, 99).toFixed(2)} ms`
+        : '  (timed as a whole)';
       log(`  ${route.label.padEnd(24)} ${r.opsPerSecond.toFixed(0).padStart(6)}/s${latency}`);
     }
   }
@@ -286,7 +291,8 @@ async function main(): Promise<void> {
       agent,
       caPem,
       once((text) => {
-        if ((JSON.parse(text) as { error?: { code?: string } }).error?.code !== 'Unauthorized') throw new Error(`challenge: unexpected body ${text.slice(0, 200)}`);
+        if ((JSON.parse(text) as { error?: { code?: string } }).error?.code !== 'Unauthorized')
+          throw new Error(`challenge: unexpected body ${text.slice(0, 200)}`);
       }),
     );
     const floor: Operation = httpsOperation(
@@ -294,7 +300,8 @@ async function main(): Promise<void> {
       agent,
       caPem,
       once((text) => {
-        if (!/not served by this vault service/.test(text)) throw new Error(`floor: the 404 did not come from the Worker's host check: ${text.slice(0, 200)}`);
+        if (!/not served by this vault service/.test(text))
+          throw new Error(`floor: the 404 did not come from the Worker's host check: ${text.slice(0, 200)}`);
       }),
     );
     const warmUp = async (n: number) => {
@@ -323,14 +330,28 @@ async function main(): Promise<void> {
 
     // ---- 2 and 3. Counters around N warm reads, then around the challenge baseline.
     log(`counters: ${CONFIG.reads} warm GETs between settled readings (waits for the audit queue)`);
-    const reads = await counterWindow('warm reads', stats, reloads, retried, async () => {
-      const bridgeBefore = await bridge!.status();
-      const run = await runFixed('warm reads', getSecret, CONFIG.reads, C);
-      return { run, bridgeBefore, bridgeAfter: await bridge!.status() };
-    }, () => warmUp(200));
+    const reads = await counterWindow(
+      'warm reads',
+      stats,
+      reloads,
+      retried,
+      async () => {
+        const bridgeBefore = await bridge!.status();
+        const run = await runFixed('warm reads', getSecret, CONFIG.reads, C);
+        return { run, bridgeBefore, bridgeAfter: await bridge!.status() };
+      },
+      () => warmUp(200),
+    );
     const readDelta = windowDelta(reads.before, reads.after);
     log(`counters: ${CONFIG.baselineReads} challenge requests`);
-    const base = await counterWindow('challenge requests', stats, reloads, retried, () => runFixed('challenge reads', challenge, CONFIG.baselineReads, C), () => warmUp(200));
+    const base = await counterWindow(
+      'challenge requests',
+      stats,
+      reloads,
+      retried,
+      () => runFixed('challenge reads', challenge, CONFIG.baselineReads, C),
+      () => warmUp(200),
+    );
     const baseDelta = windowDelta(base.before, base.after);
     const bridgeOps = {
       wrap: reads.result.bridgeAfter.ops.wrap - reads.result.bridgeBefore.ops.wrap,
@@ -343,7 +364,12 @@ async function main(): Promise<void> {
     const wrapped = await bridge.wrap(dataKey, context);
     const tokenInfo = await ensureSoftHsmToken({ dir: join(stateDir, 'softhsm'), label: HSM_TOKEN_LABEL });
     const poolSize = bridgeSessionPoolSize();
-    hsm = await openInProcessHsm({ confPath: tokenInfo.confPath, tokenLabel: HSM_TOKEN_LABEL, pin: tokenInfo.pin, sessionPoolSize: poolSize });
+    hsm = await openInProcessHsm({
+      confPath: tokenInfo.confPath,
+      tokenLabel: HSM_TOKEN_LABEL,
+      pin: tokenInfo.pin,
+      sessionPoolSize: poolSize,
+    });
     const blob = fromBase64Url(wrapped);
     if (!Buffer.from(await hsm.unwrap(blob, context)).equals(dataKey)) {
       throw new Error('in-process unwrap of the bridge-wrapped key returned other bytes: not the same KEK');
@@ -425,11 +451,16 @@ async function main(): Promise<void> {
         directWarm = await direct(`warm-up ${spec.id} direct`, n);
       }
       const directRound = directRoundSize(apiWarm, directWarm, CONFIG.signRound, CONFIG.signDirectMinMs, CONFIG.signDirectMaxMs);
-      log(`sign ${alg}, ${kind}: ${CONFIG.signCycles} cycles of ${CONFIG.signRound} API requests and ${directRound} direct signatures, ${C} in flight`);
+      log(
+        `sign ${alg}, ${kind}: ${CONFIG.signCycles} cycles of ${CONFIG.signRound} API requests and ${directRound} direct signatures, ${C} in flight`,
+      );
       const [apiRuns, directRuns] = await cycle(
         CONFIG.signCycles,
         [
-          { label: `${alg} ${spec.hsm ? 'HSM' : 'sw'} via API`, run: () => runFixed(`${spec.id} api`, viaApi, CONFIG.signRound, C) },
+          {
+            label: `${alg} ${spec.hsm ? 'HSM' : 'sw'} via API`,
+            run: () => runFixed(`${spec.id} api`, viaApi, CONFIG.signRound, C),
+          },
           { label: `${alg} ${spec.hsm ? 'HSM' : 'sw'} direct`, run: () => direct(`${spec.id} direct`, directRound) },
         ],
         reloads,
@@ -462,26 +493,36 @@ async function main(): Promise<void> {
     auditConsumer = await WorkerdAuditConsumer.start(REPO_DIR);
     const layouts = [1, CONFIG.auditChains];
     await auditConsumer.run(Math.min(5, CONFIG.auditBatches), CONFIG.auditBatchSize, 1); // warm-up
-    log(`audit consumer: ${CONFIG.auditCycles} cycles of ${CONFIG.auditBatches} batches of ${CONFIG.auditBatchSize} per layout (1 and ${CONFIG.auditChains} chains)`);
+    log(
+      `audit consumer: ${CONFIG.auditCycles} cycles of ${CONFIG.auditBatches} batches of ${CONFIG.auditBatchSize} per layout (1 and ${CONFIG.auditChains} chains)`,
+    );
     const consumerRounds = layouts.map(() => [] as Array<{ perSecond: number; statements: number; batches: number }>);
     for (let i = 0; i < CONFIG.auditCycles; i++) {
       for (let j = 0; j < layouts.length; j++) {
         const k = (i + j) % layouts.length;
         const r = await auditConsumer.run(CONFIG.auditBatches, CONFIG.auditBatchSize, layouts[k]!);
         consumerRounds[k]!.push(r);
-        log(`  consumer, ${layouts[k]} chain(s)   ${r.perSecond.toFixed(0).padStart(6)} events/s  ${(r.statements / r.batches).toFixed(1)} statements/batch`);
+        log(
+          `  consumer, ${layouts[k]} chain(s)   ${r.perSecond.toFixed(0).padStart(6)} events/s  ${(r.statements / r.batches).toFixed(1)} statements/batch`,
+        );
       }
     }
     await auditConsumer.stop();
     auditConsumer = undefined;
 
     log('audit path: the vault Worker twice in Miniflare (audit queue + consumer / AUDIT_QUEUE that drops events)');
-    auditPath = await WorkerdAuditPath.start({ repoDir: REPO_DIR, bridgeUrl: stack.bridge.url, bridgeHmacSecret: secrets.bridgeHmacSecret });
+    auditPath = await WorkerdAuditPath.start({
+      repoDir: REPO_DIR,
+      bridgeUrl: stack.bridge.url,
+      bridgeHmacSecret: secrets.bridgeHmacSecret,
+    });
     const ap = auditPath;
     await ap.run('warm-up audited', 'audited', CONFIG.auditWarmup, C);
     await ap.run('warm-up unaudited', 'unaudited', CONFIG.auditWarmup, C);
     await ap.drain();
-    log(`audit path: ${CONFIG.auditCycles} cycles of ${CONFIG.auditRound}-request rounds each way, ${C} in flight; the consumer catches up after each audited round`);
+    log(
+      `audit path: ${CONFIG.auditCycles} cycles of ${CONFIG.auditRound}-request rounds each way, ${C} in flight; the consumer catches up after each audited round`,
+    );
     const drainMs: number[] = [];
     const [auditedRuns, unauditedRuns] = await cycle(
       CONFIG.auditCycles,
@@ -521,7 +562,7 @@ async function main(): Promise<void> {
         ...figures(challengeRuns!),
       },
       floor: {
-        route: 'the same request with Host: localhost:{port}: 404 from the Worker\'s host check',
+        route: "the same request with Host: localhost:{port}: 404 from the Worker's host check",
         ...figures(floorRuns!),
       },
       ratio: {
@@ -543,7 +584,8 @@ async function main(): Promise<void> {
           auditPerGet: readDelta.d1AuditStatements === undefined ? null : round(readDelta.d1AuditStatements / CONFIG.reads, 4),
           challengeRequests: CONFIG.baselineReads,
           perChallenge: round(baseDelta.d1Statements / CONFIG.baselineReads, 4),
-          auditPerChallenge: baseDelta.d1AuditStatements === undefined ? null : round(baseDelta.d1AuditStatements / CONFIG.baselineReads, 4),
+          auditPerChallenge:
+            baseDelta.d1AuditStatements === undefined ? null : round(baseDelta.d1AuditStatements / CONFIG.baselineReads, 4),
           statsReadCost: reads.after.perRead,
         },
       },
@@ -590,7 +632,9 @@ async function main(): Promise<void> {
       // The state directory goes away; the stack's last lines stay for a look at what happened.
       const saved = join(os.tmpdir(), `ekv-bench-failure-${Date.now()}.log`);
       await writeFile(saved, output.join('\n') + '\n').catch(() => undefined);
-      console.error(`[bench] last output of the stack (last ${output.length} lines in ${saved}):\n${output.slice(-40).join('\n')}`);
+      console.error(
+        `[bench] last output of the stack (last ${output.length} lines in ${saved}):\n${output.slice(-40).join('\n')}`,
+      );
     }
     throw err;
   } finally {

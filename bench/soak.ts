@@ -66,7 +66,18 @@ async function auditRecordCount(stack: Stack, runId: string): Promise<number> {
   const out = await runToCompletion(
     'wrangler d1 execute',
     process.execPath,
-    [join(REPO_DIR, 'node_modules', 'wrangler', 'bin', 'wrangler.js'), 'd1', 'execute', D1_DATABASE, '--local', '--persist-to', join(stack.stateDir, 'wrangler'), '--json', '--command', `select count(*) as n from audit_records where correlation_id like '${runId}-%'`],
+    [
+      join(REPO_DIR, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
+      'd1',
+      'execute',
+      D1_DATABASE,
+      '--local',
+      '--persist-to',
+      join(stack.stateDir, 'wrangler'),
+      '--json',
+      '--command',
+      `select count(*) as n from audit_records where correlation_id like '${runId}-%'`,
+    ],
     { cwd: REPO_DIR, env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' }, timeoutMs: 60_000 },
   );
   return (JSON.parse(out.slice(out.indexOf('['))) as { results: { n: number }[] }[])[0]!.results[0]!.n;
@@ -83,7 +94,12 @@ async function main(): Promise<void> {
     for (let attempt = 1; !stack; attempt++) {
       try {
         log(`starting the stack in ${stateDir} (D1 fault rate ${CONFIG.d1FaultRate})`);
-        stack = await startStack({ stateDir, vaultPort, bridgePort, extraVars: { D1_FAULT_RATE: String(CONFIG.d1FaultRate), ALLOW_FAULT_INJECTION: 'true' } });
+        stack = await startStack({
+          stateDir,
+          vaultPort,
+          bridgePort,
+          extraVars: { D1_FAULT_RATE: String(CONFIG.d1FaultRate), ALLOW_FAULT_INJECTION: 'true' },
+        });
       } catch (err) {
         if (attempt >= 3) throw err;
         log(`stack start failed (${err instanceof Error ? err.message.split('\n')[0] : err}); again`);
@@ -107,7 +123,12 @@ async function main(): Promise<void> {
         req.end(body);
       });
 
-    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: credentials.clientId, client_secret: credentials.clientSecret, scope: `${credentials.resource}/.default` }).toString();
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: credentials.clientId,
+      client_secret: credentials.clientSecret,
+      scope: `${credentials.resource}/.default`,
+    }).toString();
     let token = '';
     for (let i = 0; !token; i++) {
       try {
@@ -137,11 +158,37 @@ async function main(): Promise<void> {
     const digest = randomBytes(32).toString('base64url');
     const mix: { weight: number; name: string; run: () => Promise<Answer> }[] = [
       { weight: 35, name: 'secret read', run: () => send('GET', `${vault}/secrets/soak/?${CONFIG.api}`, undefined, auth()) },
-      { weight: 10, name: 'secret write', run: () => send('PUT', `${vault}/secrets/soak-w${seq % 16}?${CONFIG.api}`, JSON.stringify({ value: randomUUID() }), auth()) },
-      { weight: 5, name: 'secret list', run: () => send('GET', `${vault}/secrets?${CONFIG.api}&maxresults=5`, undefined, auth()) },
-      { weight: 20, name: 'software sign', run: () => send('POST', `${vault}/keys/soak-sw/sign?${CONFIG.api}`, JSON.stringify({ alg: 'ES256', value: digest }), auth()) },
-      { weight: 15, name: 'HSM sign', run: () => send('POST', `${vault}/keys/soak-hsm/sign?${CONFIG.api}`, JSON.stringify({ alg: 'ES256', value: digest }), auth()) },
-      { weight: 10, name: 'token', run: () => send('POST', `${apexUrl}/${credentials.tenantId}/oauth2/v2.0/token`, form, { 'content-type': 'application/x-www-form-urlencoded' }) },
+      {
+        weight: 10,
+        name: 'secret write',
+        run: () =>
+          send('PUT', `${vault}/secrets/soak-w${seq % 16}?${CONFIG.api}`, JSON.stringify({ value: randomUUID() }), auth()),
+      },
+      {
+        weight: 5,
+        name: 'secret list',
+        run: () => send('GET', `${vault}/secrets?${CONFIG.api}&maxresults=5`, undefined, auth()),
+      },
+      {
+        weight: 20,
+        name: 'software sign',
+        run: () =>
+          send('POST', `${vault}/keys/soak-sw/sign?${CONFIG.api}`, JSON.stringify({ alg: 'ES256', value: digest }), auth()),
+      },
+      {
+        weight: 15,
+        name: 'HSM sign',
+        run: () =>
+          send('POST', `${vault}/keys/soak-hsm/sign?${CONFIG.api}`, JSON.stringify({ alg: 'ES256', value: digest }), auth()),
+      },
+      {
+        weight: 10,
+        name: 'token',
+        run: () =>
+          send('POST', `${apexUrl}/${credentials.tenantId}/oauth2/v2.0/token`, form, {
+            'content-type': 'application/x-www-form-urlencoded',
+          }),
+      },
       { weight: 5, name: 'key get', run: () => send('GET', `${vault}/keys/soak-hsm?${CONFIG.api}`, undefined, auth()) },
     ];
     const totalWeight = mix.reduce((a, m) => a + m.weight, 0);
@@ -205,7 +252,8 @@ async function main(): Promise<void> {
           // A 503 naming the bridge is expected while it is down (and for the few seconds a
           // request already in flight takes); one naming storage, for the injected D1 faults.
           const nearOutage = sentWhileBridgeDown || bridgeDown || Date.now() - bridgeBackAt < 3000;
-          const expected = res.status === 503 && code === 'ServiceUnavailable' && (cause === 'D1' || (cause === 'bridge' && nearOutage));
+          const expected =
+            res.status === 503 && code === 'ServiceUnavailable' && (cause === 'D1' || (cause === 'bridge' && nearOutage));
           const key = `${res.status} ${code} (${cause}) ${op.name}`;
           fiveXx[key] ??= { count: 0, expected };
           fiveXx[key].count++;

@@ -49,9 +49,15 @@ export const HSM_SIGN_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS51
 export const HSM_RSA_DECRYPT_ALGS = ['RSA-OAEP', 'RSA-OAEP-256', 'RSA1_5'] as const;
 /** AES encryption and decryption with an oct key; the size in the name must match the key's. */
 export const HSM_AES_CIPHER_ALGS = [
-  'A128GCM', 'A192GCM', 'A256GCM',
-  'A128CBC', 'A192CBC', 'A256CBC',
-  'A128CBCPAD', 'A192CBCPAD', 'A256CBCPAD',
+  'A128GCM',
+  'A192GCM',
+  'A256GCM',
+  'A128CBC',
+  'A192CBC',
+  'A256CBC',
+  'A128CBCPAD',
+  'A192CBCPAD',
+  'A256CBCPAD',
 ] as const;
 /** RFC 3394 AES key wrap with an oct key. */
 export const HSM_AES_KW_ALGS = ['A128KW', 'A192KW', 'A256KW'] as const;
@@ -100,7 +106,10 @@ const keyId = z
   .regex(HSM_KEY_ID_PATTERN, 'must be 32 lowercase hex characters');
 
 /** An algorithm name; which ones a key takes is the bridge's semantic check, with its own messages. */
-const alg = z.string({ error: 'is required and must be a short string' }).min(1, 'is required and must be a short string').max(64, 'is required and must be a short string');
+const alg = z
+  .string({ error: 'is required and must be a short string' })
+  .min(1, 'is required and must be a short string')
+  .max(64, 'is required and must be a short string');
 
 export const HsmKeySpec = z.union(
   [
@@ -128,7 +137,10 @@ export type HsmPublicJwk = z.output<typeof HsmPublicJwk>;
 /** POST /v1/wrap: a data key, and the context bound into the wrap as AES-GCM additional data. */
 export const WrapRequest = z.object({ plaintext: bytes(1, MAX_WRAP_PLAINTEXT), context: bytes(1, MAX_CONTEXT_BYTES) });
 /** `wrapped`: base64url of version(1) || iv(12) || ciphertext || tag(16). */
-export const WrapResponse = z.object({ wrapped: base64urlText.min(1, 'is required and must be a base64url string'), kekLabel: z.string() });
+export const WrapResponse = z.object({
+  wrapped: base64urlText.min(1, 'is required and must be a base64url string'),
+  kekLabel: z.string(),
+});
 /** POST /v1/unwrap. 422 UnwrapFailed when the wrapped key does not authenticate. */
 export const UnwrapRequest = z.object({ wrapped: bytes(1, MAX_WRAPPED_BYTES), context: bytes(1, MAX_CONTEXT_BYTES) });
 export const UnwrapResponse = z.object({ plaintext: bytes(1, MAX_WRAP_PLAINTEXT) });
@@ -150,7 +162,9 @@ export const UnwrapBatchRequest = z.object({
 /** One item's answer: the plaintext, or the error /v1/unwrap would have answered for it alone. */
 export const UnwrapBatchResult = z.union([
   UnwrapResponse,
-  z.object({ error: z.object({ code: z.enum(['BadRequest', 'UnwrapFailed', 'HsmUnavailable', 'InternalError']), message: z.string() }) }),
+  z.object({
+    error: z.object({ code: z.enum(['BadRequest', 'UnwrapFailed', 'HsmUnavailable', 'InternalError']), message: z.string() }),
+  }),
 ]);
 /** `results[i]` answers `items[i]`. */
 export const UnwrapBatchResponse = z.object({ results: z.array(UnwrapBatchResult).max(MAX_BATCH_ITEMS) });

@@ -71,18 +71,38 @@ interface PinFile {
 const API = 'api-version=7.6';
 const REMEMBERED_CHECKPOINTS = 50;
 
-async function get(url: string, target: VerifyTarget, headers: Record<string, string> = {}): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
+async function get(
+  url: string,
+  target: VerifyTarget,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
   if (target.caPem) return httpsRequest(url, { ca: target.caPem, headers, timeoutMs: 60_000 });
   const res = await fetch(url, { headers });
-  return { status: res.status, text: await res.text(), headers: Object.fromEntries((res.headers as unknown as Iterable<[string, string]>)) };
+  return {
+    status: res.status,
+    text: await res.text(),
+    headers: Object.fromEntries(res.headers as unknown as Iterable<[string, string]>),
+  };
 }
 
 async function token(target: VerifyTarget): Promise<string> {
-  const body = new URLSearchParams({ grant_type: 'client_credentials', client_id: target.clientId, client_secret: target.clientSecret, scope: `${target.apexUrl}/.default` }).toString();
+  const body = new URLSearchParams({
+    grant_type: 'client_credentials',
+    client_id: target.clientId,
+    client_secret: target.clientSecret,
+    scope: `${target.apexUrl}/.default`,
+  }).toString();
   const url = `${target.apexUrl}/${target.tenantId}/oauth2/v2.0/token`;
   const res = target.caPem
-    ? await httpsRequest(url, { method: 'POST', ca: target.caPem, body, headers: { 'content-type': 'application/x-www-form-urlencoded' } })
-    : await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    ? await httpsRequest(url, {
+        method: 'POST',
+        ca: target.caPem,
+        body,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      })
+    : await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } }).then(
+        async (r) => ({ status: r.status, text: await r.text() }),
+      );
   if (res.status !== 200) throw new Error(`token request failed: HTTP ${res.status}`);
   return (JSON.parse(res.text) as { access_token: string }).access_token;
 }
@@ -134,7 +154,12 @@ export async function verifyRemote(target: VerifyTarget, opts: RemoteVerifyOptio
   // Checkpoints, head and pruned anchor; then every row, page by page.
   const cpRes = await get(`${base}/checkpoints${query ? `?${query}` : ''}`, target, auth);
   if (cpRes.status !== 200) throw new Error(`checkpoints: HTTP ${cpRes.status} ${cpRes.text.slice(0, 200)}`);
-  const exported = JSON.parse(cpRes.text) as { chain: string; head: { seq: number; hash: string } | null; prunedThrough: { seq: number; hash: string } | null; checkpoints: Checkpoint[] };
+  const exported = JSON.parse(cpRes.text) as {
+    chain: string;
+    head: { seq: number; hash: string } | null;
+    prunedThrough: { seq: number; hash: string } | null;
+    checkpoints: Checkpoint[];
+  };
   const chain = exported.chain;
   const remembered = pins.checkpoints[chain] ?? [];
   // Checkpoints made after the head was read are beyond what this run verifies.
@@ -162,7 +187,13 @@ export async function verifyRemote(target: VerifyTarget, opts: RemoteVerifyOptio
   let result: VerifyResult;
   const anchor = exported.prunedThrough;
   if (anchor && !(await anchored(checkpoints, anchor, verify))) {
-    result = { ok: false, firstBadSeq: 1, kind: 'removed', detail: `records 1..${anchor.seq} were pruned but no valid checkpoint vouches for where they ended`, intactThrough: 0 };
+    result = {
+      ok: false,
+      firstBadSeq: 1,
+      kind: 'removed',
+      detail: `records 1..${anchor.seq} were pruned but no valid checkpoint vouches for where they ended`,
+      intactThrough: 0,
+    };
   } else {
     result = await verifyChain(rows, checkpoints, verify, { chain, head: exported.head, from: anchor });
   }
@@ -174,17 +205,37 @@ export async function verifyRemote(target: VerifyTarget, opts: RemoteVerifyOptio
     pins.checkpoints[chain] = valid.sort((a, b) => a.seq - b.seq).slice(-REMEMBERED_CHECKPOINTS);
     writePins(pinFile, pins);
   }
-  return { chain, result, message: describeVerification(result), kid, keyWarning, rows: rows.length, checkpoints: checkpoints.length };
+  return {
+    chain,
+    result,
+    message: describeVerification(result),
+    kid,
+    keyWarning,
+    rows: rows.length,
+    checkpoints: checkpoints.length,
+  };
 }
 
-async function anchored(checkpoints: Checkpoint[], anchor: { seq: number; hash: string }, verify: (cp: Checkpoint) => Promise<boolean>): Promise<boolean> {
+async function anchored(
+  checkpoints: Checkpoint[],
+  anchor: { seq: number; hash: string },
+  verify: (cp: Checkpoint) => Promise<boolean>,
+): Promise<boolean> {
   for (const cp of checkpoints) if (cp.seq === anchor.seq && cp.hash === anchor.hash && (await verify(cp))) return true;
   return false;
 }
 
 // ------------------------------------------------------------------------------------- the CLI
 
-type CliArgs = { vault?: string; deployment?: boolean; chain?: string; key?: string; credentials?: string; 'pin-file'?: string; help?: boolean };
+type CliArgs = {
+  vault?: string;
+  deployment?: boolean;
+  chain?: string;
+  key?: string;
+  credentials?: string;
+  'pin-file'?: string;
+  help?: boolean;
+};
 
 function cliArgs(argv: string[]): CliArgs {
   const { values } = parseArgs({
@@ -208,17 +259,31 @@ function targetFrom(args: CliArgs): VerifyTarget {
   const credentialsPath = args.credentials ?? '.dev/credentials.json';
   const env = process.env;
   const file = existsSync(credentialsPath)
-    ? (JSON.parse(readFileSync(credentialsPath, 'utf8')) as { authorityHost: string; tenantId: string; clientId: string; clientSecret: string; caCertPath?: string })
+    ? (JSON.parse(readFileSync(credentialsPath, 'utf8')) as {
+        authorityHost: string;
+        tenantId: string;
+        clientId: string;
+        clientSecret: string;
+        caCertPath?: string;
+      })
     : null;
   const apexUrl = env.EKV_APEX_URL ?? file?.authorityHost;
   const tenantId = env.EKV_TENANT_ID ?? file?.tenantId;
   const clientId = env.EKV_CLIENT_ID ?? file?.clientId;
   const clientSecret = env.EKV_CLIENT_SECRET ?? file?.clientSecret;
   if (!apexUrl || !tenantId || !clientId || !clientSecret) {
-    throw new Error(`no credentials: ${credentialsPath} does not exist and EKV_APEX_URL, EKV_TENANT_ID, EKV_CLIENT_ID, EKV_CLIENT_SECRET are not all set`);
+    throw new Error(
+      `no credentials: ${credentialsPath} does not exist and EKV_APEX_URL, EKV_TENANT_ID, EKV_CLIENT_ID, EKV_CLIENT_SECRET are not all set`,
+    );
   }
   const caPath = env.EKV_CA_CERT ?? file?.caCertPath;
-  return { apexUrl: apexUrl.replace(/\/$/, ''), tenantId, clientId, clientSecret, caPem: caPath ? readFileSync(caPath, 'utf8') : undefined };
+  return {
+    apexUrl: apexUrl.replace(/\/$/, ''),
+    tenantId,
+    clientId,
+    clientSecret,
+    caPem: caPath ? readFileSync(caPath, 'utf8') : undefined,
+  };
 }
 
 async function main(): Promise<number> {
@@ -230,7 +295,9 @@ async function main(): Promise<number> {
     args = { help: true };
   }
   if (args.help || [args.vault, args.deployment, args.chain].filter(Boolean).length !== 1) {
-    console.error('usage: npm run audit:verify -- --vault NAME | --deployment | --chain ID [--key file.jwk] [--credentials FILE] [--pin-file FILE]');
+    console.error(
+      'usage: npm run audit:verify -- --vault NAME | --deployment | --chain ID [--key file.jwk] [--credentials FILE] [--pin-file FILE]',
+    );
     return 2;
   }
   const target = targetFrom(args);
@@ -251,4 +318,3 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     },
   );
 }
-

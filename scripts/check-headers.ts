@@ -9,7 +9,9 @@ import { execFileSync } from 'node:child_process';
 const ROOTS = ['src', 'hsm-bridge', 'bridge-protocol', 'scripts', 'bench', 'test', 'packages', 'examples'];
 const SOURCE = /\.(ts|mts|cts|js|mjs|cjs)$/;
 
-const files = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '--', ...ROOTS], { encoding: 'utf8' })
+const files = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '--', ...ROOTS], {
+  encoding: 'utf8',
+})
   .split('\n')
   .filter((f) => SOURCE.test(f) && !f.endsWith('.d.ts') && !f.includes('/node_modules/'));
 

@@ -26,7 +26,8 @@ async function main(): Promise<void> {
     answer = await triggerScheduled(port, caPem);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ECONNREFUSED') throw new Error(`nothing answers on 127.0.0.1:${port}: is \`npm run dev\` running (VAULT_PORT)?`);
+    if (code === 'ECONNREFUSED')
+      throw new Error(`nothing answers on 127.0.0.1:${port}: is \`npm run dev\` running (VAULT_PORT)?`);
     throw err;
   }
   console.log(`[cron] GET ${url} → HTTP ${answer.status} ${answer.outcome}`);

@@ -10,7 +10,14 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkDeployConfig, describeRefusals, readDeployConfig, REQUIRED_SECRETS, suppliedSecrets, type DeployConfig } from './lib/predeploy-check.js';
+import {
+  checkDeployConfig,
+  describeRefusals,
+  readDeployConfig,
+  REQUIRED_SECRETS,
+  suppliedSecrets,
+  type DeployConfig,
+} from './lib/predeploy-check.js';
 import { REPO_DIR } from './lib/stack.js';
 import { d1Databases, ensureOk, exists, listRemoteSecrets, remoteWrangler, type RemoteWrangler } from './lib/wrangler-remote.js';
 
@@ -41,12 +48,20 @@ async function ensureDatabase(w: RemoteWrangler, config: DeployConfig, dryRun: b
     if (!found) throw new Error(`D1 database ${name} was created but is not listed`);
   }
   if (found.uuid !== db.database_id) {
-    throw new Error(`database_id of ${name} is ${db.database_id}, but the account's database ${name} has id ${found.uuid}: set database_id to ${found.uuid} and run again`);
+    throw new Error(
+      `database_id of ${name} is ${db.database_id}, but the account's database ${name} has id ${found.uuid}: set database_id to ${found.uuid} and run again`,
+    );
   }
   return name;
 }
 
-async function ensureResource(w: RemoteWrangler, kind: string, infoArgs: string[], createArgs: string[], dryRun: boolean): Promise<void> {
+async function ensureResource(
+  w: RemoteWrangler,
+  kind: string,
+  infoArgs: string[],
+  createArgs: string[],
+  dryRun: boolean,
+): Promise<void> {
   if (dryRun) {
     log(`would create ${kind} if absent: wrangler ${createArgs.join(' ')}`);
     return;
@@ -58,7 +73,11 @@ async function ensureResource(w: RemoteWrangler, kind: string, infoArgs: string[
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { env: { type: 'string' }, 'dry-run': { type: 'boolean', default: false }, config: { type: 'string', default: 'wrangler.toml' } },
+    options: {
+      env: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      config: { type: 'string', default: 'wrangler.toml' },
+    },
   });
   const env = values.env;
   if (!env) throw new Error('--env is required, e.g. npm run deploy -- --env production');
@@ -83,12 +102,22 @@ async function main(): Promise<void> {
     await ensureResource(w, `queue ${queue}`, ['queues', 'info', queue], ['queues', 'create', queue], dryRun);
   }
   for (const bucket of config.r2_buckets) {
-    if (bucket.bucket_name) await ensureResource(w, `R2 bucket ${bucket.bucket_name}`, ['r2', 'bucket', 'info', bucket.bucket_name], ['r2', 'bucket', 'create', bucket.bucket_name], dryRun);
+    if (bucket.bucket_name)
+      await ensureResource(
+        w,
+        `R2 bucket ${bucket.bucket_name}`,
+        ['r2', 'bucket', 'info', bucket.bucket_name],
+        ['r2', 'bucket', 'create', bucket.bucket_name],
+        dryRun,
+      );
   }
 
   if (!dryRun) {
     log('applying D1 migrations (remote)');
-    ensureOk('wrangler d1 migrations apply', await w.run(['d1', 'migrations', 'apply', database, '--remote', '--env', env, '--config', configPath]));
+    ensureOk(
+      'wrangler d1 migrations apply',
+      await w.run(['d1', 'migrations', 'apply', database, '--remote', '--env', env, '--config', configPath]),
+    );
   }
 
   for (const name of REQUIRED_SECRETS) {
@@ -100,13 +129,19 @@ async function main(): Promise<void> {
       continue;
     }
     log(`setting secret ${name}`);
-    ensureOk(`wrangler secret put ${name}`, await w.run(['secret', 'put', name, '--env', env, '--config', configPath], { input: value }));
+    ensureOk(
+      `wrangler secret put ${name}`,
+      await w.run(['secret', 'put', name, '--env', env, '--config', configPath], { input: value }),
+    );
   }
 
   if (dryRun) {
     log('building the bundle (wrangler deploy --dry-run)');
     const outdir = await mkdtemp(join(tmpdir(), 'ekv-deploy-'));
-    ensureOk('wrangler deploy --dry-run', await w.run(['deploy', '--dry-run', '--env', env, '--config', configPath, '--outdir', outdir]));
+    ensureOk(
+      'wrangler deploy --dry-run',
+      await w.run(['deploy', '--dry-run', '--env', env, '--config', configPath, '--outdir', outdir]),
+    );
     log(`dry run: bundle in ${outdir}; nothing in the account was changed`);
     return;
   }

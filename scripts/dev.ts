@@ -53,6 +53,7 @@ function cronHelp(stack: Stack, cronIntervalSeconds: number): string {
 
 async function main(): Promise<void> {
   const cronIntervalSeconds = cronIntervalFromEnv(process.env.DEV_CRON_INTERVAL);
+  // eslint-disable-next-line prefer-const -- assigned once started; the shutdown handler reads it before
   let stack: Stack | undefined;
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -1,3 +1,7 @@
+/**
+ * The Worker's entry: routes requests by host to the apex or vault app, consumes the queues, and
+ * runs the scheduled jobs.
+ */
 import { persistAuditBatch } from './audit/consumer';
 import { unknownHostEvent } from './audit/event';
 import type { AuditEvent } from './audit/event';
@@ -30,7 +34,12 @@ export default {
     if (host === null) {
       // A Host header that is not a host (e.g. a port past 65535): the request is malformed, so
       // 400 as RFC 9112 §3.2 asks (Azure's front end answers "Bad Request - Invalid Hostname").
-      ctx.waitUntil(queueAuditEvent(env.AUDIT_QUEUE, unknownHostEvent(request, Date.now(), { operation: 'InvalidHost', status: 400, errorCode: 'BadParameter' })));
+      ctx.waitUntil(
+        queueAuditEvent(
+          env.AUDIT_QUEUE,
+          unknownHostEvent(request, Date.now(), { operation: 'InvalidHost', status: 400, errorCode: 'BadParameter' }),
+        ),
+      );
       return Response.json(errorBody('BadParameter', 'The Host header is not a valid host name and port.'), { status: 400 });
     }
     const target = classifyHost(host, env.VAULT_ZONE);
@@ -81,7 +90,10 @@ export default {
       runExpiryNotices(env, Math.floor(controller.scheduledTime / 1000)).then(
         (r) => {
           const sent = Object.entries(r.sent).map(([type, n]) => `${n} ${type.replace('Microsoft.KeyVault.', '')}`);
-          if (sent.length > 0 || r.failed > 0) console.log(`expiry notices: ${sent.join(', ') || 'none sent'}${r.failed > 0 ? `, ${r.failed} not queued (retried next run)` : ''}`);
+          if (sent.length > 0 || r.failed > 0)
+            console.log(
+              `expiry notices: ${sent.join(', ') || 'none sent'}${r.failed > 0 ? `, ${r.failed} not queued (retried next run)` : ''}`,
+            );
         },
         (err: unknown) => console.error(`expiry notices run failed: ${err instanceof Error ? err.name : 'error'}`),
       ),

@@ -4,7 +4,14 @@
  * and the in-process alternative: `Hsm` opened on the same SoftHSM2 token.
  */
 import http from 'node:http';
-import { fromBase64Url, signRequest, toBase64Url, type BridgeStatus, type UnwrapResponse, type WrapResponse } from '../../bridge-protocol/index.js';
+import {
+  fromBase64Url,
+  signRequest,
+  toBase64Url,
+  type BridgeStatus,
+  type UnwrapResponse,
+  type WrapResponse,
+} from '../../bridge-protocol/index.js';
 
 export class SignedBridgeClient {
   readonly agent: http.Agent;

@@ -38,29 +38,52 @@ function wranglerEnv(stateDir: string): NodeJS.ProcessEnv {
  * bench/workers/hello.js under `wrangler dev`, with the flags scripts/lib/wrangler.ts gives the
  * vault's (local, HTTPS with the stack's certificate, no live reload, its own persist directory).
  */
-export async function startHelloWorker(opts: { repoDir: string; stateDir: string; port: number; inspectorPort: number; certPath: string; keyPath: string; onLine?: (line: string) => void }): Promise<ManagedProcess> {
+export async function startHelloWorker(opts: {
+  repoDir: string;
+  stateDir: string;
+  port: number;
+  inspectorPort: number;
+  certPath: string;
+  keyPath: string;
+  onLine?: (line: string) => void;
+}): Promise<ManagedProcess> {
   const vault = await compatibility(opts.repoDir);
   const toml = await readFile(join(opts.repoDir, 'bench', 'workers', 'hello.toml'), 'utf8');
   const date = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)?.[1];
   const flags = [...(/^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(toml)?.[1] ?? '').matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
   if (date !== vault.date || flags.join(',') !== vault.flags.join(',')) {
-    throw new Error(`bench/workers/hello.toml must have wrangler.toml's compatibility_date and flags (${vault.date}, ${vault.flags.join(',')})`);
+    throw new Error(
+      `bench/workers/hello.toml must have wrangler.toml's compatibility_date and flags (${vault.date}, ${vault.flags.join(',')})`,
+    );
   }
   const args = [
-    WRANGLER_BIN, 'dev',
-    '--config', join(opts.repoDir, 'bench', 'workers', 'hello.toml'),
+    WRANGLER_BIN,
+    'dev',
+    '--config',
+    join(opts.repoDir, 'bench', 'workers', 'hello.toml'),
     '--local',
-    '--ip', '127.0.0.1',
-    '--port', String(opts.port),
-    '--inspector-port', String(opts.inspectorPort),
-    '--local-protocol', 'https',
-    '--https-key-path', opts.keyPath,
-    '--https-cert-path', opts.certPath,
-    '--persist-to', join(opts.stateDir, 'wrangler'),
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(opts.port),
+    '--inspector-port',
+    String(opts.inspectorPort),
+    '--local-protocol',
+    'https',
+    '--https-key-path',
+    opts.keyPath,
+    '--https-cert-path',
+    opts.certPath,
+    '--persist-to',
+    join(opts.stateDir, 'wrangler'),
     '--show-interactive-dev-session=false',
     '--live-reload=false',
   ];
-  return spawnManaged('wrangler dev (hello)', nodeBinary(opts.repoDir), args, { cwd: opts.repoDir, env: wranglerEnv(opts.stateDir), onLine: opts.onLine });
+  return spawnManaged('wrangler dev (hello)', nodeBinary(opts.repoDir), args, {
+    cwd: opts.repoDir,
+    env: wranglerEnv(opts.stateDir),
+    onLine: opts.onLine,
+  });
 }
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux (getconf CLK_TCK)
@@ -137,5 +160,8 @@ export async function bundleSize(repoDir: string): Promise<{ files: string[]; by
 /** The name of the WorkerEntrypoint class src/index.ts exports for service-binding RPC, if any. */
 export async function rpcEntrypoint(repoDir: string): Promise<string | undefined> {
   const index = await readFile(join(repoDir, 'src', 'index.ts'), 'utf8');
-  return /export\s*\{\s*(\w*Rpc\w*)\s*\}\s*from/.exec(index)?.[1] ?? /export\s+class\s+(\w+)\s+extends\s+WorkerEntrypoint/.exec(index)?.[1];
+  return (
+    /export\s*\{\s*(\w*Rpc\w*)\s*\}\s*from/.exec(index)?.[1] ??
+    /export\s+class\s+(\w+)\s+extends\s+WorkerEntrypoint/.exec(index)?.[1]
+  );
 }

@@ -44,7 +44,9 @@ export async function runFixed(label: string, op: Operation, count: number, conc
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
   const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
   if (failure !== undefined) {
-    throw new Error(`${label}: failed after ${done} of ${count} operations: ${failure instanceof Error ? failure.message : String(failure)}`);
+    throw new Error(
+      `${label}: failed after ${done} of ${count} operations: ${failure instanceof Error ? failure.message : String(failure)}`,
+    );
   }
   return { label, count, concurrency, wallMs, opsPerSecond: (count * 1000) / wallMs, latenciesMs: latencies };
 }
@@ -75,7 +77,11 @@ function operation(target: HttpTarget, sender: Sender, onBody?: (text: string) =
         res.on('end', () => {
           if (res.statusCode !== target.expectStatus) {
             const text = Buffer.concat(chunks).toString('utf8').slice(0, 300);
-            reject(new Error(`${target.method} ${target.url.pathname}: HTTP ${res.statusCode}, expected ${target.expectStatus}: ${text}`));
+            reject(
+              new Error(
+                `${target.method} ${target.url.pathname}: HTTP ${res.statusCode}, expected ${target.expectStatus}: ${text}`,
+              ),
+            );
             return;
           }
           try {

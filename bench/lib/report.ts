@@ -109,18 +109,33 @@ export interface BenchResults {
   auditSeconds: number;
 }
 
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 export function renderMarkdown(r: BenchResults): string {
   const w = r.warmReads;
   const u = r.unwrap;
   const ms = (v: number | null) => (v === null ? '' : `${v} ms`);
-  const rate = (f: RouteFigures, unit: string): [string, string, string] => [`${fmt(f.perSecond)} ${unit}`, ms(f.p50Ms), ms(f.p99Ms)];
+  const rate = (f: RouteFigures, unit: string): [string, string, string] => [
+    `${fmt(f.perSecond)} ${unit}`,
+    ms(f.p50Ms),
+    ms(f.p99Ms),
+  ];
   const keyName = (s: SignFigures) => (s.key.crv ? `${s.key.kty} ${s.key.crv}` : `${s.key.kty} ${s.key.key_size}`);
   const signRows = r.sign.flatMap((s): Array<[string, string, string, string]> => [
     [`${s.alg} sign through the API, ${s.hsm ? '' : 'software '}${keyName(s)} key`, ...rate(s.api, 'req/s')],
-    [s.hsm ? `Same signature in-process on the token (${r.unwrap.sessionPool} sessions)` : 'Same signature with WebCrypto in workerd', ...rate(s.direct, 'ops/s')],
-    [`**${s.alg} ${s.hsm ? 'HSM' : 'software'}: API / direct** (median over cycles)`, `**${s.apiOverDirect}** (1/${fmt(1 / s.apiOverDirect)})`, '', ''],
+    [
+      s.hsm
+        ? `Same signature in-process on the token (${r.unwrap.sessionPool} sessions)`
+        : 'Same signature with WebCrypto in workerd',
+      ...rate(s.direct, 'ops/s'),
+    ],
+    [
+      `**${s.alg} ${s.hsm ? 'HSM' : 'software'}: API / direct** (median over cycles)`,
+      `**${s.apiOverDirect}** (1/${fmt(1 / s.apiOverDirect)})`,
+      '',
+      '',
+    ],
   ]);
   const rows: Array<[string, string, string, string]> = [
     ['Secret GET, warm, authenticated (200)', ...rate(r.secretGet, 'req/s')],
@@ -128,11 +143,26 @@ export function renderMarkdown(r: BenchResults): string {
     ['Floor: same GET for a host the Worker does not serve (404)', ...rate(r.floor, 'req/s')],
     ['**Secret GET / challenge** (median over cycles)', `**${r.ratio.getOverChallenge}**`, '', ''],
     ['Secret GET / floor (median over cycles)', `${r.ratio.getOverFloor}`, '', ''],
-    [`Bridge operations during ${fmt(w.reads)} warm GETs (bridge's /v1/status)`, `**${w.bridgeOps.unwrap + w.bridgeOps.wrap}** (unwrap ${w.bridgeOps.unwrap}, wrap ${w.bridgeOps.wrap})`, '', ''],
+    [
+      `Bridge operations during ${fmt(w.reads)} warm GETs (bridge's /v1/status)`,
+      `**${w.bridgeOps.unwrap + w.bridgeOps.wrap}** (unwrap ${w.bridgeOps.unwrap}, wrap ${w.bridgeOps.wrap})`,
+      '',
+      '',
+    ],
     [`Bridge calls during ${fmt(w.reads)} warm GETs (Worker's bridgeCalls)`, `**${w.workerBridgeCalls}**`, '', ''],
     ['D1 statements per warm GET (request path)', `**${w.d1.perGet}**`, '', ''],
-    ['D1 statements per warm GET, audit consumer', w.d1.auditPerGet === null ? 'not counted apart' : `${w.d1.auditPerGet}`, '', ''],
-    ['D1 statements per challenge request (request path / audit)', `${w.d1.perChallenge} / ${w.d1.auditPerChallenge ?? '?'}`, '', ''],
+    [
+      'D1 statements per warm GET, audit consumer',
+      w.d1.auditPerGet === null ? 'not counted apart' : `${w.d1.auditPerGet}`,
+      '',
+      '',
+    ],
+    [
+      'D1 statements per challenge request (request path / audit)',
+      `${w.d1.perChallenge} / ${w.d1.auditPerChallenge ?? '?'}`,
+      '',
+      '',
+    ],
     [`Bridge unwrap over signed HTTP (${String(r.config.concurrency)} in flight)`, ...rate(u.http, 'ops/s')],
     [`Same unwrap in-process, same token (${u.sessionPool} sessions)`, ...rate(u.inProcess, 'ops/s')],
     ['**Unwrap HTTP / in-process** (median over cycles)', `**${u.httpOverInProcess}**`, '', ''],
@@ -174,7 +204,8 @@ export function renderMarkdown(r: BenchResults): string {
       `D1 ${w.d1.requestPath} request-path statements, ${w.d1.auditConsumer ?? '?'} audit-consumer statements ` +
       `(each counter read costs ${w.d1.statsReadCost.d1} + ${w.d1.statsReadCost.audit}, subtracted).`,
     ...r.auditConsumer.layouts.map(
-      (l) => `- Audit consumer rounds (${r.auditConsumer.batchesPerRound} batches of ${r.auditConsumer.batchSize}, ${l.chains} chain${l.chains === 1 ? '' : 's'}, events/s): ${l.rounds.join(', ')}.`,
+      (l) =>
+        `- Audit consumer rounds (${r.auditConsumer.batchesPerRound} batches of ${r.auditConsumer.batchSize}, ${l.chains} chain${l.chains === 1 ? '' : 's'}, events/s): ${l.rounds.join(', ')}.`,
     ),
     `- Audit path rounds (req/s): with ${r.auditPath.audited.rounds.join(', ')}; without ${r.auditPath.unaudited.rounds.join(', ')}; ratio per cycle ${r.auditPath.cycles.join(', ')}; ` +
       `consumer caught up ${r.auditPath.drainMs.join(', ')} ms after each audited round (${r.auditSeconds} s for the audit figures).`,

@@ -64,7 +64,13 @@ export interface ApiKey {
 }
 
 /** POST {vault}/keys/{name}/create: a new key (or a new version of it). */
-export async function createApiKey(vaultUrl: string, apiVersion: string, spec: SignFigureSpec, token: string, ca: string): Promise<ApiKey> {
+export async function createApiKey(
+  vaultUrl: string,
+  apiVersion: string,
+  spec: SignFigureSpec,
+  token: string,
+  ca: string,
+): Promise<ApiKey> {
   const res = await httpsRequest(`${vaultUrl}/keys/${spec.keyName}/create?api-version=${apiVersion}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -72,7 +78,8 @@ export async function createApiKey(vaultUrl: string, apiVersion: string, spec: S
     ca,
     timeoutMs: 60_000, // RSA generation in the token or the Worker
   });
-  if (res.status !== 200) throw new Error(`create key ${spec.keyName} (${spec.create.kty}): HTTP ${res.status} ${res.text.slice(0, 300)}`);
+  if (res.status !== 200)
+    throw new Error(`create key ${spec.keyName} (${spec.create.kty}): HTTP ${res.status} ${res.text.slice(0, 300)}`);
   const key = res.json<{ key: Record<string, unknown> }>().key;
   if (typeof key.kid !== 'string') throw new Error(`create key ${spec.keyName}: no kid in the answer`);
   return { kid: key.kid, publicJwk: publicJwkOf(key) };

@@ -23,10 +23,17 @@ import { migrationStatements } from './workerd-audit.js';
 import { compatibility, wranglersMiniflare, type MiniflareLike } from './workerd-webcrypto.js';
 
 interface FetcherLike {
-  fetch(input: string, init?: { method?: string; body?: string; headers?: Record<string, string> }): Promise<{ status: number; text(): Promise<string> }>;
+  fetch(
+    input: string,
+    init?: { method?: string; body?: string; headers?: Record<string, string> },
+  ): Promise<{ status: number; text(): Promise<string> }>;
 }
 interface D1Like {
-  prepare(sql: string): { bind(...values: unknown[]): { first<T>(column?: string): Promise<T | null>; run(): Promise<unknown> }; first<T>(column?: string): Promise<T | null>; run(): Promise<unknown> };
+  prepare(sql: string): {
+    bind(...values: unknown[]): { first<T>(column?: string): Promise<T | null>; run(): Promise<unknown> };
+    first<T>(column?: string): Promise<T | null>;
+    run(): Promise<unknown>;
+  };
 }
 interface MiniflareMore extends MiniflareLike {
   getWorker(name: string): Promise<FetcherLike>;
@@ -104,7 +111,11 @@ export class WorkerdAuditPath {
             ...common,
             name: 'vault-audited',
             bindings: { ...vars, BENCH_AUDIT: 'queue' },
-            queueConsumers: { 'ekv-audit': { ...consumer, deadLetterQueue: 'ekv-audit-dlq' }, 'ekv-audit-dlq': consumer, 'ekv-events': { maxBatchSize: 100, maxBatchTimeout: 1 } },
+            queueConsumers: {
+              'ekv-audit': { ...consumer, deadLetterQueue: 'ekv-audit-dlq' },
+              'ekv-audit-dlq': consumer,
+              'ekv-events': { maxBatchSize: 100, maxBatchTimeout: 1 },
+            },
           },
           { ...common, name: 'vault-unaudited', bindings: { ...vars, BENCH_AUDIT: 'discard' } },
         ],
@@ -117,25 +128,54 @@ export class WorkerdAuditPath {
     const unaudited = await mf.getWorker('vault-unaudited');
 
     // Tenant, token, vault and secret, through the audited Worker's own API.
-    const call = async (what: string, url: string, init: { method?: string; body?: string; headers?: Record<string, string> }, expect: number[]) => {
+    const call = async (
+      what: string,
+      url: string,
+      init: { method?: string; body?: string; headers?: Record<string, string> },
+      expect: number[],
+    ) => {
       const res = await audited.fetch(url, init);
       const text = await res.text();
       if (!expect.includes(res.status)) throw new Error(`audit path Worker: ${what}: HTTP ${res.status} ${text.slice(0, 300)}`);
       return text;
     };
     const boot = JSON.parse(
-      await call('bootstrap', `${APEX}/management/bootstrap`, { method: 'POST', headers: { authorization: `Bootstrap ${vars.BOOTSTRAP_SECRET}`, 'content-type': 'application/json' }, body: '{}' }, [201]),
+      await call(
+        'bootstrap',
+        `${APEX}/management/bootstrap`,
+        {
+          method: 'POST',
+          headers: { authorization: `Bootstrap ${vars.BOOTSTRAP_SECRET}`, 'content-type': 'application/json' },
+          body: '{}',
+        },
+        [201],
+      ),
     ) as { tenantId: string; clientId: string; clientSecret: string };
-    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: boot.clientId, client_secret: boot.clientSecret, scope: `${APEX}/.default` });
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: boot.clientId,
+      client_secret: boot.clientSecret,
+      scope: `${APEX}/.default`,
+    });
     const token = (
       JSON.parse(
-        await call('token', `${APEX}/${boot.tenantId}/oauth2/v2.0/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() }, [200]),
+        await call(
+          'token',
+          `${APEX}/${boot.tenantId}/oauth2/v2.0/token`,
+          { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() },
+          [200],
+        ),
       ) as { access_token: string }
     ).access_token;
     const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     await call('create vault', `${APEX}/management/vaults/${VAULT}`, { method: 'PUT', headers: auth, body: '{}' }, [201]);
     const value = randomBytes(48).toString('base64url');
-    await call('PUT secret', `https://${VAULT}.vault.localhost/secrets/${SECRET}?api-version=${API_VERSION}`, { method: 'PUT', headers: auth, body: JSON.stringify({ value }) }, [200]);
+    await call(
+      'PUT secret',
+      `https://${VAULT}.vault.localhost/secrets/${SECRET}?api-version=${API_VERSION}`,
+      { method: 'PUT', headers: auth, body: JSON.stringify({ value }) },
+      [200],
+    );
     const self = new WorkerdAuditPath(mf, audited, unaudited, token, value);
     self.pending = 1; // the PUT
     return self;
@@ -154,7 +194,8 @@ export class WorkerdAuditPath {
       if (which === 'audited') this.pending++;
       if (!checked) {
         checked = true;
-        if ((JSON.parse(text) as { value?: string }).value !== this.value) throw new Error(`audit path, ${which} GET: another value`);
+        if ((JSON.parse(text) as { value?: string }).value !== this.value)
+          throw new Error(`audit path, ${which} GET: another value`);
       }
     };
   }
@@ -172,14 +213,16 @@ export class WorkerdAuditPath {
     const db = await this.mf.getD1Database('DB', 'vault-audited');
     const want = this.drainedSeq + this.pending;
     for (;;) {
-      const seq = (await db.prepare('SELECT seq FROM audit_chain_heads WHERE chain = ?').bind(`vault:${VAULT}`).first<number>('seq')) ?? 0;
+      const seq =
+        (await db.prepare('SELECT seq FROM audit_chain_heads WHERE chain = ?').bind(`vault:${VAULT}`).first<number>('seq')) ?? 0;
       if (seq >= want) {
         if (seq > want) throw new Error(`audit path: the vault's chain has ${seq} records, ${want} expected`);
         this.drainedSeq = seq;
         this.pending = 0;
         return Date.now() - t0;
       }
-      if (Date.now() - t0 > timeoutMs) throw new Error(`audit path: the consumer stored ${seq} of ${want} records in ${timeoutMs} ms`);
+      if (Date.now() - t0 > timeoutMs)
+        throw new Error(`audit path: the consumer stored ${seq} of ${want} records in ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }

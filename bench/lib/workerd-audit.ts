@@ -55,23 +55,26 @@ export class WorkerdAuditConsumer {
       logLevel: 'silent',
     });
     const script = bundle.outputFiles[0]!.text;
-    const mf = new Miniflare(convertV4({
-      workers: [
-        {
-          name: 'bench-audit-consumer',
-          compatibilityDate: compat.date,
-          compatibilityFlags: compat.flags,
-          modules: true,
-          script,
-          d1Databases: { DB: 'bench-audit-consumer' },
-        },
-      ],
-    }));
+    const mf = new Miniflare(
+      convertV4({
+        workers: [
+          {
+            name: 'bench-audit-consumer',
+            compatibilityDate: compat.date,
+            compatibilityFlags: compat.flags,
+            modules: true,
+            script,
+            d1Databases: { DB: 'bench-audit-consumer' },
+          },
+        ],
+      }),
+    );
     await mf.ready;
     const self = new WorkerdAuditConsumer(mf);
     const statements = await migrationStatements(repoDir);
     const res = await mf.dispatchFetch('http://bench/migrate', { method: 'POST', body: JSON.stringify(statements) });
-    if (res.status !== 200) throw new Error(`audit consumer Worker: migrations: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`);
+    if (res.status !== 200)
+      throw new Error(`audit consumer Worker: migrations: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`);
     return self;
   }
 
@@ -85,17 +88,30 @@ export class WorkerdAuditConsumer {
   async run(batches: number, size: number, chains: number): Promise<ConsumerRound> {
     const before = await this.count();
     const t0 = process.hrtime.bigint();
-    const res = await this.mf.dispatchFetch(`http://bench/run?batches=${batches}&size=${size}&chains=${chains}`, { method: 'POST' });
+    const res = await this.mf.dispatchFetch(`http://bench/run?batches=${batches}&size=${size}&chains=${chains}`, {
+      method: 'POST',
+    });
     const body = await res.text();
     const outerMs = Number(process.hrtime.bigint() - t0) / 1e6;
     if (res.status !== 200) throw new Error(`audit consumer Worker: HTTP ${res.status} ${body.slice(0, 300)}`);
     const r = JSON.parse(body) as { events: number; acked: number; retried: number; elapsedMs: number; statements: number };
-    if (r.acked !== r.events || r.retried !== 0) throw new Error(`audit consumer: ${r.acked} of ${r.events} acknowledged, ${r.retried} retried`);
+    if (r.acked !== r.events || r.retried !== 0)
+      throw new Error(`audit consumer: ${r.acked} of ${r.events} acknowledged, ${r.retried} retried`);
     const after = await this.count();
-    if (after.records - before.records !== r.events) throw new Error(`audit consumer: ${after.records - before.records} records stored for ${r.events} events`);
-    if (after.headSeqs - before.headSeqs !== r.events) throw new Error('audit consumer: the chain heads did not move by the number of events');
-    if (!(r.elapsedMs > 0) || r.elapsedMs > outerMs + 1) throw new Error(`audit consumer: workerd's clock gave ${r.elapsedMs} ms for a request that took ${outerMs.toFixed(1)} ms`);
-    return { events: r.events, batches, chains, elapsedMs: r.elapsedMs, perSecond: (r.events * 1000) / r.elapsedMs, statements: r.statements };
+    if (after.records - before.records !== r.events)
+      throw new Error(`audit consumer: ${after.records - before.records} records stored for ${r.events} events`);
+    if (after.headSeqs - before.headSeqs !== r.events)
+      throw new Error('audit consumer: the chain heads did not move by the number of events');
+    if (!(r.elapsedMs > 0) || r.elapsedMs > outerMs + 1)
+      throw new Error(`audit consumer: workerd's clock gave ${r.elapsedMs} ms for a request that took ${outerMs.toFixed(1)} ms`);
+    return {
+      events: r.events,
+      batches,
+      chains,
+      elapsedMs: r.elapsedMs,
+      perSecond: (r.events * 1000) / r.elapsedMs,
+      statements: r.statements,
+    };
   }
 
   async stop(): Promise<void> {

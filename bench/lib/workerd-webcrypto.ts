@@ -16,7 +16,10 @@ import type { RunResult } from './load.js';
 /** The little of Miniflare 5 the benchmark uses (typed here: the top-level `miniflare` package is another version). */
 export interface MiniflareLike {
   ready: Promise<URL>;
-  dispatchFetch(input: string, init?: { method?: string; body?: string; headers?: Record<string, string> }): Promise<{ status: number; text(): Promise<string>; json(): Promise<unknown> }>;
+  dispatchFetch(
+    input: string,
+    init?: { method?: string; body?: string; headers?: Record<string, string> },
+  ): Promise<{ status: number; text(): Promise<string>; json(): Promise<unknown> }>;
   dispose(): Promise<void>;
 }
 export type MiniflareClass = new (options: Record<string, unknown>) => MiniflareLike;
@@ -98,7 +101,14 @@ export class WorkerdWebCrypto {
     if (!(elapsedMs > 0) || elapsedMs > outerMs + 1) {
       throw new Error(`${label}: workerd's clock gave ${elapsedMs} ms for a request that took ${outerMs.toFixed(1)} ms`);
     }
-    return { label, count, concurrency, wallMs: elapsedMs, opsPerSecond: (count * 1000) / elapsedMs, latenciesMs: new Float64Array(0) };
+    return {
+      label,
+      count,
+      concurrency,
+      wallMs: elapsedMs,
+      opsPerSecond: (count * 1000) / elapsedMs,
+      latenciesMs: new Float64Array(0),
+    };
   }
 
   async stop(): Promise<void> {

@@ -42,7 +42,11 @@ function secretGetEvent(vault, time) {
     clientIp: '127.0.0.1',
     correlationId: crypto.randomUUID(),
     clientInfo: 'bench (audit consumer)',
-    authorization: { by: 'rbac', assignmentId: ASSIGNMENT, roleDefinitionId: '/providers/Microsoft.Authorization/roleDefinitions/4633458b-17de-408a-b874-0445c86b69e6' },
+    authorization: {
+      by: 'rbac',
+      assignmentId: ASSIGNMENT,
+      roleDefinitionId: '/providers/Microsoft.Authorization/roleDefinitions/4633458b-17de-408a-b874-0445c86b69e6',
+    },
     authorizationModel: 'rbac',
   };
 }
@@ -64,7 +68,8 @@ function batchOf(size, chains, now) {
   return { queue: 'ekv-audit', messages, ackAll() {}, retryAll() {} };
 }
 
-const json = (value, status = 200) => new Response(JSON.stringify(value), { status, headers: { 'content-type': 'application/json' } });
+const json = (value, status = 200) =>
+  new Response(JSON.stringify(value), { status, headers: { 'content-type': 'application/json' } });
 
 export default {
   async fetch(request, env) {

@@ -237,9 +237,7 @@ export function startBridgeProcess(opts: BridgeProcessOptions = {}): Promise<Bri
     });
     diedFirst.catch(() => {}); // only meaningful while racing; later exits are stop()'s business
     // A wildcard bind (0.0.0.0, ::) is reached through loopback from this machine.
-    const url = (await Promise.race([listening, diedFirst]))
-      .replace('//0.0.0.0:', '//127.0.0.1:')
-      .replace('//[::]:', '//[::1]:');
+    const url = (await Promise.race([listening, diedFirst])).replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');
     for (;;) {
       if (exitCode !== undefined) throw new Error(describeExit());
       try {

@@ -94,7 +94,8 @@ function fingerprintsFromEnv(env: Env, name: string): string[] {
   if (!raw) return [];
   return raw.split(',').map((item) => {
     const hex = item.trim().replace(/:/g, '');
-    if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new ConfigError(`${name} must be comma-separated SHA-256 fingerprints (64 hex digits each)`);
+    if (!/^[0-9a-fA-F]{64}$/.test(hex))
+      throw new ConfigError(`${name} must be comma-separated SHA-256 fingerprints (64 hex digits each)`);
     return hex.toUpperCase().match(/../g)!.join(':');
   });
 }
@@ -133,7 +134,9 @@ export function loadConfig(env: Env = process.env): BridgeConfig {
   }
   const tlsClientCaFile = env.BRIDGE_TLS_CLIENT_CA_FILE || undefined;
   if (tlsClientCaFile && !tlsCertFile) {
-    throw new ConfigError('BRIDGE_TLS_CLIENT_CA_FILE needs BRIDGE_TLS_CERT_FILE and BRIDGE_TLS_KEY_FILE (mutual TLS is TLS first)');
+    throw new ConfigError(
+      'BRIDGE_TLS_CLIENT_CA_FILE needs BRIDGE_TLS_CERT_FILE and BRIDGE_TLS_KEY_FILE (mutual TLS is TLS first)',
+    );
   }
   const tlsClientCertSha256 = fingerprintsFromEnv(env, 'BRIDGE_TLS_CLIENT_CERT_SHA256');
   if (tlsClientCertSha256.length && !tlsClientCaFile) {

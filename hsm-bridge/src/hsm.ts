@@ -103,8 +103,7 @@ class SessionPool {
 
   /** Resolves once every session is back and holds them all, so no operation is in flight. */
   async drain(): Promise<void> {
-    const acquire = () =>
-      this.idle.pop() ?? new Promise<graphene.Session>((resolve) => this.waiters.push(resolve));
+    const acquire = () => this.idle.pop() ?? new Promise<graphene.Session>((resolve) => this.waiters.push(resolve));
     await Promise.all(this.sessions.map(acquire));
   }
 }
@@ -202,7 +201,10 @@ function readKekAttributes(key: graphene.SessionObject): KekAttributes {
 function findOrCreateKek(session: graphene.Session, label: string): graphene.SecretKey {
   const found = session.find({ class: graphene.ObjectClass.SECRET_KEY, label });
   if (found.length > 1) {
-    throw new HsmError('KEK_AMBIGUOUS', `${found.length} secret keys are labelled '${label}'; refusing to guess which is the KEK`);
+    throw new HsmError(
+      'KEK_AMBIGUOUS',
+      `${found.length} secret keys are labelled '${label}'; refusing to guess which is the KEK`,
+    );
   }
   if (found.length === 1) {
     const key = found.items(0).toType<graphene.SecretKey>();
@@ -299,17 +301,19 @@ export class Hsm {
       throw new RangeError(`plaintext must be 1..${MAX_WRAP_PLAINTEXT} bytes`);
     }
     const iv = randomBytes(IV_BYTES);
-    const sealed = await this.pool.use(
-      (session) =>
-        new Promise<Buffer>((resolve, reject) => {
-          const cipher = session.createCipher(gcm(iv, context), this.kek);
-          cipher.once(Buffer.from(plaintext), Buffer.alloc(plaintext.length + TAG_BYTES), (err, out) =>
-            err ? reject(err) : resolve(out),
-          );
-        }),
-    ).catch((err: unknown) => {
-      throw new HsmError('HSM_FAILURE', `wrap failed (${ckrName(err) ?? 'unknown error'})`);
-    });
+    const sealed = await this.pool
+      .use(
+        (session) =>
+          new Promise<Buffer>((resolve, reject) => {
+            const cipher = session.createCipher(gcm(iv, context), this.kek);
+            cipher.once(Buffer.from(plaintext), Buffer.alloc(plaintext.length + TAG_BYTES), (err, out) =>
+              err ? reject(err) : resolve(out),
+            );
+          }),
+      )
+      .catch((err: unknown) => {
+        throw new HsmError('HSM_FAILURE', `wrap failed (${ckrName(err) ?? 'unknown error'})`);
+      });
     return Buffer.concat([Buffer.of(WRAP_VERSION), iv, sealed]);
   }
 
@@ -321,18 +325,20 @@ export class Hsm {
     if (wrapped[0] !== WRAP_VERSION) throw new UnwrapError('unknown wrapped blob version');
     const iv = Buffer.from(wrapped.subarray(1, 1 + IV_BYTES));
     const sealed = Buffer.from(wrapped.subarray(1 + IV_BYTES));
-    const plain = await this.pool.use(
-      (session) =>
-        new Promise<Buffer>((resolve, reject) => {
-          const decipher = session.createDecipher(gcm(iv, context), this.kek);
-          // SoftHSM wants room for the whole input, tag included.
-          decipher.once(sealed, Buffer.alloc(sealed.length), (err, out) => (err ? reject(err) : resolve(out)));
-        }),
-    ).catch((err: unknown) => {
-      const ckr = ckrName(err);
-      if (ckr && DECRYPT_REJECTIONS.has(ckr)) throw new UnwrapError('authentication tag mismatch');
-      throw new HsmError('HSM_FAILURE', `unwrap failed (${ckr ?? 'unknown error'})`);
-    });
+    const plain = await this.pool
+      .use(
+        (session) =>
+          new Promise<Buffer>((resolve, reject) => {
+            const decipher = session.createDecipher(gcm(iv, context), this.kek);
+            // SoftHSM wants room for the whole input, tag included.
+            decipher.once(sealed, Buffer.alloc(sealed.length), (err, out) => (err ? reject(err) : resolve(out)));
+          }),
+      )
+      .catch((err: unknown) => {
+        const ckr = ckrName(err);
+        if (ckr && DECRYPT_REJECTIONS.has(ckr)) throw new UnwrapError('authentication tag mismatch');
+        throw new HsmError('HSM_FAILURE', `unwrap failed (${ckr ?? 'unknown error'})`);
+      });
     return new Uint8Array(plain);
   }
 

@@ -190,12 +190,20 @@ function rsaMaterial(jwk: Record<string, unknown>): ImportMaterial {
     if (E < 3n || E % 2n === 0n || E >= N) throw new KeyRequestError("the JWK's public exponent 'e' is not valid");
     const [D, P, Q, DP, DQ, QI] = [d, p, q, dp, dq, qi].map(toBigInt) as [bigint, bigint, bigint, bigint, bigint, bigint];
     const consistent =
-      P > 1n && Q > 1n && P * Q === N &&
-      D > 0n && D < N &&
-      (E * D) % (P - 1n) === 1n && (E * D) % (Q - 1n) === 1n &&
-      DP === D % (P - 1n) && DQ === D % (Q - 1n) &&
-      QI > 0n && QI < P && (QI * Q) % P === 1n;
-    if (!consistent) throw new KeyRequestError('the RSA JWK is inconsistent (n, e, d, p, q, dp, dq and qi do not belong together)');
+      P > 1n &&
+      Q > 1n &&
+      P * Q === N &&
+      D > 0n &&
+      D < N &&
+      (E * D) % (P - 1n) === 1n &&
+      (E * D) % (Q - 1n) === 1n &&
+      DP === D % (P - 1n) &&
+      DQ === D % (Q - 1n) &&
+      QI > 0n &&
+      QI < P &&
+      (QI * Q) % P === 1n;
+    if (!consistent)
+      throw new KeyRequestError('the RSA JWK is inconsistent (n, e, d, p, q, dp, dq and qi do not belong together)');
     // Belt and braces: a round trip through the key with these very parameters.
     if (modPow(modPow(2n, E, N), D, N) !== 2n) throw new KeyRequestError('the RSA JWK is inconsistent');
 
@@ -221,7 +229,11 @@ function ecMaterial(jwk: Record<string, unknown>): ImportMaterial {
   const d = jwkBytes(jwk, 'd');
   const der = new Der();
   try {
-    for (const [name, bytes] of [['x', x], ['y', y], ['d', d]] as const) {
+    for (const [name, bytes] of [
+      ['x', x],
+      ['y', y],
+      ['d', d],
+    ] as const) {
       if (bytes.length !== curve.size) throw new KeyRequestError(`the JWK's '${name}' must be ${curve.size} bytes for ${crv}`);
     }
     const point = Buffer.concat([Buffer.of(0x04), x, y]);
@@ -236,7 +248,11 @@ function ecMaterial(jwk: Record<string, unknown>): ImportMaterial {
     if (!derived.equals(point)) throw new KeyRequestError("the EC JWK is inconsistent ('d' does not match 'x' and 'y')");
 
     // ECPrivateKey { version 1, privateKey OCTET STRING, [1] publicKey BIT STRING }
-    const ecPrivateKey = der.seq(der.small(1), der.tlv(0x04, der.copy(d)), der.tlv(0xa1, der.tlv(0x03, Buffer.concat([Buffer.of(0), point]))));
+    const ecPrivateKey = der.seq(
+      der.small(1),
+      der.tlv(0x04, der.copy(d)),
+      der.tlv(0xa1, der.tlv(0x03, Buffer.concat([Buffer.of(0), point]))),
+    );
     const algorithm = der.seq(EC_PUBLIC_KEY_OID, curve.oid);
     const pkcs8 = der.seq(der.small(0), algorithm, der.tlv(0x04, ecPrivateKey));
     der.wipeExcept(pkcs8);

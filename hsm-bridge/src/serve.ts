@@ -116,8 +116,16 @@ function readPem(variable: string, path: string): Buffer {
 /** Options of the HTTPS server, or undefined for plain HTTP (loopback only, see config.ts). */
 function tlsOptions(config: BridgeConfig) {
   if (!config.tlsCertFile || !config.tlsKeyFile) return undefined;
-  const base = { cert: readPem('BRIDGE_TLS_CERT_FILE', config.tlsCertFile), key: readPem('BRIDGE_TLS_KEY_FILE', config.tlsKeyFile) };
+  const base = {
+    cert: readPem('BRIDGE_TLS_CERT_FILE', config.tlsCertFile),
+    key: readPem('BRIDGE_TLS_KEY_FILE', config.tlsKeyFile),
+  };
   if (!config.tlsClientCaFile) return base;
   // Mutual TLS: a client without a certificate from this CA fails the handshake, /healthz included.
-  return { ...base, ca: readPem('BRIDGE_TLS_CLIENT_CA_FILE', config.tlsClientCaFile), requestCert: true, rejectUnauthorized: true };
+  return {
+    ...base,
+    ca: readPem('BRIDGE_TLS_CLIENT_CA_FILE', config.tlsClientCaFile),
+    requestCert: true,
+    rejectUnauthorized: true,
+  };
 }

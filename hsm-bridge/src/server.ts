@@ -75,7 +75,11 @@ const MAX_KEY_BODY_BYTES = 64 * 1024;
 class BadRequest extends Error {}
 
 /** Routes that create or destroy token objects: they run only once their nonce is on disk. */
-const CHANGES_TOKEN = new Set<string>([BRIDGE_ROUTES.generateKey.path, BRIDGE_ROUTES.importKey.path, BRIDGE_ROUTES.destroyKey.path]);
+const CHANGES_TOKEN = new Set<string>([
+  BRIDGE_ROUTES.generateKey.path,
+  BRIDGE_ROUTES.importKey.path,
+  BRIDGE_ROUTES.destroyKey.path,
+]);
 
 type Env = { Variables: { rawBody: Uint8Array } };
 
@@ -162,7 +166,9 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
   const dataKeyLimit = limit(MAX_BODY_BYTES);
   app.use('/v1/*', (c, next) => {
     const path = new URL(c.req.url).pathname;
-    return (path.startsWith('/v1/keys/') || path === '/v1/rng' || path === BRIDGE_ROUTES.unwrapBatch.path ? keyLimit : dataKeyLimit)(c, next);
+    return (
+      path.startsWith('/v1/keys/') || path === '/v1/rng' || path === BRIDGE_ROUTES.unwrapBatch.path ? keyLimit : dataKeyLimit
+    )(c, next);
   });
 
   let lastPreviousSecretLog = -Infinity;

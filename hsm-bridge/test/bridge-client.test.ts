@@ -22,8 +22,18 @@ interface Client {
   generateKey(id: string, spec: HsmKeySpec): Promise<{ handle: string; publicJwk?: HsmPublicJwk }>;
   importKey(id: string, jwk: Record<string, string>): Promise<{ handle: string; publicJwk: HsmPublicJwk }>;
   sign(handle: string, alg: string, digest: Uint8Array): Promise<Uint8Array>;
-  decrypt(handle: string, alg: string, ciphertext: Uint8Array, opts?: { iv?: Uint8Array; aad?: Uint8Array; tag?: Uint8Array }): Promise<Uint8Array>;
-  encrypt(handle: string, alg: string, plaintext: Uint8Array, opts?: { iv?: Uint8Array; aad?: Uint8Array }): Promise<{ ciphertext: Uint8Array; iv?: Uint8Array; tag?: Uint8Array }>;
+  decrypt(
+    handle: string,
+    alg: string,
+    ciphertext: Uint8Array,
+    opts?: { iv?: Uint8Array; aad?: Uint8Array; tag?: Uint8Array },
+  ): Promise<Uint8Array>;
+  encrypt(
+    handle: string,
+    alg: string,
+    plaintext: Uint8Array,
+    opts?: { iv?: Uint8Array; aad?: Uint8Array },
+  ): Promise<{ ciphertext: Uint8Array; iv?: Uint8Array; tag?: Uint8Array }>;
   wrapKey(handle: string, alg: string, key: Uint8Array): Promise<Uint8Array>;
   unwrapKey(handle: string, alg: string, wrapped: Uint8Array): Promise<Uint8Array>;
   destroyKey(handle: string): Promise<boolean>;
@@ -105,7 +115,9 @@ describe('BridgeClient key methods', () => {
     const gcm = await client.encrypt(id, 'A256GCM', plaintext, { aad });
     expect(gcm.iv?.length).toBe(12);
     expect(gcm.tag?.length).toBe(16);
-    expect(Buffer.from(await client.decrypt(id, 'A256GCM', gcm.ciphertext, { iv: gcm.iv, tag: gcm.tag, aad }))).toEqual(plaintext);
+    expect(Buffer.from(await client.decrypt(id, 'A256GCM', gcm.ciphertext, { iv: gcm.iv, tag: gcm.tag, aad }))).toEqual(
+      plaintext,
+    );
     const iv = crypto.randomBytes(16);
     const cbc = await client.encrypt(id, 'A256CBCPAD', plaintext, { iv });
     expect(Buffer.from(cbc.iv!)).toEqual(iv);
@@ -268,10 +280,14 @@ describe('unwrap coalescing', () => {
       req.on('end', async () => {
         paths.push(req.url ?? '');
         if (req.url === '/v1/unwrap-batch') {
-          res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NotFound', message: 'no such route' } }));
+          res
+            .writeHead(404, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ error: { code: 'NotFound', message: 'no such route' } }));
           return;
         }
-        const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k.startsWith('x-bridge-') || k === 'content-type')) as Record<string, string>;
+        const headers = Object.fromEntries(
+          Object.entries(req.headers).filter(([k]) => k.startsWith('x-bridge-') || k === 'content-type'),
+        ) as Record<string, string>;
         const up = await fetch(`${bridge.url}${req.url}`, { method: req.method, headers, body: Buffer.concat(chunks) });
         res.writeHead(up.status, { 'content-type': 'application/json' }).end(Buffer.from(await up.arrayBuffer()));
       });

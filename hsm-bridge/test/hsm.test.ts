@@ -121,12 +121,18 @@ describe('the KEK', () => {
       expect(() => kek.getAttribute('value')).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
       // Not exportable by wrapping under a key we control either.
       const mine = session.generateKey(graphene.KeyGenMechanism.AES, {
-        keyType: graphene.KeyType.AES, valueLen: 32, token: false, wrap: true, extractable: true,
-    });
-    expect(() => session.wrapKey(graphene.MechanismEnum.AES_KEY_WRAP_PAD, mine, kek)).toThrow(/CKR_KEY_UNEXTRACTABLE|CKR_KEY_NOT_WRAPPABLE/);
-    // And its protection cannot be switched off.
-    expect(() => kek.setAttribute({ extractable: true })).toThrow(/CKR_/);
-    expect(() => kek.setAttribute({ sensitive: false })).toThrow(/CKR_/);
+        keyType: graphene.KeyType.AES,
+        valueLen: 32,
+        token: false,
+        wrap: true,
+        extractable: true,
+      });
+      expect(() => session.wrapKey(graphene.MechanismEnum.AES_KEY_WRAP_PAD, mine, kek)).toThrow(
+        /CKR_KEY_UNEXTRACTABLE|CKR_KEY_NOT_WRAPPABLE/,
+      );
+      // And its protection cannot be switched off.
+      expect(() => kek.setAttribute({ extractable: true })).toThrow(/CKR_/);
+      expect(() => kek.setAttribute({ sensitive: false })).toThrow(/CKR_/);
     });
 
     hsm = await Hsm.open(config());
@@ -137,9 +143,15 @@ describe('the KEK', () => {
     await hsm.close();
     withTokenSession((session) => {
       session.generateKey(graphene.KeyGenMechanism.AES, {
-        keyType: graphene.KeyType.AES, valueLen: 32, token: true, label: 'weak-kek',
-        sensitive: false, extractable: true, encrypt: true, decrypt: true,
-    });
+        keyType: graphene.KeyType.AES,
+        valueLen: 32,
+        token: true,
+        label: 'weak-kek',
+        sensitive: false,
+        extractable: true,
+        encrypt: true,
+        decrypt: true,
+      });
     });
     const err = await Hsm.open({ ...config(), kekLabel: 'weak-kek' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HsmError);

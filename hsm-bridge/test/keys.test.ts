@@ -124,67 +124,94 @@ describe('generate', () => {
     else publicKeyOf(name);
   });
 
-  it.each(SPECS)('%s: private/secret objects are sensitive, never extractable, token objects with only their usages', async (name, spec) => {
-    const { id } = key(name);
-    const objects = await objectsOf(id);
-    const secret = objects.filter((o) => o.cls !== graphene.ObjectClass.PUBLIC_KEY);
-    expect(objects.length).toBe(spec.kty === 'oct' ? 1 : 2);
-    expect(secret.length).toBe(1);
-    const { object, session } = secret[0]!;
-    expect(
-      object.getAttribute({
-        label: null, token: null, private: null, sensitive: null, extractable: null, neverExtractable: null,
-        alwaysSensitive: null, modifiable: null, local: null, derive: null,
-      }),
-    ).toEqual({
-      label: hsmKeyLabel(id), token: true, private: true, sensitive: true, extractable: false, neverExtractable: true,
-      alwaysSensitive: true, modifiable: false, local: true, derive: false,
-    });
-    const usages = object.getAttribute(
-      spec.kty === 'oct'
-        ? { encrypt: null, decrypt: null, wrap: null, unwrap: null, sign: null, verify: null }
-        : { sign: null, decrypt: null, unwrap: null, signRecover: null },
-    );
-    expect(usages).toEqual(
-      spec.kty === 'oct'
-        ? { encrypt: true, decrypt: true, wrap: true, unwrap: true, sign: false, verify: false }
-        : spec.kty === 'RSA'
-          ? { sign: true, decrypt: true, unwrap: true, signRecover: false }
-          : { sign: true, decrypt: false, unwrap: false, signRecover: false },
-    );
-    // The value cannot be read...
-    if (spec.kty === 'RSA') {
-      for (const attr of ['privateExponent', 'coefficient']) expect(() => object.getAttribute(attr)).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
-    } else {
-      expect(() => object.getAttribute('value')).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
-    }
-    // ...nor exported under a key we control...
-    const mine = session.generateKey(graphene.KeyGenMechanism.AES, {
-      keyType: graphene.KeyType.AES, valueLen: 32, token: false, wrap: true, extractable: true,
-    });
-    try {
-      expect(() => session.wrapKey(graphene.MechanismEnum.AES_KEY_WRAP_PAD, mine, object.toType<graphene.Key>())).toThrow(
-        /CKR_KEY_UNEXTRACTABLE|CKR_KEY_NOT_WRAPPABLE/,
-      );
-    } finally {
-      session.destroy(mine);
-    }
-    // ...and the protection cannot be switched off.
-    expect(() => object.setAttribute({ extractable: true })).toThrow(/CKR_/);
-    expect(() => object.setAttribute({ sensitive: false })).toThrow(/CKR_/);
-
-    const pub = objects.find((o) => o.cls === graphene.ObjectClass.PUBLIC_KEY);
-    if (pub) {
-      expect(pub.object.getAttribute({ label: null, token: null, private: null, verify: null })).toEqual({
-        label: hsmKeyLabel(id), token: true, private: false, verify: true,
+  it.each(SPECS)(
+    '%s: private/secret objects are sensitive, never extractable, token objects with only their usages',
+    async (name, spec) => {
+      const { id } = key(name);
+      const objects = await objectsOf(id);
+      const secret = objects.filter((o) => o.cls !== graphene.ObjectClass.PUBLIC_KEY);
+      expect(objects.length).toBe(spec.kty === 'oct' ? 1 : 2);
+      expect(secret.length).toBe(1);
+      const { object, session } = secret[0]!;
+      expect(
+        object.getAttribute({
+          label: null,
+          token: null,
+          private: null,
+          sensitive: null,
+          extractable: null,
+          neverExtractable: null,
+          alwaysSensitive: null,
+          modifiable: null,
+          local: null,
+          derive: null,
+        }),
+      ).toEqual({
+        label: hsmKeyLabel(id),
+        token: true,
+        private: true,
+        sensitive: true,
+        extractable: false,
+        neverExtractable: true,
+        alwaysSensitive: true,
+        modifiable: false,
+        local: true,
+        derive: false,
       });
-    }
-  });
+      const usages = object.getAttribute(
+        spec.kty === 'oct'
+          ? { encrypt: null, decrypt: null, wrap: null, unwrap: null, sign: null, verify: null }
+          : { sign: null, decrypt: null, unwrap: null, signRecover: null },
+      );
+      expect(usages).toEqual(
+        spec.kty === 'oct'
+          ? { encrypt: true, decrypt: true, wrap: true, unwrap: true, sign: false, verify: false }
+          : spec.kty === 'RSA'
+            ? { sign: true, decrypt: true, unwrap: true, signRecover: false }
+            : { sign: true, decrypt: false, unwrap: false, signRecover: false },
+      );
+      // The value cannot be read...
+      if (spec.kty === 'RSA') {
+        for (const attr of ['privateExponent', 'coefficient'])
+          expect(() => object.getAttribute(attr)).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
+      } else {
+        expect(() => object.getAttribute('value')).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
+      }
+      // ...nor exported under a key we control...
+      const mine = session.generateKey(graphene.KeyGenMechanism.AES, {
+        keyType: graphene.KeyType.AES,
+        valueLen: 32,
+        token: false,
+        wrap: true,
+        extractable: true,
+      });
+      try {
+        expect(() => session.wrapKey(graphene.MechanismEnum.AES_KEY_WRAP_PAD, mine, object.toType<graphene.Key>())).toThrow(
+          /CKR_KEY_UNEXTRACTABLE|CKR_KEY_NOT_WRAPPABLE/,
+        );
+      } finally {
+        session.destroy(mine);
+      }
+      // ...and the protection cannot be switched off.
+      expect(() => object.setAttribute({ extractable: true })).toThrow(/CKR_/);
+      expect(() => object.setAttribute({ sensitive: false })).toThrow(/CKR_/);
+
+      const pub = objects.find((o) => o.cls === graphene.ObjectClass.PUBLIC_KEY);
+      if (pub) {
+        expect(pub.object.getAttribute({ label: null, token: null, private: null, verify: null })).toEqual({
+          label: hsmKeyLabel(id),
+          token: true,
+          private: false,
+          verify: true,
+        });
+      }
+    },
+  );
 
   it('refuses an id already in use (409), also when two requests race for it', async () => {
-    expect(await refused('/v1/keys/generate', { id: key('P-256').id, spec: { kty: 'EC', crv: 'P-256' } }, 409, 'KeyExists')).not.toMatch(
-      key('P-256').id,
-    );
+    expect(
+      await refused('/v1/keys/generate', { id: key('P-256').id, spec: { kty: 'EC', crv: 'P-256' } }, 409, 'KeyExists'),
+    ).not.toMatch(key('P-256').id);
     const id = newId();
     const results = await Promise.all([
       call('/v1/keys/generate', { id, spec: { kty: 'oct', size: 256 } }),
@@ -218,11 +245,19 @@ describe('generate', () => {
 
 describe('sign', () => {
   const CASES: Array<[string, string]> = [
-    ['RSA-2048', 'RS256'], ['RSA-2048', 'RS384'], ['RSA-2048', 'RS512'],
-    ['RSA-2048', 'PS256'], ['RSA-2048', 'PS384'], ['RSA-2048', 'PS512'],
-    ['RSA-3072', 'RS384'], ['RSA-3072', 'PS256'],
-    ['RSA-4096', 'RS512'], ['RSA-4096', 'PS512'],
-    ['P-256', 'ES256'], ['P-384', 'ES384'], ['P-521', 'ES512'],
+    ['RSA-2048', 'RS256'],
+    ['RSA-2048', 'RS384'],
+    ['RSA-2048', 'RS512'],
+    ['RSA-2048', 'PS256'],
+    ['RSA-2048', 'PS384'],
+    ['RSA-2048', 'PS512'],
+    ['RSA-3072', 'RS384'],
+    ['RSA-3072', 'PS256'],
+    ['RSA-4096', 'RS512'],
+    ['RSA-4096', 'PS512'],
+    ['P-256', 'ES256'],
+    ['P-384', 'ES384'],
+    ['P-521', 'ES512'],
   ];
 
   it.each(CASES)('%s signs %s, verified by node:crypto', async (name, alg) => {
@@ -261,11 +296,17 @@ describe('sign', () => {
     const messages = Array.from({ length: 24 }, () => crypto.randomBytes(40));
     const results = await Promise.all(
       messages.map((m) =>
-        ok('/v1/keys/sign', { handle: key('P-256').id, alg: 'ES256', digest: b64(crypto.createHash('sha256').update(m).digest()) }),
+        ok('/v1/keys/sign', {
+          handle: key('P-256').id,
+          alg: 'ES256',
+          digest: b64(crypto.createHash('sha256').update(m).digest()),
+        }),
       ),
     );
     results.forEach((r, i) => {
-      expect(crypto.verify('sha256', messages[i]!, { key: publicKeyOf('P-256'), dsaEncoding: 'ieee-p1363' }, bin(r.signature))).toBe(true);
+      expect(
+        crypto.verify('sha256', messages[i]!, { key: publicKeyOf('P-256'), dsaEncoding: 'ieee-p1363' }, bin(r.signature)),
+      ).toBe(true);
     });
   });
 
@@ -282,9 +323,9 @@ describe('sign', () => {
     ['HS256', 'AES-256', 'HS256', 32, /not a signing algorithm/],
     ['lowercase es256', 'P-256', 'es256', 32, /not a signing algorithm/],
   ])('refuses %s (400)', async (_name, name, alg, length, message) => {
-    expect(await refused('/v1/keys/sign', { handle: key(name).id, alg, digest: b64(crypto.randomBytes(length)) }, 400, 'BadRequest')).toMatch(
-      message,
-    );
+    expect(
+      await refused('/v1/keys/sign', { handle: key(name).id, alg, digest: b64(crypto.randomBytes(length)) }, 400, 'BadRequest'),
+    ).toMatch(message);
   });
 });
 
@@ -293,13 +334,22 @@ describe('RSA decrypt and unwrap', () => {
     crypto.publicEncrypt(
       alg === 'RSA1_5'
         ? { key: publicKeyOf(name), padding: crypto.constants.RSA_PKCS1_PADDING }
-        : { key: publicKeyOf(name), padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: alg === 'RSA-OAEP' ? 'sha1' : 'sha256' },
+        : {
+            key: publicKeyOf(name),
+            padding: crypto.constants.RSA_PKCS1_OAEP_PADDING,
+            oaepHash: alg === 'RSA-OAEP' ? 'sha1' : 'sha256',
+          },
       data,
     );
 
   it.each([
-    ['RSA-2048', 'RSA-OAEP'], ['RSA-2048', 'RSA-OAEP-256'], ['RSA-2048', 'RSA1_5'],
-    ['RSA-3072', 'RSA-OAEP-256'], ['RSA-4096', 'RSA-OAEP'], ['RSA-4096', 'RSA-OAEP-256'], ['RSA-4096', 'RSA1_5'],
+    ['RSA-2048', 'RSA-OAEP'],
+    ['RSA-2048', 'RSA-OAEP-256'],
+    ['RSA-2048', 'RSA1_5'],
+    ['RSA-3072', 'RSA-OAEP-256'],
+    ['RSA-4096', 'RSA-OAEP'],
+    ['RSA-4096', 'RSA-OAEP-256'],
+    ['RSA-4096', 'RSA1_5'],
   ])('%s decrypts %s ciphertexts from node:crypto (empty, short and longest messages)', async (name, alg) => {
     const k = (key(name).spec as { size: number }).size / 8;
     const longest = alg === 'RSA1_5' ? k - 11 : k - 2 * (alg === 'RSA-OAEP' ? 20 : 32) - 2;
@@ -314,7 +364,11 @@ describe('RSA decrypt and unwrap', () => {
 
   it.each(['RSA-OAEP', 'RSA-OAEP-256', 'RSA1_5'])('unwraps a %s-wrapped AES key', async (alg) => {
     const aesKey = crypto.randomBytes(32);
-    const { key: unwrapped } = await ok('/v1/keys/unwrap', { handle: key('RSA-2048').id, alg, wrapped: b64(encryptFor('RSA-2048', alg, aesKey)) });
+    const { key: unwrapped } = await ok('/v1/keys/unwrap', {
+      handle: key('RSA-2048').id,
+      alg,
+      wrapped: b64(encryptFor('RSA-2048', alg, aesKey)),
+    });
     expect(bin(unwrapped)).toEqual(aesKey);
   });
 
@@ -333,37 +387,75 @@ describe('RSA decrypt and unwrap', () => {
     expect(res.body.error.code).toBe('OperationFailed');
   }
 
-  it.each(['RSA-OAEP', 'RSA-OAEP-256', 'RSA1_5'])('answers 422 OperationFailed for a tampered %s ciphertext or another key', async (alg) => {
-    const original = crypto.randomBytes(32);
-    const ciphertext = encryptFor('RSA-2048', alg, original);
-    for (const index of [0, 100, ciphertext.length - 1]) {
-      const tampered = Buffer.from(ciphertext);
-      tampered[index]! ^= 0x01;
-      await refusedOrGarbage('/v1/keys/decrypt', { handle: key('RSA-2048').id, alg, ciphertext: b64(tampered) }, alg, original);
-    }
-    // Another key's ciphertext of the same size (RSA-OAEP into an RSA-2048 that is not its own).
-    const other = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
-    const foreign = crypto.publicEncrypt(
-      { key: other, padding: alg === 'RSA1_5' ? crypto.constants.RSA_PKCS1_PADDING : crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: alg === 'RSA-OAEP' ? 'sha1' : 'sha256' },
-      crypto.randomBytes(32),
-    );
-    await refusedOrGarbage('/v1/keys/unwrap', { handle: key('RSA-2048').id, alg, wrapped: b64(foreign) }, alg, original);
-    expect(JSON.stringify(logs)).not.toContain(b64(ciphertext));
-  });
+  it.each(['RSA-OAEP', 'RSA-OAEP-256', 'RSA1_5'])(
+    'answers 422 OperationFailed for a tampered %s ciphertext or another key',
+    async (alg) => {
+      const original = crypto.randomBytes(32);
+      const ciphertext = encryptFor('RSA-2048', alg, original);
+      for (const index of [0, 100, ciphertext.length - 1]) {
+        const tampered = Buffer.from(ciphertext);
+        tampered[index]! ^= 0x01;
+        await refusedOrGarbage('/v1/keys/decrypt', { handle: key('RSA-2048').id, alg, ciphertext: b64(tampered) }, alg, original);
+      }
+      // Another key's ciphertext of the same size (RSA-OAEP into an RSA-2048 that is not its own).
+      const other = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+      const foreign = crypto.publicEncrypt(
+        {
+          key: other,
+          padding: alg === 'RSA1_5' ? crypto.constants.RSA_PKCS1_PADDING : crypto.constants.RSA_PKCS1_OAEP_PADDING,
+          oaepHash: alg === 'RSA-OAEP' ? 'sha1' : 'sha256',
+        },
+        crypto.randomBytes(32),
+      );
+      await refusedOrGarbage('/v1/keys/unwrap', { handle: key('RSA-2048').id, alg, wrapped: b64(foreign) }, alg, original);
+      expect(JSON.stringify(logs)).not.toContain(b64(ciphertext));
+    },
+  );
 
   it('refuses a ciphertext that is not the modulus size, an AES alg, and RSA encryption in the HSM (400)', async () => {
     const handle = key('RSA-2048').id;
-    expect(await refused('/v1/keys/decrypt', { handle, alg: 'RSA-OAEP', ciphertext: b64(crypto.randomBytes(255)) }, 400, 'BadRequest')).toMatch(/256 bytes/);
-    await refused('/v1/keys/decrypt', { handle, alg: 'A256GCM', ciphertext: b64(crypto.randomBytes(16)), iv: b64(crypto.randomBytes(12)), tag: b64(crypto.randomBytes(16)) }, 400, 'BadRequest');
-    await refused('/v1/keys/decrypt', { handle, alg: 'RSA-OAEP', ciphertext: b64(crypto.randomBytes(256)), iv: b64(crypto.randomBytes(12)) }, 400, 'BadRequest');
-    expect(await refused('/v1/keys/encrypt', { handle, alg: 'RSA-OAEP', plaintext: b64(crypto.randomBytes(16)) }, 400, 'BadRequest')).toMatch(/public key/);
-    expect(await refused('/v1/keys/wrap', { handle, alg: 'RSA-OAEP-256', key: b64(crypto.randomBytes(32)) }, 400, 'BadRequest')).toMatch(/public key/);
-    await refused('/v1/keys/decrypt', { handle: key('P-256').id, alg: 'RSA-OAEP', ciphertext: b64(crypto.randomBytes(256)) }, 400, 'BadRequest');
+    expect(
+      await refused('/v1/keys/decrypt', { handle, alg: 'RSA-OAEP', ciphertext: b64(crypto.randomBytes(255)) }, 400, 'BadRequest'),
+    ).toMatch(/256 bytes/);
+    await refused(
+      '/v1/keys/decrypt',
+      {
+        handle,
+        alg: 'A256GCM',
+        ciphertext: b64(crypto.randomBytes(16)),
+        iv: b64(crypto.randomBytes(12)),
+        tag: b64(crypto.randomBytes(16)),
+      },
+      400,
+      'BadRequest',
+    );
+    await refused(
+      '/v1/keys/decrypt',
+      { handle, alg: 'RSA-OAEP', ciphertext: b64(crypto.randomBytes(256)), iv: b64(crypto.randomBytes(12)) },
+      400,
+      'BadRequest',
+    );
+    expect(
+      await refused('/v1/keys/encrypt', { handle, alg: 'RSA-OAEP', plaintext: b64(crypto.randomBytes(16)) }, 400, 'BadRequest'),
+    ).toMatch(/public key/);
+    expect(
+      await refused('/v1/keys/wrap', { handle, alg: 'RSA-OAEP-256', key: b64(crypto.randomBytes(32)) }, 400, 'BadRequest'),
+    ).toMatch(/public key/);
+    await refused(
+      '/v1/keys/decrypt',
+      { handle: key('P-256').id, alg: 'RSA-OAEP', ciphertext: b64(crypto.randomBytes(256)) },
+      400,
+      'BadRequest',
+    );
   });
 });
 
 describe('AES encrypt and decrypt', () => {
-  const AES = [['AES-128', 128], ['AES-192', 192], ['AES-256', 256]] as const;
+  const AES = [
+    ['AES-128', 128],
+    ['AES-192', 192],
+    ['AES-256', 256],
+  ] as const;
 
   it.each(AES)('%s: A*GCM round-trips with aad; the token chooses a fresh 12-byte iv; tampering is 422', async (name, bits) => {
     const handle = key(name).id;
@@ -374,18 +466,40 @@ describe('AES encrypt and decrypt', () => {
       expect(bin(sealed.ciphertext).length).toBe(plaintext.length);
       expect(bin(sealed.iv).length).toBe(12);
       expect(bin(sealed.tag).length).toBe(16);
-      const res = await call('/v1/keys/decrypt', { handle, alg, ciphertext: sealed.ciphertext, iv: sealed.iv, tag: sealed.tag, aad: b64(aad) });
+      const res = await call('/v1/keys/decrypt', {
+        handle,
+        alg,
+        ciphertext: sealed.ciphertext,
+        iv: sealed.iv,
+        tag: sealed.tag,
+        aad: b64(aad),
+      });
       expect(res.status).toBe(200);
       expect(res.headers.get('cache-control')).toBe('no-store');
       expect(bin(res.body.plaintext)).toEqual(plaintext);
 
       const tag = bin(sealed.tag);
       tag[0]! ^= 1;
-      await refused('/v1/keys/decrypt', { handle, alg, ciphertext: sealed.ciphertext, iv: sealed.iv, tag: b64(tag), aad: b64(aad) }, 422, 'OperationFailed');
-      await refused('/v1/keys/decrypt', { handle, alg, ciphertext: sealed.ciphertext, iv: sealed.iv, tag: sealed.tag }, 422, 'OperationFailed');
+      await refused(
+        '/v1/keys/decrypt',
+        { handle, alg, ciphertext: sealed.ciphertext, iv: sealed.iv, tag: b64(tag), aad: b64(aad) },
+        422,
+        'OperationFailed',
+      );
+      await refused(
+        '/v1/keys/decrypt',
+        { handle, alg, ciphertext: sealed.ciphertext, iv: sealed.iv, tag: sealed.tag },
+        422,
+        'OperationFailed',
+      );
       const iv = bin(sealed.iv);
       iv[11]! ^= 1;
-      await refused('/v1/keys/decrypt', { handle, alg, ciphertext: sealed.ciphertext, iv: b64(iv), tag: sealed.tag, aad: b64(aad) }, 422, 'OperationFailed');
+      await refused(
+        '/v1/keys/decrypt',
+        { handle, alg, ciphertext: sealed.ciphertext, iv: b64(iv), tag: sealed.tag, aad: b64(aad) },
+        422,
+        'OperationFailed',
+      );
     }
     const a = await ok('/v1/keys/encrypt', { handle, alg, plaintext: b64(Buffer.alloc(16)) });
     const b = await ok('/v1/keys/encrypt', { handle, alg, plaintext: b64(Buffer.alloc(16)) });
@@ -406,42 +520,99 @@ describe('AES encrypt and decrypt', () => {
     expect(bin(padded.ciphertext).subarray(0, 48)).toEqual(bin(cbc.ciphertext));
     // The padding block is E(C3 xor 16 x 0x10): the same as CBC-encrypting 16 bytes of 0x10 after C3.
     const tail = await ok('/v1/keys/encrypt', {
-      handle, alg: `A${bits}CBC`, plaintext: b64(Buffer.alloc(16, 0x10)), iv: b64(bin(cbc.ciphertext).subarray(32)),
+      handle,
+      alg: `A${bits}CBC`,
+      plaintext: b64(Buffer.alloc(16, 0x10)),
+      iv: b64(bin(cbc.ciphertext).subarray(32)),
     });
     expect(bin(padded.ciphertext).subarray(48)).toEqual(bin(tail.ciphertext));
 
-    expect(bin((await ok('/v1/keys/decrypt', { handle, alg: `A${bits}CBC`, ciphertext: cbc.ciphertext, iv: cbc.iv })).plaintext)).toEqual(blocks);
+    expect(
+      bin((await ok('/v1/keys/decrypt', { handle, alg: `A${bits}CBC`, ciphertext: cbc.ciphertext, iv: cbc.iv })).plaintext),
+    ).toEqual(blocks);
     for (const length of [1, 15, 16, 33]) {
       const plaintext = crypto.randomBytes(length);
       const sealed = await ok('/v1/keys/encrypt', { handle, alg: `A${bits}CBCPAD`, plaintext: b64(plaintext) });
       expect(bin(sealed.iv).length).toBe(16); // generated by the token
       expect(bin(sealed.ciphertext).length).toBe((Math.floor(length / 16) + 1) * 16);
-      const opened = await ok('/v1/keys/decrypt', { handle, alg: `A${bits}CBCPAD`, ciphertext: sealed.ciphertext, iv: sealed.iv });
+      const opened = await ok('/v1/keys/decrypt', {
+        handle,
+        alg: `A${bits}CBCPAD`,
+        ciphertext: sealed.ciphertext,
+        iv: sealed.iv,
+      });
       expect(bin(opened.plaintext)).toEqual(plaintext);
     }
     // Bad padding: the last plaintext byte is 0x00.
     const bad = await ok('/v1/keys/encrypt', { handle, alg: `A${bits}CBC`, plaintext: b64(Buffer.alloc(32)), iv: b64(iv) });
-    await refused('/v1/keys/decrypt', { handle, alg: `A${bits}CBCPAD`, ciphertext: bad.ciphertext, iv: b64(iv) }, 422, 'OperationFailed');
+    await refused(
+      '/v1/keys/decrypt',
+      { handle, alg: `A${bits}CBCPAD`, ciphertext: bad.ciphertext, iv: b64(iv) },
+      422,
+      'OperationFailed',
+    );
   });
 
   it('refuses mismatched sizes, missing or extra parameters and wrong block lengths (400)', async () => {
     const handle = key('AES-256').id;
     const cases: Array<[string, unknown, RegExp]> = [
       ['/v1/keys/encrypt', { handle, alg: 'A128GCM', plaintext: b64(crypto.randomBytes(16)) }, /128-bit key; this key is 256/],
-      ['/v1/keys/encrypt', { handle: key('AES-128').id, alg: 'A256CBCPAD', plaintext: b64(crypto.randomBytes(16)) }, /256-bit key/],
-      ['/v1/keys/encrypt', { handle, alg: 'A256GCM', plaintext: b64(crypto.randomBytes(16)), iv: b64(crypto.randomBytes(12)) }, /generates the 'iv'/],
+      [
+        '/v1/keys/encrypt',
+        { handle: key('AES-128').id, alg: 'A256CBCPAD', plaintext: b64(crypto.randomBytes(16)) },
+        /256-bit key/,
+      ],
+      [
+        '/v1/keys/encrypt',
+        { handle, alg: 'A256GCM', plaintext: b64(crypto.randomBytes(16)), iv: b64(crypto.randomBytes(12)) },
+        /generates the 'iv'/,
+      ],
       ['/v1/keys/encrypt', { handle, alg: 'A256CBC', plaintext: b64(crypto.randomBytes(17)) }, /multiple of 16/],
-      ['/v1/keys/encrypt', { handle, alg: 'A256CBC', plaintext: b64(crypto.randomBytes(16)), iv: b64(crypto.randomBytes(12)) }, /16-byte 'iv'/],
-      ['/v1/keys/encrypt', { handle, alg: 'A256CBCPAD', plaintext: b64(crypto.randomBytes(16)), aad: b64(crypto.randomBytes(4)) }, /'aad' is not used/],
+      [
+        '/v1/keys/encrypt',
+        { handle, alg: 'A256CBC', plaintext: b64(crypto.randomBytes(16)), iv: b64(crypto.randomBytes(12)) },
+        /16-byte 'iv'/,
+      ],
+      [
+        '/v1/keys/encrypt',
+        { handle, alg: 'A256CBCPAD', plaintext: b64(crypto.randomBytes(16)), aad: b64(crypto.randomBytes(4)) },
+        /'aad' is not used/,
+      ],
       ['/v1/keys/encrypt', { handle, alg: 'A256KW', plaintext: b64(crypto.randomBytes(16)) }, /not an encryption algorithm/],
       ['/v1/keys/encrypt', { handle, alg: 'A256GCM', plaintext: '' }, /'plaintext' must decode to 1\.\./],
-      ['/v1/keys/decrypt', { handle, alg: 'A256GCM', ciphertext: '', iv: b64(crypto.randomBytes(12)), tag: b64(crypto.randomBytes(16)) }, /'ciphertext' must decode to 1\.\./],
+      [
+        '/v1/keys/decrypt',
+        { handle, alg: 'A256GCM', ciphertext: '', iv: b64(crypto.randomBytes(12)), tag: b64(crypto.randomBytes(16)) },
+        /'ciphertext' must decode to 1\.\./,
+      ],
       ['/v1/keys/encrypt', { handle: key('P-256').id, alg: 'A256GCM', plaintext: b64(crypto.randomBytes(16)) }, /needs an oct/],
-      ['/v1/keys/decrypt', { handle, alg: 'A256GCM', ciphertext: b64(crypto.randomBytes(16)), iv: b64(crypto.randomBytes(12)) }, /16-byte 'tag'/],
-      ['/v1/keys/decrypt', { handle, alg: 'A256GCM', ciphertext: b64(crypto.randomBytes(16)), tag: b64(crypto.randomBytes(16)) }, /12-byte 'iv'/],
-      ['/v1/keys/decrypt', { handle, alg: 'A256CBC', ciphertext: b64(crypto.randomBytes(20)), iv: b64(crypto.randomBytes(16)) }, /multiple of 16/],
+      [
+        '/v1/keys/decrypt',
+        { handle, alg: 'A256GCM', ciphertext: b64(crypto.randomBytes(16)), iv: b64(crypto.randomBytes(12)) },
+        /16-byte 'tag'/,
+      ],
+      [
+        '/v1/keys/decrypt',
+        { handle, alg: 'A256GCM', ciphertext: b64(crypto.randomBytes(16)), tag: b64(crypto.randomBytes(16)) },
+        /12-byte 'iv'/,
+      ],
+      [
+        '/v1/keys/decrypt',
+        { handle, alg: 'A256CBC', ciphertext: b64(crypto.randomBytes(20)), iv: b64(crypto.randomBytes(16)) },
+        /multiple of 16/,
+      ],
       ['/v1/keys/decrypt', { handle, alg: 'A256CBC', ciphertext: b64(crypto.randomBytes(32)) }, /16-byte 'iv'/],
-      ['/v1/keys/decrypt', { handle, alg: 'A256CBC', ciphertext: b64(crypto.randomBytes(32)), iv: b64(crypto.randomBytes(16)), tag: b64(crypto.randomBytes(16)) }, /'tag' is not used/],
+      [
+        '/v1/keys/decrypt',
+        {
+          handle,
+          alg: 'A256CBC',
+          ciphertext: b64(crypto.randomBytes(32)),
+          iv: b64(crypto.randomBytes(16)),
+          tag: b64(crypto.randomBytes(16)),
+        },
+        /'tag' is not used/,
+      ],
       ['/v1/keys/decrypt', { handle, alg: 'A256CTR', ciphertext: b64(crypto.randomBytes(32)) }, /not a decryption algorithm/],
       ['/v1/keys/decrypt', { handle, alg: 'A256GCM', ciphertext: 'not base64!', iv: b64(crypto.randomBytes(12)) }, /base64url/],
     ];
@@ -454,9 +625,20 @@ describe('AES encrypt and decrypt', () => {
     const handle = key('AES-256').id;
     const plaintext = crypto.randomBytes(32 * 1024);
     const sealed = await ok('/v1/keys/encrypt', { handle, alg: 'A256GCM', plaintext: b64(plaintext) });
-    const opened = await ok('/v1/keys/decrypt', { handle, alg: 'A256GCM', ciphertext: sealed.ciphertext, iv: sealed.iv, tag: sealed.tag });
+    const opened = await ok('/v1/keys/decrypt', {
+      handle,
+      alg: 'A256GCM',
+      ciphertext: sealed.ciphertext,
+      iv: sealed.iv,
+      tag: sealed.tag,
+    });
     expect(bin(opened.plaintext)).toEqual(plaintext);
-    await refused('/v1/keys/encrypt', { handle, alg: 'A256GCM', plaintext: b64(crypto.randomBytes(33 * 1024)) }, 400, 'BadRequest');
+    await refused(
+      '/v1/keys/encrypt',
+      { handle, alg: 'A256GCM', plaintext: b64(crypto.randomBytes(33 * 1024)) },
+      400,
+      'BadRequest',
+    );
     expect((await call('/v1/keys/encrypt', { handle, alg: 'A256GCM', plaintext: 'A'.repeat(65 * 1024) })).status).toBe(413);
     // The data-key routes keep their 16 KiB limit.
     expect((await call('/v1/wrap', { plaintext: 'A'.repeat(17 * 1024), context: 'Y3R4' })).status).toBe(413);
@@ -464,7 +646,11 @@ describe('AES encrypt and decrypt', () => {
 });
 
 describe('AES key wrap', () => {
-  it.each([['AES-128', 'A128KW'], ['AES-192', 'A192KW'], ['AES-256', 'A256KW']])('%s: %s wraps and unwraps 16..64-byte keys; tampering is 422', async (name, alg) => {
+  it.each([
+    ['AES-128', 'A128KW'],
+    ['AES-192', 'A192KW'],
+    ['AES-256', 'A256KW'],
+  ])('%s: %s wraps and unwraps 16..64-byte keys; tampering is 422', async (name, alg) => {
     const handle = key(name).id;
     for (const length of [16, 24, 32, 64]) {
       const material = crypto.randomBytes(length);
@@ -520,13 +706,30 @@ describe('import', () => {
     expect(made.publicJwk).toEqual({ kty: 'RSA', n: jwk.n, e: jwk.e });
 
     const message = crypto.randomBytes(64);
-    const { signature } = await ok('/v1/keys/sign', { handle: made.id, alg: 'RS256', digest: b64(crypto.createHash('sha256').update(message).digest()) });
+    const { signature } = await ok('/v1/keys/sign', {
+      handle: made.id,
+      alg: 'RS256',
+      digest: b64(crypto.createHash('sha256').update(message).digest()),
+    });
     expect(bin(signature)).toEqual(crypto.sign('sha256', message, privateKey)); // PKCS#1 v1.5 is deterministic
-    const pss = await ok('/v1/keys/sign', { handle: made.id, alg: 'PS512', digest: b64(crypto.createHash('sha512').update(message).digest()) });
-    expect(crypto.verify('sha512', message, { key: publicKey, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 64 }, bin(pss.signature))).toBe(true);
+    const pss = await ok('/v1/keys/sign', {
+      handle: made.id,
+      alg: 'PS512',
+      digest: b64(crypto.createHash('sha512').update(message).digest()),
+    });
+    expect(
+      crypto.verify(
+        'sha512',
+        message,
+        { key: publicKey, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 64 },
+        bin(pss.signature),
+      ),
+    ).toBe(true);
     const secret = crypto.randomBytes(32);
     const ciphertext = crypto.publicEncrypt({ key: publicKey, oaepHash: 'sha256' }, secret);
-    expect(bin((await ok('/v1/keys/decrypt', { handle: made.id, alg: 'RSA-OAEP-256', ciphertext: b64(ciphertext) })).plaintext)).toEqual(secret);
+    expect(
+      bin((await ok('/v1/keys/decrypt', { handle: made.id, alg: 'RSA-OAEP-256', ciphertext: b64(ciphertext) })).plaintext),
+    ).toEqual(secret);
 
     await expectImportedProtected(made.id, 'RSA');
   });
@@ -541,7 +744,11 @@ describe('import', () => {
     const made = await importJwk(jwk);
     expect(made.publicJwk).toEqual({ kty: 'EC', crv, x: jwk.x, y: jwk.y });
     const message = crypto.randomBytes(64);
-    const { signature } = await ok('/v1/keys/sign', { handle: made.id, alg, digest: b64(crypto.createHash(hash).update(message).digest()) });
+    const { signature } = await ok('/v1/keys/sign', {
+      handle: made.id,
+      alg,
+      digest: b64(crypto.createHash(hash).update(message).digest()),
+    });
     expect(crypto.verify(hash, message, { key: publicKey, dsaEncoding: 'ieee-p1363' }, bin(signature))).toBe(true);
     await expectImportedProtected(made.id, 'EC');
   });
@@ -562,13 +769,37 @@ describe('import', () => {
     expect(objects.length).toBe(2);
     const priv = objects.find((o) => o.cls === graphene.ObjectClass.PRIVATE_KEY)!;
     expect(
-      priv.object.getAttribute({ label: null, token: null, private: null, sensitive: null, extractable: null, modifiable: null, sign: null, decrypt: null, derive: null }),
+      priv.object.getAttribute({
+        label: null,
+        token: null,
+        private: null,
+        sensitive: null,
+        extractable: null,
+        modifiable: null,
+        sign: null,
+        decrypt: null,
+        derive: null,
+      }),
     ).toEqual({
-      label: hsmKeyLabel(id), token: true, private: true, sensitive: true, extractable: false, modifiable: false, sign: true, decrypt: kty === 'RSA', derive: false,
+      label: hsmKeyLabel(id),
+      token: true,
+      private: true,
+      sensitive: true,
+      extractable: false,
+      modifiable: false,
+      sign: true,
+      decrypt: kty === 'RSA',
+      derive: false,
     });
     expect(() => priv.object.getAttribute(kty === 'RSA' ? 'privateExponent' : 'value')).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
     const { session } = priv;
-    const mine = session.generateKey(graphene.KeyGenMechanism.AES, { keyType: graphene.KeyType.AES, valueLen: 32, token: false, wrap: true, extractable: true });
+    const mine = session.generateKey(graphene.KeyGenMechanism.AES, {
+      keyType: graphene.KeyType.AES,
+      valueLen: 32,
+      token: false,
+      wrap: true,
+      extractable: true,
+    });
     try {
       expect(() => session.wrapKey(graphene.MechanismEnum.AES_KEY_WRAP_PAD, mine, priv.object.toType<graphene.Key>())).toThrow(
         /CKR_KEY_UNEXTRACTABLE|CKR_KEY_NOT_WRAPPABLE/,
@@ -700,7 +931,13 @@ describe('handles, destroy, rng, auth, status', () => {
     await post('/v1/keys/sign', { handle: key('P-256').id, alg: 'ES256', digest: b64(digest) });
     await post('/v1/keys/sign', { handle: key('P-256').id, alg: 'ES384', digest: b64(digest) }); // 400, still counted
     const sealed = (await post('/v1/keys/encrypt', { handle: id, alg: 'A256GCM', plaintext: b64(plaintext) })).body;
-    await post('/v1/keys/decrypt', { handle: id, alg: 'A256GCM', ciphertext: sealed.ciphertext, iv: sealed.iv, tag: b64(Buffer.alloc(16)) });
+    await post('/v1/keys/decrypt', {
+      handle: id,
+      alg: 'A256GCM',
+      ciphertext: sealed.ciphertext,
+      iv: sealed.iv,
+      tag: b64(Buffer.alloc(16)),
+    });
     const { wrapped } = (await post('/v1/keys/wrap', { handle: id, alg: 'A256KW', key: b64(plaintext) })).body;
     await post('/v1/keys/unwrap', { handle: id, alg: 'A256KW', wrapped });
     await post('/v1/keys/destroy', { handle: id });
@@ -709,7 +946,20 @@ describe('handles, destroy, rng, auth, status', () => {
     const status = await fresh.request('/v1/status', { headers });
     expect(await status.json()).toEqual({
       kekLabel: 'ekv-kek',
-      ops: { wrap: 0, unwrap: 0, generate: 1, import: 0, sign: 2, decrypt: 1, encrypt: 1, wrapKey: 1, unwrapKey: 1, destroy: 1, rng: 1, publicKey: 0 },
+      ops: {
+        wrap: 0,
+        unwrap: 0,
+        generate: 1,
+        import: 0,
+        sign: 2,
+        decrypt: 1,
+        encrypt: 1,
+        wrapKey: 1,
+        unwrapKey: 1,
+        destroy: 1,
+        rng: 1,
+        publicKey: 0,
+      },
     });
     expect(logs).toContainEqual(expect.objectContaining({ event: 'key_operation_failed' }));
     const text = JSON.stringify(logs);
@@ -743,9 +993,17 @@ describe('persistence', () => {
     expect(crypto.verify('sha256', message, publicKeyOf('RSA-2048'), bin(signature))).toBe(true);
     // Every kind is found again, not only RSA: EC keys by their curve, AES keys by their size.
     const ec = await ok('/v1/keys/sign', { handle: key('P-256').id, alg: 'ES256', digest });
-    expect(crypto.verify('sha256', message, { key: publicKeyOf('P-256'), dsaEncoding: 'ieee-p1363' }, bin(ec.signature))).toBe(true);
+    expect(crypto.verify('sha256', message, { key: publicKeyOf('P-256'), dsaEncoding: 'ieee-p1363' }, bin(ec.signature))).toBe(
+      true,
+    );
     const sealed = await ok('/v1/keys/encrypt', { handle: key('AES-256').id, alg: 'A256GCM', plaintext: b64(message) });
-    const opened = await ok('/v1/keys/decrypt', { handle: key('AES-256').id, alg: 'A256GCM', ciphertext: sealed.ciphertext, iv: sealed.iv, tag: sealed.tag });
+    const opened = await ok('/v1/keys/decrypt', {
+      handle: key('AES-256').id,
+      alg: 'A256GCM',
+      ciphertext: sealed.ciphertext,
+      iv: sealed.iv,
+      tag: sealed.tag,
+    });
     expect(Buffer.from(bin(opened.plaintext)).equals(message)).toBe(true);
   });
 });

@@ -154,9 +154,18 @@ describe('a pinned client certificate', () => {
 
 describe('mutual TLS configuration', () => {
   it.each([
-    [{ BRIDGE_TLS_CERT_FILE: '', BRIDGE_TLS_KEY_FILE: '' }, /BRIDGE_TLS_CLIENT_CA_FILE needs BRIDGE_TLS_CERT_FILE and BRIDGE_TLS_KEY_FILE/],
-    [{ BRIDGE_TLS_CLIENT_CA_FILE: '', BRIDGE_TLS_CLIENT_CERT_SHA256: 'AB'.repeat(32) }, /BRIDGE_TLS_CLIENT_CERT_SHA256 needs BRIDGE_TLS_CLIENT_CA_FILE/],
-    [{ BRIDGE_TLS_CLIENT_CERT_SHA256: 'not-a-fingerprint' }, /BRIDGE_TLS_CLIENT_CERT_SHA256 must be comma-separated SHA-256 fingerprints/],
+    [
+      { BRIDGE_TLS_CERT_FILE: '', BRIDGE_TLS_KEY_FILE: '' },
+      /BRIDGE_TLS_CLIENT_CA_FILE needs BRIDGE_TLS_CERT_FILE and BRIDGE_TLS_KEY_FILE/,
+    ],
+    [
+      { BRIDGE_TLS_CLIENT_CA_FILE: '', BRIDGE_TLS_CLIENT_CERT_SHA256: 'AB'.repeat(32) },
+      /BRIDGE_TLS_CLIENT_CERT_SHA256 needs BRIDGE_TLS_CLIENT_CA_FILE/,
+    ],
+    [
+      { BRIDGE_TLS_CLIENT_CERT_SHA256: 'not-a-fingerprint' },
+      /BRIDGE_TLS_CLIENT_CERT_SHA256 must be comma-separated SHA-256 fingerprints/,
+    ],
   ])('refuses %o', (extra, message) => {
     expect(() => loadConfig(mtlsEnv(extra))).toThrow(ConfigError);
     expect(() => loadConfig(mtlsEnv(extra))).toThrow(message);

@@ -37,14 +37,20 @@ describe('schemas', () => {
     const wrap = BRIDGE_ROUTES.wrap.request;
     expect(refusal(wrap, { context: 'Y3R4' })).toBe("'plaintext' is required and must be a base64url string");
     expect(refusal(wrap, { plaintext: 'secret+bytes', context: 'Y3R4' })).toBe("'plaintext' is not valid base64url");
-    expect(refusal(wrap, { plaintext: toBase64Url(new Uint8Array(65)), context: 'Y3R4' })).toBe("'plaintext' must decode to 1..64 bytes");
+    expect(refusal(wrap, { plaintext: toBase64Url(new Uint8Array(65)), context: 'Y3R4' })).toBe(
+      "'plaintext' must decode to 1..64 bytes",
+    );
     expect(refusal(wrap, [])).toBe('body must be a JSON object');
-    expect(refusal(BRIDGE_ROUTES.generateKey.request, { id: 'ab'.repeat(16), spec: { kty: 'RSA', size: '2048' } })).toMatch(/^'spec' must be \{kty:'RSA'/);
+    expect(refusal(BRIDGE_ROUTES.generateKey.request, { id: 'ab'.repeat(16), spec: { kty: 'RSA', size: '2048' } })).toMatch(
+      /^'spec' must be \{kty:'RSA'/,
+    );
     expect(refusal(BRIDGE_ROUTES.random.request, { count: 129 })).toBe("'count' must be an integer from 1 to 128");
   });
 
   it('refuse answers that do not fit, so the client never hands on a wrong value', () => {
-    expect(BRIDGE_ROUTES.publicKey.response.safeParse({ publicJwk: { kty: 'EC', crv: 'P-192', x: 'AA', y: 'AA' } }).success).toBe(false);
+    expect(BRIDGE_ROUTES.publicKey.response.safeParse({ publicJwk: { kty: 'EC', crv: 'P-192', x: 'AA', y: 'AA' } }).success).toBe(
+      false,
+    );
     expect(BRIDGE_ROUTES.unwrap.response.safeParse({ plaintext: '' }).success).toBe(false);
     expect(BRIDGE_ROUTES.decrypt.response.safeParse({ plaintext: '' }).success).toBe(true); // an empty GCM message
   });

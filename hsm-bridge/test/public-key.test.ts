@@ -15,7 +15,11 @@ type Json = any;
 
 async function call(path: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Json }> {
   const raw = JSON.stringify(body);
-  const res = await app.request(path, { method: 'POST', headers: headers ?? (await signRequest(SECRET, 'POST', path, raw)), body: raw });
+  const res = await app.request(path, {
+    method: 'POST',
+    headers: headers ?? (await signRequest(SECRET, 'POST', path, raw)),
+    body: raw,
+  });
   return { status: res.status, body: await res.json() };
 }
 
@@ -24,7 +28,13 @@ const newId = () => crypto.randomBytes(16).toString('hex');
 beforeAll(async () => {
   token = await freshToken('ekv-public-key-test');
   process.env.SOFTHSM2_CONF = token.confPath;
-  hsm = await Hsm.open({ pkcs11Module: PKCS11_MODULE, tokenLabel: token.label, pin: token.pin, kekLabel: 'ekv-kek', sessionPoolSize: 2 });
+  hsm = await Hsm.open({
+    pkcs11Module: PKCS11_MODULE,
+    tokenLabel: token.label,
+    pin: token.pin,
+    kekLabel: 'ekv-kek',
+    sessionPoolSize: 2,
+  });
   app = createBridgeApp({ hsm, hmacSecret: SECRET, log: () => {} });
 }, 60_000);
 
@@ -50,7 +60,12 @@ describe('POST /v1/keys/public', () => {
     const signed = await call('/v1/keys/sign', { handle: id, alg: 'ES256', digest: toBase64Url(digest) });
     expect(signed.status).toBe(200);
     const publicKey = crypto.createPublicKey({ key: res.body.publicJwk, format: 'jwk' });
-    const ok = crypto.verify('sha256', message, { key: publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(fromBase64Url(signed.body.signature)));
+    const ok = crypto.verify(
+      'sha256',
+      message,
+      { key: publicKey, dsaEncoding: 'ieee-p1363' },
+      Buffer.from(fromBase64Url(signed.body.signature)),
+    );
     expect(ok).toBe(true);
   });
 

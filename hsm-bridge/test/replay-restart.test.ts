@@ -107,7 +107,8 @@ describe('a bridge restarted on its state directory', () => {
     const body = JSON.stringify(payload);
     return { path, body, headers: await signRequest(SECRET, 'POST', path, body) };
   };
-  const replay = (bridge: BridgeProcess, req: Awaited<ReturnType<typeof capture>>) => send(bridge, req.path, req.headers, req.body);
+  const replay = (bridge: BridgeProcess, req: Awaited<ReturnType<typeof capture>>) =>
+    send(bridge, req.path, req.headers, req.body);
   const expectUnwraps = async (res: Response) => {
     expect(res.status).toBe(200);
     expect(fromBase64Url(((await res.json()) as { plaintext: string }).plaintext)).toEqual(new Uint8Array(dek));

@@ -2,7 +2,14 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Hsm } from '../src/hsm.js';
-import { HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, fromBase64Url, signRequest, toBase64Url } from '../../bridge-protocol/index.js';
+import {
+  HEADER_NONCE,
+  HEADER_SIGNATURE,
+  HEADER_TIMESTAMP,
+  fromBase64Url,
+  signRequest,
+  toBase64Url,
+} from '../../bridge-protocol/index.js';
 import { createBridgeApp, type LogFields } from '../src/server.js';
 import { PKCS11_MODULE, SECRET, freshToken, type TestToken } from './helpers.js';
 
@@ -14,7 +21,13 @@ let logs: Array<{ event: string } & LogFields>;
 beforeAll(async () => {
   token = await freshToken('ekv-server-test');
   process.env.SOFTHSM2_CONF = token.confPath;
-  hsm = await Hsm.open({ pkcs11Module: PKCS11_MODULE, tokenLabel: token.label, pin: token.pin, kekLabel: 'ekv-kek', sessionPoolSize: 2 });
+  hsm = await Hsm.open({
+    pkcs11Module: PKCS11_MODULE,
+    tokenLabel: token.label,
+    pin: token.pin,
+    kekLabel: 'ekv-kek',
+    sessionPoolSize: 2,
+  });
 });
 
 afterAll(async () => {
@@ -58,7 +71,10 @@ describe('authentication', () => {
   }
 
   it('refuses a request without authentication headers', async () => {
-    const res = await app.request('/v1/wrap', { method: 'POST', body: JSON.stringify({ plaintext: toBase64Url(dek), context: ctx }) });
+    const res = await app.request('/v1/wrap', {
+      method: 'POST',
+      body: JSON.stringify({ plaintext: toBase64Url(dek), context: ctx }),
+    });
     await expectRefused(res, 'missing authentication headers');
   });
 
@@ -73,7 +89,12 @@ describe('authentication', () => {
   });
 
   it('refuses a signature made with another secret', async () => {
-    const res = await call('POST', '/v1/wrap', { plaintext: toBase64Url(dek), context: ctx }, { secret: 'another-secret-0123456789-abcdefghijkl' });
+    const res = await call(
+      'POST',
+      '/v1/wrap',
+      { plaintext: toBase64Url(dek), context: ctx },
+      { secret: 'another-secret-0123456789-abcdefghijkl' },
+    );
     await expectRefused(res, 'bad signature');
   });
 
@@ -110,7 +131,12 @@ describe('authentication', () => {
 
   it('guards /v1/status too, and never logs the secret or bodies', async () => {
     expect((await app.request('/v1/status')).status).toBe(401);
-    await call('POST', '/v1/wrap', { plaintext: toBase64Url(dek), context: ctx }, { secret: 'another-secret-0123456789-abcdefghijkl' });
+    await call(
+      'POST',
+      '/v1/wrap',
+      { plaintext: toBase64Url(dek), context: ctx },
+      { secret: 'another-secret-0123456789-abcdefghijkl' },
+    );
     const text = JSON.stringify(logs);
     expect(logs.length).toBeGreaterThan(0);
     expect(text).not.toContain(SECRET);
@@ -130,7 +156,20 @@ describe('wrap and unwrap over HTTP', () => {
     expect(status.status).toBe(200);
     expect(await status.json()).toEqual({
       kekLabel: 'ekv-kek',
-      ops: { wrap: 1, unwrap: 1, generate: 0, import: 0, sign: 0, decrypt: 0, encrypt: 0, wrapKey: 0, unwrapKey: 0, destroy: 0, publicKey: 0, rng: 0 },
+      ops: {
+        wrap: 1,
+        unwrap: 1,
+        generate: 0,
+        import: 0,
+        sign: 0,
+        decrypt: 0,
+        encrypt: 0,
+        wrapKey: 0,
+        unwrapKey: 0,
+        destroy: 0,
+        publicKey: 0,
+        rng: 0,
+      },
     });
   });
 
@@ -141,7 +180,10 @@ describe('wrap and unwrap over HTTP', () => {
     expect(res.status).toBe(422);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UnwrapFailed');
 
-    const other = await call('POST', '/v1/unwrap', { wrapped: await wrapOk(), context: toBase64Url(new TextEncoder().encode('x')) });
+    const other = await call('POST', '/v1/unwrap', {
+      wrapped: await wrapOk(),
+      context: toBase64Url(new TextEncoder().encode('x')),
+    });
     expect(other.status).toBe(422);
   });
 

@@ -90,13 +90,19 @@ describe('startup failures', () => {
   });
 
   it('no HMAC secret, no PIN, both PIN and PIN file', async () => {
-    expectFatalOnce(await runMain(bridgeEnv(token, { BRIDGE_HMAC_SECRET: '' })), /BRIDGE_HMAC_SECRET or BRIDGE_HMAC_SECRET_FILE is required/);
+    expectFatalOnce(
+      await runMain(bridgeEnv(token, { BRIDGE_HMAC_SECRET: '' })),
+      /BRIDGE_HMAC_SECRET or BRIDGE_HMAC_SECRET_FILE is required/,
+    );
     expectFatalOnce(await runMain(bridgeEnv(token, { HSM_PIN_FILE: '' })), /HSM_PIN or HSM_PIN_FILE is required/);
     expectFatalOnce(await runMain(bridgeEnv(token, { HSM_PIN: token.pin })), /set only one of HSM_PIN and HSM_PIN_FILE/);
   });
 
   it('plaintext HTTP on a non-loopback address', async () => {
-    expectFatalOnce(await runMain(bridgeEnv(token, { BRIDGE_HOST: '0.0.0.0' })), /BRIDGE_HOST=0\.0\.0\.0 is not a loopback address/);
+    expectFatalOnce(
+      await runMain(bridgeEnv(token, { BRIDGE_HOST: '0.0.0.0' })),
+      /BRIDGE_HOST=0\.0\.0\.0 is not a loopback address/,
+    );
   });
 });
 
@@ -149,11 +155,29 @@ describe('TLS', () => {
   it('serves HTTPS with BRIDGE_TLS_CERT_FILE/KEY_FILE, also off loopback', async () => {
     const cert = join(token.dir, 'bridge.crt');
     const key = join(token.dir, 'bridge.key');
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout', key, '-out', cert,
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
     const ca = await readFile(cert, 'utf8');
     const bridge = await startBridgeProcess({
       env: bridgeEnv(token, { BRIDGE_HOST: '0.0.0.0', BRIDGE_TLS_CERT_FILE: cert, BRIDGE_TLS_KEY_FILE: key }),

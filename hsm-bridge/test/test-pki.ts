@@ -28,7 +28,13 @@ const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'
 
 function read(certFile: string, keyFile: string): TestCert {
   const cert = readFileSync(certFile, 'utf8');
-  return { certFile, keyFile, cert, key: readFileSync(keyFile, 'utf8'), fingerprint256: new X509Certificate(cert).fingerprint256 };
+  return {
+    certFile,
+    keyFile,
+    cert,
+    key: readFileSync(keyFile, 'utf8'),
+    fingerprint256: new X509Certificate(cert).fingerprint256,
+  };
 }
 
 /** A CA named `name` whose files live in `dir`. */
@@ -36,16 +42,42 @@ export function testCa(dir: string, name: string): TestCa {
   const caFile = join(dir, `${name}.crt`);
   const caKey = join(dir, `${name}.key`);
   openssl([
-    'req', '-x509', ...EC_KEY, '-days', '1', '-subj', `/CN=${name}`, '-keyout', caKey, '-out', caFile,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    ...EC_KEY,
+    '-days',
+    '1',
+    '-subj',
+    `/CN=${name}`,
+    '-keyout',
+    caKey,
+    '-out',
+    caFile,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   const issue = (leaf: string, extensions: string): TestCert => {
     const base = join(dir, `${name}-${leaf}`);
     writeFileSync(`${base}.ext`, extensions);
     openssl(['req', ...EC_KEY, '-subj', `/CN=${leaf}`, '-keyout', `${base}.key`, '-out', `${base}.csr`]);
     openssl([
-      'x509', '-req', '-in', `${base}.csr`, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-days', '1',
-      '-extfile', `${base}.ext`, '-out', `${base}.crt`,
+      'x509',
+      '-req',
+      '-in',
+      `${base}.csr`,
+      '-CA',
+      caFile,
+      '-CAkey',
+      caKey,
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      `${base}.ext`,
+      '-out',
+      `${base}.crt`,
     ]);
     return read(`${base}.crt`, `${base}.key`);
   };

@@ -19,7 +19,13 @@ let logs: Array<{ event: string } & LogFields>;
 beforeAll(async () => {
   token = await freshToken('ekv-batch-test');
   process.env.SOFTHSM2_CONF = token.confPath;
-  hsm = await Hsm.open({ pkcs11Module: PKCS11_MODULE, tokenLabel: token.label, pin: token.pin, kekLabel: 'ekv-kek', sessionPoolSize: 2 });
+  hsm = await Hsm.open({
+    pkcs11Module: PKCS11_MODULE,
+    tokenLabel: token.label,
+    pin: token.pin,
+    kekLabel: 'ekv-kek',
+    sessionPoolSize: 2,
+  });
 });
 
 afterAll(async () => {
@@ -86,7 +92,10 @@ describe('POST /v1/unwrap-batch', () => {
 
   it.each([
     ['no items', { items: [] }],
-    [`more than ${MAX_BATCH_ITEMS} items`, { items: Array.from({ length: MAX_BATCH_ITEMS + 1 }, () => ({ wrapped: 'AAAA', context: 'Y3R4' })) }],
+    [
+      `more than ${MAX_BATCH_ITEMS} items`,
+      { items: Array.from({ length: MAX_BATCH_ITEMS + 1 }, () => ({ wrapped: 'AAAA', context: 'Y3R4' })) },
+    ],
     ['items not an array', { items: { wrapped: 'AAAA', context: 'Y3R4' } }],
     ['no envelope', [{ wrapped: 'AAAA', context: 'Y3R4' }]],
     ['malformed JSON', '{"items":['],
@@ -98,7 +107,12 @@ describe('POST /v1/unwrap-batch', () => {
 
   it('is signed and replay-checked as one request: one nonce, the whole body under the HMAC', async () => {
     const k = await wrapped(7);
-    const init = await signed('/v1/unwrap-batch', { items: [{ wrapped: k.wrapped, context: k.context }, { wrapped: k.wrapped, context: k.context }] });
+    const init = await signed('/v1/unwrap-batch', {
+      items: [
+        { wrapped: k.wrapped, context: k.context },
+        { wrapped: k.wrapped, context: k.context },
+      ],
+    });
     expect((await app.request('/v1/unwrap-batch', init)).status).toBe(200);
     const replay = await app.request('/v1/unwrap-batch', init);
     expect(replay.status).toBe(401);
@@ -106,7 +120,12 @@ describe('POST /v1/unwrap-batch', () => {
 
     // An item added after signing: the body no longer matches its signature.
     const fresh = await signed('/v1/unwrap-batch', { items: [{ wrapped: k.wrapped, context: k.context }] });
-    const grown = JSON.stringify({ items: [{ wrapped: k.wrapped, context: k.context }, { wrapped: k.wrapped, context: k.context }] });
+    const grown = JSON.stringify({
+      items: [
+        { wrapped: k.wrapped, context: k.context },
+        { wrapped: k.wrapped, context: k.context },
+      ],
+    });
     const res = await app.request('/v1/unwrap-batch', { ...fresh, body: grown });
     expect(res.status).toBe(401);
     expect(await res.json()).toEqual({ error: { code: 'Unauthorized', message: 'bad signature' } });
@@ -128,7 +147,9 @@ describe('the nonce journal', () => {
       },
     });
     const k = await wrappedVia(app, 8);
-    const pending = Promise.resolve(app.request('/v1/unwrap-batch', await signed('/v1/unwrap-batch', { items: [{ wrapped: k.wrapped, context: k.context }] })));
+    const pending = Promise.resolve(
+      app.request('/v1/unwrap-batch', await signed('/v1/unwrap-batch', { items: [{ wrapped: k.wrapped, context: k.context }] })),
+    );
     let answered = false;
     void pending.then(() => (answered = true));
     await new Promise((r) => setTimeout(r, 100)); // long enough for an unwrap on the token
@@ -142,19 +163,31 @@ describe('the nonce journal', () => {
 
   it('answers 503 StateUnavailable, never the keys, when the nonce cannot be written', async () => {
     const k = await wrapped(9);
-    app = makeApp({ journal: { recovered: [], record: () => Promise.reject(Object.assign(new Error('disk'), { code: 'EIO' })) } });
-    const res = await app.request('/v1/unwrap-batch', await signed('/v1/unwrap-batch', { items: [{ wrapped: k.wrapped, context: k.context }] }));
+    app = makeApp({
+      journal: { recovered: [], record: () => Promise.reject(Object.assign(new Error('disk'), { code: 'EIO' })) },
+    });
+    const res = await app.request(
+      '/v1/unwrap-batch',
+      await signed('/v1/unwrap-batch', { items: [{ wrapped: k.wrapped, context: k.context }] }),
+    );
     expect(res.status).toBe(503);
     const text = await res.text();
-    expect(JSON.parse(text)).toEqual({ error: { code: 'StateUnavailable', message: 'the bridge cannot record the request nonce' } });
+    expect(JSON.parse(text)).toEqual({
+      error: { code: 'StateUnavailable', message: 'the bridge cannot record the request nonce' },
+    });
     expect(text).not.toContain(toBase64Url(k.dek));
     expect(logs).toContainEqual(expect.objectContaining({ event: 'nonce_journal_failed', code: 'EIO' }));
   });
 
   it('does not create a key in the token before its nonce is on disk', async () => {
-    app = makeApp({ journal: { recovered: [], record: () => Promise.reject(Object.assign(new Error('disk'), { code: 'ENOSPC' })) } });
+    app = makeApp({
+      journal: { recovered: [], record: () => Promise.reject(Object.assign(new Error('disk'), { code: 'ENOSPC' })) },
+    });
     const id = randomBytes(16).toString('hex');
-    const res = await app.request('/v1/keys/generate', await signed('/v1/keys/generate', { id, spec: { kty: 'EC', crv: 'P-256' } }));
+    const res = await app.request(
+      '/v1/keys/generate',
+      await signed('/v1/keys/generate', { id, spec: { kty: 'EC', crv: 'P-256' } }),
+    );
     expect(res.status).toBe(503);
     app = makeApp();
     const lookup = await app.request('/v1/keys/public', await signed('/v1/keys/public', { handle: id }));

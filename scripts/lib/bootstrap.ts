@@ -26,7 +26,11 @@ function fail(what: string, res: HttpsResponse): never {
   throw new HttpStatusError(`${what}: HTTP ${res.status} ${res.text.slice(0, 500)}`, res.status);
 }
 
-export async function bootstrapTenant(apexUrl: string, bootstrapSecret: string, ca: string): Promise<BootstrapResult | 'already-bootstrapped'> {
+export async function bootstrapTenant(
+  apexUrl: string,
+  bootstrapSecret: string,
+  ca: string,
+): Promise<BootstrapResult | 'already-bootstrapped'> {
   const res = await httpsRequest(`${apexUrl}/management/bootstrap`, {
     method: 'POST',
     headers: { authorization: `Bootstrap ${bootstrapSecret}`, 'content-type': 'application/json' },
@@ -36,7 +40,8 @@ export async function bootstrapTenant(apexUrl: string, bootstrapSecret: string, 
   if (res.status === 409) return 'already-bootstrapped';
   if (res.status !== 201) fail('POST /management/bootstrap', res);
   const body = res.json<Partial<BootstrapResult>>();
-  if (!body.tenantId || !body.clientId || !body.clientSecret) throw new Error('POST /management/bootstrap: answer lacks tenantId/clientId/clientSecret');
+  if (!body.tenantId || !body.clientId || !body.clientSecret)
+    throw new Error('POST /management/bootstrap: answer lacks tenantId/clientId/clientSecret');
   return { tenantId: body.tenantId, clientId: body.clientId, clientSecret: body.clientSecret };
 }
 

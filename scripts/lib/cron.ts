@@ -31,7 +31,8 @@ export async function triggerScheduled(vaultPort: number, caPem: string, timeout
 export function cronIntervalFromEnv(raw: string | undefined): number {
   if (raw === undefined || raw.trim() === '') return DEFAULT_DEV_CRON_INTERVAL_SECONDS;
   const seconds = Number(raw);
-  if (!Number.isInteger(seconds) || seconds < 0) throw new Error(`DEV_CRON_INTERVAL must be a whole number of seconds (0 turns the local cron off), not '${raw}'`);
+  if (!Number.isInteger(seconds) || seconds < 0)
+    throw new Error(`DEV_CRON_INTERVAL must be a whole number of seconds (0 turns the local cron off), not '${raw}'`);
   return seconds;
 }
 
@@ -44,7 +45,12 @@ export interface CronTimer {
  * Fires the scheduled handler every `intervalSeconds`. Runs never overlap (a slow run delays the
  * next one instead of piling up), and a failed run is reported and retried at the next tick.
  */
-export function startCronTimer(opts: { vaultPort: number; caPem: string; intervalSeconds: number; log: (message: string) => void }): CronTimer {
+export function startCronTimer(opts: {
+  vaultPort: number;
+  caPem: string;
+  intervalSeconds: number;
+  log: (message: string) => void;
+}): CronTimer {
   let running: Promise<void> | undefined;
   let stopped = false;
   const tick = () => {

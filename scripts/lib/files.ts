@@ -1,3 +1,4 @@
+/** Private files for the local stack: written atomically with mode 0600, and read back if present. */
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 

@@ -68,7 +68,11 @@ export function httpsRequest(url: string | URL, opts: HttpsRequestOptions): Prom
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`timeout after ${opts.timeoutMs ?? 10_000} ms: ${opts.method ?? 'GET'} ${target.origin}${target.pathname}`)));
+    req.on('timeout', () =>
+      req.destroy(
+        new Error(`timeout after ${opts.timeoutMs ?? 10_000} ms: ${opts.method ?? 'GET'} ${target.origin}${target.pathname}`),
+      ),
+    );
     req.on('error', reject);
     req.end(opts.body);
   });

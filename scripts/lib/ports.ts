@@ -1,3 +1,4 @@
+/** Free loopback ports for the local stack, the tests and the bench. */
 import net from 'node:net';
 
 /** A TCP port that was free on 127.0.0.1 a moment ago (the kernel's pick). */
@@ -18,7 +19,9 @@ export function assertPortFree(port: number, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(err.code === 'EADDRINUSE' ? `${what}: port ${port} on 127.0.0.1 is already in use` : `${what}: ${err.message}`)),
+      reject(
+        new Error(err.code === 'EADDRINUSE' ? `${what}: port ${port} on 127.0.0.1 is already in use` : `${what}: ${err.message}`),
+      ),
     );
     server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
   });

@@ -43,7 +43,10 @@ export interface SecretsSeen {
 }
 
 function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+  const h = host
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '');
   return h === 'localhost' || h.endsWith('.localhost') || /^127\./.test(h) || h === '::1' || h === '0.0.0.0' || h === '::';
 }
 
@@ -60,9 +63,16 @@ export function checkDeployConfig(config: DeployConfig, env: string, secrets: Se
   const section = `[env.${env}.vars]`;
 
   const zone = str(config.vars.VAULT_ZONE);
-  if (!zone) refuse('VAULT_ZONE', 'is not set', `set VAULT_ZONE in ${section} to the apex of the vault hostnames, e.g. vault.contoso.net`);
-  else if (isLoopbackHost(zone)) refuse('VAULT_ZONE', `is '${zone}', a local development name`, `set VAULT_ZONE in ${section} to the public zone the vaults live under`);
-  else if (isExampleHost(zone)) refuse('VAULT_ZONE', `is '${zone}', the example value`, `set VAULT_ZONE in ${section} (and the routes) to your own zone`);
+  if (!zone)
+    refuse('VAULT_ZONE', 'is not set', `set VAULT_ZONE in ${section} to the apex of the vault hostnames, e.g. vault.contoso.net`);
+  else if (isLoopbackHost(zone))
+    refuse(
+      'VAULT_ZONE',
+      `is '${zone}', a local development name`,
+      `set VAULT_ZONE in ${section} to the public zone the vaults live under`,
+    );
+  else if (isExampleHost(zone))
+    refuse('VAULT_ZONE', `is '${zone}', the example value`, `set VAULT_ZONE in ${section} (and the routes) to your own zone`);
 
   const bridge = str(config.vars.BRIDGE_URL);
   let bridgeUrl: URL | undefined;
@@ -71,47 +81,116 @@ export function checkDeployConfig(config: DeployConfig, env: string, secrets: Se
   } catch {
     /* refused below */
   }
-  if (!bridgeUrl) refuse('BRIDGE_URL', bridge ? 'is not a URL' : 'is not set', `set BRIDGE_URL in ${section} to the HSM bridge's https URL, reachable from Cloudflare`);
+  if (!bridgeUrl)
+    refuse(
+      'BRIDGE_URL',
+      bridge ? 'is not a URL' : 'is not set',
+      `set BRIDGE_URL in ${section} to the HSM bridge's https URL, reachable from Cloudflare`,
+    );
   else {
-    if (bridgeUrl.protocol !== 'https:') refuse('BRIDGE_URL', `uses ${bridgeUrl.protocol.replace(':', '')}`, 'serve the bridge over https (BRIDGE_TLS_CERT_FILE/BRIDGE_TLS_KEY_FILE, or behind a Cloudflare Tunnel) and use its https URL');
-    if (isLoopbackHost(bridgeUrl.hostname)) refuse('BRIDGE_URL', `points at ${bridgeUrl.hostname}, which is loopback`, 'a deployed Worker cannot reach your machine\'s loopback: use the bridge\'s public (or tunnelled) hostname');
-    else if (isExampleHost(bridgeUrl.hostname)) refuse('BRIDGE_URL', `points at ${bridgeUrl.hostname}, the example value`, `set BRIDGE_URL in ${section} to your bridge's hostname`);
+    if (bridgeUrl.protocol !== 'https:')
+      refuse(
+        'BRIDGE_URL',
+        `uses ${bridgeUrl.protocol.replace(':', '')}`,
+        'serve the bridge over https (BRIDGE_TLS_CERT_FILE/BRIDGE_TLS_KEY_FILE, or behind a Cloudflare Tunnel) and use its https URL',
+      );
+    if (isLoopbackHost(bridgeUrl.hostname))
+      refuse(
+        'BRIDGE_URL',
+        `points at ${bridgeUrl.hostname}, which is loopback`,
+        "a deployed Worker cannot reach your machine's loopback: use the bridge's public (or tunnelled) hostname",
+      );
+    else if (isExampleHost(bridgeUrl.hostname))
+      refuse(
+        'BRIDGE_URL',
+        `points at ${bridgeUrl.hostname}, the example value`,
+        `set BRIDGE_URL in ${section} to your bridge's hostname`,
+      );
   }
 
   if (str(config.vars.ALLOW_LOOPBACK_HTTP_ISSUERS) === 'true') {
-    refuse('ALLOW_LOOPBACK_HTTP_ISSUERS', 'is "true": federated credentials would trust plain-http issuers on loopback', `set it to "false" in ${section} (only the tests and the local stack need it)`);
+    refuse(
+      'ALLOW_LOOPBACK_HTTP_ISSUERS',
+      'is "true": federated credentials would trust plain-http issuers on loopback',
+      `set it to "false" in ${section} (only the tests and the local stack need it)`,
+    );
   }
 
   const retentionRaw = str(config.vars.AUDIT_RETENTION_DAYS) ?? '365';
   const retention = Number(retentionRaw);
   if (!Number.isInteger(retention) || retention < MIN_AUDIT_RETENTION_DAYS) {
-    refuse('AUDIT_RETENTION_DAYS', `is '${retentionRaw}'`, `set it in ${section} to a whole number of days of at least ${MIN_AUDIT_RETENTION_DAYS} (the audit job refuses less and prunes nothing)`);
+    refuse(
+      'AUDIT_RETENTION_DAYS',
+      `is '${retentionRaw}'`,
+      `set it in ${section} to a whole number of days of at least ${MIN_AUDIT_RETENTION_DAYS} (the audit job refuses less and prunes nothing)`,
+    );
   }
 
   const db = config.d1_databases.find((d) => d.binding === 'DB');
-  if (!db) refuse('d1_databases.DB', 'is not bound', `add [[env.${env}.d1_databases]] with binding = "DB" (environments inherit no bindings)`);
+  if (!db)
+    refuse(
+      'd1_databases.DB',
+      'is not bound',
+      `add [[env.${env}.d1_databases]] with binding = "DB" (environments inherit no bindings)`,
+    );
   else if (!db.database_id || PLACEHOLDER_DATABASE_ID.test(db.database_id)) {
-    refuse('d1_databases.DB.database_id', db.database_id ? `is the placeholder ${db.database_id}` : 'is not set', `create the database (npx wrangler d1 create ${db.database_name ?? 'edge-key-vault'}) and set database_id in [[env.${env}.d1_databases]] to the id it prints (npx wrangler d1 list shows it again)`);
+    refuse(
+      'd1_databases.DB.database_id',
+      db.database_id ? `is the placeholder ${db.database_id}` : 'is not set',
+      `create the database (npx wrangler d1 create ${db.database_name ?? 'edge-key-vault'}) and set database_id in [[env.${env}.d1_databases]] to the id it prints (npx wrangler d1 list shows it again)`,
+    );
   }
   const producers = new Set((config.queues.producers ?? []).map((p) => p.binding));
   for (const binding of ['AUDIT_QUEUE', 'EVENTS_QUEUE', 'EVENT_DELIVERY_QUEUE']) {
-    if (!producers.has(binding)) refuse(`queues.producers.${binding}`, 'is not bound', `add [[env.${env}.queues.producers]] binding = "${binding}" (and its consumer), as at the top level`);
+    if (!producers.has(binding))
+      refuse(
+        `queues.producers.${binding}`,
+        'is not bound',
+        `add [[env.${env}.queues.producers]] binding = "${binding}" (and its consumer), as at the top level`,
+      );
   }
   if (!config.r2_buckets.some((b) => b.binding === 'AUDIT_ARCHIVE')) {
-    refuse('r2_buckets.AUDIT_ARCHIVE', 'is not bound: closed audit periods are never archived nor pruned', `add [[env.${env}.r2_buckets]] binding = "AUDIT_ARCHIVE"`);
+    refuse(
+      'r2_buckets.AUDIT_ARCHIVE',
+      'is not bound: closed audit periods are never archived nor pruned',
+      `add [[env.${env}.r2_buckets]] binding = "AUDIT_ARCHIVE"`,
+    );
   }
   if (!config.r2_buckets.some((b) => b.binding === 'EVENT_DEADLETTER')) {
-    refuse('r2_buckets.EVENT_DEADLETTER', 'is not bound: webhook deliveries that give up could not be dead-lettered', `add [[env.${env}.r2_buckets]] binding = "EVENT_DEADLETTER"`);
+    refuse(
+      'r2_buckets.EVENT_DEADLETTER',
+      'is not bound: webhook deliveries that give up could not be dead-lettered',
+      `add [[env.${env}.r2_buckets]] binding = "EVENT_DEADLETTER"`,
+    );
   }
-  if (!config.triggers.crons?.length) refuse('triggers.crons', 'is empty: no purge, rotation or audit checkpoints would ever run', `add [env.${env}.triggers] crons = ["*/5 * * * *"]`);
-  if (!config.routes?.length) refuse('routes', 'is empty: no hostname reaches the Worker', `add routes for "*.${zone ?? 'vault.example.com'}/*" and "${zone ?? 'vault.example.com'}/*" to [env.${env}]`);
+  if (!config.triggers.crons?.length)
+    refuse(
+      'triggers.crons',
+      'is empty: no purge, rotation or audit checkpoints would ever run',
+      `add [env.${env}.triggers] crons = ["*/5 * * * *"]`,
+    );
+  if (!config.routes?.length)
+    refuse(
+      'routes',
+      'is empty: no hostname reaches the Worker',
+      `add routes for "*.${zone ?? 'vault.example.com'}/*" and "${zone ?? 'vault.example.com'}/*" to [env.${env}]`,
+    );
 
   for (const name of REQUIRED_SECRETS) {
     const value = secrets.supplied[name];
     if (value !== undefined) {
-      if (value.length < MIN_SECRET_LENGTH[name]) refuse(name, `is shorter than ${MIN_SECRET_LENGTH[name]} characters`, `use a random value of at least ${MIN_SECRET_LENGTH[name]} characters (e.g. openssl rand -base64 48)`);
+      if (value.length < MIN_SECRET_LENGTH[name])
+        refuse(
+          name,
+          `is shorter than ${MIN_SECRET_LENGTH[name]} characters`,
+          `use a random value of at least ${MIN_SECRET_LENGTH[name]} characters (e.g. openssl rand -base64 48)`,
+        );
     } else if (!secrets.alreadySet?.has(name)) {
-      refuse(name, secrets.alreadySet ? 'is not set on the Worker and not supplied' : 'is not supplied', `export ${name} or ${name}_FILE (a file holding it) before deploying; the deploy sets it with wrangler secret put`);
+      refuse(
+        name,
+        secrets.alreadySet ? 'is not set on the Worker and not supplied' : 'is not supplied',
+        `export ${name} or ${name}_FILE (a file holding it) before deploying; the deploy sets it with wrangler secret put`,
+      );
     }
   }
   return refusals;
@@ -141,7 +220,10 @@ export async function readDeployConfig(configPath: string, env: string): Promise
 
 export function describeRefusals(refusals: Refusal[], env: string): string {
   if (refusals.length === 0) return `pre-deploy check (${env}): nothing refused`;
-  return [`pre-deploy check (${env}): ${refusals.length} setting(s) refused:`, ...refusals.map((r) => `  ✗ ${r.setting} ${r.problem}.\n      → ${r.fix}.`)].join('\n');
+  return [
+    `pre-deploy check (${env}): ${refusals.length} setting(s) refused:`,
+    ...refusals.map((r) => `  ✗ ${r.setting} ${r.problem}.\n      → ${r.fix}.`),
+  ].join('\n');
 }
 
 async function main(): Promise<void> {

@@ -90,7 +90,12 @@ export function spawnManaged(name: string, command: string, args: string[], opts
 }
 
 /** Runs a command to completion; rejects with its output if it fails. */
-export async function runToCompletion(name: string, command: string, args: string[], opts: SpawnOptions & { timeoutMs?: number } = {}): Promise<string> {
+export async function runToCompletion(
+  name: string,
+  command: string,
+  args: string[],
+  opts: SpawnOptions & { timeoutMs?: number } = {},
+): Promise<string> {
   const proc = spawnManaged(name, command, args, { ...opts, maxLines: opts.maxLines ?? 500 });
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const timer = setTimeout(() => void proc.stop(), timeoutMs);

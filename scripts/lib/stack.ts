@@ -9,7 +9,12 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureSoftHsmToken, findSoftHsmModule, SOFTHSM_MODULE_CANDIDATES, startBridgeProcess } from '../../hsm-bridge/dev/softhsm.js';
+import {
+  ensureSoftHsmToken,
+  findSoftHsmModule,
+  SOFTHSM_MODULE_CANDIDATES,
+  startBridgeProcess,
+} from '../../hsm-bridge/dev/softhsm.js';
 import { bootstrapTenant, clientCredentialsToken, ensureVault, HttpStatusError, type BootstrapResult } from './bootstrap.js';
 import { startCronTimer, triggerScheduled, type CronAnswer, type CronTimer } from './cron.js';
 import { ensureDevCa } from './dev-ca.js';
@@ -99,7 +104,10 @@ function portFrom(value: number | undefined, envName: string, fallback: number):
 
 function softHsmModule(): string {
   const found = process.env.PKCS11_MODULE || findSoftHsmModule();
-  if (!found) throw new Error(`SoftHSM2 not found (looked for ${SOFTHSM_MODULE_CANDIDATES.join(', ')}); install it (apt-get install softhsm2) or set PKCS11_MODULE`);
+  if (!found)
+    throw new Error(
+      `SoftHSM2 not found (looked for ${SOFTHSM_MODULE_CANDIDATES.join(', ')}); install it (apt-get install softhsm2) or set PKCS11_MODULE`,
+    );
   return found;
 }
 
@@ -182,7 +190,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   let cron: CronTimer | undefined;
   const cleanupOnExit = () => {
     // Last resort if our process dies without calling stop(): never leave workerd running.
-    if (worker) try { process.kill(-worker.pid, 'SIGKILL'); } catch { /* gone */ }
+    if (worker)
+      try {
+        process.kill(-worker.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
   };
   let stopped: Promise<void> | undefined;
   const stop = () =>
@@ -218,19 +231,46 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await waitUntil(
       `Worker ${apexUrl}/healthz`,
       async () => (await httpsRequest(`${apexUrl}/healthz`, { ca: ca.caPem, timeoutMs: 5000 })).status === 200,
-      { timeoutMs: opts.readyTimeoutMs ?? 120_000, intervalMs: 500, describe: () => started.output(), abort: started.exited.then(String) },
+      {
+        timeoutMs: opts.readyTimeoutMs ?? 120_000,
+        intervalMs: 500,
+        describe: () => started.output(),
+        abort: started.exited.then(String),
+      },
     );
     log(`Worker: ${apexUrl}`);
 
     const credentialsPath = join(stateDir, 'credentials.json');
-    const credentials = await ensureCredentials({ credentialsPath, apexUrl, vaultUrl, vaultName, caPem: ca.caPem, caCertPath: ca.caCertPath, bootstrapSecret: secrets.bootstrapSecret, log });
+    const credentials = await ensureCredentials({
+      credentialsPath,
+      apexUrl,
+      vaultUrl,
+      vaultName,
+      caPem: ca.caPem,
+      caCertPath: ca.caCertPath,
+      bootstrapSecret: secrets.bootstrapSecret,
+      log,
+    });
     const cronIntervalSeconds = opts.cronIntervalSeconds ?? 0;
     if (cronIntervalSeconds > 0) {
       cron = startCronTimer({ vaultPort, caPem: ca.caPem, intervalSeconds: cronIntervalSeconds, log });
       log(`cron: the scheduled handler runs every ${cronIntervalSeconds} s`);
     }
     const runCron = () => triggerScheduled(vaultPort, ca.caPem);
-    return { credentials, credentialsPath, caPem: ca.caPem, apexUrl, zone, vaultPort, bridgePort, stateDir, bridge, runCron, workerPid: started.pid, stop };
+    return {
+      credentials,
+      credentialsPath,
+      caPem: ca.caPem,
+      apexUrl,
+      zone,
+      vaultPort,
+      bridgePort,
+      stateDir,
+      bridge,
+      runCron,
+      workerPid: started.pid,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;
@@ -268,12 +308,20 @@ async function ensureCredentials(args: {
     const result = await bootstrapTenant(apexUrl, args.bootstrapSecret, caPem);
     if (result === 'already-bootstrapped') {
       if (savedRefused) throw savedRefused;
-      throw new Error(`the Worker is already bootstrapped but ${credentialsPath} is missing; delete ${dirname(credentialsPath)} to start from scratch`);
+      throw new Error(
+        `the Worker is already bootstrapped but ${credentialsPath} is missing; delete ${dirname(credentialsPath)} to start from scratch`,
+      );
     }
     identity = result;
     log(saved ? 'the database was reset: bootstrapped again' : 'bootstrapped the tenant and its first administrator');
   }
-  const credentials: DevCredentials = { vaultUrl: args.vaultUrl, authorityHost: apexUrl, resource: apexUrl, ...identity, caCertPath: args.caCertPath };
+  const credentials: DevCredentials = {
+    vaultUrl: args.vaultUrl,
+    authorityHost: apexUrl,
+    resource: apexUrl,
+    ...identity,
+    caCertPath: args.caCertPath,
+  };
   // Written before anything else can fail: the client secret is shown only once by bootstrap.
   if (JSON.stringify(saved) !== JSON.stringify(credentials)) {
     await writePrivateFile(credentialsPath, JSON.stringify(credentials, null, 2) + '\n');

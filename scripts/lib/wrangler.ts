@@ -69,21 +69,39 @@ function dotenvLine(name: string, value: string): string {
 export async function startWranglerDev(opts: WranglerDevOptions): Promise<ManagedProcess> {
   // With --env-file wrangler ignores .dev.vars and binds exactly the keys of this file as secrets.
   const envFile = join(opts.stateDir, 'worker.env');
-  await writePrivateFile(envFile, Object.entries(opts.secrets).map(([k, v]) => dotenvLine(k, v)).join(''));
+  await writePrivateFile(
+    envFile,
+    Object.entries(opts.secrets)
+      .map(([k, v]) => dotenvLine(k, v))
+      .join(''),
+  );
   const args = [
-    WRANGLER_BIN, 'dev',
+    WRANGLER_BIN,
+    'dev',
     '--local',
-    '--ip', '127.0.0.1',
-    '--port', String(opts.port),
-    '--inspector-port', String(opts.inspectorPort),
-    '--local-protocol', 'https',
-    '--https-key-path', opts.keyPath,
-    '--https-cert-path', opts.certPath,
-    '--persist-to', opts.persistTo,
-    '--env-file', envFile,
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(opts.port),
+    '--inspector-port',
+    String(opts.inspectorPort),
+    '--local-protocol',
+    'https',
+    '--https-key-path',
+    opts.keyPath,
+    '--https-cert-path',
+    opts.certPath,
+    '--persist-to',
+    opts.persistTo,
+    '--env-file',
+    envFile,
     '--show-interactive-dev-session=false',
     '--live-reload=false',
     ...Object.entries(opts.vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
   ];
-  return spawnManaged('wrangler dev', nodeBinary(opts.repoDir), args, { cwd: opts.repoDir, env: wranglerEnv(opts), onLine: opts.onLine });
+  return spawnManaged('wrangler dev', nodeBinary(opts.repoDir), args, {
+    cwd: opts.repoDir,
+    env: wranglerEnv(opts),
+    onLine: opts.onLine,
+  });
 }

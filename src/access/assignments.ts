@@ -1,3 +1,20 @@
+/**
+ * Role assignments of a vault: Managed HSM's data-plane RBAC API (what @azure/keyvault-admin's
+ * KeyVaultAccessControlClient speaks), on each vault and through the management API.
+ *
+ * Who may change them. On the vault host (actor `principal`), creating or deleting an assignment
+ * needs, at a scope covering the assignment's scope:
+ *  1. `Microsoft.Authorization/roleAssignments/write` (or `/delete`), from an assignment whose
+ *     role's condition (Data Access Administrator's) allows the role being assigned or removed;
+ *  2. every action the role grants: nobody grants or takes away what they do not hold themselves.
+ * So a Secrets Officer cannot assign roles, a Data Access Administrator cannot assign Key Vault
+ * Administrator unless it also holds everything Administrator grants, and nobody assigns at a
+ * scope wider than their own. Administrators of the deployment (actor `administrator`, the
+ * management API) are the deployment's owners and are not limited this way.
+ *
+ * Our extension: an assignment may carry `properties.expiresOn` (ISO 8601); from then on it
+ * grants nothing (checked at every decision) and stays listed until deleted.
+ */
 import { and, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import { findPrincipal } from '../identity/applications';
@@ -22,25 +39,14 @@ import {
   type RoleDefinition,
 } from './roles';
 import { sameScope, scopeCovers } from './scopes';
-import { customRole, forgetAuthorization, loadAuthorization, roleById, type AssignmentRecord, type VaultAuthorization } from './store';
-
-/**
- * Role assignments of a vault: Managed HSM's data-plane RBAC API (what @azure/keyvault-admin's
- * KeyVaultAccessControlClient speaks), on each vault and through the management API.
- *
- * Who may change them. On the vault host (actor `principal`), creating or deleting an assignment
- * needs, at a scope covering the assignment's scope:
- *  1. `Microsoft.Authorization/roleAssignments/write` (or `/delete`), from an assignment whose
- *     role's condition (Data Access Administrator's) allows the role being assigned or removed;
- *  2. every action the role grants: nobody grants or takes away what they do not hold themselves.
- * So a Secrets Officer cannot assign roles, a Data Access Administrator cannot assign Key Vault
- * Administrator unless it also holds everything Administrator grants, and nobody assigns at a
- * scope wider than their own. Administrators of the deployment (actor `administrator`, the
- * management API) are the deployment's owners and are not limited this way.
- *
- * Our extension: an assignment may carry `properties.expiresOn` (ISO 8601); from then on it
- * grants nothing (checked at every decision) and stays listed until deleted.
- */
+import {
+  customRole,
+  forgetAuthorization,
+  loadAuthorization,
+  roleById,
+  type AssignmentRecord,
+  type VaultAuthorization,
+} from './store';
 
 export type Actor = { kind: 'administrator' } | { kind: 'principal'; caller: Caller };
 
@@ -164,14 +170,21 @@ export async function createRoleAssignment(
   const name = assertGuidName(rawName, 'role assignment');
   const { properties } = input;
   const roleId = parseRoleDefinitionId(properties.roleDefinitionId);
-  if (!roleId) throw badParameter(`properties.roleDefinitionId '${properties.roleDefinitionId.slice(0, 128)}' does not name a role definition.`);
-  if (!isGuid(properties.principalId)) throw badParameter('properties.principalId must be the object id (a GUID) of a principal.');
+  if (!roleId)
+    throw badParameter(
+      `properties.roleDefinitionId '${properties.roleDefinitionId.slice(0, 128)}' does not name a role definition.`,
+    );
+  if (!isGuid(properties.principalId))
+    throw badParameter('properties.principalId must be the object id (a GUID) of a principal.');
   const principalId = properties.principalId.toLowerCase();
   const expiresAt = parseExpiry(properties.expiresOn, now);
   const role = await findRole(db, vault, roleId);
-  if (!role) throw new VaultError(400, 'RoleDefinitionDoesNotExist', `The role definition '${roleId}' does not exist in this vault.`);
+  if (!role)
+    throw new VaultError(400, 'RoleDefinitionDoesNotExist', `The role definition '${roleId}' does not exist in this vault.`);
   if (!role.assignableScopes.some((s) => scopeCovers(s, scope))) {
-    throw badParameter(`${describeRole(role)} cannot be assigned at scope '${scope}'; its assignable scopes are ${role.assignableScopes.join(', ')}.`);
+    throw badParameter(
+      `${describeRole(role)} cannot be assigned at scope '${scope}'; its assignable scopes are ${role.assignableScopes.join(', ')}.`,
+    );
   }
   if (actor.kind === 'principal') {
     assertMayManage(await loadAuthorization(db, vault.id, readCacheMs(vault)), actor.caller, vault, 'write', scope, role, now);
@@ -184,7 +197,9 @@ export async function createRoleAssignment(
       400,
       'PrincipalNotFound',
       `Principal ${principalId.replace(/-/g, '')} does not exist in the directory ${vault.tenantId}. Check that you have the correct principal ID.` +
-        (principal.isClientId ? ' It is the client (application) id of an application: role assignments take its object id.' : ''),
+        (principal.isClientId
+          ? ' It is the client (application) id of an application: role assignments take its object id.'
+          : ''),
     );
   }
 
@@ -192,7 +207,9 @@ export async function createRoleAssignment(
   const same = existing.find((a) => a.id === name);
   if (same) {
     if (!sameAssignment(same, scope, role.id, principalId)) {
-      throw conflict(`The role assignment '${name}' already exists with another scope, role or principal; it cannot be changed, only deleted.`);
+      throw conflict(
+        `The role assignment '${name}' already exists with another scope, role or principal; it cannot be changed, only deleted.`,
+      );
     }
     if (same.expiresAt === expiresAt) return same;
     const updated = await db.update(roleAssignments).set({ expiresAt }).where(eq(roleAssignments.id, name)).returning().get();
@@ -202,7 +219,11 @@ export async function createRoleAssignment(
   const twin = existing.find((a) => sameAssignment(a, scope, role.id, principalId) && isLive(a, now));
   if (twin) throw new VaultError(409, 'RoleAssignmentExists', `The role assignment already exists (as '${twin.id}').`);
   if (existing.length >= MAX_ASSIGNMENTS_PER_VAULT) {
-    throw new VaultError(409, 'RoleAssignmentLimitExceeded', `A vault holds at most ${MAX_ASSIGNMENTS_PER_VAULT} role assignments.`);
+    throw new VaultError(
+      409,
+      'RoleAssignmentLimitExceeded',
+      `A vault holds at most ${MAX_ASSIGNMENTS_PER_VAULT} role assignments.`,
+    );
   }
   const row: AssignmentRecord = {
     id: name,
@@ -227,7 +248,12 @@ export async function createRoleAssignment(
 }
 
 /** GET: the assignment `name` of this vault; with `scope`, only if it is at that scope. */
-export async function getRoleAssignment(db: Database, vault: VaultRecord, rawName: string, scope?: string): Promise<AssignmentRecord> {
+export async function getRoleAssignment(
+  db: Database,
+  vault: VaultRecord,
+  rawName: string,
+  scope?: string,
+): Promise<AssignmentRecord> {
   const name = assertGuidName(rawName, 'role assignment');
   const row = await db
     .select()
@@ -235,7 +261,10 @@ export async function getRoleAssignment(db: Database, vault: VaultRecord, rawNam
     .where(and(eq(roleAssignments.id, name), eq(roleAssignments.vaultId, vault.id)))
     .get();
   if (!row || (scope !== undefined && !sameScope(row.scope, scope))) {
-    throw notFound('RoleAssignmentNotFound', `The role assignment '${name}' was not found${scope ? ` at scope '${scope}'` : ''}.`);
+    throw notFound(
+      'RoleAssignmentNotFound',
+      `The role assignment '${name}' was not found${scope ? ` at scope '${scope}'` : ''}.`,
+    );
   }
   return row;
 }

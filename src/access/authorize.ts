@@ -1,13 +1,3 @@
-import type { Caller } from '../identity/tokens';
-import type { Database } from '../storage/db';
-import type { DataAction } from '../core/data-actions';
-import { forbidden, type VaultError } from '../core/errors';
-import { readCacheMs, type VaultRecord } from '../core/vault';
-import { permissionFor, policyAllows } from './policy-permissions';
-import { roleGrants } from './roles';
-import { scopeCovers } from './scopes';
-import { loadAuthorization, roleById, type AssignmentRecord, type VaultAuthorization } from './store';
-
 /**
  * The one authorization decision every data-plane request goes through (src/http/operation.ts).
  * Deny by default: a request is allowed only where a live role assignment of the caller, at a
@@ -20,9 +10,19 @@ import { loadAuthorization, roleById, type AssignmentRecord, type VaultAuthoriza
  * propagate). Expiry is checked here, at every
  * decision, never at load time.
  */
+import type { Caller } from '../identity/tokens';
+import type { Database } from '../storage/db';
+import type { DataAction } from '../core/data-actions';
+import { forbidden, type VaultError } from '../core/errors';
+import { readCacheMs, type VaultRecord } from '../core/vault';
+import { permissionFor, policyAllows } from './policy-permissions';
+import { roleGrants } from './roles';
+import { scopeCovers } from './scopes';
+import { loadAuthorization, roleById, type AssignmentRecord, type VaultAuthorization } from './store';
 
 /** What granted a request, for the audit trail (roleDefinitionId is the role's GUID). */
-export type AuthorizationDecision = { by: 'rbac'; assignmentId: string; roleDefinitionId: string } | { by: 'policy'; objectId: string };
+export type AuthorizationDecision =
+  { by: 'rbac'; assignmentId: string; roleDefinitionId: string } | { by: 'policy'; objectId: string };
 
 export interface Scope {
   vault: VaultRecord;
@@ -66,7 +66,8 @@ export function findGrant(
 export const holds = (data: VaultAuthorization, principalId: string, action: string, path: string, now = nowSeconds()) =>
   findGrant(data, principalId, action, path, now) !== undefined;
 
-const PROPAGATION = 'If role assignments, deny assignments or role definitions were changed recently, please observe propagation time.';
+const PROPAGATION =
+  'If role assignments, deny assignments or role definitions were changed recently, please observe propagation time.';
 
 const callerText = (caller: Caller) => `appid=${caller.appId};oid=${caller.objectId}`;
 
@@ -80,7 +81,13 @@ function resourceOf(vault: VaultRecord, path: string): string {
  * Azure's RBAC refusal: 403 Forbidden, innererror ForbiddenByRbac, and its message layout
  * (caller, action, resource, assignment, decision reason, vault). Names and ids only.
  */
-export function rbacRefusal(caller: Caller, action: string, vault: VaultRecord, path: string, reason = 'DeniedWithNoValidRBAC'): VaultError {
+export function rbacRefusal(
+  caller: Caller,
+  action: string,
+  vault: VaultRecord,
+  path: string,
+  reason = 'DeniedWithNoValidRBAC',
+): VaultError {
   const message = [
     'Caller is not authorized to perform action on resource.',
     PROPAGATION,

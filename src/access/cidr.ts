@@ -153,7 +153,7 @@ export function rangeContains(range: IpRange, address: IpAddress): boolean {
   for (let i = 0; i < words.length; i++) {
     const mask = leadingMask(prefix - 32 * i);
     if (mask === 0) return true;
-    if (((address.words[i]! & mask) >>> 0) !== words[i]) return false;
+    if ((address.words[i]! & mask) >>> 0 !== words[i]) return false;
   }
   return true;
 }
@@ -171,7 +171,7 @@ export function formatAddress(address: IpAddress): string {
   const groups = address.words.flatMap((w) => [w >>> 16, w & 0xffff]);
   let bestStart = -1;
   let bestLength = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

@@ -1,19 +1,3 @@
-import { and, eq, isNull, or } from 'drizzle-orm';
-import { z } from 'zod';
-import type { Database } from '../storage/db';
-import { violatedConstraint } from '../storage/errors';
-import { roleAssignments, roleDefinitions } from '../storage/schema';
-import { ALL_DATA_ACTIONS, RoleActions } from '../core/data-actions';
-import { badParameter, conflict, forbidden, notFound, VaultError } from '../core/errors';
-import type { Page } from '../core/paging';
-import { readCacheMs, type VaultRecord } from '../core/vault';
-import { assertGuidName, type Actor } from './assignments';
-import { holds } from './authorize';
-import { pageById, parseFilter } from './listing';
-import { actionMatches, BUILT_IN_ROLES, builtInRole, grantedActions, roleDefinitionResourceId, type Permission, type RoleDefinition } from './roles';
-import { parseScope, scopeCovers } from './scopes';
-import { customRole, forgetAuthorization, loadAuthorization } from './store';
-
 /**
  * Role definitions of a vault: the eleven built-in roles and the vault's custom roles (Managed
  * HSM's data-plane shape: `{properties: {roleName, description, type, permissions,
@@ -29,6 +13,29 @@ import { customRole, forgetAuthorization, loadAuthorization } from './store';
  * already holds. Deleting one likewise needs the delete action at each of its assignable scopes.
  * A definition with assignments cannot be deleted.
  */
+import { and, eq, isNull, or } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Database } from '../storage/db';
+import { violatedConstraint } from '../storage/errors';
+import { roleAssignments, roleDefinitions } from '../storage/schema';
+import { ALL_DATA_ACTIONS, RoleActions } from '../core/data-actions';
+import { badParameter, conflict, forbidden, notFound, VaultError } from '../core/errors';
+import type { Page } from '../core/paging';
+import { readCacheMs, type VaultRecord } from '../core/vault';
+import { assertGuidName, type Actor } from './assignments';
+import { holds } from './authorize';
+import { pageById, parseFilter } from './listing';
+import {
+  actionMatches,
+  BUILT_IN_ROLES,
+  builtInRole,
+  grantedActions,
+  roleDefinitionResourceId,
+  type Permission,
+  type RoleDefinition,
+} from './roles';
+import { parseScope, scopeCovers } from './scopes';
+import { customRole, forgetAuthorization, loadAuthorization } from './store';
 
 const pattern = z
   .string()
@@ -132,7 +139,8 @@ export async function putRoleDefinition(
   if (roleName === '') throw badParameter('properties.roleName must not be empty.');
   const assignableScopes = dedupe((properties.assignableScopes?.length ? properties.assignableScopes : [scope]).map(parseScope));
   for (const s of assignableScopes) {
-    if (!scopeCovers(scope, s)) throw badParameter(`The assignable scope '${s}' is outside the scope '${scope}' the role is defined at.`);
+    if (!scopeCovers(scope, s))
+      throw badParameter(`The assignable scope '${s}' is outside the scope '${scope}' the role is defined at.`);
   }
   const permissions = normalizePermissions(properties.permissions);
   const now = Math.floor(Date.now() / 1000);
@@ -143,7 +151,8 @@ export async function putRoleDefinition(
   const clash =
     BUILT_IN_ROLES.find((r) => r.roleName.toLowerCase() === roleName.toLowerCase()) ??
     rows.find((r) => r.id !== id && r.roleName.toLowerCase() === roleName.toLowerCase());
-  if (clash) throw new VaultError(409, 'RoleDefinitionWithSameNameExists', `A role definition named '${roleName}' already exists.`);
+  if (clash)
+    throw new VaultError(409, 'RoleDefinitionWithSameNameExists', `A role definition named '${roleName}' already exists.`);
 
   const role: RoleDefinition = {
     id,
@@ -195,7 +204,13 @@ export async function putRoleDefinition(
       .values(values)
       .onConflictDoUpdate({
         target: roleDefinitions.id,
-        set: { roleName, description: values.description, permissions: values.permissions, assignableScopes: values.assignableScopes, updatedAt: now },
+        set: {
+          roleName,
+          description: values.description,
+          permissions: values.permissions,
+          assignableScopes: values.assignableScopes,
+          updatedAt: now,
+        },
         setWhere: eq(roleDefinitions.vaultId, vault.id),
       });
   } catch (err) {
@@ -211,7 +226,12 @@ export async function putRoleDefinition(
  * for writing, a principal must hold the delete action at every scope the role is assignable at:
  * the scope the request is addressed to says nothing about how far the role reaches.
  */
-export async function deleteRoleDefinition(db: Database, vault: VaultRecord, actor: Actor, rawName: string): Promise<RoleDefinition> {
+export async function deleteRoleDefinition(
+  db: Database,
+  vault: VaultRecord,
+  actor: Actor,
+  rawName: string,
+): Promise<RoleDefinition> {
   const role = await getRoleDefinition(db, vault, rawName);
   if (role.roleType !== 'CustomRole' || role.vaultId !== vault.id) {
     throw badParameter(`'${role.id}' is not a custom role of this vault and cannot be deleted here.`);
@@ -233,7 +253,11 @@ export async function deleteRoleDefinition(db: Database, vault: VaultRecord, act
     .where(and(eq(roleAssignments.vaultId, vault.id), eq(roleAssignments.roleDefinitionId, role.id)))
     .get();
   if (assigned) {
-    throw new VaultError(409, 'RoleDefinitionHasAssignments', `The role definition '${role.id}' is assigned (e.g. '${assigned.id}'); delete its assignments first.`);
+    throw new VaultError(
+      409,
+      'RoleDefinitionHasAssignments',
+      `The role definition '${role.id}' is assigned (e.g. '${assigned.id}'); delete its assignments first.`,
+    );
   }
   await db.delete(roleDefinitions).where(and(eq(roleDefinitions.id, role.id), eq(roleDefinitions.vaultId, vault.id)));
   forgetAuthorization(vault.id);

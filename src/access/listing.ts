@@ -1,7 +1,6 @@
+/** Paging and `$filter` parsing shared by the role assignment and role definition lists. */
 import { badParameter } from '../core/errors';
 import { decodePageToken, encodePageToken, type Page } from '../core/paging';
-
-/** Paging and `$filter` parsing shared by the role assignment and role definition lists. */
 
 export const DEFAULT_PAGE_SIZE = 100;
 
@@ -9,7 +8,8 @@ export const DEFAULT_PAGE_SIZE = 100;
 export function parsePageSize(raw: string | null | undefined): number {
   if (raw === undefined || raw === null || raw === '') return DEFAULT_PAGE_SIZE;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > DEFAULT_PAGE_SIZE) throw badParameter(`maxresults must be an integer from 1 to ${DEFAULT_PAGE_SIZE}.`);
+  if (!Number.isInteger(n) || n < 1 || n > DEFAULT_PAGE_SIZE)
+    throw badParameter(`maxresults must be an integer from 1 to ${DEFAULT_PAGE_SIZE}.`);
   return n;
 }
 
@@ -43,7 +43,10 @@ export interface FilterTerm {
  * Parses the simple OData `$filter` these lists accept: terms joined by `and`, each a function
  * call without arguments (`atScope()`) or `{property} eq '{value}'`. Names compare without case.
  */
-export function parseFilter(raw: string | null | undefined, allowed: { functions: string[]; properties: string[] }): FilterTerm[] {
+export function parseFilter(
+  raw: string | null | undefined,
+  allowed: { functions: string[]; properties: string[] },
+): FilterTerm[] {
   if (raw === undefined || raw === null || raw.trim() === '') return [];
   if (raw.length > 512) throw badParameter('The $filter is too long.');
   const terms: FilterTerm[] = [];
@@ -60,7 +63,9 @@ export function parseFilter(raw: string | null | undefined, allowed: { functions
       terms.push({ name: property, value: eq[2] !== undefined ? eq[2].replace(/''/g, "'") : eq[3]! });
       continue;
     }
-    const supported = [...allowed.functions.map((f) => `${f}()`), ...allowed.properties.map((p) => `${p} eq '{value}'`)].join(', ');
+    const supported = [...allowed.functions.map((f) => `${f}()`), ...allowed.properties.map((p) => `${p} eq '{value}'`)].join(
+      ', ',
+    );
     throw badParameter(`The $filter '${raw.slice(0, 100)}' is not supported here; use ${supported} (joined with 'and').`);
   }
   return terms;

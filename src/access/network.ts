@@ -1,8 +1,3 @@
-import type { Caller } from '../identity/tokens';
-import { badParameter, forbidden } from '../core/errors';
-import { type VaultRecord } from '../core/vault';
-import { parseIp, parseRange, rangeContains, formatRange, type IpRange } from './cidr';
-
 /**
  * The vault firewall: Azure's networkAcls (`defaultAction`, `ipRules`), checked against the client
  * address the edge reports (cf-connecting-ip) as soon as the vault is known (after the challenge,
@@ -16,6 +11,10 @@ import { parseIp, parseRange, rangeContains, formatRange, type IpRange } from '.
  * firewall is never looser than its ip rules. Virtual network rules have no meaning off Azure and
  * are refused.
  */
+import type { Caller } from '../identity/tokens';
+import { badParameter, forbidden } from '../core/errors';
+import { type VaultRecord } from '../core/vault';
+import { parseIp, parseRange, rangeContains, formatRange, type IpRange } from './cidr';
 
 export type DefaultAction = 'Allow' | 'Deny';
 
@@ -62,7 +61,8 @@ export function parseNetworkAcls(input: unknown): NetworkAcls {
       throw badParameter('Each of networkAcls.ipRules must be an object {value}.');
     }
     const { value, ...rest } = rule as Record<string, unknown>;
-    if (Object.keys(rest).length > 0) throw badParameter(`An ip rule has an unknown property '${Object.keys(rest)[0]!.slice(0, 64)}'.`);
+    if (Object.keys(rest).length > 0)
+      throw badParameter(`An ip rule has an unknown property '${Object.keys(rest)[0]!.slice(0, 64)}'.`);
     if (typeof value !== 'string' || value.length === 0 || value.length > 64) {
       throw badParameter('Each ip rule value must be an IPv4 or IPv6 address or CIDR range.');
     }

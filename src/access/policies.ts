@@ -1,3 +1,9 @@
+/**
+ * Access policies of vaults in the legacy model (enableRbacAuthorization false): one row per
+ * principal (object id) with Azure's permission lists. Every write drops this isolate's cached
+ * authorization decisions for the vault, so a change applies at once here (other isolates see it
+ * when their cache entry expires).
+ */
 import { and, asc, count, eq } from 'drizzle-orm';
 import type { Database } from '../storage/db';
 import { accessPolicies } from '../storage/schema';
@@ -5,13 +11,6 @@ import { badParameter, notFound } from '../core/errors';
 import { type VaultRecord } from '../core/vault';
 import { forgetAuthorization } from './authorize';
 import { normalizePolicyPermissions, type PolicyPermissions } from './policy-permissions';
-
-/**
- * Access policies of vaults in the legacy model (enableRbacAuthorization false): one row per
- * principal (object id) with Azure's permission lists. Every write drops this isolate's cached
- * authorization decisions for the vault, so a change applies at once here (other isolates see it
- * when their cache entry expires).
- */
 
 /** Azure Key Vault's limit of access policies per vault. */
 export const MAX_ACCESS_POLICIES = 1024;
@@ -142,7 +141,8 @@ export function parsePolicyEntries(input: unknown, tenantId: string): PolicyEntr
   if (input.length > MAX_ACCESS_POLICIES) throw tooMany();
   const byObject = new Map<string, Required<PolicyPermissions>>();
   for (const entry of input) {
-    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw badParameter('Each access policy must be an object.');
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry))
+      throw badParameter('Each access policy must be an object.');
     const e = entry as Record<string, unknown>;
     if (e.tenantId !== undefined && (typeof e.tenantId !== 'string' || e.tenantId.toLowerCase() !== tenantId.toLowerCase())) {
       throw badParameter(`An access policy's tenantId must be the vault's tenant (${tenantId}).`);
@@ -162,7 +162,12 @@ export function parsePolicyEntries(input: unknown, tenantId: string): PolicyEntr
  * untouched.
  * All of it in one batch.
  */
-export async function updateAccessPolicies(db: Database, vault: VaultRecord, kind: AccessPolicyUpdateKind, input: unknown): Promise<AccessPolicy[]> {
+export async function updateAccessPolicies(
+  db: Database,
+  vault: VaultRecord,
+  kind: AccessPolicyUpdateKind,
+  input: unknown,
+): Promise<AccessPolicy[]> {
   const entries = parsePolicyEntries(input, vault.tenantId);
   const current = new Map((await listAccessPolicies(db, vault)).map((p) => [p.objectId, p.permissions]));
   const writes: PolicyEntry[] = [];
@@ -184,8 +189,13 @@ export async function updateAccessPolicies(db: Database, vault: VaultRecord, kin
   return listAccessPolicies(db, vault);
 }
 
-function merge(a: Required<PolicyPermissions>, b: Required<PolicyPermissions>, kind: 'add' | 'remove'): Required<PolicyPermissions> {
-  const one = (x: string[], y: string[]) => (kind === 'add' ? [...x, ...y.filter((p) => !x.includes(p))] : x.filter((p) => !y.includes(p)));
+function merge(
+  a: Required<PolicyPermissions>,
+  b: Required<PolicyPermissions>,
+  kind: 'add' | 'remove',
+): Required<PolicyPermissions> {
+  const one = (x: string[], y: string[]) =>
+    kind === 'add' ? [...x, ...y.filter((p) => !x.includes(p))] : x.filter((p) => !y.includes(p));
   return { keys: one(a.keys, b.keys), secrets: one(a.secrets, b.secrets), certificates: one(a.certificates, b.certificates) };
 }
 

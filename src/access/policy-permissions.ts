@@ -1,5 +1,3 @@
-import type { DataAction } from '../core/data-actions';
-
 /**
  * The legacy access-policy model: which of Azure's access-policy permissions each data action
  * needs. Names and mapping follow Azure Key Vault (Microsoft.KeyVault/vaults
@@ -19,6 +17,7 @@ import type { DataAction } from '../core/data-actions';
  * `rng` (GetRandomBytes) has no access-policy permission on Azure (it is a Managed HSM operation);
  * here it needs the key permission `all`.
  */
+import type { DataAction } from '../core/data-actions';
 
 export type PolicyPermissions = { keys?: string[]; secrets?: string[]; certificates?: string[] };
 
@@ -75,7 +74,11 @@ type Requirement = { collection: PolicyCollection; permission: string; whenListi
 
 const keys = (permission: string, whenListing?: string): Requirement => ({ collection: 'keys', permission, whenListing });
 const secrets = (permission: string, whenListing?: string): Requirement => ({ collection: 'secrets', permission, whenListing });
-const certificates = (permission: string, whenListing?: string): Requirement => ({ collection: 'certificates', permission, whenListing });
+const certificates = (permission: string, whenListing?: string): Requirement => ({
+  collection: 'certificates',
+  permission,
+  whenListing,
+});
 
 /**
  * Keyed by the data action's value (Azure's RBAC data action names), so certificate actions map

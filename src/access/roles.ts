@@ -1,5 +1,3 @@
-import { ALL_DATA_ACTIONS, AuditActions, RoleActions, type DataAction } from '../core/data-actions';
-
 /**
  * Role definitions: Azure's built-in Key Vault roles (names, ids, descriptions and permissions
  * exactly as Azure publishes them in "Azure built-in roles for Security"), custom roles, and how
@@ -13,6 +11,7 @@ import { ALL_DATA_ACTIONS, AuditActions, RoleActions, type DataAction } from '..
  * for those, `actions`/`notActions` count as well. Other control-plane actions never grant data
  * actions (Data Access Administrator's `Microsoft.KeyVault/vaults/*\/read` reads no secret).
  */
+import { ALL_DATA_ACTIONS, AuditActions, RoleActions, type DataAction } from '../core/data-actions';
 
 export interface Permission {
   actions: string[];
@@ -81,13 +80,26 @@ const READER_ACTIONS = [
   'Microsoft.KeyVault/operations/read',
 ];
 
-function builtIn(id: string, roleName: string, description: string, p: Partial<Permission>, extra: Partial<RoleDefinition> = {}): RoleDefinition {
+function builtIn(
+  id: string,
+  roleName: string,
+  description: string,
+  p: Partial<Permission>,
+  extra: Partial<RoleDefinition> = {},
+): RoleDefinition {
   return {
     id,
     roleName,
     description,
     roleType: 'AKVBuiltInRole',
-    permissions: [{ actions: p.actions ?? [], notActions: p.notActions ?? [], dataActions: p.dataActions ?? [], notDataActions: p.notDataActions ?? [] }],
+    permissions: [
+      {
+        actions: p.actions ?? [],
+        notActions: p.notActions ?? [],
+        dataActions: p.dataActions ?? [],
+        notDataActions: p.notDataActions ?? [],
+      },
+    ],
     assignableScopes: ['/'],
     ...extra,
   };
@@ -117,19 +129,14 @@ export const BUILT_IN_ROLES: readonly RoleDefinition[] = [
     `Perform all data plane operations on a key vault and all objects in it, including certificates, keys, and secrets. Cannot manage key vault resources or manage role assignments.${RBAC_ONLY}`,
     { actions: READER_ACTIONS, dataActions: ['Microsoft.KeyVault/vaults/*'] },
   ),
-  builtIn(
-    BuiltInRoleIds.certificateUser,
-    'Key Vault Certificate User',
-    `Read certificate contents.${RBAC_ONLY}`,
-    {
-      dataActions: [
-        'Microsoft.KeyVault/vaults/certificates/read',
-        'Microsoft.KeyVault/vaults/secrets/getSecret/action',
-        'Microsoft.KeyVault/vaults/secrets/readMetadata/action',
-        'Microsoft.KeyVault/vaults/keys/read',
-      ],
-    },
-  ),
+  builtIn(BuiltInRoleIds.certificateUser, 'Key Vault Certificate User', `Read certificate contents.${RBAC_ONLY}`, {
+    dataActions: [
+      'Microsoft.KeyVault/vaults/certificates/read',
+      'Microsoft.KeyVault/vaults/secrets/getSecret/action',
+      'Microsoft.KeyVault/vaults/secrets/readMetadata/action',
+      'Microsoft.KeyVault/vaults/keys/read',
+    ],
+  }),
   builtIn(
     BuiltInRoleIds.certificatesOfficer,
     'Key Vault Certificates Officer',
@@ -147,15 +154,26 @@ export const BUILT_IN_ROLES: readonly RoleDefinition[] = [
     BuiltInRoleIds.cryptoOfficer,
     'Key Vault Crypto Officer',
     `Perform any action on the keys of a key vault, except manage permissions.${RBAC_ONLY}`,
-    { actions: READER_ACTIONS, dataActions: ['Microsoft.KeyVault/vaults/keys/*', 'Microsoft.KeyVault/vaults/keyrotationpolicies/*'] },
+    {
+      actions: READER_ACTIONS,
+      dataActions: ['Microsoft.KeyVault/vaults/keys/*', 'Microsoft.KeyVault/vaults/keyrotationpolicies/*'],
+    },
   ),
   builtIn(
     BuiltInRoleIds.cryptoServiceEncryptionUser,
     'Key Vault Crypto Service Encryption User',
     `Read metadata of keys and perform wrap/unwrap operations.${RBAC_ONLY}`,
     {
-      actions: ['Microsoft.EventGrid/eventSubscriptions/write', 'Microsoft.EventGrid/eventSubscriptions/read', 'Microsoft.EventGrid/eventSubscriptions/delete'],
-      dataActions: ['Microsoft.KeyVault/vaults/keys/read', 'Microsoft.KeyVault/vaults/keys/wrap/action', 'Microsoft.KeyVault/vaults/keys/unwrap/action'],
+      actions: [
+        'Microsoft.EventGrid/eventSubscriptions/write',
+        'Microsoft.EventGrid/eventSubscriptions/read',
+        'Microsoft.EventGrid/eventSubscriptions/delete',
+      ],
+      dataActions: [
+        'Microsoft.KeyVault/vaults/keys/read',
+        'Microsoft.KeyVault/vaults/keys/wrap/action',
+        'Microsoft.KeyVault/vaults/keys/unwrap/action',
+      ],
     },
   ),
   builtIn(BuiltInRoleIds.cryptoServiceReleaseUser, 'Key Vault Crypto Service Release User', `Release keys.${RBAC_ONLY}`, {
@@ -198,7 +216,10 @@ export const BUILT_IN_ROLES: readonly RoleDefinition[] = [
     BuiltInRoleIds.reader,
     'Key Vault Reader',
     `Read metadata of key vaults and its certificates, keys, and secrets. Cannot read sensitive values such as secret contents or key material.${RBAC_ONLY}`,
-    { actions: READER_ACTIONS, dataActions: ['Microsoft.KeyVault/vaults/*/read', 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'] },
+    {
+      actions: READER_ACTIONS,
+      dataActions: ['Microsoft.KeyVault/vaults/*/read', 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'],
+    },
   ),
   builtIn(
     BuiltInRoleIds.secretsOfficer,

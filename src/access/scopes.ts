@@ -1,11 +1,10 @@
-import { badParameter } from '../core/errors';
-
 /**
  * Scopes of one vault, as Azure's data-plane RBAC names them: the vault (`/`), a collection
  * (`/secrets`, `/keys`, `/certificates`) or one object (`/secrets/{name}`, …). An assignment at a
  * scope covers that scope and everything under it; object names compare without case, as vault
  * object names do.
  */
+import { badParameter } from '../core/errors';
 
 export const COLLECTIONS = ['secrets', 'keys', 'certificates'] as const;
 export type Collection = (typeof COLLECTIONS)[number];

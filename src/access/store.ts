@@ -1,11 +1,3 @@
-import { eq, isNull, or } from 'drizzle-orm';
-import { IsolateCache } from '../core/cache';
-import { MAX_READ_CACHE_SECONDS } from '../core/vault';
-import type { Database } from '../storage/db';
-import { accessPolicies, roleAssignments, roleDefinitions } from '../storage/schema';
-import type { PolicyPermissions } from './policy-permissions';
-import { builtInRole, type Permission, type RoleDefinition } from './roles';
-
 /**
  * What one vault's authorization decisions read: its role assignments, its custom role
  * definitions and its access policies, loaded together (one D1 batch) and kept per isolate.
@@ -17,6 +9,13 @@ import { builtInRole, type Permission, type RoleDefinition } from './roles';
  * changing role assignments (its window is minutes). Expiry of a time-bound assignment is not
  * subject to that window: it is evaluated at each decision.
  */
+import { eq, isNull, or } from 'drizzle-orm';
+import { IsolateCache } from '../core/cache';
+import { MAX_READ_CACHE_SECONDS } from '../core/vault';
+import type { Database } from '../storage/db';
+import { accessPolicies, roleAssignments, roleDefinitions } from '../storage/schema';
+import type { PolicyPermissions } from './policy-permissions';
+import { builtInRole, type Permission, type RoleDefinition } from './roles';
 
 export type AssignmentRecord = typeof roleAssignments.$inferSelect;
 
@@ -47,17 +46,15 @@ const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((s): s is
 
 /** A stored custom role definition, as the evaluator and the API see it. */
 export function customRole(row: RoleDefinitionRow): RoleDefinition {
-  const permissions = parseJson<unknown[]>(row.permissions, []).map(
-    (p): Permission => {
-      const block = (p ?? {}) as Record<string, unknown>;
-      return {
-        actions: strings(block.actions),
-        notActions: strings(block.notActions),
-        dataActions: strings(block.dataActions),
-        notDataActions: strings(block.notDataActions),
-      };
-    },
-  );
+  const permissions = parseJson<unknown[]>(row.permissions, []).map((p): Permission => {
+    const block = (p ?? {}) as Record<string, unknown>;
+    return {
+      actions: strings(block.actions),
+      notActions: strings(block.notActions),
+      dataActions: strings(block.dataActions),
+      notDataActions: strings(block.notDataActions),
+    };
+  });
   return {
     id: row.id,
     roleName: row.roleName,

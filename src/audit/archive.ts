@@ -56,13 +56,18 @@ export class ArchiveConfigError extends Error {
 }
 
 /** Reads AUDIT_ARCHIVE_PERIOD, AUDIT_RETENTION_DAYS and AUDIT_ARCHIVE_RETENTION_DAYS; refuses bad values. */
-export function archiveConfig(vars: { AUDIT_ARCHIVE_PERIOD?: string; AUDIT_RETENTION_DAYS?: string; AUDIT_ARCHIVE_RETENTION_DAYS?: string }): ArchiveConfig {
+export function archiveConfig(vars: {
+  AUDIT_ARCHIVE_PERIOD?: string;
+  AUDIT_RETENTION_DAYS?: string;
+  AUDIT_ARCHIVE_RETENTION_DAYS?: string;
+}): ArchiveConfig {
   const period = (vars.AUDIT_ARCHIVE_PERIOD || 'day') as ArchivePeriod;
   if (period !== 'day' && period !== 'hour') throw new ArchiveConfigError(`AUDIT_ARCHIVE_PERIOD must be 'day' or 'hour'`);
   const days = (name: string, value: string | undefined, fallback: number | null, min: number): number | null => {
     if (value === undefined || value === '') return fallback;
     const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min) throw new ArchiveConfigError(`${name} must be a whole number of days, at least ${min} (got '${value.slice(0, 20)}')`);
+    if (!Number.isSafeInteger(n) || n < min)
+      throw new ArchiveConfigError(`${name} must be a whole number of days, at least ${min} (got '${value.slice(0, 20)}')`);
     return n;
   };
   const retentionDays = days('AUDIT_RETENTION_DAYS', vars.AUDIT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, MIN_RETENTION_DAYS)!;
@@ -134,7 +139,14 @@ export async function archiveClosedPeriods(
 }
 
 /** Archives the chain's next closed period (or part of one), if there is one. */
-async function archiveNext(db: Database, bridge: BridgeClient, bucket: R2Bucket, config: ArchiveConfig, chain: string, now: number): Promise<'archived' | 'done' | 'refused'> {
+async function archiveNext(
+  db: Database,
+  bridge: BridgeClient,
+  bucket: R2Bucket,
+  config: ArchiveConfig,
+  chain: string,
+  now: number,
+): Promise<'archived' | 'done' | 'refused'> {
   const last = await db
     .select({ lastSeq: auditArchives.lastSeq, lastHash: auditArchives.lastHash })
     .from(auditArchives)
@@ -175,7 +187,12 @@ async function archiveNext(db: Database, bridge: BridgeClient, bucket: R2Bucket,
   const parts = await db
     .select({ n: sql<number>`count(*)` })
     .from(auditArchives)
-    .where(and(eq(auditArchives.chain, chain), sql`(${auditArchives.period} = ${period.id} or ${auditArchives.period} like ${period.id + '.%'})`))
+    .where(
+      and(
+        eq(auditArchives.chain, chain),
+        sql`(${auditArchives.period} = ${period.id} or ${auditArchives.period} like ${period.id + '.%'})`,
+      ),
+    )
     .get();
   const periodId = (parts?.n ?? 0) === 0 ? period.id : `${period.id}.${(parts?.n ?? 0) + 1}`;
   const key = archiveObjectKey(chain, periodId);
@@ -197,11 +214,26 @@ async function archiveNext(db: Database, bridge: BridgeClient, bucket: R2Bucket,
     return 'refused';
   }
   if (!existing) {
-    await bucket.put(key, body, { httpMetadata: { contentType: 'application/x-ndjson' }, customMetadata: { ...metadata }, sha256: digest });
+    await bucket.put(key, body, {
+      httpMetadata: { contentType: 'application/x-ndjson' },
+      customMetadata: { ...metadata },
+      sha256: digest,
+    });
   }
   await db
     .insert(auditArchives)
-    .values({ chain, period: periodId, objectKey: key, firstSeq: afterSeq + 1, lastSeq, prevHash, lastHash, digest, periodEnd: period.end, archivedAt: now })
+    .values({
+      chain,
+      period: periodId,
+      objectKey: key,
+      firstSeq: afterSeq + 1,
+      lastSeq,
+      prevHash,
+      lastHash,
+      digest,
+      periodEnd: period.end,
+      archivedAt: now,
+    })
     .onConflictDoNothing();
   return 'archived';
 }
@@ -220,7 +252,12 @@ export interface PruneRun {
  * first per chain, each period in one transaction with its `pruned_at` marker. Only archived
  * records are ever deleted (the object was written before the archive row exists).
  */
-export async function pruneArchivedRecords(db: Database, config: ArchiveConfig, now = Date.now(), only?: readonly string[]): Promise<PruneRun> {
+export async function pruneArchivedRecords(
+  db: Database,
+  config: ArchiveConfig,
+  now = Date.now(),
+  only?: readonly string[],
+): Promise<PruneRun> {
   const cutoff = now - config.retentionDays * DAY_MS;
   const due = (
     await db
@@ -250,7 +287,12 @@ export async function pruneArchivedRecords(db: Database, config: ArchiveConfig, 
 }
 
 /** Deletes archive objects older than the archive retention, if one is configured. */
-export async function deleteExpiredArchives(db: Database, bucket: R2Bucket, config: ArchiveConfig, now = Date.now()): Promise<number> {
+export async function deleteExpiredArchives(
+  db: Database,
+  bucket: R2Bucket,
+  config: ArchiveConfig,
+  now = Date.now(),
+): Promise<number> {
   if (config.archiveRetentionDays === null) return 0;
   const cutoff = now - config.archiveRetentionDays * DAY_MS;
   const due = await db
@@ -271,7 +313,10 @@ export async function deleteExpiredArchives(db: Database, bucket: R2Bucket, conf
 }
 
 /** An archive object's records and metadata, read back (for verification of the archive). */
-export async function readArchiveObject(bucket: R2Bucket, key: string): Promise<{ lines: string[]; metadata: ArchiveMetadata } | null> {
+export async function readArchiveObject(
+  bucket: R2Bucket,
+  key: string,
+): Promise<{ lines: string[]; metadata: ArchiveMetadata } | null> {
   const object = await bucket.get(key);
   if (!object) return null;
   const text = await object.text();

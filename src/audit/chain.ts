@@ -69,11 +69,18 @@ function endOf(last: ChainHead | undefined, head: ChainHead | undefined): ChainH
   return candidates.reduce((a, b) => (b.seq > a.seq ? b : a));
 }
 
-export async function appendToChain(db: Database, chain: string, entries: readonly ChainEntry[], maxRounds = DEFAULT_ROUNDS): Promise<AppendResult> {
+export async function appendToChain(
+  db: Database,
+  chain: string,
+  entries: readonly ChainEntry[],
+  maxRounds = DEFAULT_ROUNDS,
+): Promise<AppendResult> {
   // Each event once, in the chain's order.
   const unique = new Map<string, ChainEntry>();
   for (const entry of entries) if (!unique.has(entry.eventId)) unique.set(entry.eventId, entry);
-  const ordered = [...unique.values()].sort((a, b) => a.time - b.time || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
+  const ordered = [...unique.values()].sort(
+    (a, b) => a.time - b.time || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0),
+  );
   const repeated = entries.length - ordered.length;
 
   for (let round = 1; ; round++) {
@@ -83,12 +90,19 @@ export async function appendToChain(db: Database, chain: string, entries: readon
       .where(eq(auditRecords.chain, chain))
       .orderBy(desc(auditRecords.seq))
       .limit(1);
-    const head = db.select({ seq: auditChainHeads.seq, hash: auditChainHeads.hash }).from(auditChainHeads).where(eq(auditChainHeads.chain, chain));
+    const head = db
+      .select({ seq: auditChainHeads.seq, hash: auditChainHeads.hash })
+      .from(auditChainHeads)
+      .where(eq(auditChainHeads.chain, chain));
     const lookups = chunks(
       ordered.map((e) => e.eventId),
       D1_MAX_PARAMETERS,
     ).map((ids) => db.select({ eventId: auditRecords.eventId }).from(auditRecords).where(inArray(auditRecords.eventId, ids)));
-    const [lastRows, headRows, ...found] = (await db.batch([lastRow, head, ...lookups])) as [ChainHead[], ChainHead[], ...{ eventId: string }[][]];
+    const [lastRows, headRows, ...found] = (await db.batch([lastRow, head, ...lookups])) as [
+      ChainHead[],
+      ChainHead[],
+      ...{ eventId: string }[][],
+    ];
     const stored = new Set(found.flat().map((r) => r.eventId));
     const fresh = ordered.filter((e) => !stored.has(e.eventId));
     if (fresh.length === 0) return { appended: 0, skipped: entries.length, rounds: round };
@@ -122,7 +136,11 @@ export async function appendToChain(db: Database, chain: string, entries: readon
 }
 
 export async function readChainHead(db: Database, chain: string): Promise<ChainHead | null> {
-  const row = await db.select({ seq: auditChainHeads.seq, hash: auditChainHeads.hash }).from(auditChainHeads).where(eq(auditChainHeads.chain, chain)).get();
+  const row = await db
+    .select({ seq: auditChainHeads.seq, hash: auditChainHeads.hash })
+    .from(auditChainHeads)
+    .where(eq(auditChainHeads.chain, chain))
+    .get();
   return row ?? null;
 }
 
@@ -133,7 +151,9 @@ export async function* readChain(db: Database, chain: string, pageSize = 500): A
     const page = await db
       .select()
       .from(auditRecords)
-      .where(Number.isFinite(after) ? and(eq(auditRecords.chain, chain), gt(auditRecords.seq, after)) : eq(auditRecords.chain, chain))
+      .where(
+        Number.isFinite(after) ? and(eq(auditRecords.chain, chain), gt(auditRecords.seq, after)) : eq(auditRecords.chain, chain),
+      )
       .orderBy(asc(auditRecords.seq))
       .limit(pageSize)
       .all();

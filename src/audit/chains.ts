@@ -33,7 +33,11 @@ async function chainsOfIds(db: Database, ids: readonly string[]): Promise<Map<st
     return !chain;
   });
   if (missing.length > 0) {
-    const rows = await db.select({ vaultId: auditChainVaults.vaultId, chain: auditChainVaults.chain }).from(auditChainVaults).where(inArray(auditChainVaults.vaultId, missing)).all();
+    const rows = await db
+      .select({ vaultId: auditChainVaults.vaultId, chain: auditChainVaults.chain })
+      .from(auditChainVaults)
+      .where(inArray(auditChainVaults.vaultId, missing))
+      .all();
     for (const r of rows) {
       out.set(r.vaultId, r.chain);
       remember(r.vaultId, r.chain);
@@ -60,7 +64,11 @@ export async function chainsOfEvents(db: Database, events: readonly AuditEvent[]
   const byName = new Map<string, { id: string; createdAt: number } | null>();
   const names = [...new Set(events.filter((e) => !e.vaultId && e.vault).map((e) => e.vault!.toLowerCase()))];
   if (names.length > 0) {
-    const rows = await db.select({ id: vaults.id, name: vaults.name, createdAt: vaults.createdAt }).from(vaults).where(inArray(vaults.name, names)).all();
+    const rows = await db
+      .select({ id: vaults.id, name: vaults.name, createdAt: vaults.createdAt })
+      .from(vaults)
+      .where(inArray(vaults.name, names))
+      .all();
     for (const r of rows) byName.set(r.name, { id: r.id, createdAt: r.createdAt });
   }
   const idOf = (e: AuditEvent): string | null => {
@@ -72,7 +80,10 @@ export async function chainsOfEvents(db: Database, events: readonly AuditEvent[]
     return live && live.createdAt <= Math.floor(e.time / 1000) ? live.id : null;
   };
   const ids = events.map(idOf);
-  const chains = await chainsOfIds(db, ids.filter((id): id is string => id !== null));
+  const chains = await chainsOfIds(
+    db,
+    ids.filter((id): id is string => id !== null),
+  );
   const fresh = new Map<string, string>();
   events.forEach((e, i) => {
     const id = ids[i];
@@ -81,7 +92,10 @@ export async function chainsOfEvents(db: Database, events: readonly AuditEvent[]
   if (fresh.size > 0) {
     const now = Date.now();
     const inserts = [...fresh].map(([vaultId, vaultName]) =>
-      db.insert(auditChainVaults).values({ vaultId, chain: chains.get(vaultId)!, vaultName, createdAt: now }).onConflictDoNothing(),
+      db
+        .insert(auditChainVaults)
+        .values({ vaultId, chain: chains.get(vaultId)!, vaultName, createdAt: now })
+        .onConflictDoNothing(),
     );
     await db.batch(inserts as unknown as [(typeof inserts)[0]]);
     for (const id of fresh.keys()) remember(id, chains.get(id)!);
@@ -120,11 +134,24 @@ export async function listChains(db: Database): Promise<ChainListing[]> {
       const h = headOf.get(chain);
       const head = h ? { seq: h.seq, hash: h.hash, updatedAt: h.updatedAt } : null;
       const reg = byChain.get(chain);
-      if (reg) return { chain, vaultId: reg.vaultId, vaultName: liveById.get(reg.vaultId) ?? reg.vaultName, live: liveById.has(reg.vaultId), head };
+      if (reg)
+        return {
+          chain,
+          vaultId: reg.vaultId,
+          vaultName: liveById.get(reg.vaultId) ?? reg.vaultName,
+          live: liveById.has(reg.vaultId),
+          head,
+        };
       if (chain === DEPLOYMENT_CHAIN) return { chain, vaultId: null, vaultName: null, live: true, head };
       // 'vault:{name}' chains not bound to a vault: of vaults deleted before migration 0012, or of
       // requests for a vault name that had no vault.
-      return { chain, vaultId: null, vaultName: chain.startsWith('vault:') ? chain.slice('vault:'.length) : null, live: false, head };
+      return {
+        chain,
+        vaultId: null,
+        vaultName: chain.startsWith('vault:') ? chain.slice('vault:'.length) : null,
+        live: false,
+        head,
+      };
     })
     .sort((a, b) => (a.chain === DEPLOYMENT_CHAIN ? -1 : b.chain === DEPLOYMENT_CHAIN ? 1 : a.chain < b.chain ? -1 : 1));
 }

@@ -40,10 +40,21 @@ export async function verifyCheckpointSignature(cp: Checkpoint, publicJwk: EcPub
   if (cp.alg !== CHECKPOINT_ALG) return false;
   if (kid !== undefined && cp.kid !== kid) return false;
   try {
-    const key = await crypto.subtle.importKey('jwk', { ...asP256(publicJwk), ext: true }, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+    const key = await crypto.subtle.importKey(
+      'jwk',
+      { ...asP256(publicJwk), ext: true },
+      { name: 'ECDSA', namedCurve: 'P-256' },
+      false,
+      ['verify'],
+    );
     const signature = fromBase64Url(cp.signature);
     if (signature.length !== 64) return false;
-    return await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, signature as BufferSource, new TextEncoder().encode(checkpointPayload(cp)) as BufferSource);
+    return await crypto.subtle.verify(
+      { name: 'ECDSA', hash: 'SHA-256' },
+      key,
+      signature as BufferSource,
+      new TextEncoder().encode(checkpointPayload(cp)) as BufferSource,
+    );
   } catch {
     return false;
   }

@@ -23,7 +23,14 @@ import type { Database } from '../storage/db';
 import { auditArchives, auditChainHeads, auditCheckpoints, auditRecords, settings } from '../storage/schema';
 import { BridgeUnavailableError } from '../core/errors';
 import { GENESIS_HASH } from './canonical';
-import { asP256, CHECKPOINT_ALG, checkpointPayload, jwkThumbprint, verifyCheckpointSignature, type EcPublicJwk } from './checkpoint-signature';
+import {
+  asP256,
+  CHECKPOINT_ALG,
+  checkpointPayload,
+  jwkThumbprint,
+  verifyCheckpointSignature,
+  type EcPublicJwk,
+} from './checkpoint-signature';
 import { readChainHead, type ChainHead } from './chain';
 import { describeVerification, verifyChain, type ChainRow, type Checkpoint, type VerifyResult } from './verify';
 
@@ -99,7 +106,9 @@ export async function storedCheckpointKey(db: Database): Promise<CheckpointKey |
 }
 
 /** The published JWKS: the HSM's key. */
-export async function checkpointJwks(bridge: BridgeClient): Promise<{ keys: Array<EcPublicJwk & { kid: string; alg: string; use: string }> }> {
+export async function checkpointJwks(
+  bridge: BridgeClient,
+): Promise<{ keys: Array<EcPublicJwk & { kid: string; alg: string; use: string }> }> {
   const key = await hsmCheckpointKey(bridge);
   return { keys: [{ ...key.publicJwk, kid: key.kid, alg: CHECKPOINT_ALG, use: 'sig' }] };
 }
@@ -107,7 +116,11 @@ export async function checkpointJwks(bridge: BridgeClient): Promise<{ keys: Arra
 // ------------------------------------------------------------------------------ signing
 
 /** Signs {chain, seq, hash, time} in the HSM. */
-export async function signCheckpoint(bridge: BridgeClient, head: { chain: string; seq: number; hash: string }, timeMs = Date.now()): Promise<Checkpoint> {
+export async function signCheckpoint(
+  bridge: BridgeClient,
+  head: { chain: string; seq: number; hash: string },
+  timeMs = Date.now(),
+): Promise<Checkpoint> {
   const key = await hsmCheckpointKey(bridge);
   const unsigned = { chain: head.chain, seq: head.seq, hash: head.hash, time: new Date(timeMs).toISOString() };
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(checkpointPayload(unsigned))));
@@ -118,7 +131,15 @@ export async function signCheckpoint(bridge: BridgeClient, head: { chain: string
 export async function storeCheckpoint(db: Database, cp: Checkpoint): Promise<void> {
   await db
     .insert(auditCheckpoints)
-    .values({ chain: cp.chain, seq: cp.seq, hash: cp.hash, time: String(cp.time), alg: cp.alg, kid: cp.kid, signature: cp.signature })
+    .values({
+      chain: cp.chain,
+      seq: cp.seq,
+      hash: cp.hash,
+      time: String(cp.time),
+      alg: cp.alg,
+      kid: cp.kid,
+      signature: cp.signature,
+    })
     .onConflictDoNothing();
 }
 
@@ -127,19 +148,45 @@ export async function listCheckpoints(db: Database, chain: string): Promise<Chec
 }
 
 export async function checkpointAt(db: Database, chain: string, seq: number): Promise<Checkpoint | null> {
-  return (await db.select().from(auditCheckpoints).where(and(eq(auditCheckpoints.chain, chain), eq(auditCheckpoints.seq, seq))).get()) ?? null;
+  return (
+    (await db
+      .select()
+      .from(auditCheckpoints)
+      .where(and(eq(auditCheckpoints.chain, chain), eq(auditCheckpoints.seq, seq)))
+      .get()) ?? null
+  );
 }
 
 async function latestCheckpoint(db: Database, chain: string): Promise<Checkpoint | null> {
-  return (await db.select().from(auditCheckpoints).where(eq(auditCheckpoints.chain, chain)).orderBy(desc(auditCheckpoints.seq)).limit(1).get()) ?? null;
+  return (
+    (await db
+      .select()
+      .from(auditCheckpoints)
+      .where(eq(auditCheckpoints.chain, chain))
+      .orderBy(desc(auditCheckpoints.seq))
+      .limit(1)
+      .get()) ?? null
+  );
 }
 
 /** A chain's rows after `afterSeq` through `throughSeq` (inclusive), in seq order, page by page. */
-export async function* readChainRange(db: Database, chain: string, afterSeq: number, throughSeq = Number.MAX_SAFE_INTEGER, pageSize = 500): AsyncGenerator<ChainRow> {
+export async function* readChainRange(
+  db: Database,
+  chain: string,
+  afterSeq: number,
+  throughSeq = Number.MAX_SAFE_INTEGER,
+  pageSize = 500,
+): AsyncGenerator<ChainRow> {
   let after = afterSeq;
   for (;;) {
     const page = await db
-      .select({ seq: auditRecords.seq, eventId: auditRecords.eventId, canonical: auditRecords.canonical, prevHash: auditRecords.prevHash, hash: auditRecords.hash })
+      .select({
+        seq: auditRecords.seq,
+        eventId: auditRecords.eventId,
+        canonical: auditRecords.canonical,
+        prevHash: auditRecords.prevHash,
+        hash: auditRecords.hash,
+      })
       .from(auditRecords)
       .where(and(eq(auditRecords.chain, chain), gt(auditRecords.seq, after), lte(auditRecords.seq, throughSeq)))
       .orderBy(asc(auditRecords.seq))
@@ -177,8 +224,15 @@ export interface CheckpointRun {
  * does not verify is not signed. A bridge outage defers the remaining chains: each checkpoint is
  * one row written after its signature, so nothing is ever half-written.
  */
-export async function checkpointMovedChains(db: Database, bridge: BridgeClient, now = Date.now(), only?: readonly string[]): Promise<CheckpointRun> {
-  const latest = sql<number | null>`(select max(${auditCheckpoints.seq}) from ${auditCheckpoints} where ${auditCheckpoints.chain} = ${auditChainHeads.chain})`;
+export async function checkpointMovedChains(
+  db: Database,
+  bridge: BridgeClient,
+  now = Date.now(),
+  only?: readonly string[],
+): Promise<CheckpointRun> {
+  const latest = sql<
+    number | null
+  >`(select max(${auditCheckpoints.seq}) from ${auditCheckpoints} where ${auditCheckpoints.chain} = ${auditChainHeads.chain})`;
   const moved = (
     await db
       .select({ chain: auditChainHeads.chain, seq: auditChainHeads.seq, hash: auditChainHeads.hash, checkpointed: latest })
@@ -211,12 +265,21 @@ export async function checkpointMovedChains(db: Database, bridge: BridgeClient, 
 /** The records since the chain's last checkpoint (or pruned anchor, or start) through `head`. */
 async function verifySince(db: Database, chain: string, head: ChainHead): Promise<VerifyResult> {
   const [cp, anchor] = await Promise.all([latestCheckpoint(db, chain), prunedAnchor(db, chain)]);
-  const from = [cp, anchor].filter((a): a is ChainHead => a !== null).reduce<ChainHead>((a, b) => (b.seq > a.seq ? { seq: b.seq, hash: b.hash } : a), { seq: 0, hash: GENESIS_HASH });
+  const from = [cp, anchor]
+    .filter((a): a is ChainHead => a !== null)
+    .reduce<ChainHead>((a, b) => (b.seq > a.seq ? { seq: b.seq, hash: b.hash } : a), { seq: 0, hash: GENESIS_HASH });
   return verifyChain(readChainRange(db, chain, from.seq, head.seq), [], undefined, { chain, head, from });
 }
 
 /** A checkpoint at exactly `seq` of the chain (made now if none), e.g. at the end of an archived period. */
-export async function ensureCheckpointAt(db: Database, bridge: BridgeClient, chain: string, seq: number, hash: string, now = Date.now()): Promise<Checkpoint> {
+export async function ensureCheckpointAt(
+  db: Database,
+  bridge: BridgeClient,
+  chain: string,
+  seq: number,
+  hash: string,
+  now = Date.now(),
+): Promise<Checkpoint> {
   const found = await checkpointAt(db, chain, seq);
   if (found && found.hash === hash) return found;
   if (found) throw new Error(`audit chain ${chain}: the checkpoint at seq ${seq} disagrees with the record`);
@@ -251,9 +314,20 @@ export interface ChainVerification {
  */
 export async function verifyStoredChain(db: Database, bridge: BridgeClient, chain: string): Promise<ChainVerification> {
   const key = await hsmCheckpointKey(bridge);
-  const [checkpoints, anchor, head, stored] = await Promise.all([listCheckpoints(db, chain), prunedAnchor(db, chain), readChainHead(db, chain), storedCheckpointKey(db)]);
-  const storedCopyMatches = !stored || (stored.kid === key.kid && stored.publicJwk?.x === key.publicJwk.x && stored.publicJwk?.y === key.publicJwk.y);
-  const base = { chain, prunedThrough: anchor?.seq ?? 0, checkpoints: checkpoints.length, key: { kid: key.kid, storedCopyMatches } };
+  const [checkpoints, anchor, head, stored] = await Promise.all([
+    listCheckpoints(db, chain),
+    prunedAnchor(db, chain),
+    readChainHead(db, chain),
+    storedCheckpointKey(db),
+  ]);
+  const storedCopyMatches =
+    !stored || (stored.kid === key.kid && stored.publicJwk?.x === key.publicJwk.x && stored.publicJwk?.y === key.publicJwk.y);
+  const base = {
+    chain,
+    prunedThrough: anchor?.seq ?? 0,
+    checkpoints: checkpoints.length,
+    key: { kid: key.kid, storedCopyMatches },
+  };
   if (anchor && !checkpoints.some((cp) => cp.seq === anchor.seq && cp.hash === anchor.hash)) {
     const message = `removed at sequence 1: records 1..${anchor.seq} were pruned but no checkpoint vouches for where they ended`;
     return { ...base, ok: false, through: 0, checkpoint: null, firstBadSeq: 1, kind: 'removed', message };
@@ -270,8 +344,19 @@ export async function verifyStoredChain(db: Database, bridge: BridgeClient, chai
   return verificationOf(base, result);
 }
 
-function verificationOf(base: Omit<ChainVerification, 'ok' | 'through' | 'checkpoint' | 'message'>, result: VerifyResult): ChainVerification {
+function verificationOf(
+  base: Omit<ChainVerification, 'ok' | 'through' | 'checkpoint' | 'message'>,
+  result: VerifyResult,
+): ChainVerification {
   const message = describeVerification(result);
   if (result.ok) return { ...base, ok: true, through: result.through, checkpoint: result.checkpoint, message };
-  return { ...base, ok: false, through: result.intactThrough, checkpoint: null, firstBadSeq: result.firstBadSeq, kind: result.kind, message };
+  return {
+    ...base,
+    ok: false,
+    through: result.intactThrough,
+    checkpoint: null,
+    firstBadSeq: result.firstBadSeq,
+    kind: result.kind,
+    message,
+  };
 }

@@ -80,8 +80,18 @@ export async function persistAuditBatch(batch: MessageBatch<unknown>, env: Env):
       } else {
         chain = DEPLOYMENT_CHAIN;
         const digest = await bodyDigest(message.body);
-        const malformed = { eventId: `malformed:${batch.queue}:${message.id}`, time: message.timestamp.getTime(), queue: batch.queue, messageId: message.id, body: null };
-        entry = { eventId: malformed.eventId, time: malformed.time, build: (place) => malformedRecord(malformed, digest, place, tenant) };
+        const malformed = {
+          eventId: `malformed:${batch.queue}:${message.id}`,
+          time: message.timestamp.getTime(),
+          queue: batch.queue,
+          messageId: message.id,
+          body: null,
+        };
+        entry = {
+          eventId: malformed.eventId,
+          time: malformed.time,
+          build: (place) => malformedRecord(malformed, digest, place, tenant),
+        };
       }
       const group = groups.get(chain) ?? { entries: [], messages: [], events: [] };
       group.entries.push(entry);
@@ -131,7 +141,13 @@ export async function persistAuditBatch(batch: MessageBatch<unknown>, env: Env):
             time: message.timestamp.getTime(),
             build: async (place) =>
               malformedRecord(
-                { eventId: `malformed:${batch.queue}:${message.id}`, time: message.timestamp.getTime(), queue: batch.queue, messageId: message.id, body: null },
+                {
+                  eventId: `malformed:${batch.queue}:${message.id}`,
+                  time: message.timestamp.getTime(),
+                  queue: batch.queue,
+                  messageId: message.id,
+                  body: null,
+                },
                 await bodyDigest(message.body),
                 place,
                 tenant,

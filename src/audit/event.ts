@@ -19,8 +19,7 @@ export interface AuditCaller {
 
 /** What granted the request (src/access/authorize.ts's decision, copied field by field). */
 export type AuditAuthorization =
-  | { by: 'rbac'; assignmentId: string; roleDefinitionId: string }
-  | { by: 'policy'; objectId: string };
+  { by: 'rbac'; assignmentId: string; roleDefinitionId: string } | { by: 'policy'; objectId: string };
 
 export interface AuditEvent {
   v: 2;
@@ -96,6 +95,7 @@ export function apiVersionOf(url: string): string | null {
 export function clientInfoOf(userAgent: string | null | undefined): string | null {
   if (!userAgent) return null;
   // Control characters never belong in a log field.
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   return userAgent.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, MAX_CLIENT_INFO);
 }
 

@@ -90,21 +90,27 @@ export function parseAuditFilter(params: URLSearchParams): AuditFilter {
   const allowed = new Set<string>(AUDIT_QUERY_PARAMETERS);
   for (const name of new Set(params.keys())) {
     if (!allowed.has(name)) {
-      throw badParameter(`Unknown query parameter '${name.slice(0, 64)}'. Filters: from, to, operation, caller, objectId, result, status.`);
+      throw badParameter(
+        `Unknown query parameter '${name.slice(0, 64)}'. Filters: from, to, operation, caller, objectId, result, status.`,
+      );
     }
-    if (name !== 'operation' && params.getAll(name).length > 1) throw badParameter(`The ${name.slice(0, 64)} parameter is given more than once.`);
+    if (name !== 'operation' && params.getAll(name).length > 1)
+      throw badParameter(`The ${name.slice(0, 64)} parameter is given more than once.`);
   }
   const filter: AuditFilter = {};
   const from = params.get('from');
   const to = params.get('to');
   if (from !== null) filter.from = parseInstant(from, 'from');
   if (to !== null) filter.to = parseInstant(to, 'to');
-  if (filter.from !== undefined && filter.to !== undefined && filter.from > filter.to) throw badParameter('from must not be later than to.');
+  if (filter.from !== undefined && filter.to !== undefined && filter.from > filter.to)
+    throw badParameter('from must not be later than to.');
 
   const operations = params.getAll('operation');
   if (operations.length > 0) {
     const names = list(operations.join(','), 'operation');
-    for (const n of names) if (!/^[A-Za-z][A-Za-z0-9]{0,63}$/.test(n)) throw badParameter(`'${n.slice(0, 64)}' is not an operation name (e.g. SecretGet).`);
+    for (const n of names)
+      if (!/^[A-Za-z][A-Za-z0-9]{0,63}$/.test(n))
+        throw badParameter(`'${n.slice(0, 64)}' is not an operation name (e.g. SecretGet).`);
     filter.operations = names;
   }
 
@@ -126,7 +132,8 @@ export function parseAuditFilter(params: URLSearchParams): AuditFilter {
         throw badParameter('The objectId filter is not a valid URL or path.');
       }
     }
-    if (!path.startsWith('/') || path.length > 1024) throw badParameter("The objectId filter must be an object's path, e.g. /secrets/name.");
+    if (!path.startsWith('/') || path.length > 1024)
+      throw badParameter("The objectId filter must be an object's path, e.g. /secrets/name.");
     if (path.length > 1) path = path.replace(/\/+$/, '');
     filter.objectId = path;
   }
@@ -143,7 +150,8 @@ export function parseAuditFilter(params: URLSearchParams): AuditFilter {
   const status = params.get('status');
   if (status !== null) {
     const values = list(status, 'status').map(Number);
-    for (const v of values) if (!Number.isInteger(v) || v < 100 || v > 599) throw badParameter('The status filter takes HTTP status codes (100-599).');
+    for (const v of values)
+      if (!Number.isInteger(v) || v < 100 || v > 599) throw badParameter('The status filter takes HTTP status codes (100-599).');
     filter.statuses = values;
   }
   return filter;
@@ -154,7 +162,8 @@ export function parseLimit(raw: string | null | undefined, exporting: boolean): 
   const max = exporting ? EXPORT_MAX : PAGE_SIZE;
   if (raw === undefined || raw === null || raw === '') return max;
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isInteger(n) || n < 1 || n > max) throw badParameter(`maxresults must be an integer from 1 to ${max}.`);
+  if (!/^\d+$/.test(raw) || !Number.isInteger(n) || n < 1 || n > max)
+    throw badParameter(`maxresults must be an integer from 1 to ${max}.`);
   return n;
 }
 
@@ -191,7 +200,13 @@ export interface AuditPage {
 }
 
 /** One page of a chain's matching records, in chain order, after the sequence number `after`. */
-export async function queryAuditPage(db: Database, chain: string, filter: AuditFilter, max: number, after: number): Promise<AuditPage> {
+export async function queryAuditPage(
+  db: Database,
+  chain: string,
+  filter: AuditFilter,
+  max: number,
+  after: number,
+): Promise<AuditPage> {
   const rows = await db
     .select({ seq: auditRecords.seq, canonical: auditRecords.canonical })
     .from(auditRecords)
@@ -221,7 +236,13 @@ export interface AuditExport {
  * it began (`through`); whether it stops short of the end is known before the first byte (one
  * query for the row after the limit), so the continuation can go in a header.
  */
-export async function exportAudit(db: Database, chain: string, filter: AuditFilter, limit: number, after: number): Promise<AuditExport> {
+export async function exportAudit(
+  db: Database,
+  chain: string,
+  filter: AuditFilter,
+  limit: number,
+  after: number,
+): Promise<AuditExport> {
   const last = await db
     .select({ seq: sql<number | null>`max(${auditRecords.seq})` })
     .from(auditRecords)

@@ -235,7 +235,12 @@ function systemRecord(
 }
 
 /** The record of a message whose body is not an audit event: its digest, never the body. */
-export function malformedRecord(m: MalformedMessage, digest: { digest: string; type: string }, place: ChainPlace, tenant: string | null): AuditRecord {
+export function malformedRecord(
+  m: MalformedMessage,
+  digest: { digest: string; type: string },
+  place: ChainPlace,
+  tenant: string | null,
+): AuditRecord {
   return systemRecord(
     'MalformedAuditEvent',
     m.time,
@@ -251,7 +256,13 @@ export function malformedRecord(m: MalformedMessage, digest: { digest: string; t
  * The record, in the deployment's chain, of a valid event that could not be appended to its own
  * chain after the dead-letter queue's retries: what it was and the digest of its canonical form.
  */
-export async function unappendableRecord(event: AuditEvent, intendedChain: string, place: ChainPlace, eventId: string, tenant: string | null): Promise<AuditRecord> {
+export async function unappendableRecord(
+  event: AuditEvent,
+  intendedChain: string,
+  place: ChainPlace,
+  eventId: string,
+  tenant: string | null,
+): Promise<AuditRecord> {
   return systemRecord(
     'UnappendableAuditEvent',
     event.time,
@@ -312,7 +323,12 @@ export function indexedColumns(record: AuditRecord): IndexedColumns {
     objectId,
     status: record.properties.httpStatusCode,
     result: resultClass(record.properties.httpStatusCode),
-    errorCode: record.resultDescription && record.operationName !== 'MalformedAuditEvent' && record.operationName !== 'UnappendableAuditEvent' ? record.resultDescription : null,
+    errorCode:
+      record.resultDescription &&
+      record.operationName !== 'MalformedAuditEvent' &&
+      record.operationName !== 'UnappendableAuditEvent'
+        ? record.resultDescription
+        : null,
     correlationId: record.correlationId || null,
     clientIp: record.callerIpAddress || null,
   };

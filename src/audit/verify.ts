@@ -151,10 +151,18 @@ export async function verifyChain(
   const sorted = [...checkpoints].sort((a, b) => a.seq - b.seq);
   for (const cp of sorted) {
     if (!Number.isSafeInteger(cp.seq) || cp.seq < 1 || !isHash(cp.hash) || (options.chain && cp.chain !== options.chain)) {
-      return fail(Math.max(1, Math.floor(cp.seq) || 1), 'checkpoint', `checkpoint at seq ${cp.seq} is malformed or for another chain`);
+      return fail(
+        Math.max(1, Math.floor(cp.seq) || 1),
+        'checkpoint',
+        `checkpoint at seq ${cp.seq} is malformed or for another chain`,
+      );
     }
     if (verifyCheckpoint && !(await verifyCheckpoint(cp))) {
-      return fail(cp.seq, 'checkpoint', `the signature of the checkpoint at seq ${cp.seq} (${cp.time}, ${cp.alg} ${cp.kid}) does not verify`);
+      return fail(
+        cp.seq,
+        'checkpoint',
+        `the signature of the checkpoint at seq ${cp.seq} (${cp.time}, ${cp.alg} ${cp.kid}) does not verify`,
+      );
     }
   }
 
@@ -173,7 +181,11 @@ export async function verifyChain(
     const cp = sorted[cpIndex]!;
     if (cp.seq === position) {
       if (cp.hash !== prevHash) {
-        return fail(position, 'altered', `the pruned records end at seq ${position} with a hash other than the checkpoint signed at ${cp.time}`);
+        return fail(
+          position,
+          'altered',
+          `the pruned records end at seq ${position} with a hash other than the checkpoint signed at ${cp.time}`,
+        );
       }
       lastCheckpoint = cp;
     }
@@ -241,7 +253,8 @@ export async function verifyChain(
     return fail(n + 1, 'removed', `the chain ends at seq ${n} but the checkpoint signed at ${cp.time} covers seq ${cp.seq}`);
   }
   if (options.head) {
-    if (options.head.seq > n) return fail(n + 1, 'removed', `the chain ends at seq ${n} but its stored head is seq ${options.head.seq}`);
+    if (options.head.seq > n)
+      return fail(n + 1, 'removed', `the chain ends at seq ${n} but its stored head is seq ${options.head.seq}`);
     if (options.head.seq === n && n > 0 && options.head.hash !== prevHash) {
       return fail(n, 'altered', `record ${n}'s hash differs from the stored chain head's`);
     }
@@ -249,7 +262,14 @@ export async function verifyChain(
   return { ok: true, through: n, checkpoint: lastCheckpoint ? { seq: lastCheckpoint.seq, time: lastCheckpoint.time } : null };
 
   /** Names what happened at position p from the row, its claims and the rows after it. */
-  async function classify(row: ChainRow, p: number, claims: Claims, valid: boolean, linked: boolean, ahead: ChainRow[]): Promise<VerifyResult> {
+  async function classify(
+    row: ChainRow,
+    p: number,
+    claims: Claims,
+    valid: boolean,
+    linked: boolean,
+    ahead: ChainRow[],
+  ): Promise<VerifyResult> {
     const successor = ahead[0];
     const findClaiming = async (seq: number): Promise<number> => {
       for (let i = 0; i < ahead.length; i++) {
@@ -281,12 +301,20 @@ export async function verifyChain(
       const claimed = claims.sequence!;
       const duplicate = ahead.some((other) => claimsOf(other).sequence === claimed);
       if (found > 0 && !duplicate) {
-        return fail(p, 'reordered', `the record at seq ${p} (event ${row.eventId}) is record ${claimed}; record ${p} was found at position ${found}`);
+        return fail(
+          p,
+          'reordered',
+          `the record at seq ${p} (event ${row.eventId}) is record ${claimed}; record ${p} was found at position ${found}`,
+        );
       }
     }
     // Its successor links straight to its predecessor: this row is not part of the chain.
     if (successor && successor.prevHash === prevHash && (await selfValid(successor))) {
-      return fail(p, 'inserted', `${label(row)} sits between record ${p - 1} and the record that directly follows it (event ${successor.eventId})`);
+      return fail(
+        p,
+        'inserted',
+        `${label(row)} sits between record ${p - 1} and the record that directly follows it (event ${successor.eventId})`,
+      );
     }
     if (row.seq > p) {
       // A gap in seq: the missing records were deleted (moves were recognised above).

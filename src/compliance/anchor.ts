@@ -1,15 +1,14 @@
-import { and, inArray, sql } from 'drizzle-orm';
-import { DEPLOYMENT_CHAIN } from '../audit/event';
-import type { Database } from '../storage/db';
-import { auditChainHeads, auditCheckpoints } from '../storage/schema';
-import { AUDIT_ANCHOR_CONTROLS, type ControlRef } from './controls';
-
 /**
  * The compliance report's anchor in the audit trail: per relevant chain, the latest signed
  * checkpoint or else the chain head, so the state a report describes can be placed in the
  * tamper-evident record of what was done. Read apart from the check snapshot: it describes the
  * trail, not the vault state the checks judge.
  */
+import { and, inArray, sql } from 'drizzle-orm';
+import { DEPLOYMENT_CHAIN } from '../audit/event';
+import type { Database } from '../storage/db';
+import { auditChainHeads, auditCheckpoints } from '../storage/schema';
+import { AUDIT_ANCHOR_CONTROLS, type ControlRef } from './controls';
 
 export interface ChainAnchor {
   chain: string;
@@ -58,7 +57,12 @@ export async function auditAnchor(db: Database, chains: string[] | null): Promis
   const headOf = new Map(heads.map((h) => [h.chain, h]));
   const checkpointOf = new Map(checkpoints.map((c) => [c.chain, c]));
   // The deployment's chain always, then every other chain that has records or checkpoints.
-  const names = chains ?? [DEPLOYMENT_CHAIN, ...[...new Set([...heads.map((h) => h.chain), ...checkpoints.map((c) => c.chain)])].filter((c) => c !== DEPLOYMENT_CHAIN).sort()];
+  const names = chains ?? [
+    DEPLOYMENT_CHAIN,
+    ...[...new Set([...heads.map((h) => h.chain), ...checkpoints.map((c) => c.chain)])]
+      .filter((c) => c !== DEPLOYMENT_CHAIN)
+      .sort(),
+  ];
   const anchors: ChainAnchor[] = names.map((chain) => {
     const head = headOf.get(chain);
     const cp = checkpointOf.get(chain);
@@ -79,7 +83,11 @@ export async function auditAnchor(db: Database, chains: string[] | null): Promis
   });
   const nonEmpty = anchors.filter((a) => a.kind !== 'empty');
   const kind: AuditAnchor['kind'] =
-    nonEmpty.length === 0 ? 'empty' : nonEmpty.every((a) => a.kind === 'signed-checkpoint') ? 'signed-checkpoint' : 'unsigned head';
+    nonEmpty.length === 0
+      ? 'empty'
+      : nonEmpty.every((a) => a.kind === 'signed-checkpoint')
+        ? 'signed-checkpoint'
+        : 'unsigned head';
   const notes: Record<AuditAnchor['kind'], string> = {
     'signed-checkpoint':
       "Made against the latest signed checkpoint of each chain (ES256 by the HSM's checkpoint key; the report does not re-verify the signature: " +

@@ -163,7 +163,8 @@ export const CHECKS: readonly CheckDefinition[] = [
     title: 'Self-signed certificate in use',
     severity: 'low',
     controls: [C.pci421, C.isoCrypto],
-    criterion: 'No certificate in use (the latest version) is self-signed: each chains to a CA that relying parties can check and revoke.',
+    criterion:
+      'No certificate in use (the latest version) is self-signed: each chains to a CA that relying parties can check and revoke.',
   },
   {
     id: 'vault-purge-protection-disabled',

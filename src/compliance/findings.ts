@@ -1,10 +1,9 @@
-import { check, type CheckId, type ControlRef, type Severity } from './controls';
-
 /**
  * What a check produces, shared by every check module and the report assembler: the finding and
  * check-result shapes of the report, a collector a check fills, and the formatting every finding
  * text uses (so all checks spell times, days and paths the same way).
  */
+import { check, type CheckId, type ControlRef, type Severity } from './controls';
 
 export type ResourceType = 'vault' | 'key' | 'secret' | 'certificate' | 'principal' | 'credential' | 'roleAssignment';
 
@@ -54,7 +53,16 @@ export function collector(): CheckOutcome & {
     count: (id, n = 1) => out.examined.set(id, (out.examined.get(id) ?? 0) + n),
     add: (id, resource, title, detail, remediation) => {
       const def = check(id);
-      out.findings.push({ id: `${id}:${resource.id}`, check: id, severity: def.severity, controls: def.controls, resource, title, detail, remediation });
+      out.findings.push({
+        id: `${id}:${resource.id}`,
+        check: id,
+        severity: def.severity,
+        controls: def.controls,
+        resource,
+        title,
+        detail,
+        remediation,
+      });
     },
   };
 }

@@ -1,12 +1,11 @@
-import { SEVERITIES, type ControlRef } from './controls';
-import type { ComplianceReport, Finding } from './report';
-
 /**
  * The compliance report as one self-contained HTML page (inline CSS, no script, no external
  * resource), readable in a browser and printable. Every value from storage (names, tags,
  * display names, issuers) goes through `escapeHtml`, so a name such as `<script>` shows as text;
  * the route also sends a Content-Security-Policy that allows no script at all.
  */
+import { SEVERITIES, type ControlRef } from './controls';
+import type { ComplianceReport, Finding } from './report';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
@@ -52,7 +51,9 @@ export function renderReportHtml(report: ComplianceReport): string {
         `<td>${c.checkpoint ? `${e(c.checkpoint.time)} (${e(c.checkpoint.alg)}, ${e(c.checkpoint.kid)})` : ''}</td></tr>`,
     )
     .join('');
-  const counts = SEVERITIES.map((s) => `<span data-severity="${e(s)}">${severityBadge(s)} <strong>${e(report.summary[s])}</strong></span>`).join('');
+  const counts = SEVERITIES.map(
+    (s) => `<span data-severity="${e(s)}">${severityBadge(s)} <strong>${e(report.summary[s])}</strong></span>`,
+  ).join('');
   const checkRows = report.checks
     .map(
       (c) =>

@@ -1,3 +1,11 @@
+/**
+ * The compliance report: what the deployment's (or one vault's) stored state says about key
+ * management, access and credentials, as findings that each name the controls they give evidence
+ * against (src/compliance/controls.ts). This file only assembles: the snapshot loader reads D1
+ * once (snapshot.ts), each check is a pure function of that snapshot and the time (checks/), and
+ * the anchor places the report in the audit trail (anchor.ts). `now` (Unix seconds) is a
+ * parameter so that tests, and anyone asking "what will be wrong in a month", can move the clock.
+ */
 import { chainOfVault } from '../audit/chains';
 import { DEPLOYMENT_CHAIN } from '../audit/event';
 import type { Database } from '../storage/db';
@@ -14,15 +22,6 @@ import { weakKeysCheck } from './checks/weak-keys';
 import { CHECKS, SEVERITIES, Thresholds, type CheckId, type Severity } from './controls';
 import { iso, type CheckOutcome, type CheckResult, type CheckStatus, type Finding } from './findings';
 import { loadSnapshot, type ComplianceSnapshot, type ReportTarget } from './snapshot';
-
-/**
- * The compliance report: what the deployment's (or one vault's) stored state says about key
- * management, access and credentials, as findings that each name the controls they give evidence
- * against (src/compliance/controls.ts). This file only assembles: the snapshot loader reads D1
- * once (snapshot.ts), each check is a pure function of that snapshot and the time (checks/), and
- * the anchor places the report in the audit trail (anchor.ts). `now` (Unix seconds) is a
- * parameter so that tests, and anyone asking "what will be wrong in a month", can move the clock.
- */
 
 export type { AuditAnchor, ChainAnchor } from './anchor';
 export { auditAnchor } from './anchor';
@@ -64,10 +63,17 @@ const CHECK_MODULES: readonly ((snapshot: ComplianceSnapshot, now: number) => Ch
 ];
 
 /** Builds the report for one vault (by name) or the whole deployment. */
-export async function buildComplianceReport(db: Database, target: ReportTarget, options: ReportOptions = {}): Promise<ComplianceReport> {
+export async function buildComplianceReport(
+  db: Database,
+  target: ReportTarget,
+  options: ReportOptions = {},
+): Promise<ComplianceReport> {
   const now = options.now ?? Math.floor(Date.now() / 1000);
   const snapshot = await loadSnapshot(db, target);
-  const anchor = await auditAnchor(db, target.kind === 'vault' ? [await chainOfVault(db, snapshot.vaults[0]!), DEPLOYMENT_CHAIN] : null);
+  const anchor = await auditAnchor(
+    db,
+    target.kind === 'vault' ? [await chainOfVault(db, snapshot.vaults[0]!), DEPLOYMENT_CHAIN] : null,
+  );
   return assembleReport(snapshot, anchor, now);
 }
 
@@ -86,7 +92,10 @@ export function assembleReport(snapshot: ComplianceSnapshot, auditCheckpoint: Au
   const order: Record<Severity, number> = { high: 0, medium: 1, low: 2 };
   const checkOrder = new Map(CHECKS.map((c, i) => [c.id, i]));
   findings.sort(
-    (a, b) => order[a.severity] - order[b.severity] || checkOrder.get(a.check)! - checkOrder.get(b.check)! || a.resource.id.localeCompare(b.resource.id),
+    (a, b) =>
+      order[a.severity] - order[b.severity] ||
+      checkOrder.get(a.check)! - checkOrder.get(b.check)! ||
+      a.resource.id.localeCompare(b.resource.id),
   );
   const checks: CheckResult[] = CHECKS.map((c) => {
     const n = findings.filter((f) => f.check === c.id).length;
@@ -111,7 +120,10 @@ export function assembleReport(snapshot: ComplianceSnapshot, auditCheckpoint: Au
     format: 'ekv-compliance-report/1',
     generatedAt: iso(now),
     asOf: now,
-    scope: snapshot.target.kind === 'vault' && vault ? { kind: 'vault', vault: vault.name, vaultId: vault.id } : { kind: 'deployment', vaults: snapshot.vaults.length },
+    scope:
+      snapshot.target.kind === 'vault' && vault
+        ? { kind: 'vault', vault: vault.name, vaultId: vault.id }
+        : { kind: 'deployment', vaults: snapshot.vaults.length },
     auditCheckpoint,
     thresholds: Thresholds,
     summary,

@@ -1,3 +1,13 @@
+/**
+ * Everything the compliance checks read, loaded from D1 once per report: for one vault, or for the
+ * whole deployment. The checks (src/compliance/checks/) are pure functions of this snapshot and the
+ * time, so each can be tested with a hand-built snapshot and none of them touches the database.
+ *
+ * Scope. A vault's snapshot holds that vault, its live keys and secrets (latest versions), its role
+ * assignments and access policies, the custom roles it can name, and the credentials of the
+ * applications that are principals of it. The deployment's holds every vault and the credentials
+ * of every application. Soft-deleted keys and secrets are left out (they cannot be used).
+ */
 import { and, eq, inArray, isNull, or, type AnyColumn } from 'drizzle-orm';
 import { customRole } from '../access/store';
 import { builtInRole, type RoleDefinition } from '../access/roles';
@@ -19,17 +29,6 @@ import {
   secretVersions,
   vaults,
 } from '../storage/schema';
-
-/**
- * Everything the compliance checks read, loaded from D1 once per report: for one vault, or for the
- * whole deployment. The checks (src/compliance/checks/) are pure functions of this snapshot and the
- * time, so each can be tested with a hand-built snapshot and none of them touches the database.
- *
- * Scope. A vault's snapshot holds that vault, its live keys and secrets (latest versions), its role
- * assignments and access policies, the custom roles it can name, and the credentials of the
- * applications that are principals of it. The deployment's holds every vault and the credentials
- * of every application. Soft-deleted keys and secrets are left out (they cannot be used).
- */
 
 export type ReportTarget = { kind: 'vault'; name: string } | { kind: 'deployment' };
 
@@ -147,7 +146,8 @@ export async function loadSnapshot(db: Database, target: ReportTarget): Promise<
     target.kind === 'vault'
       ? await db.select().from(vaults).where(eq(vaults.name, target.name.toLowerCase())).all()
       : await db.select().from(vaults).orderBy(vaults.name).all();
-  if (target.kind === 'vault' && scopedVaults.length === 0) throw new VaultNotFoundForReport(`Vault ${target.name} was not found.`);
+  if (target.kind === 'vault' && scopedVaults.length === 0)
+    throw new VaultNotFoundForReport(`Vault ${target.name} was not found.`);
   const vaultIds = scopedVaults.map((v) => v.id);
   const inScope = (column: AnyColumn) => (target.kind === 'vault' ? inArray(column, vaultIds) : undefined);
 
@@ -176,7 +176,11 @@ export async function loadSnapshot(db: Database, target: ReportTarget): Promise<
       .from(secrets)
       .innerJoin(
         secretVersions,
-        and(eq(secretVersions.vaultId, secrets.vaultId), eq(secretVersions.name, secrets.name), eq(secretVersions.version, secrets.latestVersion)),
+        and(
+          eq(secretVersions.vaultId, secrets.vaultId),
+          eq(secretVersions.name, secrets.name),
+          eq(secretVersions.version, secrets.latestVersion),
+        ),
       )
       .where(and(isNull(secrets.deletedAt), inScope(secrets.vaultId)))
       .all(),
@@ -184,7 +188,9 @@ export async function loadSnapshot(db: Database, target: ReportTarget): Promise<
     db
       .select()
       .from(roleDefinitions)
-      .where(target.kind === 'vault' ? or(isNull(roleDefinitions.vaultId), inArray(roleDefinitions.vaultId, vaultIds)) : undefined)
+      .where(
+        target.kind === 'vault' ? or(isNull(roleDefinitions.vaultId), inArray(roleDefinitions.vaultId, vaultIds)) : undefined,
+      )
       .all(),
     db.select().from(accessPolicies).where(inScope(accessPolicies.vaultId)).all(),
     db.select().from(applications).all(),
@@ -207,14 +213,20 @@ export async function loadSnapshot(db: Database, target: ReportTarget): Promise<
           eq(certificateVersions.version, certificates.latestVersion),
         ),
       )
-      .leftJoin(certificatePolicies, and(eq(certificatePolicies.vaultId, certificates.vaultId), eq(certificatePolicies.name, certificates.name)))
+      .leftJoin(
+        certificatePolicies,
+        and(eq(certificatePolicies.vaultId, certificates.vaultId), eq(certificatePolicies.name, certificates.name)),
+      )
       .where(and(isNull(certificates.deletedAt), inScope(certificates.vaultId)))
       .all(),
   ]);
 
   let credentialOwners: AppRow[] = appRows;
   if (target.kind === 'vault') {
-    const principals = new Set([...assignmentRows.map((a) => a.principalId.toLowerCase()), ...policyRows.map((p) => p.objectId.toLowerCase())]);
+    const principals = new Set([
+      ...assignmentRows.map((a) => a.principalId.toLowerCase()),
+      ...policyRows.map((p) => p.objectId.toLowerCase()),
+    ]);
     credentialOwners = appRows.filter((a) => principals.has(a.objectId.toLowerCase()));
   }
   const clientIds = credentialOwners.map((a) => a.clientId);
@@ -223,7 +235,11 @@ export async function loadSnapshot(db: Database, target: ReportTarget): Promise<
   const byClient = target.kind === 'vault' && clientIds.length <= 50;
   const [secretCreds, certCreds, federatedCreds] = clientIds.length
     ? await Promise.all([
-        db.select().from(clientSecrets).where(byClient ? inArray(clientSecrets.clientId, clientIds) : undefined).all(),
+        db
+          .select()
+          .from(clientSecrets)
+          .where(byClient ? inArray(clientSecrets.clientId, clientIds) : undefined)
+          .all(),
         db
           .select({
             id: applicationCertificates.id,
@@ -235,7 +251,11 @@ export async function loadSnapshot(db: Database, target: ReportTarget): Promise<
           .from(applicationCertificates)
           .where(byClient ? inArray(applicationCertificates.clientId, clientIds) : undefined)
           .all(),
-        db.select().from(federatedCredentials).where(byClient ? inArray(federatedCredentials.clientId, clientIds) : undefined).all(),
+        db
+          .select()
+          .from(federatedCredentials)
+          .where(byClient ? inArray(federatedCredentials.clientId, clientIds) : undefined)
+          .all(),
       ])
     : [[], [], []];
 

@@ -1,3 +1,7 @@
+/**
+ * Paging as Azure lists it: pages of `maxresults`, an opaque `$skiptoken`, and the cut of one page
+ * from a query of `maxresults + 1` rows.
+ */
 import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from './encoding';
 import { badParameter } from './errors';
 

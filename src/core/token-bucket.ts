@@ -73,7 +73,8 @@ export class TokenBuckets {
   takeAll(entries: readonly { key: string; limit: BucketLimit }[]): TakeResult {
     const buckets = entries.map((e) => this.refill(e.key, e.limit));
     const refused = buckets.flatMap((b, i) => (b.tokens < 1 ? [i] : []));
-    if (refused.length) return { ok: false, retryAfterSeconds: Math.max(...refused.map((i) => this.retryAfter(buckets[i]!, 1))), refused };
+    if (refused.length)
+      return { ok: false, retryAfterSeconds: Math.max(...refused.map((i) => this.retryAfter(buckets[i]!, 1))), refused };
     for (const b of buckets) b.tokens -= 1;
     return { ok: true, retryAfterSeconds: 0 };
   }

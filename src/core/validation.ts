@@ -1,3 +1,7 @@
+/**
+ * Request validation shared by the object kinds: Azure Key Vault's limits on names, versions,
+ * attributes, tags and secret bodies.
+ */
 import { z } from 'zod';
 import { badParameter } from './errors';
 
@@ -33,7 +37,10 @@ const tagValue = z.string().max(256, 'tag values are at most 256 characters');
  */
 const tagRecord = z.unknown().transform((raw, ctx): Record<string, string> => {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    ctx.addIssue({ code: 'custom', message: `Invalid input: expected record, received ${Array.isArray(raw) ? 'array' : raw === null ? 'null' : typeof raw}` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `Invalid input: expected record, received ${Array.isArray(raw) ? 'array' : raw === null ? 'null' : typeof raw}`,
+    });
     return z.NEVER;
   }
   const entries = Object.entries(raw as Record<string, unknown>);

@@ -155,13 +155,21 @@ export class BridgeClient {
 
   /** Generates a key in the token under `id` (32 lowercase hex); HsmKeyExistsError if taken. */
   async generateKey(id: string, spec: HsmKeySpec): Promise<{ handle: string; publicJwk?: HsmPublicJwk }> {
-    const res = await this.call(BRIDGE_ROUTES.generateKey, { id, spec }, { keyRoute: true, timeoutMs: KEY_CREATE_TIMEOUT_MS, once: true });
+    const res = await this.call(
+      BRIDGE_ROUTES.generateKey,
+      { id, spec },
+      { keyRoute: true, timeoutMs: KEY_CREATE_TIMEOUT_MS, once: true },
+    );
     return res.publicJwk ? { handle: res.handle, publicJwk: res.publicJwk } : { handle: res.handle };
   }
 
   /** Imports a private RSA or EC JWK into the token as a non-extractable key. */
   async importKey(id: string, jwk: Record<string, string>): Promise<{ handle: string; publicJwk: HsmPublicJwk }> {
-    const res = await this.call(BRIDGE_ROUTES.importKey, { id, jwk }, { keyRoute: true, timeoutMs: KEY_CREATE_TIMEOUT_MS, once: true });
+    const res = await this.call(
+      BRIDGE_ROUTES.importKey,
+      { id, jwk },
+      { keyRoute: true, timeoutMs: KEY_CREATE_TIMEOUT_MS, once: true },
+    );
     return { handle: res.handle, publicJwk: res.publicJwk };
   }
 

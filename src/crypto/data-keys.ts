@@ -1,3 +1,7 @@
+/**
+ * Per-vault data keys: generated in the Worker, wrapped by the HSM's KEK through the bridge,
+ * cached unwrapped in the isolate for a while, rotated by age and use.
+ */
 import { desc, eq, sql } from 'drizzle-orm';
 import type { Database } from '../storage/db';
 import { dataKeys } from '../storage/schema';

@@ -1,10 +1,10 @@
-import { fromBase64Url, toBase64Url, utf8 } from '../core/encoding';
-
 /**
  * AES-256-GCM sealing of vault content under a data key. The additional data binds a ciphertext
  * to where it belongs (vault, kind, name, version), so a row copied elsewhere fails to open.
  * Format (base64url): iv(12) || ciphertext || tag(16).
  */
+import { fromBase64Url, toBase64Url, utf8 } from '../core/encoding';
+
 const IV_LENGTH = 12;
 
 export async function seal(key: CryptoKey, plaintext: Uint8Array, aad: string): Promise<string> {

@@ -16,16 +16,15 @@ import { fanOut } from './fanout';
 export async function persistEventBatch(batch: MessageBatch<VaultEvent>, env: Env): Promise<void> {
   const db = database(env.DB);
   const stored = batch.messages.map((m) => m.body).filter(isVaultEvent);
-  const rows = stored
-    .map((e) => ({
-      id: e.id,
-      vault: e.data.VaultName,
-      eventType: e.eventType,
-      subject: e.subject,
-      version: e.data.Version ?? null,
-      eventTime: Date.parse(e.eventTime),
-      body: JSON.stringify(e),
-    }));
+  const rows = stored.map((e) => ({
+    id: e.id,
+    vault: e.data.VaultName,
+    eventType: e.eventType,
+    subject: e.subject,
+    version: e.data.Version ?? null,
+    eventTime: Date.parse(e.eventTime),
+    body: JSON.stringify(e),
+  }));
   try {
     const statements = chunks(rows, ROWS_PER_INSERT).map((chunk) => db.insert(events).values(chunk).onConflictDoNothing());
     if (statements.length > 0) await db.batch(statements as [(typeof statements)[0], ...typeof statements]);

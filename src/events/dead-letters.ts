@@ -17,7 +17,8 @@ export interface DeadLetter {
 }
 
 const prefixOf = (vaultId: string, subscriptionId: string) => `${vaultId}/${subscriptionId}/`;
-export const deadLetterKey = (vaultId: string, subscriptionId: string, eventId: string) => `${prefixOf(vaultId, subscriptionId)}${eventId}.json`;
+export const deadLetterKey = (vaultId: string, subscriptionId: string, eventId: string) =>
+  `${prefixOf(vaultId, subscriptionId)}${eventId}.json`;
 
 export async function putDeadLetter(bucket: R2Bucket, vaultId: string, letter: DeadLetter): Promise<void> {
   await bucket.put(deadLetterKey(vaultId, letter.subscriptionId, letter.event.id), JSON.stringify(letter), {
@@ -42,7 +43,13 @@ export interface DeadLetterSummary {
 }
 
 /** One page of a subscription's dead letters (R2's own cursor continues it). */
-export async function listDeadLetters(bucket: R2Bucket, vaultId: string, subscriptionId: string, limit: number, cursor?: string): Promise<{ items: DeadLetterSummary[]; cursor: string | null }> {
+export async function listDeadLetters(
+  bucket: R2Bucket,
+  vaultId: string,
+  subscriptionId: string,
+  limit: number,
+  cursor?: string,
+): Promise<{ items: DeadLetterSummary[]; cursor: string | null }> {
   const prefix = prefixOf(vaultId, subscriptionId);
   const page = await bucket.list({ prefix, limit, cursor, include: ['customMetadata'] });
   const items = page.objects.map((o) => ({
@@ -56,11 +63,21 @@ export async function listDeadLetters(bucket: R2Bucket, vaultId: string, subscri
   return { items, cursor: page.truncated ? page.cursor : null };
 }
 
-export async function getDeadLetter(bucket: R2Bucket, vaultId: string, subscriptionId: string, eventId: string): Promise<DeadLetter | null> {
+export async function getDeadLetter(
+  bucket: R2Bucket,
+  vaultId: string,
+  subscriptionId: string,
+  eventId: string,
+): Promise<DeadLetter | null> {
   const object = await bucket.get(deadLetterKey(vaultId, subscriptionId, eventId));
   return object ? ((await object.json()) as DeadLetter) : null;
 }
 
-export async function deleteDeadLetter(bucket: R2Bucket, vaultId: string, subscriptionId: string, eventId: string): Promise<void> {
+export async function deleteDeadLetter(
+  bucket: R2Bucket,
+  vaultId: string,
+  subscriptionId: string,
+  eventId: string,
+): Promise<void> {
   await bucket.delete(deadLetterKey(vaultId, subscriptionId, eventId));
 }

@@ -38,14 +38,18 @@ export function retryAfterSeconds(header: string | null, now = Date.now()): numb
   return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
-type Attempt = { kind: 'delivered' } | { kind: 'retry'; error: string; retryAfter: number | null } | { kind: 'fatal'; error: string };
+type Attempt =
+  { kind: 'delivered' } | { kind: 'retry'; error: string; retryAfter: number | null } | { kind: 'fatal'; error: string };
 
 export const isRetryableStatus = (status: number) => status === 408 || status === 429 || status >= 500;
 
 /** Webhook id: the event's own id for one event, else one derived from the batch (stable across retries). */
 async function deliveryId(m: DeliveryMessage): Promise<string> {
   if (m.events.length === 1) return m.events[0]!.id;
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`${m.subscriptionId}|${m.events.map((e) => e.id).join(',')}`));
+  const digest = await crypto.subtle.digest(
+    'SHA-256',
+    new TextEncoder().encode(`${m.subscriptionId}|${m.events.map((e) => e.id).join(',')}`),
+  );
   return `batch-${[...new Uint8Array(digest).slice(0, 16)].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
 
@@ -77,20 +81,40 @@ async function attempt(m: DeliveryMessage, s: Subscription, secrets: string[], p
   }
   await res.body?.cancel().catch(() => undefined);
   if (res.status >= 200 && res.status < 300) return { kind: 'delivered' };
-  if (isRetryableStatus(res.status)) return { kind: 'retry', error: `HTTP ${res.status}`, retryAfter: retryAfterSeconds(res.headers.get('retry-after')) };
+  if (isRetryableStatus(res.status))
+    return { kind: 'retry', error: `HTTP ${res.status}`, retryAfter: retryAfterSeconds(res.headers.get('retry-after')) };
   if (res.status >= 300 && res.status < 400) return { kind: 'fatal', error: `HTTP ${res.status} (redirects are not followed)` };
   return { kind: 'fatal', error: `HTTP ${res.status}` };
 }
 
-async function deadLetter(env: Env, m: DeliveryMessage, s: Subscription, reason: string, lastError: string | null, attempts: number): Promise<void> {
+async function deadLetter(
+  env: Env,
+  m: DeliveryMessage,
+  s: Subscription,
+  reason: string,
+  lastError: string | null,
+  attempts: number,
+): Promise<void> {
   const deadLetteredAt = new Date().toISOString();
   for (const event of m.events) {
-    await putDeadLetter(env.EVENT_DEADLETTER, m.vaultId, { event, subscriptionId: s.id, subscriptionName: s.name, reason, lastError, attempts, deadLetteredAt });
+    await putDeadLetter(env.EVENT_DEADLETTER, m.vaultId, {
+      event,
+      subscriptionId: s.id,
+      subscriptionName: s.name,
+      reason,
+      lastError,
+      attempts,
+      deadLetteredAt,
+    });
   }
 }
 
 /** Handles one delivery message; acks or retries it. */
-export async function deliverOne(message: Message<unknown>, env: Env, policy: EndpointPolicy = endpointPolicyOf(env)): Promise<void> {
+export async function deliverOne(
+  message: Message<unknown>,
+  env: Env,
+  policy: EndpointPolicy = endpointPolicyOf(env),
+): Promise<void> {
   const m = message.body;
   if (!isDeliveryMessage(m)) {
     console.error('malformed delivery message dropped');
@@ -103,7 +127,9 @@ export async function deliverOne(message: Message<unknown>, env: Env, policy: En
     found = await store.forDelivery(m.subscriptionId);
   } catch (err) {
     // The bridge (to unwrap the data key) or D1 is down: not the endpoint's fault, try later.
-    console.error(`delivery to subscription ${m.subscriptionId} postponed: ${err instanceof BridgeUnavailableError ? 'bridge unavailable' : err instanceof Error ? err.name : 'error'}`);
+    console.error(
+      `delivery to subscription ${m.subscriptionId} postponed: ${err instanceof BridgeUnavailableError ? 'bridge unavailable' : err instanceof Error ? err.name : 'error'}`,
+    );
     return message.retry({ delaySeconds: backoffSeconds(message.attempts) });
   }
   // Deleted since: its deliveries go nowhere.
@@ -130,7 +156,9 @@ export async function deliverOne(message: Message<unknown>, env: Env, policy: En
   const reason = result.kind === 'retry' ? 'MaxDeliveryAttemptsExceeded' : 'NonRetryableFailure';
   await deadLetter(env, m, s, reason, result.error, attempts);
   await recordOutcome(db, s.id, { ok: false, error: result.error, deadLettered: m.events.length });
-  console.log(`subscription ${s.id}: ${m.events.length} event(s) dead-lettered (${reason}, ${result.error}, ${attempts} attempt(s))`);
+  console.log(
+    `subscription ${s.id}: ${m.events.length} event(s) dead-lettered (${reason}, ${result.error}, ${attempts} attempt(s))`,
+  );
   message.ack();
 }
 

@@ -79,7 +79,8 @@ export function addressRefusal(text: string, allowLoopback: boolean): string | n
   if (!parsed) return 'the endpoint address is not a valid IP address';
   const address = unwrap(parsed);
   if (allowLoopback && isLoopback(address)) return null;
-  if (BLOCKED.some((r) => rangeContains(r, address))) return 'the endpoint resolves to a private, loopback, link-local or reserved address';
+  if (BLOCKED.some((r) => rangeContains(r, address)))
+    return 'the endpoint resolves to a private, loopback, link-local or reserved address';
   return null;
 }
 
@@ -111,7 +112,8 @@ export async function checkEndpoint(raw: string, policy: EndpointPolicy): Promis
     return url;
   }
   if (loopbackName) {
-    if (!policy.allowLoopback) throw new EndpointRefused('the endpoint resolves to a private, loopback, link-local or reserved address');
+    if (!policy.allowLoopback)
+      throw new EndpointRefused('the endpoint resolves to a private, loopback, link-local or reserved address');
     return url;
   }
   let addresses: string[];
@@ -138,7 +140,11 @@ export function dohResolver(endpoint: string): HostResolver {
       const out: string[] = [];
       for (const type of ['A', 'AAAA']) {
         const url = `${endpoint}?name=${encodeURIComponent(host)}&type=${type}`;
-        const res = await fetch(url, { headers: { accept: 'application/dns-json' }, redirect: 'manual', signal: AbortSignal.timeout(5000) });
+        const res = await fetch(url, {
+          headers: { accept: 'application/dns-json' },
+          redirect: 'manual',
+          signal: AbortSignal.timeout(5000),
+        });
         if (!res.ok) throw new Error(`resolver answered ${res.status}`);
         const body = (await res.json()) as { Status?: number; Answer?: { type: number; data: string }[] };
         if (body.Status !== 0 && body.Status !== 3) throw new Error(`resolver status ${body.Status}`);
@@ -152,5 +158,8 @@ export function dohResolver(endpoint: string): HostResolver {
 export const DEFAULT_DOH_URL = 'https://cloudflare-dns.com/dns-query';
 
 export function endpointPolicyOf(env: { ALLOW_LOOPBACK_HTTP_ISSUERS?: string; EVENTS_DOH_URL?: string }): EndpointPolicy {
-  return { allowLoopback: env.ALLOW_LOOPBACK_HTTP_ISSUERS === 'true', resolver: dohResolver(env.EVENTS_DOH_URL || DEFAULT_DOH_URL) };
+  return {
+    allowLoopback: env.ALLOW_LOOPBACK_HTTP_ISSUERS === 'true',
+    resolver: dohResolver(env.EVENTS_DOH_URL || DEFAULT_DOH_URL),
+  };
 }

@@ -76,7 +76,8 @@ export { eventId };
 /** The vault host's origin as events name it when no request is at hand (the cron). */
 export const vaultOriginFor = (zone: string, vault: VaultRecord) => `https://${vault.name}.${zone.toLowerCase()}`;
 
-export const versionEventType = (objectType: ObjectType, stage: VersionStage) => `Microsoft.KeyVault.${objectType}${stage}` as VaultEventType;
+export const versionEventType = (objectType: ObjectType, stage: VersionStage) =>
+  `Microsoft.KeyVault.${objectType}${stage}` as VaultEventType;
 
 /** An event about one version of a secret, key or certificate, at `time` (Unix seconds). */
 export async function versionEvent(
@@ -109,7 +110,12 @@ export async function versionEvent(
 }
 
 /** {Key,Secret,Certificate}NewVersionCreated: a new object, or a new version (create, import, rotate, set, restore). */
-export function newVersionEvent(origin: string, vault: VaultRecord, record: VersionFacts, objectType: ObjectType = 'Key'): Promise<VaultEvent> {
+export function newVersionEvent(
+  origin: string,
+  vault: VaultRecord,
+  record: VersionFacts,
+  objectType: ObjectType = 'Key',
+): Promise<VaultEvent> {
   return versionEvent(objectType, 'NewVersionCreated', origin, vault, record, record.created);
 }
 

@@ -25,7 +25,12 @@ export async function fanOut(db: Database, queue: Queue<unknown>, events: VaultE
   for (const s of subscriptions) {
     const taken = events.filter((e) => e.data.VaultName.toLowerCase() === s.vaultName.toLowerCase() && matches(s, e));
     for (let i = 0; i < taken.length; i += s.maxEventsPerBatch) {
-      messages.push({ subscriptionId: s.id, vaultId: s.vaultId, events: taken.slice(i, i + s.maxEventsPerBatch), enqueuedAt: now });
+      messages.push({
+        subscriptionId: s.id,
+        vaultId: s.vaultId,
+        events: taken.slice(i, i + s.maxEventsPerBatch),
+        enqueuedAt: now,
+      });
     }
   }
   // sendBatch takes at most 100 messages.
@@ -35,5 +40,11 @@ export async function fanOut(db: Database, queue: Queue<unknown>, events: VaultE
 
 export function isDeliveryMessage(body: unknown): body is DeliveryMessage {
   const m = body as DeliveryMessage;
-  return typeof m?.subscriptionId === 'string' && typeof m.vaultId === 'string' && Array.isArray(m.events) && m.events.length > 0 && typeof m.enqueuedAt === 'number';
+  return (
+    typeof m?.subscriptionId === 'string' &&
+    typeof m.vaultId === 'string' &&
+    Array.isArray(m.events) &&
+    m.events.length > 0 &&
+    typeof m.enqueuedAt === 'number'
+  );
 }

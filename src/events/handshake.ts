@@ -17,12 +17,21 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export type HandshakeResult = { ok: true } | { ok: false; reason: string };
 
-export async function handshake(schema: DeliverySchema, endpoint: string, opts: { origin: string; topic: string; secret: string }): Promise<HandshakeResult> {
+export async function handshake(
+  schema: DeliverySchema,
+  endpoint: string,
+  opts: { origin: string; topic: string; secret: string },
+): Promise<HandshakeResult> {
   try {
-    return schema === 'EventGridSchema' ? await eventGridValidation(endpoint, opts) : await cloudEventsValidation(endpoint, opts.origin);
+    return schema === 'EventGridSchema'
+      ? await eventGridValidation(endpoint, opts)
+      : await cloudEventsValidation(endpoint, opts.origin);
   } catch (err) {
     const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-    return { ok: false, reason: timedOut ? 'the endpoint did not answer the validation in time' : 'the endpoint could not be reached' };
+    return {
+      ok: false,
+      reason: timedOut ? 'the endpoint did not answer the validation in time' : 'the endpoint could not be reached',
+    };
   }
 }
 
@@ -60,7 +69,9 @@ async function eventGridValidation(endpoint: string, opts: { topic: string; secr
     return { ok: false, reason: 'the endpoint did not answer the validation event with JSON' };
   }
   const echoed = (answer as { validationResponse?: unknown })?.validationResponse;
-  return echoed === code ? { ok: true } : { ok: false, reason: 'the endpoint did not echo the validationCode as validationResponse' };
+  return echoed === code
+    ? { ok: true }
+    : { ok: false, reason: 'the endpoint did not echo the validationCode as validationResponse' };
 }
 
 async function cloudEventsValidation(endpoint: string, origin: string): Promise<HandshakeResult> {
@@ -71,7 +82,10 @@ async function cloudEventsValidation(endpoint: string, origin: string): Promise<
     signal: AbortSignal.timeout(HANDSHAKE_TIMEOUT_MS),
   });
   await res.body?.cancel();
-  if (res.status < 200 || res.status > 299) return { ok: false, reason: `the endpoint answered the abuse-protection request with HTTP ${res.status}` };
+  if (res.status < 200 || res.status > 299)
+    return { ok: false, reason: `the endpoint answered the abuse-protection request with HTTP ${res.status}` };
   const allowed = (res.headers.get('WebHook-Allowed-Origin') ?? '').split(',').map((s) => s.trim());
-  return allowed.includes(origin) || allowed.includes('*') ? { ok: true } : { ok: false, reason: 'the endpoint did not allow this origin in WebHook-Allowed-Origin' };
+  return allowed.includes(origin) || allowed.includes('*')
+    ? { ok: true }
+    : { ok: false, reason: 'the endpoint did not allow this origin in WebHook-Allowed-Origin' };
 }

@@ -16,13 +16,18 @@ async function admitEndpoint(url: string, policy: EndpointPolicy): Promise<void>
   try {
     await checkEndpoint(url, policy);
   } catch (err) {
-    if (err instanceof EndpointRefused) throw new VaultError(400, 'EndpointNotAllowed', `The endpoint was refused: ${err.reason}.`);
+    if (err instanceof EndpointRefused)
+      throw new VaultError(400, 'EndpointNotAllowed', `The endpoint was refused: ${err.reason}.`);
     throw err;
   }
 }
 
 async function validate(settings: SubscriptionSettings, vault: VaultRecord, secret: string, origin: string): Promise<void> {
-  const result = await handshake(settings.deliverySchema, settings.endpointUrl, { origin, topic: vaultResourceId(vault), secret });
+  const result = await handshake(settings.deliverySchema, settings.endpointUrl, {
+    origin,
+    topic: vaultResourceId(vault),
+    secret,
+  });
   if (!result.ok) throw new VaultError(400, 'EndpointValidationFailed', `The endpoint failed validation: ${result.reason}.`);
 }
 
@@ -62,7 +67,11 @@ export async function putSubscription(
   }
 }
 
-export async function rotateSigningSecret(store: SubscriptionStore, s: Subscription, overlapMinutes: number): Promise<{ subscription: Subscription; signingSecret: string }> {
+export async function rotateSigningSecret(
+  store: SubscriptionStore,
+  s: Subscription,
+  overlapMinutes: number,
+): Promise<{ subscription: Subscription; signingSecret: string }> {
   const secret = newSigningSecret();
   return { subscription: await store.rotateSecret(s, secret, overlapMinutes), signingSecret: secret };
 }

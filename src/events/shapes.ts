@@ -36,8 +36,13 @@ export function toCloudEvent(e: VaultEvent): CloudEvent {
 }
 
 /** The body and content type of one delivery of `events` in `schema`. */
-export function renderDelivery(schema: DeliverySchema, events: VaultEvent[], batched: boolean): { body: string; contentType: string } {
+export function renderDelivery(
+  schema: DeliverySchema,
+  events: VaultEvent[],
+  batched: boolean,
+): { body: string; contentType: string } {
   if (schema === 'EventGridSchema') return { body: JSON.stringify(events), contentType: 'application/json' };
-  if (!batched && events.length === 1) return { body: JSON.stringify(toCloudEvent(events[0]!)), contentType: 'application/cloudevents+json; charset=utf-8' };
+  if (!batched && events.length === 1)
+    return { body: JSON.stringify(toCloudEvent(events[0]!)), contentType: 'application/cloudevents+json; charset=utf-8' };
   return { body: JSON.stringify(events.map(toCloudEvent)), contentType: 'application/cloudevents-batch+json; charset=utf-8' };
 }

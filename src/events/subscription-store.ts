@@ -64,7 +64,12 @@ export class SubscriptionStore {
   ) {}
 
   async list(vaultId: string): Promise<Subscription[]> {
-    const rows = await this.db.select().from(eventSubscriptions).where(eq(eventSubscriptions.vaultId, vaultId)).orderBy(eventSubscriptions.name).all();
+    const rows = await this.db
+      .select()
+      .from(eventSubscriptions)
+      .where(eq(eventSubscriptions.vaultId, vaultId))
+      .orderBy(eventSubscriptions.name)
+      .all();
     return rows.map(subscriptionOf);
   }
 
@@ -102,7 +107,10 @@ export class SubscriptionStore {
 
   /** Replaces the settings (endpoint, filters, schema, retry policy); the secrets stay. */
   async update(existing: Subscription, settings: SubscriptionSettings): Promise<Subscription> {
-    await this.db.update(eventSubscriptions).set({ ...settingColumns(settings), updatedAt: now() }).where(eq(eventSubscriptions.id, existing.id));
+    await this.db
+      .update(eventSubscriptions)
+      .set({ ...settingColumns(settings), updatedAt: now() })
+      .where(eq(eventSubscriptions.id, existing.id));
     return subscriptionOf((await this.row(existing.vaultId, existing.name))!);
   }
 
@@ -165,7 +173,10 @@ export class SubscriptionStore {
 }
 
 /** Every subscription of the named vaults, for the fan-out. */
-export async function subscriptionsOfVaults(db: Database, vaultNames: string[]): Promise<(Subscription & { vaultName: string })[]> {
+export async function subscriptionsOfVaults(
+  db: Database,
+  vaultNames: string[],
+): Promise<(Subscription & { vaultName: string })[]> {
   if (vaultNames.length === 0) return [];
   const rows = await db
     .select({ s: eventSubscriptions, vaultName: vaults.name })

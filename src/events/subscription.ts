@@ -52,7 +52,12 @@ const body = z
         destination: z
           .object({
             endpointType: z.literal('WebHook'),
-            properties: z.object({ endpointUrl: z.string().min(1).max(2048), maxEventsPerBatch: z.number().int().min(1).max(5000).optional() }).strict(),
+            properties: z
+              .object({
+                endpointUrl: z.string().min(1).max(2048),
+                maxEventsPerBatch: z.number().int().min(1).max(5000).optional(),
+              })
+              .strict(),
           })
           .strict(),
         filter: z
@@ -126,7 +131,10 @@ export function subscriptionShape(s: Subscription, vaultResourceId: string) {
     properties: {
       provisioningState: 'Succeeded',
       topic: vaultResourceId,
-      destination: { endpointType: 'WebHook', properties: { endpointBaseUrl: endpointBaseUrl(s.endpointUrl), maxEventsPerBatch: s.maxEventsPerBatch } },
+      destination: {
+        endpointType: 'WebHook',
+        properties: { endpointBaseUrl: endpointBaseUrl(s.endpointUrl), maxEventsPerBatch: s.maxEventsPerBatch },
+      },
       filter: {
         includedEventTypes: s.includedEventTypes,
         subjectBeginsWith: s.subjectBeginsWith ?? '',
@@ -134,7 +142,9 @@ export function subscriptionShape(s: Subscription, vaultResourceId: string) {
       },
       eventDeliverySchema: s.deliverySchema,
       retryPolicy: { maxDeliveryAttempts: s.maxDeliveryAttempts, eventTimeToLiveInMinutes: s.eventTimeToLiveMinutes },
-      signingSecretOverlapUntil: iso(s.previousSecretExpiresAt !== null && s.previousSecretExpiresAt > Date.now() / 1000 ? s.previousSecretExpiresAt : null),
+      signingSecretOverlapUntil: iso(
+        s.previousSecretExpiresAt !== null && s.previousSecretExpiresAt > Date.now() / 1000 ? s.previousSecretExpiresAt : null,
+      ),
       deliveryStatus: {
         delivered: s.delivered,
         failed: s.failed,
@@ -150,4 +160,5 @@ export function subscriptionShape(s: Subscription, vaultResourceId: string) {
 }
 
 /** The vault as a resource path, as its events' `topic` names it. */
-export const vaultResourceId = (vault: { tenantId: string; name: string }) => `/tenants/${vault.tenantId}/providers/Microsoft.KeyVault/vaults/${vault.name}`;
+export const vaultResourceId = (vault: { tenantId: string; name: string }) =>
+  `/tenants/${vault.tenantId}/providers/Microsoft.KeyVault/vaults/${vault.name}`;

@@ -1,3 +1,4 @@
+/** The Hono app of the zone apex: health, the token service, the management API. */
 import { Hono } from 'hono';
 import type { AppEnv } from './context';
 import { errorResponse, renderError } from './errors';

@@ -1,8 +1,3 @@
-import type { MiddlewareHandler } from 'hono';
-import { apiVersionOf, AUDIT_EVENT_VERSION, clientInfoOf, requestUriOf, type AuditAuthorization, type AuditEvent } from '../audit/event';
-import { queueAuditEvent } from '../audit/send';
-import type { AppEnv, AuditDraft } from './context';
-
 /**
  * Emits one audit event per request, whatever its outcome, after the response is ready. Sending
  * is off the response path (waitUntil); a failed send is retried, then logged, never surfaced to
@@ -10,6 +5,18 @@ import type { AppEnv, AuditDraft } from './context';
  * The event is built from what the request already knows (no D1 query); the queue consumer turns
  * it into the chained record (src/audit/).
  */
+import type { MiddlewareHandler } from 'hono';
+import {
+  apiVersionOf,
+  AUDIT_EVENT_VERSION,
+  clientInfoOf,
+  requestUriOf,
+  type AuditAuthorization,
+  type AuditEvent,
+} from '../audit/event';
+import { queueAuditEvent } from '../audit/send';
+import type { AppEnv, AuditDraft } from './context';
+
 export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const started = Date.now();
@@ -56,7 +63,8 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
 function decisionOf(decision: AuditDraft['authorization']): AuditAuthorization | null {
   if (!decision) return null;
   const d = decision as { by?: unknown; assignmentId?: unknown; roleDefinitionId?: unknown; objectId?: unknown };
-  if (d.by === 'rbac') return { by: 'rbac', assignmentId: String(d.assignmentId ?? ''), roleDefinitionId: String(d.roleDefinitionId ?? '') };
+  if (d.by === 'rbac')
+    return { by: 'rbac', assignmentId: String(d.assignmentId ?? ''), roleDefinitionId: String(d.roleDefinitionId ?? '') };
   if (d.by === 'policy') return { by: 'policy', objectId: String(d.objectId ?? '') };
   return null;
 }

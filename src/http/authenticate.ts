@@ -1,3 +1,9 @@
+/**
+ * Bearer authentication. A request without a valid token gets 401 before anything else is looked
+ * at, with the one challenge header every Azure SDK verifies: authorization = authority/tenant,
+ * resource = the apex origin (each vault host ends with "." + the resource's host).
+ * Returns the challenge response, or undefined once `caller` is set.
+ */
 import { applicationExists } from '../identity/applications';
 import { findTenantId } from '../identity/tenant';
 import { InvalidTokenError, issuerFor, verifyAccessToken } from '../identity/tokens';
@@ -6,12 +12,6 @@ import { readCacheMs, type VaultRecord } from '../core/vault';
 import type { AppContext } from './context';
 import { errorResponse } from './errors';
 
-/**
- * Bearer authentication. A request without a valid token gets 401 before anything else is looked
- * at, with the one challenge header every Azure SDK verifies: authorization = authority/tenant,
- * resource = the apex origin (each vault host ends with "." + the resource's host).
- * Returns the challenge response, or undefined once `caller` is set.
- */
 export async function authenticate(c: AppContext): Promise<Response | undefined> {
   const { db } = c.get('services');
   const apexOrigin = c.get('apexOrigin');
@@ -27,7 +27,8 @@ export async function authenticate(c: AppContext): Promise<Response | undefined>
       tenantId,
     });
     // A deleted application's outstanding tokens stop working too.
-    if (!(await applicationExists(db, caller.appId))) throw new InvalidTokenError('The application of this token no longer exists.');
+    if (!(await applicationExists(db, caller.appId)))
+      throw new InvalidTokenError('The application of this token no longer exists.');
     c.set('caller', caller);
   } catch (err) {
     if (!(err instanceof InvalidTokenError)) throw err;

@@ -1,11 +1,10 @@
+// Azure's shapes of the Certificates API (CertificateBundle, CertificateItem, CertificatePolicy,
+// CertificateOperation, Contacts, IssuerBundle), rendered from the vault's records.
 import type { CertificateRecord } from '../objects/certificates/kind';
 import type { OperationRecord, PolicyRecord } from '../objects/certificates/store';
 import type { Contact, IssuerRecord } from '../objects/certificates/settings';
 import type { VaultRecord } from '../core/vault';
 import { recoveryLevel } from './shapes';
-
-// Azure's shapes of the Certificates API (CertificateBundle, CertificateItem, CertificatePolicy,
-// CertificateOperation, Contacts, IssuerBundle), rendered from the vault's records.
 
 function attributes(vault: VaultRecord, r: CertificateRecord) {
   return {
@@ -20,12 +19,18 @@ function attributes(vault: VaultRecord, r: CertificateRecord) {
 }
 
 function deletedFields(origin: string, r: CertificateRecord) {
-  return r.deletedAt != null ? { recoveryId: `${origin}/deletedcertificates/${r.name}`, deletedDate: r.deletedAt, scheduledPurgeDate: r.scheduledPurgeAt } : {};
+  return r.deletedAt != null
+    ? { recoveryId: `${origin}/deletedcertificates/${r.name}`, deletedDate: r.deletedAt, scheduledPurgeDate: r.scheduledPurgeAt }
+    : {};
 }
 
 export function policyBody(origin: string, p: PolicyRecord) {
   const { attributes: a, ...policy } = p.policy;
-  return { id: `${origin}/certificates/${p.name}/policy`, ...policy, attributes: { enabled: a.enabled, created: p.created, updated: p.updated } };
+  return {
+    id: `${origin}/certificates/${p.name}/policy`,
+    ...policy,
+    attributes: { enabled: a.enabled, created: p.created, updated: p.updated },
+  };
 }
 
 /** CertificateBundle / DeletedCertificateBundle: kid and sid name the key and secret of the same version. */
@@ -60,7 +65,11 @@ export function operationBody(origin: string, op: OperationRecord) {
   const issuer = op.policy.issuer;
   return {
     id: `${origin}/certificates/${op.name}/pending`,
-    issuer: { name: op.issuerName, ...(issuer.cty ? { cty: issuer.cty } : {}), ...(issuer.cert_transparency != null ? { cert_transparency: issuer.cert_transparency } : {}) },
+    issuer: {
+      name: op.issuerName,
+      ...(issuer.cty ? { cty: issuer.cty } : {}),
+      ...(issuer.cert_transparency != null ? { cert_transparency: issuer.cert_transparency } : {}),
+    },
     csr: op.csr,
     cancellation_requested: op.cancellationRequested,
     status: op.status,

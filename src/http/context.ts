@@ -1,3 +1,7 @@
+/**
+ * What one request carries through the middleware to the handlers, and the small helpers handlers
+ * use to read it.
+ */
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { AuthorizationDecision } from '../access/authorize';

@@ -1,3 +1,4 @@
+/** Azure's error body, and the one place an error thrown anywhere becomes a response. */
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { describeError, storageUnavailable } from '../storage/errors';
 import { VaultError } from '../core/errors';

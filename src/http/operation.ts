@@ -1,3 +1,7 @@
+/**
+ * The per-route middleware that names an operation for the audit trail, checks the api-version,
+ * authenticates, finds the vault, applies its firewall and authorizes: once per request.
+ */
 import type { MiddlewareHandler } from 'hono';
 import { getApplication } from '../identity/applications';
 import { authorize } from '../access/authorize';
@@ -40,7 +44,9 @@ function requireApiVersion(c: AppContext): void {
   const version = new URL(c.req.url).searchParams.get('api-version');
   if (!version) throw badParameter('The api-version query parameter is required.');
   if (!API_VERSIONS.has(version)) {
-    throw badParameter(`The specified version (${version.slice(0, 32)}) is not recognized. Supported: ${[...API_VERSIONS].join(', ')}.`);
+    throw badParameter(
+      `The specified version (${version.slice(0, 32)}) is not recognized. Supported: ${[...API_VERSIONS].join(', ')}.`,
+    );
   }
   c.set('apiVersion', version);
 }
@@ -52,7 +58,12 @@ function requireApiVersion(c: AppContext): void {
  * validation), the request limits (src/http/throttle.ts), api-version, the vault, and the one
  * authorization decision.
  */
-export function vaultOperation(operation: string, action: DataAction, collection: string, named: boolean): MiddlewareHandler<AppEnv> {
+export function vaultOperation(
+  operation: string,
+  action: DataAction,
+  collection: string,
+  named: boolean,
+): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const object = named ? `${collection}/${c.req.param('name')}` : null;
     auditAs(c, operation, object);

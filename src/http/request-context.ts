@@ -1,3 +1,7 @@
+/**
+ * The first middleware of each app: origins from the host, per-request services, and the audit
+ * record.
+ */
 import type { MiddlewareHandler } from 'hono';
 import { services } from '../crypto/services';
 import { auditMiddleware } from './audit';

@@ -1,3 +1,7 @@
+/**
+ * Azure's JSON shapes of secrets, keys, their list items and pages, rendered from the object
+ * layer's records.
+ */
 import type { KeyRecord } from '../objects/keys';
 import type { SecretRecord } from '../objects/secrets';
 import { type VaultRecord } from '../core/vault';
@@ -9,7 +13,10 @@ export function recoveryLevel(vault: VaultRecord): string {
 }
 
 /** What secrets and keys have in common: the version's attributes and its soft-delete state. */
-type ObjectRecord = Pick<SecretRecord, 'name' | 'enabled' | 'nbf' | 'exp' | 'created' | 'updated' | 'deletedAt' | 'scheduledPurgeAt'>;
+type ObjectRecord = Pick<
+  SecretRecord,
+  'name' | 'enabled' | 'nbf' | 'exp' | 'created' | 'updated' | 'deletedAt' | 'scheduledPurgeAt'
+>;
 
 function attributes(vault: VaultRecord, r: ObjectRecord) {
   return {
@@ -76,7 +83,11 @@ function jsonWebKey(origin: string, r: KeyRecord) {
 }
 
 function keyAttributes(vault: VaultRecord, r: KeyRecord) {
-  return { attributes: { ...attributes(vault, r), exportable: false }, ...(r.tags ? { tags: r.tags } : {}), ...(r.managed ? { managed: true } : {}) };
+  return {
+    attributes: { ...attributes(vault, r), exportable: false },
+    ...(r.tags ? { tags: r.tags } : {}),
+    ...(r.managed ? { managed: true } : {}),
+  };
 }
 
 /** KeyBundle / DeletedKeyBundle. */

@@ -114,7 +114,9 @@ export function throttleCaller(c: AppContext): Response | undefined {
   const caller = c.get('caller');
   const capacity = throttleLimits(c.env).callerRequests;
   if (!caller || capacity === 0) return undefined;
-  return take(c, [{ key: `c:${caller.objectId}`, limit: { capacity, periodMs: TEN_SECONDS }, reason: 'CallerRequestLimitReached' }]);
+  return take(c, [
+    { key: `c:${caller.objectId}`, limit: { capacity, periodMs: TEN_SECONDS }, reason: 'CallerRequestLimitReached' },
+  ]);
 }
 
 function take(c: AppContext, entries: { key: string; limit: BucketLimit; reason: string }[]): Response | undefined {
@@ -131,9 +133,14 @@ function take(c: AppContext, entries: { key: string; limit: BucketLimit; reason:
 function tokenFailureBuckets(c: AppContext, clientId: string | undefined): { key: string; limit: BucketLimit }[] {
   const limits = throttleLimits(c.env);
   const out: { key: string; limit: BucketLimit }[] = [];
-  if (clientId && limits.tokenFailuresPerClient > 0) out.push({ key: `tc:${clientId.toLowerCase().slice(0, 64)}`, limit: { capacity: limits.tokenFailuresPerClient, periodMs: ONE_MINUTE } });
+  if (clientId && limits.tokenFailuresPerClient > 0)
+    out.push({
+      key: `tc:${clientId.toLowerCase().slice(0, 64)}`,
+      limit: { capacity: limits.tokenFailuresPerClient, periodMs: ONE_MINUTE },
+    });
   const address = c.req.header('cf-connecting-ip');
-  if (address && limits.tokenFailuresPerAddress > 0) out.push({ key: `ta:${address.slice(0, 64)}`, limit: { capacity: limits.tokenFailuresPerAddress, periodMs: ONE_MINUTE } });
+  if (address && limits.tokenFailuresPerAddress > 0)
+    out.push({ key: `ta:${address.slice(0, 64)}`, limit: { capacity: limits.tokenFailuresPerAddress, periodMs: ONE_MINUTE } });
   return out;
 }
 

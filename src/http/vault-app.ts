@@ -1,3 +1,7 @@
+/**
+ * The Hono app of the data plane served on `{vault}.{zone}`: secrets, keys, RBAC, audit and event
+ * subscriptions.
+ */
 import { Hono } from 'hono';
 import { getPathNoStrict } from 'hono/utils/url';
 import type { AppEnv } from './context';

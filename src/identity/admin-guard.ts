@@ -15,7 +15,10 @@ import { conflict } from '../core/errors';
  * credential other than `credentialId` (if given): an unexpired client secret, a certificate not
  * past its notAfter, or a federated credential (those have no expiry of their own).
  */
-export function anotherUsableAdministrator(exclude: { clientId?: string; credentialId?: string }, now = Math.floor(Date.now() / 1000)): SQL {
+export function anotherUsableAdministrator(
+  exclude: { clientId?: string; credentialId?: string },
+  now = Math.floor(Date.now() / 1000),
+): SQL {
   const app = exclude.clientId ?? '';
   const credential = exclude.credentialId ?? '';
   return sql`exists (select 1 from applications a where a.is_admin = 1 and a.client_id <> ${app} and (

@@ -1,3 +1,7 @@
+/**
+ * Applications (service principals) of the tenant and their client secrets: created, listed,
+ * verified in constant time, revoked.
+ */
 import { and, asc, eq, or } from 'drizzle-orm';
 import { fromHex, randomBytes, sha256Hex, timingSafeEqual, toBase64Url } from '../core/encoding';
 import type { Database } from '../storage/db';
@@ -35,7 +39,8 @@ export interface SecretExpiry {
 
 function expiryOf(createdAt: number, expiry: SecretExpiry): number | null {
   const { expiresInDays, endDateTime } = expiry;
-  if (expiresInDays !== undefined && endDateTime !== undefined) throw badParameter('Give either expiresInDays or endDateTime, not both.');
+  if (expiresInDays !== undefined && endDateTime !== undefined)
+    throw badParameter('Give either expiresInDays or endDateTime, not both.');
   if (expiresInDays !== undefined) {
     if (!Number.isInteger(expiresInDays) || expiresInDays < 1 || expiresInDays > MAX_SECRET_LIFETIME_DAYS) {
       throw badParameter(`expiresInDays must be an integer from 1 to ${MAX_SECRET_LIFETIME_DAYS}.`);
@@ -43,11 +48,15 @@ function expiryOf(createdAt: number, expiry: SecretExpiry): number | null {
     return createdAt + expiresInDays * 86400;
   }
   if (endDateTime !== undefined) {
-    const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(endDateTime) ? Date.parse(endDateTime) : NaN;
-    if (!Number.isFinite(ms)) throw badParameter('endDateTime must be an ISO 8601 date and time with a time zone, e.g. 2027-01-31T00:00:00Z.');
+    const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(endDateTime)
+      ? Date.parse(endDateTime)
+      : NaN;
+    if (!Number.isFinite(ms))
+      throw badParameter('endDateTime must be an ISO 8601 date and time with a time zone, e.g. 2027-01-31T00:00:00Z.');
     const at = Math.floor(ms / 1000);
     if (at <= createdAt) throw badParameter('endDateTime must be in the future.');
-    if (at > createdAt + MAX_SECRET_LIFETIME_DAYS * 86400) throw badParameter(`endDateTime must be within ${MAX_SECRET_LIFETIME_DAYS} days.`);
+    if (at > createdAt + MAX_SECRET_LIFETIME_DAYS * 86400)
+      throw badParameter(`endDateTime must be within ${MAX_SECRET_LIFETIME_DAYS} days.`);
     return at;
   }
   return null;
@@ -115,7 +124,11 @@ export async function getApplication(db: Database, clientId: string): Promise<Ap
  * known by its object id. Also says whether `id` is an application's client id instead, the
  * usual mistake, so the refusal can say so.
  */
-export async function findPrincipal(db: Database, tenantId: string, id: string): Promise<{ found: true } | { found: false; isClientId: boolean }> {
+export async function findPrincipal(
+  db: Database,
+  tenantId: string,
+  id: string,
+): Promise<{ found: true } | { found: false; isClientId: boolean }> {
   const [byObject, byClient] = await db.batch([
     db.select({ tenantId: applications.tenantId }).from(applications).where(eq(applications.objectId, id)),
     db.select({ tenantId: applications.tenantId }).from(applications).where(eq(applications.clientId, id)),
@@ -132,7 +145,9 @@ export async function listApplications(db: Database): Promise<Application[]> {
 export async function deleteApplication(db: Database, clientId: string): Promise<void> {
   const removed = await db
     .delete(applications)
-    .where(and(eq(applications.clientId, clientId), or(eq(applications.isAdmin, false), anotherUsableAdministrator({ clientId }))))
+    .where(
+      and(eq(applications.clientId, clientId), or(eq(applications.isAdmin, false), anotherUsableAdministrator({ clientId }))),
+    )
     .returning({ clientId: applications.clientId });
   existing.forget(clientId);
   if (removed.length > 0) return;
@@ -156,7 +171,12 @@ export async function applicationExists(db: Database, clientId: string, maxAgeMs
 }
 
 export async function listClientSecrets(db: Database, clientId: string): Promise<ClientSecretInfo[]> {
-  const rows = await db.select().from(clientSecrets).where(eq(clientSecrets.clientId, clientId)).orderBy(asc(clientSecrets.createdAt)).all();
+  const rows = await db
+    .select()
+    .from(clientSecrets)
+    .where(eq(clientSecrets.clientId, clientId))
+    .orderBy(asc(clientSecrets.createdAt))
+    .all();
   return rows.map(info);
 }
 
@@ -226,4 +246,3 @@ const info = (row: ClientSecretRow): ClientSecretInfo => ({
 });
 
 const applicationNotFound = (clientId: string) => notFound('NotFound', `Application ${clientId} was not found.`);
-

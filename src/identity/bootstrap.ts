@@ -1,3 +1,4 @@
+/** The one-time bootstrap of a deployment: its tenant, token-signing key and first administrator. */
 import { SYSTEM_SCOPE, type DataKeyManager } from '../crypto/data-keys';
 import { sha256Hex, timingSafeEqual, utf8 } from '../core/encoding';
 import { dataKeys, signingKeys } from '../storage/schema';
@@ -22,7 +23,11 @@ export async function bootstrap(
 ): Promise<{ tenantId: string } & NewApplication> {
   if (!configured) throw forbidden('Bootstrap is not enabled: set the BOOTSTRAP_SECRET secret.');
   if (configured.length < MIN_BOOTSTRAP_SECRET) {
-    throw new VaultError(500, 'ConfigurationError', `BOOTSTRAP_SECRET is shorter than ${MIN_BOOTSTRAP_SECRET} characters; bootstrap refused.`);
+    throw new VaultError(
+      500,
+      'ConfigurationError',
+      `BOOTSTRAP_SECRET is shorter than ${MIN_BOOTSTRAP_SECRET} characters; bootstrap refused.`,
+    );
   }
   // Digests first, so the comparison is constant-time and length-independent.
   const same = timingSafeEqual(utf8(await sha256Hex(configured)), utf8(await sha256Hex(presented ?? '')));

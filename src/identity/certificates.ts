@@ -49,7 +49,9 @@ const hex = (b64url: string) => toHex(fromBase64Url(b64url)).toUpperCase();
 const derOf = (row: CertificateRow): Uint8Array => fromBase64(row.certificate);
 
 async function rsaBits(spki: Uint8Array): Promise<number> {
-  const key = await crypto.subtle.importKey('spki', spki as BufferSource, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, true, ['verify']);
+  const key = await crypto.subtle.importKey('spki', spki as BufferSource, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, true, [
+    'verify',
+  ]);
   return (key.algorithm as { modulusLength?: number }).modulusLength ?? 0;
 }
 
@@ -84,17 +86,19 @@ async function acceptable(input: string): Promise<ParsedCertificate> {
   }
   const now = Math.floor(Date.now() / 1000);
   if (parsed.notAfter <= now) throw badParameter('The certificate has expired.');
-  if (parsed.notBefore >= parsed.notAfter) throw badParameter('The certificate\'s validity period is empty.');
+  if (parsed.notBefore >= parsed.notAfter) throw badParameter("The certificate's validity period is empty.");
   try {
     if (parsed.keyType === 'RSA') {
       const bits = await rsaBits(parsed.spki);
       if (bits < MIN_RSA_BITS) throw badParameter(`RSA certificates need a key of at least ${MIN_RSA_BITS} bits.`);
     } else {
-      await crypto.subtle.importKey('spki', parsed.spki as BufferSource, { name: 'ECDSA', namedCurve: parsed.curve! }, false, ['verify']);
+      await crypto.subtle.importKey('spki', parsed.spki as BufferSource, { name: 'ECDSA', namedCurve: parsed.curve! }, false, [
+        'verify',
+      ]);
     }
   } catch (err) {
     if (err instanceof Error && err.name === 'VaultError') throw err;
-    throw badParameter('The certificate\'s public key is not valid.');
+    throw badParameter("The certificate's public key is not valid.");
   }
   return parsed;
 }
@@ -131,7 +135,9 @@ export async function addCertificate(db: Database, clientId: string, input: stri
     const duplicate = await db
       .select({ id: applicationCertificates.id })
       .from(applicationCertificates)
-      .where(and(eq(applicationCertificates.clientId, clientId), eq(applicationCertificates.thumbprintSha256, row.thumbprintSha256)))
+      .where(
+        and(eq(applicationCertificates.clientId, clientId), eq(applicationCertificates.thumbprintSha256, row.thumbprintSha256)),
+      )
       .get();
     if (duplicate) throw conflict(`The application already has this certificate (id ${duplicate.id}).`);
     throw badParameter(`An application can hold at most ${MAX_CERTIFICATES_PER_APP} certificates.`);
@@ -166,7 +172,8 @@ export async function removeCertificate(db: Database, clientId: string, id: stri
     .where(and(which, credentialRemovable(clientId, id)))
     .returning({ id: applicationCertificates.id });
   if (removed.length > 0) return;
-  if (await db.select({ id: applicationCertificates.id }).from(applicationCertificates).where(which).get()) throw lastAdministrator();
+  if (await db.select({ id: applicationCertificates.id }).from(applicationCertificates).where(which).get())
+    throw lastAdministrator();
   throw notFound('NotFound', `Certificate ${id.slice(0, 64)} was not found.`);
 }
 

@@ -9,12 +9,25 @@
  * A header thumbprint that names one of the app's certificates makes it a certificate assertion;
  * so does iss = client_id; anything else is treated as federated. Refusals carry Entra's codes.
  */
-import { decodeJwt, decodeProtectedHeader, jwtVerify, type CryptoKey as JoseKey, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import {
+  decodeJwt,
+  decodeProtectedHeader,
+  jwtVerify,
+  type CryptoKey as JoseKey,
+  type JWTPayload,
+  type ProtectedHeaderParameters,
+} from 'jose';
 import { fromBase64Url, toHex } from '../core/encoding';
 import type { Database } from '../storage/db';
 import { getApplication, type Application } from './applications';
 import { certificateVerificationKey, findCertificate, type CertificateRow } from './certificates';
-import { federatedCredentialsOf, IssuerMetadataError, issuerKeyResolver, issuerUrlProblem, type IssuerPolicy } from './federation';
+import {
+  federatedCredentialsOf,
+  IssuerMetadataError,
+  issuerKeyResolver,
+  issuerUrlProblem,
+  type IssuerPolicy,
+} from './federation';
 import { invalidClient, invalidRequest, isoTime, OAuthRefusal, quote } from './oauth-refusal';
 
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -41,10 +54,15 @@ export interface AssertionContext {
 
 export type AssertionKind = 'certificate' | 'federated';
 
-const malformed = (reason?: string) => invalidRequest(50027, `JWT token is invalid or malformed.${reason ? ` [Reason - ${reason}]` : ''}`);
+const malformed = (reason?: string) =>
+  invalidRequest(50027, `JWT token is invalid or malformed.${reason ? ` [Reason - ${reason}]` : ''}`);
 
 const audiences = (claims: JWTPayload): string[] =>
-  typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud.filter((a): a is string => typeof a === 'string') : [];
+  typeof claims.aud === 'string'
+    ? [claims.aud]
+    : Array.isArray(claims.aud)
+      ? claims.aud.filter((a): a is string => typeof a === 'string')
+      : [];
 
 const hexThumbprint = (b64url: string): string => {
   try {
@@ -151,7 +169,8 @@ async function verifyCertificateAssertion(
   const thumbprint = hexThumbprint(typeof header['x5t#S256'] === 'string' ? header['x5t#S256'] : certificate.thumbprintSha1);
   const found = `Thumbprint of key used by client: '${thumbprint}', Found key 'Start=${isoTime(certificate.notBefore)}, End=${isoTime(certificate.notAfter)}'`;
   const alg = typeof header.alg === 'string' ? header.alg : '';
-  if (!ASSERTION_ALGORITHMS.includes(alg)) throw malformed(`The signature algorithm is not supported; use one of ${ASSERTION_ALGORITHMS.join(', ')}.`);
+  if (!ASSERTION_ALGORITHMS.includes(alg))
+    throw malformed(`The signature algorithm is not supported; use one of ${ASSERTION_ALGORITHMS.join(', ')}.`);
   const key = await certificateVerificationKey(certificate, alg);
   if (!key) throw invalidSignature(`The algorithm '${alg}' cannot be used with the key of this certificate., ${found}`);
   try {
@@ -172,10 +191,14 @@ async function verifyCertificateAssertion(
   const now = Math.floor(Date.now() / 1000);
   const from = typeof claims.nbf === 'number' ? claims.nbf : typeof claims.iat === 'number' ? claims.iat : now;
   if ((claims.exp as number) - from > MAX_CERTIFICATE_ASSERTION_LIFETIME_SECONDS) {
-    throw notInTimeRange(claims, ` Certificate assertions may be valid for at most ${MAX_CERTIFICATE_ASSERTION_LIFETIME_SECONDS} seconds.`);
+    throw notInTimeRange(
+      claims,
+      ` Certificate assertions may be valid for at most ${MAX_CERTIFICATE_ASSERTION_LIFETIME_SECONDS} seconds.`,
+    );
   }
   if (now > certificate.notAfter + ASSERTION_CLOCK_SKEW_SECONDS) throw invalidSignature(`The key used is expired., ${found}`);
-  if (now < certificate.notBefore - ASSERTION_CLOCK_SKEW_SECONDS) throw invalidSignature(`The key used is not yet valid., ${found}`);
+  if (now < certificate.notBefore - ASSERTION_CLOCK_SKEW_SECONDS)
+    throw invalidSignature(`The key used is not yet valid., ${found}`);
 }
 
 const CHECK_FIC = 'Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.';
@@ -188,7 +211,8 @@ async function verifyFederatedAssertion(
   clientId: string,
   ctx: AssertionContext,
 ): Promise<void> {
-  if (typeof claims.iss !== 'string' || typeof claims.sub !== 'string') throw malformed("The 'iss' and 'sub' claims are required.");
+  if (typeof claims.iss !== 'string' || typeof claims.sub !== 'string')
+    throw malformed("The 'iss' and 'sub' claims are required.");
   const { iss, sub } = claims;
   const aud = audiences(claims);
   const records = await federatedCredentialsOf(db, clientId);
@@ -200,7 +224,10 @@ async function verifyFederatedAssertion(
   }
   const byIssuer = records.filter((r) => r.issuer === iss);
   if (byIssuer.length === 0) {
-    throw invalidClient(700211, `No matching federated identity record found for presented assertion issuer '${quote(iss)}'. ${CHECK_FIC}`);
+    throw invalidClient(
+      700211,
+      `No matching federated identity record found for presented assertion issuer '${quote(iss)}'. ${CHECK_FIC}`,
+    );
   }
   const bySubject = byIssuer.filter((r) => r.subject === sub);
   if (bySubject.length === 0) {
@@ -211,14 +238,21 @@ async function verifyFederatedAssertion(
         `No matching federated identity record found for presented assertion subject '${quote(sub)}'. The subject matches with case-insensitive comparison, but not with case-sensitive comparison. ${CHECK_FIC}`,
       );
     }
-    throw invalidClient(700213, `No matching federated identity record found for presented assertion subject '${quote(sub)}'. ${CHECK_FIC}`);
+    throw invalidClient(
+      700213,
+      `No matching federated identity record found for presented assertion subject '${quote(sub)}'. ${CHECK_FIC}`,
+    );
   }
   if (!bySubject.some((r) => r.audiences.some((a) => aud.includes(a)))) {
-    throw invalidClient(700212, `No matching federated identity record found for presented assertion audience '${quote(aud.join(','))}'. ${CHECK_FIC}`);
+    throw invalidClient(
+      700212,
+      `No matching federated identity record found for presented assertion audience '${quote(aud.join(','))}'. ${CHECK_FIC}`,
+    );
   }
   // Only an issuer an administrator configured is ever fetched, and only under the URL policy.
   const problem = issuerUrlProblem(iss, ctx.policy);
-  if (problem) throw invalidClient(undefined, `The federated identity credential's issuer '${quote(iss)}' ${problem}; it cannot be used.`);
+  if (problem)
+    throw invalidClient(undefined, `The federated identity credential's issuer '${quote(iss)}' ${problem}; it cannot be used.`);
 
   const kid = typeof header.kid === 'string' ? header.kid : undefined;
   const options = { algorithms: ASSERTION_ALGORITHMS, clockTolerance: ASSERTION_CLOCK_SKEW_SECONDS, requiredClaims: ['exp'] };

@@ -83,14 +83,17 @@ function validate(input: FederatedCredentialInput, policy: IssuerPolicy): { audi
   if (!NAME.test(input.name)) {
     throw badParameter('name must be 3-120 letters, digits, hyphens and underscores, starting with a letter or digit.');
   }
-  if (input.issuer.length === 0 || input.issuer.length > MAX_FIELD) throw badParameter(`issuer must be 1-${MAX_FIELD} characters.`);
+  if (input.issuer.length === 0 || input.issuer.length > MAX_FIELD)
+    throw badParameter(`issuer must be 1-${MAX_FIELD} characters.`);
   const problem = issuerUrlProblem(input.issuer, policy);
   if (problem) throw badParameter(`issuer ${problem}.`);
-  if (input.subject.length === 0 || input.subject.length > MAX_FIELD) throw badParameter(`subject must be 1-${MAX_FIELD} characters.`);
+  if (input.subject.length === 0 || input.subject.length > MAX_FIELD)
+    throw badParameter(`subject must be 1-${MAX_FIELD} characters.`);
   const audiences = input.audiences ?? [DEFAULT_FEDERATED_AUDIENCE];
   // Entra accepts exactly one audience per federated identity credential.
   if (audiences.length !== 1) throw badParameter('audiences must hold exactly one value.');
-  if (audiences.some((a) => a.length === 0 || a.length > MAX_FIELD)) throw badParameter(`each audience must be 1-${MAX_FIELD} characters.`);
+  if (audiences.some((a) => a.length === 0 || a.length > MAX_FIELD))
+    throw badParameter(`each audience must be 1-${MAX_FIELD} characters.`);
   if ((input.description ?? '').length > MAX_FIELD) throw badParameter(`description must be at most ${MAX_FIELD} characters.`);
   return { audiences };
 }
@@ -203,7 +206,11 @@ const MAX_ISSUERS = 256;
 // Per isolate: issuer → its keys (kept past their TTL: a failed refresh serves them), and which
 // issuers were fetched (or tried) within the refetch interval.
 const keyCache = new IsolateCache<IssuerKeys>({ name: 'issuer-keys', ttlMs: Infinity, maxEntries: MAX_ISSUERS });
-const recentAttempts = new IsolateCache<true>({ name: 'issuer-attempts', ttlMs: ISSUER_REFETCH_INTERVAL_MS, maxEntries: MAX_ISSUERS });
+const recentAttempts = new IsolateCache<true>({
+  name: 'issuer-attempts',
+  ttlMs: ISSUER_REFETCH_INTERVAL_MS,
+  maxEntries: MAX_ISSUERS,
+});
 
 /** Counters for tests: how many discovery and JWKS fetches this isolate made. */
 export const issuerFetchStats = { discovery: 0, jwks: 0 };
@@ -211,7 +218,11 @@ export const issuerFetchStats = { discovery: 0, jwks: 0 };
 async function fetchJson(url: string, limit: number): Promise<unknown> {
   let res: Response;
   try {
-    res = await fetch(url, { redirect: 'manual', headers: { accept: 'application/json' }, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+    res = await fetch(url, {
+      redirect: 'manual',
+      headers: { accept: 'application/json' },
+      signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    });
   } catch (err) {
     throw new IssuerMetadataError(`${url} could not be reached (${err instanceof Error ? err.name : 'error'})`);
   }
@@ -269,7 +280,11 @@ const mayRefetch = (issuer: string) => recentAttempts.get(issuer) === undefined;
  * ISSUER_REFETCH_INTERVAL_MS) when they are stale or when `unknownKid` says the cached set lacks
  * the signing key. A failed refresh keeps serving the keys it had.
  */
-export async function issuerKeys(issuer: string, policy: IssuerPolicy, unknownKid = false): Promise<{ keys: JWK[]; refreshed: boolean }> {
+export async function issuerKeys(
+  issuer: string,
+  policy: IssuerPolicy,
+  unknownKid = false,
+): Promise<{ keys: JWK[]; refreshed: boolean }> {
   const cached = keyCache.get(issuer);
   const stale = !cached || Date.now() - cached.fetchedAt > ISSUER_KEYS_TTL_MS;
   if ((stale || unknownKid) && (mayRefetch(issuer) || keyCache.isLoading(issuer))) {

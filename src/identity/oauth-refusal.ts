@@ -14,12 +14,14 @@ export class OAuthRefusal extends Error {
   }
 }
 
-export const invalidClient = (code: number | undefined, description: string) => new OAuthRefusal(401, 'invalid_client', code, description);
-export const invalidRequest = (code: number | undefined, description: string) => new OAuthRefusal(400, 'invalid_request', code, description);
+export const invalidClient = (code: number | undefined, description: string) =>
+  new OAuthRefusal(401, 'invalid_client', code, description);
+export const invalidRequest = (code: number | undefined, description: string) =>
+  new OAuthRefusal(400, 'invalid_request', code, description);
 
 /** A claim value, shortened and stripped of control characters, fit to quote in a description. */
 export function quote(value: unknown): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? '';
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? '');
   // eslint-disable-next-line no-control-regex
   const clean = text.replace(/[\u0000-\u001f\u007f]/g, '');
   return clean.length > 200 ? `${clean.slice(0, 200)}…` : clean;

@@ -1,3 +1,7 @@
+/**
+ * The token service's ES256 signing keys: made, sealed under a system data key, and read for
+ * signing and for the published JWKS.
+ */
 import { desc } from 'drizzle-orm';
 import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { SYSTEM_SCOPE, type DataKey, type DataKeyManager } from '../crypto/data-keys';

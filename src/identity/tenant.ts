@@ -1,3 +1,4 @@
+/** The one tenant of a deployment: written by bootstrap, then read once per isolate. */
 import { eq } from 'drizzle-orm';
 import type { Database } from '../storage/db';
 import { settings } from '../storage/schema';

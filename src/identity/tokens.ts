@@ -1,3 +1,7 @@
+/**
+ * Access tokens: issued by the token service, verified on every request, and the caller they
+ * prove.
+ */
 import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import type { DataKeyManager } from '../crypto/data-keys';
 import type { Database } from '../storage/db';
@@ -81,7 +85,9 @@ export async function verifyAccessToken(
     const code = (err as { code?: string }).code;
     if (code === 'ERR_JWT_EXPIRED') throw new InvalidTokenError('The access token has expired.');
     if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
-      throw new InvalidTokenError(`The access token is not valid here (${(err as { claim?: string }).claim ?? 'claim'} mismatch).`);
+      throw new InvalidTokenError(
+        `The access token is not valid here (${(err as { claim?: string }).claim ?? 'claim'} mismatch).`,
+      );
     }
     throw new InvalidTokenError('The access token signature is invalid.');
   }

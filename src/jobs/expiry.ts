@@ -86,7 +86,9 @@ export async function runExpiryNotices(
       result.found += candidates.length;
       const claimed = await claim(db, kind, stage, candidates, now);
       if (claimed.length === 0) continue;
-      const events = await Promise.all(claimed.map((c) => versionEvent(kind.objectType, stage, vaultOriginFor(env.VAULT_ZONE, c.vault), c.vault, c, now)));
+      const events = await Promise.all(
+        claimed.map((c) => versionEvent(kind.objectType, stage, vaultOriginFor(env.VAULT_ZONE, c.vault), c.vault, c, now)),
+      );
       const type = versionEventType(kind.objectType, stage);
       // emitEvents never throws; sendBatch takes at most 100 messages.
       for (let i = 0; i < events.length; i += 100) {
@@ -96,7 +98,10 @@ export async function runExpiryNotices(
         } else {
           result.failed += chunk.length;
           // If this fails too, these notices are lost; emitEvents logged which.
-          await releaseNotices(db, chunk.map((c) => noticeOf(kind, stage, c))).catch(() => undefined);
+          await releaseNotices(
+            db,
+            chunk.map((c) => noticeOf(kind, stage, c)),
+          ).catch(() => undefined);
         }
       }
     }
@@ -152,7 +157,17 @@ const noticeOf = (kind: ExpiringKind, stage: ExpiryStage, c: Candidate): Notice 
 });
 
 /** Claims the candidates' markers; returns those whose claim took (not already claimed by anyone). */
-async function claim(db: Database, kind: ExpiringKind, stage: ExpiryStage, candidates: Candidate[], now: number): Promise<Candidate[]> {
-  const took = await claimNotices(db, candidates.map((c) => noticeOf(kind, stage, c)), now);
+async function claim(
+  db: Database,
+  kind: ExpiringKind,
+  stage: ExpiryStage,
+  candidates: Candidate[],
+  now: number,
+): Promise<Candidate[]> {
+  const took = await claimNotices(
+    db,
+    candidates.map((c) => noticeOf(kind, stage, c)),
+    now,
+  );
   return candidates.filter((c) => took.has(noticeKey(noticeOf(kind, stage, c))));
 }

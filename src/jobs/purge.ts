@@ -1,3 +1,7 @@
+/**
+ * The cron job that purges soft-deleted secrets and keys whose retention period has ended (HSM
+ * token objects first).
+ */
 import { and, eq, isNotNull, lte } from 'drizzle-orm';
 import type { BridgeClient } from '../crypto/bridge-client';
 import type { Database } from '../storage/db';
@@ -51,7 +55,9 @@ export async function purgeExpiredCertificates(db: Database, nowSeconds = unixNo
   for (const c of removed) {
     await db.batch([
       db.delete(certificatePolicies).where(and(eq(certificatePolicies.vaultId, c.vaultId), eq(certificatePolicies.name, c.name))),
-      db.delete(certificateOperations).where(and(eq(certificateOperations.vaultId, c.vaultId), eq(certificateOperations.name, c.name))),
+      db
+        .delete(certificateOperations)
+        .where(and(eq(certificateOperations.vaultId, c.vaultId), eq(certificateOperations.name, c.name))),
     ]);
   }
   return removed.length;

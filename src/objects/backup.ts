@@ -1,14 +1,14 @@
+/**
+ * Backups are sealed under a deployment-wide (system) data key, so they restore into any vault
+ * of this deployment and nowhere else; GCM makes any change to the blob fail to open.
+ * Blob: base64url(JSON {f: format, k: data key id, c: sealed payload}).
+ */
 import { SYSTEM_SCOPE, type DataKeyManager } from '../crypto/data-keys';
 import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from '../core/encoding';
 import { open, seal } from '../crypto/envelope';
 import { z } from 'zod';
 import { badParameter, IntegrityError } from '../core/errors';
 
-/**
- * Backups are sealed under a deployment-wide (system) data key, so they restore into any vault
- * of this deployment and nowhere else; GCM makes any change to the blob fail to open.
- * Blob: base64url(JSON {f: format, k: data key id, c: sealed payload}).
- */
 const FORMAT = 'ekv-backup-v1';
 const aad = (kind: string, keyId: string) => `${FORMAT}|${kind}|${keyId}`;
 

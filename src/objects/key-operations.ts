@@ -1,3 +1,7 @@
+/**
+ * Cryptographic operations with a vault key (sign, verify, encrypt, decrypt, wrap, unwrap), with
+ * Azure's checks in Azure's order: enabled, nbf/exp, key_ops, algorithm.
+ */
 import type { BridgeClient } from '../crypto/bridge-client';
 import * as software from '../crypto/keys';
 import { checkAlgorithm, checkDigest, type KeyOperation } from '../crypto/keys';
@@ -60,7 +64,8 @@ export class KeyOperations {
 
   async decrypt(name: string, version: string | undefined, input: KeyOperationInput): Promise<OperationResult> {
     const { material, algorithm } = await this.prepare('decrypt', name, version, input.alg);
-    if (material.privateJwk) return { record: material.record, value: await software.decrypt(material.privateJwk, algorithm, input.value) };
+    if (material.privateJwk)
+      return { record: material.record, value: await software.decrypt(material.privateJwk, algorithm, input.value) };
     if (material.record.kind === 'oct-HSM') requireSymmetricParameters(algorithm, input);
     const value = await this.bridge.decrypt(material.hsmHandle!, algorithm, input.value, {
       iv: input.iv ?? undefined,
@@ -99,7 +104,8 @@ export class KeyOperations {
     if (!r.enabled) throw forbidden(`Operation ${op} is not allowed on a disabled key.`, 'KeyDisabled');
     if (WINDOWED.has(op)) {
       const t = now();
-      if (r.nbf != null && t < r.nbf) throw forbidden(`Operation ${op} is not allowed on a key that is not yet valid.`, 'KeyNotYetValid');
+      if (r.nbf != null && t < r.nbf)
+        throw forbidden(`Operation ${op} is not allowed on a key that is not yet valid.`, 'KeyNotYetValid');
       if (r.exp != null && t >= r.exp) throw forbidden(`Operation ${op} is not allowed on an expired key.`, 'KeyExpired');
     }
     if (!r.keyOps.includes(op)) throw forbidden(`Operation ${op} is not permitted on this key.`, 'KeyOperationForbidden');
@@ -112,7 +118,8 @@ export class KeyOperations {
 function requireSymmetricParameters(alg: string, input: KeyOperationInput): void {
   if (alg.endsWith('GCM')) {
     if (!input.iv || input.iv.length !== 12) throw badParameter(`${alg} decryption needs the 12-byte iv returned by encrypt.`);
-    if (!input.tag || input.tag.length !== 16) throw badParameter(`${alg} decryption needs the 16-byte authentication tag returned by encrypt.`);
+    if (!input.tag || input.tag.length !== 16)
+      throw badParameter(`${alg} decryption needs the 16-byte authentication tag returned by encrypt.`);
   } else if (!input.iv || input.iv.length !== 16) {
     throw badParameter(`${alg} decryption needs the 16-byte iv used to encrypt.`);
   }

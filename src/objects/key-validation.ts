@@ -1,8 +1,7 @@
+// Request bodies of the Keys API, as the Azure SDK sends them (snake_case where Azure uses it).
 import { z } from 'zod';
 import { fromBase64Url } from '../core/encoding';
 import { attributes, tags } from '../core/validation';
-
-// Request bodies of the Keys API, as the Azure SDK sends them (snake_case where Azure uses it).
 
 const keyAttributes = attributes.extend({ exportable: z.boolean().nullable().optional() });
 
@@ -53,7 +52,9 @@ export const keyOperationBody = z.object({
   alg: z.string().max(32),
   value: bytes(64 * 1024),
   iv: bytes(64).nullable().optional(),
-  aad: bytes(64 * 1024).nullable().optional(),
+  aad: bytes(64 * 1024)
+    .nullable()
+    .optional(),
   tag: bytes(64).nullable().optional(),
 });
 export type KeyOperationInput = z.infer<typeof keyOperationBody>;

@@ -1,3 +1,6 @@
+// Keys as a description over the versioned-object engine (engine/), plus what only keys do: making
+// a version's material (in the Worker or in the HSM through the bridge), import, and handing a
+// version's material to the cryptographic operations (key-operations.ts).
 import { HsmKeyExistsError, type BridgeClient, type HsmKeySpec } from '../crypto/bridge-client';
 import type { DataKeyManager } from '../crypto/data-keys';
 import { fromUtf8, utf8 } from '../core/encoding';
@@ -24,10 +27,6 @@ import { type VaultRecord } from '../core/vault';
 import { azureErrors } from './engine/errors';
 import type { ObjectKind, VersionedRecord } from './engine/kind';
 import { purgeDeleted, VersionedStore } from './engine/store';
-
-// Keys as a description over the versioned-object engine (engine/), plus what only keys do: making
-// a version's material (in the Worker or in the HSM through the bridge), import, and handing a
-// version's material to the cryptographic operations (key-operations.ts).
 
 type VersionRow = typeof keyVersions.$inferSelect;
 type HeadRow = typeof keys.$inferSelect;
@@ -96,7 +95,10 @@ function keyKind(bridge: BridgeClient): ObjectKind<HeadRow, VersionRow, KeyRecor
         versions.some((v) => v.hsmHandle != null)
           ? badParameter(`Key ${name} is HSM-protected: its private material never leaves the HSM, so it cannot be backed up.`)
           : undefined,
-      export: async (row, open) => ({ ...toRecord(row), privateJwk: JSON.parse(fromUtf8(await open(row.privateCiphertext))) as Jwk }),
+      export: async (row, open) => ({
+        ...toRecord(row),
+        privateJwk: JSON.parse(fromUtf8(await open(row.privateCiphertext))) as Jwk,
+      }),
       accepts: (v) => (v.kind === 'RSA' || v.kind === 'EC') && typeof v.privateJwk === 'object' && v.privateJwk !== null,
       import: async (v, seal) => {
         const sealed = await seal(utf8(JSON.stringify(v.privateJwk)));
@@ -224,7 +226,11 @@ export class KeyStore extends VersionedStore<HeadRow, VersionRow, KeyRecord, Bac
       if (spec.kind === 'EC') return generateSoftwareKey({ kty: 'EC', crv: spec.crv! });
       // Sizes and curves were checked against the same lists the bridge accepts (specOf).
       const hsmSpec = (
-        spec.kind === 'RSA-HSM' ? { kty: 'RSA', size: spec.size } : spec.kind === 'EC-HSM' ? { kty: 'EC', crv: spec.crv } : { kty: 'oct', size: spec.size }
+        spec.kind === 'RSA-HSM'
+          ? { kty: 'RSA', size: spec.size }
+          : spec.kind === 'EC-HSM'
+            ? { kty: 'EC', crv: spec.crv }
+            : { kty: 'oct', size: spec.size }
       ) as HsmKeySpec;
       try {
         const made = await this.bridge.generateKey(id, hsmSpec);
@@ -297,16 +303,20 @@ function specOf(input: CreateKeyInput): KeySpec {
   }
   if (ec) {
     const crv = (input.crv ?? 'P-256') as Curve;
-    if (!CURVES.includes(crv)) throw badParameter(`The curve '${String(input.crv)}' is not supported: use P-256, P-384, P-521 or P-256K.`);
+    if (!CURVES.includes(crv))
+      throw badParameter(`The curve '${String(input.crv)}' is not supported: use P-256, P-384, P-521 or P-256K.`);
     if (input.key_size != null) throw badParameter('key_size does not apply to EC keys; name a curve (crv) instead.');
     return { kind, crv };
   }
   if (kind === 'oct-HSM') {
     const size = input.key_size ?? 256;
-    if (!(AES_SIZES as readonly number[]).includes(size)) throw badParameter(`The key size ${size} is not supported for oct-HSM keys: use 128, 192 or 256.`);
+    if (!(AES_SIZES as readonly number[]).includes(size))
+      throw badParameter(`The key size ${size} is not supported for oct-HSM keys: use 128, 192 or 256.`);
     return { kind, size };
   }
-  throw badParameter(`The key type '${String(input.kty).slice(0, 16)}' is not supported: use RSA, RSA-HSM, EC, EC-HSM or oct-HSM.`);
+  throw badParameter(
+    `The key type '${String(input.kty).slice(0, 16)}' is not supported: use RSA, RSA-HSM, EC, EC-HSM or oct-HSM.`,
+  );
 }
 
 /** key_ops: Azure's defaults when none are given; otherwise only operations the key type can do. */

@@ -1,11 +1,10 @@
-import { z } from 'zod';
-import { sha256Hex } from '../core/encoding';
-import { badParameter } from '../core/errors';
-
 // Key rotation policy maths, apart from the rotation service (rotation.ts) and the store: parsing
 // and checking a policy as Azure does, ISO 8601 durations, and when a key's Rotate and Notify
 // actions are due. Pure functions (no database, no clock): KeyStore uses them to keep
 // keys.rotation_due_at current, the cron and the compliance report to decide and to explain.
+import { z } from 'zod';
+import { sha256Hex } from '../core/encoding';
+import { badParameter } from '../core/errors';
 
 // ---------------------------------------------------------------------------------------------
 // ISO 8601 durations, as the policy carries them: P1Y2M10D, P3W, PT48H, P1YT12H …
@@ -40,9 +39,7 @@ export function parseDuration(text: string): Duration | undefined {
 }
 
 export function nominalSeconds(d: Duration): number {
-  return (
-    (d.years * YEAR_DAYS + d.months * MONTH_DAYS + d.weeks * 7 + d.days) * DAY + d.hours * 3600 + d.minutes * 60 + d.seconds
-  );
+  return (d.years * YEAR_DAYS + d.months * MONTH_DAYS + d.weeks * 7 + d.days) * DAY + d.hours * 3600 + d.minutes * 60 + d.seconds;
 }
 
 const daysInMonth = (year: number, month: number) => new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
@@ -94,7 +91,10 @@ export const rotationPolicyBody = z.object({
     .array(
       z.object({
         trigger: z.object({ timeAfterCreate: durationText, timeBeforeExpiry: durationText }).nullable().optional(),
-        action: z.object({ type: z.string().max(16) }).nullable().optional(),
+        action: z
+          .object({ type: z.string().max(16) })
+          .nullable()
+          .optional(),
       }),
     )
     .max(16)
@@ -150,12 +150,17 @@ export function parseRotationPolicy(input: RotationPolicyInput): RotationPolicy 
         throw badParameter('Rotation by timeBeforeExpiry needs attributes.expiryTime: the versions it makes must expire.');
       }
       if (expiry && length > nominalSeconds(expiry) - MIN_ROTATION_GAP) {
-        throw badParameter(`${field} must leave at least 7 days between a version's creation, its rotation and its expiry (expiryTime).`);
+        throw badParameter(
+          `${field} must leave at least 7 days between a version's creation, its rotation and its expiry (expiryTime).`,
+        );
       }
     } else if (expiry && length >= nominalSeconds(expiry)) {
       throw badParameter(`${field} must be shorter than expiryTime.`);
     }
-    actions.push({ trigger: present(afterCreate) ? { timeAfterCreate: afterCreate } : { timeBeforeExpiry: text }, action: { type } });
+    actions.push({
+      trigger: present(afterCreate) ? { timeAfterCreate: afterCreate } : { timeBeforeExpiry: text },
+      action: { type },
+    });
   }
   return { lifetimeActions: actions, ...(expiry ? { expiryTime: expiryText as string } : {}) };
 }
@@ -191,12 +196,18 @@ export interface ScheduledVersion {
 
 /** When the Rotate action of the policy is due for this (latest) version; null: never. */
 export function rotationDueTime(policy: RotationPolicy | null, latest: ScheduledVersion): number | null {
-  return dueTime(effectiveActions(policy).find((a) => a.action.type === 'Rotate'), latest);
+  return dueTime(
+    effectiveActions(policy).find((a) => a.action.type === 'Rotate'),
+    latest,
+  );
 }
 
 /** When the Notify action (KeyNearExpiry) is due for this (latest) version; null: never. */
 export function notifyDueTime(policy: RotationPolicy | null, latest: ScheduledVersion): number | null {
-  return dueTime(effectiveActions(policy).find((a) => a.action.type === 'Notify'), latest);
+  return dueTime(
+    effectiveActions(policy).find((a) => a.action.type === 'Notify'),
+    latest,
+  );
 }
 
 function dueTime(action: LifetimeAction | undefined, latest: ScheduledVersion): number | null {

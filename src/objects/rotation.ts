@@ -1,3 +1,6 @@
+// Key rotation as Azure Key Vault does it, as a service over KeyStore: a key's rotation policy
+// read and replaced, rotation on demand, and the rotation the cron performs (rotateKey). The
+// policy maths (durations, validation, due times) are in rotation-policy.ts. Independent of HTTP.
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import { noticeClaimed, type Notice } from '../storage/expiry-notices';
 import type { Database } from '../storage/db';
@@ -15,10 +18,6 @@ import {
   type LifetimeAction,
   type RotationPolicyInput,
 } from './rotation-policy';
-
-// Key rotation as Azure Key Vault does it, as a service over KeyStore: a key's rotation policy
-// read and replaced, rotation on demand, and the rotation the cron performs (rotateKey). The
-// policy maths (durations, validation, due times) are in rotation-policy.ts. Independent of HTTP.
 
 // Existing importers (the cron, the compliance report, tests) name the maths through this module.
 export * from './rotation-policy';
@@ -143,10 +142,16 @@ export async function rotateKey(
   };
   const fields: VersionFields = { keyOps: latest.keyOps, tags: latest.tags, exp: rotatedExpiry(policy, now) };
   const generate = store.generator(spec);
-  const record = await store.addVersion(latest.name, spec, options.material ? options.material(spec, generate) : generate, fields, {
-    expectLatest: latest.version,
-    ...(options.version ? { version: options.version } : {}),
-  });
+  const record = await store.addVersion(
+    latest.name,
+    spec,
+    options.material ? options.material(spec, generate) : generate,
+    fields,
+    {
+      expectLatest: latest.version,
+      ...(options.version ? { version: options.version } : {}),
+    },
+  );
   // KeyStore may have set it already; this is the same value. Guarded, so that a policy set in
   // between (which computed its own schedule from this version) is not overwritten.
   await db

@@ -1,3 +1,5 @@
+// Secrets as a description over the versioned-object engine (engine/): a version's payload is
+// the secret value (UTF-8, sealed), plus contentType; Azure's wording of the Secrets errors.
 import type { DataKeyManager } from '../crypto/data-keys';
 import { fromUtf8, utf8 } from '../core/encoding';
 import type { Database } from '../storage/db';
@@ -9,9 +11,6 @@ import { type VaultRecord } from '../core/vault';
 import { azureErrors } from './engine/errors';
 import type { ObjectKind, VersionedRecord } from './engine/kind';
 import { VersionedStore } from './engine/store';
-
-// Secrets as a description over the versioned-object engine (engine/): a version's payload is
-// the secret value (UTF-8, sealed), plus contentType; Azure's wording of the Secrets errors.
 
 type HeadRow = typeof secrets.$inferSelect;
 type VersionRow = typeof secretVersions.$inferSelect;
@@ -37,7 +36,12 @@ const secretKind: ObjectKind<HeadRow, VersionRow, SecretRecord, BackupVersion> =
     accepts: (v) => typeof v.value === 'string' && utf8(v.value).byteLength <= MAX_SECRET_VALUE_BYTES,
     import: async (v, seal) => {
       const sealed = await seal(utf8(v.value));
-      return { ciphertext: sealed.ciphertext, dataKeyId: sealed.dataKeyId, contentType: v.contentType, managed: v.managed === true };
+      return {
+        ciphertext: sealed.ciphertext,
+        dataKeyId: sealed.dataKeyId,
+        contentType: v.contentType,
+        managed: v.managed === true,
+      };
     },
   },
 };
@@ -71,7 +75,9 @@ export class SecretStore extends VersionedStore<HeadRow, VersionRow, SecretRecor
       async (_version, head, seal) => {
         if (head && !managed && (await this.record(head.name, head.latestVersion, false)).managed) throw managedRefusal('set');
         const sealed = await seal(utf8(input.value));
-        return { row: { ciphertext: sealed.ciphertext, dataKeyId: sealed.dataKeyId, contentType: input.contentType ?? null, managed } };
+        return {
+          row: { ciphertext: sealed.ciphertext, dataKeyId: sealed.dataKeyId, contentType: input.contentType ?? null, managed },
+        };
       },
       { version },
     );
@@ -101,7 +107,10 @@ export class SecretStore extends VersionedStore<HeadRow, VersionRow, SecretRecor
 
 /** Azure's answer to a direct write of a certificate's secret. */
 const managedRefusal = (operation: string) =>
-  forbidden(`Operation "${operation}" is not allowed as this object's lifetime is managed by Key Vault.`, 'SecretManagedByKeyVault');
+  forbidden(
+    `Operation "${operation}" is not allowed as this object's lifetime is managed by Key Vault.`,
+    'SecretManagedByKeyVault',
+  );
 
 /** Azure refuses to serve a disabled secret, or one outside its nbf/exp window, with 403. */
 function assertUsable(record: SecretRecord, operation: string): void {

@@ -1,3 +1,9 @@
+/**
+ * One RPC call through the same steps as an HTTP request to the data plane (src/http/operation.ts):
+ * the caller (from the binding's props instead of a token), the vault, its firewall, the one
+ * authorization decision, the operation, and one audit event whatever the outcome. Errors become
+ * the refusal the HTTP API would answer, as a value (wire.ts says why).
+ */
 import { authorize, type AuthorizationDecision } from '../access/authorize';
 import { isRpcAllowed } from '../access/network';
 import { AUDIT_EVENT_VERSION, type AuditEvent } from '../audit/event';
@@ -13,13 +19,6 @@ import type { Caller } from '../identity/tokens';
 import { describeError, storageUnavailable } from '../storage/errors';
 import { findVault } from '../storage/vaults';
 import type { RpcError, RpcProps, RpcResult } from './wire';
-
-/**
- * One RPC call through the same steps as an HTTP request to the data plane (src/http/operation.ts):
- * the caller (from the binding's props instead of a token), the vault, its firewall, the one
- * authorization decision, the operation, and one audit event whatever the outcome. Errors become
- * the refusal the HTTP API would answer, as a value (wire.ts says why).
- */
 
 export interface RpcOperation {
   /** The method's name, for the audit record's request URI. */
@@ -50,7 +49,8 @@ async function callerOf(s: Services, props: RpcProps, vault: VaultRecord, tenant
   if (!clientId) throw unauthorized('The service binding names no application (props.clientId).');
   // Within the vault's read-cache bound: a deleted application is refused everywhere within it.
   const app = await cachedApplication(s.db, clientId, readCacheMs(vault));
-  if (!app || app.tenantId !== tenantId) throw unauthorized(`The application ${clientId.slice(0, 64)} of this service binding does not exist.`);
+  if (!app || app.tenantId !== tenantId)
+    throw unauthorized(`The application ${clientId.slice(0, 64)} of this service binding does not exist.`);
   return { tenantId: app.tenantId, objectId: app.objectId, appId: app.clientId };
 }
 
@@ -63,7 +63,14 @@ export async function rpcCall<T>(
 ): Promise<RpcResult<T>> {
   const started = Date.now();
   const vaultName = typeof props.vault === 'string' ? props.vault.toLowerCase() : null;
-  const audit: { caller?: Caller; tenantId?: string; vault?: VaultRecord; decision?: AuthorizationDecision; status: number; errorCode: string | null } = {
+  const audit: {
+    caller?: Caller;
+    tenantId?: string;
+    vault?: VaultRecord;
+    decision?: AuthorizationDecision;
+    status: number;
+    errorCode: string | null;
+  } = {
     status: 200,
     errorCode: null,
   };
@@ -122,12 +129,15 @@ export async function rpcCall<T>(
 
 /** The decision's identifiers only (as src/http/audit.ts copies them). */
 function decisionOf(d: AuthorizationDecision): AuditEvent['authorization'] {
-  return d.by === 'rbac' ? { by: 'rbac', assignmentId: d.assignmentId, roleDefinitionId: d.roleDefinitionId } : { by: 'policy', objectId: d.objectId };
+  return d.by === 'rbac'
+    ? { by: 'rbac', assignmentId: d.assignmentId, roleDefinitionId: d.roleDefinitionId }
+    : { by: 'policy', objectId: d.objectId };
 }
 
 /** What the HTTP API would answer (src/http/errors.ts renderError), as a value; nothing internal leaks. */
 export function rpcErrorOf(err: unknown): RpcError {
-  if (err instanceof VaultError) return { status: err.status, code: err.code, message: err.message, ...(err.innerCode ? { innerCode: err.innerCode } : {}) };
+  if (err instanceof VaultError)
+    return { status: err.status, code: err.code, message: err.message, ...(err.innerCode ? { innerCode: err.innerCode } : {}) };
   if (storageUnavailable(err)) {
     console.error(`storage unavailable: ${describeError(err)}`);
     return { status: 503, code: 'ServiceUnavailable', message: 'The vault storage is temporarily unavailable; retry later.' };

@@ -1,3 +1,10 @@
+/**
+ * The vault Worker's service-binding entrypoint: Workers of the same account bind it
+ * (`[[services]] binding = "VAULT", service = "edge-key-vault", entrypoint = "VaultRpc"`, with
+ * `props = { vault, clientId }`) and read secrets and use keys with no HTTP hop, no token and, warm,
+ * no D1 query (README, "Service bindings"). Each method is one audited, authorized operation, as
+ * the HTTP API's; packages/vault-client wraps it in a typed client.
+ */
 import { WorkerEntrypoint } from 'cloudflare:workers';
 import { KeyActions, SecretActions, type DataAction } from '../core/data-actions';
 import type { Env } from '../core/env';
@@ -7,15 +14,16 @@ import { SecretStore } from '../objects/secrets';
 import { badParameter } from '../core/errors';
 import type { KeyOperationInput } from '../objects/key-validation';
 import { rpcCall, type RpcOperation, type RpcScope } from './call';
-import { MAX_BATCH, type RpcKeyOperationInput, type RpcKeyOperationResult, type RpcProps, type RpcResult, type RpcSecret, type RpcSecretRef } from './wire';
+import {
+  MAX_BATCH,
+  type RpcKeyOperationInput,
+  type RpcKeyOperationResult,
+  type RpcProps,
+  type RpcResult,
+  type RpcSecret,
+  type RpcSecretRef,
+} from './wire';
 
-/**
- * The vault Worker's service-binding entrypoint: Workers of the same account bind it
- * (`[[services]] binding = "VAULT", service = "edge-key-vault", entrypoint = "VaultRpc"`, with
- * `props = { vault, clientId }`) and read secrets and use keys with no HTTP hop, no token and, warm,
- * no D1 query (README, "Service bindings"). Each method is one audited, authorized operation, as
- * the HTTP API's; packages/vault-client wraps it in a typed client.
- */
 export class VaultRpc extends WorkerEntrypoint<Env, RpcProps> {
   /** A secret's latest version, or the version named: SecretGet. */
   getSecret(name: string, version?: string): Promise<RpcResult<RpcSecret>> {
@@ -34,7 +42,9 @@ export class VaultRpc extends WorkerEntrypoint<Env, RpcProps> {
       });
     }
     const value = await Promise.all(
-      refs.map((ref) => (typeof ref === 'string' ? this.readSecret('getSecrets', ref) : this.readSecret('getSecrets', ref?.name, ref?.version))),
+      refs.map((ref) =>
+        typeof ref === 'string' ? this.readSecret('getSecrets', ref) : this.readSecret('getSecrets', ref?.name, ref?.version),
+      ),
     );
     return { ok: true, value };
   }
@@ -46,46 +56,69 @@ export class VaultRpc extends WorkerEntrypoint<Env, RpcProps> {
   }
 
   verify(name: string, alg: string, digest: Uint8Array, signature: Uint8Array, version?: string): Promise<RpcResult<boolean>> {
-    return this.call({ method: 'verify', operation: 'KeyVerify', action: KeyActions.verify, object: `/keys/${String(name)}` }, async (scope) => {
-      const ops = keyOperations(scope);
-      const { valid } = await ops.verify(text(name, 'name'), optionalText(version, 'version'), text(alg, 'alg'), bytes(digest, 'digest', 1024), bytes(signature, 'signature', 1024));
-      return valid;
-    });
+    return this.call(
+      { method: 'verify', operation: 'KeyVerify', action: KeyActions.verify, object: `/keys/${String(name)}` },
+      async (scope) => {
+        const ops = keyOperations(scope);
+        const { valid } = await ops.verify(
+          text(name, 'name'),
+          optionalText(version, 'version'),
+          text(alg, 'alg'),
+          bytes(digest, 'digest', 1024),
+          bytes(signature, 'signature', 1024),
+        );
+        return valid;
+      },
+    );
   }
 
   encrypt(name: string, input: RpcKeyOperationInput, version?: string) {
-    return this.keyCall('encrypt', 'KeyEncrypt', KeyActions.encrypt, name, (ops) => ops.encrypt(text(name, 'name'), optionalText(version, 'version'), operationInput(input)));
+    return this.keyCall('encrypt', 'KeyEncrypt', KeyActions.encrypt, name, (ops) =>
+      ops.encrypt(text(name, 'name'), optionalText(version, 'version'), operationInput(input)),
+    );
   }
 
   decrypt(name: string, input: RpcKeyOperationInput, version?: string) {
-    return this.keyCall('decrypt', 'KeyDecrypt', KeyActions.decrypt, name, (ops) => ops.decrypt(text(name, 'name'), optionalText(version, 'version'), operationInput(input)));
+    return this.keyCall('decrypt', 'KeyDecrypt', KeyActions.decrypt, name, (ops) =>
+      ops.decrypt(text(name, 'name'), optionalText(version, 'version'), operationInput(input)),
+    );
   }
 
   wrapKey(name: string, input: RpcKeyOperationInput, version?: string) {
-    return this.keyCall('wrapKey', 'KeyWrap', KeyActions.wrap, name, (ops) => ops.wrapKey(text(name, 'name'), optionalText(version, 'version'), operationInput(input)));
+    return this.keyCall('wrapKey', 'KeyWrap', KeyActions.wrap, name, (ops) =>
+      ops.wrapKey(text(name, 'name'), optionalText(version, 'version'), operationInput(input)),
+    );
   }
 
   unwrapKey(name: string, input: RpcKeyOperationInput, version?: string) {
-    return this.keyCall('unwrapKey', 'KeyUnwrap', KeyActions.unwrap, name, (ops) => ops.unwrapKey(text(name, 'name'), optionalText(version, 'version'), operationInput(input)));
+    return this.keyCall('unwrapKey', 'KeyUnwrap', KeyActions.unwrap, name, (ops) =>
+      ops.unwrapKey(text(name, 'name'), optionalText(version, 'version'), operationInput(input)),
+    );
   }
 
   private readSecret(method: string, name: unknown, version?: unknown): Promise<RpcResult<RpcSecret>> {
-    return this.call({ method, operation: 'SecretGet', action: SecretActions.get, object: `/secrets/${String(name)}` }, async ({ services, vault, origin }) => {
-      const r = await new SecretStore(services.db, services.keys, vault).get(text(name, 'name'), optionalText(version, 'version'));
-      return {
-        id: `${origin}/secrets/${r.name}/${r.version}`,
-        name: r.name,
-        version: r.version,
-        value: r.value!,
-        contentType: r.contentType,
-        tags: r.tags,
-        enabled: r.enabled,
-        nbf: r.nbf,
-        exp: r.exp,
-        created: r.created,
-        updated: r.updated,
-      };
-    });
+    return this.call(
+      { method, operation: 'SecretGet', action: SecretActions.get, object: `/secrets/${String(name)}` },
+      async ({ services, vault, origin }) => {
+        const r = await new SecretStore(services.db, services.keys, vault).get(
+          text(name, 'name'),
+          optionalText(version, 'version'),
+        );
+        return {
+          id: `${origin}/secrets/${r.name}/${r.version}`,
+          name: r.name,
+          version: r.version,
+          value: r.value!,
+          contentType: r.contentType,
+          tags: r.tags,
+          enabled: r.enabled,
+          nbf: r.nbf,
+          exp: r.exp,
+          created: r.created,
+          updated: r.updated,
+        };
+      },
+    );
   }
 
   private keyCall(
@@ -135,7 +168,8 @@ function bytes(value: unknown, what = 'value', max = MAX_OPERATION_BYTES): Uint8
 const optionalBytes = (value: unknown, what: string) => (value === undefined || value === null ? undefined : bytes(value, what));
 
 function operationInput(input: RpcKeyOperationInput): KeyOperationInput {
-  if (input === null || typeof input !== 'object') throw badParameter('The operation input must be {alg, value, iv?, aad?, tag?}.');
+  if (input === null || typeof input !== 'object')
+    throw badParameter('The operation input must be {alg, value, iv?, aad?, tag?}.');
   return {
     alg: text(input.alg, 'alg'),
     value: bytes(input.value),

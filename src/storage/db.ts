@@ -1,3 +1,7 @@
+/**
+ * The drizzle database over D1, with per-isolate statement counters (so tests and the bench
+ * measure round trips) and the dev-only fault injection of the soak run.
+ */
 import { drizzle, type DrizzleD1Database } from 'drizzle-orm/d1';
 import * as schema from './schema';
 
@@ -90,7 +94,8 @@ function withFaults(db: D1Database, rate: number): D1Database {
   return new Proxy(db, {
     get(target, prop, receiver) {
       if (prop === 'prepare') return (query: string) => statement(target.prepare(query));
-      if (prop === 'batch') return (stmts: D1PreparedStatement[]) => (Math.random() < rate ? fail() : target.batch(stmts.map(unwrapped)));
+      if (prop === 'batch')
+        return (stmts: D1PreparedStatement[]) => (Math.random() < rate ? fail() : target.batch(stmts.map(unwrapped)));
       const value = Reflect.get(target, prop, receiver);
       return typeof value === 'function' ? value.bind(target) : value;
     },

@@ -25,7 +25,8 @@ export function describeError(err: unknown): string {
  */
 export function storageUnavailable(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
-    if (/constraint failed|SQLITE_|no such (table|column)|syntax error|D1_TYPE_ERROR|D1_COLUMN_NOTFOUND/i.test(e.message)) return false;
+    if (/constraint failed|SQLITE_|no such (table|column)|syntax error|D1_TYPE_ERROR|D1_COLUMN_NOTFOUND/i.test(e.message))
+      return false;
     if (/^D1_ERROR\b|D1 DB|Network connection lost|D1_EXEC_ERROR: .*(?:timeout|reset)/i.test(e.message)) return true;
   }
   return false;

@@ -7,14 +7,7 @@
 // Everything secret is stored as ciphertext under a data key; data keys are stored wrapped by the
 // HSM's KEK. Times are Unix seconds.
 import { sql } from 'drizzle-orm';
-import {
-  index,
-  integer,
-  primaryKey,
-  sqliteTable,
-  text,
-  uniqueIndex,
-} from 'drizzle-orm/sqlite-core';
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import { headTable, nocaseText, versionTable } from './versioned-tables';
 
 export const settings = sqliteTable('settings', {
@@ -197,7 +190,11 @@ export const keys = headTable(
     rotationClaim: text('rotation_claim'),
     rotationClaimUntil: integer('rotation_claim_until'),
   },
-  (t) => [index('keys_rotation_due').on(t.rotationDueAt).where(sql`rotation_due_at IS NOT NULL`)],
+  (t) => [
+    index('keys_rotation_due')
+      .on(t.rotationDueAt)
+      .where(sql`rotation_due_at IS NOT NULL`),
+  ],
 );
 
 // Key versions. Software keys keep their private JWK sealed under a vault data key; HSM keys keep

@@ -1,3 +1,9 @@
+// Every versioned object kind (secrets, keys, soon certificates) is stored as a head table (one
+// row per name: latest version, soft-delete state) and a version table (one row per version).
+// The columns, keys and indexes the versioned-object engine (src/objects/engine/) relies on are
+// declared once here, so a new kind cannot get them subtly different; each kind adds its own.
+// Column order is kept as the migrations made it (drizzle-kit compares the schema by name, but a
+// reader of the SQL should find the same table).
 import { sql, type BuildColumns } from 'drizzle-orm';
 import {
   customType,
@@ -12,13 +18,6 @@ import {
   type SQLiteTableExtraConfigValue,
 } from 'drizzle-orm/sqlite-core';
 
-// Every versioned object kind (secrets, keys, soon certificates) is stored as a head table (one
-// row per name: latest version, soft-delete state) and a version table (one row per version).
-// The columns, keys and indexes the versioned-object engine (src/objects/engine/) relies on are
-// declared once here, so a new kind cannot get them subtly different; each kind adds its own.
-// Column order is kept as the migrations made it (drizzle-kit compares the schema by name, but a
-// reader of the SQL should find the same table).
-
 // drizzle's sqlite-core has no collation option, so the collation rides on the column type:
 // drizzle-kit emits the type verbatim (`name` text COLLATE NOCASE NOT NULL).
 export const nocaseText = customType<{ data: string; driverData: string }>({
@@ -29,9 +28,7 @@ type Columns = Record<string, SQLiteColumnBuilderBase>;
 
 // Builders are made afresh per table: drizzle binds a column builder to the table it is built in.
 const headColumns = (vaultIds: () => AnySQLiteColumn) => ({
-  vaultId: text('vault_id')
-    .notNull()
-    .references(vaultIds, { onDelete: 'cascade' }),
+  vaultId: text('vault_id').notNull().references(vaultIds, { onDelete: 'cascade' }),
   name: nocaseText('name').notNull(),
   latestVersion: text('latest_version').notNull(),
   deletedAt: integer('deleted_at'),
@@ -69,7 +66,9 @@ export function headTable<N extends string, C extends Columns>(
   return sqliteTable(table, { ...headColumns(vaultIds), ...extra } as HeadColumns & C, (t) => [
     primaryKey({ columns: [t.vaultId, t.name] }),
     // Raw column name: SQLite's partial-index WHERE may only name the indexed table's columns.
-    index(`${table}_purge`).on(t.scheduledPurgeAt).where(sql`deleted_at IS NOT NULL`),
+    index(`${table}_purge`)
+      .on(t.scheduledPurgeAt)
+      .where(sql`deleted_at IS NOT NULL`),
     ...extraIndexes(t),
   ]);
 }
@@ -81,7 +80,11 @@ export function headTable<N extends string, C extends Columns>(
  * their expiry through, across vaults, without reading the versions that never expire.
  * `payload` columns (what the kind stores per version) sit between the key and the attributes.
  */
-export function versionTable<N extends string, C extends Columns>(table: N, head: { vaultId: AnySQLiteColumn; name: AnySQLiteColumn }, payload: C) {
+export function versionTable<N extends string, C extends Columns>(
+  table: N,
+  head: { vaultId: AnySQLiteColumn; name: AnySQLiteColumn },
+  payload: C,
+) {
   type All = ReturnType<typeof versionKeyColumns> & C & ReturnType<typeof versionAttributeColumns>;
   return sqliteTable(table, { ...versionKeyColumns(), ...payload, ...versionAttributeColumns() } as All, (t) => [
     primaryKey({ columns: [t.vaultId, t.name, t.version] }),
@@ -90,6 +93,8 @@ export function versionTable<N extends string, C extends Columns>(table: N, head
       foreignColumns: [head.vaultId, head.name],
     }).onDelete('cascade'),
     index(`${table}_order`).on(t.vaultId, t.name, t.created, t.version),
-    index(`${table}_exp`).on(t.exp).where(sql`exp IS NOT NULL`),
+    index(`${table}_exp`)
+      .on(t.exp)
+      .where(sql`exp IS NOT NULL`),
   ]);
 }

@@ -82,7 +82,8 @@ export async function createVault(
   const networkAcls = storedAcls(input.networkAcls);
   const readCacheSeconds = input.readCacheSeconds ?? DEFAULT_READ_CACHE_SECONDS;
   checkReadCache(readCacheSeconds);
-  const policies = input.accessPolicies === undefined || input.accessPolicies === null ? [] : parsePolicyEntries(input.accessPolicies, tenantId);
+  const policies =
+    input.accessPolicies === undefined || input.accessPolicies === null ? [] : parsePolicyEntries(input.accessPolicies, tenantId);
   if (await db.select({ id: vaults.id }).from(vaults).where(eq(vaults.name, name)).get()) {
     throw conflict(`Vault ${name} already exists.`);
   }
@@ -127,7 +128,11 @@ export interface VaultUpdate {
  * and purge protection, once on, stays on. Returns the vault before and after; this isolate's
  * cached record is dropped so its next request sees the change.
  */
-export async function updateVault(db: Database, name: string, update: VaultUpdate): Promise<{ before: VaultRecord; after: VaultRecord }> {
+export async function updateVault(
+  db: Database,
+  name: string,
+  update: VaultUpdate,
+): Promise<{ before: VaultRecord; after: VaultRecord }> {
   const before = await db.select().from(vaults).where(eq(vaults.name, name.toLowerCase())).get();
   if (!before) throw notFound('VaultNotFound', `Vault ${name} was not found.`);
   const set: Partial<VaultRecord> = {};

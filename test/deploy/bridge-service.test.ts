@@ -40,7 +40,12 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 async function productionModules(): Promise<string> {
   const manifest = await readFile(join(BRIDGE, 'package.json'));
   const lock = await readFile(join(BRIDGE, 'package-lock.json'));
-  const key = createHash('sha256').update(manifest).update(lock).update(`${process.platform}-${process.arch}`).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(manifest)
+    .update(lock)
+    .update(`${process.platform}-${process.arch}`)
+    .digest('hex')
+    .slice(0, 16);
   const cacheRoot = process.env.EKV_BRIDGE_INSTALL_CACHE || join(tmpdir(), 'ekv-bridge-production-install');
   const done = join(cacheRoot, key);
   if (existsSync(join(done, 'node_modules', '.package-lock.json'))) return join(done, 'node_modules');
@@ -108,7 +113,10 @@ async function expectServing(url: string): Promise<void> {
   const context = toBase64Url(new TextEncoder().encode('vault/deploy'));
   const wrapped = await signedPost(url, '/v1/wrap', { plaintext: toBase64Url(dataKey), context });
   expect(wrapped.status).toBe(200);
-  const unwrapped = await signedPost(url, '/v1/unwrap', { wrapped: ((await wrapped.json()) as { wrapped: string }).wrapped, context });
+  const unwrapped = await signedPost(url, '/v1/unwrap', {
+    wrapped: ((await wrapped.json()) as { wrapped: string }).wrapped,
+    context,
+  });
   expect(unwrapped.status).toBe(200);
   expect(Buffer.from(fromBase64Url(((await unwrapped.json()) as { plaintext: string }).plaintext))).toEqual(dataKey);
 }
@@ -136,7 +144,8 @@ beforeAll(async () => {
   // The bridge package as an operator gets it: manifest, lock, dist/, deploy/, and a production install.
   install = join(work, 'opt/edge-key-vault-hsm-bridge');
   await mkdir(install, { recursive: true });
-  for (const name of ['package.json', 'package-lock.json', 'dist', 'deploy']) await cp(join(BRIDGE, name), join(install, name), { recursive: true });
+  for (const name of ['package.json', 'package-lock.json', 'dist', 'deploy'])
+    await cp(join(BRIDGE, name), join(install, name), { recursive: true });
   await symlink(await productionModules(), join(install, 'node_modules'), 'dir');
   token = { ...(await ensureSoftHsmToken({ dir: join(work, 'softhsm'), label: 'ekv-deploy-test' })), label: 'ekv-deploy-test' };
 }, 300_000);
@@ -149,10 +158,19 @@ describe('the compiled bridge from a production-only install', () => {
   it('holds the run-time dependencies only, and the bundle imports nothing else', async () => {
     const top = (await readdir(join(install, 'node_modules'))).filter((n) => !n.startsWith('.')).sort();
     expect(top).toEqual(['@hono', 'graphene-pk11', 'hono', 'jose', 'pkcs11js', 'tslib', 'zod']);
-    const deps = Object.keys((JSON.parse(await readFile(join(install, 'package.json'), 'utf8')) as { dependencies: object }).dependencies);
+    const deps = Object.keys(
+      (JSON.parse(await readFile(join(install, 'package.json'), 'utf8')) as { dependencies: object }).dependencies,
+    );
     const bundle = await readFile(join(install, 'dist/main.js'), 'utf8');
-    const imported = new Set([...bundle.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]!).filter((s) => !s.startsWith('node:')));
-    const packages = [...imported].map((s) => s.split('/').slice(0, s.startsWith('@') ? 2 : 1).join('/'));
+    const imported = new Set(
+      [...bundle.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]!).filter((s) => !s.startsWith('node:')),
+    );
+    const packages = [...imported].map((s) =>
+      s
+        .split('/')
+        .slice(0, s.startsWith('@') ? 2 : 1)
+        .join('/'),
+    );
     expect(packages.length).toBeGreaterThan(0);
     for (const name of packages) expect(deps).toContain(name);
     expect(bundle).not.toMatch(/from "\.\.?\//); // bridge-protocol/ is bundled in, not imported
@@ -172,14 +190,19 @@ describe('the compiled bridge from a production-only install', () => {
 
     const execStart = /^ExecStart=\S+ (.*)$/m.exec(unit)![1]!.split(' ');
     const args = execStart.map((a) => a.replace('/opt/edge-key-vault-hsm-bridge', install));
-    const bridge = await startProcess('node', args, install, childEnv({
-      ...env,
-      // This machine's token instead of the unit's defaults.
-      PKCS11_MODULE: PKCS11_MODULE!,
-      SOFTHSM2_CONF: token.confPath,
-      HSM_TOKEN_LABEL: token.label,
-      BRIDGE_PORT: '0',
-    }));
+    const bridge = await startProcess(
+      'node',
+      args,
+      install,
+      childEnv({
+        ...env,
+        // This machine's token instead of the unit's defaults.
+        PKCS11_MODULE: PKCS11_MODULE!,
+        SOFTHSM2_CONF: token.confPath,
+        HSM_TOKEN_LABEL: token.label,
+        BRIDGE_PORT: '0',
+      }),
+    );
     try {
       await expectServing(bridge.url);
       expect(bridge.output()).not.toContain(SECRET);
@@ -244,7 +267,9 @@ describe('the container image', () => {
     expect(file).toMatch(/BRIDGE_HMAC_SECRET_FILE=\/run\/secrets\//);
     expect(file).toMatch(/RUN npm ci --omit=dev/);
     const sources = [...file.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(' '));
-    expect(sources).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'dist', 'deploy/container-entrypoint.sh']));
+    expect(sources).toEqual(
+      expect.arrayContaining(['package.json', 'package-lock.json', 'dist', 'deploy/container-entrypoint.sh']),
+    );
     for (const source of sources) expect(existsSync(join(BRIDGE, source)), source).toBe(true);
     // The context ignores everything the COPY lines do not name.
     const ignore = await readFile(join(BRIDGE, '.dockerignore'), 'utf8');
@@ -275,7 +300,10 @@ describe('the systemd unit', () => {
   });
 
   it('passes systemd-analyze verify', async (ctx) => {
-    const found = await run('systemd-analyze', ['--version']).then(() => true, () => false);
+    const found = await run('systemd-analyze', ['--version']).then(
+      () => true,
+      () => false,
+    );
     if (!found) return ctx.skip('systemd-analyze is not installed here');
     let unit = await readFile(join(BRIDGE, 'deploy/hsm-bridge.service'), 'utf8');
     // verify checks that ExecStart's binary exists; a machine without /usr/bin/node checks with its own.

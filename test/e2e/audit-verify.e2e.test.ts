@@ -63,19 +63,27 @@ describe('audit:verify', () => {
     const credentialsPath = join(dir, 'credentials.json');
     await writeFile(credentialsPath, JSON.stringify(stackInfo().credentials));
     const tsx = join(REPO_DIR, 'node_modules', '.bin', 'tsx');
-    const { stdout } = await run(tsx, ['scripts/audit-verify.ts', '--vault', vaultName(), '--credentials', credentialsPath, '--pin-file', join(dir, 'pins.json')], {
-      cwd: REPO_DIR,
-      timeout: 60_000,
-    });
+    const { stdout } = await run(
+      tsx,
+      ['scripts/audit-verify.ts', '--vault', vaultName(), '--credentials', credentialsPath, '--pin-file', join(dir, 'pins.json')],
+      {
+        cwd: REPO_DIR,
+        timeout: 60_000,
+      },
+    );
     // The vault's chain is named by its id, as the administrators' chain list says.
     const listed = (await chains()).find((c) => c.vaultName === vaultName() && c.live);
     expect(listed?.chain).toMatch(/^vault:/);
     expect(stdout).toMatch(new RegExp(`^${listed!.chain}: intact through sequence \\d+`));
-    const deployment = await run(tsx, ['scripts/audit-verify.ts', '--deployment', '--credentials', credentialsPath, '--pin-file', join(dir, 'pins.json')], { cwd: REPO_DIR, timeout: 60_000 });
+    const deployment = await run(
+      tsx,
+      ['scripts/audit-verify.ts', '--deployment', '--credentials', credentialsPath, '--pin-file', join(dir, 'pins.json')],
+      { cwd: REPO_DIR, timeout: 60_000 },
+    );
     expect(deployment.stdout).toMatch(/^deployment: intact through sequence \d+/);
   });
 
-  it('verifies a deleted vault\'s chain by its id (--chain), which no vault host serves any more', async () => {
+  it("verifies a deleted vault's chain by its id (--chain), which no vault host serves any more", async () => {
     const name = uniqueName('gone');
     await createVault(name);
     await secretClient(vaultUrl(name)).setSecret('before-deletion', 'v');
@@ -93,7 +101,11 @@ describe('audit:verify', () => {
     const credentialsPath = join(dir, 'credentials.json');
     await writeFile(credentialsPath, JSON.stringify(stackInfo().credentials));
     const tsx = join(REPO_DIR, 'node_modules', '.bin', 'tsx');
-    const { stdout } = await run(tsx, ['scripts/audit-verify.ts', '--chain', chain!, '--credentials', credentialsPath, '--pin-file', join(dir, 'pins.json')], { cwd: REPO_DIR, timeout: 60_000 });
+    const { stdout } = await run(
+      tsx,
+      ['scripts/audit-verify.ts', '--chain', chain!, '--credentials', credentialsPath, '--pin-file', join(dir, 'pins.json')],
+      { cwd: REPO_DIR, timeout: 60_000 },
+    );
     expect(stdout).toMatch(new RegExp(`^${chain}: intact through sequence [1-9]\\d*`));
     // Both a vault and a chain: refused before any request.
     await expect(verifyRemote(target(), { vault: name, chain: chain! })).rejects.toThrow(/either a vault or a chain/);

@@ -9,7 +9,9 @@ import { credential, request, secretClient, stackInfo, tokenFor, uniqueName } fr
 describe('authentication', () => {
   it('answers an anonymous request with exactly one Bearer challenge naming the authority and resource', async () => {
     const { credentials: c } = stackInfo();
-    const res = await request(`${c.vaultUrl}/secrets/anything?api-version=7.6`, { headers: { 'content-type': 'application/json' } });
+    const res = await request(`${c.vaultUrl}/secrets/anything?api-version=7.6`, {
+      headers: { 'content-type': 'application/json' },
+    });
     expect(res.status).toBe(401);
     const challenge = res.headers['www-authenticate'];
     expect(typeof challenge).toBe('string'); // a single header, not a list
@@ -31,10 +33,12 @@ describe('authentication', () => {
     const { credentials: c } = stackInfo();
     const bad = credential({ clientSecret: `${c.clientSecret.slice(0, -4)}XXXX` });
     await expect(bad.getToken(`${c.resource}/.default`)).rejects.toThrow(/invalid_client/);
-    const err = await secretClient(c.vaultUrl, bad).getSecret('anything').then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const err = await secretClient(c.vaultUrl, bad)
+      .getSecret('anything')
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     // The SDK surfaces the credential's failure (identity wraps MSAL's ServerError), not an HTTP error of the vault.
     expect(isRestError(err)).toBe(false);
     expect((err as Error).name).toMatch(/^Authentication(Required)?Error$/);
@@ -66,11 +70,15 @@ describe('authentication', () => {
     expect(claims.aud).toBe(otherOrigin);
     expect(claims.tid).toBe(c.tenantId);
 
-    const res = await request(`${c.vaultUrl}/secrets/${uniqueName('aud')}?api-version=7.6`, { headers: { authorization: `Bearer ${token}` } });
+    const res = await request(`${c.vaultUrl}/secrets/${uniqueName('aud')}?api-version=7.6`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(res.status).toBe(401);
     // The same request with a token for this resource is authorized (404: no such secret).
     const good = (await credential().getToken(`${c.resource}/.default`)).token;
-    const ok = await request(`${c.vaultUrl}/secrets/${uniqueName('aud')}?api-version=7.6`, { headers: { authorization: `Bearer ${good}` } });
+    const ok = await request(`${c.vaultUrl}/secrets/${uniqueName('aud')}?api-version=7.6`, {
+      headers: { authorization: `Bearer ${good}` },
+    });
     expect(ok.status).toBe(404);
   });
 
@@ -79,7 +87,9 @@ describe('authentication', () => {
     const real = (await credential().getToken(`${c.resource}/.default`)).token;
     const [header, payload, signature] = real.split('.') as [string, string, string];
     const flipped = signature.slice(0, -2) + (signature.endsWith('AA') ? 'BB' : 'AA');
-    const res = await request(`${c.vaultUrl}/secrets/anything?api-version=7.6`, { headers: { authorization: `Bearer ${header}.${payload}.${flipped}` } });
+    const res = await request(`${c.vaultUrl}/secrets/anything?api-version=7.6`, {
+      headers: { authorization: `Bearer ${header}.${payload}.${flipped}` },
+    });
     expect(res.status).toBe(401);
   });
 });

@@ -35,7 +35,15 @@
  *    permission that leaked into the other collection shows), plus combinations ([get,list,set],
  *    [all], [encrypt,decrypt], get/list/wrap/unwrap) and certificates-only.
  */
-import { constants, createHash, generateKeyPairSync, publicEncrypt, randomBytes, sign as nodeSign, type KeyObject } from 'node:crypto';
+import {
+  constants,
+  createHash,
+  generateKeyPairSync,
+  publicEncrypt,
+  randomBytes,
+  sign as nodeSign,
+  type KeyObject,
+} from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CryptographyClient, KeyClient } from '@azure/keyvault-keys';
 import { isRestError, SecretClient } from '@azure/keyvault-secrets';
@@ -121,7 +129,9 @@ const TARGET: Record<string, (o: Objects) => string> = {
   'keys.getDeleted': (o) => o.kDeleted,
   'keys.recover': (o) => o.kDeleted,
   'keys.purge': (o) => o.kDeleted,
-  ...Object.fromEntries(['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'].map((x) => [`keys.${x}`, (o: Objects) => o.rsa])),
+  ...Object.fromEntries(
+    ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'].map((x) => [`keys.${x}`, (o: Objects) => o.rsa]),
+  ),
 };
 for (const op of AZURE_OPERATIONS) {
   if ((op.level === 'object') !== (TARGET[op.id] !== undefined)) throw new Error(`operation ${op.id}: target and level disagree`);
@@ -138,7 +148,8 @@ interface CryptoMaterial {
 }
 
 function cryptoMaterial(publicKey: KeyObject, privateKey: KeyObject): CryptoMaterial {
-  const oaep256 = (data: Uint8Array) => new Uint8Array(publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, data));
+  const oaep256 = (data: Uint8Array) =>
+    new Uint8Array(publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, data));
   const plaintext = new Uint8Array(randomBytes(32));
   const cek = new Uint8Array(randomBytes(32));
   const message = randomBytes(64);
@@ -159,7 +170,8 @@ interface Clients {
 }
 
 const ROTATION_POLICY = { expiresIn: 'P90D', lifetimeActions: [{ action: 'Notify' as const, timeBeforeExpiry: 'P30D' }] };
-const firstPage = <T>(iter: { byPage(settings?: { maxPageSize?: number }): AsyncIterableIterator<T> }) => iter.byPage({ maxPageSize: 1 }).next();
+const firstPage = <T>(iter: { byPage(settings?: { maxPageSize?: number }): AsyncIterableIterator<T> }) =>
+  iter.byPage({ maxPageSize: 1 }).next();
 const ecJwk = () => toSdkJwk(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }));
 
 /** The one SDK call per operation. */
@@ -246,7 +258,8 @@ const SEQUENCES: Step[][] = [
 const stepOp = (s: Step) => (typeof s === 'string' ? s : s.op);
 {
   const sequenced = SEQUENCES.flat().map(stepOp);
-  for (const op of AZURE_OPERATIONS) if (sequenced.filter((x) => x === op.id).length !== 1) throw new Error(`operation ${op.id} must be sequenced once`);
+  for (const op of AZURE_OPERATIONS)
+    if (sequenced.filter((x) => x === op.id).length !== 1) throw new Error(`operation ${op.id} must be sequenced once`);
 }
 
 /**
@@ -265,7 +278,8 @@ async function attempt(call: () => Promise<unknown>): Promise<Outcome> {
     await run(call);
     return { allowed: true };
   } catch (e) {
-    if (isRestError(e)) return { allowed: false, status: e.statusCode, code: e.code, message: e.message.split('\n')[0]!.slice(0, 200) };
+    if (isRestError(e))
+      return { allowed: false, status: e.statusCode, code: e.code, message: e.message.split('\n')[0]!.slice(0, 200) };
     return { allowed: false, message: e instanceof Error ? `${e.name}: ${e.message.slice(0, 200)}` : String(e) };
   }
 }
@@ -297,7 +311,8 @@ interface CaseResult {
   outcome: Outcome;
 }
 
-const describeOutcome = (o: Outcome) => (o.allowed ? 'allowed' : `${o.status ?? 'no HTTP status'} ${o.code ?? ''} (${o.message})`);
+const describeOutcome = (o: Outcome) =>
+  o.allowed ? 'allowed' : `${o.status ?? 'no HTTP status'} ${o.code ?? ''} (${o.message})`;
 
 /** A result that is not what Azure answers, in words; undefined when it is. */
 function mismatch(r: CaseResult): string | undefined {
@@ -341,11 +356,16 @@ class Admin {
   }
 
   async ecKey(name: string): Promise<string> {
-    return (await this.call('POST', `/keys/${name}/create`, { kty: 'EC', crv: 'P-256' })).json<{ key: { kid: string } }>().key.kid.split('/').pop()!;
+    return (await this.call('POST', `/keys/${name}/create`, { kty: 'EC', crv: 'P-256' }))
+      .json<{ key: { kid: string } }>()
+      .key.kid.split('/')
+      .pop()!;
   }
 
   async importRsa(name: string, jwk: JsonWebKey): Promise<string> {
-    const res = await this.call('PUT', `/keys/${name}`, { key: { ...jwk, key_ops: ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'] } });
+    const res = await this.call('PUT', `/keys/${name}`, {
+      key: { ...jwk, key_ops: ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'] },
+    });
     return res.json<{ key: { kid: string } }>().key.kid;
   }
 
@@ -369,14 +389,29 @@ class Admin {
 }
 
 /** Runs one principal's calls in `objects` (inside), and for object scope the outside calls too. */
-async function runPrincipal(p: Principal, vault: string, admin: Admin, ops: Set<string>, material: CryptoMaterial, outside?: Objects): Promise<CaseResult[]> {
+async function runPrincipal(
+  p: Principal,
+  vault: string,
+  admin: Admin,
+  ops: Set<string>,
+  material: CryptoMaterial,
+  outside?: Objects,
+): Promise<CaseResult[]> {
   const cred = credential({ clientId: p.app.clientId, clientSecret: p.app.clientSecret });
   const secrets = new SecretClient(vault, cred, NO_RETRY);
   const keys = new KeyClient(vault, cred, NO_RETRY);
   const results: CaseResult[] = [];
   const record = (op: AzureOperation, o: Objects, where: 'inside' | 'outside', outcome: Outcome) => {
     const target = TARGET[op.id]?.(o);
-    results.push({ principal: p.label, group: p.group, op: op.id, target: target ?? `/${op.collection}`, where, expected: expectedFor(p, op, target), outcome });
+    results.push({
+      principal: p.label,
+      group: p.group,
+      op: op.id,
+      target: target ?? `/${op.collection}`,
+      where,
+      expected: expectedFor(p, op, target),
+      outcome,
+    });
   };
 
   const inside = async () => {
@@ -431,7 +466,12 @@ async function runMatrix(opts: {
   await createVault(vaultName, opts.rbac ? {} : { enableRbacAuthorization: false }, token);
   const vault = vaultUrl(vaultName);
   if (!opts.rbac) {
-    await setAccessPolicy(vaultName, opts.adminObjectId, { keys: [...ACCESS_POLICY_PERMISSIONS.keys], secrets: [...ACCESS_POLICY_PERMISSIONS.secrets] }, token);
+    await setAccessPolicy(
+      vaultName,
+      opts.adminObjectId,
+      { keys: [...ACCESS_POLICY_PERMISSIONS.keys], secrets: [...ACCESS_POLICY_PERMISSIONS.secrets] },
+      token,
+    );
   }
   const admin = new Admin(vault, token);
   const prefix = uniqueName('m');
@@ -459,7 +499,18 @@ async function runMatrix(opts: {
             admin.ecKey(n('kx')).then(() => admin.delete('keys', n('kx'))),
             admin.importRsa(n('rsa'), rsaJwk),
           ]);
-          return { s: n('s'), sVersion, sDeleted: n('sx'), k: n('k'), kVersion, kDeleted: n('kx'), rsa: n('rsa'), rsaKid: rsaKidOut, secretBackup: new Uint8Array(), keyBackup: new Uint8Array() };
+          return {
+            s: n('s'),
+            sVersion,
+            sDeleted: n('sx'),
+            k: n('k'),
+            kVersion,
+            kDeleted: n('kx'),
+            rsa: n('rsa'),
+            rsaKid: rsaKidOut,
+            secretBackup: new Uint8Array(),
+            keyBackup: new Uint8Array(),
+          };
         })()
       : Promise.resolve(undefined),
     admin.secret(sharedSecret),
@@ -482,14 +533,27 @@ async function runMatrix(opts: {
         admin.ecKey(k),
         ownBackup('secrets') ? admin.backupOfPurged('secrets', `${prefix}-${i}-rs`) : Promise.resolve(secretBackup),
         ownBackup('keys') ? admin.backupOfPurged('keys', `${prefix}-${i}-rk`) : Promise.resolve(keyBackup),
-        ...(assignments ?? []).map((a) => run(() => assignRole(vaultName, a.scope, roleDefinitionId(a.role), app.objectId, token))),
+        ...(assignments ?? []).map((a) =>
+          run(() => assignRole(vaultName, a.scope, roleDefinitionId(a.role), app.objectId, token)),
+        ),
         spec.policy ? run(() => setAccessPolicy(vaultName, app.objectId, spec.policy!, token)) : Promise.resolve(),
       ]);
       return {
         ...p,
         app,
         objectScope,
-        objects: { s, sVersion, sDeleted: s, k, kVersion, kDeleted: k, rsa, rsaKid, secretBackup: ownSecretBackup, keyBackup: ownKeyBackup },
+        objects: {
+          s,
+          sVersion,
+          sDeleted: s,
+          k,
+          kVersion,
+          kDeleted: k,
+          rsa,
+          rsaKid,
+          secretBackup: ownSecretBackup,
+          keyBackup: ownKeyBackup,
+        },
       };
     }),
   );
@@ -512,7 +576,11 @@ async function rawRefusal(p: Principal, m: MatrixRun) {
   const refused = candidates.find(([op, target]) => !expectedFor(p, azureOperation(op), target));
   if (!refused) return undefined;
   const res = await vaultRequest(refused[2], { url: m.vault, token: await tokenOf(p.app) });
-  return { what: `${p.label}: GET ${refused[2]}`, status: res.status, body: res.json<{ error?: { code?: string; message?: string; innererror?: { code?: string } } }>() };
+  return {
+    what: `${p.label}: GET ${refused[2]}`,
+    status: res.status,
+    body: res.json<{ error?: { code?: string; message?: string; innererror?: { code?: string } } }>(),
+  };
 }
 
 // ----------------------------------------------------------------------------------- the matrix
@@ -521,7 +589,11 @@ function rbacSpecs(): PrincipalSpec[] {
   const specs: PrincipalSpec[] = [];
   for (const role of AZURE_KEY_VAULT_ROLES) {
     const at = (label: string, scopes: string[]) =>
-      specs.push({ label: `${role.roleName} @ ${label}`, group: role.roleName, assignments: scopes.map((scope) => ({ role, scope })) });
+      specs.push({
+        label: `${role.roleName} @ ${label}`,
+        group: role.roleName,
+        assignments: scopes.map((scope) => ({ role, scope })),
+      });
     at('/', ['/']);
     at('/secrets+/keys', ['/secrets', '/keys']);
     at('its objects', ['object']);
@@ -564,11 +636,29 @@ beforeAll(async () => {
   const token = await adminToken();
   const { objectId } = await adminApplication(token);
   [rbacRun, policyRun] = await Promise.all([
-    runMatrix({ vaultName: uniqueName('mrbac'), rbac: true, specs: rbacSpecs(), ops: AZURE_OPERATIONS, token, adminObjectId: objectId }),
-    runMatrix({ vaultName: uniqueName('mpol'), rbac: false, specs: policySpecs(), ops: POLICY_OPS, token, adminObjectId: objectId }),
+    runMatrix({
+      vaultName: uniqueName('mrbac'),
+      rbac: true,
+      specs: rbacSpecs(),
+      ops: AZURE_OPERATIONS,
+      token,
+      adminObjectId: objectId,
+    }),
+    runMatrix({
+      vaultName: uniqueName('mpol'),
+      rbac: false,
+      specs: policySpecs(),
+      ops: POLICY_OPS,
+      token,
+      adminObjectId: objectId,
+    }),
   ]);
   if (TIMING) console.log(`matrix: ${rbacRun.results.length + policyRun.results.length} calls in ${Date.now() - started} ms`);
-  if (process.env.MATRIX_DUMP) (await import('node:fs')).writeFileSync(process.env.MATRIX_DUMP, JSON.stringify([...rbacRun.results, ...policyRun.results], null, 1));
+  if (process.env.MATRIX_DUMP)
+    (await import('node:fs')).writeFileSync(
+      process.env.MATRIX_DUMP,
+      JSON.stringify([...rbacRun.results, ...policyRun.results], null, 1),
+    );
 }, 240_000);
 
 describe('RBAC: every built-in role × every secret and key operation, at vault, collection and object scope', () => {
@@ -577,7 +667,10 @@ describe('RBAC: every built-in role × every secret and key operation, at vault,
     async (group) => {
       const principals = rbacRun.principals.filter((p) => p.group === group);
       // Every principal made every call (object scope also one per object-level data action outside).
-      const expectedCalls = principals.reduce((n, p) => n + AZURE_OPERATIONS.length + (p.objectScope ? OUTSIDE_OPS.length : 0), 0);
+      const expectedCalls = principals.reduce(
+        (n, p) => n + AZURE_OPERATIONS.length + (p.objectScope ? OUTSIDE_OPS.length : 0),
+        0,
+      );
       expect(rbacRun.results.filter((r) => r.group === group)).toHaveLength(expectedCalls);
       expect(mismatchesOf(rbacRun, group)).toEqual([]);
 
@@ -638,23 +731,32 @@ describe('RBAC: every built-in role × every secret and key operation, at vault,
 });
 
 describe('access policies: every secrets and keys permission × every operation', () => {
-  it.each(policySpecs().map((s) => s.group))('%s: allowed exactly where Azure allows, 403 Forbidden (AccessDenied) elsewhere', async (group) => {
-    expect(policyRun.results.filter((r) => r.group === group)).toHaveLength(POLICY_OPS.length);
-    expect(mismatchesOf(policyRun, group)).toEqual([]);
+  it.each(policySpecs().map((s) => s.group))(
+    '%s: allowed exactly where Azure allows, 403 Forbidden (AccessDenied) elsewhere',
+    async (group) => {
+      expect(policyRun.results.filter((r) => r.group === group)).toHaveLength(POLICY_OPS.length);
+      expect(mismatchesOf(policyRun, group)).toEqual([]);
 
-    const p = policyRun.principals.find((x) => x.group === group)!;
-    const refusal = await rawRefusal(p, policyRun);
-    expect(refusal, `${p.label} is refused something`).toBeDefined();
-    expect(refusal!.status, refusal!.what).toBe(403);
-    expect(refusal!.body.error?.code, refusal!.what).toBe('Forbidden');
-    expect(refusal!.body.error?.innererror?.code, refusal!.what).toBe('AccessDenied');
-  });
+      const p = policyRun.principals.find((x) => x.group === group)!;
+      const refusal = await rawRefusal(p, policyRun);
+      expect(refusal, `${p.label} is refused something`).toBeDefined();
+      expect(refusal!.status, refusal!.what).toBe(403);
+      expect(refusal!.body.error?.code, refusal!.what).toBe('Forbidden');
+      expect(refusal!.body.error?.innererror?.code, refusal!.what).toBe('AccessDenied');
+    },
+  );
 
   it('every permission is held by some principal and every operation is allowed to one and refused to another', () => {
     for (const op of POLICY_OPS) {
       const cases = policyRun.results.filter((r) => r.op === op.id);
-      expect(cases.some((r) => r.expected), `${op.id} allowed somewhere`).toBe(true);
-      expect(cases.some((r) => !r.expected), `${op.id} refused somewhere`).toBe(true);
+      expect(
+        cases.some((r) => r.expected),
+        `${op.id} allowed somewhere`,
+      ).toBe(true);
+      expect(
+        cases.some((r) => !r.expected),
+        `${op.id} refused somewhere`,
+      ).toBe(true);
     }
   });
 });

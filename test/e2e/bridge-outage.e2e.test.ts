@@ -40,12 +40,16 @@ describe('HSM bridge outage', () => {
     expect(Number(retryAfter)).toBeGreaterThan(0);
     expect(refused.json<{ error: { code: string; message: string } }>().error.code).toBeTruthy();
     // Nothing was created: management does not know it, and its hostname does not answer as a vault.
-    const lookup = await request(`${stackInfo().apexUrl}/management/vaults/${vault}`, { headers: { authorization: `Bearer ${token}` } });
+    const lookup = await request(`${stackInfo().apexUrl}/management/vaults/${vault}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(lookup.status, lookup.text).toBe(404);
-    const missing = await secretClient(vaultUrl(vault)).getSecret('anything').then(
-      () => 200,
-      (e: { statusCode?: number }) => e.statusCode,
-    );
+    const missing = await secretClient(vaultUrl(vault))
+      .getSecret('anything')
+      .then(
+        () => 200,
+        (e: { statusCode?: number }) => e.statusCode,
+      );
     expect(missing).toBe(404);
 
     await bridge.start();

@@ -9,7 +9,16 @@
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loopbackLookup } from '../../scripts/lib/https-client.js';
-import { adminToken, b64url, createVault, managementRequest, stackInfo, uniqueName, vaultRequest, vaultUrl } from '../support/e2e.js';
+import {
+  adminToken,
+  b64url,
+  createVault,
+  managementRequest,
+  stackInfo,
+  uniqueName,
+  vaultRequest,
+  vaultUrl,
+} from '../support/e2e.js';
 
 const CONNECTIONS = 16;
 const VAULTS = 6;
@@ -54,7 +63,9 @@ async function burst(targets: Target[]): Promise<Tally> {
           tally.total++;
           tally.byStatus.set(status, (tally.byStatus.get(status) ?? 0) + 1);
           if (status >= 500 && tally.failures.length < 5) {
-            tally.failures.push(`${t.method} ${t.url.pathname} ${status} ${Buffer.concat(chunks).toString('utf8').slice(0, 200)}`);
+            tally.failures.push(
+              `${t.method} ${t.url.pathname} ${status} ${Buffer.concat(chunks).toString('utf8').slice(0, 200)}`,
+            );
           }
           resolve();
         });
@@ -75,8 +86,14 @@ const count = (tally: Tally, pred: (status: number) => boolean) =>
 
 function expectNoServerErrors(tally: Tally, what: string, expected: number[]) {
   const summary = JSON.stringify(Object.fromEntries(tally.byStatus));
-  expect(count(tally, (s) => s >= 500), `${what}: ${summary}\n${tally.failures.join('\n')}`).toBe(0);
-  expect(count(tally, (s) => !expected.includes(s)), `${what}: ${summary}`).toBe(0);
+  expect(
+    count(tally, (s) => s >= 500),
+    `${what}: ${summary}\n${tally.failures.join('\n')}`,
+  ).toBe(0);
+  expect(
+    count(tally, (s) => !expected.includes(s)),
+    `${what}: ${summary}`,
+  ).toBe(0);
 }
 
 /** `n` targets drawn round-robin from `pool` (so concurrent requests ask for the same objects). */
@@ -117,7 +134,11 @@ describe('many requests in flight on one isolate', () => {
     expect(created.status, created.text).toBe(200);
     const kid = created.json<{ key: { kid: string } }>().key.kid;
     const digest = b64url(new Uint8Array(32).fill(7));
-    signs.push({ method: 'POST', url: new URL(`${kid}/sign?api-version=7.6`), body: JSON.stringify({ alg: 'ES256', value: digest }) });
+    signs.push({
+      method: 'POST',
+      url: new URL(`${kid}/sign?api-version=7.6`),
+      body: JSON.stringify({ alg: 'ES256', value: digest }),
+    });
     for (let v = 0; v < VAULTS; v++) reads.push(...(await freshVault()).secrets);
   }, 120_000);
 

@@ -34,7 +34,10 @@ async function manage(method: string, path: string, body?: unknown) {
   const { apexUrl } = stackInfo();
   return request(`${apexUrl}/management${path}`, {
     method,
-    headers: { authorization: `Bearer ${await adminToken()}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      authorization: `Bearer ${await adminToken()}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
 }
@@ -45,9 +48,13 @@ async function newApp(displayName: string): Promise<App> {
   expect(created.status, created.text).toBe(201);
   const { clientId, objectId } = created.json<App>();
   const vault = new URL(stackInfo().credentials.vaultUrl).hostname.split('.')[0]!;
-  const assigned = await manage('PUT', `/vaults/${vault}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}`, {
-    properties: { roleDefinitionId: KEY_VAULT_ADMINISTRATOR, principalId: objectId },
-  });
+  const assigned = await manage(
+    'PUT',
+    `/vaults/${vault}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}`,
+    {
+      properties: { roleDefinitionId: KEY_VAULT_ADMINISTRATOR, principalId: objectId },
+    },
+  );
   expect(assigned.status, assigned.text).toBe(201);
   return { clientId, objectId };
 }
@@ -112,27 +119,38 @@ describe('ClientCertificateCredential', () => {
 
   it('also works when the credential sends its certificate chain (x5c)', async () => {
     const { credentials: c } = stackInfo();
-    const credential = new ClientCertificateCredential(c.tenantId, app.clientId, { certificate: pems.combinedPem }, { ...options(), sendCertificateChain: true });
+    const credential = new ClientCertificateCredential(
+      c.tenantId,
+      app.clientId,
+      { certificate: pems.combinedPem },
+      { ...options(), sendCertificateChain: true },
+    );
     expect((await credential.getToken(scope())).token.split('.')).toHaveLength(3);
   });
 
   it("refuses a certificate the application doesn't hold (AADSTS700027), and one removed a moment ago", async () => {
     const { credentials: c } = stackInfo();
     const stranger = await certificateWithKey();
-    const err = await failure(new ClientCertificateCredential(c.tenantId, app.clientId, { certificate: stranger.combinedPem }, options()));
+    const err = await failure(
+      new ClientCertificateCredential(c.tenantId, app.clientId, { certificate: stranger.combinedPem }, options()),
+    );
     expect(err.message).toMatch(/invalid_client/);
     expect(err.message).toMatch(/AADSTS700027/);
     expect(err.message).not.toContain('PRIVATE KEY');
 
     const removed = await manage('DELETE', `/applications/${app.clientId}/certificates/${certificateId}`);
     expect(removed.status).toBe(204);
-    const revoked = await failure(new ClientCertificateCredential(c.tenantId, app.clientId, { certificate: pems.combinedPem }, options()));
+    const revoked = await failure(
+      new ClientCertificateCredential(c.tenantId, app.clientId, { certificate: pems.combinedPem }, options()),
+    );
     expect(revoked.message).toMatch(/AADSTS700027/);
   });
 
   it('refuses an unknown application (AADSTS700016)', async () => {
     const { credentials: c } = stackInfo();
-    const err = await failure(new ClientCertificateCredential(c.tenantId, crypto.randomUUID(), { certificate: pems.combinedPem }, options()));
+    const err = await failure(
+      new ClientCertificateCredential(c.tenantId, crypto.randomUUID(), { certificate: pems.combinedPem }, options()),
+    );
     expect(err.message).toMatch(/unauthorized_client|AADSTS700016/);
   });
 });
@@ -200,7 +218,9 @@ describe('ClientAssertionCredential with a federated identity credential', () =>
   });
 
   it('refuses an expired token (AADSTS700024)', async () => {
-    const err = await failure(credentialFor(() => issuer.sign({ sub: subject, aud: AUDIENCE }, { expiresIn: -600, notBefore: -1200 })));
+    const err = await failure(
+      credentialFor(() => issuer.sign({ sub: subject, aud: AUDIENCE }, { expiresIn: -600, notBefore: -1200 })),
+    );
     expect(err.message).toMatch(/AADSTS700024/);
   });
 

@@ -13,7 +13,11 @@ import { BOOTSTRAP_SECRET, startEdgeWorkers, ZONE, type EdgeWorkers } from '../s
 
 // The client package keeps its own copy of the wire types: they must stay assignable both ways.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const wireAgrees: [Same<Client.RpcResult<Client.Secret>, Wire.RpcResult<Wire.RpcSecret>>, Same<Client.KeyOperationResult, Wire.RpcKeyOperationResult>, Same<Client.KeyOperationInput, Wire.RpcKeyOperationInput>] = [true, true, true];
+const wireAgrees: [
+  Same<Client.RpcResult<Client.Secret>, Wire.RpcResult<Wire.RpcSecret>>,
+  Same<Client.KeyOperationResult, Wire.RpcKeyOperationResult>,
+  Same<Client.KeyOperationInput, Wire.RpcKeyOperationInput>,
+] = [true, true, true];
 void wireAgrees;
 
 const APEX = `https://${ZONE}`;
@@ -76,7 +80,12 @@ async function tokenOf(clientId: string, clientSecret: string): Promise<string> 
   const res = await w.fetch('vault-a', `${APEX}/${tenantId}/oauth2/v2.0/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret, scope: `${APEX}/.default` }).toString(),
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: clientId,
+      client_secret: clientSecret,
+      scope: `${APEX}/.default`,
+    }).toString(),
   });
   return (await ok(Promise.resolve(res))).access_token;
 }
@@ -97,7 +106,10 @@ const bytesOf = (v: Bytes) => new Uint8Array(Buffer.from(v.b64, 'base64'));
 
 /** One client call through the test edge app; `as` names the binding (its props name the app). */
 async function rpc<T = SecretReply>(binding: string, method: string, ...args: unknown[]): Promise<Reply<T>> {
-  const res = await w.fetch('edge-driver' as never, `https://edge.test/${binding}`, { method: 'POST', body: JSON.stringify({ method, args }) });
+  const res = await w.fetch('edge-driver' as never, `https://edge.test/${binding}`, {
+    method: 'POST',
+    body: JSON.stringify({ method, args }),
+  });
   expect(res.status).toBe(200);
   const body = (await res.json()) as Reply<T>;
   expect(body.untypedError, JSON.stringify(body.untypedError)).toBeUndefined();
@@ -130,7 +142,11 @@ async function rpcAudit(object: string, count: number, timeoutMs = 15_000): Prom
 beforeAll(async () => {
   w = await startEdgeWorkers(stackInfo());
   const boot = await ok(
-    w.fetch('vault-a', `${APEX}/management/bootstrap`, { method: 'POST', headers: { authorization: `Bootstrap ${BOOTSTRAP_SECRET}`, 'content-type': 'application/json' }, body: '{}' }),
+    w.fetch('vault-a', `${APEX}/management/bootstrap`, {
+      method: 'POST',
+      headers: { authorization: `Bootstrap ${BOOTSTRAP_SECRET}`, 'content-type': 'application/json' },
+      body: '{}',
+    }),
     201,
   );
   tenantId = boot.tenantId;
@@ -182,17 +198,30 @@ describe('service-binding RPC', () => {
 
   it('reads a batch; a missing entry is a typed 404 that does not fail the others', async () => {
     await ok(http('vault-a', 'PUT', `${vaultUrl('edge')}/secrets/other?${API}`, { value: 'other-value' }));
-    const value = (await rpc<(SecretReply & { typedError?: TypedError })[]>('READER', 'getSecrets', ['greeting', { name: 'other' }, 'no-such-secret'])).value!;
+    const value = (
+      await rpc<(SecretReply & { typedError?: TypedError })[]>('READER', 'getSecrets', [
+        'greeting',
+        { name: 'other' },
+        'no-such-secret',
+      ])
+    ).value!;
     expect(value[0]!.value).toBe('second');
     expect(value[1]!.value).toBe('other-value');
     expect(value[2]!.typedError).toMatchObject({ status: 404, code: 'SecretNotFound' });
-    const tooMany = await rpc('READER', 'getSecrets', Array.from({ length: 26 }, () => 'greeting'));
+    const tooMany = await rpc(
+      'READER',
+      'getSecrets',
+      Array.from({ length: 26 }, () => 'greeting'),
+    );
     expect(tooMany.typedError).toMatchObject({ status: 400, code: 'BadParameter' });
   });
 
   it('signs and verifies with a software key and with an HSM key', async () => {
     const digest = new Uint8Array(createHash('sha256').update('message').digest());
-    for (const [key, alg] of [['soft', 'RS256'], ['hsm', 'ES256']] as const) {
+    for (const [key, alg] of [
+      ['soft', 'RS256'],
+      ['hsm', 'ES256'],
+    ] as const) {
       const signed = (await rpc<{ kid: string; value: Bytes }>('READER', 'sign', key, alg, b64(digest))).value!;
       expect(signed.kid).toMatch(new RegExp(`^${vaultUrl('edge')}/keys/${key}/[0-9a-f]{32}$`));
       expect((await rpc<boolean>('READER', 'verify', key, alg, b64(digest), signed.value)).value).toBe(true);
@@ -223,7 +252,10 @@ describe('service-binding RPC', () => {
   });
 
   it('answers an unknown secret with a typed 404 SecretNotFound', async () => {
-    expect((await rpc('READER', 'getSecret', 'missing-secret')).typedError).toMatchObject({ status: 404, code: 'SecretNotFound' });
+    expect((await rpc('READER', 'getSecret', 'missing-secret')).typedError).toMatchObject({
+      status: 404,
+      code: 'SecretNotFound',
+    });
   });
 
   it('leaves one audit record per call, marked as RPC, with the refusal code', async () => {
@@ -259,7 +291,8 @@ describe('warm reads touch nothing remote', () => {
     const before = await stats();
     const own = before.d1Statements - first.d1Statements;
     for (let i = 0; i < 20; i++) expect((await rpc('READER', 'getSecret', 'greeting')).value!.value).toBe('second');
-    for (let i = 0; i < 20; i++) await ok(http('vault-a', 'GET', `${vaultUrl('edge')}/secrets/greeting?${API}`, undefined, readerToken));
+    for (let i = 0; i < 20; i++)
+      await ok(http('vault-a', 'GET', `${vaultUrl('edge')}/secrets/greeting?${API}`, undefined, readerToken));
     const after = await stats();
     expect(after.d1Statements - before.d1Statements - own).toBe(0);
     expect(after.bridgeCalls - before.bridgeCalls).toBe(0);
@@ -290,7 +323,9 @@ describe('the read-cache bound across two isolates (vault readCacheSeconds = 3)'
 
     const disabled = Date.now();
     await ok(http('vault-b', 'PATCH', url('c1'), { attributes: { enabled: false } }));
-    expect(await until(disabled, 'c1', (r) => r.typedError?.innerCode === 'SecretDisabled')).toBeLessThanOrEqual(STALE_BOUND_S + 1);
+    expect(await until(disabled, 'c1', (r) => r.typedError?.innerCode === 'SecretDisabled')).toBeLessThanOrEqual(
+      STALE_BOUND_S + 1,
+    );
 
     await ok(http('vault-a', 'PUT', url('c2'), { value: 'doomed' }));
     expect((await read('c2')).value!.value).toBe('doomed');
@@ -311,8 +346,16 @@ describe('the read-cache bound across two isolates (vault readCacheSeconds = 3)'
     await ok(http('vault-a', 'PUT', url('c4'), { value: 'guarded' }));
     expect((await read('c4')).value!.value).toBe('guarded');
     const removed = Date.now();
-    await ok(http('vault-b', 'DELETE', `${APEX}/management/vaults/stale/providers/Microsoft.Authorization/roleAssignments/${assignments['stale:secrets']}`));
-    expect(await until(removed, 'c4', (r) => r.typedError?.innerCode === 'ForbiddenByRbac')).toBeLessThanOrEqual(STALE_BOUND_S + 1);
+    await ok(
+      http(
+        'vault-b',
+        'DELETE',
+        `${APEX}/management/vaults/stale/providers/Microsoft.Authorization/roleAssignments/${assignments['stale:secrets']}`,
+      ),
+    );
+    expect(await until(removed, 'c4', (r) => r.typedError?.innerCode === 'ForbiddenByRbac')).toBeLessThanOrEqual(
+      STALE_BOUND_S + 1,
+    );
   });
 
   it('a row tampered with in D1 is never served: the warm copy is the authentic one, and once reloaded the read is refused', async () => {
@@ -320,7 +363,9 @@ describe('the read-cache bound across two isolates (vault readCacheSeconds = 3)'
     await ok(http('vault-a', 'PUT', url('c5'), { value: 'authentic' }));
     expect((await read('c5')).value!.value).toBe('authentic');
     const db = await w.d1();
-    const row = (await db.prepare(`SELECT version, ciphertext FROM secret_versions WHERE name = 'c5'`).first<{ version: string; ciphertext: string }>())!;
+    const row = (await db
+      .prepare(`SELECT version, ciphertext FROM secret_versions WHERE name = 'c5'`)
+      .first<{ version: string; ciphertext: string }>())!;
     const flipped = row.ciphertext.slice(0, 20) + (row.ciphertext[20] === 'A' ? 'B' : 'A') + row.ciphertext.slice(21);
     const tampered = Date.now();
     await db.prepare(`UPDATE secret_versions SET ciphertext = ? WHERE version = ?`).bind(flipped, row.version).run();

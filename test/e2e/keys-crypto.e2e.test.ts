@@ -25,7 +25,13 @@ import {
 } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { CryptographyClient, KeyClient, KeyVaultKey, RsaEncryptionAlgorithm, SignatureAlgorithm } from '@azure/keyvault-keys';
+import type {
+  CryptographyClient,
+  KeyClient,
+  KeyVaultKey,
+  RsaEncryptionAlgorithm,
+  SignatureAlgorithm as _SignatureAlgorithm,
+} from '@azure/keyvault-keys';
 import {
   adminToken,
   b64url,
@@ -42,9 +48,16 @@ import {
 
 type Hash = 'sha256' | 'sha384' | 'sha512';
 const HASH_OF: Record<string, Hash> = {
-  RS256: 'sha256', RS384: 'sha384', RS512: 'sha512',
-  PS256: 'sha256', PS384: 'sha384', PS512: 'sha512',
-  ES256: 'sha256', ES384: 'sha384', ES512: 'sha512', ES256K: 'sha256',
+  RS256: 'sha256',
+  RS384: 'sha384',
+  RS512: 'sha512',
+  PS256: 'sha256',
+  PS384: 'sha384',
+  PS512: 'sha512',
+  ES256: 'sha256',
+  ES384: 'sha384',
+  ES512: 'sha512',
+  ES256K: 'sha256',
 };
 const HASH_BYTES: Record<Hash, number> = { sha256: 32, sha384: 48, sha512: 64 };
 const RSA_SIGN_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] as const;
@@ -64,11 +77,17 @@ const flipped = (bytes: Uint8Array, index = Math.floor(bytes.length / 2)) => {
 /** node:crypto's (or noble's) verdict on a signature over `message` by the key `publicJwk`. */
 function verifiesLocally(alg: string, message: Uint8Array, key: KeyVaultKey, signature: Uint8Array): boolean {
   const hash = HASH_OF[alg]!;
-  if (alg === 'ES256K') return secp256k1.verify(signature, digestOf(alg, message), ecPoint(key.key!), { prehash: false, lowS: false });
+  if (alg === 'ES256K')
+    return secp256k1.verify(signature, digestOf(alg, message), ecPoint(key.key!), { prehash: false, lowS: false });
   const publicKey = nodePublicKey(key.key!);
   if (alg.startsWith('RS')) return nodeVerify(hash, message, publicKey, signature);
   if (alg.startsWith('PS')) {
-    return nodeVerify(hash, message, { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: HASH_BYTES[hash] }, signature);
+    return nodeVerify(
+      hash,
+      message,
+      { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: HASH_BYTES[hash] },
+      signature,
+    );
   }
   return nodeVerify(hash, message, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
 }
@@ -81,19 +100,26 @@ function signLocally(alg: string, message: Uint8Array, privateKey: KeyObject): U
     return secp256k1.sign(digestOf(alg, message), d, { prehash: false, lowS: false });
   }
   if (alg.startsWith('RS')) return nodeSign(hash, message, privateKey);
-  if (alg.startsWith('PS')) return nodeSign(hash, message, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: HASH_BYTES[hash] });
+  if (alg.startsWith('PS'))
+    return nodeSign(hash, message, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: HASH_BYTES[hash] });
   return nodeSign(hash, message, { key: privateKey, dsaEncoding: 'ieee-p1363' });
 }
 
 function nodeDecrypt(alg: RsaEncryptionAlgorithm, privateKey: KeyObject, ciphertext: Uint8Array): Buffer {
   if (alg === 'RSA1_5') return privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_PADDING }, ciphertext);
-  return privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: alg === 'RSA-OAEP' ? 'sha1' : 'sha256' }, ciphertext);
+  return privateDecrypt(
+    { key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: alg === 'RSA-OAEP' ? 'sha1' : 'sha256' },
+    ciphertext,
+  );
 }
 
 function nodeEncrypt(alg: RsaEncryptionAlgorithm, key: KeyVaultKey, plaintext: Uint8Array): Buffer {
   const publicKey = nodePublicKey(key.key!);
   if (alg === 'RSA1_5') return publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, plaintext);
-  return publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: alg === 'RSA-OAEP' ? 'sha1' : 'sha256' }, plaintext);
+  return publicEncrypt(
+    { key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: alg === 'RSA-OAEP' ? 'sha1' : 'sha256' },
+    plaintext,
+  );
 }
 
 // --------------------------------------------------------------------------------- the key set
@@ -105,8 +131,18 @@ interface TestKey {
   privateKey?: KeyObject;
 }
 
-interface RsaSpec { label: string; size: 2048 | 3072 | 4096; hsm: boolean; imported: boolean }
-interface EcSpec { label: string; crv: Curve; hsm: boolean; imported: boolean }
+interface RsaSpec {
+  label: string;
+  size: 2048 | 3072 | 4096;
+  hsm: boolean;
+  imported: boolean;
+}
+interface EcSpec {
+  label: string;
+  crv: Curve;
+  hsm: boolean;
+  imported: boolean;
+}
 
 // One 4096-bit key of each kind (they are slow to make); imported keys are the ones whose
 // private half we hold, for the directions that need it.
@@ -172,7 +208,11 @@ const get = (label: string) => {
 
 /** The vault's own encrypt or wrapkey (the SDK does RSA-OAEP and RSA1_5 itself). */
 async function vaultOperation(key: KeyVaultKey, op: 'encrypt' | 'wrapkey', alg: string, value: Uint8Array): Promise<Uint8Array> {
-  const res = await vaultRequest(`/keys/${key.name}/${key.properties.version}/${op}`, { method: 'POST', token, body: { alg, value: b64url(value) } });
+  const res = await vaultRequest(`/keys/${key.name}/${key.properties.version}/${op}`, {
+    method: 'POST',
+    token,
+    body: { alg, value: b64url(value) },
+  });
   expect(res.status, res.text).toBe(200);
   const body = res.json<{ kid: string; value: string }>();
   expect(body.kid).toBe(key.id);
@@ -207,8 +247,12 @@ describe.each(RSA_SPECS)('$label', (spec) => {
     }
     // RS is deterministic, PS is salted.
     const digest = digestOf('RS256', randomBytes(8));
-    expect(Buffer.from((await crypto.sign('RS256', digest)).result)).toEqual(Buffer.from((await crypto.sign('RS256', digest)).result));
-    expect(Buffer.from((await crypto.sign('PS256', digest)).result)).not.toEqual(Buffer.from((await crypto.sign('PS256', digest)).result));
+    expect(Buffer.from((await crypto.sign('RS256', digest)).result)).toEqual(
+      Buffer.from((await crypto.sign('RS256', digest)).result),
+    );
+    expect(Buffer.from((await crypto.sign('PS256', digest)).result)).not.toEqual(
+      Buffer.from((await crypto.sign('PS256', digest)).result),
+    );
   });
 
   it('signData hashes in the SDK and signs in the vault; verifyData (done by the SDK for RS*) accepts it', async () => {
@@ -243,13 +287,19 @@ describe.each(RSA_SPECS)('$label', (spec) => {
 
       const inVault = await vaultOperation(key, 'encrypt', alg, plaintext);
       expect(inVault).toHaveLength(modulusBytes);
-      expect(Buffer.from((await crypto.decrypt({ algorithm: alg, ciphertext: inVault })).result), `${alg} vault encrypt → vault decrypt`).toEqual(plaintext);
+      expect(
+        Buffer.from((await crypto.decrypt({ algorithm: alg, ciphertext: inVault })).result),
+        `${alg} vault encrypt → vault decrypt`,
+      ).toEqual(plaintext);
 
       const byNode = nodeEncrypt(alg, key, plaintext);
       expect(Buffer.from((await crypto.decrypt(alg, byNode)).result), `${alg} node encrypt → vault decrypt`).toEqual(plaintext);
     }
     // Encryption is randomized.
-    const again = [await vaultOperation(key, 'encrypt', 'RSA-OAEP-256', Buffer.from('x')), await vaultOperation(key, 'encrypt', 'RSA-OAEP-256', Buffer.from('x'))];
+    const again = [
+      await vaultOperation(key, 'encrypt', 'RSA-OAEP-256', Buffer.from('x')),
+      await vaultOperation(key, 'encrypt', 'RSA-OAEP-256', Buffer.from('x')),
+    ];
     expect(Buffer.from(again[0]!)).not.toEqual(Buffer.from(again[1]!));
   });
 

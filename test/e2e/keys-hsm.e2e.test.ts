@@ -53,26 +53,37 @@ function privateMembers(value: unknown, path = '$'): string[] {
 // ------------------------------------------------------------------------ no material in answers
 
 describe('HSM keys never reveal their material', () => {
-  it('in the SDK\'s KeyVaultKey nor in the raw JSON of create, import, get, update, list, delete and recover', async () => {
+  it("in the SDK's KeyVaultKey nor in the raw JSON of create, import, get, update, list, delete and recover", async () => {
     const client = keyClient();
     const token = await adminToken();
     const made: KeyVaultKey[] = [
       await client.createRsaKey(uniqueName('nomat-rsa'), { hsm: true, keySize: 2048 }),
       await client.createEcKey(uniqueName('nomat-ec'), { hsm: true, curve: 'P-256K' }),
       await client.createOctKey(uniqueName('nomat-oct'), { hsm: true, keySize: 192 }),
-      await client.importKey(uniqueName('nomat-imp-rsa'), toSdkJwk(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' })), {
-        hardwareProtected: true,
-      }),
-      await client.importKey(uniqueName('nomat-imp-ec'), toSdkJwk(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ format: 'jwk' })), {
-        hardwareProtected: true,
-      }),
+      await client.importKey(
+        uniqueName('nomat-imp-rsa'),
+        toSdkJwk(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' })),
+        {
+          hardwareProtected: true,
+        },
+      ),
+      await client.importKey(
+        uniqueName('nomat-imp-ec'),
+        toSdkJwk(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ format: 'jwk' })),
+        {
+          hardwareProtected: true,
+        },
+      ),
     ];
     for (const key of made) {
       const where = `${key.keyType} ${key.name}`;
       expect(key.keyType).toMatch(/-HSM$/);
       expectNoPrivateFields(key.key, `${where} (created)`);
       expectNoPrivateFields((await client.getKey(key.name)).key, `${where} (getKey)`);
-      expectNoPrivateFields((await client.updateKeyProperties(key.name, { tags: { stage: 'updated' } })).key, `${where} (update)`);
+      expectNoPrivateFields(
+        (await client.updateKeyProperties(key.name, { tags: { stage: 'updated' } })).key,
+        `${where} (update)`,
+      );
 
       for (const path of [`/keys/${key.name}`, `/keys/${key.name}/${key.properties.version}`]) {
         const res = await vaultRequest(path, { token });
@@ -159,7 +170,12 @@ describe.each(AES_SIZES)('oct-HSM %i', (size) => {
     // Without additional data, and a plaintext of one byte.
     const plain = await crypto.encrypt({ algorithm: GCM, plaintext: Buffer.from('x') });
     expect(plain.result).toHaveLength(1);
-    const back = await crypto.decrypt({ algorithm: GCM, ciphertext: plain.result, iv: plain.iv!, authenticationTag: plain.authenticationTag! });
+    const back = await crypto.decrypt({
+      algorithm: GCM,
+      ciphertext: plain.result,
+      iv: plain.iv!,
+      authenticationTag: plain.authenticationTag!,
+    });
     expect(Buffer.from(back.result).toString()).toBe('x');
   });
 
@@ -167,7 +183,13 @@ describe.each(AES_SIZES)('oct-HSM %i', (size) => {
     const { crypto } = oct();
     const aad = Buffer.from('bound');
     const e = await crypto.encrypt({ algorithm: GCM, plaintext: randomBytes(40), additionalAuthenticatedData: aad });
-    const base = { algorithm: GCM, ciphertext: e.result, iv: e.iv!, authenticationTag: e.authenticationTag!, additionalAuthenticatedData: aad };
+    const base = {
+      algorithm: GCM,
+      ciphertext: e.result,
+      iv: e.iv!,
+      authenticationTag: e.authenticationTag!,
+      additionalAuthenticatedData: aad,
+    };
     await expectRestError(crypto.decrypt({ ...base, authenticationTag: flipped(e.authenticationTag!) }), 400);
     await expectRestError(crypto.decrypt({ ...base, ciphertext: flipped(e.result) }), 400);
     await expectRestError(crypto.decrypt({ ...base, iv: flipped(e.iv!) }), 400);
@@ -202,7 +224,9 @@ describe.each(AES_SIZES)('oct-HSM %i', (size) => {
     // Without an iv the vault makes one and returns it.
     const generated = await crypto.encrypt({ algorithm: CBC, plaintext });
     expect(generated.iv).toHaveLength(16);
-    expect(Buffer.from((await crypto.decrypt({ algorithm: CBC, ciphertext: generated.result, iv: generated.iv! })).result)).toEqual(plaintext);
+    expect(
+      Buffer.from((await crypto.decrypt({ algorithm: CBC, ciphertext: generated.result, iv: generated.iv! })).result),
+    ).toEqual(plaintext);
 
     await expectRestError(crypto.encrypt({ algorithm: CBC, plaintext: randomBytes(20), iv }), 400);
     await expectRestError(crypto.decrypt({ algorithm: CBC, ciphertext: encrypted.result.subarray(0, 20), iv }), 400);
@@ -249,10 +273,18 @@ describe.each(AES_SIZES)('oct-HSM %i', (size) => {
     const { crypto } = oct();
     const other = AES_SIZES.find((s) => s !== size)!;
     await expectRestError(crypto.encrypt({ algorithm: `A${other}GCM`, plaintext: randomBytes(16) }), 400, 'BadParameter');
-    await expectRestError(crypto.encrypt({ algorithm: `A${other}CBCPAD`, plaintext: randomBytes(16), iv: randomBytes(16) }), 400, 'BadParameter');
+    await expectRestError(
+      crypto.encrypt({ algorithm: `A${other}CBCPAD`, plaintext: randomBytes(16), iv: randomBytes(16) }),
+      400,
+      'BadParameter',
+    );
     await expectRestError(crypto.wrapKey(`A${other}KW`, randomBytes(32)), 400, 'BadParameter');
     await expectRestError(crypto.wrapKey(GCM as unknown as 'A256KW', randomBytes(32)), 400, 'BadParameter');
-    await expectRestError(crypto.encrypt({ algorithm: KW as unknown as 'A256GCM', plaintext: randomBytes(32) }), 400, 'BadParameter');
+    await expectRestError(
+      crypto.encrypt({ algorithm: KW as unknown as 'A256GCM', plaintext: randomBytes(32) }),
+      400,
+      'BadParameter',
+    );
     await expectRestError(crypto.encrypt({ algorithm: 'RSA-OAEP-256', plaintext: randomBytes(16) }), 400, 'BadParameter');
     await expectRestError(crypto.wrapKey('RSA-OAEP', randomBytes(32)), 400, 'BadParameter');
   });
@@ -270,7 +302,11 @@ describe('oct-HSM key_ops and versions', () => {
 
     await client.updateKeyProperties(name, v1.properties.version!, { keyOps: ['wrapKey', 'unwrapKey'] });
     await expectRestError(v1Crypto.encrypt({ algorithm: 'A256GCM', plaintext: randomBytes(16) }), 403, 'Forbidden');
-    await expectRestError(v1Crypto.decrypt({ algorithm: 'A256CBC', ciphertext: randomBytes(16), iv: randomBytes(16) }), 403, 'Forbidden');
+    await expectRestError(
+      v1Crypto.decrypt({ algorithm: 'A256CBC', ciphertext: randomBytes(16), iv: randomBytes(16) }),
+      403,
+      'Forbidden',
+    );
 
     const v2 = await client.createOctKey(name, { hsm: true, keySize: 256 });
     const v2Crypto = cryptoClient(v2);
@@ -320,7 +356,9 @@ describe('HSM bridge outage', () => {
       // Software keys: private operations in the Worker.
       const signed = await sw.sign('PS256', digest);
       expect((await sw.verify('PS256', digest, signed.result)).result).toBe(true);
-      expect(Buffer.from((await sw.decrypt({ algorithm: 'RSA-OAEP-256', ciphertext: swCiphertext })).result).toString()).toBe('software');
+      expect(Buffer.from((await sw.decrypt({ algorithm: 'RSA-OAEP-256', ciphertext: swCiphertext })).result).toString()).toBe(
+        'software',
+      );
       expect((await swEc.sign('ES256K', digest)).result).toHaveLength(64);
 
       // HSM keys: 503 with Retry-After, through the SDK...
@@ -338,7 +376,11 @@ describe('HSM bridge outage', () => {
         expect(Number(retryAfter)).toBeGreaterThan(0);
       }
       // ...and raw.
-      const raw = await vaultRequest(`/keys/${ecHsm.name}/sign`, { method: 'POST', token, body: { alg: 'ES256', value: b64url(digest) } });
+      const raw = await vaultRequest(`/keys/${ecHsm.name}/sign`, {
+        method: 'POST',
+        token,
+        body: { alg: 'ES256', value: b64url(digest) },
+      });
       expect(raw.status, raw.text).toBe(503);
       expect(raw.headers['retry-after']).toMatch(/^\d+$/);
       expect(raw.json<{ error: { code: string; message: string } }>().error.code).toBeTruthy();
@@ -349,16 +391,27 @@ describe('HSM bridge outage', () => {
 
       // Public operations of HSM keys need no HSM.
       expect((await ec.verify('ES256', digest, hsmSignature)).result).toBe(true);
-      expect(nodeVerify('sha256', message, { key: nodePublicKey(ecHsm.key!), dsaEncoding: 'ieee-p1363' }, hsmSignature)).toBe(true);
+      expect(nodeVerify('sha256', message, { key: nodePublicKey(ecHsm.key!), dsaEncoding: 'ieee-p1363' }, hsmSignature)).toBe(
+        true,
+      );
     } finally {
       await bridge.start();
     }
 
     // Healed, without restarting the Worker.
     const signed = await ec.sign('ES256', digest);
-    expect(nodeVerify('sha256', message, { key: nodePublicKey(ecHsm.key!), dsaEncoding: 'ieee-p1363' }, signed.result)).toBe(true);
-    expect(Buffer.from((await rsa.decrypt({ algorithm: 'RSA-OAEP-256', ciphertext: hsmCiphertext })).result).toString()).toBe('hsm');
+    expect(nodeVerify('sha256', message, { key: nodePublicKey(ecHsm.key!), dsaEncoding: 'ieee-p1363' }, signed.result)).toBe(
+      true,
+    );
+    expect(Buffer.from((await rsa.decrypt({ algorithm: 'RSA-OAEP-256', ciphertext: hsmCiphertext })).result).toString()).toBe(
+      'hsm',
+    );
     const e = await aes.encrypt({ algorithm: 'A256GCM', plaintext: Buffer.from('back') });
-    expect(Buffer.from((await aes.decrypt({ algorithm: 'A256GCM', ciphertext: e.result, iv: e.iv!, authenticationTag: e.authenticationTag! })).result).toString()).toBe('back');
+    expect(
+      Buffer.from(
+        (await aes.decrypt({ algorithm: 'A256GCM', ciphertext: e.result, iv: e.iv!, authenticationTag: e.authenticationTag! }))
+          .result,
+      ).toString(),
+    ).toBe('back');
   });
 });

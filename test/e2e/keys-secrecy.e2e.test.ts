@@ -21,7 +21,12 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 /** Every form a secret byte string could take in a log or a database page. */
 function forms(bytes: Buffer): Buffer[] {
-  return [bytes, Buffer.from(bytes.toString('base64url')), Buffer.from(bytes.toString('base64')), Buffer.from(bytes.toString('hex'))];
+  return [
+    bytes,
+    Buffer.from(bytes.toString('base64url')),
+    Buffer.from(bytes.toString('base64')),
+    Buffer.from(bytes.toString('hex')),
+  ];
 }
 
 describe('key material stays secret', () => {
@@ -32,17 +37,23 @@ describe('key material stays secret', () => {
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const rsaJwk = rsa.privateKey.export({ format: 'jwk' });
     const ecJwk = ec.privateKey.export({ format: 'jwk' });
-    for (const field of ['d', 'p', 'q', 'dp', 'dq', 'qi'] as const) needles.set(`rsa.${field}`, Buffer.from(rsaJwk[field]!, 'base64url'));
+    for (const field of ['d', 'p', 'q', 'dp', 'dq', 'qi'] as const)
+      needles.set(`rsa.${field}`, Buffer.from(rsaJwk[field]!, 'base64url'));
     needles.set('ec.d', Buffer.from(ecJwk.d!, 'base64url'));
 
     const plaintext = Buffer.from(`canary-plaintext-${randomBytes(12).toString('hex')}`);
     needles.set('plaintext', plaintext);
-    const digest = createHash('sha256').update(`canary-message-${randomBytes(12).toString('hex')}`).digest();
+    const digest = createHash('sha256')
+      .update(`canary-message-${randomBytes(12).toString('hex')}`)
+      .digest();
 
     for (const hsm of [false, true]) {
       const rsaKey = await client.importKey(uniqueName('secret-rsa'), toSdkJwk(rsaJwk), { hardwareProtected: hsm });
       const ecKey = await client.importKey(uniqueName('secret-ec'), toSdkJwk(ecJwk), { hardwareProtected: hsm });
-      const ciphertext = publicEncrypt({ key: rsa.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, plaintext);
+      const ciphertext = publicEncrypt(
+        { key: rsa.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+        plaintext,
+      );
       const decrypted = await cryptoClient(rsaKey).decrypt({ algorithm: 'RSA-OAEP-256', ciphertext });
       expect(Buffer.from(decrypted.result).equals(plaintext)).toBe(true);
       const unwrapped = await cryptoClient(rsaKey).unwrapKey('RSA-OAEP-256', ciphertext);
@@ -52,7 +63,18 @@ describe('key material stays secret', () => {
     }
     const oct = await client.createOctKey(uniqueName('secret-oct'), { hsm: true, keySize: 256 });
     const sealed = await cryptoClient(oct).encrypt({ algorithm: 'A256GCM', plaintext });
-    expect(Buffer.from((await cryptoClient(oct).decrypt({ algorithm: 'A256GCM', ciphertext: sealed.result, iv: sealed.iv!, authenticationTag: sealed.authenticationTag! })).result).equals(plaintext)).toBe(true);
+    expect(
+      Buffer.from(
+        (
+          await cryptoClient(oct).decrypt({
+            algorithm: 'A256GCM',
+            ciphertext: sealed.result,
+            iv: sealed.iv!,
+            authenticationTag: sealed.authenticationTag!,
+          })
+        ).result,
+      ).equals(plaintext),
+    ).toBe(true);
 
     // Let the audit and event consumers write what these requests produced.
     await new Promise((resolve) => setTimeout(resolve, 2500));

@@ -121,9 +121,15 @@ describe('KeyClient against the local vault', () => {
     await expectRestError(client().createOctKey(uniqueName('bad-oct'), { keySize: 256 }), 400, 'BadParameter');
     await expectRestError(client().createRsaKey(uniqueName('bad-rsa'), { keySize: 1024 }), 400, 'BadParameter');
     // (raw: the SDK 4.10.2 does not send publicExponent)
-    const exponent3 = await vaultRequest(`/keys/${uniqueName('bad-exp')}/create`, { method: 'POST', body: { kty: 'RSA', key_size: 2048, public_exponent: 3 } });
+    const exponent3 = await vaultRequest(`/keys/${uniqueName('bad-exp')}/create`, {
+      method: 'POST',
+      body: { kty: 'RSA', key_size: 2048, public_exponent: 3 },
+    });
     expect(exponent3.status, exponent3.text).toBe(400);
-    const exponent65537 = await vaultRequest(`/keys/${uniqueName('exp')}/create`, { method: 'POST', body: { kty: 'RSA', key_size: 2048, public_exponent: 65537 } });
+    const exponent65537 = await vaultRequest(`/keys/${uniqueName('exp')}/create`, {
+      method: 'POST',
+      body: { kty: 'RSA', key_size: 2048, public_exponent: 65537 },
+    });
     expect(exponent65537.status, exponent65537.text).toBe(200);
     await expectRestError(client().createEcKey(uniqueName('bad-crv'), { curve: 'P-192' as 'P-256' }), 400, 'BadParameter');
     await expectRestError(client().createOctKey(uniqueName('bad-oct-size'), { hsm: true, keySize: 512 }), 400, 'BadParameter');
@@ -175,11 +181,19 @@ describe('KeyClient against the local vault', () => {
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
     const mixed = toSdkJwk({ ...pair.privateKey.export({ format: 'jwk' }), d: other.d });
     await expectRestError(client().importKey(uniqueName('import-mixed'), mixed), 400, 'BadParameter');
-    await expectRestError(client().importKey(uniqueName('import-mixed-hsm'), mixed, { hardwareProtected: true }), 400, 'BadParameter');
+    await expectRestError(
+      client().importKey(uniqueName('import-mixed-hsm'), mixed, { hardwareProtected: true }),
+      400,
+      'BadParameter',
+    );
 
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
     const otherEc = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
-    await expectRestError(client().importKey(uniqueName('import-ec-mixed'), toSdkJwk({ ...ec, d: otherEc.d })), 400, 'BadParameter');
+    await expectRestError(
+      client().importKey(uniqueName('import-ec-mixed'), toSdkJwk({ ...ec, d: otherEc.d })),
+      400,
+      'BadParameter',
+    );
   });
 
   it('getKey reads the latest version or any given one; names are case-insensitive; unknown names and versions are 404', async () => {
@@ -239,7 +253,10 @@ describe('KeyClient against the local vault', () => {
     expect(latest.id).toBe(v2.id);
     expect(latest.properties.tags).toEqual({ latest: 'true' });
 
-    await expectRestError(client().updateKeyProperties(name, v1.properties.version!, { keyOps: ['sign', 'nonsense' as 'sign'] }), 400);
+    await expectRestError(
+      client().updateKeyProperties(name, v1.properties.version!, { keyOps: ['sign', 'nonsense' as 'sign'] }),
+      400,
+    );
     await expectRestError(client().updateKeyProperties(uniqueName('nokey'), { enabled: false }), 404, 'KeyNotFound');
   });
 
@@ -312,7 +329,10 @@ describe('KeyClient against the local vault', () => {
     // Creating a key whose name is deleted but recoverable: 409, whatever the type.
     await expectRestError(client().createRsaKey(name), 409, 'Conflict');
     await expectRestError(client().createEcKey(name), 409, 'Conflict');
-    await expectRestError(client().importKey(name, toSdkJwk(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }))), 409);
+    await expectRestError(
+      client().importKey(name, toSdkJwk(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }))),
+      409,
+    );
 
     const fetched = await client().getDeletedKey(name);
     expect(fetched.name).toBe(name);
@@ -508,7 +528,9 @@ describe('key rotation', () => {
     expectNoPrivateMaterial(rotated);
     const digest = new Uint8Array(createHash('sha384').update('rotate').digest());
     const signed = await cryptoClient(rotated).sign('ES384', digest);
-    expect(nodeVerify('sha384', Buffer.from('rotate'), { key: nodePublicKey(rotated.key!), dsaEncoding: 'ieee-p1363' }, signed.result)).toBe(true);
+    expect(
+      nodeVerify('sha384', Buffer.from('rotate'), { key: nodePublicKey(rotated.key!), dsaEncoding: 'ieee-p1363' }, signed.result),
+    ).toBe(true);
   });
 
   it('updateKeyRotationPolicy and getKeyRotationPolicy store the policy; a rotation applies its expiresIn', async () => {
@@ -545,7 +567,9 @@ describe('key rotation', () => {
     expect(Math.abs(rotated.properties.expiresOn!.getTime() - expected)).toBeLessThanOrEqual(2_000);
 
     // A new policy replaces the old one (and without a Notify of its own, the default one applies).
-    const replaced = await client().updateKeyRotationPolicy(name, { lifetimeActions: [{ action: 'Rotate', timeAfterCreate: 'P60D' }] });
+    const replaced = await client().updateKeyRotationPolicy(name, {
+      lifetimeActions: [{ action: 'Rotate', timeAfterCreate: 'P60D' }],
+    });
     expect(replaced.expiresIn).toBeUndefined();
     expect(replaced.lifetimeActions).toContainEqual({ action: 'Rotate', timeAfterCreate: 'P60D', timeBeforeExpiry: undefined });
     expect(replaced.lifetimeActions).not.toContainEqual(expect.objectContaining({ timeBeforeExpiry: 'P7D' }));
@@ -557,7 +581,9 @@ describe('key rotation', () => {
     await client().createEcKey(name);
     // Two triggers on one action; an expiry under Azure's minimum of 28 days; not a duration.
     await expectRestError(
-      client().updateKeyRotationPolicy(name, { lifetimeActions: [{ action: 'Rotate', timeAfterCreate: 'P30D', timeBeforeExpiry: 'P30D' }] }),
+      client().updateKeyRotationPolicy(name, {
+        lifetimeActions: [{ action: 'Rotate', timeAfterCreate: 'P30D', timeBeforeExpiry: 'P30D' }],
+      }),
       400,
     );
     await expectRestError(client().updateKeyRotationPolicy(name, { expiresIn: 'P7D' }), 400);
@@ -585,10 +611,16 @@ describe('cryptographic operations the key may not perform', () => {
     expect((await crypto.verify('RS256', digest, signed.result)).result).toBe(true); // still allowed
 
     // The same refusal without the SDK in the way, and wrapKey was never allowed.
-    const raw = await vaultRequest(`/keys/${name}/sign`, { method: 'POST', body: { alg: 'RS256', value: Buffer.from(digest).toString('base64url') } });
+    const raw = await vaultRequest(`/keys/${name}/sign`, {
+      method: 'POST',
+      body: { alg: 'RS256', value: Buffer.from(digest).toString('base64url') },
+    });
     expect(raw.status, raw.text).toBe(403);
     expect(raw.json<{ error: { code: string } }>().error.code).toBe('Forbidden');
-    const wrap = await vaultRequest(`/keys/${name}/wrapkey`, { method: 'POST', body: { alg: 'RSA-OAEP', value: Buffer.alloc(32).toString('base64url') } });
+    const wrap = await vaultRequest(`/keys/${name}/wrapkey`, {
+      method: 'POST',
+      body: { alg: 'RSA-OAEP', value: Buffer.alloc(32).toString('base64url') },
+    });
     expect(wrap.status, wrap.text).toBe(403);
   });
 
@@ -657,7 +689,9 @@ describe('cryptographic operations the key may not perform', () => {
     await expectRestError(crypto.encrypt({ algorithm: 'RSA-OAEP-256', plaintext: Buffer.from('x') }), 403, 'Forbidden');
     await expectRestError(crypto.wrapKey('RSA-OAEP-256', randomBytes(32)), 403, 'Forbidden');
     expect((await crypto.verify('PS256', digest, signed.result)).result).toBe(true);
-    expect(Buffer.from((await crypto.decrypt({ algorithm: 'RSA-OAEP-256', ciphertext: encrypted.result })).result).toString()).toBe('kept readable');
+    expect(
+      Buffer.from((await crypto.decrypt({ algorithm: 'RSA-OAEP-256', ciphertext: encrypted.result })).result).toString(),
+    ).toBe('kept readable');
     expect((await crypto.unwrapKey('RSA-OAEP-256', wrapped.result)).result).toHaveLength(32);
 
     // Not yet valid (nbf in the future): the same rule.

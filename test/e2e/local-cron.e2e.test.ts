@@ -24,7 +24,11 @@ interface Checkpoints {
 
 function npmRunCron(env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('npm', ['run', '--silent', 'cron'], { cwd: REPO_DIR, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('npm', ['run', '--silent', 'cron'], {
+      cwd: REPO_DIR,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -79,16 +83,24 @@ describe('local cron', () => {
 
     // The write's record reaches the chain through the audit queue; note the head it made.
     let headAfterWrite = 0;
-    await waitUntil('the write recorded in the vault chain', async () => {
-      headAfterWrite = (await checkpoints()).head?.seq ?? 0;
-      return headAfterWrite > 0;
-    }, { timeoutMs: 30_000, intervalMs: 500 });
+    await waitUntil(
+      'the write recorded in the vault chain',
+      async () => {
+        headAfterWrite = (await checkpoints()).head?.seq ?? 0;
+        return headAfterWrite > 0;
+      },
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
 
     // Nothing but the stack's timer runs the audit job here: a checkpoint at or past that head.
-    await waitUntil('a checkpoint covering the write', async () => (await checkpoints()).checkpoints.some((cp) => cp.seq >= headAfterWrite), {
-      timeoutMs: CRON_INTERVAL_SECONDS * 1000 * 10,
-      intervalMs: 1000,
-    });
+    await waitUntil(
+      'a checkpoint covering the write',
+      async () => (await checkpoints()).checkpoints.some((cp) => cp.seq >= headAfterWrite),
+      {
+        timeoutMs: CRON_INTERVAL_SECONDS * 1000 * 10,
+        intervalMs: 1000,
+      },
+    );
   });
 
   it('runs the scheduled handler now with `npm run cron` and prints its answer', async () => {

@@ -16,7 +16,9 @@ import { stackInfo } from '../support/e2e.js';
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./python/sdk_smoke.py', import.meta.url));
 
-const probe = spawnSync(PYTHON, ['-c', 'import azure.keyvault.secrets, azure.keyvault.keys, azure.identity'], { encoding: 'utf8' });
+const probe = spawnSync(PYTHON, ['-c', 'import azure.keyvault.secrets, azure.keyvault.keys, azure.identity'], {
+  encoding: 'utf8',
+});
 const available = probe.status === 0;
 const reason = available
   ? ''
@@ -83,9 +85,12 @@ describe.skipIf(!available)(`Azure SDK for Python against the local vault${reaso
 
     // The defaults went out and were answered: secrets at 7.3, keys and crypto at the 7.4 preview,
     // the sign itself at the service (not done locally by the SDK).
-    const versionsOf = (path: RegExp) => new Set(out.requests.filter((r) => path.test(r.split(' ')[1]!)).map((r) => r.split(' ')[2]));
+    const versionsOf = (path: RegExp) =>
+      new Set(out.requests.filter((r) => path.test(r.split(' ')[1]!)).map((r) => r.split(' ')[2]));
     expect(versionsOf(/^\/secrets\//)).toEqual(new Set(['7.3']));
     expect(versionsOf(/^\/keys\//)).toEqual(new Set(['7.4-preview.1']));
-    expect(out.requests).toContainEqual(expect.stringMatching(/^POST \/keys\/py-key-[0-9a-f]{12}\/[0-9a-f]{32}\/sign 7\.4-preview\.1$/));
+    expect(out.requests).toContainEqual(
+      expect.stringMatching(/^POST \/keys\/py-key-[0-9a-f]{12}\/[0-9a-f]{32}\/sign 7\.4-preview\.1$/),
+    );
   }, 180_000);
 });

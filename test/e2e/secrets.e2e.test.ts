@@ -14,7 +14,8 @@ async function expectStatus(promise: Promise<unknown>, status: number) {
     (value) => ({ unexpectedSuccess: value }),
     (e: unknown) => e,
   );
-  if (!isRestError(err)) throw new Error(`expected HTTP ${status}, got ${err instanceof Error ? err.stack : JSON.stringify(err)}`);
+  if (!isRestError(err))
+    throw new Error(`expected HTTP ${status}, got ${err instanceof Error ? err.stack : JSON.stringify(err)}`);
   expect(err.statusCode, err.message).toBe(status);
   return err;
 }
@@ -137,7 +138,9 @@ describe('SecretClient against the local vault', () => {
   it('list answers carry no values and absolute nextLinks (raw HTTP)', async () => {
     const { credentials } = stackInfo();
     const token = await adminToken();
-    const res = await request(`${credentials.vaultUrl}/secrets?api-version=7.6&maxresults=2`, { headers: { authorization: `Bearer ${token}` } });
+    const res = await request(`${credentials.vaultUrl}/secrets?api-version=7.6&maxresults=2`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(res.status).toBe(200);
     const body = res.json<{ value: Record<string, unknown>[]; nextLink: string | null }>();
     expect(body.value.length).toBeLessThanOrEqual(2);

@@ -16,7 +16,12 @@ import { fromBase64Url } from '../../src/core/encoding';
 import { toPem } from '../../src/objects/certificates/issuers/ca-core';
 import { CloudflareDns } from '../../src/objects/certificates/issuers/acme/dns';
 import { AcmeIssuer } from '../../src/objects/certificates/issuers/acme/issuer';
-import { dnsTxtValue, generateAccountKey, keyAuthorization, type AccountKey } from '../../src/objects/certificates/issuers/acme/jws';
+import {
+  dnsTxtValue,
+  generateAccountKey,
+  keyAuthorization,
+  type AccountKey,
+} from '../../src/objects/certificates/issuers/acme/jws';
 import type { AcmeAccount, AcmeAccountStore, Http01Store } from '../../src/objects/certificates/issuers/acme/ports';
 import type { IssueOutcome } from '../../src/objects/certificates/issuers/types';
 import { fetchTrusting } from '../support/fetch-trusting';
@@ -67,8 +72,21 @@ async function verifyWithPebbleRoot(chainDer: Uint8Array[]): Promise<string> {
   const rootPath = join(dir, 'pebble-root.pem');
   await writeFile(rootPath, await root.text());
   await writeFile(join(dir, 'leaf.pem'), toPem(chainDer[0]!));
-  await writeFile(join(dir, 'intermediates.pem'), chainDer.slice(1).map((d) => toPem(d)).join(''));
-  const { stdout } = await run('openssl', ['verify', '-CAfile', rootPath, '-untrusted', join(dir, 'intermediates.pem'), join(dir, 'leaf.pem')]);
+  await writeFile(
+    join(dir, 'intermediates.pem'),
+    chainDer
+      .slice(1)
+      .map((d) => toPem(d))
+      .join(''),
+  );
+  const { stdout } = await run('openssl', [
+    'verify',
+    '-CAfile',
+    rootPath,
+    '-untrusted',
+    join(dir, 'intermediates.pem'),
+    join(dir, 'leaf.pem'),
+  ]);
   return stdout;
 }
 
@@ -103,7 +121,12 @@ describe('ACME issuer against pebble', () => {
 
     // The account is registered once and reused.
     const url = accounts.accountUrl;
-    const again = await issuer.issue({ csrDer: (await makeCsr('CN=x', undefined, [name])).csrDer, subject: '', dnsNames: [name], validityMonths: 3 });
+    const again = await issuer.issue({
+      csrDer: (await makeCsr('CN=x', undefined, [name])).csrDer,
+      subject: '',
+      dnsNames: [name],
+      validityMonths: 3,
+    });
     expect(again.status).toBe('pending');
     expect(accounts.accountUrl).toBe(url);
   });
@@ -137,26 +160,52 @@ describe('ACME issuer against pebble', () => {
       expect(record.content).toMatch(/^"[A-Za-z0-9_-]{43}"$/);
       // The value is the digest of a key authorization of this account.
       expect(record.content).not.toBe(`"${await dnsTxtValue('')}"`);
-      expect(requests.filter((r) => r.method === 'DELETE').map((r) => r.url)).toEqual(['/client/v4/zones/zone123/dns_records/rec1']);
+      expect(requests.filter((r) => r.method === 'DELETE').map((r) => r.url)).toEqual([
+        '/client/v4/zones/zone123/dns_records/rec1',
+      ]);
     } finally {
       await new Promise<void>((resolve) => fake.close(() => resolve()));
     }
   });
 
   it('fails clearly without the EAB the server requires, for a wildcard over http-01, and for a bad resume token', async () => {
-    const issuer = new AcmeIssuer({ directoryUrl: pebble.directoryUrl, accounts: new MemoryAccounts(null), challenge: 'http-01', http01: new MemoryHttp01(), fetch });
+    const issuer = new AcmeIssuer({
+      directoryUrl: pebble.directoryUrl,
+      accounts: new MemoryAccounts(null),
+      challenge: 'http-01',
+      http01: new MemoryHttp01(),
+      fetch,
+    });
     const { csrDer } = await makeCsr('CN=x', undefined, ['x.example.test']);
     expect(await issuer.issue({ csrDer, subject: '', dnsNames: ['x.example.test'], validityMonths: 3 })).toEqual({
       status: 'failed',
       error: 'The ACME server requires External Account Binding; configure its key id and HMAC key.',
     });
-    const wrongMac = new AcmeIssuer({ directoryUrl: pebble.directoryUrl, accounts: new MemoryAccounts({ kid: EAB.kid, hmacKey: new Uint8Array(32) }), challenge: 'http-01', http01: new MemoryHttp01(), fetch });
-    expect(await wrongMac.issue({ csrDer, subject: '', dnsNames: ['x.example.test'], validityMonths: 3 })).toMatchObject({ status: 'failed', error: expect.stringMatching(/^ACME server: /) });
+    const wrongMac = new AcmeIssuer({
+      directoryUrl: pebble.directoryUrl,
+      accounts: new MemoryAccounts({ kid: EAB.kid, hmacKey: new Uint8Array(32) }),
+      challenge: 'http-01',
+      http01: new MemoryHttp01(),
+      fetch,
+    });
+    expect(await wrongMac.issue({ csrDer, subject: '', dnsNames: ['x.example.test'], validityMonths: 3 })).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/^ACME server: /),
+    });
 
     const http01 = new MemoryHttp01();
-    const withEab = new AcmeIssuer({ directoryUrl: pebble.directoryUrl, accounts: new MemoryAccounts(EAB), challenge: 'http-01', http01, fetch });
+    const withEab = new AcmeIssuer({
+      directoryUrl: pebble.directoryUrl,
+      accounts: new MemoryAccounts(EAB),
+      challenge: 'http-01',
+      http01,
+      fetch,
+    });
     const wildcard = await withEab.issue({ csrDer, subject: '', dnsNames: ['*.w.example.test'], validityMonths: 3 });
-    expect(wildcard).toEqual({ status: 'failed', error: 'The ACME server offers no http-01 challenge for w.example.test (wildcards need dns-01).' });
+    expect(wildcard).toEqual({
+      status: 'failed',
+      error: 'The ACME server offers no http-01 challenge for w.example.test (wildcards need dns-01).',
+    });
     expect(await withEab.resume('not-a-token')).toEqual({ status: 'failed', error: 'The ACME resume token is not valid.' });
     expect(await withEab.issue({ csrDer, subject: '', dnsNames: [], validityMonths: 3 })).toMatchObject({ status: 'failed' });
   });
@@ -169,7 +218,11 @@ describe('ACME issuer against pebble', () => {
     });
     await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
     try {
-      const dns = new CloudflareDns({ apiToken: 'secret-token-value', zoneId: 'z', apiBase: `http://127.0.0.1:${(fake.address() as AddressInfo).port}` });
+      const dns = new CloudflareDns({
+        apiToken: 'secret-token-value',
+        zoneId: 'z',
+        apiBase: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`,
+      });
       const err = await dns.createTxt('_acme-challenge.a.test', 'v').catch((e: Error) => e);
       expect(err).toBeInstanceOf(Error);
       expect((err as Error).message).toBe('Cloudflare DNS POST failed: HTTP 403 (10000 Authentication error)');

@@ -55,7 +55,12 @@ describe('internal CA certificates, checked by openssl and node:https', () => {
   beforeAll(async () => {
     ca = await newCa('CN=Test Internal CA, O=Edge Key Vault');
     const { csrDer, keys } = await makeCsr('CN=whatever');
-    const leaf = await issueLeaf(ca, { csrDer, subject: 'CN=tls.example.test', dnsNames: ['tls.example.test'], validityMonths: 3 });
+    const leaf = await issueLeaf(ca, {
+      csrDer,
+      subject: 'CN=tls.example.test',
+      dnsNames: ['tls.example.test'],
+      validityMonths: 3,
+    });
     leafPem = toPem(leaf);
     leafKeyPem = await privateKeyPem(keys);
     await writeFile(join(dir, 'leaf.pem'), leafPem);
@@ -89,11 +94,14 @@ describe('internal CA certificates, checked by openssl and node:https', () => {
 
     const get = (opts: { ca?: string; servername: string }) =>
       new Promise<string>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port, path: '/', servername: opts.servername, ca: opts.ca, agent: false }, (res) => {
-          let body = '';
-          res.on('data', (d) => (body += d));
-          res.on('end', () => resolve(body));
-        });
+        const req = request(
+          { host: '127.0.0.1', port, path: '/', servername: opts.servername, ca: opts.ca, agent: false },
+          (res) => {
+            let body = '';
+            res.on('data', (d) => (body += d));
+            res.on('end', () => resolve(body));
+          },
+        );
         req.on('error', reject);
         req.end();
       });
@@ -104,7 +112,9 @@ describe('internal CA certificates, checked by openssl and node:https', () => {
 
     it('is refused by a client that does not trust the CA, and for another name', async () => {
       await expect(get({ servername: 'tls.example.test' })).rejects.toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
-      await expect(get({ ca: toPem(ca.certDer), servername: 'other.example.test' })).rejects.toMatchObject({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
+      await expect(get({ ca: toPem(ca.certDer), servername: 'other.example.test' })).rejects.toMatchObject({
+        code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+      });
     });
   });
 });

@@ -1,3 +1,6 @@
+// The real-tool check of what the certificates API hands out: the vault's own X.509, CSR, PKCS#12
+// and PEM code (the modules the Worker runs) writes files, and OpenSSL must read them; and a PFX
+// that OpenSSL writes must read back. Runs in Node (the worker suite cannot start processes).
 import { execFileSync } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,10 +12,6 @@ import { pkcs8Of, signingAlgorithm, spkiOf } from '../../src/objects/certificate
 import { writePem } from '../../src/objects/certificates/pem';
 import { readPfx, writePfx } from '../../src/objects/certificates/pkcs12';
 import { certificationRequest, readCertificate, selfSigned } from '../../src/objects/certificates/x509';
-
-// The real-tool check of what the certificates API hands out: the vault's own X.509, CSR, PKCS#12
-// and PEM code (the modules the Worker runs) writes files, and OpenSSL must read them; and a PFX
-// that OpenSSL writes must read back. Runs in Node (the worker suite cannot start processes).
 
 // workerd has crypto.subtle.timingSafeEqual (the software keys use it); Node's WebCrypto does not.
 const subtle = crypto.subtle as SubtleCrypto & { timingSafeEqual?: (a: Uint8Array, b: Uint8Array) => boolean };
@@ -79,7 +78,21 @@ describe('a PFX that OpenSSL writes', () => {
     const keyPath = join(dir, 'o.key');
     const crtPath = join(dir, 'o.crt');
     const pfxPath = join(dir, 'o.pfx');
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', crtPath, '-subj', '/CN=from-openssl', '-days', '30');
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      crtPath,
+      '-subj',
+      '/CN=from-openssl',
+      '-days',
+      '30',
+    );
     openssl('pkcs12', '-export', '-inkey', keyPath, '-in', crtPath, '-passout', 'pass:s3cret', '-out', pfxPath);
     const parsed = await readPfx(readFileSync(pfxPath), 's3cret');
     expect(parsed.certs).toHaveLength(1);

@@ -17,7 +17,8 @@ const REAL_DB_ID = '5b0d3f7e-2c11-4a55-9b7e-0c6c2d9a1e42';
 async function goodProductionToml(): Promise<string> {
   const toml = await readFile(join(REPO_DIR, 'wrangler.toml'), 'utf8');
   const production = toml.indexOf('\n[env.production]');
-  const filled = toml.slice(production)
+  const filled = toml
+    .slice(production)
     .replaceAll('vault.example.com', 'vault.contoso-keys.net')
     .replaceAll('zone_name = "example.com"', 'zone_name = "contoso-keys.net"')
     .replace('https://hsm-bridge.example.com', 'https://hsm-bridge.contoso-keys.net')
@@ -37,9 +38,13 @@ describe('pre-deploy check', () => {
   it('refuses the development configuration, naming every reason', async () => {
     const dev = await readDeployConfig(join(REPO_DIR, 'wrangler.toml'), '');
     // As the local stack runs it (it passes ALLOW_LOOPBACK_HTTP_ISSUERS=true), with a short retention.
-    const refusals = checkDeployConfig({ ...dev, vars: { ...dev.vars, ALLOW_LOOPBACK_HTTP_ISSUERS: 'true', AUDIT_RETENTION_DAYS: '7' } }, 'production', {
-      supplied: { BRIDGE_HMAC_SECRET: 'too-short' },
-    });
+    const refusals = checkDeployConfig(
+      { ...dev, vars: { ...dev.vars, ALLOW_LOOPBACK_HTTP_ISSUERS: 'true', AUDIT_RETENTION_DAYS: '7' } },
+      'production',
+      {
+        supplied: { BRIDGE_HMAC_SECRET: 'too-short' },
+      },
+    );
     const settings = refusals.map((r) => r.setting);
     expect(settings).toEqual(
       expect.arrayContaining([
@@ -55,7 +60,12 @@ describe('pre-deploy check', () => {
     );
     const byName = Object.fromEntries(refusals.map((r) => [r.setting, r]));
     expect(byName.VAULT_ZONE!.problem).toMatch(/local development name/);
-    expect(refusals.filter((r) => r.setting === 'BRIDGE_URL').map((r) => r.problem).join(' ')).toMatch(/http.*loopback|loopback.*http/s);
+    expect(
+      refusals
+        .filter((r) => r.setting === 'BRIDGE_URL')
+        .map((r) => r.problem)
+        .join(' '),
+    ).toMatch(/http.*loopback|loopback.*http/s);
     expect(byName['d1_databases.DB.database_id']!.fix).toMatch(/wrangler d1 create edge-key-vault/);
     expect(byName.BRIDGE_HMAC_SECRET!.problem).toMatch(/shorter than 32/);
     expect(byName.AUDIT_RETENTION_DAYS!.fix).toMatch(/at least 30/);
@@ -78,14 +88,23 @@ describe('pre-deploy check', () => {
     const refusals = checkDeployConfig(config, 'production', { supplied: GOOD_SECRETS });
     expect(refusals, describeRefusals(refusals, 'production')).toEqual([]);
     // Secrets already on the Worker count as set; supplied ones are still checked.
-    expect(checkDeployConfig(config, 'production', { supplied: {}, alreadySet: new Set(['BRIDGE_HMAC_SECRET', 'BOOTSTRAP_SECRET']) })).toEqual([]);
-    expect(checkDeployConfig(config, 'production', { supplied: {}, alreadySet: new Set(['BRIDGE_HMAC_SECRET']) }).map((r) => r.setting)).toEqual(['BOOTSTRAP_SECRET']);
+    expect(
+      checkDeployConfig(config, 'production', { supplied: {}, alreadySet: new Set(['BRIDGE_HMAC_SECRET', 'BOOTSTRAP_SECRET']) }),
+    ).toEqual([]);
+    expect(
+      checkDeployConfig(config, 'production', { supplied: {}, alreadySet: new Set(['BRIDGE_HMAC_SECRET']) }).map(
+        (r) => r.setting,
+      ),
+    ).toEqual(['BOOTSTRAP_SECRET']);
   });
 
   it('reads secrets from NAME or NAME_FILE, never both', async () => {
     const file = join(dir, 'bootstrap');
     await writeFile(file, `${'d'.repeat(40)}\n`);
-    expect(suppliedSecrets({ BRIDGE_HMAC_SECRET: 'x'.repeat(40), BOOTSTRAP_SECRET_FILE: file })).toEqual({ BRIDGE_HMAC_SECRET: 'x'.repeat(40), BOOTSTRAP_SECRET: 'd'.repeat(40) });
+    expect(suppliedSecrets({ BRIDGE_HMAC_SECRET: 'x'.repeat(40), BOOTSTRAP_SECRET_FILE: file })).toEqual({
+      BRIDGE_HMAC_SECRET: 'x'.repeat(40),
+      BOOTSTRAP_SECRET: 'd'.repeat(40),
+    });
     expect(() => suppliedSecrets({ BRIDGE_HMAC_SECRET: 'x', BRIDGE_HMAC_SECRET_FILE: file })).toThrow(/keep one/);
   });
 });

@@ -42,7 +42,8 @@ export interface AzureRoleDefinition {
 }
 
 /** `/providers/Microsoft.Authorization/roleDefinitions/{guid}`, as role assignments name a role. */
-export const roleDefinitionId = (role: AzureRoleDefinition): string => `/providers/Microsoft.Authorization/roleDefinitions/${role.id}`;
+export const roleDefinitionId = (role: AzureRoleDefinition): string =>
+  `/providers/Microsoft.Authorization/roleDefinitions/${role.id}`;
 
 const role = (id: string, roleName: string, dataActions: string[], notDataActions: string[] = []): AzureRoleDefinition => ({
   id,
@@ -83,7 +84,9 @@ export const AZURE_KEY_VAULT_ROLES: readonly AzureRoleDefinition[] = [
     'Microsoft.KeyVault/vaults/keys/wrap/action',
     'Microsoft.KeyVault/vaults/keys/unwrap/action',
   ]),
-  role('08bbd89e-9f13-488c-ac41-acfcb10c90ab', 'Key Vault Crypto Service Release User', ['Microsoft.KeyVault/vaults/keys/release/action']),
+  role('08bbd89e-9f13-488c-ac41-acfcb10c90ab', 'Key Vault Crypto Service Release User', [
+    'Microsoft.KeyVault/vaults/keys/release/action',
+  ]),
   role('a4417e6f-fecd-4de8-b567-7b0420556985', 'Key Vault Certificates Officer', [
     'Microsoft.KeyVault/vaults/certificatecas/*',
     'Microsoft.KeyVault/vaults/certificates/*',
@@ -214,7 +217,11 @@ export interface AccessPolicyPermissions {
 }
 
 /** `all` grants every permission of its collection; otherwise the named permission must be listed. */
-export function policyGrants(policy: AccessPolicyPermissions | undefined, collection: 'keys' | 'secrets', permission: string): boolean {
+export function policyGrants(
+  policy: AccessPolicyPermissions | undefined,
+  collection: 'keys' | 'secrets',
+  permission: string,
+): boolean {
   const granted = (policy?.[collection] ?? []).map((p) => p.toLowerCase());
   return granted.includes('all') || granted.includes(permission.toLowerCase());
 }
@@ -300,7 +307,11 @@ export function requestScope(operation: AzureOperation, objectName?: string): st
 }
 
 /** Azure RBAC's answer: some assignment of the principal covers the request and its role grants the action. */
-export function rbacAllows(assignments: readonly { role: AzureRoleDefinition; scope: string }[], operation: AzureOperation, objectName?: string): boolean {
+export function rbacAllows(
+  assignments: readonly { role: AzureRoleDefinition; scope: string }[],
+  operation: AzureOperation,
+  objectName?: string,
+): boolean {
   const scope = requestScope(operation, objectName);
   return assignments.some((a) => scopeCovers(a.scope, scope) && roleGrants(a.role, operation.action));
 }

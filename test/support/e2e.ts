@@ -34,11 +34,15 @@ function assertCaTrusted(caPem: string): void {
   const normalize = (pem: string) => pem.replace(/\s+/g, '');
   const extra = tls.getCACertificates('extra').map(normalize);
   if (!extra.includes(normalize(caPem))) {
-    throw new Error('this test worker does not trust the development CA: NODE_EXTRA_CA_CERTS was not inherited from the global setup');
+    throw new Error(
+      'this test worker does not trust the development CA: NODE_EXTRA_CA_CERTS was not inherited from the global setup',
+    );
   }
 }
 
-export function credential(overrides: { clientSecret?: string; clientId?: string; tenantId?: string } = {}): ClientSecretCredential {
+export function credential(
+  overrides: { clientSecret?: string; clientId?: string; tenantId?: string } = {},
+): ClientSecretCredential {
   const c = stackInfo().credentials;
   return new ClientSecretCredential(
     overrides.tenantId ?? c.tenantId,
@@ -72,7 +76,12 @@ export async function tokenFor(scope: string, opts: { hostHeader?: string } = {}
   return request(`${c.authorityHost}/${c.tenantId}/oauth2/v2.0/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...(opts.hostHeader ? { host: opts.hostHeader } : {}) },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: c.clientId, client_secret: c.clientSecret, scope }).toString(),
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: c.clientId,
+      client_secret: c.clientSecret,
+      scope,
+    }).toString(),
   });
 }
 
@@ -84,7 +93,10 @@ export async function adminToken(): Promise<string> {
 
 async function controlBridge(action: 'stop' | 'start'): Promise<void> {
   const { control } = stackInfo();
-  const res = await fetch(`${control.url}/bridge/${action}`, { method: 'POST', headers: { authorization: `Bearer ${control.token}` } });
+  const res = await fetch(`${control.url}/bridge/${action}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${control.token}` },
+  });
   if (res.status !== 204) throw new Error(`bridge ${action} failed: ${res.status} ${await res.text()}`);
 }
 
@@ -109,7 +121,11 @@ export async function collect<T>(iter: AsyncIterable<T>): Promise<T[]> {
 /** Pipeline options that turn off the SDK's retries (a 503 with Retry-After is otherwise retried). */
 export const NO_RETRY = { retryOptions: { maxRetries: 0 } } as const;
 
-export function keyClient(url: string = stackInfo().credentials.vaultUrl, cred = credential(), options?: KeyClientOptions): KeyClient {
+export function keyClient(
+  url: string = stackInfo().credentials.vaultUrl,
+  cred = credential(),
+  options?: KeyClientOptions,
+): KeyClient {
   return new KeyClient(url, cred, options);
 }
 
@@ -117,7 +133,11 @@ export function keyClient(url: string = stackInfo().credentials.vaultUrl, cred =
  * A CryptographyClient as a user builds one: from a key id (fetched on first use, then cached
  * with its key_ops and expiry, which the SDK checks itself) or from a KeyVaultKey (never fetched).
  */
-export function cryptoClient(keyOrId: KeyVaultKey | string, cred = credential(), options?: CryptographyClientOptions): CryptographyClient {
+export function cryptoClient(
+  keyOrId: KeyVaultKey | string,
+  cred = credential(),
+  options?: CryptographyClientOptions,
+): CryptographyClient {
   return new CryptographyClient(keyOrId, cred, options);
 }
 
@@ -127,14 +147,18 @@ export async function expectRestError(promise: Promise<unknown>, status: number,
     (value) => ({ unexpectedSuccess: value }),
     (e: unknown) => e,
   );
-  if (!isRestError(err)) throw new Error(`expected HTTP ${status}, got ${err instanceof Error ? err.stack : JSON.stringify(err)}`);
+  if (!isRestError(err))
+    throw new Error(`expected HTTP ${status}, got ${err instanceof Error ? err.stack : JSON.stringify(err)}`);
   expect(err.statusCode, `${err.code}: ${err.message}`).toBe(status);
   if (code !== undefined) expect(err.code, err.message).toBe(code);
   return err;
 }
 
 /** Raw HTTPS to the default vault with an admin token: `path` is e.g. `/keys/x` (api-version added). */
-export async function vaultRequest(path: string, opts: { method?: string; body?: unknown; token?: string; url?: string } = {}): Promise<HttpsResponse> {
+export async function vaultRequest(
+  path: string,
+  opts: { method?: string; body?: unknown; token?: string; url?: string } = {},
+): Promise<HttpsResponse> {
   const base = opts.url ?? stackInfo().credentials.vaultUrl;
   const sep = path.includes('?') ? '&' : '?';
   return request(`${base}${path}${sep}api-version=7.6`, {
@@ -189,7 +213,10 @@ export interface TestApplication {
 }
 
 /** Raw HTTPS to the management API on the zone apex, as an administrator (`path` starts with /management). */
-export async function managementRequest(path: string, opts: { method?: string; body?: unknown; token?: string } = {}): Promise<HttpsResponse> {
+export async function managementRequest(
+  path: string,
+  opts: { method?: string; body?: unknown; token?: string } = {},
+): Promise<HttpsResponse> {
   return request(`${stackInfo().apexUrl}${path}`, {
     method: opts.method ?? 'GET',
     headers: {
@@ -205,7 +232,10 @@ function expectStatus(res: HttpsResponse, status: number, what: string): void {
 }
 
 /** `POST /management/applications`: a non-administrator application by default. */
-export async function createApplication(displayName: string, opts: { isAdmin?: boolean; token?: string } = {}): Promise<TestApplication> {
+export async function createApplication(
+  displayName: string,
+  opts: { isAdmin?: boolean; token?: string } = {},
+): Promise<TestApplication> {
   const res = await managementRequest('/management/applications', {
     method: 'POST',
     body: { displayName, isAdmin: opts.isAdmin ?? false },
@@ -237,8 +267,13 @@ export async function setAccessPolicy(
   permissions: { keys?: string[]; secrets?: string[]; certificates?: string[] },
   token?: string,
 ): Promise<HttpsResponse> {
-  const res = await managementRequest(`/management/vaults/${vaultName}/accessPolicies/${objectId}`, { method: 'PUT', body: { permissions }, token });
-  if (res.status !== 200 && res.status !== 201) throw new Error(`access policy for ${objectId}: ${res.status} ${res.text.slice(0, 500)}`);
+  const res = await managementRequest(`/management/vaults/${vaultName}/accessPolicies/${objectId}`, {
+    method: 'PUT',
+    body: { permissions },
+    token,
+  });
+  if (res.status !== 200 && res.status !== 201)
+    throw new Error(`access policy for ${objectId}: ${res.status} ${res.text.slice(0, 500)}`);
   return res;
 }
 
@@ -249,7 +284,13 @@ export async function setAccessPolicy(
  * which, as on Azure, cannot manage role assignments on the vault itself. `scope` is
  * vault-relative ('/', '/keys', '/secrets/{name}', …). Returns the assignment's name (a fresh GUID).
  */
-export async function assignRole(vaultName: string, scope: string, roleDefinitionId: string, principalId: string, token?: string): Promise<string> {
+export async function assignRole(
+  vaultName: string,
+  scope: string,
+  roleDefinitionId: string,
+  principalId: string,
+  token?: string,
+): Promise<string> {
   const name = crypto.randomUUID();
   const res = await managementRequest(
     `/management/vaults/${vaultName}/providers/Microsoft.Authorization/roleAssignments/${name}?scope=${encodeURIComponent(scope)}`,
@@ -261,7 +302,9 @@ export async function assignRole(vaultName: string, scope: string, roleDefinitio
 
 /** A bearer token for the vault resource, as `app` (for raw requests). */
 export async function tokenOf(app: TestApplication): Promise<string> {
-  const token = await credential({ clientId: app.clientId, clientSecret: app.clientSecret }).getToken(`${stackInfo().credentials.resource}/.default`);
+  const token = await credential({ clientId: app.clientId, clientSecret: app.clientSecret }).getToken(
+    `${stackInfo().credentials.resource}/.default`,
+  );
   return token.token;
 }
 

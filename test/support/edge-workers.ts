@@ -33,14 +33,25 @@ async function bundleVault(dir: string): Promise<string> {
 
 /** An edge app (it imports only the client package): esbuild is enough. */
 async function bundleApp(entry: string, outfile: string): Promise<string> {
-  await build({ entryPoints: [join(REPO_DIR, entry)], bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', outfile, logLevel: 'silent' });
+  await build({
+    entryPoints: [join(REPO_DIR, entry)],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2022',
+    outfile,
+    logLevel: 'silent',
+  });
   return outfile;
 }
 
 export interface EdgeWorkers {
   mf: Miniflare;
   /** Rebinds the edge apps to applications known only once the vault is set up. */
-  bind(bindings: Record<string, { clientId: string; vault: string }>, exampleApp?: { clientId: string; vault: string; secretName: string }): Promise<void>;
+  bind(
+    bindings: Record<string, { clientId: string; vault: string }>,
+    exampleApp?: { clientId: string; vault: string; secretName: string },
+  ): Promise<void>;
   /** fetch on one of the workers. */
   fetch(worker: 'vault-a' | 'vault-b' | 'edge-driver' | 'edge-app', url: string, init?: RequestInit): Promise<Response>;
   d1(): ReturnType<Miniflare['getD1Database']>;
@@ -84,7 +95,10 @@ export async function startEdgeWorkers(stack: E2eStackInfo): Promise<EdgeWorkers
       : {}),
   });
 
-  const options = (bindings: Record<string, { clientId: string; vault: string }>, example?: { clientId: string; vault: string; secretName: string }) => ({
+  const options = (
+    bindings: Record<string, { clientId: string; vault: string }>,
+    example?: { clientId: string; vault: string; secretName: string },
+  ) => ({
     d1Persist: join(persistTo, 'd1'),
     workers: [
       vault('vault-a', true),
@@ -104,7 +118,13 @@ export async function startEdgeWorkers(stack: E2eStackInfo): Promise<EdgeWorkers
         scriptPath: exampleScript,
         ...COMPAT,
         bindings: { SECRET_NAME: example?.secretName ?? 'greeting' },
-        serviceBindings: { VAULT: { name: 'vault-a', entrypoint: 'VaultRpc', props: example ? { vault: example.vault, clientId: example.clientId } : {} } },
+        serviceBindings: {
+          VAULT: {
+            name: 'vault-a',
+            entrypoint: 'VaultRpc',
+            props: example ? { vault: example.vault, clientId: example.clientId } : {},
+          },
+        },
       },
     ] satisfies WorkerOptions[],
   });
@@ -134,7 +154,10 @@ async function migrate(db: Awaited<ReturnType<Miniflare['getD1Database']>>): Pro
       .split('\n')
       .filter((line) => !line.trimStart().startsWith('--'))
       .join('\n');
-    const statements = sql.split(/;\s*(?:\n|$)/).map((s) => s.trim()).filter(Boolean);
+    const statements = sql
+      .split(/;\s*(?:\n|$)/)
+      .map((s) => s.trim())
+      .filter(Boolean);
     await db.batch(statements.map((s) => db.prepare(s)));
   }
 }

@@ -32,8 +32,13 @@ export function installLoopbackResolver(): void {
   const lookup = function (hostname: string, options: unknown, callback?: unknown) {
     const cb = (typeof options === 'function' ? options : callback) as LookupCallback;
     const opts: dns.LookupOptions =
-      typeof options === 'number' ? { family: options } : typeof options === 'object' && options ? (options as dns.LookupOptions) : {};
-    if (!isLoopbackName(hostname)) return (originalLookup as Function).call(dns, hostname, options, callback);
+      typeof options === 'number'
+        ? { family: options }
+        : typeof options === 'object' && options
+          ? (options as dns.LookupOptions)
+          : {};
+    if (!isLoopbackName(hostname))
+      return (originalLookup as (...args: unknown[]) => unknown).call(dns, hostname, options, callback);
     const result = answer(opts);
     process.nextTick(() => {
       if (!result) cb(notFound(hostname), '');
@@ -46,7 +51,8 @@ export function installLoopbackResolver(): void {
   const originalPromise = dns.promises.lookup;
   dns.promises.lookup = (async (hostname: string, options?: number | dns.LookupOptions) => {
     const opts: dns.LookupOptions = typeof options === 'number' ? { family: options } : (options ?? {});
-    if (!isLoopbackName(hostname)) return (originalPromise as Function).call(dns.promises, hostname, options);
+    if (!isLoopbackName(hostname))
+      return (originalPromise as (...args: unknown[]) => unknown).call(dns.promises, hostname, options);
     const result = answer(opts);
     if (!result) throw notFound(hostname);
     return opts.all ? result.all : { address: result.one[0], family: result.one[1] };

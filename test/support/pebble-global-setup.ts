@@ -32,26 +32,43 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const key = join(dir, 'key.pem');
     // Self-signed, so the certificate is its own trust anchor for the clients.
     await run('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
-      '-subj', '/CN=pebble test listener', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout', key, '-out', cert,
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=pebble test listener',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout',
+      key,
+      '-out',
+      cert,
     ]);
     const [port, managementPort] = [await freePort(), await freePort()];
     const eab = { kid: 'ekv-test-kid', hmacKey: randomBytes(32).toString('base64url') };
     const config = join(dir, 'pebble-config.json');
-    await writeFile(config, JSON.stringify({
-      pebble: {
-        listenAddress: `127.0.0.1:${port}`,
-        managementListenAddress: `127.0.0.1:${managementPort}`,
-        certificate: cert,
-        privateKey: key,
-        httpPort: 5002,
-        tlsPort: 5001,
-        ocspResponderURL: '',
-        externalAccountBindingRequired: true,
-        externalAccountMACKeys: { [eab.kid]: eab.hmacKey },
-      },
-    }));
+    await writeFile(
+      config,
+      JSON.stringify({
+        pebble: {
+          listenAddress: `127.0.0.1:${port}`,
+          managementListenAddress: `127.0.0.1:${managementPort}`,
+          certificate: cert,
+          privateKey: key,
+          httpPort: 5002,
+          tlsPort: 5001,
+          ocspResponderURL: '',
+          externalAccountBindingRequired: true,
+          externalAccountMACKeys: { [eab.kid]: eab.hmacKey },
+        },
+      }),
+    );
     const output: string[] = [];
     child = spawn('pebble', ['-config', config], {
       env: { ...process.env, PEBBLE_VA_ALWAYS_VALID: '1', PEBBLE_VA_NOSLEEP: '1' },
@@ -65,7 +82,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const deadline = Date.now() + 30_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`pebble exited: ${output.join('').slice(-2000)}`);
-      const ok = await fetch(directoryUrl).then((r) => r.ok, () => false);
+      const ok = await fetch(directoryUrl).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) break;
       if (Date.now() > deadline) throw new Error(`pebble did not start: ${output.join('').slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 200));

@@ -85,7 +85,9 @@ export async function startWebhookReceiver(opts: { controlToken: string }): Prom
       const addresses = dns.get(name);
       if (!addresses) return send(200, { Status: 3 }, { 'content-type': 'application/dns-json' });
       const want = type === 'AAAA' ? 28 : 1;
-      const answer = addresses.filter((a) => (a.includes(':') ? 28 : 1) === want).map((data) => ({ name, type: want, TTL: 60, data }));
+      const answer = addresses
+        .filter((a) => (a.includes(':') ? 28 : 1) === want)
+        .map((data) => ({ name, type: want, TTL: 60, data }));
       return send(200, { Status: 0, Answer: answer }, { 'content-type': 'application/dns-json' });
     }
 
@@ -96,7 +98,11 @@ export async function startWebhookReceiver(opts: { controlToken: string }): Prom
     const c = h.config;
     if (req.method === 'OPTIONS') {
       const origin = req.headers['webhook-request-origin'];
-      return send(200, undefined, c.allowOrigin === false || typeof origin !== 'string' ? {} : { 'WebHook-Allowed-Origin': origin });
+      return send(
+        200,
+        undefined,
+        c.allowOrigin === false || typeof origin !== 'string' ? {} : { 'WebHook-Allowed-Origin': origin },
+      );
     }
     if (req.headers['aeg-event-type'] === 'SubscriptionValidation') {
       if (typeof c.validation === 'number') return send(c.validation, undefined, c.location ? { location: c.location } : {});

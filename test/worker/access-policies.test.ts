@@ -1,3 +1,7 @@
+/**
+ * Legacy access policies: permissions by name, get/list told apart, model switching, and their
+ * audit records.
+ */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { forgetAuthorization } from '../../src/access/authorize';
 import { normalizePolicyPermissions, permissionFor, policyAllows, POLICY_PERMISSIONS } from '../../src/access/policy-permissions';
@@ -9,7 +13,7 @@ import { count, rows, sleep } from './identity-helpers';
 type Creds = { tenantId: string; clientId: string; clientSecret: string };
 
 describe('access-policy permissions', () => {
-  it('maps every secret, key and certificate action to one of Azure\'s permission names', () => {
+  it("maps every secret, key and certificate action to one of Azure's permission names", () => {
     for (const [collection, actions] of [
       ['secrets', SecretActions],
       ['keys', KeyActions],
@@ -26,7 +30,7 @@ describe('access-policy permissions', () => {
     for (const action of Object.values(RoleActions)) expect(permissionFor(action), action).toBeUndefined();
   });
 
-  it('uses Azure\'s permission for each operation', () => {
+  it("uses Azure's permission for each operation", () => {
     const p = (action: DataAction, operation?: string) => {
       const needed = permissionFor(action, operation)!;
       return `${needed.collection}/${needed.permission}`;
@@ -91,7 +95,17 @@ describe('access-policy permissions', () => {
       certificates: [],
     });
     expect(normalizePolicyPermissions({ storage: [] })).toEqual({ keys: [], secrets: [], certificates: [] });
-    for (const bad of [null, [], 'get', { secrets: ['sign'] }, { keys: ['set'] }, { secrets: 'get' }, { secrets: [1] }, { blobs: [] }, { storage: ['get'] }]) {
+    for (const bad of [
+      null,
+      [],
+      'get',
+      { secrets: ['sign'] },
+      { keys: ['set'] },
+      { secrets: 'get' },
+      { secrets: [1] },
+      { blobs: [] },
+      { storage: ['get'] },
+    ]) {
       expect(typeof normalizePolicyPermissions(bad), JSON.stringify(bad)).toBe('string');
     }
   });
@@ -122,7 +136,8 @@ describe('a vault that uses access policies', () => {
 
   const mgmt = (method: string, path: string, body?: unknown, t = token, headers: Record<string, string> = {}) =>
     call(method, `${APEX}/management/vaults/${vault}${path}`, { token: t, body, headers });
-  const setPolicy = (permissions: unknown, objectId = user.objectId) => mgmt('PUT', `/accessPolicies/${objectId}`, { permissions });
+  const setPolicy = (permissions: unknown, objectId = user.objectId) =>
+    mgmt('PUT', `/accessPolicies/${objectId}`, { permissions });
   const asUser = (method: string, path: string, body?: unknown) =>
     call(method, `${origin}${path}${path.includes('?') ? '&' : '?'}${API}`, { token: userToken, body });
 
@@ -136,7 +151,12 @@ describe('a vault that uses access policies', () => {
   async function newApp(displayName: string) {
     const res = await call('POST', `${APEX}/management/applications`, { token, body: { displayName } });
     const body = await json(res);
-    const app = { tenantId: creds.tenantId, clientId: body.clientId, clientSecret: body.clientSecret, objectId: body.objectId as string };
+    const app = {
+      tenantId: creds.tenantId,
+      clientId: body.clientId,
+      clientSecret: body.clientSecret,
+      objectId: body.objectId as string,
+    };
     return { app, token: await tokenFor(app) };
   }
 
@@ -162,14 +182,20 @@ describe('a vault that uses access policies', () => {
     origin = vaultOrigin(vault);
     // The administrator's own policy lets it fill the vault.
     expect((await call('PUT', `${origin}/secrets/db-password?${API}`, { token, body: { value: 's3cr3t' } })).status).toBe(200);
-    expect((await call('POST', `${origin}/keys/signer/create?${API}`, { token, body: { kty: 'EC', crv: 'P-256' } })).status).toBe(200);
+    expect((await call('POST', `${origin}/keys/signer/create?${API}`, { token, body: { kty: 'EC', crv: 'P-256' } })).status).toBe(
+      200,
+    );
     ({ app: user, token: userToken } = await newApp('policy user'));
   });
 
   it('lets a principal with secrets [get] get a secret, but not list or set', async () => {
     const res = await setPolicy({ secrets: ['get'] });
     expect(res.status).toBe(201);
-    expect(await json(res)).toEqual({ tenantId: creds.tenantId, objectId: user.objectId, permissions: { keys: [], secrets: ['get'], certificates: [] } });
+    expect(await json(res)).toEqual({
+      tenantId: creds.tenantId,
+      objectId: user.objectId,
+      permissions: { keys: [], secrets: ['get'], certificates: [] },
+    });
     const got = await asUser('GET', '/secrets/db-password');
     expect(got.status).toBe(200);
     expect((await json(got)).value).toBe('s3cr3t');
@@ -228,7 +254,11 @@ describe('a vault that uses access policies', () => {
   it('lists and reads policies; the vault shows its model and policies', async () => {
     await setPolicy({ secrets: ['get', 'list'] });
     const list = await json(await mgmt('GET', '/accessPolicies'));
-    expect(list.value).toContainEqual({ tenantId: creds.tenantId, objectId: user.objectId, permissions: { keys: [], secrets: ['get', 'list'], certificates: [] } });
+    expect(list.value).toContainEqual({
+      tenantId: creds.tenantId,
+      objectId: user.objectId,
+      permissions: { keys: [], secrets: ['get', 'list'], certificates: [] },
+    });
     expect(list.value.map((p: { objectId: string }) => p.objectId)).toContain(adminObjectId);
     const one = await mgmt('GET', `/accessPolicies/${user.objectId.toUpperCase()}`);
     expect(one.status).toBe(200);
@@ -262,9 +292,11 @@ describe('a vault that uses access policies', () => {
     await expectRefused(await asUser('GET', '/secrets'));
   });
 
-  it('takes Azure\'s add, replace and remove', async () => {
+  it("takes Azure's add, replace and remove", async () => {
     const put = (kind: string, permissions: unknown, objectId = user.objectId) =>
-      mgmt('PUT', `/accessPolicies/${kind}`, { properties: { accessPolicies: [{ tenantId: creds.tenantId, objectId, permissions }] } });
+      mgmt('PUT', `/accessPolicies/${kind}`, {
+        properties: { accessPolicies: [{ tenantId: creds.tenantId, objectId, permissions }] },
+      });
     const mine = async () => (await json(await mgmt('GET', `/accessPolicies/${user.objectId}`))).permissions;
 
     expect((await put('replace', { secrets: ['get'] })).status).toBe(200);
@@ -286,7 +318,9 @@ describe('a vault that uses access policies', () => {
     await expectRefused(await asUser('GET', '/secrets/db-password'));
     // Another tenant's policy, or a bad name, is refused whole.
     const otherTenant = await mgmt('PUT', '/accessPolicies/add', {
-      properties: { accessPolicies: [{ tenantId: crypto.randomUUID(), objectId: user.objectId, permissions: { secrets: ['get'] } }] },
+      properties: {
+        accessPolicies: [{ tenantId: crypto.randomUUID(), objectId: user.objectId, permissions: { secrets: ['get'] } }],
+      },
     });
     expect(otherTenant.status).toBe(400);
     expect((await put('add', { secrets: ['bogus'] })).status).toBe(400);
@@ -300,7 +334,11 @@ describe('a vault that uses access policies', () => {
       ['GET', `/accessPolicies/${user.objectId}`],
       ['PUT', `/accessPolicies/${user.objectId}`, { permissions: { secrets: ['all'] } }],
       ['DELETE', `/accessPolicies/${adminObjectId}`],
-      ['PUT', '/accessPolicies/add', { properties: { accessPolicies: [{ objectId: user.objectId, permissions: { secrets: ['all'] } }] } }],
+      [
+        'PUT',
+        '/accessPolicies/add',
+        { properties: { accessPolicies: [{ objectId: user.objectId, permissions: { secrets: ['all'] } }] } },
+      ],
       ['PATCH', '', { enableRbacAuthorization: true }],
     ] as const) {
       const res = await mgmt(method, path, body, userToken);
@@ -309,7 +347,9 @@ describe('a vault that uses access policies', () => {
     expect(await count('access_policies', 'vault_id = ?', vaultId)).toBe(before);
     expect((await json(await mgmt('GET', ''))).properties.enableRbacAuthorization).toBe(false);
     // Without a token: the challenge.
-    expect((await call('PATCH', `${APEX}/management/vaults/${vault}`, { body: { enableRbacAuthorization: true } })).status).toBe(401);
+    expect((await call('PATCH', `${APEX}/management/vaults/${vault}`, { body: { enableRbacAuthorization: true } })).status).toBe(
+      401,
+    );
   });
 });
 
@@ -322,89 +362,111 @@ describe('switching the authorization model', () => {
     token = await tokenFor(creds);
   });
 
-  it('is an administrator action, audited as VaultAuthorizationModelChange; policies and role assignments each count only in their model', { timeout: 60_000 }, async () => {
-    const adminObjectId = (await json(await call('GET', `${APEX}/management/applications/${creds.clientId}`, { token }))).objectId;
-    const name = `sw${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`.slice(0, 24);
-    const created = await json(
-      await call('PUT', `${APEX}/management/vaults/${name}`, {
+  it(
+    'is an administrator action, audited as VaultAuthorizationModelChange; policies and role assignments each count only in their model',
+    { timeout: 60_000 },
+    async () => {
+      const adminObjectId = (await json(await call('GET', `${APEX}/management/applications/${creds.clientId}`, { token })))
+        .objectId;
+      const name = `sw${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`.slice(0, 24);
+      const created = await json(
+        await call('PUT', `${APEX}/management/vaults/${name}`, {
+          token,
+          body: {
+            enableRbacAuthorization: false,
+            accessPolicies: [{ objectId: adminObjectId, permissions: { secrets: ['all'] } }],
+          },
+        }),
+      );
+      const origin = vaultOrigin(name);
+      expect((await call('PUT', `${origin}/secrets/s?${API}`, { token, body: { value: 'v' } })).status).toBe(200);
+
+      const res = await call('POST', `${APEX}/management/applications`, { token, body: { displayName: 'switch user' } });
+      const app = await json(res);
+      const userToken = await tokenFor({ tenantId: creds.tenantId, clientId: app.clientId, clientSecret: app.clientSecret });
+      const read = () => call('GET', `${origin}/secrets/s?${API}`, { token: userToken });
+
+      // The user has a role assignment (Key Vault Secrets User on the vault) and no policy: refused.
+      await env.DB.prepare(
+        'insert into role_assignments (id, vault_id, scope, role_definition_id, principal_id, created_at) values (?, ?, ?, ?, ?, ?)',
+      )
+        .bind(crypto.randomUUID(), created.id, '/', BuiltInRoleIds.secretsUser, app.objectId, Math.floor(Date.now() / 1000))
+        .run();
+      forgetAuthorization(created.id);
+      expect((await read()).status).toBe(403);
+
+      // A non-administrator may not switch; the attempt is audited.
+      const attemptId = crypto.randomUUID();
+      const attempt = await call('PATCH', `${APEX}/management/vaults/${name}`, {
+        token: userToken,
+        body: { enableRbacAuthorization: true },
+        headers: { 'x-ms-client-request-id': attemptId },
+      });
+      expect(attempt.status).toBe(403);
+      expect((await read()).status).toBe(403);
+
+      // The administrator switches to RBAC: the assignment now counts, at once.
+      const switchId = crypto.randomUUID();
+      const switched = await call('PATCH', `${APEX}/management/vaults/${name}`, {
         token,
-        body: { enableRbacAuthorization: false, accessPolicies: [{ objectId: adminObjectId, permissions: { secrets: ['all'] } }] },
-      }),
-    );
-    const origin = vaultOrigin(name);
-    expect((await call('PUT', `${origin}/secrets/s?${API}`, { token, body: { value: 'v' } })).status).toBe(200);
+        body: { enableRbacAuthorization: true },
+        headers: { 'x-ms-client-request-id': switchId },
+      });
+      expect(switched.status).toBe(200);
+      expect((await json(switched)).properties.enableRbacAuthorization).toBe(true);
+      expect((await read()).status).toBe(200);
 
-    const res = await call('POST', `${APEX}/management/applications`, { token, body: { displayName: 'switch user' } });
-    const app = await json(res);
-    const userToken = await tokenFor({ tenantId: creds.tenantId, clientId: app.clientId, clientSecret: app.clientSecret });
-    const read = () => call('GET', `${origin}/secrets/s?${API}`, { token: userToken });
+      // A policy counts for nothing on an RBAC vault: drop the assignment, give a policy.
+      await env.DB.prepare('delete from role_assignments where vault_id = ?').bind(created.id).run();
+      forgetAuthorization(created.id);
+      expect(
+        (
+          await call('PUT', `${APEX}/management/vaults/${name}/accessPolicies/${app.objectId}`, {
+            token,
+            body: { permissions: { secrets: ['get'] } },
+          })
+        ).status,
+      ).toBe(201);
+      expect((await read()).status).toBe(403);
 
-    // The user has a role assignment (Key Vault Secrets User on the vault) and no policy: refused.
-    await env.DB.prepare(
-      'insert into role_assignments (id, vault_id, scope, role_definition_id, principal_id, created_at) values (?, ?, ?, ?, ?, ?)',
-    )
-      .bind(crypto.randomUUID(), created.id, '/', BuiltInRoleIds.secretsUser, app.objectId, Math.floor(Date.now() / 1000))
-      .run();
-    forgetAuthorization(created.id);
-    expect((await read()).status).toBe(403);
+      // Back to policies (Azure's ARM shape this time): the policy counts again.
+      const backId = crypto.randomUUID();
+      const back = await call('PATCH', `${APEX}/management/vaults/${name}`, {
+        token,
+        body: { properties: { enableRbacAuthorization: false } },
+        headers: { 'x-ms-client-request-id': backId },
+      });
+      expect(back.status).toBe(200);
+      expect((await read()).status).toBe(200);
 
-    // A non-administrator may not switch; the attempt is audited.
-    const attemptId = crypto.randomUUID();
-    const attempt = await call('PATCH', `${APEX}/management/vaults/${name}`, {
-      token: userToken,
-      body: { enableRbacAuthorization: true },
-      headers: { 'x-ms-client-request-id': attemptId },
-    });
-    expect(attempt.status).toBe(403);
-    expect((await read()).status).toBe(403);
+      // A PATCH that changes nothing of the model is an ordinary VaultPatch.
+      const sameId = crypto.randomUUID();
+      expect(
+        (
+          await call('PATCH', `${APEX}/management/vaults/${name}`, {
+            token,
+            body: { enableRbacAuthorization: false },
+            headers: { 'x-ms-client-request-id': sameId },
+          })
+        ).status,
+      ).toBe(200);
 
-    // The administrator switches to RBAC: the assignment now counts, at once.
-    const switchId = crypto.randomUUID();
-    const switched = await call('PATCH', `${APEX}/management/vaults/${name}`, {
-      token,
-      body: { enableRbacAuthorization: true },
-      headers: { 'x-ms-client-request-id': switchId },
-    });
-    expect(switched.status).toBe(200);
-    expect((await json(switched)).properties.enableRbacAuthorization).toBe(true);
-    expect((await read()).status).toBe(200);
-
-    // A policy counts for nothing on an RBAC vault: drop the assignment, give a policy.
-    await env.DB.prepare('delete from role_assignments where vault_id = ?').bind(created.id).run();
-    forgetAuthorization(created.id);
-    expect((await call('PUT', `${APEX}/management/vaults/${name}/accessPolicies/${app.objectId}`, { token, body: { permissions: { secrets: ['get'] } } })).status).toBe(201);
-    expect((await read()).status).toBe(403);
-
-    // Back to policies (Azure's ARM shape this time): the policy counts again.
-    const backId = crypto.randomUUID();
-    const back = await call('PATCH', `${APEX}/management/vaults/${name}`, {
-      token,
-      body: { properties: { enableRbacAuthorization: false } },
-      headers: { 'x-ms-client-request-id': backId },
-    });
-    expect(back.status).toBe(200);
-    expect((await read()).status).toBe(200);
-
-    // A PATCH that changes nothing of the model is an ordinary VaultPatch.
-    const sameId = crypto.randomUUID();
-    expect(
-      (await call('PATCH', `${APEX}/management/vaults/${name}`, { token, body: { enableRbacAuthorization: false }, headers: { 'x-ms-client-request-id': sameId } }))
-        .status,
-    ).toBe(200);
-
-    const [attemptEvent] = await audited(attemptId);
-    expect(attemptEvent).toMatchObject({ operation: 'VaultPatch', status: 403 });
-    const [switchEvent] = await audited(switchId);
-    expect(switchEvent).toMatchObject({ operation: 'VaultAuthorizationModelChange', status: 200 });
-    const [backEvent] = await audited(backId);
-    expect(backEvent).toMatchObject({ operation: 'VaultAuthorizationModelChange', status: 200 });
-    const [sameEvent] = await audited(sameId);
-    expect(sameEvent).toMatchObject({ operation: 'VaultPatch', status: 200 });
-  });
+      const [attemptEvent] = await audited(attemptId);
+      expect(attemptEvent).toMatchObject({ operation: 'VaultPatch', status: 403 });
+      const [switchEvent] = await audited(switchId);
+      expect(switchEvent).toMatchObject({ operation: 'VaultAuthorizationModelChange', status: 200 });
+      const [backEvent] = await audited(backId);
+      expect(backEvent).toMatchObject({ operation: 'VaultAuthorizationModelChange', status: 200 });
+      const [sameEvent] = await audited(sameId);
+      expect(sameEvent).toMatchObject({ operation: 'VaultPatch', status: 200 });
+    },
+  );
 
   it('validates PATCH: unknown properties, a changed retention, and disabling purge protection are refused', async () => {
     const name = `pv${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`.slice(0, 24);
-    expect((await call('PUT', `${APEX}/management/vaults/${name}`, { token, body: { softDeleteRetentionInDays: 30 } })).status).toBe(201);
+    expect(
+      (await call('PUT', `${APEX}/management/vaults/${name}`, { token, body: { softDeleteRetentionInDays: 30 } })).status,
+    ).toBe(201);
     const patch = (body: unknown) => call('PATCH', `${APEX}/management/vaults/${name}`, { token, body });
     for (const body of [
       { enableRbacAuthorisation: false },
@@ -425,8 +487,14 @@ describe('switching the authorization model', () => {
     expect((await json(on)).properties.enablePurgeProtection).toBe(true);
     expect((await patch({ enablePurgeProtection: false })).status).toBe(400);
     const shown = await json(await call('GET', `${APEX}/management/vaults/${name}`, { token }));
-    expect(shown.properties).toMatchObject({ enableRbacAuthorization: true, enablePurgeProtection: true, softDeleteRetentionInDays: 30 });
-    expect((await call('PATCH', `${APEX}/management/vaults/nosuchvault${Date.now().toString(36)}`, { token, body: {} })).status).toBe(404);
+    expect(shown.properties).toMatchObject({
+      enableRbacAuthorization: true,
+      enablePurgeProtection: true,
+      softDeleteRetentionInDays: 30,
+    });
+    expect(
+      (await call('PATCH', `${APEX}/management/vaults/nosuchvault${Date.now().toString(36)}`, { token, body: {} })).status,
+    ).toBe(404);
   });
 
   it('refuses invalid access policies at creation and creates nothing', async () => {
@@ -437,7 +505,10 @@ describe('switching the authorization model', () => {
       [{ objectId: crypto.randomUUID(), tenantId: crypto.randomUUID(), permissions: {} }],
       { objectId: crypto.randomUUID() },
     ]) {
-      const res = await call('PUT', `${APEX}/management/vaults/${name}`, { token, body: { enableRbacAuthorization: false, accessPolicies } });
+      const res = await call('PUT', `${APEX}/management/vaults/${name}`, {
+        token,
+        body: { enableRbacAuthorization: false, accessPolicies },
+      });
       expect(res.status, JSON.stringify(accessPolicies)).toBe(400);
     }
     expect(await count('vaults', 'name = ?', name)).toBe(0);

@@ -58,8 +58,13 @@ describe('ACME account store', () => {
     const prints = await Promise.all([ka, kb, ko].map((k) => calculateJwkThumbprint(k.key.jwk)));
     expect(new Set(prints).size).toBe(3);
     // Vault a's sealed key copied onto its other directory's row: bound to the directory, refused.
-    const sealed = (await a.db.select().from(acmeAccounts).where(eq(acmeAccounts.directoryUrl, DIRECTORY)).all()).find((r) => r.vaultId === a.vault.id)!;
-    await a.db.update(acmeAccounts).set({ keySealed: sealed.keySealed, dataKeyId: sealed.dataKeyId }).where(eq(acmeAccounts.directoryUrl, 'https://other.example.test/dir'));
+    const sealed = (await a.db.select().from(acmeAccounts).where(eq(acmeAccounts.directoryUrl, DIRECTORY)).all()).find(
+      (r) => r.vaultId === a.vault.id,
+    )!;
+    await a.db
+      .update(acmeAccounts)
+      .set({ keySealed: sealed.keySealed, dataKeyId: sealed.dataKeyId })
+      .where(eq(acmeAccounts.directoryUrl, 'https://other.example.test/dir'));
     await expect(other.load()).rejects.toBeInstanceOf(IntegrityError);
   });
 });

@@ -48,7 +48,9 @@ describe('api-version', () => {
     expect((await call('GET', `${origin}/keys?${q}`, { token })).status).toBe(200);
     expect((await call('GET', `${origin}//providers/Microsoft.Authorization/roleAssignments?${q}`, { token })).status).toBe(200);
     // As the SDK sends it: the hyphen percent-encoded.
-    expect((await call('GET', `${origin}/secrets/av-two?api%2Dversion=${encodeURIComponent(version)}`, { token })).status).toBe(200);
+    expect((await call('GET', `${origin}/secrets/av-two?api%2Dversion=${encodeURIComponent(version)}`, { token })).status).toBe(
+      200,
+    );
   });
 
   it.each(['7.7', '6.0', '7.4-preview', '7.6-preview.3', '7.5-preview.2', '2025-07-01-preview', '2024-01-01', '7.6 ', ''])(
@@ -58,7 +60,11 @@ describe('api-version', () => {
       expect(res.status).toBe(400);
       const { error } = await json(res);
       expect(error.code).toBe('BadParameter');
-      expect(error.message).toMatch(version ? /^The specified version \(.*\) is not recognized\. Supported: 7\.0-preview, 7\.0, / : /api-version .* is required/);
+      expect(error.message).toMatch(
+        version
+          ? /^The specified version \(.*\) is not recognized\. Supported: 7\.0-preview, 7\.0, /
+          : /api-version .* is required/,
+      );
     },
   );
 });

@@ -1,7 +1,24 @@
+/**
+ * Audit archive to R2 and retention: each closed period archived once and verifiable alone; only
+ * archived records pruned.
+ */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { archiveClosedPeriods, archiveConfig, ArchiveConfigError, periodOf, pruneArchivedRecords, type ArchiveConfig } from '../../src/audit/archive';
+import {
+  archiveClosedPeriods,
+  archiveConfig,
+  ArchiveConfigError,
+  periodOf,
+  pruneArchivedRecords,
+  type ArchiveConfig,
+} from '../../src/audit/archive';
 import { chainHash, GENESIS_HASH } from '../../src/audit/canonical';
-import { CHECKPOINT_KEY_ID, ensureCheckpointKey, listCheckpoints, verifyCheckpointSignature, type EcPublicJwk } from '../../src/audit/checkpoints';
+import {
+  CHECKPOINT_KEY_ID,
+  ensureCheckpointKey,
+  listCheckpoints,
+  verifyCheckpointSignature,
+  type EcPublicJwk,
+} from '../../src/audit/checkpoints';
 import type { Checkpoint } from '../../src/audit/verify';
 import { BridgeClient } from '../../src/crypto/bridge-client';
 import { database } from '../../src/storage/db';
@@ -30,7 +47,15 @@ async function chainOverThreeDays() {
   const now = Date.now();
   const day1 = periodOf(now - 3 * DAY, 'day');
   const day2 = periodOf(now - 2 * DAY, 'day');
-  const times = [day1.start + 3_600_000, day1.start + 3_600_001, day1.start + 7_200_000, day2.start + 60_000, day2.start + 120_000, now, now + 1];
+  const times = [
+    day1.start + 3_600_000,
+    day1.start + 3_600_001,
+    day1.start + 7_200_000,
+    day2.start + 60_000,
+    day2.start + 120_000,
+    now,
+    now + 1,
+  ];
   const events = times.map((time) => auditEvent({ vault, time }));
   expect((await consume(batchOf(events))).ackedIds.size).toBe(times.length);
   return { vault, chain: `vault:${vault}`, day1, day2, now };
@@ -52,9 +77,21 @@ describe('archive', () => {
     const object = await bucket.get(`${chain}/${day1.id}.ndjson`);
     expect(object).not.toBeNull();
     const text = await object!.text();
-    expect(text).toBe(stored.slice(0, 3).map((r) => r.canonical).join('\n') + '\n');
+    expect(text).toBe(
+      stored
+        .slice(0, 3)
+        .map((r) => r.canonical)
+        .join('\n') + '\n',
+    );
     const meta = object!.customMetadata!;
-    expect(meta).toMatchObject({ chain, period: day1.id, firstSeq: '1', lastSeq: '3', prevHash: GENESIS_HASH, lastHash: stored[2]!.hash });
+    expect(meta).toMatchObject({
+      chain,
+      period: day1.id,
+      firstSeq: '1',
+      lastSeq: '3',
+      prevHash: GENESIS_HASH,
+      lastHash: stored[2]!.hash,
+    });
     const checkpoint = JSON.parse(meta.checkpoint!) as Checkpoint;
     expect(checkpoint).toMatchObject({ chain, seq: 3, hash: stored[2]!.hash });
     const publicJwk = (await bridge.publicKey(CHECKPOINT_KEY_ID)) as EcPublicJwk;
@@ -65,10 +102,18 @@ describe('archive', () => {
     expect(hash).toBe(checkpoint.hash);
 
     const second = await bucket.get(`${chain}/${day2.id}.ndjson`);
-    expect(second!.customMetadata).toMatchObject({ firstSeq: '4', lastSeq: '5', prevHash: stored[2]!.hash, lastHash: stored[4]!.hash });
+    expect(second!.customMetadata).toMatchObject({
+      firstSeq: '4',
+      lastSeq: '5',
+      prevHash: stored[2]!.hash,
+      lastHash: stored[4]!.hash,
+    });
     expect((await listCheckpoints(db, chain)).map((c) => c.seq)).toEqual([3, 5]);
     // Today is not closed: not archived.
-    expect((await bucket.list({ prefix: `${chain}/` })).objects.map((o) => o.key).sort()).toEqual([`${chain}/${day1.id}.ndjson`, `${chain}/${day2.id}.ndjson`]);
+    expect((await bucket.list({ prefix: `${chain}/` })).objects.map((o) => o.key).sort()).toEqual([
+      `${chain}/${day1.id}.ndjson`,
+      `${chain}/${day2.id}.ndjson`,
+    ]);
 
     // Idempotent: a second run writes nothing, and the objects are the same bytes.
     const etag = object!.etag;
@@ -78,7 +123,10 @@ describe('archive', () => {
 
   it('does not archive a chain whose records do not verify', async () => {
     const { chain, now } = await chainOverThreeDays();
-    await sql(`update audit_records set canonical = replace(canonical, '"SecretGet"', '"SecretList"') where chain = ? and seq = 2`, chain);
+    await sql(
+      `update audit_records set canonical = replace(canonical, '"SecretGet"', '"SecretList"') where chain = ? and seq = 2`,
+      chain,
+    );
     const run = await archiveClosedPeriods(db, bridge, bucket, config, now, [chain]);
     expect(run).toMatchObject({ archived: 0, refused: [chain] });
     expect((await bucket.list({ prefix: `${chain}/` })).objects).toEqual([]);
@@ -115,7 +163,9 @@ describe('retention', () => {
     expect(() => archiveConfig({ AUDIT_RETENTION_DAYS: '90', AUDIT_ARCHIVE_RETENTION_DAYS: '60' })).toThrow(ArchiveConfigError);
     expect(() => archiveConfig({ AUDIT_ARCHIVE_PERIOD: 'week' })).toThrow(ArchiveConfigError);
     expect(archiveConfig({})).toEqual({ period: 'day', retentionDays: 365, archiveRetentionDays: null });
-    expect(archiveConfig({ AUDIT_ARCHIVE_PERIOD: 'hour', AUDIT_RETENTION_DAYS: '30', AUDIT_ARCHIVE_RETENTION_DAYS: '3650' })).toEqual({
+    expect(
+      archiveConfig({ AUDIT_ARCHIVE_PERIOD: 'hour', AUDIT_RETENTION_DAYS: '30', AUDIT_ARCHIVE_RETENTION_DAYS: '3650' }),
+    ).toEqual({
       period: 'hour',
       retentionDays: 30,
       archiveRetentionDays: 3650,

@@ -19,7 +19,8 @@ type Creds = { tenantId: string; clientId: string; clientSecret: string };
 let adminCreds: Creds;
 let adminToken: string;
 
-const vaultRow = async (name: string) => (await rows<{ id: string; created_at: number }>('select id, created_at from vaults where name = ?', name))[0]!;
+const vaultRow = async (name: string) =>
+  (await rows<{ id: string; created_at: number }>('select id, created_at from vaults where name = ?', name))[0]!;
 
 /** Records appended to a chain by the real append code, as the consumer wrote them before 0012. */
 async function oldRecords(chain: string, vault: string, times: number[], status = 200): Promise<string[]> {
@@ -40,13 +41,25 @@ async function runMigration0012(): Promise<void> {
 }
 
 async function auditorOf(vault: string): Promise<string> {
-  const res = await call('POST', `${APEX}/management/applications`, { token: adminToken, body: { displayName: 'migration auditor' } });
+  const res = await call('POST', `${APEX}/management/applications`, {
+    token: adminToken,
+    body: { displayName: 'migration auditor' },
+  });
   expect(res.status).toBe(201);
   const app = await json(res);
-  const granted = await call('PUT', `${APEX}/management/vaults/${vault}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?scope=%2F`, {
-    token: adminToken,
-    body: { properties: { roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${BuiltInRoleIds.auditor}`, principalId: app.objectId } },
-  });
+  const granted = await call(
+    'PUT',
+    `${APEX}/management/vaults/${vault}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?scope=%2F`,
+    {
+      token: adminToken,
+      body: {
+        properties: {
+          roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${BuiltInRoleIds.auditor}`,
+          principalId: app.objectId,
+        },
+      },
+    },
+  );
   expect(granted.status, await granted.clone().text()).toBe(201);
   return tokenFor({ tenantId: adminCreds.tenantId, clientId: app.clientId, clientSecret: app.clientSecret });
 }
@@ -82,9 +95,11 @@ describe('migration 0012 on chains named by vault name', () => {
     await runMigration0012();
   });
 
-  it('binds a live vault\'s name chain to its id: its Auditor reads and verifies it as its trail', async () => {
+  it("binds a live vault's name chain to its id: its Auditor reads and verifies it as its trail", async () => {
     const { id } = await vaultRow(kept);
-    expect(await rows('select vault_id, chain, vault_name from audit_chain_vaults where vault_id = ?', id)).toEqual([{ vault_id: id, chain: `vault:${kept}`, vault_name: kept }]);
+    expect(await rows('select vault_id, chain, vault_name from audit_chain_vaults where vault_id = ?', id)).toEqual([
+      { vault_id: id, chain: `vault:${kept}`, vault_name: kept },
+    ]);
     const token = await auditorOf(kept);
     const listed = await call('GET', `${vaultOrigin(kept)}/auditEvents?${API}&format=ndjson`, { token });
     expect(listed.status).toBe(200);
@@ -100,22 +115,41 @@ describe('migration 0012 on chains named by vault name', () => {
     const listed = await call('GET', `${vaultOrigin(recreated)}/auditEvents?${API}&format=ndjson`, { token });
     expect(listed.status).toBe(200);
     expect((await ndjsonIds(listed)).some((e) => earlierEvents.includes(e))).toBe(false);
-    expect(await json(await call('GET', `${vaultOrigin(recreated)}/audit/verify?${API}`, { token }))).toMatchObject({ chain: `vault:${id}`, ok: true });
+    expect(await json(await call('GET', `${vaultOrigin(recreated)}/audit/verify?${API}`, { token }))).toMatchObject({
+      chain: `vault:${id}`,
+      ok: true,
+    });
 
-    const joined = await json(await call('GET', `${APEX}/management/audit/verify?chain=vault:${recreated}`, { token: adminToken }));
+    const joined = await json(
+      await call('GET', `${APEX}/management/audit/verify?chain=vault:${recreated}`, { token: adminToken }),
+    );
     expect(joined).toMatchObject({ chain: `vault:${recreated}`, ok: true, through: 2 });
-    expect(await ndjsonIds(await call('GET', `${APEX}/management/audit/chain?chain=vault:${recreated}`, { token: adminToken }))).toEqual(earlierEvents);
+    expect(
+      await ndjsonIds(await call('GET', `${APEX}/management/audit/chain?chain=vault:${recreated}`, { token: adminToken })),
+    ).toEqual(earlierEvents);
   });
 
-  it('keeps a deleted vault\'s chain under its name, listed, verifiable and exportable by administrators only', async () => {
+  it("keeps a deleted vault's chain under its name, listed, verifiable and exportable by administrators only", async () => {
     const chains = (await json(await call('GET', `${APEX}/management/audit/chains`, { token: adminToken }))).value as unknown[];
-    expect(chains).toContainEqual(expect.objectContaining({ chain: `vault:${deleted}`, vaultId: null, vaultName: deleted, live: false }));
-    expect(chains).toContainEqual(expect.objectContaining({ chain: `vault:${recreated}`, vaultId: null, vaultName: recreated, live: false }));
-    expect(chains).toContainEqual(expect.objectContaining({ chain: `vault:${kept}`, vaultId: (await vaultRow(kept)).id, vaultName: kept, live: true }));
-    expect(await json(await call('GET', `${APEX}/management/audit/verify?chain=vault:${deleted}`, { token: adminToken }))).toMatchObject({ ok: true, through: 1 });
-    expect(await ndjsonIds(await call('GET', `${APEX}/management/audit/chain?chain=vault:${deleted}`, { token: adminToken }))).toEqual(deletedEvents);
+    expect(chains).toContainEqual(
+      expect.objectContaining({ chain: `vault:${deleted}`, vaultId: null, vaultName: deleted, live: false }),
+    );
+    expect(chains).toContainEqual(
+      expect.objectContaining({ chain: `vault:${recreated}`, vaultId: null, vaultName: recreated, live: false }),
+    );
+    expect(chains).toContainEqual(
+      expect.objectContaining({ chain: `vault:${kept}`, vaultId: (await vaultRow(kept)).id, vaultName: kept, live: true }),
+    );
+    expect(
+      await json(await call('GET', `${APEX}/management/audit/verify?chain=vault:${deleted}`, { token: adminToken })),
+    ).toMatchObject({ ok: true, through: 1 });
+    expect(
+      await ndjsonIds(await call('GET', `${APEX}/management/audit/chain?chain=vault:${deleted}`, { token: adminToken })),
+    ).toEqual(deletedEvents);
     const auditor = await auditorOf(kept);
     expect((await call('GET', `${APEX}/management/audit/chain?chain=vault:${deleted}`, { token: auditor })).status).toBe(403);
-    expect((await call('GET', `${APEX}/management/audit/verify?chain=vault:${deleted}&vault=${kept}`, { token: adminToken })).status).toBe(400);
+    expect(
+      (await call('GET', `${APEX}/management/audit/verify?chain=vault:${deleted}&vault=${kept}`, { token: adminToken })).status,
+    ).toBe(400);
   });
 });

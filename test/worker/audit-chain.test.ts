@@ -1,3 +1,7 @@
+/**
+ * The audit hash chain on real D1 rows: gap-free sequences, hashes computed independently,
+ * tampering of every kind detected.
+ */
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, chainHash, GENESIS_HASH } from '../../src/audit/canonical';
 import { appendToChain, readChain, readChainHead, type ChainEntry } from '../../src/audit/chain';
@@ -42,7 +46,9 @@ async function verifyStored(chain: string, checkpoints: Checkpoint[] = [], verif
 async function storedChain(n = 8): Promise<{ chain: string; vault: string; rows: StoredRecord[] }> {
   const vault = freshVault('tamper');
   const start = Date.now();
-  const events = Array.from({ length: n }, (_, i) => auditEvent({ vault, time: start + i, operation: i % 2 ? 'SecretGet' : 'SecretSet' }));
+  const events = Array.from({ length: n }, (_, i) =>
+    auditEvent({ vault, time: start + i, operation: i % 2 ? 'SecretGet' : 'SecretSet' }),
+  );
   expect((await consume(batchOf(events))).ackedIds.size).toBe(n);
   const chain = `vault:${vault}`;
   return { chain, vault, rows: await chainRows(chain) };
@@ -63,7 +69,12 @@ describe('appending', () => {
     const vault = freshVault();
     const t = Date.now();
     // Out of order in the batch; two share a time (then ordered by event id).
-    const events = [auditEvent({ vault, time: t + 30 }), auditEvent({ vault, time: t + 10 }), auditEvent({ vault, time: t + 20 }), auditEvent({ vault, time: t + 20 })];
+    const events = [
+      auditEvent({ vault, time: t + 30 }),
+      auditEvent({ vault, time: t + 10 }),
+      auditEvent({ vault, time: t + 20 }),
+      auditEvent({ vault, time: t + 20 }),
+    ];
     expect((await consume(batchOf(events))).ackedIds.size).toBe(4);
     const stored = await chainRows(`vault:${vault}`);
     const expectedOrder = [...events].sort((a, b) => a.time - b.time || (a.id < b.id ? -1 : 1)).map((e) => e.id);
@@ -143,8 +154,16 @@ describe('failures half-way through a batch', () => {
   it('acknowledges the chains it stored and retries only the messages of the chain that failed', async () => {
     const [good1, poisoned, good2] = [freshVault('ok'), freshVault('poison'), freshVault('ok')];
     const trigger = `poison_${poisoned}`;
-    await sql(`CREATE TRIGGER ${trigger} BEFORE INSERT ON audit_records WHEN NEW.chain = 'vault:${poisoned}' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`);
-    const events = [auditEvent({ vault: good1 }), auditEvent({ vault: poisoned }), auditEvent({ vault: good2 }), auditEvent({ vault: poisoned }), auditEvent({ vault: good1 })];
+    await sql(
+      `CREATE TRIGGER ${trigger} BEFORE INSERT ON audit_records WHEN NEW.chain = 'vault:${poisoned}' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`,
+    );
+    const events = [
+      auditEvent({ vault: good1 }),
+      auditEvent({ vault: poisoned }),
+      auditEvent({ vault: good2 }),
+      auditEvent({ vault: poisoned }),
+      auditEvent({ vault: good1 }),
+    ];
     try {
       const batch = batchOf(events);
       const result = await consume(batch);
@@ -170,7 +189,9 @@ describe('failures half-way through a batch', () => {
     const events = Array.from({ length: 40 }, (_, i) => auditEvent({ vault, time: Date.now() + i }));
     const failing = events[25]!.id;
     const trigger = `half_${vault}`;
-    await sql(`CREATE TRIGGER ${trigger} BEFORE INSERT ON audit_records WHEN NEW.event_id = '${failing}' BEGIN SELECT RAISE(ABORT, 'half-way'); END`);
+    await sql(
+      `CREATE TRIGGER ${trigger} BEFORE INSERT ON audit_records WHEN NEW.event_id = '${failing}' BEGIN SELECT RAISE(ABORT, 'half-way'); END`,
+    );
     try {
       const result = await consume(batchOf(events));
       expect(result.ackedIds.size).toBe(0);
@@ -196,7 +217,11 @@ describe('dead-letter queue', () => {
     await expectGapFree(`vault:${vault}`, events);
     const malformed = (await rowOfEvent(`malformed:${AUDIT_DLQ_NAME}:${batch.messages[2]!.id}`))!;
     expect(malformed).toMatchObject({ chain: DEPLOYMENT_CHAIN, operation: 'MalformedAuditEvent' });
-    expect(recordOf(malformed).properties).toMatchObject({ queue: AUDIT_DLQ_NAME, bodyType: 'object', bodyDigest: expect.stringMatching(/^sha256:/) });
+    expect(recordOf(malformed).properties).toMatchObject({
+      queue: AUDIT_DLQ_NAME,
+      bodyType: 'object',
+      bodyDigest: expect.stringMatching(/^sha256:/),
+    });
     expect(malformed.canonical).not.toContain('an event');
     // Redelivered dead letters add nothing.
     expect((await consume(batch)).ackedIds.size).toBe(3);
@@ -206,7 +231,9 @@ describe('dead-letter queue', () => {
   it('retries a dead letter its chain refuses, and on its last attempts records it in the deployment chain', async () => {
     const vault = freshVault('stuck');
     const trigger = `stuck_${vault}`;
-    await sql(`CREATE TRIGGER ${trigger} BEFORE INSERT ON audit_records WHEN NEW.chain = 'vault:${vault}' BEGIN SELECT RAISE(ABORT, 'stuck'); END`);
+    await sql(
+      `CREATE TRIGGER ${trigger} BEFORE INSERT ON audit_records WHEN NEW.chain = 'vault:${vault}' BEGIN SELECT RAISE(ABORT, 'stuck'); END`,
+    );
     const event = auditEvent({ vault, operation: 'KeySign', status: 200 });
     try {
       const early = await consume(batchOf([event], AUDIT_DLQ_NAME, 1));
@@ -235,10 +262,14 @@ describe('verification', () => {
     expect(plain).toEqual({ ok: true, through: 8, checkpoint: null });
     expect(describeVerification(plain)).toBe('intact through sequence 8 (no checkpoint)');
     const seen: number[] = [];
-    const withCheckpoints = await verifyStored(chain, [checkpointOf(stored[5]!, 'T6'), checkpointOf(stored[2]!, 'T3')], async (cp) => {
-      seen.push(cp.seq);
-      return true;
-    });
+    const withCheckpoints = await verifyStored(
+      chain,
+      [checkpointOf(stored[5]!, 'T6'), checkpointOf(stored[2]!, 'T3')],
+      async (cp) => {
+        seen.push(cp.seq);
+        return true;
+      },
+    );
     expect(withCheckpoints).toEqual({ ok: true, through: 8, checkpoint: { seq: 6, time: 'T6' } });
     expect(describeVerification(withCheckpoints)).toBe('intact through sequence 8 at checkpoint T6 (seq 6)');
     expect(seen.sort()).toEqual([3, 6]);
@@ -260,7 +291,12 @@ describe('verification', () => {
     const { chain, rows: stored } = await storedChain();
     const row = stored[5]!;
     const edited = row.canonical.replace('"callerIpAddress":"203.0.113.7"', '"callerIpAddress":"198.51.100.1"');
-    await sql('update audit_records set canonical = ?, hash = ? where chain = ? and seq = 6', edited, await chainHash(row.prev_hash, edited), chain);
+    await sql(
+      'update audit_records set canonical = ?, hash = ? where chain = ? and seq = 6',
+      edited,
+      await chainHash(row.prev_hash, edited),
+      chain,
+    );
     const result = await verifyStored(chain);
     expect(result).toMatchObject({ ok: false, kind: 'altered', firstBadSeq: 6 });
   });
@@ -280,7 +316,8 @@ describe('verification', () => {
 
     const renumbered = await storedChain();
     await sql('delete from audit_records where chain = ? and seq in (4, 5)', renumbered.chain);
-    for (let seq = 6; seq <= 8; seq++) await sql('update audit_records set seq = ? where chain = ? and seq = ?', seq - 2, renumbered.chain, seq);
+    for (let seq = 6; seq <= 8; seq++)
+      await sql('update audit_records set seq = ? where chain = ? and seq = ?', seq - 2, renumbered.chain, seq);
     await sql('update audit_chain_heads set seq = 6 where chain = ?', renumbered.chain);
     expect(await verifyStored(renumbered.chain)).toMatchObject({ ok: false, kind: 'removed', firstBadSeq: 4 });
   });
@@ -312,7 +349,21 @@ describe('verification', () => {
     await sql(
       `insert into audit_records (chain, seq, event_id, canonical, prev_hash, hash, time, operation, caller_appid, caller_oid, object_id, status, result, error_code, correlation_id, client_ip)
        values (?, 5, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      chain, forged.eventId, canonical, stored[3]!.hash, hash, c.time, c.operation, c.callerAppId, c.callerObjectId, c.objectId, c.status, c.result, c.errorCode, c.correlationId, c.clientIp,
+      chain,
+      forged.eventId,
+      canonical,
+      stored[3]!.hash,
+      hash,
+      c.time,
+      c.operation,
+      c.callerAppId,
+      c.callerObjectId,
+      c.objectId,
+      c.status,
+      c.result,
+      c.errorCode,
+      c.correlationId,
+      c.clientIp,
     );
     expect(await verifyStored(chain)).toMatchObject({ ok: false, kind: 'inserted', firstBadSeq: 5 });
 
@@ -321,7 +372,11 @@ describe('verification', () => {
     await sql(
       `insert into audit_records (chain, seq, event_id, canonical, prev_hash, hash, time, operation, status, result)
        values (?, 2.5, ?, ?, ?, ?, 0, 'SecretGet', 200, 'success')`,
-      other.chain, crypto.randomUUID(), '{}', other.rows[1]!.hash, GENESIS_HASH,
+      other.chain,
+      crypto.randomUUID(),
+      '{}',
+      other.rows[1]!.hash,
+      GENESIS_HASH,
     );
     expect(await verifyStored(other.chain)).toMatchObject({ ok: false, kind: 'inserted', firstBadSeq: 3 });
   });
@@ -346,9 +401,17 @@ describe('verification', () => {
     // Rewrite record 4 and re-hash everything after it.
     let prev = stored[2]!.hash;
     for (const row of stored.slice(3)) {
-      const canonical = row.seq === 4 ? row.canonical.replace('"resultSignature":"OK"', '"resultSignature":"Forbidden"') : row.canonical;
+      const canonical =
+        row.seq === 4 ? row.canonical.replace('"resultSignature":"OK"', '"resultSignature":"Forbidden"') : row.canonical;
       const hash = await chainHash(prev, canonical);
-      await sql('update audit_records set canonical = ?, prev_hash = ?, hash = ? where chain = ? and seq = ?', canonical, prev, hash, chain, row.seq);
+      await sql(
+        'update audit_records set canonical = ?, prev_hash = ?, hash = ? where chain = ? and seq = ?',
+        canonical,
+        prev,
+        hash,
+        chain,
+        row.seq,
+      );
       await sql('update audit_chain_heads set hash = ? where chain = ?', hash, chain);
       prev = hash;
     }

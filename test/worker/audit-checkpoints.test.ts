@@ -1,3 +1,7 @@
+/**
+ * HSM-signed audit checkpoints: made by the cron, verified against the key the HSM publishes,
+ * forgeries refused.
+ */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { chainHash } from '../../src/audit/canonical';
 import {
@@ -58,19 +62,35 @@ async function verifyApi(vault: string): Promise<any> {
 
 /** A P-256 key of the attacker's own, and checkpoints signed with it. */
 async function attackerKey() {
-  const pair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const pair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+    'sign',
+    'verify',
+  ])) as CryptoKeyPair;
   const jwk = (await crypto.subtle.exportKey('jwk', pair.publicKey)) as JsonWebKey;
   const publicJwk: EcPublicJwk = { kty: 'EC', crv: 'P-256', x: jwk.x!, y: jwk.y! };
   const kid = await jwkThumbprint(publicJwk);
   const sign = async (cp: Omit<Checkpoint, 'alg' | 'kid' | 'signature'>): Promise<Checkpoint> => {
-    const sig = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, new TextEncoder().encode(checkpointPayload(cp)));
+    const sig = await crypto.subtle.sign(
+      { name: 'ECDSA', hash: 'SHA-256' },
+      pair.privateKey,
+      new TextEncoder().encode(checkpointPayload(cp)),
+    );
     return { ...cp, alg: 'ES256', kid, signature: toBase64Url(new Uint8Array(sig)) };
   };
   return { publicJwk, kid, sign };
 }
 
 const insertCheckpoint = (cp: Checkpoint) =>
-  sql('insert into audit_checkpoints (chain, seq, hash, time, alg, kid, signature) values (?, ?, ?, ?, ?, ?, ?)', cp.chain, cp.seq, cp.hash, cp.time, cp.alg, cp.kid, cp.signature);
+  sql(
+    'insert into audit_checkpoints (chain, seq, hash, time, alg, kid, signature) values (?, ?, ?, ?, ?, ?, ?)',
+    cp.chain,
+    cp.seq,
+    cp.hash,
+    cp.time,
+    cp.alg,
+    cp.kid,
+    cp.signature,
+  );
 
 describe('checkpoints', () => {
   it('are made for a chain whose head moved, once, and again when it moves on', async () => {
@@ -95,9 +115,18 @@ describe('checkpoints', () => {
     const publicJwk = (await bridge.publicKey(CHECKPOINT_KEY_ID)) as EcPublicJwk;
     expect(cp!.kid).toBe(await jwkThumbprint(publicJwk));
     // Checked here with WebCrypto directly, not through the module under test.
-    const key = await crypto.subtle.importKey('jwk', { ...publicJwk, ext: true }, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+    const key = await crypto.subtle.importKey('jwk', { ...publicJwk, ext: true }, { name: 'ECDSA', namedCurve: 'P-256' }, false, [
+      'verify',
+    ]);
     const payload = JSON.stringify({ chain: cp!.chain, hash: cp!.hash, seq: cp!.seq, time: cp!.time });
-    expect(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, fromBase64Url(cp!.signature), new TextEncoder().encode(payload))).toBe(true);
+    expect(
+      await crypto.subtle.verify(
+        { name: 'ECDSA', hash: 'SHA-256' },
+        key,
+        fromBase64Url(cp!.signature),
+        new TextEncoder().encode(payload),
+      ),
+    ).toBe(true);
     expect(await verifyCheckpointSignature(cp!, publicJwk, cp!.kid)).toBe(true);
     expect(await verifyCheckpointSignature({ ...cp!, seq: cp!.seq + 1 }, publicJwk, cp!.kid)).toBe(false);
 
@@ -110,7 +139,10 @@ describe('checkpoints', () => {
 
   it('are not made over records that do not verify since the last checkpoint', async () => {
     const { chain } = await newChain(4);
-    await sql(`update audit_records set canonical = replace(canonical, '"SecretGet"', '"SecretList"') where chain = ? and seq = 2`, chain);
+    await sql(
+      `update audit_records set canonical = replace(canonical, '"SecretGet"', '"SecretList"') where chain = ? and seq = 2`,
+      chain,
+    );
     const run = await checkpoint(chain);
     expect(run).toMatchObject({ created: 0, refused: [chain] });
     expect(await listCheckpoints(db, chain)).toEqual([]);
@@ -135,7 +167,14 @@ describe('the verification API', () => {
     await checkpoint(chain);
     const [cp] = await listCheckpoints(db, chain);
     const body = await verifyApi(vault);
-    expect(body).toMatchObject({ chain, ok: true, through: 6, checkpoint: { seq: 6, time: cp!.time }, checkpoints: 1, prunedThrough: 0 });
+    expect(body).toMatchObject({
+      chain,
+      ok: true,
+      through: 6,
+      checkpoint: { seq: 6, time: cp!.time },
+      checkpoints: 1,
+      prunedThrough: 0,
+    });
     expect(body.message).toBe(`intact through sequence 6 at checkpoint ${cp!.time} (seq 6)`);
     expect(body.key.storedCopyMatches).toBe(true);
   });
@@ -164,14 +203,26 @@ describe('the verification API', () => {
     const [setting] = await rows<{ value: string }>('select value from settings where key = ?', CHECKPOINT_KEY_SETTING);
     const attacker = await attackerKey();
     try {
-      await sql('update settings set value = ? where key = ?', JSON.stringify({ handle: CHECKPOINT_KEY_ID, kid: attacker.kid, publicJwk: attacker.publicJwk }), CHECKPOINT_KEY_SETTING);
+      await sql(
+        'update settings set value = ? where key = ?',
+        JSON.stringify({ handle: CHECKPOINT_KEY_ID, kid: attacker.kid, publicJwk: attacker.publicJwk }),
+        CHECKPOINT_KEY_SETTING,
+      );
       // The administrator rewrites record 2 and re-hashes the chain, then vouches for it.
       const stored = await chainRows(chain);
       let prev = stored[0]!.hash;
       for (const r of stored.slice(1)) {
         const canonical = r.seq === 2 ? r.canonical.replace('"SecretGet"', '"SecretList"') : r.canonical;
         const hash = await chainHash(prev, canonical);
-        await sql('update audit_records set canonical = ?, prev_hash = ?, hash = ?, operation = ? where chain = ? and seq = ?', canonical, prev, hash, r.seq === 2 ? 'SecretList' : r.operation, chain, r.seq);
+        await sql(
+          'update audit_records set canonical = ?, prev_hash = ?, hash = ?, operation = ? where chain = ? and seq = ?',
+          canonical,
+          prev,
+          hash,
+          r.seq === 2 ? 'SecretList' : r.operation,
+          chain,
+          r.seq,
+        );
         await sql('update audit_chain_heads set hash = ? where chain = ? and seq = ?', hash, chain, r.seq);
         prev = hash;
       }
@@ -186,7 +237,10 @@ describe('the verification API', () => {
   it('reports a record edited after its checkpoint, and a re-hashed rewrite the checkpoint catches', async () => {
     const { vault, chain } = await newChain(6);
     await checkpoint(chain);
-    await sql(`update audit_records set canonical = replace(canonical, '"SecretGet"', '"SecretList"') where chain = ? and seq = 3`, chain);
+    await sql(
+      `update audit_records set canonical = replace(canonical, '"SecretGet"', '"SecretList"') where chain = ? and seq = 3`,
+      chain,
+    );
     expect(await verifyApi(vault)).toMatchObject({ ok: false, kind: 'altered', firstBadSeq: 3 });
 
     const other = await newChain(6);
@@ -196,7 +250,15 @@ describe('the verification API', () => {
     for (const r of stored.slice(2)) {
       const canonical = r.seq === 3 ? r.canonical.replace('"SecretGet"', '"SecretList"') : r.canonical;
       const hash = await chainHash(prev, canonical);
-      await sql('update audit_records set canonical = ?, prev_hash = ?, hash = ?, operation = ? where chain = ? and seq = ?', canonical, prev, hash, r.seq === 3 ? 'SecretList' : r.operation, other.chain, r.seq);
+      await sql(
+        'update audit_records set canonical = ?, prev_hash = ?, hash = ?, operation = ? where chain = ? and seq = ?',
+        canonical,
+        prev,
+        hash,
+        r.seq === 3 ? 'SecretList' : r.operation,
+        other.chain,
+        r.seq,
+      );
       prev = hash;
     }
     await sql('update audit_chain_heads set hash = ? where chain = ?', prev, other.chain);
@@ -213,8 +275,14 @@ describe('the verification API', () => {
     const { id } = (await env.DB.prepare('select id from vaults where name = ?').bind(vault).first<{ id: string }>())!;
     expect(await json(res)).toMatchObject({ chain: `vault:${id}`, ok: true });
 
-    const created = await json(await call('POST', `${APEX}/management/applications`, { token: adminToken, body: { displayName: 'no audit role' } }));
-    const outsider = await tokenFor({ tenantId: (await admin()).tenantId, clientId: created.clientId, clientSecret: created.clientSecret });
+    const created = await json(
+      await call('POST', `${APEX}/management/applications`, { token: adminToken, body: { displayName: 'no audit role' } }),
+    );
+    const outsider = await tokenFor({
+      tenantId: (await admin()).tenantId,
+      clientId: created.clientId,
+      clientSecret: created.clientSecret,
+    });
     const refused = await call('GET', `${vaultOrigin(vault)}/audit/verify?${API}`, { token: outsider });
     expect(refused.status).toBe(403);
     expect((await call('GET', `${APEX}/management/audit/verify?vault=${vault}`, { token: outsider })).status).toBe(403);
@@ -227,12 +295,26 @@ describe('the verification API', () => {
     expect(first.status).toBe(200);
     expect(first.headers.get('content-type')).toContain('application/x-ndjson');
     expect(first.headers.get('x-ekv-next-from')).toBe('4');
-    const lines = (await first.text()).trim().split('\n').map((l) => JSON.parse(l));
+    const lines = (await first.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.seq)).toEqual([1, 2, 3, 4]);
     const stored = await chainRows(chain);
-    expect(lines[0]).toEqual({ seq: 1, eventId: stored[0]!.event_id, canonical: stored[0]!.canonical, prevHash: stored[0]!.prev_hash, hash: stored[0]!.hash });
+    expect(lines[0]).toEqual({
+      seq: 1,
+      eventId: stored[0]!.event_id,
+      canonical: stored[0]!.canonical,
+      prevHash: stored[0]!.prev_hash,
+      hash: stored[0]!.hash,
+    });
     const rest = await call('GET', `${APEX}/management/audit/chain?vault=${vault}&from=4&limit=4`, { token: adminToken });
-    expect((await rest.text()).trim().split('\n').map((l) => JSON.parse(l).seq)).toEqual([5, 6, 7]);
+    expect(
+      (await rest.text())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).seq),
+    ).toEqual([5, 6, 7]);
     const cps = await json(await call('GET', `${APEX}/management/audit/checkpoints?vault=${vault}`, { token: adminToken }));
     expect(cps).toMatchObject({ chain, head: { seq: 7 }, prunedThrough: null, checkpoints: [{ seq: 7, alg: 'ES256' }] });
   });

@@ -1,3 +1,7 @@
+/**
+ * Helpers for the audit tests: well-formed audit messages, batches, and running the real consumer
+ * over them.
+ */
 import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test';
 import type { AuditEvent } from '../../src/audit/event';
 import type { AuditRecord } from '../../src/audit/record';
@@ -97,4 +101,5 @@ export async function persisted(correlationId: string, expected = 1, timeoutMs =
 
 let n = 0;
 /** A chain of its own for a test (a vault name nothing else uses). */
-export const freshVault = (prefix = 'ch') => `${prefix}${Date.now().toString(36)}${(n++).toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+export const freshVault = (prefix = 'ch') =>
+  `${prefix}${Date.now().toString(36)}${(n++).toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;

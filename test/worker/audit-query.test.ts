@@ -1,3 +1,9 @@
+/**
+ * The audit query API: GET /auditEvents on each vault (data action auditEvents/read/action, held
+ * by Key Vault Administrator and Key Vault Auditor), GET /management/auditEvents and
+ * /management/vaults/{name}/auditEvents for the deployment's administrators; filters, paging,
+ * NDJSON export.
+ */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ChainListing } from '../../src/audit/chains';
 import { DEPLOYMENT_CHAIN } from '../../src/audit/event';
@@ -7,13 +13,6 @@ import { BuiltInRoleIds } from '../../src/access/roles';
 import { auditEvent, batchOf, consume, persisted, recordOf, rowOfEvent, type StoredRecord } from './audit-helpers';
 import { API, APEX, admin, call, json, newVault, tokenFor, vaultOrigin } from './helpers';
 import { rows } from './identity-helpers';
-
-/**
- * The audit query API: GET /auditEvents on each vault (data action auditEvents/read/action, held
- * by Key Vault Administrator and Key Vault Auditor), GET /management/auditEvents and
- * /management/vaults/{name}/auditEvents for the deployment's administrators; filters, paging,
- * NDJSON export.
- */
 
 type Creds = { tenantId: string; clientId: string; clientSecret: string };
 type App = Creds & { objectId: string; token: string };
@@ -37,10 +36,14 @@ async function newApp(displayName = 'audit query app'): Promise<App> {
 }
 
 async function grant(vault: string, principalId: string, roleId: string, scope = '/') {
-  const res = await call('PUT', `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${crypto.randomUUID()}?scope=${encodeURIComponent(scope)}`, {
-    token: adminToken,
-    body: { properties: { roleDefinitionId: defId(roleId), principalId } },
-  });
+  const res = await call(
+    'PUT',
+    `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${crypto.randomUUID()}?scope=${encodeURIComponent(scope)}`,
+    {
+      token: adminToken,
+      body: { properties: { roleDefinitionId: defId(roleId), principalId } },
+    },
+  );
   expect(res.status, await res.clone().text()).toBe(201);
 }
 
@@ -82,7 +85,8 @@ describe('GET /auditEvents on a vault', () => {
     await grant(other, auditor.objectId, BuiltInRoleIds.auditor);
     alice.tid = bob.tid = adminCreds.tenantId;
     // The middleware queues the vault's id with each event: the chain is the vault's by id.
-    for (const name of [vault, other]) vaultIds.set(name, (await rows<{ id: string }>('select id from vaults where name = ?', name))[0]!.id);
+    for (const name of [vault, other])
+      vaultIds.set(name, (await rows<{ id: string }>('select id from vaults where name = ?', name))[0]!.id);
     // 30 records an hour apart: SecretGet by alice (x, X), SecretSet by bob, a 403 and a 404.
     const events = Array.from({ length: 30 }, (_, i) => {
       const kind = i % 5;
@@ -100,7 +104,9 @@ describe('GET /auditEvents on a vault', () => {
       });
     });
     // The other vault's chain: records that must never show up in this vault's answers.
-    const foreign = Array.from({ length: 3 }, (_, i) => auditEvent({ vault: other, vaultId: vaultIds.get(other), time: T0 + i * 1000, caller: alice }));
+    const foreign = Array.from({ length: 3 }, (_, i) =>
+      auditEvent({ vault: other, vaultId: vaultIds.get(other), time: T0 + i * 1000, caller: alice }),
+    );
     expect((await consume(batchOf([...events, ...foreign]))).ackedIds.size).toBe(33);
   });
 
@@ -141,7 +147,11 @@ describe('GET /auditEvents on a vault', () => {
       expect(r.category).toBe('AuditEvent');
     }
     // The records served are the stored ones, verbatim.
-    const stored = await rows<StoredRecord>('select * from audit_records where chain = ? and time < ? order by seq', `vault:${vaultIds.get(vault)}`, Date.parse('2022-01-01'));
+    const stored = await rows<StoredRecord>(
+      'select * from audit_records where chain = ? and time < ? order by seq',
+      `vault:${vaultIds.get(vault)}`,
+      Date.parse('2022-01-01'),
+    );
     expect(records).toEqual(stored.map(recordOf));
   });
 
@@ -149,13 +159,16 @@ describe('GET /auditEvents on a vault', () => {
     const bySeven: AuditRecord[] = [];
     let url: string | null = eventsUrl(vault, `${WINDOW}&maxresults=7`);
     while (url) {
-      const body: { value: AuditRecord[]; nextLink: string | null } = await json(await call('GET', url, { token: auditor.token }));
+      const body: { value: AuditRecord[]; nextLink: string | null } = await json(
+        await call('GET', url, { token: auditor.token }),
+      );
       expect(body.value.length).toBeLessThanOrEqual(7);
       bySeven.push(...body.value);
       url = body.nextLink;
     }
     expect(bySeven).toEqual(await all(auditor.token, WINDOW));
-    for (const bad of ['0', '26', 'x', '1.5', '-1']) await expectBadParameter(await call('GET', eventsUrl(vault, `maxresults=${bad}`), { token: auditor.token }));
+    for (const bad of ['0', '26', 'x', '1.5', '-1'])
+      await expectBadParameter(await call('GET', eventsUrl(vault, `maxresults=${bad}`), { token: auditor.token }));
     await expectBadParameter(await call('GET', eventsUrl(vault, '$skiptoken=not-a-token'), { token: auditor.token }));
   });
 
@@ -200,7 +213,10 @@ describe('GET /auditEvents on a vault', () => {
     expect(await all(auditor.token, `${WINDOW}&status=403,404`)).toHaveLength(12);
 
     // Together: every filter narrows.
-    const both = await all(auditor.token, `${WINDOW}&operation=SecretGet&caller=${alice.appid}&objectId=/secrets/y&result=denied`);
+    const both = await all(
+      auditor.token,
+      `${WINDOW}&operation=SecretGet&caller=${alice.appid}&objectId=/secrets/y&result=denied`,
+    );
     expect(both).toHaveLength(6);
   });
 
@@ -224,7 +240,7 @@ describe('GET /auditEvents on a vault', () => {
     }
   });
 
-  it('answers only from the vault\'s own chain', async () => {
+  it("answers only from the vault's own chain", async () => {
     const mine = await all(auditor.token, WINDOW);
     expect(mine.every((r) => r.chain === `vault:${vaultIds.get(vault)}`)).toBe(true);
     const theirs = await json(await call('GET', `${vaultOrigin(other)}/auditEvents?${API}&${WINDOW}`, { token: auditor.token }));
@@ -233,8 +249,15 @@ describe('GET /auditEvents on a vault', () => {
   });
 
   it('exports every matching record as NDJSON, one canonical record a line, beyond 25', async () => {
-    const stored = await rows<StoredRecord>('select * from audit_records where chain = ? and time < ? order by seq', `vault:${vaultIds.get(vault)}`, Date.parse('2022-01-01'));
-    for (const opts of [{ url: eventsUrl(vault, `${WINDOW}&format=ndjson`), headers: {} as Record<string, string> }, { url: eventsUrl(vault, WINDOW), headers: { accept: 'application/x-ndjson' } }]) {
+    const stored = await rows<StoredRecord>(
+      'select * from audit_records where chain = ? and time < ? order by seq',
+      `vault:${vaultIds.get(vault)}`,
+      Date.parse('2022-01-01'),
+    );
+    for (const opts of [
+      { url: eventsUrl(vault, `${WINDOW}&format=ndjson`), headers: {} as Record<string, string> },
+      { url: eventsUrl(vault, WINDOW), headers: { accept: 'application/x-ndjson' } },
+    ]) {
       const res = await call('GET', opts.url, { token: auditor.token, headers: opts.headers });
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
@@ -247,7 +270,9 @@ describe('GET /auditEvents on a vault', () => {
       // Byte for byte what the chain hashed.
       expect(lines).toEqual(stored.map((r) => r.canonical));
     }
-    const filtered = await ndjson(await call('GET', eventsUrl(vault, `${WINDOW}&format=ndjson&operation=KeySign`), { token: auditor.token }));
+    const filtered = await ndjson(
+      await call('GET', eventsUrl(vault, `${WINDOW}&format=ndjson&operation=KeySign`), { token: auditor.token }),
+    );
     expect(filtered.trim().split('\n')).toHaveLength(6);
     const none = await call('GET', eventsUrl(vault, `from=2031-01-01&format=ndjson`), { token: auditor.token });
     expect(await ndjson(none)).toBe('');
@@ -255,7 +280,9 @@ describe('GET /auditEvents on a vault', () => {
 
   it('stops an export at maxresults (at most 100,000) and says how to continue', async () => {
     expect(EXPORT_MAX).toBe(100_000);
-    await expectBadParameter(await call('GET', eventsUrl(vault, `format=ndjson&maxresults=${EXPORT_MAX + 1}`), { token: auditor.token }));
+    await expectBadParameter(
+      await call('GET', eventsUrl(vault, `format=ndjson&maxresults=${EXPORT_MAX + 1}`), { token: auditor.token }),
+    );
     const lines: string[] = [];
     let url: string | null = eventsUrl(vault, `${WINDOW}&format=ndjson&maxresults=12`);
     let requests = 0;
@@ -284,13 +311,33 @@ describe('GET /auditEvents on a vault', () => {
   it('records the queries themselves: AuditEventList, AuditEventExport', async () => {
     const id1 = crypto.randomUUID();
     const id2 = crypto.randomUUID();
-    expect((await call('GET', eventsUrl(vault, 'operation=SecretGet'), { token: auditor.token, headers: { 'x-ms-client-request-id': id1 } })).status).toBe(200);
-    const exp = await call('GET', eventsUrl(vault, 'format=ndjson&maxresults=1'), { token: auditor.token, headers: { 'x-ms-client-request-id': id2 } });
+    expect(
+      (
+        await call('GET', eventsUrl(vault, 'operation=SecretGet'), {
+          token: auditor.token,
+          headers: { 'x-ms-client-request-id': id1 },
+        })
+      ).status,
+    ).toBe(200);
+    const exp = await call('GET', eventsUrl(vault, 'format=ndjson&maxresults=1'), {
+      token: auditor.token,
+      headers: { 'x-ms-client-request-id': id2 },
+    });
     await ndjson(exp);
     const [list] = await persisted(id1);
     const [exported] = await persisted(id2);
-    expect(list).toMatchObject({ chain: `vault:${vaultIds.get(vault)}`, operation: 'AuditEventList', status: 200, caller_appid: auditor.clientId });
-    expect(exported).toMatchObject({ chain: `vault:${vaultIds.get(vault)}`, operation: 'AuditEventExport', status: 200, caller_appid: auditor.clientId });
+    expect(list).toMatchObject({
+      chain: `vault:${vaultIds.get(vault)}`,
+      operation: 'AuditEventList',
+      status: 200,
+      caller_appid: auditor.clientId,
+    });
+    expect(exported).toMatchObject({
+      chain: `vault:${vaultIds.get(vault)}`,
+      operation: 'AuditEventExport',
+      status: 200,
+      caller_appid: auditor.clientId,
+    });
     expect(recordOf(list!).properties.isRbacAuthorized).toBe(true);
   });
 });
@@ -300,7 +347,10 @@ describe('who may read the trail', () => {
 
   beforeAll(async () => {
     vault = await newVault(adminToken);
-    const res = await call('PUT', `${vaultOrigin(vault)}/secrets/s?${API}`, { token: adminToken, body: { value: 'auditor-must-not-read-this' } });
+    const res = await call('PUT', `${vaultOrigin(vault)}/secrets/s?${API}`, {
+      token: adminToken,
+      body: { value: 'auditor-must-not-read-this' },
+    });
     expect(res.status).toBe(200);
   });
 
@@ -311,14 +361,20 @@ describe('who may read the trail', () => {
     expect((await call('GET', eventsUrl(vault, 'format=ndjson'), { token: auditor.token })).status).toBe(200);
     await expectRbacRefusal(await call('GET', `${vaultOrigin(vault)}/secrets/s?${API}`, { token: auditor.token }));
     await expectRbacRefusal(await call('GET', `${vaultOrigin(vault)}/secrets?${API}`, { token: auditor.token }));
-    await expectRbacRefusal(await call('PUT', `${vaultOrigin(vault)}/secrets/s?${API}`, { token: auditor.token, body: { value: 'x' } }));
+    await expectRbacRefusal(
+      await call('PUT', `${vaultOrigin(vault)}/secrets/s?${API}`, { token: auditor.token, body: { value: 'x' } }),
+    );
     await expectRbacRefusal(await call('GET', `${vaultOrigin(vault)}/keys?${API}`, { token: auditor.token }));
-    await expectRbacRefusal(await call('POST', `${vaultOrigin(vault)}/keys/k/create?${API}`, { token: auditor.token, body: { kty: 'EC' } }));
+    await expectRbacRefusal(
+      await call('POST', `${vaultOrigin(vault)}/keys/k/create?${API}`, { token: auditor.token, body: { kty: 'EC' } }),
+    );
     // Who holds which role: part of an access review.
-    expect((await call('GET', `${vaultOrigin(vault)}//${AUTH}/roleAssignments?api-version=7.4`, { token: auditor.token })).status).toBe(200);
+    expect(
+      (await call('GET', `${vaultOrigin(vault)}//${AUTH}/roleAssignments?api-version=7.4`, { token: auditor.token })).status,
+    ).toBe(200);
   });
 
-  it('Key Vault Administrator (the vault\'s creator) may read the trail', async () => {
+  it("Key Vault Administrator (the vault's creator) may read the trail", async () => {
     expect((await call('GET', eventsUrl(vault), { token: adminToken })).status).toBe(200);
     const admin2 = await newApp('a vault administrator');
     await grant(vault, admin2.objectId, BuiltInRoleIds.administrator);
@@ -326,7 +382,12 @@ describe('who may read the trail', () => {
   });
 
   it('Key Vault Reader, Secrets Officer, and a collection-scoped Auditor may not (403 ForbiddenByRbac)', async () => {
-    for (const role of [BuiltInRoleIds.reader, BuiltInRoleIds.secretsOfficer, BuiltInRoleIds.cryptoOfficer, BuiltInRoleIds.dataAccessAdministrator]) {
+    for (const role of [
+      BuiltInRoleIds.reader,
+      BuiltInRoleIds.secretsOfficer,
+      BuiltInRoleIds.cryptoOfficer,
+      BuiltInRoleIds.dataAccessAdministrator,
+    ]) {
       const app = await newApp();
       await grant(vault, app.objectId, role);
       await expectRbacRefusal(await call('GET', eventsUrl(vault), { token: app.token }));
@@ -337,7 +398,7 @@ describe('who may read the trail', () => {
     await expectRbacRefusal(await call('GET', eventsUrl(vault), { token: scoped.token }));
   });
 
-  it('an auditor of one vault reads no other vault\'s trail', async () => {
+  it("an auditor of one vault reads no other vault's trail", async () => {
     const auditor = await newApp();
     await grant(vault, auditor.objectId, BuiltInRoleIds.auditor);
     const elsewhere = await newVault(adminToken);
@@ -351,24 +412,40 @@ describe('who may read the trail', () => {
   });
 });
 
-describe('the deployment\'s chain and any vault\'s, for administrators', () => {
+describe("the deployment's chain and any vault's, for administrators", () => {
   it('GET /management/auditEvents reads the deployment chain only; non-administrators get 403', async () => {
     const id = crypto.randomUUID();
     // A request to the apex: recorded in the deployment chain.
-    await call('GET', `${APEX}/management/vaults/does-not-exist-${Date.now()}`, { token: adminToken, headers: { 'x-ms-client-request-id': id } });
+    await call('GET', `${APEX}/management/vaults/does-not-exist-${Date.now()}`, {
+      token: adminToken,
+      headers: { 'x-ms-client-request-id': id },
+    });
     const [row] = await persisted(id);
     expect(row!.chain).toBe(DEPLOYMENT_CHAIN);
-    const res = await call('GET', `${APEX}/management/auditEvents?caller=${adminCreds.clientId}&operation=VaultGet&from=${Math.floor(row!.time / 1000)}`, {
-      token: adminToken,
-    });
+    const res = await call(
+      'GET',
+      `${APEX}/management/auditEvents?caller=${adminCreds.clientId}&operation=VaultGet&from=${Math.floor(row!.time / 1000)}`,
+      {
+        token: adminToken,
+      },
+    );
     expect(res.status, await res.clone().text()).toBe(200);
     const body = await json(res);
     expect(body.value.some((r: AuditRecord) => r.correlationId === id)).toBe(true);
     expect(body.value.every((r: AuditRecord) => r.chain === DEPLOYMENT_CHAIN)).toBe(true);
 
-    const exported = await call('GET', `${APEX}/management/auditEvents?format=ndjson&operation=VaultGet&from=${Math.floor(row!.time / 1000)}`, { token: adminToken });
+    const exported = await call(
+      'GET',
+      `${APEX}/management/auditEvents?format=ndjson&operation=VaultGet&from=${Math.floor(row!.time / 1000)}`,
+      { token: adminToken },
+    );
     expect(exported.status).toBe(200);
-    expect((await ndjson(exported)).split('\n').filter(Boolean).map((l) => JSON.parse(l).correlationId)).toContain(id);
+    expect(
+      (await ndjson(exported))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).correlationId),
+    ).toContain(id);
 
     const user = await newApp('not an administrator');
     const refused = await call('GET', `${APEX}/management/auditEvents`, { token: user.token });
@@ -378,7 +455,7 @@ describe('the deployment\'s chain and any vault\'s, for administrators', () => {
     await expectBadParameter(await call('GET', `${APEX}/management/auditEvents?api-version=1999-01-01`, { token: adminToken }));
   });
 
-  it('GET /management/vaults/{name}/auditEvents reads a vault\'s chain, access-policy vaults included', async () => {
+  it("GET /management/vaults/{name}/auditEvents reads a vault's chain, access-policy vaults included", async () => {
     const vault = await newVault(adminToken, { enableRbacAuthorization: false });
     const vaultId = (await rows<{ id: string }>('select id from vaults where name = ?', vault))[0]!.id;
     expect((await consume(batchOf([auditEvent({ vault, vaultId, time: T0 })]))).ackedIds.size).toBe(1);
@@ -387,11 +464,13 @@ describe('the deployment\'s chain and any vault\'s, for administrators', () => {
     const body = await json(res);
     expect(body.value).toHaveLength(1);
     expect(body.value[0].chain).toBe(`vault:${vaultId}`);
-    expect((await call('GET', `${APEX}/management/vaults/nosuchvault${Date.now()}/auditEvents`, { token: adminToken })).status).toBe(404);
+    expect(
+      (await call('GET', `${APEX}/management/vaults/nosuchvault${Date.now()}/auditEvents`, { token: adminToken })).status,
+    ).toBe(404);
   });
 });
 
-describe('a vault re-created under a deleted vault\'s name', () => {
+describe("a vault re-created under a deleted vault's name", () => {
   /** Runs a request through the real middleware, then the real consumer; answers its event ids. */
   async function audited(method: string, url: string, opts: { token?: string; body?: unknown } = {}): Promise<string[]> {
     const events: unknown[] = [];
@@ -406,18 +485,27 @@ describe('a vault re-created under a deleted vault\'s name', () => {
   it('starts a trail of its own: its Auditor sees only its records, and the old trail stays verifiable by administrators', async () => {
     const name = await newVault(adminToken);
     const oldId = await idOf(name);
-    const oldEvents = await audited('PUT', `${vaultOrigin(name)}/secrets/before-deletion?${API}`, { token: adminToken, body: { value: 'v' } });
+    const oldEvents = await audited('PUT', `${vaultOrigin(name)}/secrets/before-deletion?${API}`, {
+      token: adminToken,
+      body: { value: 'v' },
+    });
     expect((await call('DELETE', `${APEX}/management/vaults/${name}`, { token: adminToken })).status).toBe(204);
     expect((await call('PUT', `${APEX}/management/vaults/${name}`, { token: adminToken, body: {} })).status).toBe(201);
     const newId = await idOf(name);
     expect(newId).not.toBe(oldId);
     const auditor = await newApp('auditor of the new vault');
     await grant(name, auditor.objectId, BuiltInRoleIds.auditor);
-    const newEvents = await audited('PUT', `${vaultOrigin(name)}/secrets/after-recreation?${API}`, { token: adminToken, body: { value: 'v' } });
+    const newEvents = await audited('PUT', `${vaultOrigin(name)}/secrets/after-recreation?${API}`, {
+      token: adminToken,
+      body: { value: 'v' },
+    });
 
     const listed = await call('GET', `${vaultOrigin(name)}/auditEvents?${API}&format=ndjson`, { token: auditor.token });
     expect(listed.status).toBe(200);
-    const seen = (await ndjson(listed)).split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditRecord);
+    const seen = (await ndjson(listed))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AuditRecord);
     expect(seen.map((r) => r.eventId)).toEqual(expect.arrayContaining(newEvents));
     expect(seen.some((r) => oldEvents.includes(r.eventId))).toBe(false);
     expect(seen.every((r) => r.chain === `vault:${newId}`)).toBe(true);
@@ -425,20 +513,30 @@ describe('a vault re-created under a deleted vault\'s name', () => {
     expect(verified).toMatchObject({ chain: `vault:${newId}`, ok: true });
 
     // The deleted vault's chain: listed with its last known name, verifiable and exportable by id.
-    const chains = (await json(await call('GET', `${APEX}/management/audit/chains`, { token: adminToken }))).value as ChainListing[];
+    const chains = (await json(await call('GET', `${APEX}/management/audit/chains`, { token: adminToken })))
+      .value as ChainListing[];
     expect(chains.find((c) => c.vaultId === oldId)).toMatchObject({ chain: `vault:${oldId}`, vaultName: name, live: false });
     expect(chains.find((c) => c.vaultId === newId)).toMatchObject({ chain: `vault:${newId}`, vaultName: name, live: true });
     const old = await json(await call('GET', `${APEX}/management/audit/verify?chain=vault:${oldId}`, { token: adminToken }));
     expect(old).toMatchObject({ chain: `vault:${oldId}`, ok: true });
     expect(old.through).toBeGreaterThanOrEqual(oldEvents.length);
-    const exported = await ndjson(await call('GET', `${APEX}/management/audit/chain?chain=vault:${oldId}`, { token: adminToken }));
-    expect(exported.split('\n').filter(Boolean).map((l) => JSON.parse(l).eventId)).toEqual(expect.arrayContaining(oldEvents));
+    const exported = await ndjson(
+      await call('GET', `${APEX}/management/audit/chain?chain=vault:${oldId}`, { token: adminToken }),
+    );
+    expect(
+      exported
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).eventId),
+    ).toEqual(expect.arrayContaining(oldEvents));
     // Not for anyone else, and not a chain that does not exist.
     expect((await call('GET', `${APEX}/management/audit/chains`, { token: auditor.token })).status).toBe(403);
-    expect((await call('GET', `${APEX}/management/audit/verify?chain=vault:${crypto.randomUUID()}`, { token: adminToken })).status).toBe(404);
+    expect(
+      (await call('GET', `${APEX}/management/audit/verify?chain=vault:${crypto.randomUUID()}`, { token: adminToken })).status,
+    ).toBe(404);
   });
 
-  it('keeps apex requests that looked a vault up in the deployment\'s chain, not the vault\'s', async () => {
+  it("keeps apex requests that looked a vault up in the deployment's chain, not the vault's", async () => {
     const name = await newVault(adminToken);
     const apex = auditEvent({ vault: null, vaultId: await idOf(name), operation: 'EventSubscriptionList' });
     expect((await consume(batchOf([apex]))).ackedIds.size).toBe(1);

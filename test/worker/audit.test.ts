@@ -1,3 +1,7 @@
+/**
+ * One audit record per request, with the caller, the decision and the request as Azure records
+ * them, and nothing secret.
+ */
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEPLOYMENT_CHAIN, type AuditEvent } from '../../src/audit/event';
 import { CLAIM_APP_ID, CLAIM_OBJECT_ID, CLAIM_TENANT_ID } from '../../src/audit/record';
@@ -96,7 +100,9 @@ describe('audit consumer', () => {
       durationMs: '3',
       callerIpAddress: '203.0.113.7',
       correlationId: e.correlationId,
-      identity: { claim: { [CLAIM_OBJECT_ID]: e.caller!.oid, [CLAIM_APP_ID]: e.caller!.appid, [CLAIM_TENANT_ID]: e.caller!.tid } },
+      identity: {
+        claim: { [CLAIM_OBJECT_ID]: e.caller!.oid, [CLAIM_APP_ID]: e.caller!.appid, [CLAIM_TENANT_ID]: e.caller!.tid },
+      },
       properties: {
         id: `https://${e.vault}.vault.localhost/secrets/x`,
         requestUri: e.requestUri,
@@ -111,9 +117,21 @@ describe('audit consumer', () => {
     });
 
     const refusedRow = (await rowOfEvent(refused.id))!;
-    expect(refusedRow).toMatchObject({ chain: DEPLOYMENT_CHAIN, operation: 'Authentication', status: 401, result: 'denied', caller_appid: null });
+    expect(refusedRow).toMatchObject({
+      chain: DEPLOYMENT_CHAIN,
+      operation: 'Authentication',
+      status: 401,
+      result: 'denied',
+      caller_appid: null,
+    });
     const r = recordOf(refusedRow);
-    expect(r).toMatchObject({ resultType: 'Success', resultSignature: 'Unauthorized', resultDescription: 'Unauthorized', operationVersion: '', callerIpAddress: '' });
+    expect(r).toMatchObject({
+      resultType: 'Success',
+      resultSignature: 'Unauthorized',
+      resultDescription: 'Unauthorized',
+      operationVersion: '',
+      callerIpAddress: '',
+    });
     expect(r).not.toHaveProperty('identity');
     expect(r.properties).toEqual({ requestUri: refused.requestUri, httpStatusCode: 401, clientInfo: '' });
     expect(r.resourceId).toMatch(/^(\/TENANTS\/[0-9A-F-]+)?\/PROVIDERS\/MICROSOFT\.KEYVAULT$/);
@@ -153,7 +171,13 @@ describe('audit consumer', () => {
   it('records bodies that are not audit events as MalformedAuditEvent, by digest, beside the valid ones', async () => {
     const good = auditEvent({ vault: `mal${Date.now().toString(36)}` });
     const marker = `do-not-store-${crypto.randomUUID()}`;
-    const bad: unknown[] = [null, marker, { id: 42 }, { id: crypto.randomUUID(), operation: 'X', note: marker }, { ...auditEvent(), v: 99, note: marker }];
+    const bad: unknown[] = [
+      null,
+      marker,
+      { id: 42 },
+      { id: crypto.randomUUID(), operation: 'X', note: marker },
+      { ...auditEvent(), v: 99, note: marker },
+    ];
     const batch = batchOf([good, ...bad]);
     const result = await consume(batch);
     expect(result.ackedIds.size).toBe(bad.length + 1);
@@ -162,9 +186,15 @@ describe('audit consumer', () => {
       const row = (await rowOfEvent(`malformed:ekv-audit:${m.id}`))!;
       expect(row, m.id).toBeDefined();
       expect(row).toMatchObject({ chain: DEPLOYMENT_CHAIN, operation: 'MalformedAuditEvent', result: 'error', status: 0 });
-      expect(recordOf(row).properties).toMatchObject({ bodyDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), messageId: m.id, queue: 'ekv-audit' });
+      expect(recordOf(row).properties).toMatchObject({
+        bodyDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+        messageId: m.id,
+        queue: 'ekv-audit',
+      });
     }
-    expect(JSON.stringify(await rows('select * from audit_records where operation = ?', 'MalformedAuditEvent'))).not.toContain(marker);
+    expect(JSON.stringify(await rows('select * from audit_records where operation = ?', 'MalformedAuditEvent'))).not.toContain(
+      marker,
+    );
   });
 
   it('accepts events queued in the shape before the chain (version 1)', async () => {
@@ -184,7 +214,12 @@ describe('audit consumer', () => {
     };
     expect((await consume(batchOf([v1]))).ackedIds.size).toBe(1);
     const row = (await rowOfEvent(v1.id))!;
-    expect(row).toMatchObject({ chain: `vault:${v1.vault}`, operation: 'SecretSet', caller_appid: v1.caller, object_id: '/secrets/old' });
+    expect(row).toMatchObject({
+      chain: `vault:${v1.vault}`,
+      operation: 'SecretSet',
+      caller_appid: v1.caller,
+      object_id: '/secrets/old',
+    });
     expect(recordOf(row).identity).toEqual({ claim: { [CLAIM_APP_ID]: v1.caller } });
   });
 
@@ -218,7 +253,11 @@ describe('audit events emitted by requests', () => {
     const { res, event: e } = await oneEvent('PUT', `${vaultOrigin(vault)}/secrets/audited?${API}`, {
       token,
       body: { value: 'v' },
-      headers: { 'x-ms-client-request-id': id, 'cf-connecting-ip': '198.51.100.23', 'user-agent': 'azsdk-js-keyvault-secrets/4.12.0' },
+      headers: {
+        'x-ms-client-request-id': id,
+        'cf-connecting-ip': '198.51.100.23',
+        'user-agent': 'azsdk-js-keyvault-secrets/4.12.0',
+      },
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-ms-client-request-id')).toBe(id);
@@ -248,16 +287,30 @@ describe('audit events emitted by requests', () => {
   });
 
   it('keeps only api-version, maxresults, $skiptoken and $filter of the query', async () => {
-    const { event: e } = await oneEvent('GET', `${vaultOrigin(vault)}/secrets?${API}&maxresults=5&password=hunter2&x=${'y'.repeat(10)}#frag`, { token });
+    const { event: e } = await oneEvent(
+      'GET',
+      `${vaultOrigin(vault)}/secrets?${API}&maxresults=5&password=hunter2&x=${'y'.repeat(10)}#frag`,
+      { token },
+    );
     expect(e.requestUri).toBe(`${vaultOrigin(vault)}/secrets?api-version=7.6&maxresults=5`);
-    const discovery = await oneEvent('GET', `${APEX}/common/discovery/instance?api-version=1.1&authorization_endpoint=${encodeURIComponent(`${APEX}/t/oauth2/v2.0/authorize?secret=1`)}`);
+    const discovery = await oneEvent(
+      'GET',
+      `${APEX}/common/discovery/instance?api-version=1.1&authorization_endpoint=${encodeURIComponent(`${APEX}/t/oauth2/v2.0/authorize?secret=1`)}`,
+    );
     expect(discovery.event.requestUri).toBe(`${APEX}/common/discovery/instance?api-version=1.1`);
   });
 
   it('emits an event for a request refused without a token (401)', async () => {
     const { res, event: e } = await oneEvent('GET', `${vaultOrigin(vault)}/secrets/x?${API}`);
     expect(res.status).toBe(401);
-    expect(e).toMatchObject({ vault, operation: 'Authentication', caller: null, status: 401, authorization: null, tenantId: creds.tenantId });
+    expect(e).toMatchObject({
+      vault,
+      operation: 'Authentication',
+      caller: null,
+      status: 401,
+      authorization: null,
+      tenantId: creds.tenantId,
+    });
   });
 
   it('emits an event for a request refused with a bad token (401)', async () => {
@@ -276,10 +329,23 @@ describe('audit events emitted by requests', () => {
     const missing = `nx${Date.now().toString(36)}`;
     const nv = await oneEvent('GET', `${vaultOrigin(missing)}/secrets/x?${API}`, { token });
     expect(nv.res.status).toBe(404);
-    expect(nv.event).toMatchObject({ vault: missing, caller: callerOf(creds), status: 404, operation: 'SecretGet', objectId: '/secrets/x', authorizationModel: null });
+    expect(nv.event).toMatchObject({
+      vault: missing,
+      caller: callerOf(creds),
+      status: 404,
+      operation: 'SecretGet',
+      objectId: '/secrets/x',
+      authorizationModel: null,
+    });
     const ns = await oneEvent('GET', `${vaultOrigin(vault)}/secrets/nope-${Date.now()}?${API}`, { token });
     expect(ns.res.status).toBe(404);
-    expect(ns.event).toMatchObject({ vault, operation: 'SecretGet', caller: callerOf(creds), status: 404, errorCode: 'SecretNotFound' });
+    expect(ns.event).toMatchObject({
+      vault,
+      operation: 'SecretGet',
+      caller: callerOf(creds),
+      status: 404,
+      errorCode: 'SecretNotFound',
+    });
   });
 
   it('emits an event for a bad request (400) and for a bridge outage (503)', async () => {
@@ -309,7 +375,12 @@ describe('audit events emitted by requests', () => {
     });
     expect(refused.res.status).toBe(401);
     expect(refused.events).toHaveLength(1);
-    expect(refused.events[0]).toMatchObject({ operation: 'Authentication', caller: null, status: 401, errorCode: expect.stringMatching(/./) });
+    expect(refused.events[0]).toMatchObject({
+      operation: 'Authentication',
+      caller: null,
+      status: 401,
+      errorCode: expect.stringMatching(/./),
+    });
     const serialized = JSON.stringify([...ok.events, ...refused.events]);
     const accessToken = (await json(ok.res)).access_token as string;
     expect(serialized).not.toContain(creds.clientSecret);
@@ -319,7 +390,10 @@ describe('audit events emitted by requests', () => {
 
   it('emits events for health, bootstrap and unknown apex paths', async () => {
     expect((await oneEvent('GET', `${APEX}/healthz`)).event).toMatchObject({ operation: 'HealthCheck', status: 200 });
-    const boot = await oneEvent('POST', `${APEX}/management/bootstrap`, { headers: { authorization: 'Bootstrap wrong' }, body: {} });
+    const boot = await oneEvent('POST', `${APEX}/management/bootstrap`, {
+      headers: { authorization: 'Bootstrap wrong' },
+      body: {},
+    });
     expect(boot.event).toMatchObject({ operation: 'Bootstrap', status: 401 });
     expect(JSON.stringify(boot.event)).not.toContain('wrong');
     expect((await oneEvent('GET', `${APEX}/no/such/path`)).event).toMatchObject({ status: 404 });
@@ -377,7 +451,13 @@ describe('audit trail through the real queue', () => {
     const found = await persisted(id);
     expect(found).toHaveLength(1);
     const row = found[0]!;
-    expect(row).toMatchObject({ chain: await vaultChainOf(vault), operation: 'SecretList', caller_appid: creds.clientId, status: 200, result: 'success' });
+    expect(row).toMatchObject({
+      chain: await vaultChainOf(vault),
+      operation: 'SecretList',
+      caller_appid: creds.clientId,
+      status: 200,
+      result: 'success',
+    });
     const record = recordOf(row);
     expect(record).toMatchObject({
       resourceId: `/TENANTS/${creds.tenantId}/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/${vault}`.toUpperCase(),
@@ -389,7 +469,9 @@ describe('audit trail through the real queue', () => {
       resultDescription: '',
       callerIpAddress: '192.0.2.44',
       correlationId: id,
-      identity: { claim: { [CLAIM_APP_ID]: creds.clientId, [CLAIM_TENANT_ID]: creds.tenantId, [CLAIM_OBJECT_ID]: expect.any(String) } },
+      identity: {
+        claim: { [CLAIM_APP_ID]: creds.clientId, [CLAIM_TENANT_ID]: creds.tenantId, [CLAIM_OBJECT_ID]: expect.any(String) },
+      },
       properties: {
         requestUri: `${vaultOrigin(vault)}/secrets?api-version=7.6&maxresults=3`,
         httpStatusCode: 200,
@@ -436,7 +518,9 @@ describe('audit trail through the real queue', () => {
     const origin = vaultOrigin(vault);
     const ids = Array.from({ length: 7 }, () => requestId());
     const h = (i: number) => ({ 'x-ms-client-request-id': ids[i]! });
-    expect((await call('PUT', `${origin}/secrets/canary?${API}`, { token, body: { value: canary }, headers: h(0) })).status).toBe(200);
+    expect((await call('PUT', `${origin}/secrets/canary?${API}`, { token, body: { value: canary }, headers: h(0) })).status).toBe(
+      200,
+    );
     const got = await call('GET', `${origin}/secrets/canary/?${API}`, { token, headers: h(1) });
     expect((await json(got)).value).toBe(canary);
     const backup = await call('POST', `${origin}/secrets/canary/backup?${API}`, { token, headers: h(2) });
@@ -451,13 +535,26 @@ describe('audit trail through the real queue', () => {
       ['sign', 'verify'],
     )) as CryptoKeyPair;
     const { alg: _a, ext: _e, key_ops: _k, ...jwk } = (await crypto.subtle.exportKey('jwk', pair.privateKey)) as JsonWebKey;
-    expect((await call('PUT', `${origin}/keys/audited-key?${API}`, { token, body: { key: jwk }, headers: h(4) })).status).toBe(200);
-    const digest = btoa(String.fromCharCode(...new Uint8Array(32).fill(7))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-    const signed = await call('POST', `${origin}/keys/audited-key/sign?${API}`, { token, body: { alg: 'RS256', value: digest }, headers: h(5) });
+    expect((await call('PUT', `${origin}/keys/audited-key?${API}`, { token, body: { key: jwk }, headers: h(4) })).status).toBe(
+      200,
+    );
+    const digest = btoa(String.fromCharCode(...new Uint8Array(32).fill(7)))
+      .replace(/\+/g, '-')
+      .replace(/\//g, '_')
+      .replace(/=+$/, '');
+    const signed = await call('POST', `${origin}/keys/audited-key/sign?${API}`, {
+      token,
+      body: { alg: 'RS256', value: digest },
+      headers: h(5),
+    });
     expect(signed.status).toBe(200);
     const signature = (await json(signed)).value as string;
     // A client secret handed out by the management API.
-    const created = await call('POST', `${APEX}/management/applications`, { token, body: { displayName: 'audited app' }, headers: h(6) });
+    const created = await call('POST', `${APEX}/management/applications`, {
+      token,
+      body: { displayName: 'audited app' },
+      headers: h(6),
+    });
     const newSecret = (await json(created)).clientSecret as string;
 
     for (const id of ids) expect(await persisted(id), id).toHaveLength(1);
@@ -481,7 +578,7 @@ describe('audit trail through the real queue', () => {
 });
 
 describe('queueing', () => {
-  it('tries a failed send again instead of losing the request\'s record', async () => {
+  it("tries a failed send again instead of losing the request's record", async () => {
     const events: AuditEvent[] = [];
     let failures = 0;
     const flaky = {
@@ -514,10 +611,17 @@ describe('logs', () => {
       await call('PUT', `${origin}/secrets/logged?${API}`, { token, body: { value: canary, tags: { t: 'x'.repeat(300) } } });
       await call('PUT', `${origin}/secrets/logged?${API}`, { token, body: `{"value":"${canary}"` });
       await call('PUT', `${origin}/secrets/logged2?${API}`, { token, body: { value: canary }, env: down });
-      await call('PUT', `${origin}/secrets/logged3?${API}`, { token, body: { value: canary }, env: { AUDIT_QUEUE: failingQueue } });
+      await call('PUT', `${origin}/secrets/logged3?${API}`, {
+        token,
+        body: { value: canary },
+        env: { AUDIT_QUEUE: failingQueue },
+      });
       await tokenRequest(creds.tenantId, clientCredentials(creds, { client_secret: `${creds.clientSecret}x` }));
       await tokenRequest(creds.tenantId, clientCredentials(creds));
-      await call('POST', `${APEX}/management/bootstrap`, { headers: { authorization: 'Bootstrap test-bootstrap-secret-0123456789abcdef0123' }, body: {} });
+      await call('POST', `${APEX}/management/bootstrap`, {
+        headers: { authorization: 'Bootstrap test-bootstrap-secret-0123456789abcdef0123' },
+        body: {},
+      });
       await call('GET', `${origin}/secrets?${API}`, { token: `${token}x` });
     } finally {
       for (const spy of spies) spy.mockRestore();

@@ -1,3 +1,7 @@
+/**
+ * The authorization decision: built-in and custom roles, wildcards, notDataActions, scopes,
+ * expiry, access policies.
+ */
 import { describe, expect, it } from 'vitest';
 import { authorize, findGrant, holds } from '../../src/access/authorize';
 import {
@@ -14,7 +18,15 @@ import {
 import { parseScope, scopeCovers } from '../../src/access/scopes';
 import type { AssignmentRecord, VaultAuthorization } from '../../src/access/store';
 import { database } from '../../src/storage/db';
-import { ALL_DATA_ACTIONS, AuditActions, CertificateActions, EventSubscriptionActions, KeyActions, RoleActions, SecretActions } from '../../src/core/data-actions';
+import {
+  ALL_DATA_ACTIONS,
+  AuditActions,
+  CertificateActions,
+  EventSubscriptionActions,
+  KeyActions,
+  RoleActions,
+  SecretActions,
+} from '../../src/core/data-actions';
 import { VaultError } from '../../src/core/errors';
 import { type VaultRecord } from '../../src/core/vault';
 import { env } from './helpers';
@@ -106,7 +118,14 @@ describe('action wildcards (Azure: * is any run of characters, case-insensitive)
   it('grants role management from actions only for Microsoft.Authorization (other control-plane actions grant no data)', () => {
     const r: RoleDefinition = {
       ...custom([]),
-      permissions: [{ actions: ['Microsoft.KeyVault/vaults/*', 'Microsoft.Authorization/roleAssignments/*'], notActions: ['Microsoft.Authorization/*/delete'], dataActions: [], notDataActions: [] }],
+      permissions: [
+        {
+          actions: ['Microsoft.KeyVault/vaults/*', 'Microsoft.Authorization/roleAssignments/*'],
+          notActions: ['Microsoft.Authorization/*/delete'],
+          dataActions: [],
+          notDataActions: [],
+        },
+      ],
     };
     expect(roleGrants(r, SecretActions.get)).toBe(false);
     expect(roleGrants(r, RoleActions.writeAssignments)).toBe(true);
@@ -149,7 +168,16 @@ describe('built-in roles, as Azure publishes them', () => {
   const expected: Record<string, string[]> = {
     // vaults/* also covers reading the audit trail (AuditActions.read); Reader's vaults/…/read does not.
     // Both reach event subscriptions: Administrator manages them, Reader reads them (no secret, no query string).
-    [BuiltInRoleIds.administrator]: [...secrets, ...keys, KeyActions.random, ...certificates, ...authReads, AuditActions.read, EventSubscriptionActions.read, EventSubscriptionActions.write],
+    [BuiltInRoleIds.administrator]: [
+      ...secrets,
+      ...keys,
+      KeyActions.random,
+      ...certificates,
+      ...authReads,
+      AuditActions.read,
+      EventSubscriptionActions.read,
+      EventSubscriptionActions.write,
+    ],
     [BuiltInRoleIds.reader]: [
       KeyActions.read,
       KeyActions.getRotationPolicy,
@@ -197,7 +225,7 @@ describe('built-in roles, as Azure publishes them', () => {
     expect(roleGrants(role(BuiltInRoleIds.administrator), RoleActions.writeAssignments)).toBe(false);
   });
 
-  it("limits Data Access Administrator to the eight roles of its condition", () => {
+  it('limits Data Access Administrator to the eight roles of its condition', () => {
     const daa = role(BuiltInRoleIds.dataAccessAdministrator);
     for (const id of [
       BuiltInRoleIds.administrator,
@@ -211,7 +239,12 @@ describe('built-in roles, as Azure publishes them', () => {
     ]) {
       expect(conditionAllows(daa, id)).toBe(true);
     }
-    for (const id of [BuiltInRoleIds.dataAccessAdministrator, BuiltInRoleIds.certificateUser, BuiltInRoleIds.cryptoServiceReleaseUser, crypto.randomUUID()]) {
+    for (const id of [
+      BuiltInRoleIds.dataAccessAdministrator,
+      BuiltInRoleIds.certificateUser,
+      BuiltInRoleIds.cryptoServiceReleaseUser,
+      crypto.randomUUID(),
+    ]) {
       expect(conditionAllows(daa, id)).toBe(false);
     }
     expect(daa.condition).toContain("ActionMatches{'Microsoft.Authorization/roleAssignments/write'}");
@@ -273,10 +306,12 @@ describe('decisions over assignments', () => {
 
   it('denies by default', () => {
     expect(findGrant(data([]), PRINCIPAL, SecretActions.get, '/secrets/a', now)).toBeUndefined();
-    expect(findGrant(data([assignment(secretsUser, '/')]), crypto.randomUUID(), SecretActions.get, '/secrets/a', now)).toBeUndefined();
+    expect(
+      findGrant(data([assignment(secretsUser, '/')]), crypto.randomUUID(), SecretActions.get, '/secrets/a', now),
+    ).toBeUndefined();
   });
 
-  it('grants exactly the role\'s actions at covered scopes', () => {
+  it("grants exactly the role's actions at covered scopes", () => {
     const a = assignment(secretsUser, '/secrets/a');
     const d = data([a]);
     expect(findGrant(d, PRINCIPAL, SecretActions.get, '/secrets/a', now)).toBe(a);
@@ -308,7 +343,11 @@ describe('decisions over assignments', () => {
   it('refuses a caller of another tenant before reading anything', async () => {
     const vault = { id: crypto.randomUUID(), name: 'v', tenantId: 'tenant-a', enableRbacAuthorization: true } as VaultRecord;
     const caller = { tenantId: 'tenant-b', objectId: PRINCIPAL, appId: 'app' };
-    const err = await authorize(database(env.DB), caller, SecretActions.get, { vault, tenantId: 'tenant-a', path: '/secrets/a' }).catch((e) => e);
+    const err = await authorize(database(env.DB), caller, SecretActions.get, {
+      vault,
+      tenantId: 'tenant-a',
+      path: '/secrets/a',
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(VaultError);
     expect(err.status).toBe(403);
     expect(err.code).toBe('Forbidden');

@@ -1,3 +1,7 @@
+/**
+ * The isolate cache: TTL, bounds, forgetting, and that a request never awaits another request's
+ * load in flight.
+ */
 import { describe, expect, it } from 'vitest';
 import { clearIsolateCaches, IsolateCache } from '../../src/core/cache';
 
@@ -46,7 +50,7 @@ describe('IsolateCache', () => {
     expect(load.runs).toBe(3);
   });
 
-  it('hands a failed load\'s error to the requests that waited for it, and keeps nothing', async () => {
+  it("hands a failed load's error to the requests that waited for it, and keeps nothing", async () => {
     const cache = new IsolateCache<string>({ ttlMs: 60_000, maxEntries: 10 });
     const load = counted((): string => {
       throw new Error('bridge down');
@@ -74,7 +78,7 @@ describe('IsolateCache', () => {
     expect(await cache.load('k', load)).toBe('after the write');
   });
 
-  it('loads for itself when another request\'s load does not settle in time', async () => {
+  it("loads for itself when another request's load does not settle in time", async () => {
     const cache = new IsolateCache<string>({ ttlMs: 60_000, maxEntries: 10, waitMs: 30 });
     const stuck = cache.load('k', () => new Promise<string>(() => {})); // e.g. its request was cancelled
     void stuck;

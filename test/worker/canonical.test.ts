@@ -107,7 +107,7 @@ describe('canonicalJson (RFC 8785)', () => {
     expect(canonicalJson(JSON.parse(input))).toBe(expected);
   });
 
-  it('refuses what has no place in the audit records\' JSON', () => {
+  it("refuses what has no place in the audit records' JSON", () => {
     expect(() => canonicalJson({ a: undefined })).toThrow(TypeError);
     expect(() => canonicalJson(new Date(0))).toThrow(TypeError);
     expect(() => canonicalJson(1n)).toThrow(TypeError);

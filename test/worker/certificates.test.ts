@@ -1,3 +1,4 @@
+/** The Certificates API over HTTP: every route in Azure's shapes, issuance, import, merge, and the managed key and secret. */
 import 'reflect-metadata'; // tsyringe, under @peculiar/x509, needs the Reflect metadata API first
 import * as x509 from '@peculiar/x509';
 import * as pkijs from 'pkijs';
@@ -24,14 +25,18 @@ beforeAll(async () => {
   protectedVault = await setupVault({ enablePurgeProtection: true });
 });
 
-const req = (method: string, path: string, body?: unknown) => call(method, `${origin}${path}${path.includes('?') ? '&' : '?'}${API}`, { token, body });
+const req = (method: string, path: string, body?: unknown) =>
+  call(method, `${origin}${path}${path.includes('?') ? '&' : '?'}${API}`, { token, body });
 const b64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 const b64url = (text: string) => b64(text.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (text.length % 4)) % 4));
-const now = () => Math.floor(Date.now() / 1000);
 
 const selfPolicy = (extra: Record<string, unknown> = {}) => ({
   issuer: { name: 'Self' },
-  x509_props: { subject: 'CN=app.example.com, O=Edge', sans: { dns_names: ['app.example.com', 'www.example.com'], emails: ['ops@example.com'], upns: ['svc@corp.example'] }, validity_months: 6 },
+  x509_props: {
+    subject: 'CN=app.example.com, O=Edge',
+    sans: { dns_names: ['app.example.com', 'www.example.com'], emails: ['ops@example.com'], upns: ['svc@corp.example'] },
+    validity_months: 6,
+  },
   ...extra,
 });
 
@@ -48,18 +53,32 @@ async function openPfx(der: Uint8Array, password = '') {
   await safe.parseInternalValues({ safeContents: safe.safeContents.map(() => ({})) });
   const bags: pkijs.SafeBag[] = safe.parsedValue.safeContents.flatMap((s: { value: pkijs.SafeContents }) => s.value.safeBags);
   return {
-    certs: bags.filter((b) => b.bagId === '1.2.840.113549.1.12.10.1.3').map((b) => new x509.X509Certificate((b.bagValue as pkijs.CertBag).parsedValue.toSchema().toBER())),
+    certs: bags
+      .filter((b) => b.bagId === '1.2.840.113549.1.12.10.1.3')
+      .map((b) => new x509.X509Certificate((b.bagValue as pkijs.CertBag).parsedValue.toSchema().toBER())),
     hasKey: bags.some((b) => b.bagId === '1.2.840.113549.1.12.10.1.1'),
   };
 }
 
 describe('create with issuer Self', () => {
   it('answers 202 with the completed operation, Location and Retry-After, and issues the certificate as a key and a secret', async () => {
-    const { res, body: op } = await create('self-rsa', selfPolicy({ lifetime_actions: [{ trigger: { days_before_expiry: 30 }, action: { action_type: 'AutoRenew' } }] }), { tags: { env: 'test' } });
+    const { res, body: op } = await create(
+      'self-rsa',
+      selfPolicy({ lifetime_actions: [{ trigger: { days_before_expiry: 30 }, action: { action_type: 'AutoRenew' } }] }),
+      { tags: { env: 'test' } },
+    );
     expect(res.status).toBe(202);
-    expect(res.headers.get('location')).toMatch(new RegExp(`^${origin}/certificates/self-rsa/pending\\?api-version=7\\.6&request_id=[0-9a-f]{32}$`));
+    expect(res.headers.get('location')).toMatch(
+      new RegExp(`^${origin}/certificates/self-rsa/pending\\?api-version=7\\.6&request_id=[0-9a-f]{32}$`),
+    );
     expect(res.headers.get('retry-after')).toBe('10');
-    expect(op).toMatchObject({ id: `${origin}/certificates/self-rsa/pending`, issuer: { name: 'Self' }, cancellation_requested: false, status: 'completed', target: `${origin}/certificates/self-rsa` });
+    expect(op).toMatchObject({
+      id: `${origin}/certificates/self-rsa/pending`,
+      issuer: { name: 'Self' },
+      cancellation_requested: false,
+      status: 'completed',
+      target: `${origin}/certificates/self-rsa`,
+    });
     expect(typeof op.csr).toBe('string');
     const csr = new x509.Pkcs10CertificateRequest(b64(op.csr));
     expect(await csr.verify()).toBe(true);
@@ -80,7 +99,12 @@ describe('create with issuer Self', () => {
         id: `${origin}/certificates/self-rsa/policy`,
         key_props: { exportable: true, kty: 'RSA', key_size: 2048, reuse_key: false },
         secret_props: { contentType: 'application/x-pkcs12' },
-        x509_props: { subject: 'CN=app.example.com, O=Edge', key_usage: ['digitalSignature', 'keyEncipherment'], ekus: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'], validity_months: 6 },
+        x509_props: {
+          subject: 'CN=app.example.com, O=Edge',
+          key_usage: ['digitalSignature', 'keyEncipherment'],
+          ekus: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'],
+          validity_months: 6,
+        },
         lifetime_actions: [{ trigger: { days_before_expiry: 30 }, action: { action_type: 'AutoRenew' } }],
         issuer: { name: 'Self' },
         attributes: { enabled: true },
@@ -97,7 +121,12 @@ describe('create with issuer Self', () => {
     expect(cert.attributes.exp - cert.attributes.nbf).toBeGreaterThan(180 * 86400);
     expect(cert.attributes.exp - cert.attributes.nbf).toBeLessThan(185 * 86400);
     const san = x.getExtension(x509.SubjectAlternativeNameExtension)!;
-    expect(san.names.items.map((n) => `${n.type}:${n.value}`)).toEqual(['dns:app.example.com', 'dns:www.example.com', 'email:ops@example.com', 'upn:svc@corp.example']);
+    expect(san.names.items.map((n) => `${n.type}:${n.value}`)).toEqual([
+      'dns:app.example.com',
+      'dns:www.example.com',
+      'email:ops@example.com',
+      'upn:svc@corp.example',
+    ]);
     const ku = x.getExtension(x509.KeyUsagesExtension)!;
     expect(ku.usages).toBe(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment);
     expect(x.getExtension(x509.ExtendedKeyUsageExtension)!.usages).toEqual(['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
@@ -106,21 +135,33 @@ describe('create with issuer Self', () => {
 
     // The key: the certificate's public key, managed, usable per its key usage.
     const key = await json(await req('GET', `/keys/self-rsa/${version}`));
-    expect(key).toMatchObject({ key: { kid: `${origin}/keys/self-rsa/${version}`, kty: 'RSA' }, managed: true, attributes: { enabled: true, exp: cert.attributes.exp } });
+    expect(key).toMatchObject({
+      key: { kid: `${origin}/keys/self-rsa/${version}`, kty: 'RSA' },
+      managed: true,
+      attributes: { enabled: true, exp: cert.attributes.exp },
+    });
     expect(key.key.key_ops.sort()).toEqual(['sign', 'unwrapKey', 'verify', 'wrapKey']);
     const spki = (await crypto.subtle.exportKey('jwk', await x.publicKey.export())) as JsonWebKey;
     expect(key.key.n).toBe(spki.n);
 
     // The secret: a PFX (no password) of the certificate with its key.
     const secret = await json(await req('GET', `/secrets/self-rsa/${version}`));
-    expect(secret).toMatchObject({ id: `${origin}/secrets/self-rsa/${version}`, contentType: 'application/x-pkcs12', kid: `${origin}/keys/self-rsa/${version}`, managed: true });
+    expect(secret).toMatchObject({
+      id: `${origin}/secrets/self-rsa/${version}`,
+      contentType: 'application/x-pkcs12',
+      kid: `${origin}/keys/self-rsa/${version}`,
+      managed: true,
+    });
     const pfx = await openPfx(b64(secret.value));
     expect(pfx.hasKey).toBe(true);
     expect(new Uint8Array(pfx.certs[0]!.rawData)).toEqual(b64(cert.cer));
   });
 
   it('makes EC certificates with a PEM secret, private key first, and signs with the key through the keys API', async () => {
-    const { body: op } = await create('self-ec', selfPolicy({ key_props: { kty: 'EC', crv: 'P-384' }, secret_props: { contentType: 'application/x-pem-file' } }));
+    const { body: op } = await create(
+      'self-ec',
+      selfPolicy({ key_props: { kty: 'EC', crv: 'P-384' }, secret_props: { contentType: 'application/x-pem-file' } }),
+    );
     expect(op.status).toBe('completed');
     const cert = await json(await req('GET', '/certificates/self-ec'));
     const version = cert.id.split('/').pop();
@@ -135,7 +176,11 @@ describe('create with issuer Self', () => {
 
     const data = new TextEncoder().encode('signed by the certificate key');
     const digest = new Uint8Array(await crypto.subtle.digest('SHA-384', data));
-    const toUrl = (b: Uint8Array) => btoa(String.fromCharCode(...b)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    const toUrl = (b: Uint8Array) =>
+      btoa(String.fromCharCode(...b))
+        .replace(/\+/g, '-')
+        .replace(/\//g, '_')
+        .replace(/=+$/, '');
     const signed = await json(await req('POST', `/keys/self-ec/${version}/sign`, { alg: 'ES384', value: toUrl(digest) }));
     const pub = await x.publicKey.export({ name: 'ECDSA', namedCurve: 'P-384' }, ['verify']);
     expect(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-384' }, pub, b64url(signed.value), data)).toBe(true);
@@ -175,7 +220,11 @@ describe('create with issuer Self', () => {
       { issuer: { name: 'Self' }, x509_props: {} },
       selfPolicy({ x509_props: { subject: 'not a dn' } }),
       selfPolicy({ secret_props: { contentType: 'text/plain' } }),
-      { issuer: { name: 'Unknown' }, x509_props: { subject: 'CN=x' }, lifetime_actions: [{ trigger: { lifetime_percentage: 80 }, action: { action_type: 'AutoRenew' } }] },
+      {
+        issuer: { name: 'Unknown' },
+        x509_props: { subject: 'CN=x' },
+        lifetime_actions: [{ trigger: { lifetime_percentage: 80 }, action: { action_type: 'AutoRenew' } }],
+      },
       selfPolicy({ x509_props: { subject: 'CN=x', key_usage: ['signEverything'] } }),
       { issuer: { name: 'NoSuchIssuer' }, x509_props: { subject: 'CN=x' } },
     ]) {
@@ -202,22 +251,37 @@ describe('reads, updates, lists', () => {
     await create('lifecycle', null);
     const versions = await json(await req('GET', '/certificates/lifecycle/versions'));
     expect(versions.value).toHaveLength(2);
-    expect(versions.value[0]).toMatchObject({ id: expect.stringMatching(/\/certificates\/lifecycle\/[0-9a-f]{32}$/), x5t: expect.any(String), attributes: { enabled: true } });
+    expect(versions.value[0]).toMatchObject({
+      id: expect.stringMatching(/\/certificates\/lifecycle\/[0-9a-f]{32}$/),
+      x5t: expect.any(String),
+      attributes: { enabled: true },
+    });
     const list = await json(await req('GET', '/certificates?maxresults=25'));
     expect(list.value.map((i: { id: string }) => i.id)).toContain(`${origin}/certificates/lifecycle`);
     expect(list.nextLink).toBeNull();
 
     const latest = await json(await req('GET', '/certificates/lifecycle/'));
     const version = latest.id.split('/').pop();
-    const patched = await json(await req('PATCH', `/certificates/lifecycle/${version}`, { attributes: { enabled: false }, tags: { team: 'a' } }));
+    const patched = await json(
+      await req('PATCH', `/certificates/lifecycle/${version}`, { attributes: { enabled: false }, tags: { team: 'a' } }),
+    );
     expect(patched).toMatchObject({ attributes: { enabled: false }, tags: { team: 'a' } });
     expect((await json(await req('GET', `/keys/lifecycle/${version}`))).attributes.enabled).toBe(false);
     const secret = await req('GET', `/secrets/lifecycle/${version}`);
     expect(secret.status).toBe(403);
     expect((await json(secret)).error.innererror.code).toBe('SecretDisabled');
 
-    const policy = await json(await req('PATCH', '/certificates/lifecycle/policy', { x509_props: { validity_months: 24 }, lifetime_actions: [{ trigger: { lifetime_percentage: 90 }, action: { action_type: 'EmailContacts' } }] }));
-    expect(policy).toMatchObject({ x509_props: { validity_months: 24, subject: 'CN=app.example.com, O=Edge' }, lifetime_actions: [{ trigger: { lifetime_percentage: 90 }, action: { action_type: 'EmailContacts' } }], issuer: { name: 'Self' } });
+    const policy = await json(
+      await req('PATCH', '/certificates/lifecycle/policy', {
+        x509_props: { validity_months: 24 },
+        lifetime_actions: [{ trigger: { lifetime_percentage: 90 }, action: { action_type: 'EmailContacts' } }],
+      }),
+    );
+    expect(policy).toMatchObject({
+      x509_props: { validity_months: 24, subject: 'CN=app.example.com, O=Edge' },
+      lifetime_actions: [{ trigger: { lifetime_percentage: 90 }, action: { action_type: 'EmailContacts' } }],
+      issuer: { name: 'Self' },
+    });
     expect((await json(await req('GET', '/certificates/lifecycle/policy'))).x509_props.validity_months).toBe(24);
     expect((await req('PATCH', '/certificates/lifecycle/policy', { key_props: { key_size: 512 } })).status).toBe(400);
   });
@@ -225,7 +289,9 @@ describe('reads, updates, lists', () => {
   it('reuses the key for a new version when the policy says reuse_key, and makes a new one otherwise', async () => {
     await create('reuse', selfPolicy({ key_props: { reuse_key: true } }));
     await create('reuse', null);
-    const versions = (await json(await req('GET', '/certificates/reuse/versions'))).value.map((v: { id: string }) => v.id.split('/').pop());
+    const versions = (await json(await req('GET', '/certificates/reuse/versions'))).value.map((v: { id: string }) =>
+      v.id.split('/').pop(),
+    );
     const moduli = await Promise.all(versions.map(async (v: string) => (await json(await req('GET', `/keys/reuse/${v}`))).key.n));
     expect(moduli[0]).toBe(moduli[1]);
     await req('PATCH', '/certificates/reuse/policy', { key_props: { reuse_key: false } });
@@ -250,13 +316,18 @@ describe('reads, updates, lists', () => {
 
 describe('issuer Unknown: CSR, then merge', () => {
   it('keeps the operation inProgress with its CSR, refuses a mismatched chain, and merges the CA-issued one (201)', async () => {
-    const { res, body: op } = await create('csr-cert', { issuer: { name: 'Unknown' }, x509_props: { subject: 'CN=csr.example.com', sans: { dns_names: ['csr.example.com'] } } });
+    const { res, body: op } = await create('csr-cert', {
+      issuer: { name: 'Unknown' },
+      x509_props: { subject: 'CN=csr.example.com', sans: { dns_names: ['csr.example.com'] } },
+    });
     expect(res.status).toBe(202);
     expect(op).toMatchObject({ status: 'inProgress', issuer: { name: 'Unknown' }, cancellation_requested: false });
     expect(op.status_details).toMatch(/in progress/);
     expect(op.target).toBeUndefined();
     expect((await req('GET', '/certificates/csr-cert')).status).toBe(404);
-    expect((await json(await req('GET', '/certificates/csr-cert/policy'))).lifetime_actions[0].action.action_type).toBe('EmailContacts');
+    expect((await json(await req('GET', '/certificates/csr-cert/policy'))).lifetime_actions[0].action.action_type).toBe(
+      'EmailContacts',
+    );
 
     const csr = new x509.Pkcs10CertificateRequest(b64(op.csr));
     expect(await csr.verify()).toBe(true);
@@ -264,9 +335,22 @@ describe('issuer Unknown: CSR, then merge', () => {
 
     const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
     const caKeys = (await crypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
-    const ca = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '01', name: 'CN=Test CA', keys: caKeys, signingAlgorithm: alg, extensions: [new x509.BasicConstraintsExtension(true, 0, true)] });
+    const ca = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01',
+      name: 'CN=Test CA',
+      keys: caKeys,
+      signingAlgorithm: alg,
+      extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
+    });
     const issue = async (publicKey: x509.PublicKey | CryptoKey) =>
-      x509.X509CertificateGenerator.create({ serialNumber: '02', subject: 'CN=csr.example.com', issuer: ca.subject, publicKey, signingKey: caKeys.privateKey, signingAlgorithm: alg });
+      x509.X509CertificateGenerator.create({
+        serialNumber: '02',
+        subject: 'CN=csr.example.com',
+        issuer: ca.subject,
+        publicKey,
+        signingKey: caKeys.privateKey,
+        signingAlgorithm: alg,
+      });
     const other = (await crypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
     const wrong = await issue(other.publicKey);
     const refused = await req('POST', '/certificates/csr-cert/pending/merge', { x5c: [wrong.toString('base64')] });
@@ -274,7 +358,9 @@ describe('issuer Unknown: CSR, then merge', () => {
     expect((await json(refused)).error.code).toBe('BadParameter');
 
     const leaf = await issue(csr.publicKey);
-    const merged = await req('POST', '/certificates/csr-cert/pending/merge', { x5c: [leaf.toString('base64'), ca.toString('base64')] });
+    const merged = await req('POST', '/certificates/csr-cert/pending/merge', {
+      x5c: [leaf.toString('base64'), ca.toString('base64')],
+    });
     expect(merged.status).toBe(201);
     const bundle = await json(merged);
     expect(bundle.cer).toBe(leaf.toString('base64'));
@@ -310,13 +396,21 @@ describe('import', () => {
     expect((await json(legacy)).error.message).toMatch(/legacy/);
     expect((await req('POST', '/certificates/imported/import', { value: 'bm90IGEgcGZ4' })).status).toBe(400);
 
-    const res = await req('POST', '/certificates/imported/import', { value: RSA_PFX, pwd: FIXTURE_PASSWORD, tags: { src: 'openssl' } });
+    const res = await req('POST', '/certificates/imported/import', {
+      value: RSA_PFX,
+      pwd: FIXTURE_PASSWORD,
+      tags: { src: 'openssl' },
+    });
     expect(res.status).toBe(200);
     const cert = await json(res);
     expect(cert).toMatchObject({
       contentType: 'application/x-pkcs12',
       tags: { src: 'openssl' },
-      policy: { key_props: { kty: 'RSA', key_size: 2048, exportable: true }, x509_props: { subject: 'CN=imported.example.com, O=Fixture', sans: { dns_names: ['imported.example.com'] } }, issuer: { name: 'Unknown' } },
+      policy: {
+        key_props: { kty: 'RSA', key_size: 2048, exportable: true },
+        x509_props: { subject: 'CN=imported.example.com, O=Fixture', sans: { dns_names: ['imported.example.com'] } },
+        issuer: { name: 'Unknown' },
+      },
     });
     const version = cert.id.split('/').pop();
     const secret = await json(await req('GET', `/secrets/imported/${version}`));
@@ -326,7 +420,10 @@ describe('import', () => {
   });
 
   it('imports PEM with its key, and refuses a certificate without its key', async () => {
-    const res = await req('POST', '/certificates/pem-import/import', { value: EC_PEM, policy: { secret_props: { contentType: 'application/x-pem-file' } } });
+    const res = await req('POST', '/certificates/pem-import/import', {
+      value: EC_PEM,
+      policy: { secret_props: { contentType: 'application/x-pem-file' } },
+    });
     expect(res.status).toBe(200);
     const cert = await json(res);
     expect(cert.policy.key_props).toMatchObject({ kty: 'EC', crv: 'P-256' });
@@ -343,7 +440,11 @@ describe('delete, recover, purge, backup, restore', () => {
   it('soft-deletes the certificate with its key and secret, recovers them together, and purges (204)', async () => {
     await create('doomed', selfPolicy());
     const deleted = await json(await req('DELETE', '/certificates/doomed'));
-    expect(deleted).toMatchObject({ recoveryId: `${origin}/deletedcertificates/doomed`, deletedDate: expect.any(Number), scheduledPurgeDate: expect.any(Number) });
+    expect(deleted).toMatchObject({
+      recoveryId: `${origin}/deletedcertificates/doomed`,
+      deletedDate: expect.any(Number),
+      scheduledPurgeDate: expect.any(Number),
+    });
     expect((await req('GET', '/certificates/doomed')).status).toBe(404);
     expect((await req('GET', '/keys/doomed')).status).toBe(404);
     expect((await req('GET', '/secrets/doomed')).status).toBe(404);
@@ -372,7 +473,10 @@ describe('delete, recover, purge, backup, restore', () => {
     const vaultId = (await findVault(db, vault))!.id;
     const past = Math.floor(Date.now() / 1000) - 1;
     for (const table of [certificates, keys, secrets]) {
-      await db.update(table).set({ scheduledPurgeAt: past }).where(and(eq(table.vaultId, vaultId), eq(table.name, 'expiring')));
+      await db
+        .update(table)
+        .set({ scheduledPurgeAt: past })
+        .where(and(eq(table.vaultId, vaultId), eq(table.name, 'expiring')));
     }
     const ctx = createExecutionContext();
     await worker.scheduled(createScheduledController({ cron: '*/5 * * * *' }), env as Env, ctx);
@@ -380,12 +484,17 @@ describe('delete, recover, purge, backup, restore', () => {
     expect((await req('GET', '/deletedcertificates/expiring')).status).toBe(404);
     expect((await req('GET', '/deletedkeys/expiring')).status).toBe(404);
     expect((await req('GET', '/deletedsecrets/expiring')).status).toBe(404);
-    const policies = await db.select().from(certificatePolicies).where(and(eq(certificatePolicies.vaultId, vaultId), eq(certificatePolicies.name, 'expiring'))).all();
+    const policies = await db
+      .select()
+      .from(certificatePolicies)
+      .where(and(eq(certificatePolicies.vaultId, vaultId), eq(certificatePolicies.name, 'expiring')))
+      .all();
     expect(policies).toEqual([]);
   });
 
   it('refuses purge under purge protection (403)', async () => {
-    const call2 = (method: string, path: string, body?: unknown) => call(method, `${protectedVault.origin}${path}?${API}`, { token: protectedVault.token, body });
+    const call2 = (method: string, path: string, body?: unknown) =>
+      call(method, `${protectedVault.origin}${path}?${API}`, { token: protectedVault.token, body });
     await call2('POST', '/certificates/kept/create', { policy: selfPolicy() });
     await call2('DELETE', '/certificates/kept');
     const res = await call2('DELETE', '/deletedcertificates/kept');
@@ -417,7 +526,10 @@ describe('contacts and issuers', () => {
   it('sets, reads and deletes contacts', async () => {
     expect((await req('GET', '/certificates/contacts')).status).toBe(404);
     const contacts = [{ email: 'ops@example.com', name: 'Ops', phone: '555' }];
-    expect(await json(await req('PUT', '/certificates/contacts', { contacts }))).toEqual({ id: `${origin}/certificates/contacts`, contacts });
+    expect(await json(await req('PUT', '/certificates/contacts', { contacts }))).toEqual({
+      id: `${origin}/certificates/contacts`,
+      contacts,
+    });
     expect((await json(await req('GET', '/certificates/contacts'))).contacts).toEqual(contacts);
     expect((await json(await req('DELETE', '/certificates/contacts'))).contacts).toEqual(contacts);
     expect((await req('GET', '/certificates/contacts')).status).toBe(404);
@@ -440,7 +552,11 @@ describe('contacts and issuers', () => {
     });
     expect(JSON.stringify(put)).not.toContain('issuer-password-canary');
     const patched = await json(await req('PATCH', '/certificates/issuers/my-ca', { attributes: { enabled: false } }));
-    expect(patched).toMatchObject({ provider: 'InternalCA', credentials: { account_id: 'acct' }, attributes: { enabled: false } });
+    expect(patched).toMatchObject({
+      provider: 'InternalCA',
+      credentials: { account_id: 'acct' },
+      attributes: { enabled: false },
+    });
     const list = await json(await req('GET', '/certificates/issuers'));
     expect(list.value).toContainEqual({ id: `${origin}/certificates/issuers/my-ca`, provider: 'InternalCA' });
     // No issuer module for this provider yet: create is refused, clearly.
@@ -457,15 +573,26 @@ describe('contacts and issuers', () => {
 
 describe('compliance', () => {
   it('reports the vault certificates: self-signed ones in use, and the ones without AutoRenew', async () => {
-    const res = await call('GET', `${APEX}/management/vaults/${vault}/compliance/report`, { token, headers: { accept: 'application/json' } });
+    const res = await call('GET', `${APEX}/management/vaults/${vault}/compliance/report`, {
+      token,
+      headers: { accept: 'application/json' },
+    });
     expect(res.status).toBe(200);
     const report = await json(res);
     const status = Object.fromEntries(report.checks.map((c: { id: string; status: string }) => [c.id, c.status]));
-    expect(status).toMatchObject({ 'certificate-self-signed': 'fail', 'certificate-no-auto-renew': 'fail', 'certificate-key-weak': 'pass' });
-    const selfSigned = report.findings.filter((f: { check: string }) => f.check === 'certificate-self-signed').map((f: { resource: { name: string } }) => f.resource.name);
+    expect(status).toMatchObject({
+      'certificate-self-signed': 'fail',
+      'certificate-no-auto-renew': 'fail',
+      'certificate-key-weak': 'pass',
+    });
+    const selfSigned = report.findings
+      .filter((f: { check: string }) => f.check === 'certificate-self-signed')
+      .map((f: { resource: { name: string } }) => f.resource.name);
     expect(selfSigned).toContain('self-rsa');
     expect(selfSigned).not.toContain('csr-cert');
-    const noRenew = report.findings.filter((f: { check: string }) => f.check === 'certificate-no-auto-renew').map((f: { resource: { name: string } }) => f.resource.name);
+    const noRenew = report.findings
+      .filter((f: { check: string }) => f.check === 'certificate-no-auto-renew')
+      .map((f: { resource: { name: string } }) => f.resource.name);
     expect(noRenew).toContain('csr-cert');
     expect(noRenew).not.toContain('self-rsa');
   });

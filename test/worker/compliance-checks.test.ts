@@ -43,7 +43,15 @@ const key = (over: Partial<KeyRow> = {}): KeyRow => ({
   created: NOW - DAY,
   ...over,
 });
-const app = (over: Partial<AppRow> = {}): AppRow => ({ clientId: 'c1', objectId: 'o1', tenantId: 't', displayName: 'Billing', isAdmin: false, createdAt: NOW - DAY, ...over });
+const app = (over: Partial<AppRow> = {}): AppRow => ({
+  clientId: 'c1',
+  objectId: 'o1',
+  tenantId: 't',
+  displayName: 'Billing',
+  isAdmin: false,
+  createdAt: NOW - DAY,
+  ...over,
+});
 const assignment = (over: Partial<AssignmentRow> = {}): AssignmentRow => ({
   id: 'a1',
   vaultId: 'v1',
@@ -80,7 +88,9 @@ const checksOf = (o: { findings: { check: string }[] }) => o.findings.map((f) =>
 
 describe('vault settings', () => {
   it('flags purge protection off and retention below 90 days, each on its own', () => {
-    const s = snapshot({ vaults: [vault({ purgeProtection: false, softDeleteRetentionDays: 89 }), vault({ id: 'v2', name: 'beta' })] });
+    const s = snapshot({
+      vaults: [vault({ purgeProtection: false, softDeleteRetentionDays: 89 }), vault({ id: 'v2', name: 'beta' })],
+    });
     const purge = purgeProtectionCheck(s);
     expect(purge.findings.map((f) => f.id)).toEqual(['vault-purge-protection-disabled:/vaults/alpha']);
     expect(purge.examined.get('vault-purge-protection-disabled')).toBe(2);
@@ -101,7 +111,10 @@ describe('keys', () => {
       ],
     });
     const out = keyRotationCheck(s, NOW);
-    expect(out.findings.map((f) => f.id)).toEqual(['key-rotation-policy-missing:/vaults/alpha/keys/none', 'key-rotation-overdue:/vaults/alpha/keys/late']);
+    expect(out.findings.map((f) => f.id)).toEqual([
+      'key-rotation-policy-missing:/vaults/alpha/keys/none',
+      'key-rotation-overdue:/vaults/alpha/keys/late',
+    ]);
     expect(out.examined.get('key-rotation-overdue')).toBe(3);
   });
 
@@ -111,14 +124,28 @@ describe('keys', () => {
     expect(modulusBits(JSON.stringify({ n: n1024 }))).toBe(1024);
     expect(modulusBits(JSON.stringify({ n: Buffer.from([0, 0x01, 2]).toString('base64url') }))).toBe(9);
     expect(modulusBits('not json')).toBeNull();
-    const s = snapshot({ keys: [key({ name: 'small', keySize: null, publicJwk: JSON.stringify({ n: n1024 }) }), key({ name: 'ok' }), key({ name: 'ec', kty: 'EC', keySize: null })] });
+    const s = snapshot({
+      keys: [
+        key({ name: 'small', keySize: null, publicJwk: JSON.stringify({ n: n1024 }) }),
+        key({ name: 'ok' }),
+        key({ name: 'ec', kty: 'EC', keySize: null }),
+      ],
+    });
     const out = weakKeysCheck(s);
     expect(out.findings.map((f) => f.title)).toEqual(['Key small in alpha is RSA 1024 bits']);
     expect(out.examined.get('key-size-weak')).toBe(2);
   });
 
   it('flags keys and secrets without expiry', () => {
-    const out = expiryCheck(snapshot({ keys: [key({ exp: null })], secrets: [{ vaultId: 'v1', name: 's', exp: null }, { vaultId: 'v1', name: 't', exp: NOW }] }));
+    const out = expiryCheck(
+      snapshot({
+        keys: [key({ exp: null })],
+        secrets: [
+          { vaultId: 'v1', name: 's', exp: null },
+          { vaultId: 'v1', name: 't', exp: NOW },
+        ],
+      }),
+    );
     expect(checksOf(out)).toEqual(['key-no-expiry', 'secret-no-expiry']);
     expect(out.examined.get('secret-no-expiry')).toBe(2);
   });
@@ -172,7 +199,9 @@ describe('certificates', () => {
     ]);
     expect(out.findings[0]!.controls.map((c) => c.id)).toContain('3.7.1');
     expect(out.examined.get('certificate-self-signed')).toBe(3);
-    expect(certificatesCheck(snapshot({ certificates: [] }), NOW).notes.get('certificate-self-signed')?.status).toBe('not_applicable');
+    expect(certificatesCheck(snapshot({ certificates: [] }), NOW).notes.get('certificate-self-signed')?.status).toBe(
+      'not_applicable',
+    );
   });
 });
 
@@ -182,18 +211,27 @@ describe('principals, credentials and assignments', () => {
     const assignments = [assignment(), assignment({ id: 'a2', principalId: 'o9', expiresAt: NOW - 1 })];
     const vaultOut = adminPrincipalsCheck(snapshot({ applications: apps, assignments }), NOW);
     expect(vaultOut.findings.map((f) => f.title)).toEqual(['Billing (object o1) administers vault alpha']);
-    const deploymentOut = adminPrincipalsCheck(snapshot({ target: { kind: 'deployment' }, applications: apps, assignments }), NOW);
+    const deploymentOut = adminPrincipalsCheck(
+      snapshot({ target: { kind: 'deployment' }, applications: apps, assignments }),
+      NOW,
+    );
     expect(deploymentOut.findings.map((f) => f.resource.id)).toEqual(['/vaults/alpha/principals/o1', '/applications/c2']);
   });
 
   it('flags old, expiring and expired credentials of the owners in scope only', () => {
     const owner = app();
-    const secret = (id: string, createdAt: number, expiresAt: number | null, clientId = 'c1') => ({ id, clientId, secretHash: 'x', hint: 'x', createdAt, expiresAt }) as never;
+    const secret = (id: string, createdAt: number, expiresAt: number | null, clientId = 'c1') =>
+      ({ id, clientId, secretHash: 'x', hint: 'x', createdAt, expiresAt }) as never;
     const out = credentialsCheck(
       snapshot({
         applications: [owner, app({ clientId: 'c2', objectId: 'o2' })],
         credentialOwners: [owner],
-        clientSecrets: [secret('old', NOW - 91 * DAY, null), secret('soon', NOW, NOW + 5 * DAY), secret('gone', NOW - DAY, NOW - 1), secret('other', NOW - 200 * DAY, null, 'c2')],
+        clientSecrets: [
+          secret('old', NOW - 91 * DAY, null),
+          secret('soon', NOW, NOW + 5 * DAY),
+          secret('gone', NOW - DAY, NOW - 1),
+          secret('other', NOW - 200 * DAY, null, 'c2'),
+        ],
       }),
       NOW,
     );
@@ -215,7 +253,10 @@ describe('principals, credentials and assignments', () => {
       }),
       NOW,
     );
-    expect(out.findings.map((f) => `${f.check}:${f.resource.name}`)).toEqual(['assignment-expired:expired', 'assignment-unused:unused']);
+    expect(out.findings.map((f) => `${f.check}:${f.resource.name}`)).toEqual([
+      'assignment-expired:expired',
+      'assignment-unused:unused',
+    ]);
     expect(out.examined.get('assignment-unused')).toBe(2);
   });
 });

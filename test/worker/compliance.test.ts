@@ -8,14 +8,17 @@ import { BuiltInRoleIds } from '../../src/access/roles';
 import { buildComplianceReport, type ComplianceReport, type Finding } from '../../src/compliance/report';
 import { database } from '../../src/storage/db';
 import { vaultChainOf } from './audit-helpers';
-import { APEX, API, admin, call, env, json, newVault, tokenFor, vaultOrigin } from './helpers';
+import { APEX, API, admin, call, env, newVault, tokenFor, vaultOrigin } from './helpers';
 import { rows } from './identity-helpers';
 
 const DAY = 86_400;
 const AUTH = 'providers/Microsoft.Authorization';
 const defId = (guid: string) => `/providers/Microsoft.Authorization/roleDefinitions/${guid}`;
 const nowSeconds = () => Math.floor(Date.now() / 1000);
-const exec = (query: string, ...params: unknown[]) => env.DB.prepare(query).bind(...params).run();
+const exec = (query: string, ...params: unknown[]) =>
+  env.DB.prepare(query)
+    .bind(...params)
+    .run();
 
 let adminToken: string;
 let adminCreds: { tenantId: string; clientId: string; clientSecret: string };
@@ -24,7 +27,9 @@ let adminObjectId: string;
 beforeAll(async () => {
   adminCreds = await admin();
   adminToken = await tokenFor(adminCreds);
-  adminObjectId = (await rows<{ object_id: string }>('select object_id from applications where client_id = ?', adminCreds.clientId))[0]!.object_id;
+  adminObjectId = (
+    await rows<{ object_id: string }>('select object_id from applications where client_id = ?', adminCreds.clientId)
+  )[0]!.object_id;
 });
 
 const onVault = (vault: string, method: string, path: string, body?: unknown) =>
@@ -56,7 +61,8 @@ const report = async (path: string, headers: Record<string, string> = {}) => {
   const res = await call('GET', `${APEX}${path}`, { token: adminToken, headers });
   return res;
 };
-const vaultReport = async (vault: string): Promise<ComplianceReport> => ok(report(`/management/vaults/${vault}/compliance/report`));
+const vaultReport = async (vault: string): Promise<ComplianceReport> =>
+  ok(report(`/management/vaults/${vault}/compliance/report`));
 
 const ids = (f: Finding) => f.controls.map((c) => `${c.framework} ${c.id}`);
 function findingOf(r: ComplianceReport, check: string, resourceSuffix: string): Finding {
@@ -91,8 +97,18 @@ describe('a vault built to fail every check', () => {
         attributes: { expiryTime: 'P90D' },
       }),
     );
-    await exec('update key_versions set created = created - ? where vault_id = (select id from vaults where name = ?) and name = ?', 40 * DAY, vault, 'overdue');
-    await exec('update keys set rotation_due_at = ? where vault_id = (select id from vaults where name = ?) and name = ?', now - 10 * DAY, vault, 'overdue');
+    await exec(
+      'update key_versions set created = created - ? where vault_id = (select id from vaults where name = ?) and name = ?',
+      40 * DAY,
+      vault,
+      'overdue',
+    );
+    await exec(
+      'update keys set rotation_due_at = ? where vault_id = (select id from vaults where name = ?) and name = ?',
+      now - 10 * DAY,
+      vault,
+      'overdue',
+    );
     // An RSA key stored as 1024 bits (imports cannot be that small today; older rows could be).
     await ok(onVault(vault, 'POST', '/keys/weak/create', { kty: 'RSA', key_size: 2048, attributes: { exp } }));
     await ok(
@@ -101,7 +117,11 @@ describe('a vault built to fail every check', () => {
         attributes: { expiryTime: 'P180D' },
       }),
     );
-    await exec('update key_versions set key_size = 1024 where vault_id = (select id from vaults where name = ?) and name = ?', vault, 'weak');
+    await exec(
+      'update key_versions set key_size = 1024 where vault_id = (select id from vaults where name = ?) and name = ?',
+      vault,
+      'weak',
+    );
     // A secret without exp.
     await ok(onVault(vault, 'PUT', '/secrets/noexp', { value: 'v' }));
 
@@ -110,14 +130,34 @@ describe('a vault built to fail every check', () => {
     // for 100 days, which makes it a principal of the vault.
     staleApp = await newApp('<script>alert("x")</script> app');
     await exec('update client_secrets set created_at = ? where id = ?', now - 100 * DAY, staleApp.secret.id);
-    soonId = (await ok(call('POST', `${APEX}/management/applications/${staleApp.clientId}/secrets`, { token: adminToken, body: { expiresInDays: 10 } }), 201)).secret.id;
-    expiredId = (await ok(call('POST', `${APEX}/management/applications/${staleApp.clientId}/secrets`, { token: adminToken, body: { expiresInDays: 5 } }), 201)).secret.id;
+    soonId = (
+      await ok(
+        call('POST', `${APEX}/management/applications/${staleApp.clientId}/secrets`, {
+          token: adminToken,
+          body: { expiresInDays: 10 },
+        }),
+        201,
+      )
+    ).secret.id;
+    expiredId = (
+      await ok(
+        call('POST', `${APEX}/management/applications/${staleApp.clientId}/secrets`, {
+          token: adminToken,
+          body: { expiresInDays: 5 },
+        }),
+        201,
+      )
+    ).secret.id;
     await exec('update client_secrets set expires_at = ? where id = ?', now - DAY, expiredId);
     federatedId = (
       await ok(
         call('POST', `${APEX}/management/applications/${staleApp.clientId}/federatedCredentials`, {
           token: adminToken,
-          body: { name: 'deploy', issuer: 'https://token.actions.githubusercontent.com', subject: 'repo:contoso/app:ref:refs/heads/main' },
+          body: {
+            name: 'deploy',
+            issuer: 'https://token.actions.githubusercontent.com',
+            subject: 'repo:contoso/app:ref:refs/heads/main',
+          },
         }),
         201,
       )
@@ -126,7 +166,9 @@ describe('a vault built to fail every check', () => {
     unusedAssignment = await assign(vault, staleApp.objectId, BuiltInRoleIds.secretsUser);
     await exec('update role_assignments set created_at = ?, last_used_at = null where id = ?', now - 100 * DAY, unusedAssignment);
     // A time-bound assignment that has expired but is still stored.
-    expiredAssignment = await assign(vault, (await newApp('expired assignee')).objectId, BuiltInRoleIds.reader, { expiresOn: new Date((now + 3600) * 1000).toISOString() });
+    expiredAssignment = await assign(vault, (await newApp('expired assignee')).objectId, BuiltInRoleIds.reader, {
+      expiresOn: new Date((now + 3600) * 1000).toISOString(),
+    });
     await exec('update role_assignments set expires_at = ? where id = ?', now - 3600, expiredAssignment);
 
     r = await vaultReport(vault);
@@ -151,17 +193,23 @@ describe('a vault built to fail every check', () => {
 
   it('flags each key condition with its key-management controls', () => {
     const missing = findingOf(r, 'key-rotation-policy-missing', '/keys/nopolicy');
-    expect(ids(missing)).toEqual(expect.arrayContaining(['PCI DSS 4.0 3.7.4', 'ISO/IEC 27001:2022 A.8.24', 'NIST SP 800-57 Pt 1 Rev. 5 §5.3']));
+    expect(ids(missing)).toEqual(
+      expect.arrayContaining(['PCI DSS 4.0 3.7.4', 'ISO/IEC 27001:2022 A.8.24', 'NIST SP 800-57 Pt 1 Rev. 5 §5.3']),
+    );
     expect(findingOf(r, 'key-no-expiry', '/keys/nopolicy').severity).toBe('low');
     const overdue = findingOf(r, 'key-rotation-overdue', '/keys/overdue');
     expect(overdue.severity).toBe('high');
     expect(ids(overdue)).toContain('PCI DSS 4.0 3.7.4');
     const weak = findingOf(r, 'key-size-weak', '/keys/weak');
     expect(weak.title).toContain('1024');
-    expect(ids(weak)).toEqual(expect.arrayContaining(['PCI DSS 4.0 3.7.1', 'NIST SP 800-57 Pt 1 Rev. 5 §5.6.1', 'ISO/IEC 27001:2022 A.8.24']));
+    expect(ids(weak)).toEqual(
+      expect.arrayContaining(['PCI DSS 4.0 3.7.1', 'NIST SP 800-57 Pt 1 Rev. 5 §5.6.1', 'ISO/IEC 27001:2022 A.8.24']),
+    );
     // Keys with exp and a Rotate policy are not flagged for those.
     expect(r.findings.filter((f) => f.resource.id.endsWith('/keys/weak')).map((f) => f.check)).toEqual(['key-size-weak']);
-    expect(r.findings.filter((f) => f.resource.id.endsWith('/keys/overdue')).map((f) => f.check)).toEqual(['key-rotation-overdue']);
+    expect(r.findings.filter((f) => f.resource.id.endsWith('/keys/overdue')).map((f) => f.check)).toEqual([
+      'key-rotation-overdue',
+    ]);
   });
 
   it('flags the secret without expiry', () => {
@@ -238,7 +286,9 @@ describe('a vault built to fail every check', () => {
       const again = await vaultReport(vault);
       expect(Number(/data-total="(\d+)"/.exec(html)![1])).toBe(again.summary.total);
       for (const s of ['high', 'medium', 'low'] as const) {
-        expect(Number(new RegExp(`data-severity="${s}"><span class="sev ${s}">${s}</span> <strong>(\\d+)</strong>`).exec(html)![1])).toBe(again.summary[s]);
+        expect(
+          Number(new RegExp(`data-severity="${s}"><span class="sev ${s}">${s}</span> <strong>(\\d+)</strong>`).exec(html)![1]),
+        ).toBe(again.summary[s]);
       }
       expect(html.match(/<tr id="/g)).toHaveLength(again.findings.length);
       expect(html).toContain(again.generatedAt.slice(0, 16));
@@ -254,8 +304,20 @@ describe('a vault built to fail every check', () => {
     const hash = 'ab'.repeat(32);
     await exec(
       'insert into audit_checkpoints (chain, seq, hash, time, alg, kid, signature) values (?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?)',
-      chain, 1, 'cd'.repeat(32), '2026-01-01T00:00:00.000Z', 'ES256', 'kid-1', 'sig-1',
-      chain, 2, hash, '2026-01-02T00:00:00.000Z', 'ES256', 'kid-1', 'sig-2',
+      chain,
+      1,
+      'cd'.repeat(32),
+      '2026-01-01T00:00:00.000Z',
+      'ES256',
+      'kid-1',
+      'sig-1',
+      chain,
+      2,
+      hash,
+      '2026-01-02T00:00:00.000Z',
+      'ES256',
+      'kid-1',
+      'sig-2',
     );
     const anchored = await vaultReport(vault);
     expect(anchored.auditCheckpoint.chains[0]).toMatchObject({
@@ -273,8 +335,16 @@ describe('a vault built to fail every check', () => {
   it('appears in the deployment report, which also lists the deployment administrators', async () => {
     const d: ComplianceReport = await ok(report('/management/compliance/report'));
     expect(d.scope.kind).toBe('deployment');
-    const mine = d.findings.filter((f) => f.resource.vault === vault).map((f) => f.id).sort();
-    expect(mine).toEqual(r.findings.filter((f) => f.resource.vault === vault).map((f) => f.id).sort());
+    const mine = d.findings
+      .filter((f) => f.resource.vault === vault)
+      .map((f) => f.id)
+      .sort();
+    expect(mine).toEqual(
+      r.findings
+        .filter((f) => f.resource.vault === vault)
+        .map((f) => f.id)
+        .sort(),
+    );
     const adminFinding = findingOf(d, 'privileged-principal', `/applications/${adminCreds.clientId}`);
     expect(adminFinding.title).toContain('deployment administrator');
     findingOf(d, 'credential-old', `/applications/${staleApp.clientId}/secrets/${staleApp.secret.id}`);
@@ -292,16 +362,18 @@ describe('a vault under access policies', () => {
       enablePurgeProtection: true,
       softDeleteRetentionInDays: 90,
       accessPolicies: [
-        { tenantId: adminCreds.tenantId, objectId: everything, permissions: { keys: ['all'], secrets: ['all'], certificates: ['all'] } },
+        {
+          tenantId: adminCreds.tenantId,
+          objectId: everything,
+          permissions: { keys: ['all'], secrets: ['all'], certificates: ['all'] },
+        },
         { tenantId: adminCreds.tenantId, objectId: purger, permissions: { secrets: ['get', 'purge'] } },
         { tenantId: adminCreds.tenantId, objectId: reader, permissions: { secrets: ['get', 'list'], keys: ['all'] } },
       ],
     });
     const r = await vaultReport(vault);
     const privileged = r.findings.filter((f) => f.check === 'privileged-principal');
-    expect(privileged.map((f) => f.resource.name).sort()).toEqual(
-      expect.arrayContaining([everything, purger]),
-    );
+    expect(privileged.map((f) => f.resource.name).sort()).toEqual(expect.arrayContaining([everything, purger]));
     expect(privileged.find((f) => f.resource.name === everything)!.detail).toContain("'all' on keys, secrets and certificates");
     expect(privileged.find((f) => f.resource.name === purger)!.detail).toContain('purge secrets');
     // keys: ['all'] includes purging keys: flagged too; a policy without purge and without 'all' is not.
@@ -349,7 +421,8 @@ describe('a clean vault', () => {
     assignment = await assign(vault, app.objectId, BuiltInRoleIds.secretsUser);
     const listed = await ok(call('GET', `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments`, { token: adminToken }));
     for (const a of listed.value as { name: string; properties: { principalId: string } }[]) {
-      if (a.name !== assignment) await ok(call('DELETE', `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${a.name}`, { token: adminToken }));
+      if (a.name !== assignment)
+        await ok(call('DELETE', `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${a.name}`, { token: adminToken }));
     }
   });
 
@@ -362,14 +435,24 @@ describe('a clean vault', () => {
     }
     // It did examine things.
     const examined = Object.fromEntries(r.checks.map((c) => [c.id, c.examined]));
-    expect(examined).toMatchObject({ 'key-rotation-policy-missing': 2, 'key-size-weak': 1, 'secret-no-expiry': 1, 'credential-old': 1, 'assignment-unused': 1 });
+    expect(examined).toMatchObject({
+      'key-rotation-policy-missing': 2,
+      'key-size-weak': 1,
+      'secret-no-expiry': 1,
+      'credential-old': 1,
+      'assignment-unused': 1,
+    });
     const html = await (await report(`/management/vaults/${vault}/compliance/report?format=html`)).text();
     expect(html).toContain('No findings.');
     expect(html).toContain('data-total="0"');
   });
 
   it('turns stale as the clock moves (now is a parameter)', async () => {
-    const later = await buildComplianceReport(database(env.DB), { kind: 'vault', name: vault }, { now: nowSeconds() + 100 * DAY });
+    const later = await buildComplianceReport(
+      database(env.DB),
+      { kind: 'vault', name: vault },
+      { now: nowSeconds() + 100 * DAY },
+    );
     const checks = new Set(later.findings.map((f) => f.check));
     // 100 days on: the Rotate P90D is 10 days overdue, the assignment unused, the app's secret expired.
     expect(checks).toEqual(new Set(['key-rotation-overdue', 'assignment-unused', 'credential-expired']));

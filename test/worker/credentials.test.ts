@@ -39,7 +39,10 @@ const manage = (method: string, path: string, body?: unknown, token = adminToken
   call(method, `${APEX}/management/applications${path}`, { token, body });
 
 /** POSTs a token request form, optionally against a modified environment. */
-function tokenRequest(params: Record<string, string>, opts: { env?: Record<string, string>; headers?: Record<string, string> } = {}) {
+function tokenRequest(
+  params: Record<string, string>,
+  opts: { env?: Record<string, string>; headers?: Record<string, string> } = {},
+) {
   return call('POST', tokenEndpoint, {
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...opts.headers },
     body: new URLSearchParams(params).toString(),
@@ -122,7 +125,10 @@ const b64 = (bytes: ArrayBuffer | Uint8Array) => {
 
 const RSA_GEN = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]) };
 
-async function selfSigned(kind: KeyKind = 'RSA', opts: { notBefore?: Date; notAfter?: Date; modulusLength?: number } = {}): Promise<TestCertificate> {
+async function selfSigned(
+  kind: KeyKind = 'RSA',
+  opts: { notBefore?: Date; notAfter?: Date; modulusLength?: number } = {},
+): Promise<TestCertificate> {
   const alg = kind === 'RSA' ? { ...RSA_GEN, modulusLength: opts.modulusLength ?? 2048 } : { name: 'ECDSA', namedCurve: 'P-256' };
   const keys = (await crypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -171,7 +177,15 @@ async function certAssertion(cert: TestCertificate, clientId: string, opts: Asse
   if (thumbprint === 'x5t#S256') header['x5t#S256'] = cert.x5tS256;
   if (thumbprint === 'x5t') header.x5t = cert.x5t;
   const t = Math.floor(Date.now() / 1000);
-  return new SignJWT({ aud: tokenEndpoint, iss: clientId, sub: clientId, jti: crypto.randomUUID(), nbf: t, exp: t + 600, ...opts.claims })
+  return new SignJWT({
+    aud: tokenEndpoint,
+    iss: clientId,
+    sub: clientId,
+    jti: crypto.randomUUID(),
+    nbf: t,
+    exp: t + 600,
+    ...opts.claims,
+  })
     .setProtectedHeader(header as { alg: string })
     .sign((await signingKey(opts.signWith ?? cert, alg)) as JoseKey);
 }
@@ -241,7 +255,10 @@ describe('certificate credentials', () => {
         expect(body.error.code).toBe('BadParameter');
         expect(body.error.message).toMatch(message);
       }
-      const expired = await selfSigned('RSA', { notBefore: new Date(Date.now() - 10 * DAY_MS), notAfter: new Date(Date.now() - DAY_MS) });
+      const expired = await selfSigned('RSA', {
+        notBefore: new Date(Date.now() - 10 * DAY_MS),
+        notAfter: new Date(Date.now() - DAY_MS),
+      });
       expect((await json(await addCertificate(fresh.clientId, expired.pem))).error.message).toMatch(/expired/);
       const small = await selfSigned('RSA', { modulusLength: 1024 });
       const smallRes = await addCertificate(fresh.clientId, small.pem);
@@ -274,7 +291,10 @@ describe('certificate credentials', () => {
     });
 
     it('also accepts RS256 with x5t (SHA-1), ES256 with an EC certificate, client_id omitted, and aud = the issuer', async () => {
-      await expectToken(await tokenRequest(assertionForm(app.clientId, await certAssertion(rsa, app.clientId, { alg: 'RS256' }))), app);
+      await expectToken(
+        await tokenRequest(assertionForm(app.clientId, await certAssertion(rsa, app.clientId, { alg: 'RS256' }))),
+        app,
+      );
       await expectToken(await tokenRequest(assertionForm(app.clientId, await certAssertion(ec, app.clientId))), app);
       await expectToken(await tokenRequest(assertionForm(undefined, await certAssertion(rsa, app.clientId))), app);
       const toIssuer = await certAssertion(rsa, app.clientId, { claims: { aud: `${APEX}/${tenantId}/v2.0` } });
@@ -283,19 +303,34 @@ describe('certificate credentials', () => {
 
     it('refuses a wrong signature (AADSTS700027) and never echoes the assertion', async () => {
       const forged = await certAssertion(rsa, app.clientId, { signWith: other });
-      const body = await expectRefused(await tokenRequest(assertionForm(app.clientId, forged)), 401, 'invalid_client', 700027, forged);
+      const body = await expectRefused(
+        await tokenRequest(assertionForm(app.clientId, forged)),
+        401,
+        'invalid_client',
+        700027,
+        forged,
+      );
       expect(body.error_description).toMatch(/invalid signature/);
       // A tampered payload under a genuine signature.
       const [h, , s] = (await certAssertion(rsa, app.clientId)).split('.');
       const otherPayload = (await certAssertion(rsa, app.clientId, { claims: { jti: 'x' } })).split('.')[1];
-      await expectRefused(await tokenRequest(assertionForm(app.clientId, `${h}.${otherPayload}.${s}`)), 401, 'invalid_client', 700027);
+      await expectRefused(
+        await tokenRequest(assertionForm(app.clientId, `${h}.${otherPayload}.${s}`)),
+        401,
+        'invalid_client',
+        700027,
+      );
       // An algorithm the key cannot make (ES256 under an RSA certificate's thumbprint).
       const mismatched = await certAssertion(rsa, app.clientId, { alg: 'ES256', signWith: ec });
       await expectRefused(await tokenRequest(assertionForm(app.clientId, mismatched)), 401, 'invalid_client', 700027);
     });
 
     it('refuses an assertion for another audience (AADSTS700023)', async () => {
-      for (const aud of ['https://login.microsoftonline.com/x/oauth2/v2.0/token', `${APEX}/${crypto.randomUUID()}/oauth2/v2.0/token`, APEX]) {
+      for (const aud of [
+        'https://login.microsoftonline.com/x/oauth2/v2.0/token',
+        `${APEX}/${crypto.randomUUID()}/oauth2/v2.0/token`,
+        APEX,
+      ]) {
         const assertion = await certAssertion(rsa, app.clientId, { claims: { aud } });
         await expectRefused(await tokenRequest(assertionForm(app.clientId, assertion)), 401, 'invalid_client', 700023);
       }
@@ -318,11 +353,18 @@ describe('certificate credentials', () => {
       ];
       for (const claims of cases) {
         const assertion = await certAssertion(rsa, app.clientId, { claims });
-        const body = await expectRefused(await tokenRequest(assertionForm(app.clientId, assertion)), 401, 'invalid_client', 700024);
+        const body = await expectRefused(
+          await tokenRequest(assertionForm(app.clientId, assertion)),
+          401,
+          'invalid_client',
+          700024,
+        );
         expect(body.error_description).toMatch(/not within its valid time range/);
       }
       const { exp: _omit, ...noExp } = decodeJwt(await certAssertion(rsa, app.clientId));
-      const withoutExp = await new SignJWT(noExp).setProtectedHeader({ alg: 'PS256', 'x5t#S256': rsa.x5tS256 } as { alg: string }).sign((await signingKey(rsa, 'PS256')) as JoseKey);
+      const withoutExp = await new SignJWT(noExp)
+        .setProtectedHeader({ alg: 'PS256', 'x5t#S256': rsa.x5tS256 } as { alg: string })
+        .sign((await signingKey(rsa, 'PS256')) as JoseKey);
       await expectRefused(await tokenRequest(assertionForm(app.clientId, withoutExp)), 400, 'invalid_request', 50027);
     });
 
@@ -337,7 +379,12 @@ describe('certificate credentials', () => {
       // Another application's certificate does not sign in this one.
       const holder = await newApp();
       expect((await addCertificate(holder.clientId, other.pem)).status).toBe(201);
-      await expectRefused(await tokenRequest(assertionForm(app.clientId, await certAssertion(other, app.clientId))), 401, 'invalid_client', 700027);
+      await expectRefused(
+        await tokenRequest(assertionForm(app.clientId, await certAssertion(other, app.clientId))),
+        401,
+        'invalid_client',
+        700027,
+      );
       await expectToken(await tokenRequest(assertionForm(holder.clientId, await certAssertion(other, holder.clientId))), holder);
     });
 
@@ -347,15 +394,27 @@ describe('certificate credentials', () => {
       const added = await json(await addCertificate(owner.clientId, cert.pem));
       await expectToken(await tokenRequest(assertionForm(owner.clientId, await certAssertion(cert, owner.clientId))), owner);
       expect((await manage('DELETE', `/${owner.clientId}/certificates/${added.id}`)).status).toBe(204);
-      await expectRefused(await tokenRequest(assertionForm(owner.clientId, await certAssertion(cert, owner.clientId))), 401, 'invalid_client', 700027);
+      await expectRefused(
+        await tokenRequest(assertionForm(owner.clientId, await certAssertion(cert, owner.clientId))),
+        401,
+        'invalid_client',
+        700027,
+      );
       expect((await json(await manage('GET', `/${owner.clientId}/certificates`))).value).toEqual([]);
     });
 
     it('refuses a certificate outside its validity period', async () => {
       const owner = await newApp();
-      const cert = await selfSigned('EC', { notBefore: new Date(Date.now() - 2 * DAY_MS), notAfter: new Date(Date.now() + DAY_MS) });
+      const cert = await selfSigned('EC', {
+        notBefore: new Date(Date.now() - 2 * DAY_MS),
+        notAfter: new Date(Date.now() + DAY_MS),
+      });
       expect((await addCertificate(owner.clientId, cert.pem)).status).toBe(201);
-      await rows('update application_certificates set not_after = ? where client_id = ?', Math.floor(Date.now() / 1000) - 3600, owner.clientId);
+      await rows(
+        'update application_certificates set not_after = ? where client_id = ?',
+        Math.floor(Date.now() / 1000) - 3600,
+        owner.clientId,
+      );
       const body = await expectRefused(
         await tokenRequest(assertionForm(owner.clientId, await certAssertion(cert, owner.clientId))),
         401,
@@ -367,12 +426,25 @@ describe('certificate credentials', () => {
 
     it('answers an unknown application with AADSTS700016 and a malformed request with invalid_request', async () => {
       const stranger = crypto.randomUUID();
-      await expectRefused(await tokenRequest(assertionForm(stranger, await certAssertion(rsa, stranger))), 400, 'unauthorized_client', 700016);
+      await expectRefused(
+        await tokenRequest(assertionForm(stranger, await certAssertion(rsa, stranger))),
+        400,
+        'unauthorized_client',
+        700016,
+      );
       await expectRefused(await tokenRequest(assertionForm(app.clientId, 'not.a.jwt')), 400, 'invalid_request', 50027);
       await expectRefused(await tokenRequest(assertionForm(app.clientId, 'garbage')), 400, 'invalid_request', 50027);
       const good = await certAssertion(rsa, app.clientId);
-      await expectRefused(await tokenRequest(assertionForm(app.clientId, good, { client_assertion_type: 'urn:x' })), 400, 'invalid_request');
-      await expectRefused(await tokenRequest(assertionForm(app.clientId, good, { client_secret: app.clientSecret })), 400, 'invalid_request');
+      await expectRefused(
+        await tokenRequest(assertionForm(app.clientId, good, { client_assertion_type: 'urn:x' })),
+        400,
+        'invalid_request',
+      );
+      await expectRefused(
+        await tokenRequest(assertionForm(app.clientId, good, { client_secret: app.clientSecret })),
+        400,
+        'invalid_request',
+      );
       await expectRefused(await tokenRequest(assertionForm(app.clientId, '')), 401, 'invalid_client', 7000218);
       // An unsigned assertion (alg none) never authenticates.
       const unsigned = `${b64url(new TextEncoder().encode(JSON.stringify({ alg: 'none', 'x5t#S256': rsa.x5tS256 })))}.${good.split('.')[1]}.`;
@@ -424,7 +496,10 @@ class TestIssuer {
   }
 
   async publish(keys: IssuerKey[]): Promise<void> {
-    const res = await control(`${this.name}/jwks`, { method: 'PUT', body: JSON.stringify({ keys: keys.map((k) => k.publicJwk) }) });
+    const res = await control(`${this.name}/jwks`, {
+      method: 'PUT',
+      body: JSON.stringify({ keys: keys.map((k) => k.publicJwk) }),
+    });
     expect(res.status).toBe(204);
   }
 
@@ -444,7 +519,11 @@ class TestIssuer {
 const AUDIENCE = 'api://AzureADTokenExchange';
 
 async function addFederated(clientId: string, body: Record<string, unknown>, opts: { env?: Record<string, string> } = {}) {
-  return call('POST', `${APEX}/management/applications/${clientId}/federatedCredentials`, { token: adminToken, body, env: opts.env });
+  return call('POST', `${APEX}/management/applications/${clientId}/federatedCredentials`, {
+    token: adminToken,
+    body,
+    env: opts.env,
+  });
 }
 
 describe('federated identity credentials', () => {
@@ -460,9 +539,13 @@ describe('federated identity credentials', () => {
   });
 
   describe('management', () => {
-    it('creates with Entra\'s default audience and lists them', async () => {
+    it("creates with Entra's default audience and lists them", async () => {
       const fresh = await newApp();
-      const res = await addFederated(fresh.clientId, { name: 'k8s-sa', issuer: issuer.url, subject: 'system:serviceaccount:ns:sa' });
+      const res = await addFederated(fresh.clientId, {
+        name: 'k8s-sa',
+        issuer: issuer.url,
+        subject: 'system:serviceaccount:ns:sa',
+      });
       expect(res.status).toBe(201);
       const created = await json(res);
       expect(created).toEqual({
@@ -474,7 +557,10 @@ describe('federated identity credentials', () => {
         description: null,
         createdAt: expect.any(Number),
       });
-      expect(await json(await manage('GET', `/${fresh.clientId}/federatedCredentials`))).toEqual({ value: [created], nextLink: null });
+      expect(await json(await manage('GET', `/${fresh.clientId}/federatedCredentials`))).toEqual({
+        value: [created],
+        nextLink: null,
+      });
       expect(await json(await manage('GET', `/${fresh.clientId}/federatedCredentials/${created.id}`))).toEqual(created);
       expect((await manage('DELETE', `/${fresh.clientId}/federatedCredentials/${created.id}`)).status).toBe(204);
       expect((await manage('DELETE', `/${fresh.clientId}/federatedCredentials/${created.id}`)).status).toBe(404);
@@ -513,7 +599,10 @@ describe('federated identity credentials', () => {
       expect((await addFederated(fresh.clientId, body, { env: { ALLOW_LOOPBACK_HTTP_ISSUERS: 'false' } })).status).toBe(400);
       expect((await addFederated(fresh.clientId, { ...body, issuer: 'http://10.0.0.1/issuer' })).status).toBe(400);
       expect((await addFederated(fresh.clientId, body)).status).toBe(201);
-      expect((await addFederated(fresh.clientId, { ...body, name: 'cloud', issuer: 'https://token.actions.githubusercontent.com' })).status).toBe(201);
+      expect(
+        (await addFederated(fresh.clientId, { ...body, name: 'cloud', issuer: 'https://token.actions.githubusercontent.com' }))
+          .status,
+      ).toBe(201);
     });
 
     it('keeps names and issuer/subject pairs unique per application, and at most 20 credentials', async () => {
@@ -524,7 +613,9 @@ describe('federated identity credentials', () => {
       // Another application may reuse both.
       expect((await addFederated(app.clientId, { name: 'first', issuer: issuer.url, subject: 's0' })).status).toBe(201);
       const results = await Promise.all(
-        Array.from({ length: 22 }, (_, i) => addFederated(fresh.clientId, { name: `n${i}-x`, issuer: issuer.url, subject: `s${i + 1}` })),
+        Array.from({ length: 22 }, (_, i) =>
+          addFederated(fresh.clientId, { name: `n${i}-x`, issuer: issuer.url, subject: `s${i + 1}` }),
+        ),
       );
       expect(results.filter((r) => r.status === 201)).toHaveLength(19);
       expect(results.filter((r) => r.status === 400)).toHaveLength(3);
@@ -547,14 +638,23 @@ describe('federated identity credentials', () => {
       const after = await issuer.fetches();
       expect(after).toEqual({ discovery: 1, jwks: 1 });
       // Cached: a second exchange fetches nothing.
-      await expectToken(await tokenRequest(assertionForm(app.clientId, await issuer.sign({ sub: subject, aud: [AUDIENCE, 'other'] }))), app);
+      await expectToken(
+        await tokenRequest(assertionForm(app.clientId, await issuer.sign({ sub: subject, aud: [AUDIENCE, 'other'] }))),
+        app,
+      );
       expect(await issuer.fetches()).toEqual(after);
     });
 
     it('refuses an issuer the application does not trust (AADSTS700211), without fetching anything from it', async () => {
       const stranger = await TestIssuer.create();
       const assertion = await stranger.sign({ sub: subject, aud: AUDIENCE });
-      const body = await expectRefused(await tokenRequest(assertionForm(app.clientId, assertion)), 401, 'invalid_client', 700211, assertion);
+      const body = await expectRefused(
+        await tokenRequest(assertionForm(app.clientId, assertion)),
+        401,
+        'invalid_client',
+        700211,
+        assertion,
+      );
       expect(body.error_description).toContain(stranger.url);
       expect(await stranger.fetches()).toEqual({ discovery: 0, jwks: 0 });
       // Signed by the trusted issuer's key but claiming to be the other issuer: still its issuer that counts.
@@ -564,7 +664,9 @@ describe('federated identity credentials', () => {
 
     it('refuses another subject (AADSTS700213), and says so when only its case differs (AADSTS7002138)', async () => {
       await expectRefused(
-        await tokenRequest(assertionForm(app.clientId, await issuer.sign({ sub: 'repo:contoso/app:ref:refs/heads/main', aud: AUDIENCE }))),
+        await tokenRequest(
+          assertionForm(app.clientId, await issuer.sign({ sub: 'repo:contoso/app:ref:refs/heads/main', aud: AUDIENCE })),
+        ),
         401,
         'invalid_client',
         700213,
@@ -579,7 +681,12 @@ describe('federated identity credentials', () => {
 
     it('refuses another audience (AADSTS700212)', async () => {
       for (const aud of ['api://other', [APEX], 'api://azureadtokenexchange']) {
-        await expectRefused(await tokenRequest(assertionForm(app.clientId, await issuer.sign({ sub: subject, aud }))), 401, 'invalid_client', 700212);
+        await expectRefused(
+          await tokenRequest(assertionForm(app.clientId, await issuer.sign({ sub: subject, aud }))),
+          401,
+          'invalid_client',
+          700212,
+        );
       }
     });
 
@@ -620,8 +727,13 @@ describe('federated identity credentials', () => {
     it("follows the issuer's key rotation: an unknown kid refetches its JWKS, at most once per interval", async () => {
       const rotating = await TestIssuer.create('ES256');
       const owner = await newApp();
-      expect((await addFederated(owner.clientId, { name: 'rotating', issuer: rotating.url, subject: 'workload' })).status).toBe(201);
-      await expectToken(await tokenRequest(assertionForm(owner.clientId, await rotating.sign({ sub: 'workload', aud: AUDIENCE }))), owner);
+      expect((await addFederated(owner.clientId, { name: 'rotating', issuer: rotating.url, subject: 'workload' })).status).toBe(
+        201,
+      );
+      await expectToken(
+        await tokenRequest(assertionForm(owner.clientId, await rotating.sign({ sub: 'workload', aud: AUDIENCE }))),
+        owner,
+      );
       expect(await rotating.fetches()).toEqual({ discovery: 1, jwks: 1 });
 
       // The issuer rotates: only the new key is published now.
@@ -635,13 +747,18 @@ describe('federated identity credentials', () => {
       expect(await rotating.fetches()).toEqual({ discovery: 1, jwks: 1 });
       // After it, the unknown kid makes the vault fetch the keys again, and the new key works.
       vi.setSystemTime(Date.now() + ISSUER_REFETCH_INTERVAL_MS + 1000);
-      await expectToken(await tokenRequest(assertionForm(owner.clientId, await rotating.sign({ sub: 'workload', aud: AUDIENCE }))), owner);
+      await expectToken(
+        await tokenRequest(assertionForm(owner.clientId, await rotating.sign({ sub: 'workload', aud: AUDIENCE }))),
+        owner,
+      );
       expect(await rotating.fetches()).toEqual({ discovery: 2, jwks: 2 });
       // Forged kids do not turn into a fetch each.
       for (let i = 0; i < 3; i++) {
         const bogus = await newIssuerKey('ES256');
         await expectRefused(
-          await tokenRequest(assertionForm(owner.clientId, await rotating.sign({ sub: 'workload', aud: AUDIENCE }, { key: bogus }))),
+          await tokenRequest(
+            assertionForm(owner.clientId, await rotating.sign({ sub: 'workload', aud: AUDIENCE }, { key: bogus })),
+          ),
           401,
           'invalid_client',
           7000272,
@@ -670,7 +787,11 @@ describe('federated identity credentials', () => {
       const assertion = await issuer.sign({ sub: 'w', aud: AUDIENCE });
       await expectToken(await tokenRequest(assertionForm(owner.clientId, assertion)), owner);
       // The same credential is unusable where loopback http issuers are not allowed (production).
-      await expectRefused(await tokenRequest(assertionForm(owner.clientId, assertion), { env: { ALLOW_LOOPBACK_HTTP_ISSUERS: 'false' } }), 401, 'invalid_client');
+      await expectRefused(
+        await tokenRequest(assertionForm(owner.clientId, assertion), { env: { ALLOW_LOOPBACK_HTTP_ISSUERS: 'false' } }),
+        401,
+        'invalid_client',
+      );
     });
 
     it('refuses an application without federated credentials (AADSTS70021) and needs client_id', async () => {
@@ -683,9 +804,17 @@ describe('federated identity credentials', () => {
     it('stops exchanging with the very next request once the credential is removed', async () => {
       const owner = await newApp();
       const created = await json(await addFederated(owner.clientId, { name: 'temp', issuer: issuer.url, subject: 'temp' }));
-      await expectToken(await tokenRequest(assertionForm(owner.clientId, await issuer.sign({ sub: 'temp', aud: AUDIENCE }))), owner);
+      await expectToken(
+        await tokenRequest(assertionForm(owner.clientId, await issuer.sign({ sub: 'temp', aud: AUDIENCE }))),
+        owner,
+      );
       expect((await manage('DELETE', `/${owner.clientId}/federatedCredentials/${created.id}`)).status).toBe(204);
-      await expectRefused(await tokenRequest(assertionForm(owner.clientId, await issuer.sign({ sub: 'temp', aud: AUDIENCE }))), 401, 'invalid_client', 70021);
+      await expectRefused(
+        await tokenRequest(assertionForm(owner.clientId, await issuer.sign({ sub: 'temp', aud: AUDIENCE }))),
+        401,
+        'invalid_client',
+        70021,
+      );
     });
   });
 });
@@ -715,12 +844,22 @@ describe('client secrets: expiry and listing', () => {
 
   it('refuses an expired secret with AADSTS7000222 and a wrong one with AADSTS7000215', async () => {
     const app = await newApp();
-    const form = { grant_type: 'client_credentials', scope: `${APEX}/.default`, client_id: app.clientId, client_secret: app.clientSecret };
+    const form = {
+      grant_type: 'client_credentials',
+      scope: `${APEX}/.default`,
+      client_id: app.clientId,
+      client_secret: app.clientSecret,
+    };
     await expectToken(await tokenRequest(form), app);
     await rows('update client_secrets set expires_at = ? where id = ?', Math.floor(Date.now() / 1000) - 1, app.secretId);
     const body = await expectRefused(await tokenRequest(form), 401, 'invalid_client', 7000222, app.clientSecret);
     expect(body.error_description).toContain(app.clientId);
-    await expectRefused(await tokenRequest({ ...form, client_secret: `${app.clientSecret.slice(0, -2)}xx` }), 401, 'invalid_client', 7000215);
+    await expectRefused(
+      await tokenRequest({ ...form, client_secret: `${app.clientSecret.slice(0, -2)}xx` }),
+      401,
+      'invalid_client',
+      7000215,
+    );
     // A new secret works at once; the expired one stays refused.
     const added = await json(await manage('POST', `/${app.clientId}/secrets`, { expiresInDays: 1 }));
     await expectToken(await tokenRequest({ ...form, client_secret: added.clientSecret }), app);

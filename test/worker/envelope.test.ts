@@ -1,3 +1,7 @@
+/**
+ * Envelope encryption end to end: data keys through the real bridge, sealed rows bound to their
+ * place, tampering refused.
+ */
 import { env } from 'cloudflare:workers';
 import { and, eq, sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -31,7 +35,13 @@ async function vaultId(): Promise<string> {
 
 async function versionRow(name: string) {
   const id = await vaultId();
-  return (await db.select().from(secretVersions).where(and(eq(secretVersions.vaultId, id), eq(secretVersions.name, name))).all())[0]!;
+  return (
+    await db
+      .select()
+      .from(secretVersions)
+      .where(and(eq(secretVersions.vaultId, id), eq(secretVersions.name, name)))
+      .all()
+  )[0]!;
 }
 
 async function pollAudit(correlationId: string): Promise<Record<string, unknown> | undefined> {
@@ -47,7 +57,9 @@ describe('at rest', () => {
   it('keeps only ciphertext in D1: a dump of every table never shows a value', async () => {
     const canary = `canary-${crypto.randomUUID()}`;
     expect((await put('canary', canary)).status).toBe(200);
-    const tables = await env.DB.prepare(`SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'sqlite_%'`).all<{ name: string }>();
+    const tables = await env.DB.prepare(
+      `SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'sqlite_%'`,
+    ).all<{ name: string }>();
     for (const { name } of tables.results) {
       const rows = await env.DB.prepare(`SELECT * FROM "${name}"`).all();
       expect(JSON.stringify(rows.results)).not.toContain(canary);
@@ -61,7 +73,10 @@ describe('tampering is detected, never served', () => {
     const row = await versionRow('flip');
     const chars = row.ciphertext.split('');
     chars[20] = chars[20] === 'A' ? 'B' : 'A';
-    await db.update(secretVersions).set({ ciphertext: chars.join('') }).where(eq(secretVersions.version, row.version));
+    await db
+      .update(secretVersions)
+      .set({ ciphertext: chars.join('') })
+      .where(eq(secretVersions.version, row.version));
     const correlationId = crypto.randomUUID();
     const res = await get('flip', { headers: { 'x-ms-client-request-id': correlationId } });
     expect(res.status).toBe(500);
@@ -88,7 +103,7 @@ describe('tampering is detected, never served', () => {
     expect(await res.text()).not.toContain('source-value');
   });
 
-  it('refuses a row pointed at another vault\'s data key', async () => {
+  it("refuses a row pointed at another vault's data key", async () => {
     await put('crossvault', 'x');
     const other = await setupVault();
     const otherVault = (await findVault(db, other.vault))!;
@@ -170,7 +185,12 @@ describe('data key rotation', () => {
     const bridge = new BridgeClient(env.BRIDGE_URL, env.BRIDGE_HMAC_SECRET);
     const keys = new DataKeyManager(db, bridge, new DataKeyCache(DEFAULT_POLICY), { ...DEFAULT_POLICY, maxEncryptions: 2 });
     const store = new SecretStore(db, keys, vault);
-    const count = async () => (await db.select({ n: sql<number>`count(*)` }).from(dataKeys).where(eq(dataKeys.scope, vault.id)).get())!.n;
+    const count = async () =>
+      (await db
+        .select({ n: sql<number>`count(*)` })
+        .from(dataKeys)
+        .where(eq(dataKeys.scope, vault.id))
+        .get())!.n;
     const startKeys = await count();
     for (let i = 0; i < 6; i++) await store.set(`rotating${i}`, { value: `value-${i}` });
     const rows = await Promise.all(Array.from({ length: 6 }, (_, i) => versionRow(`rotating${i}`)));

@@ -41,7 +41,11 @@ beforeAll(async () => {
 const mgmt = (path = '') => `${APEX}/management/vaults/${vault}/eventSubscriptions${path}`;
 
 async function subscription(name: string) {
-  const [row] = await rows<{ id: string; vault_id: string }>('select id, vault_id from event_subscriptions where name = ? and vault_id = (select id from vaults where name = ?)', name, vault);
+  const [row] = await rows<{ id: string; vault_id: string }>(
+    'select id, vault_id from event_subscriptions where name = ? and vault_id = (select id from vaults where name = ?)',
+    name,
+    vault,
+  );
   return row!;
 }
 
@@ -62,7 +66,12 @@ const status = async (name: string) => (await json(await call('GET', mgmt(`/${na
 describe('signing', () => {
   it('matches the Standard Webhooks reference test vector', async () => {
     // The vector of the standard-webhooks reference libraries' tests.
-    const sig = await signature('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330, '{"test": 2432232314}');
+    const sig = await signature(
+      'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      'msg_p5jXN8AQM9LWM0D4loKWxJek',
+      1614265330,
+      '{"test": 2432232314}',
+    );
     expect(sig).toBe('v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=');
   });
 });
@@ -137,13 +146,20 @@ describe('VaultAccessPolicyChanged', () => {
   it('is emitted when an access policy changes, and delivered to subscribers of that type', async () => {
     const { hook, secret } = await create('policies', {}, { types: ['VaultAccessPolicyChanged'] });
     const objectId = crypto.randomUUID();
-    const res = await call('PUT', `${APEX}/management/vaults/${vault}/accessPolicies/${objectId}`, { token, body: { permissions: { secrets: ['get'] } } });
+    const res = await call('PUT', `${APEX}/management/vaults/${vault}/accessPolicies/${objectId}`, {
+      token,
+      body: { permissions: { secrets: ['get'] } },
+    });
     expect(res.status, await res.clone().text()).toBe(201);
     const [got] = await waitForNotifications(hook.id, 1);
     expect(got, 'no VaultAccessPolicyChanged delivered').toBeDefined();
     expect(await verifyStandardWebhook(secret, got!.headers, got!.body)).toBe(true);
     const [event] = JSON.parse(got!.body);
-    expect(event).toMatchObject({ eventType: 'Microsoft.KeyVault.VaultAccessPolicyChanged', subject: vault, data: { VaultName: vault, ObjectType: 'Vault', Version: null } });
+    expect(event).toMatchObject({
+      eventType: 'Microsoft.KeyVault.VaultAccessPolicyChanged',
+      subject: vault,
+      data: { VaultName: vault, ObjectType: 'Vault', Version: null },
+    });
   }, 60_000);
 });
 
@@ -170,7 +186,9 @@ describe('retries and dead letters', () => {
 
   it('retries a receiver that is down, and one that does not answer in time', async () => {
     const { hook } = await create('retry-down');
-    await env.DB.prepare('update event_subscriptions set endpoint_url = ? where name = ?').bind(env.WEBHOOK_DEAD_URL, 'retry-down').run();
+    await env.DB.prepare('update event_subscriptions set endpoint_url = ? where name = ?')
+      .bind(env.WEBHOOK_DEAD_URL, 'retry-down')
+      .run();
     const down = await runQueue('ekv-event-delivery', [await message('retry-down', [vaultEvent(vault, tenantId)])], 1);
     expect(down.retries).toHaveLength(1);
     expect((await status('retry-down')).lastError).toBe('network error');
@@ -202,11 +220,21 @@ describe('retries and dead letters', () => {
     const s = await subscription('dead');
     const stored = await env.EVENT_DEADLETTER.get(`${s.vault_id}/${s.id}/${gone.id}.json`);
     const letter = (await stored!.json()) as Record<string, unknown>;
-    expect(letter).toMatchObject({ event: gone, subscriptionName: 'dead', reason: 'NonRetryableFailure', lastError: 'HTTP 410', attempts: 1 });
+    expect(letter).toMatchObject({
+      event: gone,
+      subscriptionName: 'dead',
+      reason: 'NonRetryableFailure',
+      lastError: 'HTTP 410',
+      attempts: 1,
+    });
 
     const list = await json(await call('GET', mgmt('/dead/deadLetters'), { token }));
     const byId = Object.fromEntries(list.value.map((l: { eventId: string }) => [l.eventId, l]));
-    expect(byId[exhausted.id]).toMatchObject({ reason: 'MaxDeliveryAttemptsExceeded', attempts: 2, eventType: 'Microsoft.KeyVault.KeyNewVersionCreated' });
+    expect(byId[exhausted.id]).toMatchObject({
+      reason: 'MaxDeliveryAttemptsExceeded',
+      attempts: 2,
+      eventType: 'Microsoft.KeyVault.KeyNewVersionCreated',
+    });
     expect(byId[gone.id]).toMatchObject({ reason: 'NonRetryableFailure', attempts: 1 });
     expect(byId[redirected.id]).toMatchObject({ reason: 'NonRetryableFailure' });
     expect((await status('dead')).deadLettered).toBe(3);

@@ -10,7 +10,14 @@ import { runKeyRotation } from '../../src/jobs/rotation';
 import { EXPIRED_LOOKBACK_SECONDS, EXPIRING_KINDS, NEAR_EXPIRY_SECONDS, dueQuery, runExpiryNotices } from '../../src/jobs/expiry';
 import { database } from '../../src/storage/db';
 import { API, admin, call, json, newVault, tokenFor, vaultOrigin } from './helpers';
-import { newHook, notifications, subscribe, subscriptionBody, verifyStandardWebhook, waitForNotifications } from './events-helpers';
+import {
+  newHook,
+  notifications,
+  subscribe,
+  subscriptionBody,
+  verifyStandardWebhook,
+  waitForNotifications,
+} from './events-helpers';
 import { rows, sleep } from './identity-helpers';
 
 const db = database(env.DB);
@@ -34,7 +41,8 @@ async function subscribedVault(types: string[]) {
   const { status, body } = await subscribe(token, vault, 'watch', subscriptionBody(hook.url, { types }));
   expect(status, JSON.stringify(body)).toBe(201);
   const origin = vaultOrigin(vault);
-  const req = (method: string, path: string, body?: unknown) => call(method, `${origin}${path}?${API}`, { token, ...(body !== undefined ? { body } : {}) });
+  const req = (method: string, path: string, body?: unknown) =>
+    call(method, `${origin}${path}?${API}`, { token, ...(body !== undefined ? { body } : {}) });
   return { vault, hook, secret: body.properties.signingSecret as string, origin, req };
 }
 
@@ -54,7 +62,9 @@ async function createKey(f: Fixture, name: string, exp: number) {
 
 /** The delivered events of a receiver, parsed (Event Grid schema: arrays). */
 async function deliveredEvents(hookId: string) {
-  return (await notifications(hookId)).flatMap((r) => JSON.parse(r.body) as { eventType: string; subject: string; data: Record<string, unknown> }[]);
+  return (await notifications(hookId)).flatMap(
+    (r) => JSON.parse(r.body) as { eventType: string; subject: string; data: Record<string, unknown> }[],
+  );
 }
 
 /** The stored expiry events of a vault (the real events queue's consumer stores them). */
@@ -90,7 +100,14 @@ describe('SecretNewVersionCreated', () => {
       eventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
       subject: 'announced',
       topic: `/tenants/${tenantId}/providers/Microsoft.KeyVault/vaults/${f.vault}`,
-      data: { Id: `${f.origin}/secrets/announced/${first}`, VaultName: f.vault, ObjectType: 'Secret', ObjectName: 'announced', Version: first, NBF: null },
+      data: {
+        Id: `${f.origin}/secrets/announced/${first}`,
+        VaultName: f.vault,
+        ObjectType: 'Secret',
+        ObjectName: 'announced',
+        Version: first,
+        NBF: null,
+      },
     });
     expect(one.data.EXP).toBeGreaterThan(nowSeconds());
 
@@ -103,7 +120,10 @@ describe('SecretNewVersionCreated', () => {
     expect(restored.status).toBe(200);
     const after = await waitForNotifications(f.hook.id, 3);
     const restoredEvent = JSON.parse(after.find((r) => r.body.includes('"carried"'))!.body)[0];
-    expect(restoredEvent).toMatchObject({ eventType: 'Microsoft.KeyVault.SecretNewVersionCreated', data: { ObjectName: 'carried', Version: restoredVersion } });
+    expect(restoredEvent).toMatchObject({
+      eventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
+      data: { ObjectName: 'carried', Version: restoredVersion },
+    });
     // The other vault's subscription takes keys only: nothing for its secret.
     await sleep(300);
     expect(await notifications(other.hook.id)).toHaveLength(0);
@@ -228,7 +248,10 @@ describe('expiry notices', () => {
       [1, 1],
       [0, 0],
     ]);
-    const markers = await rows<{ name: string; claimed_at: number }>('select name from expiry_notices where vault_id = (select id from vaults where name = ?) order by rowid', f.vault);
+    const markers = await rows<{ name: string; claimed_at: number }>(
+      'select name from expiry_notices where vault_id = (select id from vaults where name = ?) order by rowid',
+      f.vault,
+    );
     expect(markers.map((m) => m.name)).toEqual([0, 1, 2, 3, 4].map((i) => `bounded-${i}`));
   }, 30_000);
 
@@ -236,9 +259,14 @@ describe('expiry notices', () => {
     const f = await subscribedVault(EXPIRY_TYPES);
     const exp = nowSeconds() + 7000 * DAY + Math.floor(Math.random() * DAY);
     await setSecret(f, 'queue-down', { exp });
-    const down = { ...(env as Env), EVENTS_QUEUE: { sendBatch: () => Promise.reject(new Error('queue unavailable')) } as unknown as Queue<unknown> };
+    const down = {
+      ...(env as Env),
+      EVENTS_QUEUE: { sendBatch: () => Promise.reject(new Error('queue unavailable')) } as unknown as Queue<unknown>,
+    };
     expect(await runExpiryNotices(down, exp)).toEqual({ found: 1, sent: {}, failed: 1 });
-    expect(await rows('select 1 from expiry_notices where vault_id = (select id from vaults where name = ?)', f.vault)).toHaveLength(0);
+    expect(
+      await rows('select 1 from expiry_notices where vault_id = (select id from vaults where name = ?)', f.vault),
+    ).toHaveLength(0);
     expect((await run(exp + 300)).sent).toEqual({ 'Microsoft.KeyVault.SecretExpired': 1 });
     expect((await waitForNotifications(f.hook.id, 1)).length).toBe(1);
   }, 30_000);
@@ -248,13 +276,17 @@ describe('expiry notices', () => {
     const exp = nowSeconds() + 8000 * DAY + Math.floor(Math.random() * DAY);
     const version = await setSecret(f, 'scheduled', { exp });
     const ctx = createExecutionContext();
-    await worker.scheduled(createScheduledController({ cron: '*/5 * * * *', scheduledTime: (exp - 5 * DAY) * 1000 }), env as Env, ctx);
+    await worker.scheduled(
+      createScheduledController({ cron: '*/5 * * * *', scheduledTime: (exp - 5 * DAY) * 1000 }),
+      env as Env,
+      ctx,
+    );
     await waitOnExecutionContext(ctx);
     const stored = await storedEvents(f.vault, 1);
     expect(stored.map((e) => [e.event_type, e.version])).toEqual([['Microsoft.KeyVault.SecretNearExpiry', version]]);
   }, 30_000);
 
-  it('leaves KeyNearExpiry to key rotation (the policy\'s Notify time), which claims the same marker once', async () => {
+  it("leaves KeyNearExpiry to key rotation (the policy's Notify time), which claims the same marker once", async () => {
     const f = await subscribedVault(EXPIRY_TYPES);
     const exp = nowSeconds() + 9000 * DAY + Math.floor(Math.random() * DAY);
     const version = await createKey(f, 'policy-timed', exp);
@@ -269,7 +301,9 @@ describe('expiry notices', () => {
     await runKeyRotation(env as Env, notifyAt + 600);
     await waitForNotifications(f.hook.id, 1);
     await sleep(500);
-    expect((await deliveredEvents(f.hook.id)).map((e) => [e.eventType, e.subject])).toEqual([['Microsoft.KeyVault.KeyNearExpiry', 'policy-timed']]);
+    expect((await deliveredEvents(f.hook.id)).map((e) => [e.eventType, e.subject])).toEqual([
+      ['Microsoft.KeyVault.KeyNearExpiry', 'policy-timed'],
+    ]);
   }, 30_000);
 
   it('finds its candidates through the exp index of every kind', async () => {
@@ -282,8 +316,14 @@ describe('expiry notices', () => {
         const details = plan.results.map((r) => r.detail);
         const table = kind.kind === 'secret' ? 'secret_versions' : 'key_versions';
         // The version table is searched by its exp range, not scanned; the rest are key lookups.
-        expect(details.some((d) => d.includes(`USING INDEX ${table}_exp (exp>? AND exp<?)`)), details.join('\n')).toBe(true);
-        expect(details.filter((d) => d.startsWith('SCAN')), details.join('\n')).toEqual([]);
+        expect(
+          details.some((d) => d.includes(`USING INDEX ${table}_exp (exp>? AND exp<?)`)),
+          details.join('\n'),
+        ).toBe(true);
+        expect(
+          details.filter((d) => d.startsWith('SCAN')),
+          details.join('\n'),
+        ).toEqual([]);
       }
     }
   });

@@ -14,7 +14,10 @@ import { APEX, call, json } from './helpers';
 
 export const RECEIVER = env.WEBHOOK_RECEIVER_URL;
 const control = (path: string, init: RequestInit = {}) =>
-  fetch(`${RECEIVER}/control/${path}`, { ...init, headers: { authorization: `Bearer ${env.WEBHOOK_RECEIVER_CONTROL_TOKEN}`, 'content-type': 'application/json' } });
+  fetch(`${RECEIVER}/control/${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${env.WEBHOOK_RECEIVER_CONTROL_TOKEN}`, 'content-type': 'application/json' },
+  });
 
 export interface HookConfig {
   validation?: 'echo' | 'wrong' | number;
@@ -78,17 +81,36 @@ function fromBase64(text: string): Uint8Array {
  * `{webhook-id}.{webhook-timestamp}.{body}`; any `v1,` signature in the space-delimited header
  * that matches passes. The timestamp must be within 5 minutes (the spec's tolerance).
  */
-export async function verifyStandardWebhook(secret: string, headers: Record<string, string>, body: string, now = Date.now()): Promise<boolean> {
+export async function verifyStandardWebhook(
+  secret: string,
+  headers: Record<string, string>,
+  body: string,
+  now = Date.now(),
+): Promise<boolean> {
   const id = headers['webhook-id'];
   const timestamp = headers['webhook-timestamp'];
   const signatures = headers['webhook-signature'];
   if (!id || !timestamp || !signatures) return false;
   if (Math.abs(now / 1000 - Number(timestamp)) > 300) return false;
-  const key = await crypto.subtle.importKey('raw', fromBase64(secret.replace(/^whsec_/, '')) as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+  const key = await crypto.subtle.importKey(
+    'raw',
+    fromBase64(secret.replace(/^whsec_/, '')) as BufferSource,
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['verify'],
+  );
   for (const sig of signatures.split(' ')) {
     const [version, value] = sig.split(',');
     if (version !== 'v1' || !value) continue;
-    if (await crypto.subtle.verify('HMAC', key, fromBase64(value) as BufferSource, new TextEncoder().encode(`${id}.${timestamp}.${body}`))) return true;
+    if (
+      await crypto.subtle.verify(
+        'HMAC',
+        key,
+        fromBase64(value) as BufferSource,
+        new TextEncoder().encode(`${id}.${timestamp}.${body}`),
+      )
+    )
+      return true;
   }
   return false;
 }
@@ -114,7 +136,8 @@ export function parseCloudEvents(contentType: string, body: string): ParsedCloud
   const events = batch ? (parsed as ParsedCloudEvent[]) : [parsed as ParsedCloudEvent];
   for (const e of events) {
     if (e.specversion !== '1.0') throw new Error('specversion must be 1.0');
-    for (const a of ['id', 'source', 'type'] as const) if (typeof e[a] !== 'string' || e[a].length === 0) throw new Error(`${a} is required`);
+    for (const a of ['id', 'source', 'type'] as const)
+      if (typeof e[a] !== 'string' || e[a].length === 0) throw new Error(`${a} is required`);
     if (e.time !== undefined && Number.isNaN(Date.parse(e.time))) throw new Error('time must be RFC 3339');
   }
   return events;
@@ -122,10 +145,24 @@ export function parseCloudEvents(contentType: string, body: string): ParsedCloud
 
 // -- API and queue ------------------------------------------------------------------------------
 
-export function subscriptionBody(endpointUrl: string, extra: { schema?: string; types?: string[]; begins?: string; ends?: string; maxEventsPerBatch?: number; maxDeliveryAttempts?: number; ttl?: number } = {}) {
+export function subscriptionBody(
+  endpointUrl: string,
+  extra: {
+    schema?: string;
+    types?: string[];
+    begins?: string;
+    ends?: string;
+    maxEventsPerBatch?: number;
+    maxDeliveryAttempts?: number;
+    ttl?: number;
+  } = {},
+) {
   return {
     properties: {
-      destination: { endpointType: 'WebHook', properties: { endpointUrl, ...(extra.maxEventsPerBatch ? { maxEventsPerBatch: extra.maxEventsPerBatch } : {}) } },
+      destination: {
+        endpointType: 'WebHook',
+        properties: { endpointUrl, ...(extra.maxEventsPerBatch ? { maxEventsPerBatch: extra.maxEventsPerBatch } : {}) },
+      },
       filter: { includedEventTypes: extra.types ?? null, subjectBeginsWith: extra.begins, subjectEndsWith: extra.ends },
       eventDeliverySchema: extra.schema ?? 'EventGridSchema',
       retryPolicy: { maxDeliveryAttempts: extra.maxDeliveryAttempts ?? 30, eventTimeToLiveInMinutes: extra.ttl ?? 1440 },
@@ -149,7 +186,15 @@ export function vaultEvent(vault: string, tenantId: string, overrides: Partial<V
     subject: 'evented-key',
     eventType: 'Microsoft.KeyVault.KeyNewVersionCreated',
     eventTime: new Date().toISOString(),
-    data: { Id: `https://${vault}.vault.localhost/keys/evented-key/${version}`, VaultName: vault, ObjectType: 'Key', ObjectName: 'evented-key', Version: version, NBF: null, EXP: null },
+    data: {
+      Id: `https://${vault}.vault.localhost/keys/evented-key/${version}`,
+      VaultName: vault,
+      ObjectType: 'Key',
+      ObjectName: 'evented-key',
+      Version: version,
+      NBF: null,
+      EXP: null,
+    },
     dataVersion: '1',
     metadataVersion: '1',
     ...overrides,

@@ -28,7 +28,12 @@ const onVault = (path = '') => `${vaultOrigin(vault)}/eventSubscriptions${path}?
 describe('creating subscriptions', () => {
   it('performs the Event Grid validation handshake, shows the signing secret once, never again', async () => {
     const hook = await newHook();
-    const { status, body } = await subscribe(token, vault, 'eg-ok', subscriptionBody(`${hook.url}?code=credential-in-query`, { types: ['KeyNewVersionCreated'] }));
+    const { status, body } = await subscribe(
+      token,
+      vault,
+      'eg-ok',
+      subscriptionBody(`${hook.url}?code=credential-in-query`, { types: ['KeyNewVersionCreated'] }),
+    );
     expect(status, JSON.stringify(body)).toBe(201);
     expect(body.properties.signingSecret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     expect(body.properties.destination.properties).toEqual({ endpointBaseUrl: hook.url, maxEventsPerBatch: 1 });
@@ -44,9 +49,19 @@ describe('creating subscriptions', () => {
     const got = await json(await call('GET', mgmt('/eg-ok'), { token }));
     expect(JSON.stringify(got)).not.toContain('whsec_');
     expect(JSON.stringify(got)).not.toContain('credential-in-query');
-    expect(got.properties.deliveryStatus).toEqual({ delivered: 0, failed: 0, deadLettered: 0, lastError: null, lastErrorTime: null, lastSuccessTime: null });
+    expect(got.properties.deliveryStatus).toEqual({
+      delivered: 0,
+      failed: 0,
+      deadLettered: 0,
+      lastError: null,
+      lastErrorTime: null,
+      lastSuccessTime: null,
+    });
     // Sealed at rest: the stored row holds no secret in the clear.
-    const [row] = await rows<{ secret_ciphertext: string }>('select secret_ciphertext from event_subscriptions where name = ?', 'eg-ok');
+    const [row] = await rows<{ secret_ciphertext: string }>(
+      'select secret_ciphertext from event_subscriptions where name = ?',
+      'eg-ok',
+    );
     expect(row!.secret_ciphertext).not.toContain('whsec_');
   });
 
@@ -102,7 +117,11 @@ describe('creating subscriptions', () => {
     const hook = await newHook();
     expect((await subscribe(token, vault, 'replace-me', subscriptionBody(hook.url))).status).toBe(201);
     const id = crypto.randomUUID();
-    const res = await call('PUT', mgmt('/replace-me'), { token, body: subscriptionBody(hook.url, { begins: 'app-' }), headers: { 'x-ms-client-request-id': id } });
+    const res = await call('PUT', mgmt('/replace-me'), {
+      token,
+      body: subscriptionBody(hook.url, { begins: 'app-' }),
+      headers: { 'x-ms-client-request-id': id },
+    });
     expect(res.status).toBe(200);
     const body = await json(res);
     expect(body.properties.signingSecret).toBeUndefined();
@@ -121,12 +140,31 @@ describe('creating subscriptions', () => {
 describe('endpoint policy (SSRF)', () => {
   it('refuses private, loopback, link-local, CGNAT, multicast, unspecified and metadata addresses, mapped or not', () => {
     for (const address of [
-      '10.1.2.3', '172.16.0.1', '192.168.1.1', '127.0.0.1', '169.254.169.254', '100.64.0.1', '224.0.0.1', '0.0.0.0', '255.255.255.255',
-      '::1', '::', 'fe80::1', 'fc00::1', 'fd00:ec2::254', 'ff02::1', '::ffff:10.0.0.1', '::ffff:a9fe:a9fe', '::ffff:127.0.0.1', '64:ff9b::a9fe:a9fe', '2002:a00:1::1',
+      '10.1.2.3',
+      '172.16.0.1',
+      '192.168.1.1',
+      '127.0.0.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '224.0.0.1',
+      '0.0.0.0',
+      '255.255.255.255',
+      '::1',
+      '::',
+      'fe80::1',
+      'fc00::1',
+      'fd00:ec2::254',
+      'ff02::1',
+      '::ffff:10.0.0.1',
+      '::ffff:a9fe:a9fe',
+      '::ffff:127.0.0.1',
+      '64:ff9b::a9fe:a9fe',
+      '2002:a00:1::1',
     ]) {
       expect(addressRefusal(address, false), address).not.toBeNull();
     }
-    for (const address of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) expect(addressRefusal(address, false), address).toBeNull();
+    for (const address of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8'])
+      expect(addressRefusal(address, false), address).toBeNull();
     // The test flag lets loopback through, and only loopback.
     expect(addressRefusal('127.0.0.1', true)).toBeNull();
     expect(addressRefusal('::1', true)).toBeNull();

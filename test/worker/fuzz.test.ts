@@ -70,7 +70,9 @@ beforeAll(async () => {
     powerless: `Bearer ${await tokenFor(powerless)}`,
     admin: `Bearer ${adminToken}`,
   };
-  const tables = await env.DB.prepare(`select name from sqlite_master where type = 'table' order by name`).all<{ name: string }>();
+  const tables = await env.DB.prepare(`select name from sqlite_master where type = 'table' order by name`).all<{
+    name: string;
+  }>();
   watched = tables.results.map((t) => t.name).filter((t) => !UNWATCHED.test(t));
 }, 60_000);
 
@@ -96,7 +98,10 @@ function changes(before: Record<string, string>, after: Record<string, string>):
     if (before[table] === after[table]) continue;
     const was = new Set((JSON.parse(before[table]!) as unknown[]).map((row) => JSON.stringify(row)));
     const now = new Set((JSON.parse(after[table]!) as unknown[]).map((row) => JSON.stringify(row)));
-    const diff = [...[...now].filter((r) => !was.has(r)).map((r) => `+ ${r}`), ...[...was].filter((r) => !now.has(r)).map((r) => `- ${r}`)];
+    const diff = [
+      ...[...now].filter((r) => !was.has(r)).map((r) => `+ ${r}`),
+      ...[...was].filter((r) => !now.has(r)).map((r) => `- ${r}`),
+    ];
     out.push(`${table}: ${diff.join(' ').slice(0, 600)}`);
   }
   return out;
@@ -114,7 +119,11 @@ async function send(r: FuzzRequest): Promise<{ status: number; contentType: stri
   if (r.contentType !== undefined) headers.set('content-type', r.contentType);
   const exec = createExecutionContext();
   const run = (async () => {
-    const res = await worker.fetch(new Request(`${origin}${r.target}`, { method: r.method, headers, body: r.body }) as never, env as Env, exec);
+    const res = await worker.fetch(
+      new Request(`${origin}${r.target}`, { method: r.method, headers, body: r.body }) as never,
+      env as Env,
+      exec,
+    );
     const text = await res.text();
     await waitOnExecutionContext(exec);
     return { status: res.status, contentType: res.headers.get('content-type') ?? '', text };
@@ -169,7 +178,12 @@ async function check(r: FuzzRequest): Promise<void> {
 }
 
 afterAll(() => {
-  console.log(`fuzz answers: ${[...tally].sort().map(([k, n]) => `${k}: ${n}`).join(', ')}`);
+  console.log(
+    `fuzz answers: ${[...tally]
+      .sort()
+      .map(([k, n]) => `${k}: ${n}`)
+      .join(', ')}`,
+  );
 });
 
 function seeds(): number[] {
@@ -193,7 +207,9 @@ describe('fuzz: every route of both hosts', () => {
         );
       } catch (err) {
         // Shrinking is off (endOnFailure): it would replay writes against a changed database.
-        throw new Error(`fuzz failure with seed ${seed}; replay: FUZZ_SEED=${seed} npx vitest run --project worker test/worker/fuzz.test.ts\n${err instanceof Error ? err.message : String(err)}${err instanceof Error && err.cause instanceof Error ? `\nCause: ${err.cause.message}` : ''}\nLast requests:\n${recent.join('\n')}`);
+        throw new Error(
+          `fuzz failure with seed ${seed}; replay: FUZZ_SEED=${seed} npx vitest run --project worker test/worker/fuzz.test.ts\n${err instanceof Error ? err.message : String(err)}${err instanceof Error && err.cause instanceof Error ? `\nCause: ${err.cause.message}` : ''}\nLast requests:\n${recent.join('\n')}`,
+        );
       }
     }, 600_000);
   }

@@ -1,3 +1,4 @@
+/** The health endpoint: ready, and not ready with the bridge down. */
 import { describe, expect, it } from 'vitest';
 import { APEX, call, json } from './helpers';
 

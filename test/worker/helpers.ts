@@ -1,3 +1,4 @@
+/** Shared helpers of the workerd tests: hosts, requests through the Worker, vaults and tokens. */
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import worker from '../../src/index';
@@ -75,7 +76,10 @@ export async function tokenFor(creds: { tenantId: string; clientId: string; clie
 let counter = 0;
 /** A vault of its own for a test (names are unique per run). */
 export async function newVault(token: string, settings: Record<string, unknown> = {}): Promise<string> {
-  const name = `t${Date.now().toString(36)}${(counter++).toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`.slice(0, 24);
+  const name = `t${Date.now().toString(36)}${(counter++).toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`.slice(
+    0,
+    24,
+  );
   const res = await call('PUT', `${APEX}/management/vaults/${name}`, { token, body: settings });
   if (res.status !== 201) throw new Error(`vault create failed: ${res.status} ${await res.text()}`);
   return name;

@@ -1,3 +1,4 @@
+/** Routing by host and the 401 challenge every Azure SDK expects. */
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/event';
@@ -55,8 +56,14 @@ describe('challenge on vault hosts', () => {
   });
 
   it('challenges an Authorization header that is not a Bearer token', async () => {
-    await expectChallenge(await call('GET', `${vaultOrigin(vault)}/secrets?${API}`, { headers: { authorization: 'Basic Zm9vOmJhcg==' } }), tenantId);
-    await expectChallenge(await call('GET', `${vaultOrigin(vault)}/secrets?${API}`, { headers: { authorization: 'Bearer' } }), tenantId);
+    await expectChallenge(
+      await call('GET', `${vaultOrigin(vault)}/secrets?${API}`, { headers: { authorization: 'Basic Zm9vOmJhcg==' } }),
+      tenantId,
+    );
+    await expectChallenge(
+      await call('GET', `${vaultOrigin(vault)}/secrets?${API}`, { headers: { authorization: 'Bearer' } }),
+      tenantId,
+    );
   });
 
   it('keeps the port of the request in the resource', async () => {
@@ -87,7 +94,10 @@ describe('challenge on vault hosts', () => {
       'https://vault.localhost:9999',
     );
     // The id a vault returns carries the port the client used.
-    const set = await call('PUT', `https://${vault}.vault.localhost:8443/secrets/ported?${API}`, { token: portToken, body: { value: 'v' } });
+    const set = await call('PUT', `https://${vault}.vault.localhost:8443/secrets/ported?${API}`, {
+      token: portToken,
+      body: { value: 'v' },
+    });
     expect((await json(set)).id).toMatch(new RegExp(`^https://${vault}\\.vault\\.localhost:8443/secrets/ported/[0-9a-f]{32}$`));
   });
 
@@ -121,19 +131,34 @@ describe('routing by host', () => {
       const queue = { send: async (body: AuditEvent) => void events.push(structuredClone(body)) } as unknown as Queue<AuditEvent>;
       const request = { url, method: 'GET', headers: new Headers({ 'user-agent': 'host-test' }) } as unknown as Request;
       const ctx = createExecutionContext();
-      const res = await (worker.fetch as ExportedHandlerFetchHandler<Env>)(request as never, { ...env, AUDIT_QUEUE: queue } as Env, ctx);
+      const res = await (worker.fetch as ExportedHandlerFetchHandler<Env>)(
+        request as never,
+        { ...env, AUDIT_QUEUE: queue } as Env,
+        ctx,
+      );
       await waitOnExecutionContext(ctx);
       expect(res.status, url).toBe(400);
       expect((await json(res)).error.code).toBe('BadParameter');
       expect(events, url).toHaveLength(1);
-      expect(events[0]).toMatchObject({ operation: 'InvalidHost', status: 400, errorCode: 'BadParameter', vault: null, requestUri: '', clientInfo: 'host-test' });
+      expect(events[0]).toMatchObject({
+        operation: 'InvalidHost',
+        status: 400,
+        errorCode: 'BadParameter',
+        vault: null,
+        requestUri: '',
+        clientInfo: 'host-test',
+      });
       const stored = await consume(batchOf(events));
       expect(stored.ackedIds.size).toBe(1);
     }
   });
 
   it('does not serve hosts that merely contain the zone', async () => {
-    for (const url of ['https://vault.localhost.example.com/', 'https://evilvault.localhost/', 'https://a.b.vault.localhost/secrets?' + API]) {
+    for (const url of [
+      'https://vault.localhost.example.com/',
+      'https://evilvault.localhost/',
+      'https://a.b.vault.localhost/secrets?' + API,
+    ]) {
       const res = await call('GET', url, { token });
       expect(res.status, url).toBe(404);
       expect((await json(res)).error.code, url).toBe('NotFound');

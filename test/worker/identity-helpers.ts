@@ -1,3 +1,4 @@
+/** Helpers for the identity tests: the challenge header, token requests and client credentials. */
 import { SignJWT, type JWTPayload } from 'jose';
 import { expect } from 'vitest';
 import { activeSigningKey } from '../../src/identity/signing-keys';

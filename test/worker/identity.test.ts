@@ -1,14 +1,20 @@
-import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, SignJWT, type JWK } from 'jose';
+/**
+ * The token service: discovery, JWKS, client-credentials tokens, their claims, refusals in Entra's
+ * shape.
+ */
+import {
+  createLocalJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+  jwtVerify,
+  SignJWT,
+  type JWK,
+} from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { API, APEX, admin, call, json, newVault, tokenFor, vaultOrigin } from './helpers';
-import {
-  clientCredentials,
-  expectChallenge,
-  rows,
-  signWithVaultKey,
-  tokenRequest,
-  validClaims,
-} from './identity-helpers';
+import { clientCredentials, expectChallenge, rows, signWithVaultKey, tokenRequest, validClaims } from './identity-helpers';
 
 type Creds = { tenantId: string; clientId: string; clientSecret: string };
 
@@ -22,14 +28,21 @@ async function newApp(displayName = 'identity test app'): Promise<Creds & { obje
   const res = await call('POST', `${APEX}/management/applications`, { token: adminToken, body: { displayName } });
   expect(res.status).toBe(201);
   const body = await json(res);
-  return { tenantId: creds.tenantId, clientId: body.clientId, clientSecret: body.clientSecret, objectId: body.objectId, secretId: body.secret.id };
+  return {
+    tenantId: creds.tenantId,
+    clientId: body.clientId,
+    clientSecret: body.clientSecret,
+    objectId: body.objectId,
+    secretId: body.secret.id,
+  };
 }
 
 beforeAll(async () => {
   creds = await admin();
   adminToken = await tokenFor(creds);
   vault = await newVault(adminToken);
-  objectId = (await rows<{ object_id: string }>('select object_id from applications where client_id = ?', creds.clientId))[0]!.object_id;
+  objectId = (await rows<{ object_id: string }>('select object_id from applications where client_id = ?', creds.clientId))[0]!
+    .object_id;
 });
 
 describe('discovery', () => {
@@ -151,7 +164,10 @@ describe('token endpoint', () => {
   });
 
   it('accepts the scope alongside the OIDC scopes MSAL adds', async () => {
-    const res = await tokenRequest(creds.tenantId, clientCredentials(creds, { scope: `${APEX}/.default openid profile offline_access` }));
+    const res = await tokenRequest(
+      creds.tenantId,
+      clientCredentials(creds, { scope: `${APEX}/.default openid profile offline_access` }),
+    );
     expect(res.status).toBe(200);
   });
 
@@ -182,7 +198,10 @@ describe('token endpoint', () => {
   });
 
   it('refuses an unknown client id with invalid_client', async () => {
-    const res = await tokenRequest(creds.tenantId, clientCredentials({ clientId: crypto.randomUUID(), clientSecret: creds.clientSecret }));
+    const res = await tokenRequest(
+      creds.tenantId,
+      clientCredentials({ clientId: crypto.randomUUID(), clientSecret: creds.clientSecret }),
+    );
     expect(res.status).toBe(401);
     expect((await json(res)).error).toBe('invalid_client');
   });
@@ -204,7 +223,10 @@ describe('token endpoint', () => {
   });
 
   it('refuses the password grant with unsupported_grant_type', async () => {
-    const res = await tokenRequest(creds.tenantId, clientCredentials(creds, { grant_type: 'password', username: 'u', password: 'p' }));
+    const res = await tokenRequest(
+      creds.tenantId,
+      clientCredentials(creds, { grant_type: 'password', username: 'u', password: 'p' }),
+    );
     expect(res.status).toBe(400);
     const body = await json(res);
     expect(body.error).toBe('unsupported_grant_type');
@@ -269,15 +291,21 @@ describe('token endpoint', () => {
 
   it('stops issuing tokens for a removed client secret, but keeps the others', async () => {
     const app = await newApp();
-    const added = await json(await call('POST', `${APEX}/management/applications/${app.clientId}/secrets`, { token: adminToken, body: {} }));
+    const added = await json(
+      await call('POST', `${APEX}/management/applications/${app.clientId}/secrets`, { token: adminToken, body: {} }),
+    );
     expect((await tokenRequest(creds.tenantId, clientCredentials(app))).status).toBe(200);
-    const del = await call('DELETE', `${APEX}/management/applications/${app.clientId}/secrets/${app.secretId}`, { token: adminToken });
+    const del = await call('DELETE', `${APEX}/management/applications/${app.clientId}/secrets/${app.secretId}`, {
+      token: adminToken,
+    });
     expect(del.status).toBe(204);
     const refused = await tokenRequest(creds.tenantId, clientCredentials(app));
     expect(refused.status).toBe(401);
     expect((await json(refused)).error).toBe('invalid_client');
     // The other secret still works.
-    expect((await tokenRequest(creds.tenantId, clientCredentials({ ...app, clientSecret: added.clientSecret }))).status).toBe(200);
+    expect((await tokenRequest(creds.tenantId, clientCredentials({ ...app, clientSecret: added.clientSecret }))).status).toBe(
+      200,
+    );
   });
 
   it('stops issuing tokens for a deleted application', async () => {
@@ -308,7 +336,7 @@ describe('token endpoint', () => {
     expect((await json(res)).error).toBe('invalid_client');
   });
 
-  it('refuses one application\'s secret presented with another application\'s id', async () => {
+  it("refuses one application's secret presented with another application's id", async () => {
     const a = await newApp();
     const b = await newApp();
     const res = await tokenRequest(creds.tenantId, clientCredentials({ clientId: a.clientId, clientSecret: b.clientSecret }));
@@ -322,10 +350,19 @@ describe('bearer validation on vault requests', () => {
   it('refuses the outstanding token of a deleted application (deleting an application revokes it)', async () => {
     const app = await newApp('revoked app');
     // Deny by default: the application reads the vault through a role (Key Vault Reader).
-    const granted = await call('PUT', `${APEX}/management/vaults/${vault}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}`, {
-      token: adminToken,
-      body: { properties: { roleDefinitionId: '/providers/Microsoft.Authorization/roleDefinitions/21090545-7ca7-4776-b22c-e363652d74d2', principalId: app.objectId } },
-    });
+    const granted = await call(
+      'PUT',
+      `${APEX}/management/vaults/${vault}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}`,
+      {
+        token: adminToken,
+        body: {
+          properties: {
+            roleDefinitionId: '/providers/Microsoft.Authorization/roleDefinitions/21090545-7ca7-4776-b22c-e363652d74d2',
+            principalId: app.objectId,
+          },
+        },
+      },
+    );
     expect(granted.status).toBe(201);
     const appToken = await tokenFor(app);
     expect((await call('GET', secretsUrl(), { token: appToken })).status).toBe(200);
@@ -361,7 +398,10 @@ describe('bearer validation on vault requests', () => {
   });
 
   it('refuses a token from another issuer', async () => {
-    const token = await signWithVaultKey({ ...validClaims(creds, objectId), iss: `https://login.microsoftonline.com/${creds.tenantId}/v2.0` });
+    const token = await signWithVaultKey({
+      ...validClaims(creds, objectId),
+      iss: `https://login.microsoftonline.com/${creds.tenantId}/v2.0`,
+    });
     await expectChallenge(await call('GET', secretsUrl(), { token }), creds.tenantId);
   });
 
@@ -390,7 +430,9 @@ describe('bearer validation on vault requests', () => {
   it('refuses a token forged with another key under the real kid', async () => {
     const kid = decodeProtectedHeader(adminToken).kid!;
     const { privateKey } = await generateKeyPair('ES256');
-    const forged = await new SignJWT(decodeJwt(adminToken)).setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' }).sign(privateKey);
+    const forged = await new SignJWT(decodeJwt(adminToken))
+      .setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' })
+      .sign(privateKey);
     await expectChallenge(await call('GET', secretsUrl(), { token: forged }), creds.tenantId);
   });
 
@@ -408,7 +450,10 @@ describe('bearer validation on vault requests', () => {
     const kid = decodeProtectedHeader(adminToken).kid!;
     const b64 = (v: unknown) => btoa(JSON.stringify(v)).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
     const claims = decodeJwt(adminToken);
-    for (const token of [`${b64({ alg: 'none', kid, typ: 'JWT' })}.${b64(claims)}.`, `${b64({ alg: 'none', kid })}.${b64(claims)}`]) {
+    for (const token of [
+      `${b64({ alg: 'none', kid, typ: 'JWT' })}.${b64(claims)}.`,
+      `${b64({ alg: 'none', kid })}.${b64(claims)}`,
+    ]) {
       await expectChallenge(await call('GET', secretsUrl(), { token }), creds.tenantId);
     }
   });
@@ -432,7 +477,9 @@ describe('bearer validation on vault requests', () => {
 
   it('does not put the presented token in the error answer', async () => {
     const { privateKey } = await generateKeyPair('ES256');
-    const forged = await new SignJWT(validClaims(creds, objectId)).setProtectedHeader({ alg: 'ES256', kid: 'x' }).sign(privateKey);
+    const forged = await new SignJWT(validClaims(creds, objectId))
+      .setProtectedHeader({ alg: 'ES256', kid: 'x' })
+      .sign(privateKey);
     const res = await call('GET', secretsUrl(), { token: forged });
     expect(res.status).toBe(401);
     expect(await res.text()).not.toContain(forged.split('.')[2]);

@@ -18,7 +18,13 @@ async function vaultCa(keySpec?: ConstructorParameters<typeof InternalCa>[3]) {
 
 async function request(overrides: Partial<IssueRequest> = {}): Promise<IssueRequest> {
   const { csrDer } = await makeCsr('CN=ignored-by-the-ca');
-  return { csrDer, subject: 'CN=app.example.test, O=Example', dnsNames: ['app.example.test', '*.app.example.test'], validityMonths: 12, ...overrides };
+  return {
+    csrDer,
+    subject: 'CN=app.example.test, O=Example',
+    dnsNames: ['app.example.test', '*.app.example.test'],
+    validityMonths: 12,
+    ...overrides,
+  };
 }
 
 describe('internal CA', () => {
@@ -65,11 +71,17 @@ describe('internal CA', () => {
     const [leaf, root] = outcome.result.chainDer.map((der) => new x509.X509Certificate(der));
     expect(root!.signatureAlgorithm).toMatchObject({ name: 'RSASSA-PKCS1-v1_5' });
     expect(await leaf!.verify({ publicKey: root!.publicKey, signatureOnly: true })).toBe(true);
-    expect(leaf!.getExtension(x509.KeyUsagesExtension)!.usages).toBe(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment);
-    const custom = await ca.issue(await request({ keyUsage: ['digitalSignature', 'nonRepudiation'], ekus: ['1.3.6.1.5.5.7.3.4'] }));
+    expect(leaf!.getExtension(x509.KeyUsagesExtension)!.usages).toBe(
+      x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+    );
+    const custom = await ca.issue(
+      await request({ keyUsage: ['digitalSignature', 'nonRepudiation'], ekus: ['1.3.6.1.5.5.7.3.4'] }),
+    );
     if (custom.status !== 'issued') throw new Error(JSON.stringify(custom));
     const leaf2 = new x509.X509Certificate(custom.result.chainDer[0]!);
-    expect(leaf2.getExtension(x509.KeyUsagesExtension)!.usages).toBe(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.nonRepudiation);
+    expect(leaf2.getExtension(x509.KeyUsagesExtension)!.usages).toBe(
+      x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.nonRepudiation,
+    );
     expect(leaf2.getExtension(x509.ExtendedKeyUsageExtension)!.usages).toEqual(['1.3.6.1.5.5.7.3.4']);
   });
 
@@ -78,9 +90,18 @@ describe('internal CA', () => {
     const good = await request();
     const tampered = good.csrDer.slice();
     tampered[tampered.length - 10]! ^= 0x01;
-    expect(await ca.issue({ ...good, csrDer: tampered })).toEqual({ status: 'failed', error: 'The CSR signature does not verify.' });
-    expect(await ca.issue({ ...good, csrDer: new Uint8Array([1, 2, 3]) })).toEqual({ status: 'failed', error: 'The CSR is not a DER PKCS#10 certification request.' });
-    expect(await ca.issue({ ...good, keyUsage: ['keyCertSign'] })).toMatchObject({ status: 'failed', error: 'The internal CA issues end-entity certificates only.' });
+    expect(await ca.issue({ ...good, csrDer: tampered })).toEqual({
+      status: 'failed',
+      error: 'The CSR signature does not verify.',
+    });
+    expect(await ca.issue({ ...good, csrDer: new Uint8Array([1, 2, 3]) })).toEqual({
+      status: 'failed',
+      error: 'The CSR is not a DER PKCS#10 certification request.',
+    });
+    expect(await ca.issue({ ...good, keyUsage: ['keyCertSign'] })).toMatchObject({
+      status: 'failed',
+      error: 'The internal CA issues end-entity certificates only.',
+    });
     expect(await ca.issue({ ...good, dnsNames: ['not a name'] })).toMatchObject({ status: 'failed' });
     expect(await ca.issue({ ...good, subject: 'XX=what' })).toMatchObject({ status: 'failed' });
     expect(await ca.issue({ ...good, validityMonths: 0 })).toMatchObject({ status: 'failed' });

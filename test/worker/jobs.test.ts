@@ -1,3 +1,4 @@
+/** The scheduled jobs: purge past retention, in the right order, and nothing before its time. */
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { and, eq } from 'drizzle-orm';
@@ -57,7 +58,11 @@ describe('scheduled purge of keys', () => {
       await call('POST', `${origin}/keys/${name}/create?${API}`, { token, body: { kty: 'EC-HSM' } });
       await call('DELETE', `${origin}/keys/${name}?${API}`, { token });
     }
-    const [row] = await db.select().from(keyVersions).where(and(eq(keyVersions.vaultId, vaultId), eq(keyVersions.name, 'old-hsm'))).all();
+    const [row] = await db
+      .select()
+      .from(keyVersions)
+      .where(and(eq(keyVersions.vaultId, vaultId), eq(keyVersions.name, 'old-hsm')))
+      .all();
     await db
       .update(keys)
       .set({ scheduledPurgeAt: Math.floor(Date.now() / 1000) - 1 })
@@ -69,7 +74,13 @@ describe('scheduled purge of keys', () => {
 
     await runCron();
     expect((await call('GET', `${origin}/deletedkeys/old-hsm?${API}`, { token })).status).toBe(404);
-    expect(await db.select().from(keyVersions).where(and(eq(keyVersions.vaultId, vaultId), eq(keyVersions.name, 'old-hsm'))).all()).toHaveLength(0);
+    expect(
+      await db
+        .select()
+        .from(keyVersions)
+        .where(and(eq(keyVersions.vaultId, vaultId), eq(keyVersions.name, 'old-hsm')))
+        .all(),
+    ).toHaveLength(0);
     const bridge = new BridgeClient(env.BRIDGE_URL, env.BRIDGE_HMAC_SECRET);
     await expect(bridge.sign(row!.hsmHandle!, 'ES256', new Uint8Array(32))).rejects.toMatchObject({ code: 'DataIntegrityError' });
     expect((await call('GET', `${origin}/deletedkeys/kept?${API}`, { token })).status).toBe(200);

@@ -1,3 +1,7 @@
+/**
+ * The Keys API over HTTP: create, import, get, update, list, delete, recover, purge, backup and
+ * restore, in Azure's shapes.
+ */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BridgeClient, bridgeStats } from '../../src/crypto/bridge-client';
 import { fromBase64Url, toBase64Url } from '../../src/core/encoding';
@@ -26,10 +30,15 @@ const create = async (name: string, body: Record<string, unknown>) => {
 };
 const versionOf = (kid: string) => kid.split('/').pop()!;
 const b64 = (bytes: Uint8Array | ArrayBuffer) => toBase64Url(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
-const sha = async (hash: string, data: string) => new Uint8Array(await crypto.subtle.digest(hash, new TextEncoder().encode(data)));
+const sha = async (hash: string, data: string) =>
+  new Uint8Array(await crypto.subtle.digest(hash, new TextEncoder().encode(data)));
 
 /** The vault's public key as WebCrypto sees it: an independent verifier of the vault's work. */
-async function webCryptoPublic(jwk: Record<string, string>, algorithm: { name: string; hash?: string; namedCurve?: string }, usage: 'verify' | 'encrypt') {
+async function webCryptoPublic(
+  jwk: Record<string, string>,
+  algorithm: { name: string; hash?: string; namedCurve?: string },
+  usage: 'verify' | 'encrypt',
+) {
   const { kid: _kid, key_ops: _ops, ...pub } = jwk;
   return crypto.subtle.importKey('jwk', { ...pub, kty: pub.kty!.replace('-HSM', '') }, algorithm, true, [usage]);
 }
@@ -39,10 +48,19 @@ describe('create and read', () => {
     const cases: Array<[Record<string, unknown>, Record<string, unknown>]> = [
       [{ kty: 'RSA' }, { kty: 'RSA', key_ops: ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'] }],
       [{ kty: 'EC' }, { kty: 'EC', crv: 'P-256', key_ops: ['sign', 'verify'] }],
-      [{ kty: 'EC', crv: 'P-256K' }, { kty: 'EC', crv: 'P-256K' }],
+      [
+        { kty: 'EC', crv: 'P-256K' },
+        { kty: 'EC', crv: 'P-256K' },
+      ],
       [{ kty: 'RSA-HSM' }, { kty: 'RSA-HSM' }],
-      [{ kty: 'EC-HSM', crv: 'P-384' }, { kty: 'EC-HSM', crv: 'P-384' }],
-      [{ kty: 'oct-HSM', key_size: 256 }, { kty: 'oct-HSM', key_ops: ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'] }],
+      [
+        { kty: 'EC-HSM', crv: 'P-384' },
+        { kty: 'EC-HSM', crv: 'P-384' },
+      ],
+      [
+        { kty: 'oct-HSM', key_size: 256 },
+        { kty: 'oct-HSM', key_ops: ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'] },
+      ],
     ];
     for (const [i, [body, expected]] of cases.entries()) {
       const bundle = await create(`typed-${i}`, body);
@@ -119,13 +137,58 @@ describe('cryptographic operations', () => {
   it('signs digests with software and HSM keys; WebCrypto verifies; the vault verifies and rejects tampering', async () => {
     const message = 'the quick brown fox';
     const cases = [
-      { kty: 'RSA', alg: 'RS256', hash: 'SHA-256', imp: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, ver: { name: 'RSASSA-PKCS1-v1_5' } },
-      { kty: 'RSA-HSM', alg: 'RS256', hash: 'SHA-256', imp: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, ver: { name: 'RSASSA-PKCS1-v1_5' } },
-      { kty: 'RSA', alg: 'PS384', hash: 'SHA-384', imp: { name: 'RSA-PSS', hash: 'SHA-384' }, ver: { name: 'RSA-PSS', saltLength: 48 } },
-      { kty: 'RSA-HSM', alg: 'PS512', hash: 'SHA-512', imp: { name: 'RSA-PSS', hash: 'SHA-512' }, ver: { name: 'RSA-PSS', saltLength: 64 } },
-      { kty: 'EC', crv: 'P-256', alg: 'ES256', hash: 'SHA-256', imp: { name: 'ECDSA', namedCurve: 'P-256' }, ver: { name: 'ECDSA', hash: 'SHA-256' } },
-      { kty: 'EC-HSM', crv: 'P-384', alg: 'ES384', hash: 'SHA-384', imp: { name: 'ECDSA', namedCurve: 'P-384' }, ver: { name: 'ECDSA', hash: 'SHA-384' } },
-      { kty: 'EC', crv: 'P-521', alg: 'ES512', hash: 'SHA-512', imp: { name: 'ECDSA', namedCurve: 'P-521' }, ver: { name: 'ECDSA', hash: 'SHA-512' } },
+      {
+        kty: 'RSA',
+        alg: 'RS256',
+        hash: 'SHA-256',
+        imp: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+        ver: { name: 'RSASSA-PKCS1-v1_5' },
+      },
+      {
+        kty: 'RSA-HSM',
+        alg: 'RS256',
+        hash: 'SHA-256',
+        imp: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+        ver: { name: 'RSASSA-PKCS1-v1_5' },
+      },
+      {
+        kty: 'RSA',
+        alg: 'PS384',
+        hash: 'SHA-384',
+        imp: { name: 'RSA-PSS', hash: 'SHA-384' },
+        ver: { name: 'RSA-PSS', saltLength: 48 },
+      },
+      {
+        kty: 'RSA-HSM',
+        alg: 'PS512',
+        hash: 'SHA-512',
+        imp: { name: 'RSA-PSS', hash: 'SHA-512' },
+        ver: { name: 'RSA-PSS', saltLength: 64 },
+      },
+      {
+        kty: 'EC',
+        crv: 'P-256',
+        alg: 'ES256',
+        hash: 'SHA-256',
+        imp: { name: 'ECDSA', namedCurve: 'P-256' },
+        ver: { name: 'ECDSA', hash: 'SHA-256' },
+      },
+      {
+        kty: 'EC-HSM',
+        crv: 'P-384',
+        alg: 'ES384',
+        hash: 'SHA-384',
+        imp: { name: 'ECDSA', namedCurve: 'P-384' },
+        ver: { name: 'ECDSA', hash: 'SHA-384' },
+      },
+      {
+        kty: 'EC',
+        crv: 'P-521',
+        alg: 'ES512',
+        hash: 'SHA-512',
+        imp: { name: 'ECDSA', namedCurve: 'P-521' },
+        ver: { name: 'ECDSA', hash: 'SHA-512' },
+      },
     ] as const;
     for (const [i, c] of cases.entries()) {
       const name = `signer-${i}`;
@@ -137,9 +200,13 @@ describe('cryptographic operations', () => {
       expect(signed.kid).toBe(bundle.key.kid);
       const publicKey = await webCryptoPublic(bundle.key, c.imp as never, 'verify');
       const sig = fromBase64Url(signed.value);
-      expect(await crypto.subtle.verify(c.ver as never, publicKey, sig, new TextEncoder().encode(message)), `${c.kty} ${c.alg}`).toBe(true);
+      expect(
+        await crypto.subtle.verify(c.ver as never, publicKey, sig, new TextEncoder().encode(message)),
+        `${c.kty} ${c.alg}`,
+      ).toBe(true);
 
-      const verify = (value: Uint8Array, d = digest) => post(`/keys/${name}/verify`, { alg: c.alg, digest: b64(d), value: b64(value) });
+      const verify = (value: Uint8Array, d = digest) =>
+        post(`/keys/${name}/verify`, { alg: c.alg, digest: b64(d), value: b64(value) });
       expect((await json(await verify(sig))).value).toBe(true);
       const tampered = sig.slice();
       tampered[5]! ^= 1;
@@ -179,9 +246,17 @@ describe('cryptographic operations', () => {
     const gcm = await json(await post('/keys/aes/encrypt', { alg: 'A256GCM', value: b64(plaintext), aad: b64(aad) }));
     expect(fromBase64Url(gcm.iv)).toHaveLength(12);
     expect(fromBase64Url(gcm.tag)).toHaveLength(16);
-    const back = await json(await post('/keys/aes/decrypt', { alg: 'A256GCM', value: gcm.value, iv: gcm.iv, tag: gcm.tag, aad: b64(aad) }));
+    const back = await json(
+      await post('/keys/aes/decrypt', { alg: 'A256GCM', value: gcm.value, iv: gcm.iv, tag: gcm.tag, aad: b64(aad) }),
+    );
     expect(fromBase64Url(back.value)).toEqual(plaintext);
-    const wrongAad = await post('/keys/aes/decrypt', { alg: 'A256GCM', value: gcm.value, iv: gcm.iv, tag: gcm.tag, aad: b64(new Uint8Array(3)) });
+    const wrongAad = await post('/keys/aes/decrypt', {
+      alg: 'A256GCM',
+      value: gcm.value,
+      iv: gcm.iv,
+      tag: gcm.tag,
+      aad: b64(new Uint8Array(3)),
+    });
     expect(wrongAad.status).toBe(400);
     const noTag = await post('/keys/aes/decrypt', { alg: 'A256GCM', value: gcm.value, iv: gcm.iv });
     expect(noTag.status).toBe(400);
@@ -221,7 +296,8 @@ describe('cryptographic operations', () => {
     expect((await sign('rules-p384', 'ES256')).status).toBe(400); // curve and algorithm disagree
     expect((await post('/keys/rules-ec/encrypt', { alg: 'RSA-OAEP', value: 'AA' })).status).toBe(403);
 
-    const patch = (name: string, attributes: Record<string, unknown>) => call('PATCH', url(`/keys/${name}`), { token, body: { attributes } });
+    const patch = (name: string, attributes: Record<string, unknown>) =>
+      call('PATCH', url(`/keys/${name}`), { token, body: { attributes } });
     await patch('rules-rsa', { enabled: false });
     expect((await sign('rules-rsa', 'RS256')).status).toBe(403);
     await patch('rules-rsa', { enabled: true, exp: Math.floor(Date.now() / 1000) - 10 });
@@ -232,7 +308,9 @@ describe('cryptographic operations', () => {
     const sig = (await json(await sign('rules-rsa', 'RS256'))).value;
     const enc = (await json(await post('/keys/rules-rsa/encrypt', { alg: 'RSA-OAEP', value: 'aGk' }))).value;
     await patch('rules-rsa', { exp: Math.floor(Date.now() / 1000) - 10 });
-    expect((await json(await post('/keys/rules-rsa/verify', { alg: 'RS256', digest: b64(digest), value: sig }))).value).toBe(true);
+    expect((await json(await post('/keys/rules-rsa/verify', { alg: 'RS256', digest: b64(digest), value: sig }))).value).toBe(
+      true,
+    );
     expect((await json(await post('/keys/rules-rsa/decrypt', { alg: 'RSA-OAEP', value: enc }))).value).toBe('aGk');
     expect((await post('/keys/rules-rsa/encrypt', { alg: 'RSA-OAEP', value: 'aGk' })).status).toBe(403);
     expect(ec.key.key_ops).toEqual(['verify']);
@@ -276,7 +354,10 @@ describe('import', () => {
       true,
       ['sign', 'verify'],
     )) as CryptoKeyPair;
-    const ec = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const ec = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+      'sign',
+      'verify',
+    ])) as CryptoKeyPair;
     const rsaJwk = (await crypto.subtle.exportKey('jwk', rsa.privateKey)) as JsonWebKey;
     const ecJwk = (await crypto.subtle.exportKey('jwk', ec.privateKey)) as JsonWebKey;
     const message = new TextEncoder().encode('imported');
@@ -301,7 +382,10 @@ describe('import', () => {
   it('refuses public-only, inconsistent and symmetric JWKs with 400', async () => {
     const ec = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])) as CryptoKeyPair;
     const jwk = (await crypto.subtle.exportKey('jwk', ec.privateKey)) as unknown as Record<string, string>;
-    const other = (await crypto.subtle.exportKey('jwk', ((await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])) as CryptoKeyPair).privateKey)) as unknown as Record<string, string>;
+    const other = (await crypto.subtle.exportKey(
+      'jwk',
+      ((await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])) as CryptoKeyPair).privateKey,
+    )) as unknown as Record<string, string>;
     for (const key of [
       { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
       { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y, d: other.d },
@@ -331,7 +415,9 @@ describe('lifecycle', () => {
     expect((await post('/keys/life/sign', { alg: 'ES256', value: digest })).status).toBe(200);
 
     await call('DELETE', url('/keys/life'), { token });
-    const handle = (await env.DB.prepare('SELECT hsm_handle FROM key_versions WHERE name = ?').bind('life').first<{ hsm_handle: string }>())!.hsm_handle;
+    const handle = (await env.DB.prepare('SELECT hsm_handle FROM key_versions WHERE name = ?')
+      .bind('life')
+      .first<{ hsm_handle: string }>())!.hsm_handle;
     const purged = await call('DELETE', url('/deletedkeys/life'), { token });
     expect(purged.status).toBe(204);
     expect((await get('/deletedkeys/life')).status).toBe(404);
@@ -348,7 +434,9 @@ describe('lifecycle', () => {
     expect(res.status).toBe(403);
     expect((await call('POST', `${o}/deletedkeys/guarded/recover?${API}`, { token: t })).status).toBe(200);
     const digest = b64(await sha('SHA-256', 'guarded'));
-    expect((await call('POST', `${o}/keys/guarded/sign?${API}`, { token: t, body: { alg: 'RS256', value: digest } })).status).toBe(200);
+    expect(
+      (await call('POST', `${o}/keys/guarded/sign?${API}`, { token: t, body: { alg: 'RS256', value: digest } })).status,
+    ).toBe(200);
   });
 
   it('backs up and restores software keys; HSM keys refuse backup; tampered blobs are refused', async () => {
@@ -378,7 +466,9 @@ describe('lifecycle', () => {
   it('stores no private material in the clear', async () => {
     await create('at-rest', { kty: 'RSA' });
     await create('at-rest-hsm', { kty: 'RSA-HSM' });
-    const rows = await env.DB.prepare('SELECT kty, public_jwk, private_ciphertext, hsm_handle FROM key_versions WHERE vault_id = (SELECT id FROM vaults WHERE name = ?)')
+    const rows = await env.DB.prepare(
+      'SELECT kty, public_jwk, private_ciphertext, hsm_handle FROM key_versions WHERE vault_id = (SELECT id FROM vaults WHERE name = ?)',
+    )
       .bind(vault)
       .all<{ kty: string; public_jwk: string | null; private_ciphertext: string | null; hsm_handle: string | null }>();
     expect(rows.results.length).toBeGreaterThan(10);
@@ -409,20 +499,29 @@ describe('rng', () => {
 describe('lifetime wiring', () => {
   const pollEvents = async (name: string, expected: number) => {
     for (let i = 0; i < 80; i++) {
-      const rows = await env.DB.prepare('SELECT event_type, version FROM events WHERE vault = ? AND subject = ? COLLATE NOCASE').bind(vault, name).all<{ event_type: string; version: string }>();
+      const rows = await env.DB.prepare('SELECT event_type, version FROM events WHERE vault = ? AND subject = ? COLLATE NOCASE')
+        .bind(vault, name)
+        .all<{ event_type: string; version: string }>();
       if (rows.results.length >= expected) return rows.results;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`events of ${name} did not arrive`);
   };
   const dueAt = async (name: string) =>
-    (await env.DB.prepare('SELECT rotation_due_at AS due FROM keys WHERE name = ? AND vault_id = (SELECT id FROM vaults WHERE name = ?)').bind(name, vault).first<{ due: number | null }>())!.due;
+    (await env.DB.prepare(
+      'SELECT rotation_due_at AS due FROM keys WHERE name = ? AND vault_id = (SELECT id FROM vaults WHERE name = ?)',
+    )
+      .bind(name, vault)
+      .first<{ due: number | null }>())!.due;
 
   it('announces every created and imported version with KeyNewVersionCreated', async () => {
     const first = await create('announced', { kty: 'EC' });
     const second = await create('announced', { kty: 'EC' });
     const events = await pollEvents('announced', 2);
-    expect(events.map((e) => e.event_type)).toEqual(['Microsoft.KeyVault.KeyNewVersionCreated', 'Microsoft.KeyVault.KeyNewVersionCreated']);
+    expect(events.map((e) => e.event_type)).toEqual([
+      'Microsoft.KeyVault.KeyNewVersionCreated',
+      'Microsoft.KeyVault.KeyNewVersionCreated',
+    ]);
     expect(events.map((e) => e.version).sort()).toEqual([versionOf(first.key.kid), versionOf(second.key.kid)].sort());
   });
 

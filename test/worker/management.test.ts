@@ -1,3 +1,4 @@
+/** The management API: bootstrap once, applications, vaults, and what administrators alone may do. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BridgeClient } from '../../src/crypto/bridge-client';
 import { API, APEX, BOOTSTRAP_SECRET, admin, call, env, json, tokenFor, vaultOrigin } from './helpers';
@@ -39,7 +40,10 @@ describe('bootstrap', () => {
       expect(text).not.toContain(BOOTSTRAP_SECRET);
     }
     expect((await bootstrapCall(undefined)).status).toBe(401);
-    const bearer = await call('POST', `${APEX}/management/bootstrap`, { headers: { authorization: `Bearer ${BOOTSTRAP_SECRET}` }, body: {} });
+    const bearer = await call('POST', `${APEX}/management/bootstrap`, {
+      headers: { authorization: `Bearer ${BOOTSTRAP_SECRET}` },
+      body: {},
+    });
     expect(bearer.status).toBe(401);
     expect(await identitySnapshot()).toEqual(before);
   });
@@ -108,7 +112,13 @@ describe('management API', () => {
     token = await tokenFor(creds);
     const res = await createApp({ displayName: 'non-admin' });
     const body = await json(res);
-    user = { tenantId: creds.tenantId, clientId: body.clientId, clientSecret: body.clientSecret, objectId: body.objectId, secretId: body.secret.id };
+    user = {
+      tenantId: creds.tenantId,
+      clientId: body.clientId,
+      clientSecret: body.clientSecret,
+      objectId: body.objectId,
+      secretId: body.secret.id,
+    };
     userToken = await tokenFor(user);
   });
 
@@ -167,7 +177,11 @@ describe('management API', () => {
         expect(res.status, `${method} ${path}`).toBe(403);
         expect((await json(res)).error.code).toBe('Forbidden');
       }
-      expect({ apps: await count('applications'), secrets: await count('client_secrets'), vaults: await count('vaults') }).toEqual(before);
+      expect({
+        apps: await count('applications'),
+        secrets: await count('client_secrets'),
+        vaults: await count('vaults'),
+      }).toEqual(before);
       // The user's own secret survived its attempt to remove it.
       expect((await tokenRequest(creds.tenantId, clientCredentials(user))).status).toBe(200);
     });
@@ -193,7 +207,12 @@ describe('management API', () => {
       expect(body.clientId).toMatch(/^[0-9a-f-]{36}$/);
       expect(body.objectId).toMatch(/^[0-9a-f-]{36}$/);
       expect(body.clientSecret).toMatch(/^ekv~[A-Za-z0-9_-]{43}$/);
-      expect(body.secret).toEqual({ id: expect.any(String), hint: body.clientSecret.slice(4, 7), createdAt: expect.any(Number), expiresAt: null });
+      expect(body.secret).toEqual({
+        id: expect.any(String),
+        hint: body.clientSecret.slice(4, 7),
+        createdAt: expect.any(Number),
+        expiresAt: null,
+      });
       expect(body.secret).not.toHaveProperty('digest');
       // The secret works for tokens, as that application.
       const t = await tokenFor({ ...creds, clientId: body.clientId, clientSecret: body.clientSecret });
@@ -250,7 +269,9 @@ describe('management API', () => {
       const got = JSON.parse(text);
       expect(got.clientId).toBe(body.clientId);
       expect(got).not.toHaveProperty('clientSecret');
-      expect(got.secrets).toEqual([{ id: body.secret.id, hint: body.clientSecret.slice(4, 7), createdAt: expect.any(Number), expiresAt: null }]);
+      expect(got.secrets).toEqual([
+        { id: body.secret.id, hint: body.clientSecret.slice(4, 7), createdAt: expect.any(Number), expiresAt: null },
+      ]);
     });
 
     it('answers 404 for an unknown application', async () => {
@@ -260,13 +281,18 @@ describe('management API', () => {
       expect((await json(get)).error.code).toBe('NotFound');
       expect((await call('DELETE', `${APEX}/management/applications/${id}`, { token })).status).toBe(404);
       expect((await call('POST', `${APEX}/management/applications/${id}/secrets`, { token, body: {} })).status).toBe(404);
-      expect((await call('DELETE', `${APEX}/management/applications/${id}/secrets/${crypto.randomUUID()}`, { token })).status).toBe(404);
+      expect(
+        (await call('DELETE', `${APEX}/management/applications/${id}/secrets/${crypto.randomUUID()}`, { token })).status,
+      ).toBe(404);
       expect(await count('client_secrets', 'client_id = ?', id)).toBe(0);
     });
 
     it('adds a client secret that gets tokens, and lists both', async () => {
       const app = await json(await createApp({ displayName: 'two secrets' }));
-      const res = await call('POST', `${APEX}/management/applications/${app.clientId}/secrets`, { token, body: { expiresInDays: 30 } });
+      const res = await call('POST', `${APEX}/management/applications/${app.clientId}/secrets`, {
+        token,
+        body: { expiresInDays: 30 },
+      });
       expect(res.status).toBe(201);
       expect(res.headers.get('cache-control')).toBe('no-store');
       const added = await json(res);
@@ -274,7 +300,10 @@ describe('management API', () => {
       expect(added.clientSecret).not.toBe(app.clientSecret);
       expect(added.secret.hint).toBe(added.clientSecret.slice(4, 7));
       expect(added.secret.expiresAt).toBe(added.secret.createdAt + 30 * 86400);
-      expect((await tokenRequest(creds.tenantId, clientCredentials({ clientId: app.clientId, clientSecret: added.clientSecret }))).status).toBe(200);
+      expect(
+        (await tokenRequest(creds.tenantId, clientCredentials({ clientId: app.clientId, clientSecret: added.clientSecret })))
+          .status,
+      ).toBe(200);
       const got = await json(await call('GET', `${APEX}/management/applications/${app.clientId}`, { token }));
       expect(got.secrets.map((s: { id: string }) => s.id).sort()).toEqual([app.secret.id, added.secret.id].sort());
     });
@@ -287,7 +316,15 @@ describe('management API', () => {
 
     it('refuses bad client secret lifetimes and writes nothing', async () => {
       const app = await json(await createApp({ displayName: 'bad lifetimes' }));
-      for (const body of [{ expiresInDays: 0 }, { expiresInDays: -1 }, { expiresInDays: 731 }, { expiresInDays: 1.5 }, { expiresInDays: '30' }, '{bad', '[]']) {
+      for (const body of [
+        { expiresInDays: 0 },
+        { expiresInDays: -1 },
+        { expiresInDays: 731 },
+        { expiresInDays: 1.5 },
+        { expiresInDays: '30' },
+        '{bad',
+        '[]',
+      ]) {
         const res = await call('POST', `${APEX}/management/applications/${app.clientId}/secrets`, { token, body });
         expect(res.status, JSON.stringify(body)).toBe(400);
         expect((await json(res)).error.code).toBe('BadParameter');
@@ -301,7 +338,9 @@ describe('management API', () => {
       expect(del.status).toBe(204);
       expect(await count('client_secrets', 'id = ?', app.secret.id)).toBe(0);
       expect((await json(await call('GET', `${APEX}/management/applications/${app.clientId}`, { token }))).secrets).toEqual([]);
-      expect((await call('DELETE', `${APEX}/management/applications/${app.clientId}/secrets/${app.secret.id}`, { token })).status).toBe(404);
+      expect(
+        (await call('DELETE', `${APEX}/management/applications/${app.clientId}/secrets/${app.secret.id}`, { token })).status,
+      ).toBe(404);
       expect((await tokenRequest(creds.tenantId, clientCredentials(app))).status).toBe(401);
     });
 
@@ -356,7 +395,11 @@ describe('management API', () => {
         { displayName: 'ok', expiresInDays: 10_000 },
       ];
       for (const body of bodies) {
-        const res = await call('POST', `${APEX}/management/applications`, { token, body, headers: { 'content-type': 'application/json' } });
+        const res = await call('POST', `${APEX}/management/applications`, {
+          token,
+          body,
+          headers: { 'content-type': 'application/json' },
+        });
         expect(res.status, JSON.stringify(body)).toBe(400);
         expect((await json(res)).error.code, JSON.stringify(body)).toBe('BadParameter');
       }
@@ -364,7 +407,9 @@ describe('management API', () => {
     });
 
     it('does not let a __proto__ key in the body make an administrator', async () => {
-      const res = await createApp('{"displayName":"proto","__proto__":{"isAdmin":true},"constructor":{"prototype":{"isAdmin":true}}}');
+      const res = await createApp(
+        '{"displayName":"proto","__proto__":{"isAdmin":true},"constructor":{"prototype":{"isAdmin":true}}}',
+      );
       expect(res.status).toBe(201);
       const body = await json(res);
       expect(body.isAdmin).toBe(false);
@@ -563,7 +608,10 @@ describe('management API', () => {
       expect(made.status).toBe(200);
       const handle = (await json(made)).key.kid.split('/').pop();
       const bridge = new BridgeClient(env.BRIDGE_URL, env.BRIDGE_HMAC_SECRET);
-      const down = await call('DELETE', `${APEX}/management/vaults/${name}`, { token, env: { BRIDGE_URL: 'http://127.0.0.1:9' } as never });
+      const down = await call('DELETE', `${APEX}/management/vaults/${name}`, {
+        token,
+        env: { BRIDGE_URL: 'http://127.0.0.1:9' } as never,
+      });
       expect(down.status).toBe(503);
       expect(await count('key_versions', 'vault_id = ?', created.id)).toBe(1);
       expect((await bridge.sign(handle, 'ES256', new Uint8Array(32))).length).toBe(64);
@@ -596,7 +644,11 @@ describe('management API', () => {
 
     it('writes nothing when the bridge is down', async () => {
       const name = vaultName();
-      const res = await call('PUT', `${APEX}/management/vaults/${name}`, { token, body: {}, env: { BRIDGE_URL: 'http://127.0.0.1:9' } });
+      const res = await call('PUT', `${APEX}/management/vaults/${name}`, {
+        token,
+        body: {},
+        env: { BRIDGE_URL: 'http://127.0.0.1:9' },
+      });
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).not.toBeNull();
       expect(await count('vaults', 'name = ?', name)).toBe(0);
@@ -620,7 +672,7 @@ describe('management API', () => {
       expect(again.d1Statements).toBeGreaterThan(body.d1Statements);
     });
 
-    it('drops the isolate\'s caches on request: the data-key cache is empty afterwards', async () => {
+    it("drops the isolate's caches on request: the data-key cache is empty afterwards", async () => {
       const res = await call('DELETE', `${APEX}/management/caches`, { token });
       expect(res.status).toBe(204);
       expect((await json(await call('GET', `${APEX}/management/stats`, { token }))).dataKeyCache.size).toBe(0);
@@ -645,7 +697,11 @@ describe('the last administrator', () => {
     const res = await call('POST', `${APEX}/management/applications`, { token, body: { displayName, isAdmin: true } });
     expect(res.status).toBe(201);
     const body = await json(res);
-    const creds = { tenantId: body.tenantId as string, clientId: body.clientId as string, clientSecret: body.clientSecret as string };
+    const creds = {
+      tenantId: body.tenantId as string,
+      clientId: body.clientId as string,
+      clientSecret: body.clientSecret as string,
+    };
     return { ...creds, secretId: body.secret.id as string, token: await tokenFor(creds) };
   }
 
@@ -654,16 +710,23 @@ describe('the last administrator', () => {
     const token = await tokenFor(creds);
     a = await newAdmin(token, 'admin a');
     b = await newAdmin(token, 'admin b');
-    demoted = (await rows<{ client_id: string }>('select client_id from applications where is_admin = 1 and client_id not in (?, ?)', a.clientId, b.clientId)).map(
-      (r) => r.client_id,
-    );
-    await env.DB.prepare('update applications set is_admin = 0 where is_admin = 1 and client_id not in (?, ?)').bind(a.clientId, b.clientId).run();
+    demoted = (
+      await rows<{ client_id: string }>(
+        'select client_id from applications where is_admin = 1 and client_id not in (?, ?)',
+        a.clientId,
+        b.clientId,
+      )
+    ).map((r) => r.client_id);
+    await env.DB.prepare('update applications set is_admin = 0 where is_admin = 1 and client_id not in (?, ?)')
+      .bind(a.clientId, b.clientId)
+      .run();
     return async () => {
       for (const id of demoted) await env.DB.prepare('update applications set is_admin = 1 where client_id = ?').bind(id).run();
     };
   });
 
-  const admins = async () => (await rows<{ client_id: string }>('select client_id from applications where is_admin = 1')).map((r) => r.client_id);
+  const admins = async () =>
+    (await rows<{ client_id: string }>('select client_id from applications where is_admin = 1')).map((r) => r.client_id);
 
   it('two administrators deleting each other at the same moment: exactly one succeeds', async () => {
     const [ab, ba] = await Promise.all([
@@ -680,7 +743,7 @@ describe('the last administrator', () => {
     if (ab.status !== 204) a = b;
   });
 
-  it('refuses removing the last administrator\'s last usable credential, of any kind', async () => {
+  it("refuses removing the last administrator's last usable credential, of any kind", async () => {
     const base = `${APEX}/management/applications/${a.clientId}`;
     const refusedSecret = await call('DELETE', `${base}/secrets/${a.secretId}`, { token: a.token });
     expect(refusedSecret.status).toBe(409);
@@ -688,13 +751,19 @@ describe('the last administrator', () => {
     // A federated credential is a way to get a token: with it the secret may go, then it may not.
     const fic = await call('POST', `${base}/federatedCredentials`, {
       token: a.token,
-      body: { name: 'deploy', issuer: 'https://token.actions.githubusercontent.com', subject: 'repo:contoso/app:ref:refs/heads/main' },
+      body: {
+        name: 'deploy',
+        issuer: 'https://token.actions.githubusercontent.com',
+        subject: 'repo:contoso/app:ref:refs/heads/main',
+      },
     });
     expect(fic.status).toBe(201);
     const ficId = (await json(fic)).id as string;
     // An expired secret is no way in: adding one and removing the fic is still refused.
     const added = await json(await call('POST', `${base}/secrets`, { token: a.token, body: { expiresInDays: 1 } }));
-    await env.DB.prepare('update client_secrets set expires_at = ? where id = ?').bind(Math.floor(Date.now() / 1000) - 60, added.secret.id).run();
+    await env.DB.prepare('update client_secrets set expires_at = ? where id = ?')
+      .bind(Math.floor(Date.now() / 1000) - 60, added.secret.id)
+      .run();
     expect((await call('DELETE', `${base}/secrets/${a.secretId}`, { token: a.token })).status).toBe(204);
     expect((await call('DELETE', `${base}/federatedCredentials/${ficId}`, { token: a.token })).status).toBe(409);
     // Removing an unknown credential is still a 404, not a 409.

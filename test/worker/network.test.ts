@@ -1,3 +1,4 @@
+/** The vault firewall: CIDR parsing, allowed and refused addresses, and its audit records. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { formatRange, parseIp, parseRange, rangeContains } from '../../src/access/cidr';
 import { assertNetworkAllowed, isNetworkAllowed, MAX_IP_RULES, parseNetworkAcls } from '../../src/access/network';
@@ -17,7 +18,20 @@ describe('IP addresses', () => {
     expect(parseIp('0.0.0.0')).toEqual({ version: 4, words: [0] });
     expect(parseIp('255.255.255.255')).toEqual({ version: 4, words: [0xffffffff] });
     expect(parseIp('203.0.113.7')).toEqual({ version: 4, words: [(203 * 2 ** 24 + 113 * 256 + 7) >>> 0] });
-    for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1.2.3.-4', '1..3.4', ' 1.2.3.4', '1.2.3.4 ', '0x1.2.3.4', '1.2.3.4/', 'a.b.c.d']) {
+    for (const bad of [
+      '',
+      '1.2.3',
+      '1.2.3.4.5',
+      '256.1.1.1',
+      '01.2.3.4',
+      '1.2.3.-4',
+      '1..3.4',
+      ' 1.2.3.4',
+      '1.2.3.4 ',
+      '0x1.2.3.4',
+      '1.2.3.4/',
+      'a.b.c.d',
+    ]) {
       expect(parseIp(bad), bad).toBeUndefined();
     }
   });
@@ -143,17 +157,23 @@ describe('CIDR ranges', () => {
 
 describe('networkAcls validation', () => {
   it('normalizes a valid body', () => {
-    expect(parseNetworkAcls({ defaultAction: 'deny', ipRules: [{ value: '203.0.113.0/24' }, { value: '2001:db8::/32' }] })).toEqual({
+    expect(
+      parseNetworkAcls({ defaultAction: 'deny', ipRules: [{ value: '203.0.113.0/24' }, { value: '2001:db8::/32' }] }),
+    ).toEqual({
       defaultAction: 'Deny',
       bypass: 'AzureServices',
       ipRules: [{ value: '203.0.113.0/24' }, { value: '2001:db8::/32' }],
       virtualNetworkRules: [],
     });
-    expect(parseNetworkAcls({ defaultAction: 'Allow', bypass: 'None' })).toMatchObject({ defaultAction: 'Allow', bypass: 'None', ipRules: [] });
+    expect(parseNetworkAcls({ defaultAction: 'Allow', bypass: 'None' })).toMatchObject({
+      defaultAction: 'Allow',
+      bypass: 'None',
+      ipRules: [],
+    });
     // Duplicates (however spelt) are kept once.
-    expect(parseNetworkAcls({ defaultAction: 'Deny', ipRules: [{ value: '198.51.100.7' }, { value: '198.51.100.7/32' }] }).ipRules).toEqual([
-      { value: '198.51.100.7' },
-    ]);
+    expect(
+      parseNetworkAcls({ defaultAction: 'Deny', ipRules: [{ value: '198.51.100.7' }, { value: '198.51.100.7/32' }] }).ipRules,
+    ).toEqual([{ value: '198.51.100.7' }]);
   });
 
   it('refuses bad bodies with 400 BadParameter', () => {
@@ -183,14 +203,21 @@ describe('networkAcls validation', () => {
       }
       expect(thrown, JSON.stringify(bad)?.slice(0, 80)).toMatchObject({ status: 400, code: 'BadParameter' });
     }
-    expect(parseNetworkAcls({ defaultAction: 'Deny', ipRules: tooMany.slice(0, MAX_IP_RULES) }).ipRules).toHaveLength(MAX_IP_RULES);
+    expect(parseNetworkAcls({ defaultAction: 'Deny', ipRules: tooMany.slice(0, MAX_IP_RULES) }).ipRules).toHaveLength(
+      MAX_IP_RULES,
+    );
   });
 
-  it('decides from the record, and refuses with Azure\'s message and innererror', () => {
+  it("decides from the record, and refuses with Azure's message and innererror", () => {
     const vault = {
       id: 'v',
       name: 'unit',
-      networkAcls: JSON.stringify({ defaultAction: 'Deny', bypass: 'AzureServices', ipRules: [{ value: '203.0.113.0/24' }], virtualNetworkRules: [] }),
+      networkAcls: JSON.stringify({
+        defaultAction: 'Deny',
+        bypass: 'AzureServices',
+        ipRules: [{ value: '203.0.113.0/24' }],
+        virtualNetworkRules: [],
+      }),
     } as VaultRecord;
     expect(isNetworkAllowed(vault, '203.0.113.9')).toBe(true);
     expect(isNetworkAllowed(vault, '198.51.100.1')).toBe(false);
@@ -227,19 +254,28 @@ describe('the firewall through the Worker', () => {
   async function vaultWith(networkAcls: unknown) {
     const created = await setupVault({ networkAcls });
     token = created.token;
-    await call('PUT', `${created.origin}/secrets/present?${API}`, { token, body: { value: 'v' }, headers: { 'cf-connecting-ip': '203.0.113.10' } });
+    await call('PUT', `${created.origin}/secrets/present?${API}`, {
+      token,
+      body: { value: 'v' },
+      headers: { 'cf-connecting-ip': '203.0.113.10' },
+    });
     return created;
   }
 
   const getSecret = (origin: string, ip: string | undefined, name = 'present', headers: Record<string, string> = {}) =>
-    call('GET', `${origin}/secrets/${name}?${API}`, { token, headers: { ...(ip ? { 'cf-connecting-ip': ip } : {}), ...headers } });
+    call('GET', `${origin}/secrets/${name}?${API}`, {
+      token,
+      headers: { ...(ip ? { 'cf-connecting-ip': ip } : {}), ...headers },
+    });
 
   async function expectFirewall(res: Response, ip: string) {
     expect(res.status).toBe(403);
     const body = await json(res);
     expect(body.error.code).toBe('Forbidden');
     expect(body.error.innererror).toEqual({ code: 'ForbiddenByFirewall' });
-    expect(body.error.message).toMatch(/^Client address is not authorized and caller is not a trusted service\.\r\nClient address: /);
+    expect(body.error.message).toMatch(
+      /^Client address is not authorized and caller is not a trusted service\.\r\nClient address: /,
+    );
     expect(body.error.message).toContain(`Client address: ${ip}\r\n`);
   }
 
@@ -272,7 +308,10 @@ describe('the firewall through the Worker', () => {
   });
 
   it('matches IPv6 rules, compressed or not, and IPv4-mapped client addresses', async () => {
-    const { origin } = await vaultWith({ defaultAction: 'Deny', ipRules: [{ value: '2001:db8:abcd::/48' }, { value: '203.0.113.0/24' }] });
+    const { origin } = await vaultWith({
+      defaultAction: 'Deny',
+      ipRules: [{ value: '2001:db8:abcd::/48' }, { value: '203.0.113.0/24' }],
+    });
     expect((await getSecret(origin, '2001:db8:abcd:12::1')).status).toBe(200);
     expect((await getSecret(origin, '2001:0db8:abcd:0000:0000:0000:0000:0001')).status).toBe(200);
     expect((await getSecret(origin, '::ffff:203.0.113.5')).status).toBe(200);
@@ -297,7 +336,11 @@ describe('the firewall through the Worker', () => {
     });
     await expectFirewall(down, '198.51.100.20');
     // Writes are refused too, and nothing is written.
-    const write = await call('PUT', `${origin}/secrets/intruder?${API}`, { token, body: { value: 'x' }, headers: { 'cf-connecting-ip': '198.51.100.20' } });
+    const write = await call('PUT', `${origin}/secrets/intruder?${API}`, {
+      token,
+      body: { value: 'x' },
+      headers: { 'cf-connecting-ip': '198.51.100.20' },
+    });
     expect(write.status).toBe(403);
     expect((await getSecret(origin, '203.0.113.1', 'intruder')).status).toBe(404);
   });
@@ -331,13 +374,20 @@ describe('the firewall through the Worker', () => {
 
   it('refuses invalid rules on create and on PATCH with 400, changing nothing', async () => {
     const name = `n${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`.slice(0, 24);
-    const created = await call('PUT', `${APEX}/management/vaults/${name}`, { token, body: { networkAcls: { defaultAction: 'Deny', ipRules: [{ value: '10.0.0.0/33' }] } } });
+    const created = await call('PUT', `${APEX}/management/vaults/${name}`, {
+      token,
+      body: { networkAcls: { defaultAction: 'Deny', ipRules: [{ value: '10.0.0.0/33' }] } },
+    });
     expect(created.status).toBe(400);
     expect((await json(created)).error.code).toBe('BadParameter');
     expect((await call('GET', `${APEX}/management/vaults/${name}`, { token })).status).toBe(404);
 
     const { vault, origin } = await vaultWith({ defaultAction: 'Deny', ipRules: [{ value: '203.0.113.0/24' }] });
-    for (const networkAcls of [{ defaultAction: 'Deny', ipRules: [{ value: '2001:db8::/129' }] }, { defaultAction: 'Sometimes' }, 'Deny']) {
+    for (const networkAcls of [
+      { defaultAction: 'Deny', ipRules: [{ value: '2001:db8::/129' }] },
+      { defaultAction: 'Sometimes' },
+      'Deny',
+    ]) {
       const res = await call('PATCH', `${APEX}/management/vaults/${vault}`, { token, body: { networkAcls } });
       expect(res.status, JSON.stringify(networkAcls)).toBe(400);
     }
@@ -347,7 +397,10 @@ describe('the firewall through the Worker', () => {
 
   it('does not guard the management API on the apex (administrators reach a vault they locked)', async () => {
     const { vault } = await vaultWith({ defaultAction: 'Deny', ipRules: [] });
-    expect((await call('GET', `${APEX}/management/vaults/${vault}`, { token, headers: { 'cf-connecting-ip': '198.51.100.1' } })).status).toBe(200);
+    expect(
+      (await call('GET', `${APEX}/management/vaults/${vault}`, { token, headers: { 'cf-connecting-ip': '198.51.100.1' } }))
+        .status,
+    ).toBe(200);
     expect(vaultOrigin(vault)).toContain(vault);
   });
 });

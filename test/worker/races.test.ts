@@ -1,9 +1,9 @@
+// Two writers that both pass the "does it exist?" check: the database constraint decides, and
+// the loser gets the same 409 it would have got a moment later, never a 500.
 import { describe, expect, it } from 'vitest';
 import { describeError, violatedConstraint } from '../../src/storage/errors';
 import { API, APEX, call, json, setupVault } from './helpers';
 
-// Two writers that both pass the "does it exist?" check: the database constraint decides, and
-// the loser gets the same 409 it would have got a moment later, never a 500.
 describe('concurrent writers', () => {
   it('creating one vault name twice at once: one 201, one 409', async () => {
     const { token } = await setupVault();

@@ -1,3 +1,9 @@
+/**
+ * Role-based access control over real HTTP shapes: Managed HSM's data-plane RBAC API on each vault
+ * (what @azure/keyvault-admin's KeyVaultAccessControlClient sends; the package is not on the
+ * registry here, so the requests are written out as its REST reference has them), the same
+ * through the management API, deny by default, time-bound assignments, and the escalation rules.
+ */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { forgetAuthorization } from '../../src/access/authorize';
 import { BuiltInRoleIds } from '../../src/access/roles';
@@ -6,13 +12,6 @@ import { RoleActions, SecretActions } from '../../src/core/data-actions';
 import { findVault, forgetVault } from '../../src/storage/vaults';
 import { APEX, admin, call, env, json, newVault, tokenFor, vaultOrigin } from './helpers';
 import { rows } from './identity-helpers';
-
-/**
- * Role-based access control over real HTTP shapes: Managed HSM's data-plane RBAC API on each vault
- * (what @azure/keyvault-admin's KeyVaultAccessControlClient sends; the package is not on the
- * registry here, so the requests are written out as its REST reference has them), the same
- * through the management API, deny by default, time-bound assignments, and the escalation rules.
- */
 
 const API74 = 'api-version=7.4';
 const AUTH = 'providers/Microsoft.Authorization';
@@ -29,7 +28,9 @@ let adminObjectId: string;
 beforeAll(async () => {
   adminCreds = await admin();
   adminToken = await tokenFor(adminCreds);
-  adminObjectId = (await rows<{ object_id: string }>('select object_id from applications where client_id = ?', adminCreds.clientId))[0]!.object_id;
+  adminObjectId = (
+    await rows<{ object_id: string }>('select object_id from applications where client_id = ?', adminCreds.clientId)
+  )[0]!.object_id;
 });
 
 async function newApp(displayName = 'rbac test app'): Promise<App> {
@@ -41,15 +42,20 @@ async function newApp(displayName = 'rbac test app'): Promise<App> {
 }
 
 /** The vault-host URL of `{scope}/providers/…` the way the SDK writes it (`//providers` for '/'). */
-const rbacUrl = (vault: string, scope: string, rest: string, query = API74) => `${vaultOrigin(vault)}/${scope}/${AUTH}/${rest}?${query}`;
+const rbacUrl = (vault: string, scope: string, rest: string, query = API74) =>
+  `${vaultOrigin(vault)}/${scope}/${AUTH}/${rest}?${query}`;
 
 /** Management API: assign a role (administrators; no escalation rules). */
 async function grant(vault: string, principalId: string, roleId: string, scope = '/', extra: Record<string, unknown> = {}) {
   const name = crypto.randomUUID();
-  const res = await call('PUT', `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${name}?scope=${encodeURIComponent(scope)}`, {
-    token: adminToken,
-    body: { properties: { roleDefinitionId: defId(roleId), principalId, ...extra } },
-  });
+  const res = await call(
+    'PUT',
+    `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${name}?scope=${encodeURIComponent(scope)}`,
+    {
+      token: adminToken,
+      body: { properties: { roleDefinitionId: defId(roleId), principalId, ...extra } },
+    },
+  );
   expect(res.status, await res.clone().text()).toBe(201);
   return name;
 }
@@ -59,7 +65,8 @@ async function putSecret(vault: string, name: string, value = 'v') {
   expect(res.status).toBe(200);
 }
 
-const getSecret = (vault: string, name: string, token: string) => call('GET', `${vaultOrigin(vault)}/secrets/${name}?${API74}`, { token });
+const getSecret = (vault: string, name: string, token: string) =>
+  call('GET', `${vaultOrigin(vault)}/secrets/${name}?${API74}`, { token });
 
 async function expectForbidden(res: Response, inner = 'ForbiddenByRbac') {
   const text = await res.text();
@@ -77,7 +84,7 @@ describe('deny by default', () => {
     await putSecret(vault, 'a', 'secret-value-a');
   });
 
-  it('makes the creating administrator the vault\'s Key Vault Administrator at the vault scope', async () => {
+  it("makes the creating administrator the vault's Key Vault Administrator at the vault scope", async () => {
     const res = await call('GET', `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments`, { token: adminToken });
     expect(res.status).toBe(200);
     const { value } = await json(res);
@@ -85,7 +92,7 @@ describe('deny by default', () => {
     expect(value[0].properties).toEqual({ scope: '/', roleDefinitionId: defId(R.administrator), principalId: adminObjectId });
   });
 
-  it('refuses a fresh application everything, in Azure\'s shape, without revealing anything', async () => {
+  it("refuses a fresh application everything, in Azure's shape, without revealing anything", async () => {
     const app = await newApp();
     const message = await expectForbidden(await getSecret(vault, 'a', app.token));
     expect(message).toContain('Caller is not authorized to perform action on resource.');
@@ -95,7 +102,9 @@ describe('deny by default', () => {
     expect(message).toContain('Assignment: (not found)');
     expect(message).not.toContain('secret-value-a');
     await expectForbidden(await call('GET', `${vaultOrigin(vault)}/secrets?${API74}`, { token: app.token }));
-    await expectForbidden(await call('PUT', `${vaultOrigin(vault)}/secrets/b?${API74}`, { token: app.token, body: { value: 'x' } }));
+    await expectForbidden(
+      await call('PUT', `${vaultOrigin(vault)}/secrets/b?${API74}`, { token: app.token, body: { value: 'x' } }),
+    );
     await expectForbidden(await call('POST', `${vaultOrigin(vault)}/rng?${API74}`, { token: app.token, body: { count: 8 } }));
     await expectForbidden(await call('GET', rbacUrl(vault, '', 'roleAssignments'), { token: app.token }));
     await expectForbidden(await call('GET', rbacUrl(vault, '', 'roleDefinitions'), { token: app.token }));
@@ -109,7 +118,9 @@ describe('deny by default', () => {
     expect((await getSecret(vault, 'A', app.token)).status).toBe(200);
     await expectForbidden(await getSecret(vault, 'b', app.token));
     await expectForbidden(await call('GET', `${vaultOrigin(vault)}/secrets?${API74}`, { token: app.token }));
-    await expectForbidden(await call('PUT', `${vaultOrigin(vault)}/secrets/a?${API74}`, { token: app.token, body: { value: 'x' } }));
+    await expectForbidden(
+      await call('PUT', `${vaultOrigin(vault)}/secrets/a?${API74}`, { token: app.token, body: { value: 'x' } }),
+    );
 
     const del = await call('DELETE', `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${name}`, { token: adminToken });
     expect(del.status).toBe(200);
@@ -121,7 +132,9 @@ describe('deny by default', () => {
     await grant(vault, app.objectId, R.secretsOfficer, '/secrets');
     expect((await getSecret(vault, 'a', app.token)).status).toBe(200);
     expect((await call('GET', `${vaultOrigin(vault)}/secrets?${API74}`, { token: app.token })).status).toBe(200);
-    expect((await call('PUT', `${vaultOrigin(vault)}/secrets/c?${API74}`, { token: app.token, body: { value: 'x' } })).status).toBe(200);
+    expect(
+      (await call('PUT', `${vaultOrigin(vault)}/secrets/c?${API74}`, { token: app.token, body: { value: 'x' } })).status,
+    ).toBe(200);
     await expectForbidden(await call('GET', `${vaultOrigin(vault)}/keys?${API74}`, { token: app.token }));
     // Soft-deleted secrets are the same objects: recover and purge need the Officer's actions only.
     expect((await call('DELETE', `${vaultOrigin(vault)}/secrets/c?${API74}`, { token: app.token })).status).toBe(200);
@@ -133,7 +146,9 @@ describe('deny by default', () => {
     const app = await newApp();
     const expiresOn = new Date(Date.now() + 1500).toISOString();
     const name = await grant(vault, app.objectId, R.secretsUser, '/', { expiresOn });
-    const got = await json(await call('GET', `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${name}`, { token: adminToken }));
+    const got = await json(
+      await call('GET', `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${name}`, { token: adminToken }),
+    );
     expect(got.properties.expiresOn).toBe(new Date(Math.floor(Date.parse(expiresOn) / 1000) * 1000).toISOString());
     expect((await getSecret(vault, 'a', app.token)).status).toBe(200);
     await new Promise((r) => setTimeout(r, 2100));
@@ -144,7 +159,9 @@ describe('deny by default', () => {
     const app = await newApp();
     const name = await grant(vault, app.objectId, R.secretsUser);
     expect((await getSecret(vault, 'a', app.token)).status).toBe(200);
-    await env.DB.prepare('update role_assignments set expires_at = ? where id = ?').bind(Math.floor(Date.now() / 1000) - 1, name).run();
+    await env.DB.prepare('update role_assignments set expires_at = ? where id = ?')
+      .bind(Math.floor(Date.now() / 1000) - 1, name)
+      .run();
     forgetAuthorization((await findVault(database(env.DB), vault))!.id);
     await expectForbidden(await getSecret(vault, 'a', app.token));
   });
@@ -236,13 +253,25 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
     });
     expect(one.status).toBe(201);
     expect((await json(one)).properties.scope).toBe('/secrets/Db-Password');
-    expect((await call('GET', rbacUrl(vault, '/secrets/db-password', `roleAssignments/${objectName}`), { token: manager.token })).status).toBe(200);
+    expect(
+      (await call('GET', rbacUrl(vault, '/secrets/db-password', `roleAssignments/${objectName}`), { token: manager.token }))
+        .status,
+    ).toBe(200);
   });
 
   it('refuses names that are not GUIDs, scopes that cannot exist and unknown roles', async () => {
     const body = { properties: { roleDefinitionId: defId(R.secretsUser), principalId: crypto.randomUUID() } };
-    expect((await call('PUT', rbacUrl(vault, '', 'roleAssignments/not-a-guid'), { token: manager.token, body })).status).toBe(400);
-    expect((await call('PUT', rbacUrl(vault, '/secrets/bad_name', `roleAssignments/${crypto.randomUUID()}`), { token: manager.token, body })).status).toBe(400);
+    expect((await call('PUT', rbacUrl(vault, '', 'roleAssignments/not-a-guid'), { token: manager.token, body })).status).toBe(
+      400,
+    );
+    expect(
+      (
+        await call('PUT', rbacUrl(vault, '/secrets/bad_name', `roleAssignments/${crypto.randomUUID()}`), {
+          token: manager.token,
+          body,
+        })
+      ).status,
+    ).toBe(400);
     const unknown = await call('PUT', rbacUrl(vault, '', `roleAssignments/${crypto.randomUUID()}`), {
       token: manager.token,
       body: { properties: { roleDefinitionId: defId(crypto.randomUUID()), principalId: crypto.randomUUID() } },
@@ -259,8 +288,11 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
   it('refuses principals that do not exist (400 PrincipalNotFound), as Azure does', async () => {
     const app = await newApp('known principal');
     const unknownId = crypto.randomUUID();
-    const assign = (principalId: string, url = rbacUrl(vault, '', `roleAssignments/${crypto.randomUUID()}`), token = manager.token) =>
-      call('PUT', url, { token, body: { properties: { roleDefinitionId: defId(R.secretsUser), principalId } } });
+    const assign = (
+      principalId: string,
+      url = rbacUrl(vault, '', `roleAssignments/${crypto.randomUUID()}`),
+      token = manager.token,
+    ) => call('PUT', url, { token, body: { properties: { roleDefinitionId: defId(R.secretsUser), principalId } } });
     const unknown = await assign(unknownId);
     expect(unknown.status).toBe(400);
     const error = (await json(unknown)).error;
@@ -275,14 +307,17 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
     expect(clientError.code).toBe('PrincipalNotFound');
     expect(clientError.message).toContain('client (application) id');
     // The management API refuses them too; a deleted application is no principal either.
-    const mgmt = (principalId: string) => assign(principalId, `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${crypto.randomUUID()}`, adminToken);
+    const mgmt = (principalId: string) =>
+      assign(principalId, `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${crypto.randomUUID()}`, adminToken);
     expect((await json(await mgmt(unknownId))).error.code).toBe('PrincipalNotFound');
     const gone = await newApp('deleted principal');
     expect((await call('DELETE', `${APEX}/management/applications/${gone.clientId}`, { token: adminToken })).status).toBe(204);
     expect((await json(await mgmt(gone.objectId))).error.code).toBe('PrincipalNotFound');
     // Nothing was stored; the object id works.
     const listed = await json(await call('GET', rbacUrl(vault, '', 'roleAssignments'), { token: manager.token }));
-    expect(listed.value.some((a: any) => [unknownId, app.clientId, gone.objectId].includes(a.properties.principalId))).toBe(false);
+    expect(listed.value.some((a: any) => [unknownId, app.clientId, gone.objectId].includes(a.properties.principalId))).toBe(
+      false,
+    );
     expect((await assign(app.objectId)).status).toBe(201);
     // Whoever may not assign learns nothing about which principals exist.
     await expectForbidden(await assign(unknownId, undefined, app.token));
@@ -313,16 +348,29 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
     expect(at.value.map((a: any) => a.properties.scope).sort()).toEqual(expect.arrayContaining(['/', '/secrets']));
     expect(at.value.some((a: any) => a.name === atObject || a.name === atKeys)).toBe(false);
     // principalId eq: one principal's, at, above and below.
-    expect(names(await list('/secrets', `&%24filter=${encodeURIComponent(`principalId eq '${p}'`)}`))).toEqual([atRoot, atSecrets, atObject].sort());
-    expect(names(await list('', `&%24filter=${encodeURIComponent(`principalId eq '${p}'`)}`))).toEqual([atRoot, atSecrets, atObject].sort());
+    expect(names(await list('/secrets', `&%24filter=${encodeURIComponent(`principalId eq '${p}'`)}`))).toEqual(
+      [atRoot, atSecrets, atObject].sort(),
+    );
+    expect(names(await list('', `&%24filter=${encodeURIComponent(`principalId eq '${p}'`)}`))).toEqual(
+      [atRoot, atSecrets, atObject].sort(),
+    );
     expect(names(await list('', `&%24filter=${encodeURIComponent(`atScope() and principalId eq '${p}'`)}`))).toEqual([atRoot]);
     // An unsupported filter is a 400.
-    const bad = await call('GET', rbacUrl(v, '', 'roleAssignments', `${API74}&%24filter=${encodeURIComponent("roleName eq 'x'")}`), { token: manager.token });
+    const bad = await call(
+      'GET',
+      rbacUrl(v, '', 'roleAssignments', `${API74}&%24filter=${encodeURIComponent("roleName eq 'x'")}`),
+      { token: manager.token },
+    );
     expect(bad.status).toBe(400);
 
     // Paging: every item once, the filter carried along.
     const seen: string[] = [];
-    let url: string | null = rbacUrl(v, '', 'roleAssignments', `${API74}&maxresults=2&%24filter=${encodeURIComponent(`principalId eq '${p}'`)}`);
+    let url: string | null = rbacUrl(
+      v,
+      '',
+      'roleAssignments',
+      `${API74}&maxresults=2&%24filter=${encodeURIComponent(`principalId eq '${p}'`)}`,
+    );
     let pages = 0;
     while (url) {
       const res = await call('GET', url, { token: manager.token });
@@ -338,7 +386,7 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
     expect(seen.sort()).toEqual([atRoot, atSecrets, atObject].sort());
   });
 
-  it('lists the built-in role definitions with Azure\'s names, ids and permissions, and filters by roleName', async () => {
+  it("lists the built-in role definitions with Azure's names, ids and permissions, and filters by roleName", async () => {
     const res = await call('GET', rbacUrl(vault, '', 'roleDefinitions'), { token: manager.token });
     expect(res.status).toBe(200);
     const { value } = await json(res);
@@ -358,14 +406,20 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
     const daa = builtIns.find((d: any) => d.name === R.dataAccessAdministrator);
     expect(daa.properties.permissions[0].condition).toContain('GuidEquals');
 
-    const filtered = await call('GET', rbacUrl(vault, '', 'roleDefinitions', `${API74}&%24filter=${encodeURIComponent("roleName eq 'Key Vault Secrets User'")}`), {
-      token: manager.token,
-    });
+    const filtered = await call(
+      'GET',
+      rbacUrl(vault, '', 'roleDefinitions', `${API74}&%24filter=${encodeURIComponent("roleName eq 'Key Vault Secrets User'")}`),
+      {
+        token: manager.token,
+      },
+    );
     expect((await json(filtered)).value.map((d: any) => d.name)).toEqual([R.secretsUser]);
     const one = await call('GET', rbacUrl(vault, '/keys', `roleDefinitions/${R.cryptoUser}`), { token: manager.token });
     expect(one.status).toBe(200);
     expect((await json(one)).properties.roleName).toBe('Key Vault Crypto User');
-    expect((await call('GET', rbacUrl(vault, '', `roleDefinitions/${crypto.randomUUID()}`), { token: manager.token })).status).toBe(404);
+    expect(
+      (await call('GET', rbacUrl(vault, '', `roleDefinitions/${crypto.randomUUID()}`), { token: manager.token })).status,
+    ).toBe(404);
   });
 
   it('defines custom roles with wildcards and notDataActions, and they decide like built-in ones', async () => {
@@ -377,7 +431,12 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
           roleName: `writer without read ${roleId.slice(0, 8)}`,
           description: 'Sets secrets, never reads their values.',
           type: 'CustomRole',
-          permissions: [{ dataActions: ['Microsoft.KeyVault/vaults/secrets/*'], notDataActions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action'] }],
+          permissions: [
+            {
+              dataActions: ['Microsoft.KeyVault/vaults/secrets/*'],
+              notDataActions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action'],
+            },
+          ],
           assignableScopes: ['/'],
         },
       },
@@ -392,11 +451,20 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
         roleName: `writer without read ${roleId.slice(0, 8)}`,
         description: 'Sets secrets, never reads their values.',
         type: 'CustomRole',
-        permissions: [{ actions: [], notActions: [], dataActions: ['Microsoft.KeyVault/vaults/secrets/*'], notDataActions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action'] }],
+        permissions: [
+          {
+            actions: [],
+            notActions: [],
+            dataActions: ['Microsoft.KeyVault/vaults/secrets/*'],
+            notDataActions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action'],
+          },
+        ],
         assignableScopes: ['/'],
       },
     });
-    expect(await json(await call('GET', rbacUrl(vault, '', `roleDefinitions/${roleId}`), { token: manager.token }))).toEqual(created);
+    expect(await json(await call('GET', rbacUrl(vault, '', `roleDefinitions/${roleId}`), { token: manager.token }))).toEqual(
+      created,
+    );
 
     const writer = await newApp('writer');
     // The manager holds everything the role grants (Administrator), so it may assign it.
@@ -407,11 +475,15 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
     // ...but Data Access Administrator's condition covers built-in roles only.
     await expectForbidden(assign);
     await grant(vault, writer.objectId, roleId);
-    expect((await call('PUT', `${vaultOrigin(vault)}/secrets/w?${API74}`, { token: writer.token, body: { value: 'x' } })).status).toBe(200);
+    expect(
+      (await call('PUT', `${vaultOrigin(vault)}/secrets/w?${API74}`, { token: writer.token, body: { value: 'x' } })).status,
+    ).toBe(200);
     await expectForbidden(await getSecret(vault, 'w', writer.token));
 
     // A definition with assignments cannot be deleted; a role name is unique.
-    const del = await call('DELETE', `${APEX}/management/vaults/${vault}/${AUTH}/roleDefinitions/${roleId}`, { token: adminToken });
+    const del = await call('DELETE', `${APEX}/management/vaults/${vault}/${AUTH}/roleDefinitions/${roleId}`, {
+      token: adminToken,
+    });
     expect(del.status).toBe(409);
     const dup = await call('PUT', `${APEX}/management/vaults/${vault}/${AUTH}/roleDefinitions/${crypto.randomUUID()}`, {
       token: adminToken,
@@ -432,13 +504,17 @@ describe('the role API on the vault host (Managed HSM shapes)', () => {
 
   it('keeps the management API to administrators', async () => {
     const app = await newApp();
-    expect((await call('GET', `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments`, { token: app.token })).status).toBe(403);
+    expect((await call('GET', `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments`, { token: app.token })).status).toBe(
+      403,
+    );
     const res = await call('PUT', `${APEX}/management/vaults/${vault}/${AUTH}/roleAssignments/${crypto.randomUUID()}`, {
       token: app.token,
       body: { properties: { roleDefinitionId: defId(R.administrator), principalId: app.objectId } },
     });
     expect(res.status).toBe(403);
-    expect((await call('GET', `${APEX}/management/vaults/nosuchvault1/${AUTH}/roleAssignments`, { token: adminToken })).status).toBe(404);
+    expect(
+      (await call('GET', `${APEX}/management/vaults/nosuchvault1/${AUTH}/roleAssignments`, { token: adminToken })).status,
+    ).toBe(404);
   });
 });
 
@@ -518,7 +594,11 @@ describe('escalation attempts are refused', () => {
       });
       expect(res.status, await res.clone().text()).toBe(201);
     };
-    await define(assignerRole, 'assigner', [RoleActions.writeAssignments, RoleActions.readAssignments, SecretActions.readMetadata]);
+    await define(assignerRole, 'assigner', [
+      RoleActions.writeAssignments,
+      RoleActions.readAssignments,
+      SecretActions.readMetadata,
+    ]);
     await define(metadataRole, 'metadata reader', [SecretActions.readMetadata]);
     await define(valueRole, 'value reader', [SecretActions.readMetadata, SecretActions.get]);
     const assigner = await newApp('custom assigner');
@@ -538,7 +618,12 @@ describe('escalation attempts are refused', () => {
     const definerRole = crypto.randomUUID();
     const res = await call('PUT', `${APEX}/management/vaults/${vault}/${AUTH}/roleDefinitions/${definerRole}`, {
       token: adminToken,
-      body: { properties: { roleName: `definer ${definerRole.slice(0, 8)}`, permissions: [{ dataActions: [RoleActions.writeDefinitions, SecretActions.readMetadata] }] } },
+      body: {
+        properties: {
+          roleName: `definer ${definerRole.slice(0, 8)}`,
+          permissions: [{ dataActions: [RoleActions.writeDefinitions, SecretActions.readMetadata] }],
+        },
+      },
     });
     expect(res.status).toBe(201);
     const definer = await newApp('definer');
@@ -546,12 +631,22 @@ describe('escalation attempts are refused', () => {
     // Rewriting its own role to read values: refused; a role within what it holds: allowed.
     const widen = await call('PUT', rbacUrl(vault, '', `roleDefinitions/${definerRole}`), {
       token: definer.token,
-      body: { properties: { roleName: `definer ${definerRole.slice(0, 8)}`, permissions: [{ dataActions: [RoleActions.writeDefinitions, 'Microsoft.KeyVault/vaults/secrets/*'] }] } },
+      body: {
+        properties: {
+          roleName: `definer ${definerRole.slice(0, 8)}`,
+          permissions: [{ dataActions: [RoleActions.writeDefinitions, 'Microsoft.KeyVault/vaults/secrets/*'] }],
+        },
+      },
     });
     await expectForbidden(widen);
     const narrow = await call('PUT', rbacUrl(vault, '', `roleDefinitions/${crypto.randomUUID()}`), {
       token: definer.token,
-      body: { properties: { roleName: `narrow ${definerRole.slice(0, 8)}`, permissions: [{ dataActions: [SecretActions.readMetadata] }] } },
+      body: {
+        properties: {
+          roleName: `narrow ${definerRole.slice(0, 8)}`,
+          permissions: [{ dataActions: [SecretActions.readMetadata] }],
+        },
+      },
     });
     expect(narrow.status).toBe(201);
     await expectForbidden(await getSecret(vault, 's', definer.token));
@@ -561,7 +656,13 @@ describe('escalation attempts are refused', () => {
     const wide = crypto.randomUUID();
     const put = await call('PUT', `${APEX}/management/vaults/${vault}/${AUTH}/roleDefinitions/${wide}`, {
       token: adminToken,
-      body: { properties: { roleName: `wide ${wide.slice(0, 8)}`, permissions: [{ dataActions: [SecretActions.readMetadata] }], assignableScopes: ['/'] } },
+      body: {
+        properties: {
+          roleName: `wide ${wide.slice(0, 8)}`,
+          permissions: [{ dataActions: [SecretActions.readMetadata] }],
+          assignableScopes: ['/'],
+        },
+      },
     });
     expect(put.status).toBe(201);
     const deleterRole = crypto.randomUUID();
@@ -569,19 +670,28 @@ describe('escalation attempts are refused', () => {
       (
         await call('PUT', `${APEX}/management/vaults/${vault}/${AUTH}/roleDefinitions/${deleterRole}`, {
           token: adminToken,
-          body: { properties: { roleName: `deleter ${deleterRole.slice(0, 8)}`, permissions: [{ dataActions: [RoleActions.deleteDefinitions, RoleActions.readDefinitions] }] } },
+          body: {
+            properties: {
+              roleName: `deleter ${deleterRole.slice(0, 8)}`,
+              permissions: [{ dataActions: [RoleActions.deleteDefinitions, RoleActions.readDefinitions] }],
+            },
+          },
         })
       ).status,
     ).toBe(201);
     const deleter = await newApp('narrow deleter');
     await grant(vault, deleter.objectId, deleterRole, '/secrets/x');
     // Addressed at the object it holds rights on, the role still reaches the whole vault.
-    const message = await expectForbidden(await call('DELETE', rbacUrl(vault, 'secrets/x', `roleDefinitions/${wide}`), { token: deleter.token }));
+    const message = await expectForbidden(
+      await call('DELETE', rbacUrl(vault, 'secrets/x', `roleDefinitions/${wide}`), { token: deleter.token }),
+    );
     expect(message).toContain(`scope '/'`);
     expect((await call('GET', rbacUrl(vault, '', `roleDefinitions/${wide}`), { token: adminToken })).status).toBe(200);
     // With the delete action at '/' it may.
     await grant(vault, deleter.objectId, deleterRole, '/');
-    expect((await call('DELETE', rbacUrl(vault, 'secrets/x', `roleDefinitions/${wide}`), { token: deleter.token })).status).toBe(200);
+    expect((await call('DELETE', rbacUrl(vault, 'secrets/x', `roleDefinitions/${wide}`), { token: deleter.token })).status).toBe(
+      200,
+    );
     expect((await call('GET', rbacUrl(vault, '', `roleDefinitions/${wide}`), { token: adminToken })).status).toBe(404);
   });
 
@@ -589,10 +699,18 @@ describe('escalation attempts are refused', () => {
     const daa = await newApp('remover');
     await grant(vault, daa.objectId, R.dataAccessAdministrator);
     await grant(vault, daa.objectId, R.secretsUser);
-    const list = await json(await call('GET', rbacUrl(vault, '', 'roleAssignments', `${API74}&%24filter=${encodeURIComponent(`principalId eq '${adminObjectId}'`)}`), { token: daa.token }));
+    const list = await json(
+      await call(
+        'GET',
+        rbacUrl(vault, '', 'roleAssignments', `${API74}&%24filter=${encodeURIComponent(`principalId eq '${adminObjectId}'`)}`),
+        { token: daa.token },
+      ),
+    );
     const creatorAssignment = list.value.find((a: any) => a.properties.roleDefinitionId === defId(R.administrator));
     expect(creatorAssignment).toBeDefined();
-    await expectForbidden(await call('DELETE', rbacUrl(vault, '', `roleAssignments/${creatorAssignment.name}`), { token: daa.token }));
+    await expectForbidden(
+      await call('DELETE', rbacUrl(vault, '', `roleAssignments/${creatorAssignment.name}`), { token: daa.token }),
+    );
     // One within its reach it may remove.
     const victim = (await newApp('victim')).objectId;
     const name = await grant(vault, victim, R.secretsUser);
@@ -601,7 +719,7 @@ describe('escalation attempts are refused', () => {
 });
 
 describe('access policies instead of roles (enableRbacAuthorization false)', () => {
-  it('decides by the caller\'s access policy and ignores role assignments', async () => {
+  it("decides by the caller's access policy and ignores role assignments", async () => {
     const vault = await newVault(adminToken);
     await putSecret(vault, 'p');
     const db = database(env.DB);
@@ -617,8 +735,13 @@ describe('access policies instead of roles (enableRbacAuthorization false)', () 
     forgetAuthorization(record.id);
 
     expect((await getSecret(vault, 'p', reader.token)).status).toBe(200);
-    const message = await expectForbidden(await call('PUT', `${vaultOrigin(vault)}/secrets/p?${API74}`, { token: reader.token, body: { value: 'x' } }), 'AccessDenied');
-    expect(message).toContain(`'appid=${reader.clientId};oid=${reader.objectId}' does not have secrets set permission on key vault '${vault}'`);
+    const message = await expectForbidden(
+      await call('PUT', `${vaultOrigin(vault)}/secrets/p?${API74}`, { token: reader.token, body: { value: 'x' } }),
+      'AccessDenied',
+    );
+    expect(message).toContain(
+      `'appid=${reader.clientId};oid=${reader.objectId}' does not have secrets set permission on key vault '${vault}'`,
+    );
     await expectForbidden(await getSecret(vault, 'p', roleHolder.token), 'AccessDenied');
   });
 });

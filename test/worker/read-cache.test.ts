@@ -1,13 +1,12 @@
+// The per-vault read-cache bound (README, "Read caching") as one isolate sees it: the setting, a
+// bound of 0, and writes through this isolate being read at once. The two-isolate contract is
+// test/e2e/edge-rpc.e2e.test.ts.
 import { describe, expect, it } from 'vitest';
 import { isRpcAllowed } from '../../src/access/network';
 import type { VaultRecord } from '../../src/core/vault';
 import { bridgeStats } from '../../src/crypto/bridge-client';
 import { d1Stats } from '../../src/storage/db';
 import { API, APEX, call, json, setupVault } from './helpers';
-
-// The per-vault read-cache bound (README, "Read caching") as one isolate sees it: the setting, a
-// bound of 0, and writes through this isolate being read at once. The two-isolate contract is
-// test/e2e/edge-rpc.e2e.test.ts.
 
 describe('readCacheSeconds', () => {
   it('defaults to 10, is set at creation and by PATCH, and refuses values outside 0..300', async () => {
@@ -70,7 +69,9 @@ describe('the firewall and service-binding callers', () => {
   it('lets them through unless a Deny vault says bypass None', () => {
     expect(isRpcAllowed(vault(null))).toBe(true);
     expect(isRpcAllowed(vault({ defaultAction: 'Allow', bypass: 'None', ipRules: [] }))).toBe(true);
-    expect(isRpcAllowed(vault({ defaultAction: 'Deny', bypass: 'AzureServices', ipRules: [{ value: '10.0.0.0/8' }] }))).toBe(true);
+    expect(isRpcAllowed(vault({ defaultAction: 'Deny', bypass: 'AzureServices', ipRules: [{ value: '10.0.0.0/8' }] }))).toBe(
+      true,
+    );
     expect(isRpcAllowed(vault({ defaultAction: 'Deny', bypass: 'None', ipRules: [{ value: '10.0.0.0/8' }] }))).toBe(false);
     expect(isRpcAllowed({ ...vault(null), networkAcls: '{not json' })).toBe(false);
   });

@@ -1,4 +1,14 @@
-import { createExecutionContext, createMessageBatch, createScheduledController, getQueueResult, waitOnExecutionContext } from 'cloudflare:test';
+/**
+ * Key rotation: policies as Azure validates them, rotation on demand, and the cron rotating once
+ * under overlapping runs.
+ */
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+  waitOnExecutionContext,
+} from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BridgeClient, HsmKeyExistsError } from '../../src/crypto/bridge-client';
 import { fromBase64Url, toBase64Url } from '../../src/core/encoding';
@@ -18,14 +28,18 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 const plus = (at: number, iso: string) => shiftByDuration(at, parseDuration(iso)!, 1);
 const minus = (at: number, iso: string) => shiftByDuration(at, parseDuration(iso)!, -1);
 const versionOf = (kid: string) => kid.split('/').pop()!;
-const DEFAULT_POLICY = { lifetimeActions: [{ trigger: { timeBeforeExpiry: 'P30D' }, action: { type: 'Notify' } }], attributes: null };
+const DEFAULT_POLICY = {
+  lifetimeActions: [{ trigger: { timeBeforeExpiry: 'P30D' }, action: { type: 'Notify' } }],
+  attributes: null,
+};
 
 /** A vault of its own, with small helpers bound to it. */
 async function vaultFixture() {
   const { token, origin, vault } = await setupVault();
   const record = (await findVault(db, vault))!;
   const url = (path: string) => `${origin}${path}${path.includes('?') ? '&' : '?'}${API}`;
-  const req = (method: string, path: string, body?: unknown) => call(method, url(path), { token, ...(body !== undefined ? { body } : {}) });
+  const req = (method: string, path: string, body?: unknown) =>
+    call(method, url(path), { token, ...(body !== undefined ? { body } : {}) });
   const create = async (name: string, body: Record<string, unknown>) => {
     const res = await req('POST', `/keys/${name}/create`, body);
     if (res.status !== 200) throw new Error(`create ${name}: ${res.status} ${await res.text()}`);
@@ -43,11 +57,14 @@ async function vaultFixture() {
       name,
     );
   const head = async (name: string) =>
-    (await rows<{ latest_version: string; rotation_due_at: number | null; rotation_claim: string | null; rotation_claim_until: number | null }>(
-      'select * from keys where vault_id = ? and name = ?',
-      record.id,
-      name,
-    ))[0]!;
+    (
+      await rows<{
+        latest_version: string;
+        rotation_due_at: number | null;
+        rotation_claim: string | null;
+        rotation_claim_until: number | null;
+      }>('select * from keys where vault_id = ? and name = ?', record.id, name)
+    )[0]!;
   const setHead = (name: string, assignments: string, ...params: unknown[]) =>
     env.DB.prepare(`update keys set ${assignments} where vault_id = ? and name = ?`)
       .bind(...params, record.id, name)
@@ -157,7 +174,10 @@ describe('rotation policy API', () => {
       ['bare PT', { lifetimeActions: [rotate({ timeAfterCreate: 'P1DT' })] }],
       ['zero duration', { lifetimeActions: [notify({ timeBeforeExpiry: 'P0D' })] }],
       ['absurd duration', { lifetimeActions: [rotate({ timeAfterCreate: 'P999999Y' })] }],
-      ['both triggers', { lifetimeActions: [rotate({ timeAfterCreate: 'P30D', timeBeforeExpiry: 'P30D' })], attributes: { expiryTime: 'P90D' } }],
+      [
+        'both triggers',
+        { lifetimeActions: [rotate({ timeAfterCreate: 'P30D', timeBeforeExpiry: 'P30D' })], attributes: { expiryTime: 'P90D' } },
+      ],
       ['no trigger time', { lifetimeActions: [rotate({})] }],
       ['no trigger at all', { lifetimeActions: [{ action: { type: 'Rotate' } }] }],
       ['no action', { lifetimeActions: [{ trigger: { timeAfterCreate: 'P30D' } }] }],
@@ -167,11 +187,23 @@ describe('rotation policy API', () => {
       ['Notify after creation', { lifetimeActions: [notify({ timeAfterCreate: 'P30D' })] }],
       ['rotation sooner than 7 days after creation', { lifetimeActions: [rotate({ timeAfterCreate: 'P6D' })] }],
       ['rotation sooner than 7 days, in hours', { lifetimeActions: [rotate({ timeAfterCreate: 'PT167H' })] }],
-      ['rotation later than 7 days before expiry', { lifetimeActions: [rotate({ timeBeforeExpiry: 'P6D' })], attributes: { expiryTime: 'P90D' } }],
+      [
+        'rotation later than 7 days before expiry',
+        { lifetimeActions: [rotate({ timeBeforeExpiry: 'P6D' })], attributes: { expiryTime: 'P90D' } },
+      ],
       ['rotation before expiry without expiryTime', { lifetimeActions: [rotate({ timeBeforeExpiry: 'P30D' })] }],
-      ['rotation before expiry too early', { lifetimeActions: [rotate({ timeBeforeExpiry: 'P85D' })], attributes: { expiryTime: 'P90D' } }],
-      ['rotation after creation too close to expiry', { lifetimeActions: [rotate({ timeAfterCreate: 'P84D' })], attributes: { expiryTime: 'P90D' } }],
-      ['notification not shorter than expiryTime', { lifetimeActions: [notify({ timeBeforeExpiry: 'P3M' })], attributes: { expiryTime: 'P90D' } }],
+      [
+        'rotation before expiry too early',
+        { lifetimeActions: [rotate({ timeBeforeExpiry: 'P85D' })], attributes: { expiryTime: 'P90D' } },
+      ],
+      [
+        'rotation after creation too close to expiry',
+        { lifetimeActions: [rotate({ timeAfterCreate: 'P84D' })], attributes: { expiryTime: 'P90D' } },
+      ],
+      [
+        'notification not shorter than expiryTime',
+        { lifetimeActions: [notify({ timeBeforeExpiry: 'P3M' })], attributes: { expiryTime: 'P90D' } },
+      ],
       ['lifetimeActions not a list', { lifetimeActions: { trigger: {} } }],
       ['not JSON', '{"lifetimeActions": ['],
     ];
@@ -187,11 +219,23 @@ describe('rotation policy API', () => {
   it('accepts what Azure accepts at the limits', async () => {
     await f.create('limits', { kty: 'EC' });
     const accepted = [
-      { lifetimeActions: [{ trigger: { timeAfterCreate: 'P7D' }, action: { type: 'Rotate' } }], attributes: { expiryTime: 'P28D' } },
-      { lifetimeActions: [{ trigger: { timeBeforeExpiry: 'P7D' }, action: { type: 'Rotate' } }], attributes: { expiryTime: 'P1M' } },
-      { lifetimeActions: [{ trigger: { timeAfterCreate: 'P1Y6M' }, action: { type: 'ROTATE' } }], attributes: { expiryTime: 'P2Y' } },
+      {
+        lifetimeActions: [{ trigger: { timeAfterCreate: 'P7D' }, action: { type: 'Rotate' } }],
+        attributes: { expiryTime: 'P28D' },
+      },
+      {
+        lifetimeActions: [{ trigger: { timeBeforeExpiry: 'P7D' }, action: { type: 'Rotate' } }],
+        attributes: { expiryTime: 'P1M' },
+      },
+      {
+        lifetimeActions: [{ trigger: { timeAfterCreate: 'P1Y6M' }, action: { type: 'ROTATE' } }],
+        attributes: { expiryTime: 'P2Y' },
+      },
       { lifetimeActions: [{ trigger: { timeBeforeExpiry: 'P1D' }, action: { type: 'notify' } }] },
-      { lifetimeActions: [{ trigger: { timeBeforeExpiry: 'PT12H' }, action: { type: 'Notify' } }], attributes: { expiryTime: 'P4W' } },
+      {
+        lifetimeActions: [{ trigger: { timeBeforeExpiry: 'PT12H' }, action: { type: 'Notify' } }],
+        attributes: { expiryTime: 'P4W' },
+      },
       {},
     ];
     for (const body of accepted) {
@@ -287,7 +331,13 @@ describe('rotation on demand', () => {
     });
 
     // Sent again (a retried emit) and delivered twice (a redelivered batch): still one row.
-    const again = await newVersionEvent(f.origin, f.record, { name: 'evented', version, nbf: null, exp: null, created: rotated.attributes.created });
+    const again = await newVersionEvent(f.origin, f.record, {
+      name: 'evented',
+      version,
+      nbf: null,
+      exp: null,
+      created: rotated.attributes.created,
+    });
     expect(await emitEvents(env.EVENTS_QUEUE, [again])).toBe(true);
     const batch = createMessageBatch<VaultEvent>('ekv-events', [
       { id: 'm1', timestamp: new Date(), attempts: 1, body: again },
@@ -309,8 +359,16 @@ async function expectSignsWith(f: Awaited<ReturnType<typeof vaultFixture>>, name
   expect(res.status).toBe(200);
   const signed = await json(res);
   expect(signed.kid).toBe(key.kid);
-  const publicKey = await crypto.subtle.importKey('jwk', { kty: 'EC', crv: key.crv, x: key.x, y: key.y }, { name: 'ECDSA', namedCurve: key.crv! }, true, ['verify']);
-  expect(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-384' }, publicKey, fromBase64Url(signed.value), message)).toBe(true);
+  const publicKey = await crypto.subtle.importKey(
+    'jwk',
+    { kty: 'EC', crv: key.crv, x: key.x, y: key.y },
+    { name: 'ECDSA', namedCurve: key.crv! },
+    true,
+    ['verify'],
+  );
+  expect(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-384' }, publicKey, fromBase64Url(signed.value), message)).toBe(
+    true,
+  );
 }
 
 describe('cron rotation', () => {
@@ -347,7 +405,10 @@ describe('cron rotation', () => {
     expect(head.rotation_claim).toBeNull();
     // Its KeyNewVersionCreated is stored.
     const stored = await eventsOf(f.vault, 'after-create', 2); // the created version's, and the rotation's
-    expect(stored.map((e) => [e.event_type, e.version])).toContainEqual(['Microsoft.KeyVault.KeyNewVersionCreated', versionOf(latest.key.kid)]);
+    expect(stored.map((e) => [e.event_type, e.version])).toContainEqual([
+      'Microsoft.KeyVault.KeyNewVersionCreated',
+      versionOf(latest.key.kid),
+    ]);
   }, 30_000);
 
   it('rotates by timeBeforeExpiry, and notifies near expiry once per version', async () => {
@@ -367,14 +428,25 @@ describe('cron rotation', () => {
 
     await run(notifyAt - 60);
     // Only the creation's KeyNewVersionCreated so far.
-    expect((await eventsOf(f.vault, 'before-expiry', 2, 1500)).map((e) => e.event_type)).toEqual(['Microsoft.KeyVault.KeyNewVersionCreated']);
+    expect((await eventsOf(f.vault, 'before-expiry', 2, 1500)).map((e) => e.event_type)).toEqual([
+      'Microsoft.KeyVault.KeyNewVersionCreated',
+    ]);
 
     // The Notify time came: KeyNearExpiry for this version, no rotation, next look at the Rotate time.
     await run(notifyAt + 1);
     await run(notifyAt + 120); // nothing is due anymore: no second event
-    const notified = (await settledEvents(f.vault, 'before-expiry', 2)).filter((e) => e.event_type !== 'Microsoft.KeyVault.KeyNewVersionCreated');
-    expect(notified.map((e) => [e.event_type, e.version])).toEqual([['Microsoft.KeyVault.KeyNearExpiry', versionOf(first.key.kid)]]);
-    expect(JSON.parse(notified[0]!.body).data).toMatchObject({ ObjectName: 'before-expiry', Version: versionOf(first.key.kid), EXP: exp, NBF: null });
+    const notified = (await settledEvents(f.vault, 'before-expiry', 2)).filter(
+      (e) => e.event_type !== 'Microsoft.KeyVault.KeyNewVersionCreated',
+    );
+    expect(notified.map((e) => [e.event_type, e.version])).toEqual([
+      ['Microsoft.KeyVault.KeyNearExpiry', versionOf(first.key.kid)],
+    ]);
+    expect(JSON.parse(notified[0]!.body).data).toMatchObject({
+      ObjectName: 'before-expiry',
+      Version: versionOf(first.key.kid),
+      EXP: exp,
+      NBF: null,
+    });
     expect(await f.versions('before-expiry')).toHaveLength(1);
     expect((await f.head('before-expiry')).rotation_due_at).toBe(rotateAt);
 
@@ -409,7 +481,9 @@ describe('cron rotation', () => {
     expect(await f.versions('contended')).toHaveLength(2);
     expect((await f.head('contended')).rotation_claim).toBeNull();
     // One for the created version, one for the single rotation.
-    const created = (await settledEvents(f.vault, 'contended', 2)).filter((e) => e.event_type === 'Microsoft.KeyVault.KeyNewVersionCreated');
+    const created = (await settledEvents(f.vault, 'contended', 2)).filter(
+      (e) => e.event_type === 'Microsoft.KeyVault.KeyNewVersionCreated',
+    );
     expect(created).toHaveLength(2);
     expect(new Set(created.map((e) => e.version)).size).toBe(2);
   }, 30_000);
@@ -431,7 +505,9 @@ describe('cron rotation', () => {
 
   it('finishes an HSM rotation a run left half-made: its token object is destroyed, not orphaned or used', async () => {
     const first = await f.create('hsm-interrupted', { kty: 'EC-HSM', crv: 'P-384' });
-    await f.setPolicy('hsm-interrupted', { lifetimeActions: [{ trigger: { timeAfterCreate: 'P7D' }, action: { type: 'Rotate' } }] });
+    await f.setPolicy('hsm-interrupted', {
+      lifetimeActions: [{ trigger: { timeAfterCreate: 'P7D' }, action: { type: 'Rotate' } }],
+    });
     const at = plus(first.attributes.created, 'P7D') + 1;
     // What a run that died after generating would leave: its claim (expired now) and a token
     // object under the version id it derived.

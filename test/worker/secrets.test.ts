@@ -1,3 +1,7 @@
+/**
+ * The Secrets API over HTTP: set, get, update, list, versions, delete, recover, purge, backup and
+ * restore, in Azure's shapes.
+ */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { API, call, json, setupVault } from './helpers';
 
@@ -305,8 +309,15 @@ describe('backup and restore', () => {
     const { token: t, origin: o } = await setupVault();
     const raw = JSON.parse(atob(blob.replace(/-/g, '+').replace(/_/g, '/')));
     const flipped = raw.c.slice(0, 20) + (raw.c[20] === 'A' ? 'B' : 'A') + raw.c.slice(21);
-    const tampered = btoa(JSON.stringify({ ...raw, c: flipped })).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-    for (const value of [tampered, 'bm90IGEgYmFja3Vw', btoa(JSON.stringify({ ...raw, k: crypto.randomUUID() })).replace(/=+$/, '')]) {
+    const tampered = btoa(JSON.stringify({ ...raw, c: flipped }))
+      .replace(/\+/g, '-')
+      .replace(/\//g, '_')
+      .replace(/=+$/, '');
+    for (const value of [
+      tampered,
+      'bm90IGEgYmFja3Vw',
+      btoa(JSON.stringify({ ...raw, k: crypto.randomUUID() })).replace(/=+$/, ''),
+    ]) {
       const res = await call('POST', `${o}/secrets/restore?${API}`, { token: t, body: { value } });
       expect(res.status).toBe(400);
       expect((await json(res)).error.code).toBe('BadParameter');

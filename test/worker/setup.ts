@@ -1,3 +1,4 @@
+/** Setup of every workerd test file: the D1 migrations applied once. */
 import { applyD1Migrations } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 

@@ -89,7 +89,8 @@ async function backupOf(k: Kind, name: string): Promise<string> {
 
 /** base64url of a JSON value, as a backup envelope is written. */
 const encode = (value: unknown) => toBase64Url(utf8(JSON.stringify(value)));
-const envelopeOf = (blob: string) => JSON.parse(new TextDecoder().decode(fromBase64Url(blob))) as { f: string; k: string; c: string };
+const envelopeOf = (blob: string) =>
+  JSON.parse(new TextDecoder().decode(fromBase64Url(blob))) as { f: string; k: string; c: string };
 
 describe.each(KINDS)('$collection over the engine', (k) => {
   it('lists the versions of a name that never existed as an empty page, as Azure does', async () => {
@@ -113,7 +114,10 @@ describe.each(KINDS)('$collection over the engine', (k) => {
     expect((await json(forged)).error.code).toBe('BadParameter');
 
     expect((await call('DELETE', url(`/${k.collection}/${name}`), { token })).status).toBe(200);
-    expect(await json(await call('GET', url(`/${k.collection}/${name}/versions`), { token }))).toEqual({ value: [], nextLink: null });
+    expect(await json(await call('GET', url(`/${k.collection}/${name}/versions`), { token }))).toEqual({
+      value: [],
+      nextLink: null,
+    });
   });
 
   it("soft-deletes, refuses the name while deleted, recovers and purges, in the kind's words", async () => {
@@ -228,8 +232,18 @@ describe.each(KINDS)('$collection over the engine', (k) => {
         { kind: kind === 'secret' ? 'key' : 'secret', name: 'x', latestVersion: 'a'.repeat(32), versions: [] },
         { kind, name: 'x', latestVersion: 'a'.repeat(32), versions: [] },
         { kind, name: 'not a valid name!', latestVersion: 'a'.repeat(32), versions: [{ version: 'a'.repeat(32) }] },
-        { kind, name: 'x', latestVersion: 'b'.repeat(32), versions: [{ version: 'a'.repeat(32), value: 'v', kind: 'EC', privateJwk: {} }] },
-        { kind, name: 'x', latestVersion: 'not-a-version', versions: [{ version: 'not-a-version', value: 'v', kind: 'EC', privateJwk: {} }] },
+        {
+          kind,
+          name: 'x',
+          latestVersion: 'b'.repeat(32),
+          versions: [{ version: 'a'.repeat(32), value: 'v', kind: 'EC', privateJwk: {} }],
+        },
+        {
+          kind,
+          name: 'x',
+          latestVersion: 'not-a-version',
+          versions: [{ version: 'not-a-version', value: 'v', kind: 'EC', privateJwk: {} }],
+        },
         { kind, name: 'x', latestVersion: 'a'.repeat(32), versions: [{ version: 'a'.repeat(32) }] },
       ];
       for (const payload of payloads) await refusedWith(await sealBackup(dataKeyManager, kind, utf8(JSON.stringify(payload))));
@@ -240,7 +254,11 @@ describe.each(KINDS)('$collection over the engine', (k) => {
 describe('writes into a vault that disappeared', () => {
   // The vault is deleted through another isolate whose cache had not expired here: the write's
   // foreign key fails, and the engine answers 404 VaultNotFound (not a server error) for each kind.
-  const ghost = async (): Promise<VaultRecord> => ({ ...(await findVault(db, vaultName))!, id: crypto.randomUUID(), name: `ghost${Date.now()}` });
+  const ghost = async (): Promise<VaultRecord> => ({
+    ...(await findVault(db, vaultName))!,
+    id: crypto.randomUUID(),
+    name: `ghost${Date.now()}`,
+  });
 
   it('a secret version', async () => {
     const store = new SecretStore(db, dataKeyManager, await ghost());
@@ -256,10 +274,14 @@ describe('writes into a vault that disappeared', () => {
 describe("the keys description's hooks", () => {
   const headOf = async (name: string) => {
     const vault = (await findVault(db, vaultName))!;
-    return (await db.select().from(keyHeads).where(and(eq(keyHeads.vaultId, vault.id), eq(keyHeads.name, name))).get())!;
+    return (await db
+      .select()
+      .from(keyHeads)
+      .where(and(eq(keyHeads.vaultId, vault.id), eq(keyHeads.name, name)))
+      .get())!;
   };
 
-  it("keeps the rotation due time following the latest version: on a new version and an exp change, not on a tags change", async () => {
+  it('keeps the rotation due time following the latest version: on a new version and an exp change, not on a tags change', async () => {
     const name = 'hooked-schedule';
     await made(KINDS[1]!, name);
     // Default policy: Notify 30 days before expiry; without exp nothing is due.
@@ -285,9 +307,19 @@ describe("the keys description's hooks", () => {
     expect(down.status).toBeGreaterThanOrEqual(500);
     expect((await call('GET', url(`/deletedkeys/${name}`), { token })).status).toBe(200);
     const vault = (await findVault(db, vaultName))!;
-    const rows = await db.select().from(keyVersions).where(and(eq(keyVersions.vaultId, vault.id), eq(keyVersions.name, name))).all();
+    const rows = await db
+      .select()
+      .from(keyVersions)
+      .where(and(eq(keyVersions.vaultId, vault.id), eq(keyVersions.name, name)))
+      .all();
     expect(rows).toHaveLength(1);
     expect((await call('DELETE', url(`/deletedkeys/${name}`), { token })).status).toBe(204);
-    expect(await db.select().from(keyVersions).where(and(eq(keyVersions.vaultId, vault.id), eq(keyVersions.name, name))).all()).toEqual([]);
+    expect(
+      await db
+        .select()
+        .from(keyVersions)
+        .where(and(eq(keyVersions.vaultId, vault.id), eq(keyVersions.name, name)))
+        .all(),
+    ).toEqual([]);
   });
 });

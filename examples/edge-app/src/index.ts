@@ -17,7 +17,8 @@ export default {
       // An app would use the value; this one shows only that it has it, never the value itself.
       return Response.json({ name: secret.name, version: secret.version, length: secret.value.length });
     } catch (err) {
-      if (err instanceof VaultRpcError) return Response.json({ error: { code: err.code, innerCode: err.innerCode ?? null } }, { status: err.status });
+      if (err instanceof VaultRpcError)
+        return Response.json({ error: { code: err.code, innerCode: err.innerCode ?? null } }, { status: err.status });
       throw err;
     }
   },

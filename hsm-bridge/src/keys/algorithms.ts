@@ -26,8 +26,7 @@ export const HASHES = {
 } as const;
 
 export type SignAlg =
-  | { kty: 'RSA'; hash: keyof typeof HASHES; pss: boolean; digest: number }
-  | { kty: 'EC'; crv: HsmCurve; digest: number };
+  { kty: 'RSA'; hash: keyof typeof HASHES; pss: boolean; digest: number } | { kty: 'EC'; crv: HsmCurve; digest: number };
 
 export const SIGN_ALGS: Record<string, SignAlg> = {
   RS256: { kty: 'RSA', hash: 'sha256', pss: false, digest: 32 },
@@ -64,9 +63,11 @@ export function checkId(id: unknown, name = 'handle'): asserts id is string {
 
 export function checkSpec(spec: unknown): HsmKeySpec {
   const s = (typeof spec === 'object' && spec !== null ? spec : {}) as Record<string, unknown>;
-  if (s.kty === 'RSA' && (HSM_RSA_SIZES as readonly unknown[]).includes(s.size)) return { kty: 'RSA', size: s.size as HsmRsaSize };
+  if (s.kty === 'RSA' && (HSM_RSA_SIZES as readonly unknown[]).includes(s.size))
+    return { kty: 'RSA', size: s.size as HsmRsaSize };
   if (s.kty === 'EC' && (HSM_CURVES as readonly unknown[]).includes(s.crv)) return { kty: 'EC', crv: s.crv as HsmCurve };
-  if (s.kty === 'oct' && (HSM_AES_SIZES as readonly unknown[]).includes(s.size)) return { kty: 'oct', size: s.size as HsmAesSize };
+  if (s.kty === 'oct' && (HSM_AES_SIZES as readonly unknown[]).includes(s.size))
+    return { kty: 'oct', size: s.size as HsmAesSize };
   throw new KeyRequestError(
     "'spec' must be {kty:'RSA', size: 2048|3072|4096}, {kty:'EC', crv: 'P-256'|'P-384'|'P-521'|'P-256K'} or {kty:'oct', size: 128|192|256}",
   );

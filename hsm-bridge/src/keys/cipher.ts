@@ -3,9 +3,20 @@
  * RSA decryption (rsa-decrypt.ts) with an RSA key. RSA encryption needs only the public key, so
  * the caller does it, not the HSM.
  */
-import * as graphene from 'graphene-pk11';
+import type * as graphene from 'graphene-pk11';
 import { MAX_AAD_BYTES, MAX_CIPHER_BYTES } from '../../../bridge-protocol/index.js';
-import { AES_BLOCK, GCM_IV_BYTES, GCM_TAG_BYTES, RSA_DECRYPT_ALGS, aesAlg, bytesInRange, cbc, gcm, refuseExtras, shown } from './algorithms.js';
+import {
+  AES_BLOCK,
+  GCM_IV_BYTES,
+  GCM_TAG_BYTES,
+  RSA_DECRYPT_ALGS,
+  aesAlg,
+  bytesInRange,
+  cbc,
+  gcm,
+  refuseExtras,
+  shown,
+} from './algorithms.js';
 import { KeyRequestError } from './errors.js';
 import type { RsaDecryptor } from './rsa-decrypt.js';
 import { pkcs11 } from './session.js';
@@ -19,7 +30,14 @@ export interface CipherOptions {
 }
 
 /** RSA-OAEP, RSA-OAEP-256, RSA1_5 with an RSA key; A*GCM, A*CBC, A*CBCPAD with an oct key. */
-export async function decrypt(store: KeyStore, rsa: RsaDecryptor, handle: string, alg: string, ciphertext: Uint8Array, opts: CipherOptions = {}): Promise<Uint8Array> {
+export async function decrypt(
+  store: KeyStore,
+  rsa: RsaDecryptor,
+  handle: string,
+  alg: string,
+  ciphertext: Uint8Array,
+  opts: CipherOptions = {},
+): Promise<Uint8Array> {
   if (RSA_DECRYPT_ALGS.has(alg)) {
     refuseExtras({ ...opts }, ['iv', 'aad', 'tag'], alg);
     return store.withKey(handle, 'decrypt', true, (session, key) => rsa.decrypt(session, key, alg, ciphertext));
@@ -38,14 +56,17 @@ export async function decrypt(store: KeyStore, rsa: RsaDecryptor, handle: string
   } else {
     refuseExtras({ aad: opts.aad, tag: opts.tag }, ['aad', 'tag'], alg);
     if (opts.iv?.length !== AES_BLOCK) throw new KeyRequestError(`${shown(alg)} needs a ${AES_BLOCK}-byte 'iv'`);
-    if (ciphertext.length % AES_BLOCK) throw new KeyRequestError(`${shown(alg)} ciphertext must be a multiple of ${AES_BLOCK} bytes`);
+    if (ciphertext.length % AES_BLOCK)
+      throw new KeyRequestError(`${shown(alg)} ciphertext must be a multiple of ${AES_BLOCK} bytes`);
     mech = cbc(Buffer.from(opts.iv), a.mode === 'CBCPAD');
     input = Buffer.from(ciphertext);
   }
   return store.withKey(handle, 'decrypt', true, async (session, key) => {
     requireAes(key, alg, a);
     // SoftHSM wants room for the whole input (the GCM tag included).
-    const out = await pkcs11<Buffer>((done) => session.createDecipher(mech, key.key).once(input, Buffer.alloc(input.length), done));
+    const out = await pkcs11<Buffer>((done) =>
+      session.createDecipher(mech, key.key).once(input, Buffer.alloc(input.length), done),
+    );
     const plaintext = new Uint8Array(out);
     out.fill(0);
     return plaintext;
@@ -71,11 +92,13 @@ export async function encrypt(
   // Not empty: SoftHSM refuses empty input (CKR_ARGUMENTS_BAD).
   bytesInRange(plaintext, 'plaintext', a.mode === 'CBC' ? AES_BLOCK : 1, MAX_CIPHER_BYTES);
   if (a.mode === 'GCM') {
-    if (opts.iv !== undefined) throw new KeyRequestError(`the HSM generates the 'iv' of ${shown(alg)} encryption; do not send one`);
+    if (opts.iv !== undefined)
+      throw new KeyRequestError(`the HSM generates the 'iv' of ${shown(alg)} encryption; do not send one`);
     if (opts.aad) bytesInRange(opts.aad, 'aad', 0, MAX_AAD_BYTES);
   } else {
     refuseExtras({ aad: opts.aad }, ['aad'], alg);
-    if (opts.iv !== undefined && opts.iv.length !== AES_BLOCK) throw new KeyRequestError(`${shown(alg)} needs a ${AES_BLOCK}-byte 'iv'`);
+    if (opts.iv !== undefined && opts.iv.length !== AES_BLOCK)
+      throw new KeyRequestError(`${shown(alg)} needs a ${AES_BLOCK}-byte 'iv'`);
     if (a.mode === 'CBC' && plaintext.length % AES_BLOCK) {
       throw new KeyRequestError(`${shown(alg)} (no padding) plaintext must be a multiple of ${AES_BLOCK} bytes`);
     }

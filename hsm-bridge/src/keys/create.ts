@@ -30,17 +30,17 @@ const CURVE_UNSUPPORTED = new Set([
   'CKR_TEMPLATE_INCONSISTENT',
 ]);
 
-export async function generateKey(store: KeyStore, id: string, spec: HsmKeySpec): Promise<{ handle: string; publicJwk?: HsmPublicJwk }> {
+export async function generateKey(
+  store: KeyStore,
+  id: string,
+  spec: HsmKeySpec,
+): Promise<{ handle: string; publicJwk?: HsmPublicJwk }> {
   checkId(id, 'id');
   const checked = checkSpec(spec);
   return store.create(id, 'generate', async (session) => {
     if (checked.kty === 'oct') {
       const key = await pkcs11<graphene.SecretKey>((done) =>
-        session.generateKey(
-          graphene.KeyGenMechanism.AES,
-          aesKeyTemplate(id, checked.size / 8),
-          done,
-        ),
+        session.generateKey(graphene.KeyGenMechanism.AES, aesKeyTemplate(id, checked.size / 8), done),
       );
       store.remember(id, { kty: 'oct', key, bytes: checked.size / 8 });
       return { handle: id };
@@ -75,7 +75,10 @@ export async function generateKey(store: KeyStore, id: string, spec: HsmKeySpec)
     }
     try {
       if (checked.kty === 'RSA') {
-        const pub = pair.publicKey.getAttribute({ modulus: null, publicExponent: null }) as { modulus: Buffer; publicExponent: Buffer };
+        const pub = pair.publicKey.getAttribute({ modulus: null, publicExponent: null }) as {
+          modulus: Buffer;
+          publicExponent: Buffer;
+        };
         store.remember(id, { kty: 'RSA', key: pair.privateKey, bytes: checked.size / 8 });
         return { handle: id, publicJwk: rsaPublicJwk(pub.modulus, pub.publicExponent) };
       }
@@ -103,7 +106,11 @@ export async function generateKey(store: KeyStore, id: string, spec: HsmKeySpec)
  * directly), and C_UnwrapKey straight into a CKA_MODIFIABLE=false token object fails with
  * CKR_ATTRIBUTE_READ_ONLY (hence the copy, which may turn modifiable off).
  */
-export async function importKey(store: KeyStore, id: string, jwk: Record<string, unknown>): Promise<{ handle: string; publicJwk: HsmPublicJwk }> {
+export async function importKey(
+  store: KeyStore,
+  id: string,
+  jwk: Record<string, unknown>,
+): Promise<{ handle: string; publicJwk: HsmPublicJwk }> {
   checkId(id, 'id');
   const material = importMaterial(jwk);
   try {

@@ -2,7 +2,7 @@
  * Running PKCS#11 calls on the Hsm's pooled sessions: a failed call must not leave an operation
  * active in a session the next request will get, and graphene's callbacks become promises.
  */
-import * as graphene from 'graphene-pk11';
+import type * as graphene from 'graphene-pk11';
 
 /** What the key operations need of the Hsm: a pooled, logged-in session. */
 export interface SessionSource {
@@ -17,7 +17,11 @@ export interface SessionSource {
 function settle(session: graphene.Session): void {
   const out = Buffer.alloc(1024);
   const { lib, handle } = session;
-  for (const end of [() => lib.C_EncryptFinal(handle, out), () => lib.C_DecryptFinal(handle, out), () => lib.C_SignFinal(handle, out)]) {
+  for (const end of [
+    () => lib.C_EncryptFinal(handle, out),
+    () => lib.C_DecryptFinal(handle, out),
+    () => lib.C_SignFinal(handle, out),
+  ]) {
     try {
       end();
     } catch {

@@ -2,7 +2,7 @@
  * Key wrap and unwrap in the token: RFC 3394 AES key wrap (A*KW) with an oct key, and RSA unwrap
  * (RSA-OAEP, RSA-OAEP-256, RSA1_5: a decryption) with an RSA key.
  */
-import * as graphene from 'graphene-pk11';
+import type * as graphene from 'graphene-pk11';
 import { MAX_KW_KEY_BYTES } from '../../../bridge-protocol/index.js';
 import { RSA_DECRYPT_ALGS, aesAlg, shown } from './algorithms.js';
 import { KeyRequestError } from './errors.js';
@@ -18,7 +18,8 @@ export async function wrapKey(store: KeyStore, handle: string, alg: string, keyB
     throw new KeyRequestError(`${shown(alg)} wrapping needs only the public key: the caller wraps, not the HSM`);
   }
   const a = aesAlg(alg);
-  if (!a || a.mode !== 'KW') throw new KeyRequestError(`${shown(alg)} is not a key-wrap algorithm (use A128KW, A192KW or A256KW)`);
+  if (!a || a.mode !== 'KW')
+    throw new KeyRequestError(`${shown(alg)} is not a key-wrap algorithm (use A128KW, A192KW or A256KW)`);
   if (keyBytes.length < 16 || keyBytes.length > MAX_KW_KEY_BYTES || keyBytes.length % 8) {
     throw new KeyRequestError(`'key' must be a multiple of 8 bytes, 16..${MAX_KW_KEY_BYTES}`);
   }
@@ -41,7 +42,13 @@ export async function wrapKey(store: KeyStore, handle: string, alg: string, keyB
 }
 
 /** RSA-OAEP, RSA-OAEP-256, RSA1_5 (= decrypt) with an RSA key; A*KW with an oct key. */
-export async function unwrapKey(store: KeyStore, rsa: RsaDecryptor, handle: string, alg: string, wrapped: Uint8Array): Promise<Uint8Array> {
+export async function unwrapKey(
+  store: KeyStore,
+  rsa: RsaDecryptor,
+  handle: string,
+  alg: string,
+  wrapped: Uint8Array,
+): Promise<Uint8Array> {
   if (RSA_DECRYPT_ALGS.has(alg)) {
     return store.withKey(handle, 'unwrap', true, (session, key) => rsa.decrypt(session, key, alg, wrapped));
   }
@@ -56,13 +63,7 @@ export async function unwrapKey(store: KeyStore, rsa: RsaDecryptor, handle: stri
     requireAes(key, alg, a);
     // Unwrapped into a short-lived session object whose value is read once, then destroyed.
     const temp = await pkcs11<graphene.Key>((done) =>
-      session.unwrapKey(
-        'AES_KEY_WRAP',
-        key.key,
-        Buffer.from(wrapped),
-        unwrappedBytesTemplate(),
-        done,
-      ),
+      session.unwrapKey('AES_KEY_WRAP', key.key, Buffer.from(wrapped), unwrappedBytesTemplate(), done),
     );
     try {
       const value = temp.getAttribute('value') as Buffer;

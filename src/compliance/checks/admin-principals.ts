@@ -1,13 +1,13 @@
-import { BuiltInRoleIds, grantedActions, type RoleDefinition } from '../../access/roles';
-import { CertificateActions, KeyActions, SecretActions } from '../../core/data-actions';
-import { collector, iso, vaultPath, type CheckOutcome } from '../findings';
-import { appLabel, principalLabel, roleOf, type ComplianceSnapshot } from '../snapshot';
-
 /**
  * Check: who administers each vault. Under RBAC, principals holding Key Vault Administrator (or a
  * custom role granting every data action); under access policies, 'all' everywhere or any purge
  * permission. On the deployment, also the administrator applications of the management API.
  */
+import { BuiltInRoleIds, grantedActions, type RoleDefinition } from '../../access/roles';
+import { CertificateActions, KeyActions, SecretActions } from '../../core/data-actions';
+import { collector, iso, vaultPath, type CheckOutcome } from '../findings';
+import { appLabel, principalLabel, roleOf, type ComplianceSnapshot } from '../snapshot';
+
 export function adminPrincipalsCheck(snapshot: ComplianceSnapshot, now: number): CheckOutcome {
   const out = collector();
   for (const v of snapshot.vaults) {
@@ -44,7 +44,12 @@ export function adminPrincipalsCheck(snapshot: ComplianceSnapshot, now: number):
         if (!everything && purgeOn.length === 0) continue;
         out.add(
           'privileged-principal',
-          { type: 'principal', id: `${vaultPath(v.name)}/principals/${p.objectId.toLowerCase()}`, vault: v.name, name: p.objectId },
+          {
+            type: 'principal',
+            id: `${vaultPath(v.name)}/principals/${p.objectId.toLowerCase()}`,
+            vault: v.name,
+            name: p.objectId,
+          },
           `${principalLabel(snapshot, p.objectId)} administers vault ${v.name} (access policy)`,
           everything
             ? "Its access policy grants 'all' on keys, secrets and certificates."

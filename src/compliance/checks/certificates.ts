@@ -1,10 +1,16 @@
+/** Compliance checks of the vault certificates in use: expiry, auto-renewal, key strength, self-signed. */
 import { Thresholds } from '../controls';
 import { collector, DAY, days, iso, vaultPath, type CheckOutcome } from '../findings';
 import type { ComplianceSnapshot } from '../snapshot';
 
 const NOT_APPLICABLE =
   'Not applicable: no certificates in scope (the vault certificates API holds none); application certificate credentials are covered by the credential checks.';
-const CHECK_IDS = ['certificate-expiring', 'certificate-no-auto-renew', 'certificate-key-weak', 'certificate-self-signed'] as const;
+const CHECK_IDS = [
+  'certificate-expiring',
+  'certificate-no-auto-renew',
+  'certificate-key-weak',
+  'certificate-self-signed',
+] as const;
 
 /**
  * Checks of the vault certificates in use (latest versions of live ones): none expires within the
@@ -18,13 +24,20 @@ export function certificatesCheck(snapshot: ComplianceSnapshot, now: number): Ch
     return out;
   }
   for (const cert of snapshot.certificates) {
-    const resource = { type: 'certificate' as const, id: `${vaultPath(cert.vault)}/certificates/${cert.name}`, vault: cert.vault, name: cert.name };
+    const resource = {
+      type: 'certificate' as const,
+      id: `${vaultPath(cert.vault)}/certificates/${cert.name}`,
+      vault: cert.vault,
+      name: cert.name,
+    };
     for (const id of CHECK_IDS) out.count(id);
     if (cert.notAfter - now <= Thresholds.expiringWithinDays * DAY) {
       out.add(
         'certificate-expiring',
         resource,
-        cert.notAfter <= now ? `Certificate ${cert.name} in ${cert.vault} has expired` : `Certificate ${cert.name} in ${cert.vault} expires in ${days(cert.notAfter - now)} days`,
+        cert.notAfter <= now
+          ? `Certificate ${cert.name} in ${cert.vault} has expired`
+          : `Certificate ${cert.name} in ${cert.vault} expires in ${days(cert.notAfter - now)} days`,
         `Not valid after ${iso(cert.notAfter)}.`,
         'Renew it now and deploy the new version.',
       );

@@ -1,13 +1,13 @@
-import { Thresholds as T } from '../controls';
-import { capitalize, collector, DAY, days, iso, truncate, type CheckOutcome } from '../findings';
-import { appLabel, type AppRow, type ComplianceSnapshot } from '../snapshot';
-
 /**
  * Checks on the credentials of the applications in scope (client secrets, certificate credentials,
  * federated credentials): none expired but still stored, none about to expire, none older than
  * the rotation threshold. Federated credentials hold no secret and never expire; their age
  * stands for the last review of the trust they grant.
  */
+import { Thresholds as T } from '../controls';
+import { capitalize, collector, DAY, days, iso, truncate, type CheckOutcome } from '../findings';
+import { appLabel, type AppRow, type ComplianceSnapshot } from '../snapshot';
+
 export function credentialsCheck(snapshot: ComplianceSnapshot, now: number): CheckOutcome {
   const out = collector();
   const appByClient = new Map(snapshot.credentialOwners.map((a) => [a.clientId, a]));

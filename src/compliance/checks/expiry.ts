@@ -1,7 +1,7 @@
+/** Checks: the latest version of every live key and secret has an expiry (a bounded lifetime). */
 import { collector, vaultPath, type CheckOutcome } from '../findings';
 import { vaultNameOf, type ComplianceSnapshot } from '../snapshot';
 
-/** Checks: the latest version of every live key and secret has an expiry (a bounded lifetime). */
 export function expiryCheck(snapshot: ComplianceSnapshot): CheckOutcome {
   const out = collector();
   for (const k of snapshot.keys) {

@@ -1,13 +1,13 @@
-import { rotationDueTime, storedPolicy } from '../../objects/rotation';
-import { Thresholds as T } from '../controls';
-import { collector, iso, vaultPath, type CheckOutcome } from '../findings';
-import { vaultNameOf, type ComplianceSnapshot } from '../snapshot';
-
 /**
  * Checks: every live key rotates automatically (a Rotate action, not only Notify), and no rotation
  * is overdue, by its policy or by the time the scheduler recorded. The rotation maths come from
  * the object layer (two functions, the only ones this file needs).
  */
+import { rotationDueTime, storedPolicy } from '../../objects/rotation';
+import { Thresholds as T } from '../controls';
+import { collector, iso, vaultPath, type CheckOutcome } from '../findings';
+import { vaultNameOf, type ComplianceSnapshot } from '../snapshot';
+
 export function keyRotationCheck(snapshot: ComplianceSnapshot, now: number): CheckOutcome {
   const out = collector();
   for (const k of snapshot.keys) {
@@ -32,7 +32,9 @@ export function keyRotationCheck(snapshot: ComplianceSnapshot, now: number): Che
     const due = rotationDueTime(policy, { created: k.created, exp: k.exp });
     const late: string[] = [];
     if (due !== null && now > due + T.rotationGraceSeconds) {
-      late.push(`its Rotate action (${rotate.trigger.timeAfterCreate ? `timeAfterCreate ${rotate.trigger.timeAfterCreate}` : `timeBeforeExpiry ${rotate.trigger.timeBeforeExpiry}`}) was due ${iso(due)}`);
+      late.push(
+        `its Rotate action (${rotate.trigger.timeAfterCreate ? `timeAfterCreate ${rotate.trigger.timeAfterCreate}` : `timeBeforeExpiry ${rotate.trigger.timeBeforeExpiry}`}) was due ${iso(due)}`,
+      );
     }
     if (k.rotationDueAt !== null && now > k.rotationDueAt + T.rotationGraceSeconds) {
       late.push(`its scheduled rotation time ${iso(k.rotationDueAt)} has passed without the cron acting on it`);

@@ -1,7 +1,7 @@
+/** Check: purge protection is on, so deleted keys and secrets outlive their retention window. */
 import { collector, vaultPath, type CheckOutcome } from '../findings';
 import type { ComplianceSnapshot } from '../snapshot';
 
-/** Check: purge protection is on, so deleted keys and secrets outlive their retention window. */
 export function purgeProtectionCheck(snapshot: ComplianceSnapshot): CheckOutcome {
   const out = collector();
   for (const v of snapshot.vaults) {

@@ -1,8 +1,8 @@
+/** Check: soft-delete retention is long enough to notice and undo a deletion. */
 import { Thresholds as T } from '../controls';
 import { collector, vaultPath, type CheckOutcome } from '../findings';
 import type { ComplianceSnapshot } from '../snapshot';
 
-/** Check: soft-delete retention is long enough to notice and undo a deletion. */
 export function retentionCheck(snapshot: ComplianceSnapshot): CheckOutcome {
   const out = collector();
   for (const v of snapshot.vaults) {

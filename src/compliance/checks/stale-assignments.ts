@@ -1,11 +1,11 @@
-import { Thresholds as T } from '../controls';
-import { collector, DAY, days, iso, vaultPath, type CheckOutcome } from '../findings';
-import { principalLabel, roleOf, vaultNameOf, type ComplianceSnapshot } from '../snapshot';
-
 /**
  * Checks: role assignments past their expiresOn are removed, and live ones were used (or made)
  * within the review period; lastUsedAt is kept from the audit trail's authorization decisions.
  */
+import { Thresholds as T } from '../controls';
+import { collector, DAY, days, iso, vaultPath, type CheckOutcome } from '../findings';
+import { principalLabel, roleOf, vaultNameOf, type ComplianceSnapshot } from '../snapshot';
+
 export function staleAssignmentsCheck(snapshot: ComplianceSnapshot, now: number): CheckOutcome {
   const out = collector();
   for (const a of snapshot.assignments) {

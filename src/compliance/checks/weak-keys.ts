@@ -1,9 +1,9 @@
+/** Check: every RSA key in use (latest version) gives at least 112-bit security. */
 import { fromBase64Url } from '../../core/encoding';
 import { Thresholds as T } from '../controls';
 import { collector, vaultPath, type CheckOutcome } from '../findings';
 import { vaultNameOf, type ComplianceSnapshot } from '../snapshot';
 
-/** Check: every RSA key in use (latest version) gives at least 112-bit security. */
 export function weakKeysCheck(snapshot: ComplianceSnapshot): CheckOutcome {
   const out = collector();
   for (const k of snapshot.keys) {

@@ -1,10 +1,10 @@
-import { badParameter } from '../../core/errors';
-import type { Curve, KeyKind } from './types';
-
 /**
  * Algorithm rules shared by software and HSM keys, as Azure Key Vault enforces them. Names follow
  * @azure/keyvault-keys (KnownJsonWebKeySignatureAlgorithm, KnownJsonWebKeyEncryptionAlgorithm).
  */
+import { badParameter } from '../../core/errors';
+import type { Curve, KeyKind } from './types';
+
 export type KeyOperation = 'sign' | 'verify' | 'encrypt' | 'decrypt' | 'wrapKey' | 'unwrapKey';
 
 export type HashName = 'SHA-1' | 'SHA-256' | 'SHA-384' | 'SHA-512';

@@ -1,11 +1,10 @@
-import { badParameter } from '../../core/errors';
-import { fromBase64Url, toHex } from '../../core/encoding';
-
 /**
  * Byte and integer helpers for JWK fields. BigInt arithmetic here is variable time: it is used
  * only on public values, or once per key import to check consistency, never per operation on a
  * private key (those run in BoringSSL through node:crypto, or in @noble/curves).
  */
+import { badParameter } from '../../core/errors';
+import { fromBase64Url, toHex } from '../../core/encoding';
 
 export function bytesToBigInt(bytes: Uint8Array): bigint {
   const hex = toHex(bytes);

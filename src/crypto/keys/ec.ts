@@ -1,3 +1,7 @@
+/**
+ * ECDSA over a given digest with @noble/curves (WebCrypto always hashes the message itself).
+ * Signatures are JOSE's fixed-width r || s.
+ */
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { badParameter } from '../../core/errors';
@@ -5,10 +9,6 @@ import { fromBase64Url } from '../../core/encoding';
 import { concat } from './bytes';
 import type { Curve, Jwk, PublicJwk } from './types';
 
-/**
- * ECDSA over a given digest with @noble/curves (WebCrypto always hashes the message itself).
- * Signatures are JOSE's fixed-width r || s.
- */
 const CURVE_IMPL = { 'P-256': p256, 'P-384': p384, 'P-521': p521, 'P-256K': secp256k1 } as const;
 
 /** Bytes of a coordinate or scalar: 32, 48, 66 (P-521) or 32. */

@@ -1,10 +1,9 @@
+/** New software keys: WebCrypto where it has the curve or size, @noble/curves for secp256k1. */
 import { badParameter } from '../../core/errors';
 import { toBase64Url } from '../../core/encoding';
 import { curveImpl } from './ec';
 import { parseImportJwk } from './jwk';
 import { CURVES, isCurve, RSA_SIZES, type Curve, type Jwk, type PublicJwk } from './types';
-
-/** New software keys: WebCrypto where it has the curve or size, @noble/curves for secp256k1. */
 
 type Spec = { kty: 'RSA'; size: number } | { kty: 'EC'; crv: Curve };
 

@@ -1,15 +1,15 @@
-import { badParameter } from '../../core/errors';
-import { checkAlgorithm, checkDigest, type KeyOperation } from './algorithms';
-import { ecSign, ecVerify } from './ec';
-import { rsaDecrypt, rsaEncrypt, rsaKeySize, rsaSign, rsaVerify } from './rsa';
-import { isCurve, type Curve, type Jwk, type KeyKind, type PublicJwk } from './types';
-
 /**
  * Cryptography of Azure Key Vault keys whose private part lives in the Worker (RSA, EC), the
  * public operations of every RSA/EC key (HSM ones included), and the algorithm rules all keys
  * share. Each operation re-checks its algorithm and digest against the key, so a caller that
  * forgot to cannot sign with the wrong padding or curve.
  */
+import { badParameter } from '../../core/errors';
+import { checkAlgorithm, checkDigest, type KeyOperation } from './algorithms';
+import { ecSign, ecVerify } from './ec';
+import { rsaDecrypt, rsaEncrypt, rsaKeySize, rsaSign, rsaVerify } from './rsa';
+import { isCurve, type Curve, type Jwk, type KeyKind, type PublicJwk } from './types';
+
 export { AES_SIZES, CURVES, RSA_SIZES, type Curve, type Jwk, type KeyKind, type PublicJwk } from './types';
 export { checkAlgorithm, checkDigest, defaultKeyOps, KEY_OPS, validKeyOps, type KeyOperation } from './algorithms';
 export { generateSoftwareKey } from './generate';

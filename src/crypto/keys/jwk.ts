@@ -1,11 +1,10 @@
+/** Import validation and normalization of private JWKs, and their public halves. */
 import { badParameter } from '../../core/errors';
 import { randomBytes, timingSafeEqual, toBase64Url } from '../../core/encoding';
 import { bitLength, bytesToBigInt, jwkBytes, leftPad, mod, stripLeadingZeros } from './bytes';
 import { COORDINATE_BYTES, curveImpl, uncompressedPoint } from './ec';
 import { rawSign, rawVerify } from './rsa-raw';
 import { CURVES, isCurve, RSA_SIZES, type Curve, type Jwk, type PublicJwk } from './types';
-
-/** Import validation and normalization of private JWKs, and their public halves. */
 
 export function publicOf(privateJwk: Jwk): PublicJwk {
   const kty = baseKty(privateJwk.kty);
@@ -48,7 +47,8 @@ export function parseImportJwk(jwk: unknown): ParsedJwk {
 const RSA_FIELDS = ['n', 'e', 'd', 'p', 'q', 'dp', 'dq', 'qi'] as const;
 
 function parseRsa(fields: Record<string, unknown>): ParsedJwk {
-  if (fields.d === undefined) throw badParameter("The JSON web key has no private part ('d'): only private keys can be imported.");
+  if (fields.d === undefined)
+    throw badParameter("The JSON web key has no private part ('d'): only private keys can be imported.");
   const raw = Object.fromEntries(RSA_FIELDS.map((f) => [f, stripLeadingZeros(jwkBytes(fields, f))])) as Record<
     (typeof RSA_FIELDS)[number],
     Uint8Array
@@ -109,7 +109,8 @@ function parseEc(fields: Record<string, unknown>): ParsedJwk {
     const shown = typeof crv === 'string' ? `'${crv.slice(0, 16)}'` : 'missing';
     throw badParameter(`The curve ${shown} is not supported: use ${CURVES.join(', ')}.`);
   }
-  if (fields.d === undefined) throw badParameter("The JSON web key has no private part ('d'): only private keys can be imported.");
+  if (fields.d === undefined)
+    throw badParameter("The JSON web key has no private part ('d'): only private keys can be imported.");
   const len = COORDINATE_BYTES[crv];
   // RFC 7518 wants full-width fields; some encoders drop leading zeros, so shorter ones are padded.
   const field = (name: 'x' | 'y' | 'd') => {
@@ -134,4 +135,3 @@ function parseEc(fields: Record<string, unknown>): ParsedJwk {
   d.fill(0);
   return { kty: 'EC', publicJwk, privateJwk, crv };
 }
-

@@ -1,11 +1,9 @@
+/** RSA paddings from RFC 8017, over a digest the caller computed (Azure sends digests). */
 import { fromHex, randomBytes, timingSafeEqual } from '../../core/encoding';
 import { digestLength, type HashName } from './algorithms';
 import { concat } from './bytes';
 
-/** RSA paddings from RFC 8017, over a digest the caller computed (Azure sends digests). */
-
-const hash = async (name: HashName, data: Uint8Array) =>
-  new Uint8Array(await crypto.subtle.digest(name, data as BufferSource));
+const hash = async (name: HashName, data: Uint8Array) => new Uint8Array(await crypto.subtle.digest(name, data as BufferSource));
 
 /** DER prefix of DigestInfo { AlgorithmIdentifier(hash, NULL), OCTET STRING digest } (RFC 8017 §9.2 note 1). */
 const DIGEST_INFO: Record<'SHA-256' | 'SHA-384' | 'SHA-512', Uint8Array> = {
@@ -69,7 +67,12 @@ export async function emsaPssEncode(hashName: HashName, digest: Uint8Array, modB
 }
 
 /** EMSA-PSS-VERIFY (RFC 8017 §9.1.2), salt length = hash length; `block` is s^e mod n, k bytes. */
-export async function emsaPssVerify(hashName: HashName, digest: Uint8Array, block: Uint8Array, modBits: number): Promise<boolean> {
+export async function emsaPssVerify(
+  hashName: HashName,
+  digest: Uint8Array,
+  block: Uint8Array,
+  modBits: number,
+): Promise<boolean> {
   const hLen = digestLength(hashName);
   const sLen = hLen;
   const emBits = modBits - 1;
@@ -100,7 +103,7 @@ export function emePkcs1Encode(message: Uint8Array, k: number): Uint8Array {
   const psLen = k - message.length - 3;
   const ps = new Uint8Array(psLen);
   // Draw random bytes and keep the nonzero ones until PS is full.
-  for (let filled = 0; filled < psLen; ) {
+  for (let filled = 0; filled < psLen;) {
     for (const b of randomBytes(psLen - filled + 16)) {
       if (b !== 0 && filled < psLen) ps[filled++] = b;
     }

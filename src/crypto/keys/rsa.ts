@@ -1,3 +1,4 @@
+/** RSA signatures (RS*, PS*) over a given digest, and RSA-OAEP, RSA-OAEP-256 and RSA1_5. */
 import { badParameter } from '../../core/errors';
 import { fromBase64Url, timingSafeEqual } from '../../core/encoding';
 import { hashOf } from './algorithms';
@@ -5,8 +6,6 @@ import { bitLength } from './bytes';
 import { emePkcs1Decode, emePkcs1Encode, emsaPkcs1, emsaPssEncode, emsaPssVerify } from './padding';
 import { rawDecrypt, rawEncrypt, rawSign, rawVerify } from './rsa-raw';
 import type { Jwk, PublicJwk } from './types';
-
-/** RSA signatures (RS*, PS*) over a given digest, and RSA-OAEP, RSA-OAEP-256 and RSA1_5. */
 
 /** Bits of n. */
 export function rsaKeySize(jwk: PublicJwk): number {

@@ -1,9 +1,9 @@
+// Tokens are base64url (RFC 8555 §8.1); anything else cannot be ours.
 import type { Hono } from 'hono';
 import { http01Answer } from '../../objects/certificates/issuers/acme/stores';
 import { auditAs, type AppEnv } from '../context';
 import { errorResponse } from '../errors';
 
-// Tokens are base64url (RFC 8555 §8.1); anything else cannot be ours.
 const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
 
 /**

@@ -1,14 +1,3 @@
-import type { Hono } from 'hono';
-import { chainOfVault } from '../../audit/chains';
-import { DEPLOYMENT_CHAIN } from '../../audit/event';
-import { exportAudit, parseAuditFilter, parseLimit, parseSkipToken, queryAuditPage } from '../../audit/query';
-import { nextLinkFor } from '../../access/listing';
-import { AuditActions } from '../../core/data-actions';
-import { badParameter, notFound } from '../../core/errors';
-import { findVault } from '../../storage/vaults';
-import { currentVault, type AppContext, type AppEnv } from '../context';
-import { API_VERSIONS, adminOperation, vaultOperation } from '../operation';
-
 /**
  * Reading the audit trail (src/audit/query.ts):
  *
@@ -22,6 +11,16 @@ import { API_VERSIONS, adminOperation, vaultOperation } from '../operation';
  * with the continuation in `x-ms-continuation` and `Link: <…>; rel="next"` when it stopped short.
  * A query is audited like any request: as AuditEventList, an export as AuditEventExport.
  */
+import type { Hono } from 'hono';
+import { chainOfVault } from '../../audit/chains';
+import { DEPLOYMENT_CHAIN } from '../../audit/event';
+import { exportAudit, parseAuditFilter, parseLimit, parseSkipToken, queryAuditPage } from '../../audit/query';
+import { nextLinkFor } from '../../access/listing';
+import { AuditActions } from '../../core/data-actions';
+import { badParameter, notFound } from '../../core/errors';
+import { findVault } from '../../storage/vaults';
+import { currentVault, type AppContext, type AppEnv } from '../context';
+import { API_VERSIONS, adminOperation, vaultOperation } from '../operation';
 
 const NDJSON = 'application/x-ndjson';
 

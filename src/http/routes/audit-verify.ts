@@ -78,7 +78,9 @@ async function exportChain(c: AppContext, chain: string) {
   const lines: string[] = [];
   let last = from;
   for await (const row of readChainRange(db, chain, from, Number.MAX_SAFE_INTEGER, Math.min(limit, 500))) {
-    lines.push(JSON.stringify({ seq: row.seq, eventId: row.eventId, canonical: row.canonical, prevHash: row.prevHash, hash: row.hash }));
+    lines.push(
+      JSON.stringify({ seq: row.seq, eventId: row.eventId, canonical: row.canonical, prevHash: row.prevHash, hash: row.hash }),
+    );
     last = row.seq;
     if (lines.length >= limit) break;
   }
@@ -110,11 +112,19 @@ export function auditVerifyApexRoutes(app: Hono<AppEnv>): void {
   });
   const chainObject = (c: AppContext) =>
     `/audit/${c.req.query('chain') ? `chains/${String(c.req.query('chain')).slice(0, 80)}` : c.req.query('vault') ? `vaults/${String(c.req.query('vault')).slice(0, 64)}` : 'deployment'}`;
-  app.get('/management/audit/chains', adminOperation('AuditChainList', () => '/audit/chains'), async (c) => {
-    c.header('cache-control', 'no-store');
-    return c.json({ value: await listChains(c.get('services').db) });
-  });
+  app.get(
+    '/management/audit/chains',
+    adminOperation('AuditChainList', () => '/audit/chains'),
+    async (c) => {
+      c.header('cache-control', 'no-store');
+      return c.json({ value: await listChains(c.get('services').db) });
+    },
+  );
   app.get('/management/audit/verify', adminOperation('AuditVerify', chainObject), async (c) => verify(c, await managedChain(c)));
-  app.get('/management/audit/checkpoints', adminOperation('AuditCheckpointList', chainObject), async (c) => checkpoints(c, await managedChain(c)));
-  app.get('/management/audit/chain', adminOperation('AuditChainExport', chainObject), async (c) => exportChain(c, await managedChain(c)));
+  app.get('/management/audit/checkpoints', adminOperation('AuditCheckpointList', chainObject), async (c) =>
+    checkpoints(c, await managedChain(c)),
+  );
+  app.get('/management/audit/chain', adminOperation('AuditChainExport', chainObject), async (c) =>
+    exportChain(c, await managedChain(c)),
+  );
 }

@@ -1,3 +1,4 @@
+/** Certificate contacts and issuers: a vault's certificate settings (mounted before certificates.ts). */
 import type { Hono } from 'hono';
 import { CertificateActions, type DataAction } from '../../core/data-actions';
 import { parseBody, parseMaxResults } from '../../core/validation';
@@ -8,8 +9,8 @@ import { vaultOperation } from '../operation';
 import { listBody } from '../shapes';
 import { beginCertificates } from './certificates';
 
-/** Certificate contacts and issuers: a vault's certificate settings (mounted before certificates.ts). */
-const contacts = (operation: string) => vaultOperation(operation, CertificateActions.manageContacts, '/certificates/contacts', false);
+const contacts = (operation: string) =>
+  vaultOperation(operation, CertificateActions.manageContacts, '/certificates/contacts', false);
 const issuers = (operation: string, action: DataAction) => vaultOperation(operation, action, '/certificates/issuers', false);
 const issuer = (operation: string, action: DataAction) => vaultOperation(operation, action, '/certificates/issuers', true);
 
@@ -34,7 +35,15 @@ export function certificateSettingsRoutes(app: Hono<AppEnv>): void {
     const { store, origin } = beginCertificates(c);
     const max = parseMaxResults(c.req.query('maxresults'));
     const page = await store.settings.listIssuers(max, c.req.query('$skiptoken') || undefined);
-    return c.json(listBody(page.items.map((r) => issuerItem(origin, r)), page.next, c.req.url, c.get('apiVersion')!, max));
+    return c.json(
+      listBody(
+        page.items.map((r) => issuerItem(origin, r)),
+        page.next,
+        c.req.url,
+        c.get('apiVersion')!,
+        max,
+      ),
+    );
   });
 
   app.get('/certificates/issuers/:name', issuer('CertificateIssuerGet', CertificateActions.readIssuers), async (c) => {

@@ -1,3 +1,8 @@
+/**
+ * The Certificates API routes (certificates, their policy and pending operation, deleted
+ * certificates), declared like the secrets and keys routes. Contacts and issuers are in
+ * certificate-settings.ts, mounted first (their paths would otherwise match `:name`).
+ */
 import type { Hono } from 'hono';
 import { CertificateActions, type DataAction } from '../../core/data-actions';
 import { parseBody, parseMaxResults, restoreBody } from '../../core/validation';
@@ -15,11 +20,6 @@ import { auditAs, bodyText, currentVault, noContent, type AppContext, type AppEn
 import { vaultOperation } from '../operation';
 import { listBody } from '../shapes';
 
-/**
- * The Certificates API routes (certificates, their policy and pending operation, deleted
- * certificates), declared like the secrets and keys routes. Contacts and issuers are in
- * certificate-settings.ts, mounted first (their paths would otherwise match `:name`).
- */
 const one = (operation: string, action: DataAction) => vaultOperation(operation, action, '/certificates', true);
 const all = (operation: string, action: DataAction) => vaultOperation(operation, action, '/certificates', false);
 
@@ -53,7 +53,15 @@ export function certificateRoutes(app: Hono<AppEnv>): void {
     const { store, vault, origin } = beginCertificates(c);
     const { max, skip } = listParams(c);
     const page = await store.list(max, skip);
-    return c.json(listBody(page.items.map((r) => certificateItem(origin, vault, r, false)), page.next, c.req.url, c.get('apiVersion')!, max));
+    return c.json(
+      listBody(
+        page.items.map((r) => certificateItem(origin, vault, r, false)),
+        page.next,
+        c.req.url,
+        c.get('apiVersion')!,
+        max,
+      ),
+    );
   });
 
   app.post('/certificates/:name/create', one('CertificateCreate', CertificateActions.create), async (c) => {
@@ -62,7 +70,10 @@ export function certificateRoutes(app: Hono<AppEnv>): void {
     const input = parseBody(createCertificateBody, await bodyText(c));
     const op = await store.create(name, input);
     // Azure's answer: 202, the operation, and where to poll it.
-    c.header('Location', `${origin}/certificates/${op.name}/pending?api-version=${c.get('apiVersion')}&request_id=${op.requestId}`);
+    c.header(
+      'Location',
+      `${origin}/certificates/${op.name}/pending?api-version=${c.get('apiVersion')}&request_id=${op.requestId}`,
+    );
     c.header('Retry-After', '10');
     return c.json(operationBody(origin, op), 202);
   });
@@ -110,7 +121,15 @@ export function certificateRoutes(app: Hono<AppEnv>): void {
     const { store, vault, origin } = beginCertificates(c);
     const { max, skip } = listParams(c);
     const page = await store.listVersions(c.req.param('name'), max, skip);
-    return c.json(listBody(page.items.map((r) => certificateItem(origin, vault, r, true)), page.next, c.req.url, c.get('apiVersion')!, max));
+    return c.json(
+      listBody(
+        page.items.map((r) => certificateItem(origin, vault, r, true)),
+        page.next,
+        c.req.url,
+        c.get('apiVersion')!,
+        max,
+      ),
+    );
   });
 
   app.post('/certificates/:name/backup', one('CertificateBackup', CertificateActions.backup), async (c) => {
@@ -138,7 +157,15 @@ export function certificateRoutes(app: Hono<AppEnv>): void {
     const { store, vault, origin } = beginCertificates(c);
     const { max, skip } = listParams(c);
     const page = await store.listDeleted(max, skip);
-    return c.json(listBody(page.items.map((r) => certificateItem(origin, vault, r, false)), page.next, c.req.url, c.get('apiVersion')!, max));
+    return c.json(
+      listBody(
+        page.items.map((r) => certificateItem(origin, vault, r, false)),
+        page.next,
+        c.req.url,
+        c.get('apiVersion')!,
+        max,
+      ),
+    );
   });
 
   app.get('/deletedcertificates/:name', one('CertificateGetDeleted', CertificateActions.readDeleted), async (c) => {

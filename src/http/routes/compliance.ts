@@ -1,10 +1,3 @@
-import type { Hono } from 'hono';
-import { renderReportHtml } from '../../compliance/html';
-import { buildComplianceReport, VaultNotFoundForReport, type ComplianceReport, type ReportTarget } from '../../compliance/report';
-import { badParameter, notFound } from '../../core/errors';
-import type { AppContext, AppEnv } from '../context';
-import { adminOperation } from '../operation';
-
 /**
  * The compliance report (src/compliance/), administrators only, on the apex:
  *   GET /management/compliance/report               the whole deployment
@@ -12,6 +5,12 @@ import { adminOperation } from '../operation';
  * JSON by default; HTML with `?format=html` or an Accept header naming text/html (a browser).
  * `?format=json` forces JSON whatever the Accept header says.
  */
+import type { Hono } from 'hono';
+import { renderReportHtml } from '../../compliance/html';
+import { buildComplianceReport, VaultNotFoundForReport, type ComplianceReport, type ReportTarget } from '../../compliance/report';
+import { badParameter, notFound } from '../../core/errors';
+import type { AppContext, AppEnv } from '../context';
+import { adminOperation } from '../operation';
 
 function wantsHtml(c: AppContext): boolean {
   const format = c.req.query('format');
@@ -35,14 +34,19 @@ async function answer(c: AppContext, target: ReportTarget): Promise<Response> {
   c.header('Cache-Control', 'no-store');
   if (!html) return c.json(report);
   // The page is self-contained: no script, no external resource, so the policy allows none.
-  c.header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+  c.header(
+    'Content-Security-Policy',
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  );
   c.header('X-Content-Type-Options', 'nosniff');
   return c.html(renderReportHtml(report));
 }
 
 export function complianceRoutes(app: Hono<AppEnv>): void {
-  app.get('/management/compliance/report', adminOperation('ComplianceReportGet', () => '/compliance/report'), (c) =>
-    answer(c, { kind: 'deployment' }),
+  app.get(
+    '/management/compliance/report',
+    adminOperation('ComplianceReportGet', () => '/compliance/report'),
+    (c) => answer(c, { kind: 'deployment' }),
   );
   app.get(
     '/management/vaults/:name/compliance/report',

@@ -18,7 +18,14 @@ import { deleteDeadLetter, getDeadLetter, listDeadLetters } from '../../events/d
 import { endpointPolicyOf } from '../../events/endpoint-policy';
 import type { DeliveryMessage } from '../../events/fanout';
 import { putSubscription, rotateSigningSecret } from '../../events/manage';
-import { assertSubscriptionName, settingsOf, subscriptionBody, subscriptionShape, vaultResourceId, type Subscription } from '../../events/subscription';
+import {
+  assertSubscriptionName,
+  settingsOf,
+  subscriptionBody,
+  subscriptionShape,
+  vaultResourceId,
+  type Subscription,
+} from '../../events/subscription';
 import { SubscriptionStore } from '../../events/subscription-store';
 import { findVault } from '../../storage/vaults';
 import { auditAs, bodyText, noContent, type AppContext, type AppEnv } from '../context';
@@ -27,7 +34,8 @@ import { adminOperation, vaultOperation } from '../operation';
 export type SubscriptionGuard = (operation: string, action: DataAction, named: boolean) => MiddlewareHandler<AppEnv>;
 
 /** The vault host: the data-plane chain (authentication, api-version, firewall, authorize). */
-export const vaultGuard: SubscriptionGuard = (operation, action, named) => vaultOperation(operation, action, '/eventSubscriptions', named);
+export const vaultGuard: SubscriptionGuard = (operation, action, named) =>
+  vaultOperation(operation, action, '/eventSubscriptions', named);
 
 /** The apex: administrators, the vault named by `:vault`. */
 export const adminGuard: SubscriptionGuard = (operation, _action, named) => {
@@ -72,7 +80,9 @@ export function eventSubscriptionApp(guard: SubscriptionGuard): Hono<AppEnv> {
     return c.json({ value: list.map((s) => shape(c, s)), nextLink: null });
   });
 
-  app.get('/eventSubscriptions/:name', guard('EventSubscriptionGet', read, true), async (c) => c.json(shape(c, await subscriptionNamed(c))));
+  app.get('/eventSubscriptions/:name', guard('EventSubscriptionGet', read, true), async (c) =>
+    c.json(shape(c, await subscriptionNamed(c))),
+  );
 
   app.put('/eventSubscriptions/:name', guard('EventSubscriptionCreate', write, true), async (c) => {
     const settings = settingsOf(parseBody(subscriptionBody, await bodyText(c)));
@@ -115,17 +125,26 @@ export function eventSubscriptionApp(guard: SubscriptionGuard): Hono<AppEnv> {
     return c.json({ value: page.items, nextLink: nextLinkFor(c.req.url, page.cursor) });
   });
 
-  app.post('/eventSubscriptions/:name/deadLetters/:eventId/redeliver', guard('EventSubscriptionRedeliver', write, true), async (c) => {
-    const s = await subscriptionNamed(c);
-    const eventId = c.req.param('eventId');
-    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(eventId)) throw badParameter('The event id is not valid.');
-    const letter = await getDeadLetter(c.env.EVENT_DEADLETTER, s.vaultId, s.id, eventId);
-    if (!letter) throw notFound('DeadLetterNotFound', `No dead-lettered event ${eventId} for subscription ${s.name}.`);
-    const message: DeliveryMessage = { subscriptionId: s.id, vaultId: s.vaultId, events: [letter.event], enqueuedAt: Date.now() };
-    await c.env.EVENT_DELIVERY_QUEUE.send(message);
-    await deleteDeadLetter(c.env.EVENT_DEADLETTER, s.vaultId, s.id, eventId);
-    return c.json({ eventId, status: 'Queued' }, 202);
-  });
+  app.post(
+    '/eventSubscriptions/:name/deadLetters/:eventId/redeliver',
+    guard('EventSubscriptionRedeliver', write, true),
+    async (c) => {
+      const s = await subscriptionNamed(c);
+      const eventId = c.req.param('eventId');
+      if (!/^[A-Za-z0-9_.-]{1,128}$/.test(eventId)) throw badParameter('The event id is not valid.');
+      const letter = await getDeadLetter(c.env.EVENT_DEADLETTER, s.vaultId, s.id, eventId);
+      if (!letter) throw notFound('DeadLetterNotFound', `No dead-lettered event ${eventId} for subscription ${s.name}.`);
+      const message: DeliveryMessage = {
+        subscriptionId: s.id,
+        vaultId: s.vaultId,
+        events: [letter.event],
+        enqueuedAt: Date.now(),
+      };
+      await c.env.EVENT_DELIVERY_QUEUE.send(message);
+      await deleteDeadLetter(c.env.EVENT_DEADLETTER, s.vaultId, s.id, eventId);
+      return c.json({ eventId, status: 'Queued' }, 202);
+    },
+  );
 
   return app;
 }

@@ -1,3 +1,7 @@
+/**
+ * `/healthz`: whether the Worker, D1 and the bridge (with its KEK) are ready; an anonymous caller
+ * learns up or down only.
+ */
 import { sql } from 'drizzle-orm';
 import type { Hono } from 'hono';
 import { auditAs, type AppEnv } from '../context';

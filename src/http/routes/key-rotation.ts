@@ -1,3 +1,7 @@
+/**
+ * Key rotation routes: the rotation policy (get, set) and rotation on demand. Registered before
+ * the generic key routes, whose `/keys/:name/:version` patterns would otherwise take these paths.
+ */
 import type { Hono } from 'hono';
 import { KeyActions, type DataAction } from '../../core/data-actions';
 import { KeyStore } from '../../objects/keys';
@@ -9,10 +13,6 @@ import { vaultOperation } from '../operation';
 import { keyBundle } from '../shapes';
 import { announceNewVersion } from './keys';
 
-/**
- * Key rotation routes: the rotation policy (get, set) and rotation on demand. Registered before
- * the generic key routes, whose `/keys/:name/:version` patterns would otherwise take these paths.
- */
 const one = (operation: string, action: DataAction) => vaultOperation(operation, action, '/keys', true);
 
 function begin(c: AppContext) {

@@ -1,19 +1,27 @@
+/**
+ * The Keys API routes, declared like the secrets routes: operation, data action, object; then the
+ * vault logic, then Azure's shape.
+ */
 import type { Hono } from 'hono';
 import { toBase64Url } from '../../core/encoding';
 import { emitEvents, newVersionEvent } from '../../events/event';
 import { KeyActions, type DataAction } from '../../core/data-actions';
 import { KeyOperations, type OperationResult } from '../../objects/key-operations';
-import { createKeyBody, importKeyBody, keyOperationBody, randomBody, signBody, updateKeyBody, verifyBody } from '../../objects/key-validation';
+import {
+  createKeyBody,
+  importKeyBody,
+  keyOperationBody,
+  randomBody,
+  signBody,
+  updateKeyBody,
+  verifyBody,
+} from '../../objects/key-validation';
 import { KeyStore, type KeyRecord } from '../../objects/keys';
 import { parseBody, parseMaxResults, restoreBody } from '../../core/validation';
 import { auditAs, bodyText, currentVault, noContent, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';
 import { keyBundle, keyItem, listBody } from '../shapes';
 
-/**
- * The Keys API routes, declared like the secrets routes: operation, data action, object; then the
- * vault logic, then Azure's shape.
- */
 const one = (operation: string, action: DataAction) => vaultOperation(operation, action, '/keys', true);
 const all = (operation: string, action: DataAction) => vaultOperation(operation, action, '/keys', false);
 
@@ -51,12 +59,13 @@ function operationBody(origin: string, r: OperationResult) {
 }
 
 type Operation = 'encrypt' | 'decrypt' | 'wrapkey' | 'unwrapkey';
-const OPERATIONS: Record<Operation, { audit: string; action: DataAction; run: 'encrypt' | 'decrypt' | 'wrapKey' | 'unwrapKey' }> = {
-  encrypt: { audit: 'KeyEncrypt', action: KeyActions.encrypt, run: 'encrypt' },
-  decrypt: { audit: 'KeyDecrypt', action: KeyActions.decrypt, run: 'decrypt' },
-  wrapkey: { audit: 'KeyWrap', action: KeyActions.wrap, run: 'wrapKey' },
-  unwrapkey: { audit: 'KeyUnwrap', action: KeyActions.unwrap, run: 'unwrapKey' },
-};
+const OPERATIONS: Record<Operation, { audit: string; action: DataAction; run: 'encrypt' | 'decrypt' | 'wrapKey' | 'unwrapKey' }> =
+  {
+    encrypt: { audit: 'KeyEncrypt', action: KeyActions.encrypt, run: 'encrypt' },
+    decrypt: { audit: 'KeyDecrypt', action: KeyActions.decrypt, run: 'decrypt' },
+    wrapkey: { audit: 'KeyWrap', action: KeyActions.wrap, run: 'wrapKey' },
+    unwrapkey: { audit: 'KeyUnwrap', action: KeyActions.unwrap, run: 'unwrapKey' },
+  };
 
 /** The operations are addressed with a version, or without one (the latest). */
 const withVersion = (op: string) => [`/keys/:name/:version/${op}`, `/keys/:name/${op}`];

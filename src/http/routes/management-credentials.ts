@@ -1,3 +1,9 @@
+/**
+ * Management API for an application's credentials besides creating secrets (management.ts):
+ * listing its client secrets (never their values), its certificate credentials (public
+ * certificates only) and its federated identity credentials. Administrators only. Removing any
+ * of them takes effect for the next token request: the token endpoint reads credentials from D1.
+ */
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import { getApplication, listClientSecrets } from '../../identity/applications';
@@ -14,13 +20,6 @@ import { parseBody } from '../../core/validation';
 import { bodyText, noContent, type AppContext, type AppEnv } from '../context';
 import { adminOperation } from '../operation';
 
-/**
- * Management API for an application's credentials besides creating secrets (management.ts):
- * listing its client secrets (never their values), its certificate credentials (public
- * certificates only) and its federated identity credentials. Administrators only. Removing any
- * of them takes effect for the next token request: the token endpoint reads credentials from D1.
- */
-
 const appObject = (c: AppContext) => `/applications/${c.req.param('clientId')}`;
 
 const certificateBody = z.object({ certificate: z.string().min(1) });
@@ -34,7 +33,8 @@ const federatedBody = z.object({
 
 async function requireApplication(c: AppContext): Promise<string> {
   const clientId = c.req.param('clientId')!;
-  if (!(await getApplication(c.get('services').db, clientId))) throw notFound('NotFound', `Application ${clientId.slice(0, 64)} was not found.`);
+  if (!(await getApplication(c.get('services').db, clientId)))
+    throw notFound('NotFound', `Application ${clientId.slice(0, 64)} was not found.`);
   return clientId;
 }
 

@@ -1,11 +1,3 @@
-import type { Hono } from 'hono';
-import { parseScope } from '../../access/scopes';
-import { notFound } from '../../core/errors';
-import { findVault } from '../../storage/vaults';
-import type { AppContext, AppEnv } from '../context';
-import { adminOperation } from '../operation';
-import { rbacApi, type RbacMount } from './rbac-api';
-
 /**
  * The same role assignments and definitions (rbac-api.ts) through the management API, for the
  * deployment's administrators (who are not subject to the vault-level escalation rules: they own
@@ -19,6 +11,13 @@ import { rbacApi, type RbacMount } from './rbac-api';
  * Bodies and answers are the data plane's. GET and DELETE of one assignment find it by name
  * wherever it is, unless `scope` is given.
  */
+import type { Hono } from 'hono';
+import { parseScope } from '../../access/scopes';
+import { notFound } from '../../core/errors';
+import { findVault } from '../../storage/vaults';
+import type { AppContext, AppEnv } from '../context';
+import { adminOperation } from '../operation';
+import { rbacApi, type RbacMount } from './rbac-api';
 
 const scopeQuery = (c: AppContext) => new URL(c.req.url).searchParams.get('scope');
 

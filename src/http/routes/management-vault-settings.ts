@@ -1,3 +1,9 @@
+/**
+ * Management of a vault's access control settings, on the apex, administrators only: its
+ * properties (authorization model, network rules, purge protection) and its access policies.
+ * Switching the authorization model is audited under its own operation name,
+ * VaultAuthorizationModelChange, so the audit trail shows every switch.
+ */
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import { forgetAuthorization } from '../../access/authorize';
@@ -20,13 +26,6 @@ import { findVault } from '../../storage/vaults';
 import { updateVault } from '../../vaults/lifecycle';
 import { auditAs, bodyText, noContent, type AppContext, type AppEnv } from '../context';
 import { adminOperation } from '../operation';
-
-/**
- * Management of a vault's access control settings, on the apex, administrators only: its
- * properties (authorization model, network rules, purge protection) and its access policies.
- * Switching the authorization model is audited under its own operation name,
- * VaultAuthorizationModelChange, so the audit trail shows every switch.
- */
 
 const vaultObject = (c: AppContext) => `/vaults/${c.req.param('name')}`;
 const policyObject = (c: AppContext) => `/vaults/${c.req.param('name')}/accessPolicies/${c.req.param('objectId')}`;
@@ -118,27 +117,39 @@ export function vaultSettingsRoutes(app: Hono<AppEnv>): void {
     },
   );
 
-  app.get('/management/vaults/:name/accessPolicies/:objectId', adminOperation('VaultAccessPolicyGet', policyObject), async (c) => {
-    const vault = await vaultNamed(c);
-    const objectId = normalizeObjectId(c.req.param('objectId'));
-    const policy = await getAccessPolicy(c.get('services').db, vault, objectId);
-    if (!policy) throw notFound('NotFound', `Vault ${vault.name} has no access policy for ${objectId}.`);
-    return c.json(policyShape(policy));
-  });
+  app.get(
+    '/management/vaults/:name/accessPolicies/:objectId',
+    adminOperation('VaultAccessPolicyGet', policyObject),
+    async (c) => {
+      const vault = await vaultNamed(c);
+      const objectId = normalizeObjectId(c.req.param('objectId'));
+      const policy = await getAccessPolicy(c.get('services').db, vault, objectId);
+      if (!policy) throw notFound('NotFound', `Vault ${vault.name} has no access policy for ${objectId}.`);
+      return c.json(policyShape(policy));
+    },
+  );
 
-  app.put('/management/vaults/:name/accessPolicies/:objectId', adminOperation('VaultAccessPolicyUpdate', policyObject), async (c) => {
-    const { permissions } = parseBody(policyBody, await bodyText(c));
-    if (permissions === undefined) throw badParameter('permissions is required: {keys, secrets, certificates}.');
-    const vault = await vaultNamed(c);
-    const { policy, created } = await setAccessPolicy(c.get('services').db, vault, c.req.param('objectId'), permissions);
-    policyChanged(c, vault);
-    return c.json(policyShape(policy), created ? 201 : 200);
-  });
+  app.put(
+    '/management/vaults/:name/accessPolicies/:objectId',
+    adminOperation('VaultAccessPolicyUpdate', policyObject),
+    async (c) => {
+      const { permissions } = parseBody(policyBody, await bodyText(c));
+      if (permissions === undefined) throw badParameter('permissions is required: {keys, secrets, certificates}.');
+      const vault = await vaultNamed(c);
+      const { policy, created } = await setAccessPolicy(c.get('services').db, vault, c.req.param('objectId'), permissions);
+      policyChanged(c, vault);
+      return c.json(policyShape(policy), created ? 201 : 200);
+    },
+  );
 
-  app.delete('/management/vaults/:name/accessPolicies/:objectId', adminOperation('VaultAccessPolicyDelete', policyObject), async (c) => {
-    const vault = await vaultNamed(c);
-    await deleteAccessPolicy(c.get('services').db, vault, c.req.param('objectId'));
-    policyChanged(c, vault);
-    return noContent(c);
-  });
+  app.delete(
+    '/management/vaults/:name/accessPolicies/:objectId',
+    adminOperation('VaultAccessPolicyDelete', policyObject),
+    async (c) => {
+      const vault = await vaultNamed(c);
+      await deleteAccessPolicy(c.get('services').db, vault, c.req.param('objectId'));
+      policyChanged(c, vault);
+      return noContent(c);
+    },
+  );
 }

@@ -1,3 +1,7 @@
+/**
+ * The management API on the apex: bootstrap, applications and their secrets, and vaults.
+ * Administrators only.
+ */
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import { bridgeStats } from '../../crypto/bridge-client';
@@ -112,11 +116,15 @@ export function managementRoutes(app: Hono<AppEnv>): void {
     return c.json({ clientSecret: added.clientSecret, secret: added.secret }, 201);
   });
 
-  app.delete('/management/applications/:clientId/secrets/:secretId', adminOperation('ApplicationSecretRemove', appObject), async (c) => {
-    const clientId = c.req.param('clientId');
-    await removeClientSecret(c.get('services').db, clientId, c.req.param('secretId'));
-    return noContent(c);
-  });
+  app.delete(
+    '/management/applications/:clientId/secrets/:secretId',
+    adminOperation('ApplicationSecretRemove', appObject),
+    async (c) => {
+      const clientId = c.req.param('clientId');
+      await removeClientSecret(c.get('services').db, clientId, c.req.param('secretId'));
+      return noContent(c);
+    },
+  );
 
   app.put('/management/vaults/:name', adminOperation('VaultCreate', vaultObject), async (c) => {
     const name = c.req.param('name');

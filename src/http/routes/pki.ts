@@ -1,3 +1,8 @@
+/**
+ * The vaults' internal CA certificates, public on the apex so relying parties can fetch the root
+ * they are told to trust: `/pki/{vault}/ca.crt` (DER) and `/pki/{vault}/ca.pem`. Unauthenticated
+ * by design (a CA certificate is public); each download is still audited.
+ */
 import type { Hono } from 'hono';
 import { isValidVaultName } from '../../core/vault';
 import { caCertificate } from '../../objects/certificates/issuers/internal-ca';
@@ -6,11 +11,6 @@ import { findVault } from '../../storage/vaults';
 import { auditAs, type AppEnv } from '../context';
 import { errorResponse } from '../errors';
 
-/**
- * The vaults' internal CA certificates, public on the apex so relying parties can fetch the root
- * they are told to trust: `/pki/{vault}/ca.crt` (DER) and `/pki/{vault}/ca.pem`. Unauthenticated
- * by design (a CA certificate is public); each download is still audited.
- */
 export function pkiRoutes(app: Hono<AppEnv>): void {
   app.get('/pki/:vault/:file{ca\\.(crt|pem)}', async (c) => {
     const name = c.req.param('vault').toLowerCase();

@@ -1,3 +1,14 @@
+/**
+ * The role assignment and role definition API (Managed HSM's data-plane shape), written once and
+ * mounted twice: on each vault host under every scope prefix (rbac.ts), and on the apex under
+ * `/management/vaults/{vault}` for the deployment's administrators (management-rbac.ts). Routes,
+ * bodies, answers and audit names are the same on both; what differs is supplied by the mount:
+ *
+ *   PUT|GET|DELETE {mount}/providers/Microsoft.Authorization/roleAssignments/{guid}
+ *   GET            {mount}/providers/Microsoft.Authorization/roleAssignments[?$filter=…]
+ *   PUT|GET|DELETE {mount}/providers/Microsoft.Authorization/roleDefinitions/{guid}
+ *   GET            {mount}/providers/Microsoft.Authorization/roleDefinitions[?$filter=…]
+ */
 import { Hono, type MiddlewareHandler } from 'hono';
 import {
   assignmentBody,
@@ -21,18 +32,6 @@ import { RoleActions, type DataAction } from '../../core/data-actions';
 import { parseBody } from '../../core/validation';
 import type { VaultRecord } from '../../core/vault';
 import { bodyText, type AppContext, type AppEnv } from '../context';
-
-/**
- * The role assignment and role definition API (Managed HSM's data-plane shape), written once and
- * mounted twice: on each vault host under every scope prefix (rbac.ts), and on the apex under
- * `/management/vaults/{vault}` for the deployment's administrators (management-rbac.ts). Routes,
- * bodies, answers and audit names are the same on both; what differs is supplied by the mount:
- *
- *   PUT|GET|DELETE {mount}/providers/Microsoft.Authorization/roleAssignments/{guid}
- *   GET            {mount}/providers/Microsoft.Authorization/roleAssignments[?$filter=…]
- *   PUT|GET|DELETE {mount}/providers/Microsoft.Authorization/roleDefinitions/{guid}
- *   GET            {mount}/providers/Microsoft.Authorization/roleDefinitions[?$filter=…]
- */
 
 export type RbacKind = 'roleAssignments' | 'roleDefinitions';
 
@@ -74,24 +73,36 @@ export function rbacApi(mount: RbacMount): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const db = (c: AppContext) => c.get('services').db;
 
-  app.put(`${ASSIGNMENTS}/:assignment`, mount.guard('RoleAssignmentCreate', RoleActions.writeAssignments, 'roleAssignments', 'assignment'), async (c) => {
-    const name = c.req.param('assignment');
-    const at = await mount.target(c, 'RoleAssignmentCreate', 'roleAssignments', name);
-    const input = parseBody(assignmentBody, await bodyText(c));
-    return c.json(assignmentShape(await createRoleAssignment(db(c), at.vault, at.actor, at.scope(), name, input)), 201);
-  });
+  app.put(
+    `${ASSIGNMENTS}/:assignment`,
+    mount.guard('RoleAssignmentCreate', RoleActions.writeAssignments, 'roleAssignments', 'assignment'),
+    async (c) => {
+      const name = c.req.param('assignment');
+      const at = await mount.target(c, 'RoleAssignmentCreate', 'roleAssignments', name);
+      const input = parseBody(assignmentBody, await bodyText(c));
+      return c.json(assignmentShape(await createRoleAssignment(db(c), at.vault, at.actor, at.scope(), name, input)), 201);
+    },
+  );
 
-  app.get(`${ASSIGNMENTS}/:assignment`, mount.guard('RoleAssignmentGet', RoleActions.readAssignments, 'roleAssignments', 'assignment'), async (c) => {
-    const name = c.req.param('assignment');
-    const at = await mount.target(c, 'RoleAssignmentGet', 'roleAssignments', name);
-    return c.json(assignmentShape(await getRoleAssignment(db(c), at.vault, name, at.lookupScope())));
-  });
+  app.get(
+    `${ASSIGNMENTS}/:assignment`,
+    mount.guard('RoleAssignmentGet', RoleActions.readAssignments, 'roleAssignments', 'assignment'),
+    async (c) => {
+      const name = c.req.param('assignment');
+      const at = await mount.target(c, 'RoleAssignmentGet', 'roleAssignments', name);
+      return c.json(assignmentShape(await getRoleAssignment(db(c), at.vault, name, at.lookupScope())));
+    },
+  );
 
-  app.delete(`${ASSIGNMENTS}/:assignment`, mount.guard('RoleAssignmentDelete', RoleActions.deleteAssignments, 'roleAssignments', 'assignment'), async (c) => {
-    const name = c.req.param('assignment');
-    const at = await mount.target(c, 'RoleAssignmentDelete', 'roleAssignments', name);
-    return c.json(assignmentShape(await deleteRoleAssignment(db(c), at.vault, at.actor, name, at.lookupScope())));
-  });
+  app.delete(
+    `${ASSIGNMENTS}/:assignment`,
+    mount.guard('RoleAssignmentDelete', RoleActions.deleteAssignments, 'roleAssignments', 'assignment'),
+    async (c) => {
+      const name = c.req.param('assignment');
+      const at = await mount.target(c, 'RoleAssignmentDelete', 'roleAssignments', name);
+      return c.json(assignmentShape(await deleteRoleAssignment(db(c), at.vault, at.actor, name, at.lookupScope())));
+    },
+  );
 
   app.get(ASSIGNMENTS, mount.guard('RoleAssignmentList', RoleActions.readAssignments, 'roleAssignments'), async (c) => {
     const at = await mount.target(c, 'RoleAssignmentList', 'roleAssignments');
@@ -99,24 +110,36 @@ export function rbacApi(mount: RbacMount): Hono<AppEnv> {
     return c.json({ value: result.items.map(assignmentShape), nextLink: nextLinkFor(c.req.url, result.next) });
   });
 
-  app.put(`${DEFINITIONS}/:definition`, mount.guard('RoleDefinitionCreate', RoleActions.writeDefinitions, 'roleDefinitions', 'definition'), async (c) => {
-    const name = c.req.param('definition');
-    const at = await mount.target(c, 'RoleDefinitionCreate', 'roleDefinitions', name);
-    const input = parseBody(roleDefinitionBody, await bodyText(c));
-    return c.json(roleDefinitionShape(await putRoleDefinition(db(c), at.vault, at.actor, at.scope(), name, input)), 201);
-  });
+  app.put(
+    `${DEFINITIONS}/:definition`,
+    mount.guard('RoleDefinitionCreate', RoleActions.writeDefinitions, 'roleDefinitions', 'definition'),
+    async (c) => {
+      const name = c.req.param('definition');
+      const at = await mount.target(c, 'RoleDefinitionCreate', 'roleDefinitions', name);
+      const input = parseBody(roleDefinitionBody, await bodyText(c));
+      return c.json(roleDefinitionShape(await putRoleDefinition(db(c), at.vault, at.actor, at.scope(), name, input)), 201);
+    },
+  );
 
-  app.get(`${DEFINITIONS}/:definition`, mount.guard('RoleDefinitionGet', RoleActions.readDefinitions, 'roleDefinitions', 'definition'), async (c) => {
-    const name = c.req.param('definition');
-    const at = await mount.target(c, 'RoleDefinitionGet', 'roleDefinitions', name);
-    return c.json(roleDefinitionShape(await getRoleDefinition(db(c), at.vault, name)));
-  });
+  app.get(
+    `${DEFINITIONS}/:definition`,
+    mount.guard('RoleDefinitionGet', RoleActions.readDefinitions, 'roleDefinitions', 'definition'),
+    async (c) => {
+      const name = c.req.param('definition');
+      const at = await mount.target(c, 'RoleDefinitionGet', 'roleDefinitions', name);
+      return c.json(roleDefinitionShape(await getRoleDefinition(db(c), at.vault, name)));
+    },
+  );
 
-  app.delete(`${DEFINITIONS}/:definition`, mount.guard('RoleDefinitionDelete', RoleActions.deleteDefinitions, 'roleDefinitions', 'definition'), async (c) => {
-    const name = c.req.param('definition');
-    const at = await mount.target(c, 'RoleDefinitionDelete', 'roleDefinitions', name);
-    return c.json(roleDefinitionShape(await deleteRoleDefinition(db(c), at.vault, at.actor, name)));
-  });
+  app.delete(
+    `${DEFINITIONS}/:definition`,
+    mount.guard('RoleDefinitionDelete', RoleActions.deleteDefinitions, 'roleDefinitions', 'definition'),
+    async (c) => {
+      const name = c.req.param('definition');
+      const at = await mount.target(c, 'RoleDefinitionDelete', 'roleDefinitions', name);
+      return c.json(roleDefinitionShape(await deleteRoleDefinition(db(c), at.vault, at.actor, name)));
+    },
+  );
 
   app.get(DEFINITIONS, mount.guard('RoleDefinitionList', RoleActions.readDefinitions, 'roleDefinitions'), async (c) => {
     const at = await mount.target(c, 'RoleDefinitionList', 'roleDefinitions');

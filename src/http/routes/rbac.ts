@@ -1,10 +1,3 @@
-import type { Hono } from 'hono';
-import { providerPath } from '../../access/assignments';
-import { COLLECTIONS, parseScope } from '../../access/scopes';
-import { auditAs, authenticated, currentVault, type AppContext, type AppEnv } from '../context';
-import { vaultOperation } from '../operation';
-import { rbacApi, type RbacMount } from './rbac-api';
-
 /**
  * Role-based access control on each vault host: the shared API (rbac-api.ts, what
  * @azure/keyvault-admin's KeyVaultAccessControlClient sends) mounted once per scope prefix.
@@ -15,6 +8,12 @@ import { rbacApi, type RbacMount } from './rbac-api';
  * authorization decision at the scope in the URL, with the caller's rights; the
  * no-self-escalation rules then apply on top (src/access/assignments.ts).
  */
+import type { Hono } from 'hono';
+import { providerPath } from '../../access/assignments';
+import { COLLECTIONS, parseScope } from '../../access/scopes';
+import { auditAs, authenticated, currentVault, type AppContext, type AppEnv } from '../context';
+import { vaultOperation } from '../operation';
+import { rbacApi, type RbacMount } from './rbac-api';
 
 interface ScopeRoute {
   /** Route prefix: '/', '/secrets', '/secrets/:name', … */

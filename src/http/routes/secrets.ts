@@ -1,3 +1,7 @@
+/**
+ * The Secrets API routes: each declares its operation (audit name, data action, object), then
+ * calls the vault logic and renders Azure's shape. Nothing else happens here.
+ */
 import type { Hono } from 'hono';
 import { SecretActions, type DataAction } from '../../core/data-actions';
 import { emitEvents, newVersionEvent } from '../../events/event';
@@ -7,10 +11,6 @@ import { auditAs, bodyText, currentVault, noContent, type AppContext, type AppEn
 import { vaultOperation } from '../operation';
 import { listBody, secretBundle, secretItem } from '../shapes';
 
-/**
- * The Secrets API routes: each declares its operation (audit name, data action, object), then
- * calls the vault logic and renders Azure's shape. Nothing else happens here.
- */
 const one = (operation: string, action: DataAction) => vaultOperation(operation, action, '/secrets', true);
 const all = (operation: string, action: DataAction) => vaultOperation(operation, action, '/secrets', false);
 
@@ -23,7 +23,9 @@ function begin(c: AppContext) {
 /** SecretNewVersionCreated, queued after the answer (see src/events); the event carries no value. */
 function announceNewVersion(c: AppContext, record: SecretRecord): void {
   const { vault, origin } = currentVault(c);
-  c.executionCtx.waitUntil(newVersionEvent(origin, vault, record, 'Secret').then((event) => emitEvents(c.env.EVENTS_QUEUE, [event])));
+  c.executionCtx.waitUntil(
+    newVersionEvent(origin, vault, record, 'Secret').then((event) => emitEvents(c.env.EVENTS_QUEUE, [event])),
+  );
 }
 
 function listParams(c: AppContext) {

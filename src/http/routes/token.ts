@@ -1,3 +1,7 @@
+/**
+ * The token service, in the shape MSAL (and so @azure/identity's ClientSecretCredential with an
+ * authorityHost) expects from Entra: discovery, JWKS and the v2.0 token endpoint.
+ */
 import type { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { authenticateClientSecret, type Application } from '../../identity/applications';
@@ -12,10 +16,6 @@ import { fromBase64, fromUtf8 } from '../../core/encoding';
 import { auditAs, bodyText, type AppContext, type AppEnv } from '../context';
 import { recordTokenFailure, tokenAttemptRefused } from '../throttle';
 
-/**
- * The token service, in the shape MSAL (and so @azure/identity's ClientSecretCredential with an
- * authorityHost) expects from Entra: discovery, JWKS and the v2.0 token endpoint.
- */
 function oauthError(c: AppContext, status: ContentfulStatusCode, error: string, description: string, code?: number) {
   c.get('audit').errorCode = code === undefined ? error : `AADSTS${code}`;
   return c.json(
@@ -90,12 +90,19 @@ async function authenticateClient(c: AppContext, form: URLSearchParams, tenantId
   const assertionType = form.get('client_assertion_type');
   if (assertion !== null || assertionType !== null) {
     if (form.get('client_secret') !== null || /^Basic\s/i.test(c.req.header('authorization') ?? '')) {
-      throw invalidRequest(undefined, 'Only one client authentication method may be used: a client secret or a client assertion.');
+      throw invalidRequest(
+        undefined,
+        'Only one client authentication method may be used: a client secret or a client assertion.',
+      );
     }
     if (assertionType !== JWT_BEARER_ASSERTION_TYPE) {
       throw invalidRequest(undefined, `client_assertion_type must be '${JWT_BEARER_ASSERTION_TYPE}'.`);
     }
-    if (!assertion) throw invalidClient(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+    if (!assertion)
+      throw invalidClient(
+        7000218,
+        "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+      );
     const apexOrigin = c.get('apexOrigin');
     const { app } = await authenticateClientAssertion(db, form.get('client_id') ?? undefined, assertion, {
       tenantId,
@@ -106,7 +113,8 @@ async function authenticateClient(c: AppContext, form: URLSearchParams, tenantId
     return app;
   }
   const creds = clientCredentials(c, form);
-  if (!creds) throw invalidClient(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+  if (!creds)
+    throw invalidClient(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
   const result = await authenticateClientSecret(db, creds.id, creds.secret);
   if ('app' in result && result.app.tenantId === tenantId) return result.app;
   if ('refused' in result && result.refused === 'expired') {
@@ -116,7 +124,10 @@ async function authenticateClient(c: AppContext, form: URLSearchParams, tenantId
     );
   }
   // An unknown application and a wrong secret are answered alike.
-  throw invalidClient(7000215, 'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, of a secret of this application.');
+  throw invalidClient(
+    7000215,
+    'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, of a secret of this application.',
+  );
 }
 
 export function tokenRoutes(app: Hono<AppEnv>): void {
@@ -160,10 +171,17 @@ export function tokenRoutes(app: Hono<AppEnv>): void {
     }
     const grant = form.get('grant_type');
     if (grant !== 'client_credentials') {
-      return oauthError(c, 400, 'unsupported_grant_type', `The grant type '${(grant ?? '').slice(0, 64)}' is not supported; use client_credentials.`);
+      return oauthError(
+        c,
+        400,
+        'unsupported_grant_type',
+        `The grant type '${(grant ?? '').slice(0, 64)}' is not supported; use client_credentials.`,
+      );
     }
     const apexOrigin = c.get('apexOrigin');
-    const scopes = (form.get('scope') ?? '').split(/\s+/).filter((s) => s && !['openid', 'profile', 'offline_access'].includes(s));
+    const scopes = (form.get('scope') ?? '')
+      .split(/\s+/)
+      .filter((s) => s && !['openid', 'profile', 'offline_access'].includes(s));
     if (scopes.length !== 1 || scopes[0] !== `${apexOrigin}/.default`) {
       return oauthError(c, 400, 'invalid_scope', `The scope must be '${apexOrigin}/.default'.`);
     }
@@ -174,7 +192,12 @@ export function tokenRoutes(app: Hono<AppEnv>): void {
     const wait = tokenAttemptRefused(c, claimedClient);
     if (wait !== undefined) {
       c.header('Retry-After', String(wait));
-      return oauthError(c, 429, 'temporarily_unavailable', `Too many failed authentication attempts for this client or from this address; retry after ${wait} seconds.`);
+      return oauthError(
+        c,
+        429,
+        'temporarily_unavailable',
+        `Too many failed authentication attempts for this client or from this address; retry after ${wait} seconds.`,
+      );
     }
     let app: Application;
     try {

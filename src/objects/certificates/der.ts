@@ -1,8 +1,7 @@
-import { badParameter } from '../../core/errors';
-
 // The few DER pieces the @peculiar/asn1-* schemas do not cover for us: reading the elements of a
 // SEQUENCE whose schema has no class there (CMS EncryptedData, PBES2 parameters), and encoding the
 // handful of primitives certificates need (lengths, INTEGER pairs of ECDSA signatures, strings).
+import { badParameter } from '../../core/errors';
 
 export interface Tlv {
   tag: number;
@@ -68,7 +67,10 @@ function integerContent(bytes: Uint8Array): Uint8Array {
 /** ECDSA's raw r||s (JWS, the HSM bridge) as X.509's ECDSA-Sig-Value. */
 export function ecdsaDer(raw: Uint8Array): Uint8Array {
   const half = raw.length / 2;
-  return element(0x30, concat(element(0x02, integerContent(raw.subarray(0, half))), element(0x02, integerContent(raw.subarray(half)))));
+  return element(
+    0x30,
+    concat(element(0x02, integerContent(raw.subarray(0, half))), element(0x02, integerContent(raw.subarray(half)))),
+  );
 }
 
 export const utf8String = (text: string) => element(0x0c, new TextEncoder().encode(text));

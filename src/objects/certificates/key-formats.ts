@@ -1,3 +1,6 @@
+// A certificate's key in the formats certificates speak: the vault keeps keys as JWKs (software)
+// or token handles (HSM), certificates carry SubjectPublicKeyInfo, PFX and PEM carry PKCS#8.
+// WebCrypto does the conversions, so a key that it refuses is refused here too.
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { PrivateKeyInfo } from '@peculiar/asn1-pkcs8';
 import { SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
@@ -5,10 +8,6 @@ import { toHex } from '../../core/encoding';
 import { bs } from './der';
 import { badParameter } from '../../core/errors';
 import { parseImportJwk, type Curve, type Jwk, type PublicJwk } from '../../crypto/keys';
-
-// A certificate's key in the formats certificates speak: the vault keeps keys as JWKs (software)
-// or token handles (HSM), certificates carry SubjectPublicKeyInfo, PFX and PEM carry PKCS#8.
-// WebCrypto does the conversions, so a key that it refuses is refused here too.
 
 /** The DER of the named-curve OIDs (the EC key algorithm's parameters), in hex. */
 const EC_CURVES: Record<string, Curve> = {
@@ -23,7 +22,9 @@ const EC_OID = '1.2.840.10045.2.1';
 function algorithm(jwk: PublicJwk): KeyParams {
   if (jwk.kty === 'RSA' || jwk.kty === 'RSA-HSM') return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
   if (jwk.crv === 'P-256' || jwk.crv === 'P-384' || jwk.crv === 'P-521') return { name: 'ECDSA', namedCurve: jwk.crv };
-  throw badParameter(`Certificates support RSA keys and the EC curves P-256, P-384 and P-521, not ${String(jwk.crv ?? jwk.kty)}.`);
+  throw badParameter(
+    `Certificates support RSA keys and the EC curves P-256, P-384 and P-521, not ${String(jwk.crv ?? jwk.kty)}.`,
+  );
 }
 
 /** DER SubjectPublicKeyInfo of a public JWK. */
@@ -45,7 +46,13 @@ export async function jwkOfSpki(spki: Uint8Array): Promise<PublicJwk> {
 /** DER PKCS#8 PrivateKeyInfo of a software key's private JWK. */
 export async function pkcs8Of(jwk: Jwk): Promise<Uint8Array> {
   const { kty, n, e, d, p, q, dp, dq, qi, crv, x, y } = jwk;
-  const key = await crypto.subtle.importKey('jwk', { kty, n, e, d, p, q, dp, dq, qi, crv, x, y } as JsonWebKey, algorithm(jwk), true, ['sign']);
+  const key = await crypto.subtle.importKey(
+    'jwk',
+    { kty, n, e, d, p, q, dp, dq, qi, crv, x, y } as JsonWebKey,
+    algorithm(jwk),
+    true,
+    ['sign'],
+  );
   return new Uint8Array((await crypto.subtle.exportKey('pkcs8', key)) as ArrayBuffer);
 }
 

@@ -1,10 +1,9 @@
-import { certificates, certificateVersions } from '../../storage/schema';
-import { azureErrors } from '../engine/errors';
-import type { ObjectKind, VersionedRecord } from '../engine/kind';
-
 // Certificates as a description over the versioned-object engine (engine/): a version is the
 // issued certificate (public: no sealed payload); its key and secret are the managed key and
 // secret of the same name and version, stored by their own kinds (store.ts ties them together).
+import { certificates, certificateVersions } from '../../storage/schema';
+import { azureErrors } from '../engine/errors';
+import type { ObjectKind, VersionedRecord } from '../engine/kind';
 
 export type HeadRow = typeof certificates.$inferSelect;
 export type VersionRow = typeof certificateVersions.$inferSelect;

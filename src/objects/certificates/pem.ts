@@ -1,8 +1,7 @@
-import { badParameter } from '../../core/errors';
-import { fromBase64, toBase64 } from './der';
-
 // PEM as certificates exchange it (application/x-pem-file): Azure's secret of a PEM certificate
 // holds the private key first, then the chain; an import may bring the blocks in any order.
+import { badParameter } from '../../core/errors';
+import { fromBase64, toBase64 } from './der';
 
 function block(label: string, der: Uint8Array): string {
   const b64 = toBase64(der).replace(/.{1,64}/g, '$&\n');
@@ -27,6 +26,7 @@ export function readPem(text: string): { certs: Uint8Array[]; pkcs8: Uint8Array 
       throw badParameter(`The PEM private key must be an unencrypted PKCS#8 "PRIVATE KEY" block, not "${label}".`);
     }
   }
-  if (certs.length === 0) throw badParameter('The specified PEM X.509 certificate content is in an unexpected format: no CERTIFICATE block.');
+  if (certs.length === 0)
+    throw badParameter('The specified PEM X.509 certificate content is in an unexpected format: no CERTIFICATE block.');
   return { certs, pkcs8 };
 }

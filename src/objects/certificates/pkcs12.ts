@@ -1,3 +1,8 @@
+// PKCS#12 (PFX) as certificates exchange it: the secret of an exportable certificate is a PFX of
+// its chain and key, and an import may bring one. Written unencrypted inside with an HMAC-SHA-256
+// integrity MAC (what Azure hands out: a PFX without a password, read with `-passin pass:`).
+// Read: MACs with SHA-1/SHA-2 and bags encrypted with PBES2 (PBKDF2 + AES-CBC, what OpenSSL 3
+// writes by default). The legacy RC2/3DES encryption has no WebCrypto primitive and is refused.
 import { ContentInfo } from '@peculiar/asn1-cms';
 import { AuthenticatedSafe, CertBag, MacData, PFX, SafeBag, SafeContents } from '@peculiar/asn1-pfx';
 import { EncryptedPrivateKeyInfo } from '@peculiar/asn1-pkcs8';
@@ -6,12 +11,6 @@ import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { badParameter } from '../../core/errors';
 import { bs, buffer, children, concat, equalBytes } from './der';
-
-// PKCS#12 (PFX) as certificates exchange it: the secret of an exportable certificate is a PFX of
-// its chain and key, and an import may bring one. Written unencrypted inside with an HMAC-SHA-256
-// integrity MAC (what Azure hands out: a PFX without a password, read with `-passin pass:`).
-// Read: MACs with SHA-1/SHA-2 and bags encrypted with PBES2 (PBKDF2 + AES-CBC, what OpenSSL 3
-// writes by default). The legacy RC2/3DES encryption has no WebCrypto primitive and is refused.
 
 const DATA = '1.2.840.113549.1.7.1';
 const ENCRYPTED_DATA = '1.2.840.113549.1.7.6';
@@ -58,7 +57,13 @@ function bmpPassword(password: string): Uint8Array {
 }
 
 /** PKCS#12 key derivation (RFC 7292 appendix B.2); only the MAC key (id 3) is used here. */
-async function pkcs12Kdf(hash: { name: string; size: number }, password: Uint8Array, salt: Uint8Array, iterations: number, n: number): Promise<Uint8Array> {
+async function pkcs12Kdf(
+  hash: { name: string; size: number },
+  password: Uint8Array,
+  salt: Uint8Array,
+  iterations: number,
+  n: number,
+): Promise<Uint8Array> {
   const v = hash.size > 32 ? 128 : 64;
   const fill = (src: Uint8Array) => {
     if (src.length === 0) return new Uint8Array(0);
@@ -69,7 +74,7 @@ async function pkcs12Kdf(hash: { name: string; size: number }, password: Uint8Ar
   const D = new Uint8Array(v).fill(3);
   const I = concat(fill(salt), fill(password));
   const out = new Uint8Array(n);
-  for (let done = 0; done < n; ) {
+  for (let done = 0; done < n;) {
     let A = concat(D, I);
     for (let r = 0; r < iterations; r++) A = new Uint8Array(await crypto.subtle.digest(hash.name, bs(A)));
     out.set(A.subarray(0, Math.min(A.length, n - done)), done);
@@ -102,10 +107,17 @@ export async function writePfx(certs: Uint8Array[], pkcs8: Uint8Array | null, pa
   const bags: SafeBag[] = [];
   if (pkcs8) bags.push(new SafeBag({ bagId: KEY_BAG, bagValue: buffer(pkcs8) }));
   for (const der of certs) {
-    bags.push(new SafeBag({ bagId: CERT_BAG, bagValue: AsnConvert.serialize(new CertBag({ certId: X509_CERT, certValue: octetString(der) })) }));
+    bags.push(
+      new SafeBag({
+        bagId: CERT_BAG,
+        bagValue: AsnConvert.serialize(new CertBag({ certId: X509_CERT, certValue: octetString(der) })),
+      }),
+    );
   }
   const safe = new Uint8Array(AsnConvert.serialize(new SafeContents(bags)));
-  const authSafe = new Uint8Array(AsnConvert.serialize(new AuthenticatedSafe([new ContentInfo({ contentType: DATA, content: octetString(safe) })])));
+  const authSafe = new Uint8Array(
+    AsnConvert.serialize(new AuthenticatedSafe([new ContentInfo({ contentType: DATA, content: octetString(safe) })])),
+  );
   const salt = crypto.getRandomValues(new Uint8Array(16));
   const sha256 = DIGESTS['2.16.840.1.101.3.4.2.1']!;
   const key = await pkcs12Kdf(sha256, bmpPassword(password), salt, WRITE_ITERATIONS, 32);
@@ -114,7 +126,10 @@ export async function writePfx(certs: Uint8Array[], pkcs8: Uint8Array | null, pa
     version: 3,
     authSafe: new ContentInfo({ contentType: DATA, content: octetString(authSafe) }),
     macData: new MacData({
-      mac: new DigestInfo({ digestAlgorithm: new AlgorithmIdentifier({ algorithm: '2.16.840.1.101.3.4.2.1', parameters: null }), digest: new OctetString(buffer(mac)) }),
+      mac: new DigestInfo({
+        digestAlgorithm: new AlgorithmIdentifier({ algorithm: '2.16.840.1.101.3.4.2.1', parameters: null }),
+        digest: new OctetString(buffer(mac)),
+      }),
       macSalt: new OctetString(buffer(salt)),
       iterations: WRITE_ITERATIONS,
     }),
@@ -183,20 +198,26 @@ async function decryptEncryptedData(der: Uint8Array, password: string): Promise<
   const [, alg, content] = children(eci.der);
   if (!alg || !content) throw corrupt();
   // [0] IMPLICIT OCTET STRING: primitive (0x80), or constructed (0xa0) from OCTET STRING pieces.
-  const data = content.tag === 0x80 ? content.content : concat(...children(concat(Uint8Array.of(0x30), content.der.subarray(1))).map((c) => c.content));
+  const data =
+    content.tag === 0x80
+      ? content.content
+      : concat(...children(concat(Uint8Array.of(0x30), content.der.subarray(1))).map((c) => c.content));
   return pbes2Decrypt(AsnConvert.parse(alg.der, AlgorithmIdentifier), data, password);
 }
 
 async function pbes2Decrypt(alg: AlgorithmIdentifier, data: Uint8Array, password: string): Promise<Uint8Array> {
   if (alg.algorithm !== PBES2 || !alg.parameters) {
-    throw badParameter('The PFX is encrypted with a legacy algorithm (RC2 or 3DES); export it with AES (PBES2), e.g. OpenSSL 3 without -legacy.');
+    throw badParameter(
+      'The PFX is encrypted with a legacy algorithm (RC2 or 3DES); export it with AES (PBES2), e.g. OpenSSL 3 without -legacy.',
+    );
   }
   const [kdfDer, encDer] = children(new Uint8Array(alg.parameters));
   if (!kdfDer || !encDer) throw corrupt();
   const kdf = AsnConvert.parse(kdfDer.der, AlgorithmIdentifier);
   const enc = AsnConvert.parse(encDer.der, AlgorithmIdentifier);
   const bits = AES_CBC[enc.algorithm];
-  if (kdf.algorithm !== PBKDF2 || !kdf.parameters || !bits || !enc.parameters) throw badParameter('The PFX uses an unsupported encryption algorithm.');
+  if (kdf.algorithm !== PBKDF2 || !kdf.parameters || !bits || !enc.parameters)
+    throw badParameter('The PFX uses an unsupported encryption algorithm.');
   const params = children(new Uint8Array(kdf.parameters));
   const salt = params[0]?.content;
   const iterations = params[1] ? params[1].content.reduce((n, b) => n * 256 + b, 0) : 0;
@@ -205,7 +226,13 @@ async function pbes2Decrypt(alg: AlgorithmIdentifier, data: Uint8Array, password
   if (!salt || iterations < 1 || !prf) throw badParameter('The PFX uses an unsupported key derivation.');
   if (iterations > MAX_PBKDF2_ITERATIONS) throw badParameter('The PFX key derivation uses too many iterations.');
   const base = await crypto.subtle.importKey('raw', new TextEncoder().encode(password), 'PBKDF2', false, ['deriveKey']);
-  const key = await crypto.subtle.deriveKey({ name: 'PBKDF2', salt: bs(salt), iterations, hash: prf }, base, { name: 'AES-CBC', length: bits }, false, ['decrypt']);
+  const key = await crypto.subtle.deriveKey(
+    { name: 'PBKDF2', salt: bs(salt), iterations, hash: prf },
+    base,
+    { name: 'AES-CBC', length: bits },
+    false,
+    ['decrypt'],
+  );
   const iv = octets(enc.parameters);
   try {
     return new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-CBC', iv: bs(iv) }, key, bs(data)));

@@ -1,3 +1,6 @@
+// Azure's CertificatePolicy: the request shapes (what a create, import or PATCH may send), the
+// complete policy the vault stores (every default filled in as Azure fills it), and what follows
+// from a policy: the key to make, its key_ops, the secret's content type.
 import { z } from 'zod';
 import { badParameter } from '../../core/errors';
 import { attributes, tags } from '../../core/validation';
@@ -5,15 +8,14 @@ import type { Curve, KeyKind } from '../../crypto/keys';
 import type { KeySpec } from '../keys';
 import { KEY_USAGE_NAMES } from './x509';
 
-// Azure's CertificatePolicy: the request shapes (what a create, import or PATCH may send), the
-// complete policy the vault stores (every default filled in as Azure fills it), and what follows
-// from a policy: the key to make, its key_ops, the secret's content type.
-
 export const PKCS12 = 'application/x-pkcs12';
 export const PEM = 'application/x-pem-file';
 
 const names = z.array(z.string().min(1).max(256)).max(100).nullish();
-const trigger = z.object({ lifetime_percentage: z.number().int().min(1).max(99).nullish(), days_before_expiry: z.number().int().min(1).nullish() });
+const trigger = z.object({
+  lifetime_percentage: z.number().int().min(1).max(99).nullish(),
+  days_before_expiry: z.number().int().min(1).nullish(),
+});
 
 export const policyBody = z.object({
   id: z.string().nullish(),
@@ -30,7 +32,10 @@ export const policyBody = z.object({
   x509_props: z
     .object({
       subject: z.string().max(1024).nullish(),
-      ekus: z.array(z.string().regex(/^[0-2](\.\d+)+$/, 'ekus are object identifiers such as 1.3.6.1.5.5.7.3.1')).max(32).nullish(),
+      ekus: z
+        .array(z.string().regex(/^[0-2](\.\d+)+$/, 'ekus are object identifiers such as 1.3.6.1.5.5.7.3.1'))
+        .max(32)
+        .nullish(),
       sans: z.object({ emails: names, dns_names: names, upns: names }).nullish(),
       key_usage: z.array(z.enum(KEY_USAGE_NAMES as [string, ...string[]])).nullish(),
       validity_months: z.number().int().min(1).max(1200).nullish(),
@@ -41,7 +46,11 @@ export const policyBody = z.object({
     .max(2)
     .nullish(),
   issuer: z
-    .object({ name: z.string().min(1).max(127).nullish(), cty: z.string().max(64).nullish(), cert_transparency: z.boolean().nullish() })
+    .object({
+      name: z.string().min(1).max(127).nullish(),
+      cty: z.string().max(64).nullish(),
+      cert_transparency: z.boolean().nullish(),
+    })
     .nullish(),
   attributes: z.object({ enabled: z.boolean().nullish() }).passthrough().nullish(),
 });
@@ -79,7 +88,13 @@ export const operationUpdateBody = z.object({ cancellation_requested: z.boolean(
 
 /** The complete policy the vault stores: Azure's defaults filled in. */
 export interface Policy {
-  key_props: { exportable: boolean; kty: 'RSA' | 'RSA-HSM' | 'EC' | 'EC-HSM'; key_size?: number; crv?: Curve; reuse_key: boolean };
+  key_props: {
+    exportable: boolean;
+    kty: 'RSA' | 'RSA-HSM' | 'EC' | 'EC-HSM';
+    key_size?: number;
+    crv?: Curve;
+    reuse_key: boolean;
+  };
   secret_props: { contentType: string };
   x509_props: {
     subject: string;
@@ -88,7 +103,10 @@ export interface Policy {
     key_usage: string[];
     validity_months: number;
   };
-  lifetime_actions: { trigger: { lifetime_percentage?: number; days_before_expiry?: number }; action: { action_type: 'EmailContacts' | 'AutoRenew' } }[];
+  lifetime_actions: {
+    trigger: { lifetime_percentage?: number; days_before_expiry?: number };
+    action: { action_type: 'EmailContacts' | 'AutoRenew' };
+  }[];
   issuer: { name: string; cty?: string; cert_transparency?: boolean };
   attributes: { enabled: boolean };
 }
@@ -107,23 +125,35 @@ export function resolvePolicy(input: PolicyInput | null | undefined, base?: Poli
   let key_size: number | undefined;
   let crv: Curve | undefined;
   if (ec) {
-    if (k.key_size != null && !EC_SIZES[k.key_size]) throw badParameter(`The key size ${k.key_size} does not name a supported curve; use crv P-256, P-384 or P-521.`);
-    crv = (input?.key_props?.crv ?? (k.key_size != null ? EC_SIZES[k.key_size] : undefined) ?? base?.key_props.crv ?? 'P-256') as Curve;
+    if (k.key_size != null && !EC_SIZES[k.key_size])
+      throw badParameter(`The key size ${k.key_size} does not name a supported curve; use crv P-256, P-384 or P-521.`);
+    crv = (input?.key_props?.crv ??
+      (k.key_size != null ? EC_SIZES[k.key_size] : undefined) ??
+      base?.key_props.crv ??
+      'P-256') as Curve;
     if (crv === 'P-256K') throw badParameter('Certificates with P-256K keys are not supported: use P-256, P-384 or P-521.');
   } else {
     key_size = (input?.key_props?.key_size ?? base?.key_props.key_size ?? 2048) as number;
-    if (![2048, 3072, 4096].includes(key_size)) throw badParameter(`The key size ${key_size} is not supported for ${kty} keys: use 2048, 3072 or 4096.`);
+    if (![2048, 3072, 4096].includes(key_size))
+      throw badParameter(`The key size ${key_size} is not supported for ${kty} keys: use 2048, 3072 or 4096.`);
   }
   const x = input?.x509_props;
   const bx = base?.x509_props;
   const subject = x?.subject ?? bx?.subject ?? '';
-  const sans = x?.sans ? defined({ emails: x.sans.emails ?? undefined, dns_names: x.sans.dns_names ?? undefined, upns: x.sans.upns ?? undefined }) : bx?.sans;
+  const sans = x?.sans
+    ? defined({ emails: x.sans.emails ?? undefined, dns_names: x.sans.dns_names ?? undefined, upns: x.sans.upns ?? undefined })
+    : bx?.sans;
   const hasSans = !!sans && Object.values(sans).some((v) => v && v.length > 0);
-  if (!forImport && !subject && !hasSans) throw badParameter('The policy must name a subject or subject alternative names (x509_props.subject or x509_props.sans).');
+  if (!forImport && !subject && !hasSans)
+    throw badParameter('The policy must name a subject or subject alternative names (x509_props.subject or x509_props.sans).');
   const issuerName = input?.issuer?.name ?? base?.issuer.name ?? 'Unknown';
-  const actions = (input?.lifetime_actions ?? base?.lifetime_actions ?? [
-    { trigger: { lifetime_percentage: 80 }, action: { action_type: issuerName.toLowerCase() === 'unknown' ? 'EmailContacts' : 'AutoRenew' } },
-  ]) as Policy['lifetime_actions'];
+  const actions = (input?.lifetime_actions ??
+    base?.lifetime_actions ?? [
+      {
+        trigger: { lifetime_percentage: 80 },
+        action: { action_type: issuerName.toLowerCase() === 'unknown' ? 'EmailContacts' : 'AutoRenew' },
+      },
+    ]) as Policy['lifetime_actions'];
   for (const a of actions) {
     const t = a.trigger;
     if ((t.lifetime_percentage == null) === (t.days_before_expiry == null)) {

@@ -1,3 +1,6 @@
+// A vault's certificate settings: its contacts (who hears about expiring certificates) and its
+// configured issuers (IssuerBundle). An issuer's account password is sealed like a secret value,
+// bound to the vault and the issuer's name; it is opened only for an issuer module, never shown.
 import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { now } from '../../core/clock';
@@ -12,11 +15,11 @@ import type { Database } from '../../storage/db';
 import { certificateContacts, certificateIssuers, dataKeys } from '../../storage/schema';
 import type { IssuerConfig } from './issuers/contract';
 
-// A vault's certificate settings: its contacts (who hears about expiring certificates) and its
-// configured issuers (IssuerBundle). An issuer's account password is sealed like a secret value,
-// bound to the vault and the issuer's name; it is opened only for an issuer module, never shown.
-
-const contact = z.object({ email: z.string().max(256).nullish(), name: z.string().max(256).nullish(), phone: z.string().max(64).nullish() });
+const contact = z.object({
+  email: z.string().max(256).nullish(),
+  name: z.string().max(256).nullish(),
+  phone: z.string().max(64).nullish(),
+});
 export const contactsBody = z.object({ id: z.string().nullish(), contacts: z.array(contact).min(1).max(20) });
 export type Contact = z.infer<typeof contact>;
 
@@ -123,7 +126,10 @@ export class CertificateSettings {
     const [stored] = await this.db
       .insert(certificateIssuers)
       .values(row)
-      .onConflictDoUpdate({ target: [certificateIssuers.vaultId, certificateIssuers.name], set: { ...row, name: sql`${certificateIssuers.name}`, created: sql`${certificateIssuers.created}` } })
+      .onConflictDoUpdate({
+        target: [certificateIssuers.vaultId, certificateIssuers.name],
+        set: { ...row, name: sql`${certificateIssuers.name}`, created: sql`${certificateIssuers.created}` },
+      })
       .returning();
     return toIssuer(stored!);
   }
@@ -155,7 +161,13 @@ export class CertificateSettings {
       if (!plain) throw new IntegrityError('issuer credentials');
       password = fromUtf8(plain);
     }
-    return { name: row.name, provider: row.provider, accountId: row.accountId, password, orgDetails: row.orgDetails ? JSON.parse(row.orgDetails) : null };
+    return {
+      name: row.name,
+      provider: row.provider,
+      accountId: row.accountId,
+      password,
+      orgDetails: row.orgDetails ? JSON.parse(row.orgDetails) : null,
+    };
   }
 
   private async issuerRow(name: string): Promise<IssuerRow> {

@@ -1,3 +1,9 @@
+// The Certificates API of one vault. A certificate version is three objects of one name and one
+// version id, as on Azure: the key (managed, in the keys store: software, or in the HSM for -HSM
+// and non-exportable policies), the secret (managed: PFX or PEM, with the key when exportable) and
+// the certificate row itself. Create makes the key and a CSR and hands the CSR to the issuer; an
+// issued chain completes the version (secret, then certificate). Delete, recover and purge move
+// the three together; backup carries the three.
 import { and, eq } from 'drizzle-orm';
 import { now } from '../../core/clock';
 import { fromUtf8, newVersionId, utf8 } from '../../core/encoding';
@@ -35,13 +41,6 @@ import {
 } from './policy';
 import { CertificateSettings } from './settings';
 import { addMonths, certificationRequest, readCertificate, type CertificateInfo, type Signer } from './x509';
-
-// The Certificates API of one vault. A certificate version is three objects of one name and one
-// version id, as on Azure: the key (managed, in the keys store: software, or in the HSM for -HSM
-// and non-exportable policies), the secret (managed: PFX or PEM, with the key when exportable) and
-// the certificate row itself. Create makes the key and a CSR and hands the CSR to the issuer; an
-// issued chain completes the version (secret, then certificate). Delete, recover and purge move
-// the three together; backup carries the three.
 
 export interface OperationRecord {
   name: string;
@@ -146,7 +145,8 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     assertObjectName(name, 'certificate');
     await this.assertWritable(name);
     const pending = await this.operationRow(name);
-    if (pending?.status === 'inProgress') throw conflict(`Certificate ${name} has a pending operation; complete, cancel or delete it first.`);
+    if (pending?.status === 'inProgress')
+      throw conflict(`Certificate ${name} has a pending operation; complete, cancel or delete it first.`);
     const stored = await this.storedPolicy(name);
     const policy = resolvePolicy(input.policy, input.policy ? undefined : stored);
     const issuerName = policy.issuer.name;
@@ -173,12 +173,22 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       created: t,
       updated: t,
     });
-    const ctx: IssueContext = { vault: this.vault, name, version, now: t, signer, issuer: builtInIssuer(issuerName) ? null : ((await this.settings.issuerConfig(issuerName)) ?? null) };
+    const ctx: IssueContext = {
+      vault: this.vault,
+      name,
+      version,
+      now: t,
+      signer,
+      issuer: builtInIssuer(issuerName) ? null : ((await this.settings.issuerConfig(issuerName)) ?? null),
+    };
     let chain: Uint8Array[] | null;
     try {
       chain = await issuer.issue(csr, policy, ctx);
     } catch (err) {
-      const error = err instanceof VaultError ? { code: err.code, message: err.message } : { code: 'IssuerError', message: 'The issuer failed to issue the certificate.' };
+      const error =
+        err instanceof VaultError
+          ? { code: err.code, message: err.message }
+          : { code: 'IssuerError', message: 'The issuer failed to issue the certificate.' };
       await this.finishOperation(name, 'failed', error);
       return this.operation(name);
     }
@@ -192,7 +202,9 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
   async operation(name: string): Promise<OperationRecord> {
     const row = await this.operationRow(name);
     if (!row) throw pendingNotFound(name);
-    const policy = (await this.storedPolicy(row.name)) ?? resolvePolicy({ issuer: { name: row.issuerName }, x509_props: { subject: 'CN=unknown' } });
+    const policy =
+      (await this.storedPolicy(row.name)) ??
+      resolvePolicy({ issuer: { name: row.issuerName }, x509_props: { subject: 'CN=unknown' } });
     return toOperation(row, policy);
   }
 
@@ -203,7 +215,12 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     if (requested && row.status === 'inProgress') {
       await this.db
         .update(certificateOperations)
-        .set({ cancellationRequested: true, status: 'cancelled', statusDetails: 'The certificate operation was cancelled.', updated: now() })
+        .set({
+          cancellationRequested: true,
+          status: 'cancelled',
+          statusDetails: 'The certificate operation was cancelled.',
+          updated: now(),
+        })
         .where(this.operationIs(name));
     }
     return this.operation(name);
@@ -225,7 +242,11 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     const material = await this.keyStore.material(row.name, row.version, true);
     if (!(await sameKey(leaf.spki, material.record.publicJwk!))) throw mismatch();
     const policy = (await this.storedPolicy(row.name))!;
-    const made: NewMaterial = { publicJwk: material.record.publicJwk, privateJwk: material.privateJwk, hsmHandle: material.hsmHandle };
+    const made: NewMaterial = {
+      publicJwk: material.record.publicJwk,
+      privateJwk: material.privateJwk,
+      hsmHandle: material.hsmHandle,
+    };
     const record = await this.complete(row.name, row.version, chain, made, policy, input, leaf);
     await this.finishOperation(row.name, 'completed');
     return record;
@@ -241,7 +262,8 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     const pem = input.value.includes('-----BEGIN');
     const contentType = input.policy?.secret_props?.contentType ?? (pem ? PEM : undefined);
     const parsed = pem ? readPem(input.value) : await readPfx(fromBase64(input.value, 'PFX content'), input.pwd ?? '');
-    if (!parsed.pkcs8) throw badParameter('The certificate content has no private key: import needs the certificate with its private key.');
+    if (!parsed.pkcs8)
+      throw badParameter('The certificate content has no private key: import needs the certificate with its private key.');
     const key = await jwkOfPkcs8(parsed.pkcs8);
     // The leaf is the certificate of the key; the rest of the chain follows it.
     const infos = await Promise.all(parsed.certs.map((c) => readCertificate(c)));
@@ -252,7 +274,13 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     const policy = importedPolicy(input.policy, stored, leaf, key.publicJwk, contentType);
     const spec = keySpecOf(policy);
     const version = newVersionId();
-    const fields = { keyOps: keyOpsOf(policy), tags: input.tags, enabled: input.attributes?.enabled ?? true, nbf: leaf.notBefore, exp: leaf.notAfter };
+    const fields = {
+      keyOps: keyOpsOf(policy),
+      tags: input.tags,
+      enabled: input.attributes?.enabled ?? true,
+      nbf: leaf.notBefore,
+      exp: leaf.notAfter,
+    };
     let made: NewMaterial | undefined;
     await this.keyStore.addVersion(
       name,
@@ -279,7 +307,10 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
 
   /** PATCH /certificates/{name}/{version}: attributes and tags (enabled follows to key and secret), and the policy. */
   async update(name: string, version: string | undefined, input: UpdateCertificateInput): Promise<CertificateRecord> {
-    const updated = await this.patch(name, version, { tags: input.tags, attributes: input.attributes ? { enabled: input.attributes.enabled } : undefined });
+    const updated = await this.patch(name, version, {
+      tags: input.tags,
+      attributes: input.attributes ? { enabled: input.attributes.enabled } : undefined,
+    });
     const enabled = input.attributes?.enabled;
     if (enabled != null) {
       const change = { attributes: { enabled } };
@@ -313,7 +344,9 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     const stored = head?.name ?? name;
     await ignoreMissing(this.keyStore.purge(stored));
     await ignoreMissing(this.secretStore.purge(stored));
-    await this.db.delete(certificatePolicies).where(and(eq(certificatePolicies.vaultId, this.vault.id), eq(certificatePolicies.name, stored)));
+    await this.db
+      .delete(certificatePolicies)
+      .where(and(eq(certificatePolicies.vaultId, this.vault.id), eq(certificatePolicies.name, stored)));
   }
 
   override async backup(name: string): Promise<string> {
@@ -337,7 +370,8 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       if (err instanceof VaultError) throw err;
       throw corruptBackup();
     }
-    if (payload?.kind !== 'certificate-bundle' || typeof payload.certificate !== 'string' || typeof payload.key !== 'string') throw corruptBackup();
+    if (payload?.kind !== 'certificate-bundle' || typeof payload.certificate !== 'string' || typeof payload.key !== 'string')
+      throw corruptBackup();
     // The certificate first: it refuses a name in use before anything is written.
     const restored = await super.restore(payload.certificate);
     await this.keyStore.restore(payload.key);
@@ -349,7 +383,14 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
   // --- internals -------------------------------------------------------------------------------------
 
   /** The key of a new version: generated (or, with reuse_key, the latest software key again). */
-  private async makeKey(name: string, version: string, spec: KeySpec, policy: Policy, input: CreateCertificateInput, t: number): Promise<NewMaterial> {
+  private async makeKey(
+    name: string,
+    version: string,
+    spec: KeySpec,
+    policy: Policy,
+    input: CreateCertificateInput,
+    t: number,
+  ): Promise<NewMaterial> {
     let made: NewMaterial | undefined;
     const generate = this.keyStore.generator(spec);
     const previous = policy.key_props.reuse_key ? await this.reusableKey(name, spec) : undefined;
@@ -436,7 +477,10 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     const builtIn = builtInIssuer(issuerName);
     if (builtIn) return builtIn;
     const configured = await this.settings.issuerConfig(issuerName);
-    if (!configured) throw badParameter(`Issuer not found: ${issuerName}. Use Self, Unknown, or configure the issuer first (PUT /certificates/issuers/${issuerName}).`);
+    if (!configured)
+      throw badParameter(
+        `Issuer not found: ${issuerName}. Use Self, Unknown, or configure the issuer first (PUT /certificates/issuers/${issuerName}).`,
+      );
     return issuerForProvider(configured.provider, configured.name);
   }
 
@@ -463,10 +507,17 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     await this.db
       .insert(certificateOperations)
       .values(row)
-      .onConflictDoUpdate({ target: [certificateOperations.vaultId, certificateOperations.name], set: { ...row, name: undefined } as never });
+      .onConflictDoUpdate({
+        target: [certificateOperations.vaultId, certificateOperations.name],
+        set: { ...row, name: undefined } as never,
+      });
   }
 
-  private async finishOperation(name: string, status: 'completed' | 'failed', error?: { code: string; message: string }): Promise<void> {
+  private async finishOperation(
+    name: string,
+    status: 'completed' | 'failed',
+    error?: { code: string; message: string },
+  ): Promise<void> {
     await this.db
       .update(certificateOperations)
       .set({ status, statusDetails: null, error: error ? JSON.stringify(error) : null, updated: now() })
@@ -486,7 +537,13 @@ async function sameKey(spki: Uint8Array, jwk: PublicJwk): Promise<boolean> {
 }
 
 /** The policy of an imported certificate: the request's, with what the certificate and key say. */
-function importedPolicy(input: PolicyInput | null | undefined, stored: Policy | undefined, leaf: CertificateInfo, key: PublicJwk, contentType?: string): Policy {
+function importedPolicy(
+  input: PolicyInput | null | undefined,
+  stored: Policy | undefined,
+  leaf: CertificateInfo,
+  key: PublicJwk,
+  contentType?: string,
+): Policy {
   const rsa = key.kty === 'RSA';
   const base = resolvePolicy(input, stored, true);
   const months = Math.max(1, Math.round((leaf.notAfter - leaf.notBefore) / (30.44 * 86400)));

@@ -1,3 +1,7 @@
+// X.509 as certificates need it, on the @peculiar/asn1-* schemas: a certificate or CSR is built
+// as its to-be-signed DER, its digest signed by whatever holds the key (the Worker for software
+// keys, the HSM through the bridge for the others), and assembled; and a certificate is read
+// back into what the API shows of it (subject, SANs, usages, validity, key).
 import { CertificationRequest, CertificationRequestInfo, Attributes as CsrAttributes } from '@peculiar/asn1-csr';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import {
@@ -33,11 +37,6 @@ import {
 import { toBase64Url } from '../../core/encoding';
 import { badParameter } from '../../core/errors';
 import { bs, buffer, ecdsaDer, utf8String } from './der';
-
-// X.509 as certificates need it, on the @peculiar/asn1-* schemas: a certificate or CSR is built
-// as its to-be-signed DER, its digest signed by whatever holds the key (the Worker for software
-// keys, the HSM through the bridge for the others), and assembled; and a certificate is read
-// back into what the API shows of it (subject, SANs, usages, validity, key).
 
 /** What a certificate says about its subject (Azure's x509_props, without validity). */
 export interface SubjectSpec {
@@ -112,7 +111,8 @@ export function parseSubject(subject: string): Name {
     let value = eq > 0 ? part.slice(eq + 1).trim() : '';
     if (value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
     value = value.replace(/\\(.)/g, '$1');
-    if (!oid || !value || value.length > 256) throw badParameter(`The subject '${subject.slice(0, 64)}' is not a valid X.500 distinguished name.`);
+    if (!oid || !value || value.length > 256)
+      throw badParameter(`The subject '${subject.slice(0, 64)}' is not a valid X.500 distinguished name.`);
     const attr =
       type === 'C'
         ? new AttributeValue({ printableString: value })
@@ -147,7 +147,8 @@ function extensionsOf(spec: SubjectSpec, skid: Uint8Array, authorityKeyId?: Uint
   const names: GeneralName[] = [];
   for (const dns of spec.sans?.dns_names ?? []) names.push(new GeneralName({ dNSName: dns }));
   for (const email of spec.sans?.emails ?? []) names.push(new GeneralName({ rfc822Name: email }));
-  for (const upn of spec.sans?.upns ?? []) names.push(new GeneralName({ otherName: new OtherName({ typeId: UPN_OID, value: buffer(utf8String(upn)) }) }));
+  for (const upn of spec.sans?.upns ?? [])
+    names.push(new GeneralName({ otherName: new OtherName({ typeId: UPN_OID, value: buffer(utf8String(upn)) }) }));
   if (names.length) out.push(ext(id_ce_subjectAltName, false, new SubjectAlternativeName(names)));
   if (spec.key_usage?.length) {
     let flags = 0;
@@ -156,7 +157,14 @@ function extensionsOf(spec: SubjectSpec, skid: Uint8Array, authorityKeyId?: Uint
   }
   if (spec.ekus?.length) out.push(ext(id_ce_extKeyUsage, false, new ExtendedKeyUsage(spec.ekus)));
   out.push(ext(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(buffer(skid))));
-  if (authorityKeyId) out.push(ext(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(buffer(authorityKeyId)) })));
+  if (authorityKeyId)
+    out.push(
+      ext(
+        id_ce_authorityKeyIdentifier,
+        false,
+        new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(buffer(authorityKeyId)) }),
+      ),
+    );
   return out;
 }
 
@@ -197,7 +205,12 @@ export function addMonths(seconds: number, months: number): number {
 }
 
 /** A self-signed certificate (issuer Self) for `signer`'s key, valid from `notBefore` for `validityMonths`. */
-export async function selfSigned(spec: SubjectSpec, validityMonths: number, signer: Signer, notBefore: number): Promise<Uint8Array> {
+export async function selfSigned(
+  spec: SubjectSpec,
+  validityMonths: number,
+  signer: Signer,
+  notBefore: number,
+): Promise<Uint8Array> {
   const subject = parseSubject(spec.subject);
   const skid = await keyIdentifier(signer.spki);
   const serial = crypto.getRandomValues(new Uint8Array(16));
@@ -216,7 +229,11 @@ export async function selfSigned(spec: SubjectSpec, validityMonths: number, sign
   tbs.validity.notAfter = time(addMonths(notBefore, validityMonths));
   const tbsDer = new Uint8Array(AsnConvert.serialize(tbs));
   const signature = await signDer(signer, tbsDer);
-  const cert = new Certificate({ tbsCertificate: tbs, signatureAlgorithm: signatureAlgorithm(signer.alg), signatureValue: buffer(signature) });
+  const cert = new Certificate({
+    tbsCertificate: tbs,
+    signatureAlgorithm: signatureAlgorithm(signer.alg),
+    signatureValue: buffer(signature),
+  });
   return new Uint8Array(AsnConvert.serialize(cert));
 }
 
@@ -232,7 +249,11 @@ export async function certificationRequest(spec: SubjectSpec, signer: Signer): P
   });
   const infoDer = new Uint8Array(AsnConvert.serialize(info));
   const signature = await signDer(signer, infoDer);
-  const csr = new CertificationRequest({ certificationRequestInfo: info, signatureAlgorithm: signatureAlgorithm(signer.alg), signature: buffer(signature) });
+  const csr = new CertificationRequest({
+    certificationRequestInfo: info,
+    signatureAlgorithm: signatureAlgorithm(signer.alg),
+    signature: buffer(signature),
+  });
   return new Uint8Array(AsnConvert.serialize(csr));
 }
 
@@ -270,10 +291,13 @@ export async function readCertificate(der: Uint8Array): Promise<CertificateInfo>
       for (const n of AsnConvert.parse(value, SubjectAlternativeName)) {
         if (n.dNSName) (sans.dns_names ??= []).push(n.dNSName);
         if (n.rfc822Name) (sans.emails ??= []).push(n.rfc822Name);
-        if (n.otherName?.typeId === UPN_OID) (sans.upns ??= []).push(new TextDecoder().decode(new Uint8Array(n.otherName.value).subarray(2)));
+        if (n.otherName?.typeId === UPN_OID)
+          (sans.upns ??= []).push(new TextDecoder().decode(new Uint8Array(n.otherName.value).subarray(2)));
       }
     } else if (e.extnID === id_ce_keyUsage) {
-      keyUsage = AsnConvert.parse(value, KeyUsage).toJSON().map((u) => (u === 'crlSign' ? 'cRLSign' : u));
+      keyUsage = AsnConvert.parse(value, KeyUsage)
+        .toJSON()
+        .map((u) => (u === 'crlSign' ? 'cRLSign' : u));
     } else if (e.extnID === id_ce_extKeyUsage) {
       ekus = [...AsnConvert.parse(value, ExtendedKeyUsage)];
     }

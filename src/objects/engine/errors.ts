@@ -1,9 +1,8 @@
-import { conflict, notFound } from '../../core/errors';
-import type { KindErrors } from './kind';
-
 // Azure words the errors of secrets, keys and certificates alike, with only the kind's noun and
 // not-found code changed ("A secret with (name/id) …", "Deleted Key not found: …"); a description
 // takes them from here so that every kind keeps Azure's exact wording.
+import { conflict, notFound } from '../../core/errors';
+import type { KindErrors } from './kind';
 
 /** Azure's errors for a kind named `noun` (lower case, e.g. 'secret'), not-found code `code`. */
 export function azureErrors(noun: string, code: string): KindErrors {

@@ -1,10 +1,9 @@
-import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core';
-import type { VaultError } from '../../core/errors';
-
 // What the versioned-object engine (store.ts) needs to know about one kind of object (secret,
 // key, certificate): its tables, how a version becomes a record, what its backup carries, Azure's
 // errors worded for it, and the hooks where the kind does more than storing rows. Each kind's
 // file (secrets.ts, keys.ts) is such a description plus the operations only that kind has.
+import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core';
+import type { VaultError } from '../../core/errors';
 
 /** The columns every head table has (src/storage/versioned-tables.ts). */
 export type HeadTable = SQLiteTable & {

@@ -1,7 +1,3 @@
-import { IsolateCache } from '../../core/cache';
-import { MAX_READ_CACHE_SECONDS, readCacheMs, type VaultRecord } from '../../core/vault';
-import type { VersionRow } from './kind';
-
 /**
  * This isolate's copy of versions read for their payload (a secret's value, a key's material), so
  * a warm read asks D1 nothing. What is kept is the row as D1 holds it, sealed: the ciphertext and
@@ -14,6 +10,9 @@ import type { VersionRow } from './kind';
  * at each read against the clock, never cached as a decision. Misses (unknown or deleted objects)
  * are never kept: a new object is seen at once.
  */
+import { IsolateCache } from '../../core/cache';
+import { MAX_READ_CACHE_SECONDS, readCacheMs, type VaultRecord } from '../../core/vault';
+import type { VersionRow } from './kind';
 
 export interface CachedRead<V extends VersionRow> {
   row: V;
@@ -23,7 +22,11 @@ export interface CachedRead<V extends VersionRow> {
 
 // Entries are bounded by count; a secret's sealed value is at most ~34 KB (25 KB, base64url and
 // GCM overhead), so the worst case stays near 34 MB and a usual one at a few hundred bytes each.
-const cache = new IsolateCache<CachedRead<VersionRow>>({ name: 'object-reads', ttlMs: MAX_READ_CACHE_SECONDS * 1000, maxEntries: 1_000 });
+const cache = new IsolateCache<CachedRead<VersionRow>>({
+  name: 'object-reads',
+  ttlMs: MAX_READ_CACHE_SECONDS * 1000,
+  maxEntries: 1_000,
+});
 
 const objectPrefix = (kind: string, vaultId: string, name: string) => `${kind}\n${vaultId}\n${name.toLowerCase()}\n`;
 
@@ -41,8 +44,7 @@ export async function readThrough<V extends VersionRow>(
   if (vault.readCacheSeconds <= 0) return load();
   const key = objectPrefix(kind, vault.id, name) + (version?.toLowerCase() ?? '');
   return (await cache.load(key, load as () => Promise<CachedRead<VersionRow> | undefined>, { maxAgeMs: readCacheMs(vault) })) as
-    | CachedRead<V>
-    | undefined;
+    CachedRead<V> | undefined;
 }
 
 /** Forgets every cached version of an object (and its latest): call after any write to it. */

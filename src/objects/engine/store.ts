@@ -1,3 +1,9 @@
+// The versioned-object engine: everything secrets, keys (and certificates) do alike with a head
+// row and its version rows, written once. Reads and listings, the guarded write that makes a new
+// version the latest, soft delete, recover, purge, backup and restore; the kind description
+// (kind.ts) supplies the rows' meaning, Azure's wording and the hooks. Each kind's store extends
+// VersionedStore with its description and adds only what is its own (a secret's value, a key's
+// material); the shared operations are the engine's public methods.
 import { z } from 'zod';
 import { and, asc, eq, gt, isNotNull, isNull, or, sql, type SQL } from 'drizzle-orm';
 import { now } from '../../core/clock';
@@ -15,13 +21,6 @@ import { corruptBackup, openBackup, sealBackup } from '../backup';
 import type { BackupRecord, CommonVersionColumns, HeadRow, ObjectKind, Open, Seal, VersionedRecord, VersionRow } from './kind';
 import { forgetObject, readThrough, type CachedRead } from './read-cache';
 import { insertIfGuard, purgeProtected, writeBatch } from './writes';
-
-// The versioned-object engine: everything secrets, keys (and certificates) do alike with a head
-// row and its version rows, written once. Reads and listings, the guarded write that makes a new
-// version the latest, soft delete, recover, purge, backup and restore; the kind description
-// (kind.ts) supplies the rows' meaning, Azure's wording and the hooks. Each kind's store extends
-// VersionedStore with its description and adds only what is its own (a secret's value, a key's
-// material); the shared operations are the engine's public methods.
 
 /** What a kind makes for a new version: its own columns, and its undo. */
 export interface NewVersion<V extends VersionRow> {
@@ -154,7 +153,9 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
         target: [h.vaultId, h.name],
         set: { latestVersion: version, ...follow } as Any,
         setWhere:
-          options.expectLatest === undefined ? isNull(h.deletedAt) : and(isNull(h.deletedAt), eq(h.latestVersion, options.expectLatest)),
+          options.expectLatest === undefined
+            ? isNull(h.deletedAt)
+            : and(isNull(h.deletedAt), eq(h.latestVersion, options.expectLatest)),
       })
       .returning({ name: h.name });
     this.forget(name);
@@ -176,7 +177,12 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
   }
 
   /** PATCH of a version (latest when none is given): tags, attributes, and the kind's `extra`. */
-  protected async patch(name: string, version: string | undefined, input: AttributeUpdate, extra?: (current: R) => Partial<V>): Promise<R> {
+  protected async patch(
+    name: string,
+    version: string | undefined,
+    input: AttributeUpdate,
+    extra?: (current: R) => Partial<V>,
+  ): Promise<R> {
     const current = await this.record(name, version);
     const patch = { updated: now(), ...extra?.(current) } as Partial<V>;
     if (input.tags !== undefined) patch.tags = tagsColumn(input.tags);
@@ -289,7 +295,10 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
       .where(and(eq(v.vaultId, this.vault.id), eq(v.name, head.name)))
       .orderBy(asc(v.created), asc(v.version))
       .all()) as { v: V; wrapped: string | null }[];
-    const refusal = this.kind.backup.refuse?.(head.name, rows.map((r) => r.v));
+    const refusal = this.kind.backup.refuse?.(
+      head.name,
+      rows.map((r) => r.v),
+    );
     if (refusal) throw refusal;
     const versions: B[] = [];
     for (const row of rows) versions.push(await this.kind.backup.export(row.v, this.opener(row.v, row.wrapped)));
@@ -306,7 +315,15 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     const rows: V[] = [];
     for (const b of payload.versions) {
       const own = await this.kind.backup.import(b, sealer.seal(b.version));
-      const common = { version: b.version, tags: tagsColumn(b.tags), enabled: b.enabled, nbf: b.nbf, exp: b.exp, created: b.created, updated: b.updated };
+      const common = {
+        version: b.version,
+        tags: tagsColumn(b.tags),
+        enabled: b.enabled,
+        nbf: b.nbf,
+        exp: b.exp,
+        created: b.created,
+        updated: b.updated,
+      };
       rows.push({ ...own, ...common, vaultId: this.vault.id, name } as V);
     }
     const latest = rows.find((r) => r.version === payload.latestVersion)!;
@@ -377,7 +394,11 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
       .orderBy(asc(h.name))
       .limit(maxResults + 1)
       .all()) as { v: V; deletedAt: number | null; scheduledPurgeAt: number | null }[];
-    const records = rows.map((r) => ({ ...this.kind.toRecord(r.v), deletedAt: r.deletedAt, scheduledPurgeAt: r.scheduledPurgeAt }));
+    const records = rows.map((r) => ({
+      ...this.kind.toRecord(r.v),
+      deletedAt: r.deletedAt,
+      scheduledPurgeAt: r.scheduledPurgeAt,
+    }));
     return page(records, maxResults, (last) => ({ n: last.name }));
   }
 
@@ -388,7 +409,11 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
   /** Joins the head row to one of its versions: the latest, or the one asked for. */
   private versionOfHead(version?: string): SQL {
     const { h, v } = this;
-    return and(eq(v.vaultId, h.vaultId), eq(v.name, h.name), eq(v.version, version === undefined ? h.latestVersion : version.toLowerCase()))!;
+    return and(
+      eq(v.vaultId, h.vaultId),
+      eq(v.name, h.name),
+      eq(v.version, version === undefined ? h.latestVersion : version.toLowerCase()),
+    )!;
   }
 
   /**
@@ -400,12 +425,17 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     let count = 0;
     let keyId: string | undefined;
     return {
-      seal: (version: string): Seal => async (payload) => {
-        const key = await (dataKey ??= this.keys.forWrite(this.vault.id));
-        keyId = key.id;
-        count++;
-        return { ciphertext: await seal(key.key, payload, objectAad(this.vault.id, this.kind.kind, name, version)), dataKeyId: key.id };
-      },
+      seal:
+        (version: string): Seal =>
+        async (payload) => {
+          const key = await (dataKey ??= this.keys.forWrite(this.vault.id));
+          keyId = key.id;
+          count++;
+          return {
+            ciphertext: await seal(key.key, payload, objectAad(this.vault.id, this.kind.kind, name, version)),
+            dataKeyId: key.id,
+          };
+        },
       statements: () =>
         keyId === undefined
           ? []

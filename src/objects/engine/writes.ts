@@ -1,3 +1,5 @@
+// The engine's write primitives (store.ts): how a write batch treats a vault that disappeared
+// underneath it, and the guarded insert that makes a version land with its head.
 import { getTableColumns, sql, type SQL } from 'drizzle-orm';
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { Database } from '../../storage/db';
@@ -5,9 +7,6 @@ import { violatedConstraint } from '../../storage/errors';
 import { notFound } from '../../core/errors';
 import { type VaultRecord } from '../../core/vault';
 import { forgetVault } from '../../storage/vaults';
-
-// The engine's write primitives (store.ts): how a write batch treats a vault that disappeared
-// underneath it, and the guarded insert that makes a version land with its head.
 
 /**
  * Runs a write batch (one transaction). A foreign-key failure means the vault itself is gone
@@ -34,7 +33,13 @@ export const purgeProtected = () =>
  * the statement that moves an object's head to the new version, it makes the version land exactly
  * when the head moved: a head that was deleted or moved on concurrently leaves nothing behind.
  */
-export function insertIfGuard<T extends SQLiteTable>(db: Database, table: T, row: T['$inferInsert'], guardTable: SQLiteTable, guard: SQL | undefined) {
+export function insertIfGuard<T extends SQLiteTable>(
+  db: Database,
+  table: T,
+  row: T['$inferInsert'],
+  guardTable: SQLiteTable,
+  guard: SQL | undefined,
+) {
   const columns = getTableColumns(table);
   const fields: Record<string, SQL.Aliased> = {};
   for (const [key, column] of Object.entries(columns)) {

@@ -22,7 +22,8 @@ function decode(v: unknown): unknown {
 
 function encode(v: unknown): unknown {
   if (v instanceof Uint8Array) return { b64: toB64(v) };
-  if (v instanceof VaultRpcError) return { typedError: { status: v.status, code: v.code, innerCode: v.innerCode ?? null, message: v.message } };
+  if (v instanceof VaultRpcError)
+    return { typedError: { status: v.status, code: v.code, innerCode: v.innerCode ?? null, message: v.message } };
   if (Array.isArray(v)) return v.map(encode);
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, encode(x)]));
   return v;

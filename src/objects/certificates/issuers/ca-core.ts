@@ -50,19 +50,28 @@ export async function createCaCertificate(signer: CaSigner, subject: string, now
  * names come from the request (the vault's policy), not from the CSR; validity ends no later than
  * the CA's own.
  */
-export async function issueLeaf(ca: { signer: CaSigner; certDer: Uint8Array }, req: IssueRequest, now = new Date()): Promise<Uint8Array> {
+export async function issueLeaf(
+  ca: { signer: CaSigner; certDer: Uint8Array },
+  req: IssueRequest,
+  now = new Date(),
+): Promise<Uint8Array> {
   const csr = await verifyCsr(req.csrDer);
   if (!Number.isInteger(req.validityMonths) || req.validityMonths < 1 || req.validityMonths > MAX_VALIDITY_MONTHS) {
     throw new IssueError(`The validity must be 1 to ${MAX_VALIDITY_MONTHS} months.`);
   }
   const dnsNames = req.dnsNames.map((n) => n.toLowerCase());
-  for (const n of dnsNames) if (n.length > 253 || !DNS_NAME.test(n)) throw new IssueError(`"${n.slice(0, 100)}" is not a DNS name.`);
+  for (const n of dnsNames)
+    if (n.length > 253 || !DNS_NAME.test(n)) throw new IssueError(`"${n.slice(0, 100)}" is not a DNS name.`);
   const subject = req.subject.trim() ? parseSubject(req.subject) : csr.subject;
-  if (subject.length === 0 && dnsNames.length === 0) throw new IssueError('A certificate needs a subject or at least one DNS name.');
-  const defaultUsage = csr.keyType === 'RSA' ? KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment : KeyUsageFlags.digitalSignature;
+  if (subject.length === 0 && dnsNames.length === 0)
+    throw new IssueError('A certificate needs a subject or at least one DNS name.');
+  const defaultUsage =
+    csr.keyType === 'RSA' ? KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment : KeyUsageFlags.digitalSignature;
   const keyUsage = req.keyUsage?.length ? keyUsageFlags(req.keyUsage) : defaultUsage;
-  if (keyUsage & (KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign)) throw new IssueError('The internal CA issues end-entity certificates only.');
-  for (const oid of req.ekus ?? []) if (!/^\d+(\.\d+)+$/.test(oid)) throw new IssueError(`"${oid.slice(0, 100)}" is not an extended key usage OID.`);
+  if (keyUsage & (KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign))
+    throw new IssueError('The internal CA issues end-entity certificates only.');
+  for (const oid of req.ekus ?? [])
+    if (!/^\d+(\.\d+)+$/.test(oid)) throw new IssueError(`"${oid.slice(0, 100)}" is not an extended key usage OID.`);
   const caCert = AsnConvert.parse(ca.certDer, Certificate);
   const caNotAfter = caCert.tbsCertificate.validity.notAfter.getTime().getTime();
   const notAfter = addMonths(now, req.validityMonths);

@@ -57,13 +57,23 @@ export async function buildCertificate(parts: CertificateParts, signer: CaSigner
     ext(id_ce_basicConstraints, true, new BasicConstraints(parts.ca ? { cA: true, pathLenConstraint: 0 } : { cA: false })),
     ext(id_ce_keyUsage, true, new KeyUsage(parts.keyUsage)),
     ext(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(ski)),
-    ext(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(parts.authorityKeyId ?? ski) })),
+    ext(
+      id_ce_authorityKeyIdentifier,
+      false,
+      new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(parts.authorityKeyId ?? ski) }),
+    ),
   ];
   if (parts.ekus?.length) extensions.push(ext(id_ce_extKeyUsage, false, new ExtendedKeyUsage(parts.ekus)));
   if (parts.dnsNames?.length) {
     // Critical when the subject is empty, as RFC 5280 §4.2.1.6 requires.
     const critical = parts.subject.length === 0;
-    extensions.push(ext(id_ce_subjectAltName, critical, new SubjectAlternativeName(parts.dnsNames.map((dNSName) => new GeneralName({ dNSName })))));
+    extensions.push(
+      ext(
+        id_ce_subjectAltName,
+        critical,
+        new SubjectAlternativeName(parts.dnsNames.map((dNSName) => new GeneralName({ dNSName }))),
+      ),
+    );
   }
   const signatureAlgorithm = algorithmIdentifier(signer.alg);
   const tbs = new TBSCertificate({
@@ -130,13 +140,21 @@ export function parseSubject(subject: string): Name {
   for (const part of parts) {
     const eq = part.indexOf('=');
     const type = part.slice(0, eq).trim().toUpperCase();
-    const value = part.slice(eq + 1).trim().replace(/\\(.)/g, '$1');
+    const value = part
+      .slice(eq + 1)
+      .trim()
+      .replace(/\\(.)/g, '$1');
     const attr = ATTRIBUTES[type];
-    if (eq < 0 || !attr || !value) throw new SubjectError(`The subject "${subject.slice(0, 200)}" is not a distinguished name this vault understands.`);
+    if (eq < 0 || !attr || !value)
+      throw new SubjectError(`The subject "${subject.slice(0, 200)}" is not a distinguished name this vault understands.`);
     if (attr.kind === 'printableString' && !/^[A-Za-z0-9 '()+,\-./:=?]+$/.test(value)) {
       throw new SubjectError(`The subject attribute ${type} must be printable ASCII.`);
     }
-    rdns.push(new RelativeDistinguishedName([new AttributeTypeAndValue({ type: attr.oid, value: new AttributeValue({ [attr.kind]: value }) })]));
+    rdns.push(
+      new RelativeDistinguishedName([
+        new AttributeTypeAndValue({ type: attr.oid, value: new AttributeValue({ [attr.kind]: value }) }),
+      ]),
+    );
   }
   return new Name(rdns);
 }

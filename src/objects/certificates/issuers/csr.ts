@@ -5,7 +5,7 @@
  */
 import { CertificationRequest } from '@peculiar/asn1-csr';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { Name } from '@peculiar/asn1-x509';
+import { type Name } from '@peculiar/asn1-x509';
 import { ecdsaDerToRaw } from './signing';
 
 export interface VerifiedCsr {

@@ -31,7 +31,11 @@ const DEFAULT_KEY: HsmKeySpec = { kty: 'EC', crv: 'P-256' };
 
 /** The vault's CA certificate (DER), or undefined before the CA was first used. */
 export async function caCertificate(db: Database, vaultId: string): Promise<Uint8Array | undefined> {
-  const row = await db.select({ certDer: certificateAuthorities.certDer }).from(certificateAuthorities).where(eq(certificateAuthorities.vaultId, vaultId)).get();
+  const row = await db
+    .select({ certDer: certificateAuthorities.certDer })
+    .from(certificateAuthorities)
+    .where(eq(certificateAuthorities.vaultId, vaultId))
+    .get();
   return row ? fromBase64Url(row.certDer) : undefined;
 }
 
@@ -55,7 +59,13 @@ export class InternalCa implements IssuerBackend {
     const certDer = await createCaCertificate(signer, `CN=${this.vault.name} Internal CA, O=Edge Key Vault`);
     const inserted = await this.db
       .insert(certificateAuthorities)
-      .values({ vaultId: this.vault.id, keyHandle: handle, alg: algFor(publicJwk), certDer: toBase64Url(certDer), createdAt: Math.floor(Date.now() / 1000) })
+      .values({
+        vaultId: this.vault.id,
+        keyHandle: handle,
+        alg: algFor(publicJwk),
+        certDer: toBase64Url(certDer),
+        createdAt: Math.floor(Date.now() / 1000),
+      })
       .onConflictDoNothing()
       .returning({ vaultId: certificateAuthorities.vaultId });
     if (inserted.length === 0) {
@@ -77,7 +87,8 @@ export class InternalCa implements IssuerBackend {
       return { status: 'issued', result: { chainDer: [leaf, ca.certDer] } };
     } catch (err) {
       // Problems with the request itself are final; bridge or D1 trouble is thrown (retryable).
-      if (err instanceof CsrError || err instanceof IssueError || err instanceof SubjectError) return { status: 'failed', error: err.message };
+      if (err instanceof CsrError || err instanceof IssueError || err instanceof SubjectError)
+        return { status: 'failed', error: err.message };
       throw err;
     }
   }
@@ -89,8 +100,14 @@ export class InternalCa implements IssuerBackend {
   }
 
   private async load(): Promise<CaRecord | undefined> {
-    const row = await this.db.select().from(certificateAuthorities).where(and(eq(certificateAuthorities.vaultId, this.vault.id))).get();
-    return row ? { vaultId: row.vaultId, keyHandle: row.keyHandle, alg: row.alg, certDer: fromBase64Url(row.certDer) } : undefined;
+    const row = await this.db
+      .select()
+      .from(certificateAuthorities)
+      .where(and(eq(certificateAuthorities.vaultId, this.vault.id)))
+      .get();
+    return row
+      ? { vaultId: row.vaultId, keyHandle: row.keyHandle, alg: row.alg, certDer: fromBase64Url(row.certDer) }
+      : undefined;
   }
 }
 

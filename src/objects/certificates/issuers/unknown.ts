@@ -1,9 +1,9 @@
-import type { CertificateIssuer } from './contract';
-
 /**
  * Issuer `Unknown`: the vault issues nothing. The operation keeps the CSR (GET …/pending `csr`) and
  * stays inProgress until the caller merges the certificate a CA made from it.
  */
+import type { CertificateIssuer } from './contract';
+
 export const unknownIssuer: CertificateIssuer = {
   issue: async () => null,
 };

@@ -53,7 +53,9 @@ export class AcmeError extends Error {
     readonly status: number,
     readonly problem: Problem,
   ) {
-    super(`ACME server: ${problem.type?.replace('urn:ietf:params:acme:error:', '') ?? `HTTP ${status}`}${problem.detail ? ` (${problem.detail.slice(0, 300)})` : ''}`);
+    super(
+      `ACME server: ${problem.type?.replace('urn:ietf:params:acme:error:', '') ?? `HTTP ${status}`}${problem.detail ? ` (${problem.detail.slice(0, 300)})` : ''}`,
+    );
     this.name = 'AcmeError';
   }
 

@@ -31,15 +31,19 @@ export class CloudflareDns implements DnsProvider {
   private readonly apiBase: string;
   private readonly fetchFn: FetchFn;
 
-  constructor(
-    private readonly opts: { apiToken: string; zoneId: string; apiBase?: string; fetch?: FetchFn; ttl?: number },
-  ) {
+  constructor(private readonly opts: { apiToken: string; zoneId: string; apiBase?: string; fetch?: FetchFn; ttl?: number }) {
     this.apiBase = (opts.apiBase ?? 'https://api.cloudflare.com/client/v4').replace(/\/$/, '');
     this.fetchFn = opts.fetch ?? ((input, init) => fetch(input, init));
   }
 
   async createTxt(name: string, value: string): Promise<string> {
-    const body = { type: 'TXT', name, content: `"${value}"`, ttl: this.opts.ttl ?? 60, comment: 'ACME dns-01 challenge (Edge Key Vault)' };
+    const body = {
+      type: 'TXT',
+      name,
+      content: `"${value}"`,
+      ttl: this.opts.ttl ?? 60,
+      comment: 'ACME dns-01 challenge (Edge Key Vault)',
+    };
     const result = await this.call('POST', `/zones/${encodeURIComponent(this.opts.zoneId)}/dns_records`, body);
     const id = (result as { id?: unknown } | null)?.id;
     if (typeof id !== 'string') throw new DnsProviderError('Cloudflare DNS answered without a record id');
@@ -66,7 +70,9 @@ export class CloudflareDns implements DnsProvider {
     if (!res.ok || parsed.success === false) {
       // Cloudflare's error messages describe the request, never the token.
       const first = parsed.errors?.[0];
-      throw new DnsProviderError(`Cloudflare DNS ${method} failed: HTTP ${res.status}${first ? ` (${first.code ?? ''} ${first.message?.slice(0, 200) ?? ''})` : ''}`);
+      throw new DnsProviderError(
+        `Cloudflare DNS ${method} failed: HTTP ${res.status}${first ? ` (${first.code ?? ''} ${first.message?.slice(0, 200) ?? ''})` : ''}`,
+      );
     }
     return parsed.result ?? null;
   }

@@ -71,6 +71,7 @@ export class AcmeIssuer implements IssuerBackend {
   }
 
   private async advance(client: AcmeClient, state: ResumeState): Promise<IssueOutcome> {
+    // eslint-disable-next-line prefer-const -- order is reassigned below, retryAfter is not
     let { order, retryAfter } = await client.order(state.order);
     if (order.status === 'ready') order = await client.finalize(order.finalize, fromBase64Url(state.csr));
     switch (order.status) {
@@ -102,7 +103,10 @@ export class AcmeIssuer implements IssuerBackend {
       if (authz.status === 'valid') continue;
       if (authz.status !== 'pending') throw new Refused(`The authorization for ${authz.identifier.value} is ${authz.status}.`);
       const challenge = authz.challenges.find((c) => c.type === this.opts.challenge);
-      if (!challenge) throw new Refused(`The ACME server offers no ${this.opts.challenge} challenge for ${authz.identifier.value}${authz.wildcard ? ' (wildcards need dns-01)' : ''}.`);
+      if (!challenge)
+        throw new Refused(
+          `The ACME server offers no ${this.opts.challenge} challenge for ${authz.identifier.value}${authz.wildcard ? ' (wildcards need dns-01)' : ''}.`,
+        );
       const keyAuth = await keyAuthorization(key, challenge.token);
       if (this.opts.challenge === 'http-01') {
         await this.opts.http01!.put(challenge.token, keyAuth, Math.floor(Date.now() / 1000) + HTTP01_LIFETIME_SECONDS);
@@ -120,7 +124,8 @@ export class AcmeIssuer implements IssuerBackend {
     this.lastClient = client;
     if (!account.accountUrl) {
       const dir = await client.directory();
-      if (dir.meta?.externalAccountRequired && !account.eab) throw new Refused('The ACME server requires External Account Binding; configure its key id and HMAC key.');
+      if (dir.meta?.externalAccountRequired && !account.eab)
+        throw new Refused('The ACME server requires External Account Binding; configure its key id and HMAC key.');
       await this.opts.accounts.saveAccountUrl(await client.newAccount(account.eab ?? undefined));
     }
     return { client, key: account.key };
@@ -130,7 +135,11 @@ export class AcmeIssuer implements IssuerBackend {
     for (const url of order.authorizations) {
       const authz = await client.authorization(url).catch(() => undefined);
       const failed = authz?.challenges.find((c) => c.status === 'invalid' && c.error);
-      if (failed) return `Validation of ${authz!.identifier.value} failed: ${failed.error!.detail ?? failed.error!.type ?? 'no detail'}`.slice(0, 500);
+      if (failed)
+        return `Validation of ${authz!.identifier.value} failed: ${failed.error!.detail ?? failed.error!.type ?? 'no detail'}`.slice(
+          0,
+          500,
+        );
     }
     return `The ACME order is invalid${order.error?.detail ? `: ${order.error.detail.slice(0, 300)}` : '.'}`;
   }
@@ -159,7 +168,9 @@ function decodeState(resume: string): ResumeState | null {
   try {
     const s = JSON.parse(fromUtf8(fromBase64Url(resume))) as ResumeState;
     const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
-    return s.v === 1 && typeof s.order === 'string' && s.order && typeof s.csr === 'string' && strings(s.http) && strings(s.dns) ? s : null;
+    return s.v === 1 && typeof s.order === 'string' && s.order && typeof s.csr === 'string' && strings(s.http) && strings(s.dns)
+      ? s
+      : null;
   } catch {
     return null;
   }

@@ -35,7 +35,11 @@ export async function signRequest(
 }
 
 /** The externalAccountBinding member of a newAccount payload. */
-export async function externalAccountBinding(key: AccountKey, eab: { kid: string; hmacKey: Uint8Array }, newAccountUrl: string): Promise<Flattened> {
+export async function externalAccountBinding(
+  key: AccountKey,
+  eab: { kid: string; hmacKey: Uint8Array },
+  newAccountUrl: string,
+): Promise<Flattened> {
   return (await new FlattenedSign(utf8(JSON.stringify(key.jwk)))
     .setProtectedHeader({ alg: 'HS256', kid: eab.kid, url: newAccountUrl })
     .sign(eab.hmacKey)) as Flattened;
@@ -53,7 +57,10 @@ export async function dnsTxtValue(keyAuth: string): Promise<string> {
 
 /** A new software P-256 account key; the private JWK is returned for sealed storage. */
 export async function generateAccountKey(): Promise<{ key: AccountKey; privateJwk: JWK }> {
-  const pair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const pair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+    'sign',
+    'verify',
+  ])) as CryptoKeyPair;
   const privateJwk = (await crypto.subtle.exportKey('jwk', pair.privateKey)) as JWK;
   return { key: await importAccountKey(privateJwk), privateJwk };
 }
@@ -61,7 +68,14 @@ export async function generateAccountKey(): Promise<{ key: AccountKey; privateJw
 /** The account key from its stored private JWK (non-extractable once imported). */
 export async function importAccountKey(privateJwk: JWK): Promise<AccountKey> {
   const { kty, crv, x, y } = privateJwk;
-  if (kty !== 'EC' || crv !== 'P-256' || !x || !y || !privateJwk.d) throw new Error('the stored ACME account key is not a P-256 private JWK');
-  const privateKey = await crypto.subtle.importKey('jwk', { kty, crv, x, y, d: privateJwk.d }, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+  if (kty !== 'EC' || crv !== 'P-256' || !x || !y || !privateJwk.d)
+    throw new Error('the stored ACME account key is not a P-256 private JWK');
+  const privateKey = await crypto.subtle.importKey(
+    'jwk',
+    { kty, crv, x, y, d: privateJwk.d },
+    { name: 'ECDSA', namedCurve: 'P-256' },
+    false,
+    ['sign'],
+  );
   return { privateKey, jwk: { kty, crv, x, y } };
 }

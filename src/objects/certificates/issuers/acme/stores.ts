@@ -34,7 +34,8 @@ export class D1AcmeAccounts implements AcmeAccountStore {
    */
   async setExternalAccountBinding(kid: string, hmacKeyB64Url: string): Promise<void> {
     const hmacKey = fromBase64Url(hmacKeyB64Url);
-    if (!kid || hmacKey.length < 16) throw new Error('an External Account Binding needs a key id and an HMAC key of at least 16 bytes');
+    if (!kid || hmacKey.length < 16)
+      throw new Error('an External Account Binding needs a key id and an HMAC key of at least 16 bytes');
     const row = await this.ensureRow();
     const key = await this.keys.forWrite(this.vaultId);
     // The key's seal must stay under its own data key: re-seal it when the vault's key rotated.
@@ -58,7 +59,10 @@ export class D1AcmeAccounts implements AcmeAccountStore {
   async load(): Promise<AcmeAccount> {
     const row = await this.ensureRow();
     const key = await importAccountKey(JSON.parse(await this.openText(row.keySealed, row.dataKeyId, 'key')) as JWK);
-    const eab = row.eabKid && row.eabHmacSealed ? { kid: row.eabKid, hmacKey: await this.openBytes(row.eabHmacSealed, row.dataKeyId, 'eab') } : null;
+    const eab =
+      row.eabKid && row.eabHmacSealed
+        ? { kid: row.eabKid, hmacKey: await this.openBytes(row.eabHmacSealed, row.dataKeyId, 'eab') }
+        : null;
     return { key, accountUrl: row.accountUrl, eab };
   }
 
@@ -127,7 +131,11 @@ export class D1Http01Store implements Http01Store {
 }
 
 /** The key authorization to serve for `token`, if one is live. */
-export async function http01Answer(db: Database, token: string, nowSeconds = Math.floor(Date.now() / 1000)): Promise<{ keyAuthorization: string; vaultId: string } | undefined> {
+export async function http01Answer(
+  db: Database,
+  token: string,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): Promise<{ keyAuthorization: string; vaultId: string } | undefined> {
   const row = await db.select().from(acmeChallenges).where(eq(acmeChallenges.token, token)).get();
   return row && row.expiresAt > nowSeconds ? { keyAuthorization: row.keyAuthorization, vaultId: row.vaultId } : undefined;
 }
