@@ -3,6 +3,7 @@
  * ECDSA raw (r||s, what the HSM and WebCrypto produce) ↔ DER (what X.509 carries) conversion, and
  * the signer that hashes locally and has the HSM sign the digest, so the CA key never leaves it.
  */
+import { concat } from '../../../crypto/keys/bytes';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import type { BridgeClient, HsmPublicJwk } from '../../../crypto/bridge-client';
@@ -112,15 +113,7 @@ function derLength(n: number): Uint8Array {
   return n < 0x80 ? new Uint8Array([n]) : n < 0x100 ? new Uint8Array([0x81, n]) : new Uint8Array([0x82, n >> 8, n & 0xff]);
 }
 
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+export { concat };
 
 /** The SubjectPublicKeyInfo structure of DER bytes. */
 export function parseSpki(der: Uint8Array): SubjectPublicKeyInfo {
