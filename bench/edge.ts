@@ -34,6 +34,7 @@ import { machineInfo, softwareInfo } from './lib/machine.js';
 import { listenPort } from './lib/ports.js';
 import { median, percentile, pooled, round } from './lib/stats.js';
 import { windowDelta, WorkerStatsReader } from './lib/worker-stats.js';
+import { UNTHROTTLED } from './lib/unthrottled';
 
 function intEnv(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -130,6 +131,7 @@ export async function runEdge(): Promise<void> {
       stateDir,
       vaultPort,
       bridgePort: await listenPort([vaultPort]),
+      extraVars: UNTHROTTLED,
       log: (m) => log(m),
       onOutput: (source, line) => {
         output.push(`[${source}] ${line}`);

@@ -30,6 +30,7 @@ import { REPO_DIR, startStack, type Stack } from '../scripts/lib/stack.js';
 import { machineInfo, softwareInfo } from './lib/machine.js';
 import { listenPort } from './lib/ports.js';
 import { percentile, round } from './lib/stats.js';
+import { UNTHROTTLED } from './lib/unthrottled';
 
 function intEnv(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -198,7 +199,7 @@ async function main(): Promise<void> {
       vaultPort,
       bridgePort: await listenPort([vaultPort, receiverPort]),
       log,
-      extraVars: { THROTTLE_VAULT_REQUESTS: '0', THROTTLE_VAULT_CREATES: '0', THROTTLE_CALLER_REQUESTS: '0' },
+      extraVars: UNTHROTTLED,
     });
     const { credentials, caPem, apexUrl } = stack;
     const token = await clientCredentialsToken(apexUrl, credentials.resource, credentials, caPem);

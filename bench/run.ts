@@ -52,6 +52,7 @@ import { assertSameIsolate, IsolateRestarted, windowDelta, WorkerStatsReader, ty
 import { WorkerdAuditConsumer } from './lib/workerd-audit.js';
 import { WorkerdAuditPath } from './lib/workerd-audit-path.js';
 import { WorkerdWebCrypto } from './lib/workerd-webcrypto.js';
+import { UNTHROTTLED } from './lib/unthrottled';
 
 function intEnv(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -240,6 +241,7 @@ async function main(): Promise<void> {
       stateDir,
       vaultPort,
       bridgePort: await listenPort([vaultPort]),
+      extraVars: UNTHROTTLED,
       log: (m) => log(m),
       onOutput: (source, line) => {
         if (source === 'worker') reloads.onLine(line);

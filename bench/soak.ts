@@ -22,6 +22,7 @@ import { runToCompletion } from '../scripts/lib/process.js';
 import { REPO_DIR, startStack, type Stack } from '../scripts/lib/stack.js';
 import { D1_DATABASE } from '../scripts/lib/wrangler.js';
 import { listenPort } from './lib/ports.js';
+import { UNTHROTTLED } from './lib/unthrottled';
 
 const num = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const CONFIG = {
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
           stateDir,
           vaultPort,
           bridgePort,
-          extraVars: { D1_FAULT_RATE: String(CONFIG.d1FaultRate), ALLOW_FAULT_INJECTION: 'true' },
+          extraVars: { ...UNTHROTTLED, D1_FAULT_RATE: String(CONFIG.d1FaultRate), ALLOW_FAULT_INJECTION: 'true' },
         });
       } catch (err) {
         if (attempt >= 3) throw err;
