@@ -214,7 +214,11 @@ export class WorkerdAuditPath {
     const want = this.drainedSeq + this.pending;
     for (;;) {
       const seq =
-        (await db.prepare('SELECT seq FROM audit_chain_heads WHERE chain = ?').bind(`vault:${VAULT}`).first<number>('seq')) ?? 0;
+        // A vault's chain is named by its id (src/audit/chains.ts), not its name.
+        (await db
+          .prepare("SELECT seq FROM audit_chain_heads WHERE chain = (SELECT 'vault:' || lower(id) FROM vaults WHERE name = ?)")
+          .bind(VAULT)
+          .first<number>('seq')) ?? 0;
       if (seq >= want) {
         if (seq > want) throw new Error(`audit path: the vault's chain has ${seq} records, ${want} expected`);
         this.drainedSeq = seq;
