@@ -51,7 +51,10 @@ export interface CheckpointKey {
 
 // ------------------------------------------------------------------------------ the HSM key
 
-let hsmKey: Promise<CheckpointKey> | null = null;
+// Only the settled key is shared across requests: a pending load holds this request's bridge
+// fetch, which another request must never await (Workers I/O belongs to the request that made it).
+// Two cold requests may both ask the bridge; generating is idempotent (409, then read again).
+let hsmKey: CheckpointKey | null = null;
 
 async function keyOf(publicJwk: HsmPublicJwk): Promise<CheckpointKey> {
   const jwk = asP256(publicJwk);
@@ -62,28 +65,27 @@ async function keyOf(publicJwk: HsmPublicJwk): Promise<CheckpointKey> {
  * The checkpoint key as the HSM has it (cached per isolate: the key never changes), generating it
  * the first time. Never read from D1. BridgeUnavailableError while the bridge is down.
  */
-export function hsmCheckpointKey(bridge: BridgeClient): Promise<CheckpointKey> {
-  if (!hsmKey) {
-    hsmKey = (async () => {
-      let publicJwk: HsmPublicJwk;
+export async function hsmCheckpointKey(bridge: BridgeClient): Promise<CheckpointKey> {
+  if (hsmKey) return hsmKey;
+  const loaded = await (async () => {
+    let publicJwk: HsmPublicJwk;
+    try {
+      publicJwk = await bridge.publicKey(CHECKPOINT_KEY_ID);
+    } catch (err) {
+      // IntegrityError ('HSM key'): the token has no such key yet (404 KeyNotFound).
+      if (err instanceof BridgeUnavailableError) throw err;
       try {
+        const made = await bridge.generateKey(CHECKPOINT_KEY_ID, { kty: 'EC', crv: 'P-256' });
+        publicJwk = made.publicJwk!;
+      } catch {
+        // Generated meanwhile by another isolate (409), or a real failure: ask once more.
         publicJwk = await bridge.publicKey(CHECKPOINT_KEY_ID);
-      } catch (err) {
-        // IntegrityError ('HSM key'): the token has no such key yet (404 KeyNotFound).
-        if (err instanceof BridgeUnavailableError) throw err;
-        try {
-          const made = await bridge.generateKey(CHECKPOINT_KEY_ID, { kty: 'EC', crv: 'P-256' });
-          publicJwk = made.publicJwk!;
-        } catch {
-          // Generated meanwhile by another isolate (409), or a real failure: ask once more.
-          publicJwk = await bridge.publicKey(CHECKPOINT_KEY_ID);
-        }
       }
-      return keyOf(publicJwk);
-    })();
-    hsmKey.catch(() => (hsmKey = null));
-  }
-  return hsmKey;
+    }
+    return keyOf(publicJwk);
+  })();
+  hsmKey = loaded;
+  return loaded;
 }
 
 /** The key from the HSM, recorded in `settings` (where the published JWKS used to be read from). */
