@@ -91,14 +91,12 @@ export function certificateWebhookRoutes(app: Hono<AppEnv>): void {
   });
 
   // The inbound endpoint. No bearer token: the signature is the authentication, so the vault,
-  // its firewall and the request limits are applied here as vaultOperation applies them.
+  // its firewall and the request limits are applied here, in vaultOperation's order.
   app.post(`${PATH}/:name/renew`, async (c) => {
     const name = c.req.param('name');
     const object = `${PATH}/${NAME.test(name) ? name : '-'}`;
     auditAs(c, 'CertificateWebhookReceive', object);
     const vaultName = c.get('audit').vault!;
-    const limited = throttleVaultRequest(c, vaultName, 'CertificateWebhookReceive');
-    if (limited) return limited;
     const { db, keys, bridge } = c.get('services');
     const vault = await findVault(db, vaultName);
     if (!vault) throw notFound('VaultNotFound', `The vault ${vaultName} does not exist.`);
@@ -114,6 +112,9 @@ export function certificateWebhookRoutes(app: Hono<AppEnv>): void {
     });
     // Recorded as the message it was: receiver and webhook-id (never the signature).
     auditAs(c, 'CertificateWebhookReceive', `${PATH}/${receiver.name}/messages/${message.id}`);
+    // Counted once the sender is known, as a caller is: anonymous noise cannot use up the vault's limits.
+    const limited = throttleVaultRequest(c, vaultName, 'CertificateWebhookReceive');
+    if (limited) return limited;
     const request = parseBody(renewalBody, body);
     const plan = await planRenewal(db, vault.id, receiver, request);
     if (!(await claimWebhookId(db, receiver.id, message.id, message.timestamp)))
