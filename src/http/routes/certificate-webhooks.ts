@@ -26,6 +26,7 @@ import {
   verifyWebhook,
 } from '../../objects/certificates/webhooks/receive';
 import { receiverBody, ReceiverStore, rotateBody, type Receiver } from '../../objects/certificates/webhooks/receivers';
+import { renewCertificate } from '../../objects/certificates/webhooks/renew';
 import { findVault } from '../../storage/vaults';
 import { operationBody } from '../certificate-shapes';
 import { auditAs, bodyText, currentVault, type AppContext, type AppEnv } from '../context';
@@ -126,7 +127,8 @@ export function certificateWebhookRoutes(app: Hono<AppEnv>): void {
       );
     let result;
     try {
-      result = await startRenewals(new CertificateStore(db, keys, bridge, vault), plan.names);
+      const store = new CertificateStore(db, keys, bridge, vault);
+      result = await startRenewals(plan.names, (certificate) => renewCertificate(store, certificate));
     } catch (err) {
       // Nothing started: the sender's retry of the same message is acted on.
       await releaseWebhookId(db, receiver.id, message.id);

@@ -3,7 +3,7 @@
 // constant-time comparison), then every named certificate checked against the receiver's scope,
 // its existence and its pending operation, then the webhook-id claimed once, and only then the
 // renewals started.
-import { and, eq, inArray, lt, sql } from 'drizzle-orm';
+import { and, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { z } from 'zod';
 import { now } from '../../../core/clock';
@@ -11,9 +11,8 @@ import { badParameter, conflict, forbidden, notFound, VaultError } from '../../.
 import type { Database } from '../../../storage/db';
 import { describeError } from '../../../storage/errors';
 import { certificateOperations, certificatePolicies, certificates, certificateWebhookMessages } from '../../../storage/schema';
-import type { CertificateStore, OperationRecord } from '../store';
+import type { OperationRecord } from '../store';
 import { MAX_CERTIFICATES, type Receiver } from './receivers';
-import { renewCertificate } from './renew';
 
 /** The package's window: a timestamp further than this from the vault's clock is refused. */
 export const WINDOW_SECONDS = 300;
@@ -91,7 +90,7 @@ interface Candidate {
 }
 
 /** The certificates of `names` (any case) as stored: issuer of their policy, deleted, pending. */
-async function candidates(db: Database, vaultId: string, where: ReturnType<typeof sql> | undefined): Promise<Candidate[]> {
+async function candidates(db: Database, vaultId: string, where: SQL | undefined): Promise<Candidate[]> {
   const rows = await db
     .select({
       name: certificatePolicies.name,
@@ -209,15 +208,17 @@ export interface RenewalResult {
 }
 
 /**
- * Starts the renewals of a plan. A certificate whose renewal cannot start is reported, the others
- * still start; when none could start, the first error is thrown (the caller releases the id).
+ * Starts the renewals of a plan with `renew` (renew.ts's renewCertificate, passed in so that a
+ * renewal function of a higher layer can take its place). A certificate whose renewal cannot start
+ * is reported, the others still start; when none could start, the first error is thrown (the
+ * caller releases the id).
  */
-export async function startRenewals(store: CertificateStore, names: string[]): Promise<RenewalResult> {
+export async function startRenewals(names: string[], renew: (name: string) => Promise<OperationRecord>): Promise<RenewalResult> {
   const result: RenewalResult = { started: [], failed: [] };
   let first: unknown;
   for (const name of names) {
     try {
-      result.started.push(await renewCertificate(store, name));
+      result.started.push(await renew(name));
     } catch (err) {
       first ??= err;
       if (err instanceof VaultError) result.failed.push({ name, code: err.code, message: err.message });

@@ -1,6 +1,7 @@
 // The one call the webhook receiver makes to renew a certificate. Scheduled renewal (src/jobs/) is
 // being built with its own "renew one certificate" function; when it lands, this body becomes a
-// call to it, and nothing else in the webhook code changes.
+// call to it (or, if it lives above the objects layer, the route passes it to startRenewals in
+// place of this one), and nothing else in the webhook code changes.
 import type { CertificateStore, OperationRecord } from '../store';
 
 /**
