@@ -328,6 +328,19 @@ describe('inbound renewal', () => {
     expect(unknown.body.error.code).toBe('CertificateWebhookNotFound');
   });
 
+  it('starts a pending operation for an issuer that answers later (Unknown): 202 inProgress, pollable', async () => {
+    // csr-only's first create is cancelled; a renewal starts a new operation with a new CSR.
+    expect((await req('PATCH', '/certificates/csr-only/pending', { cancellation_requested: true })).status).toBe(200);
+    const { body: created } = await putReceiver('csr-signer', { issuer: 'Unknown' });
+    const { res, body } = await deliver('csr-signer', { all: true }, { secret: created.signingSecret });
+    expect(res.status).toBe(202);
+    expect(body.operations).toEqual([
+      expect.objectContaining({ id: `${origin}/certificates/csr-only/pending`, status: 'inProgress', issuer: { name: 'Unknown' } }),
+    ]);
+    const pending = await json(await req('GET', '/certificates/csr-only/pending'));
+    expect(pending).toMatchObject({ status: 'inProgress', request_id: body.operations[0].request_id, csr: body.operations[0].csr });
+  });
+
   it('accepts the old secret during a rotation overlap, and not once the overlap ends', async () => {
     const { body: created } = await putReceiver('rotating', { certificates: ['web'] });
     const old = created.signingSecret as string;
