@@ -124,6 +124,11 @@ const VAULT_OPERATIONS: Record<string, string> = {
   'GET /deletedcertificates/:name': 'CertificateGetDeleted',
   'DELETE /deletedcertificates/:name': 'CertificatePurge',
   'POST /deletedcertificates/:name/recover': 'CertificateRecover',
+  'GET /certificateWebhooks': 'CertificateWebhookList',
+  'GET /certificateWebhooks/:name': 'CertificateWebhookGet',
+  'PUT /certificateWebhooks/:name': 'CertificateWebhookCreate',
+  'DELETE /certificateWebhooks/:name': 'CertificateWebhookDelete',
+  'POST /certificateWebhooks/:name/rotateSecret': 'CertificateWebhookSecretRotate',
 };
 
 const MGMT_RBAC = '/management/vaults/:vault/providers/Microsoft.Authorization';
@@ -197,9 +202,13 @@ const APEX_PUBLIC_OPERATIONS: Record<string, string> = {
   'GET /.well-known/acme-challenge/:token': 'AcmeChallengeGet',
 };
 
-/** Public vault-host routes: no challenge (the ACME CA fetches http-01 answers anonymously). */
+/**
+ * Public vault-host routes: no challenge (the ACME CA fetches http-01 answers anonymously; a
+ * certificate webhook is authenticated by its signature, after its receiver is found).
+ */
 const VAULT_PUBLIC_OPERATIONS: Record<string, string> = {
   'GET /.well-known/acme-challenge/:token': 'AcmeChallengeGet',
+  'POST /certificateWebhooks/:name/renew': 'CertificateWebhookReceive',
 };
 
 /** The declared audit name of a route, or undefined for a route this file does not know. */
