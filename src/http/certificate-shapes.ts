@@ -49,6 +49,22 @@ export function certificateBundle(origin: string, vault: VaultRecord, r: Certifi
   };
 }
 
+/** The bundle Azure shows for a certificate whose first version is still pending: disabled, no cer, a link to the operation. */
+export function pendingCertificateBundle(origin: string, vault: VaultRecord, op: OperationRecord, policy?: PolicyRecord) {
+  return {
+    id: `${origin}/certificates/${op.name}/${op.version}`,
+    attributes: {
+      enabled: false,
+      created: op.created,
+      updated: op.updated,
+      recoveryLevel: recoveryLevel(vault),
+      recoverableDays: vault.softDeleteRetentionDays,
+    },
+    ...(policy ? { policy: policyBody(origin, policy) } : {}),
+    pending: { id: `${origin}/certificates/${op.name}/pending` },
+  };
+}
+
 /** CertificateItem in lists; the latest-versions list names the certificate, not the version. */
 export function certificateItem(origin: string, vault: VaultRecord, r: CertificateRecord, withVersion: boolean) {
   return {

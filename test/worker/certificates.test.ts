@@ -324,7 +324,10 @@ describe('issuer Unknown: CSR, then merge', () => {
     expect(op).toMatchObject({ status: 'inProgress', issuer: { name: 'Unknown' }, cancellation_requested: false });
     expect(op.status_details).toMatch(/in progress/);
     expect(op.target).toBeUndefined();
-    expect((await req('GET', '/certificates/csr-cert')).status).toBe(404);
+    // As on Azure, the pending first version reads as disabled, without a certificate.
+    const pending = await json(await req('GET', '/certificates/csr-cert'));
+    expect(pending.attributes.enabled).toBe(false);
+    expect(pending.cer).toBeUndefined();
     expect((await json(await req('GET', '/certificates/csr-cert/policy'))).lifetime_actions[0].action.action_type).toBe(
       'EmailContacts',
     );
@@ -383,6 +386,30 @@ describe('issuer Unknown: CSR, then merge', () => {
     const deleted = await req('DELETE', '/certificates/to-cancel/pending');
     expect(deleted.status).toBe(200);
     expect((await req('GET', '/certificates/to-cancel/pending')).status).toBe(404);
+  });
+
+  it('reads a certificate whose first version is pending as Azure does: disabled, no cer, a link to the operation', async () => {
+    // The SDKs' getCertificateOperation pollers GET the certificate before the operation.
+    const { body: op } = await create('first-pending', { issuer: { name: 'Unknown' }, x509_props: { subject: 'CN=p' } });
+    const res = await req('GET', '/certificates/first-pending/');
+    expect(res.status).toBe(200);
+    const bundle = await json(res);
+    expect(bundle.id).toMatch(new RegExp(`^${origin}/certificates/first-pending/[0-9a-f]{32}$`));
+    expect(bundle).toMatchObject({
+      attributes: { enabled: false },
+      policy: { issuer: { name: 'Unknown' }, x509_props: { subject: 'CN=p' } },
+      pending: { id: `${origin}/certificates/first-pending/pending` },
+    });
+    expect(bundle.cer).toBeUndefined();
+    expect(bundle.kid).toBeUndefined();
+    expect((await req('GET', `/certificates/first-pending/${bundle.id.split('/').pop()}`)).status).toBe(200);
+    expect((await json(await req('GET', `/certificates/first-pending/${'0'.repeat(32)}`))).error.code).toBe('CertificateNotFound');
+    // Still shown once cancelled; gone with the operation (nothing was ever issued).
+    await req('PATCH', '/certificates/first-pending/pending', { cancellation_requested: true });
+    expect((await req('GET', '/certificates/first-pending')).status).toBe(200);
+    await req('DELETE', '/certificates/first-pending/pending');
+    expect((await json(await req('GET', '/certificates/first-pending'))).error.code).toBe('CertificateNotFound');
+    expect(op.status).toBe('inProgress');
   });
 });
 
