@@ -16,7 +16,9 @@ import {
   updateCertificateBody,
 } from '../../objects/certificates/policy';
 import { CertificateStore } from '../../objects/certificates/store';
-import { certificateBundle, certificateItem, operationBody, pendingCertificateBundle, policyBody } from '../certificate-shapes';
+import {
+  acceptedOperationBody,
+  certificateBundle, certificateItem, operationBody, pendingCertificateBundle, policyBody } from '../certificate-shapes';
 import { auditAs, bodyText, currentVault, noContent, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';
 import { listBody } from '../shapes';
@@ -76,7 +78,7 @@ export function certificateRoutes(app: Hono<AppEnv>): void {
       `${origin}/certificates/${op.name}/pending?api-version=${c.get('apiVersion')}&request_id=${op.requestId}`,
     );
     c.header('Retry-After', '10');
-    return c.json(operationBody(origin, op), 202);
+    return c.json(acceptedOperationBody(origin, op), 202);
   });
 
   app.post('/certificates/:name/import', one('CertificateImport', CertificateActions.import), async (c) => {

@@ -66,7 +66,7 @@ export interface PolicyRecord {
 
 type OperationRow = typeof certificateOperations.$inferSelect;
 
-const IN_PROGRESS_DETAILS =
+export const IN_PROGRESS_DETAILS =
   'Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later.';
 const pendingNotFound = (name: string) => notFound('PendingCertificateNotFound', `Pending certificate not found: ${name}`);
 const mismatch = () => badParameter("Public key from x509 certificate and key of this instance doesn't match");
