@@ -7,7 +7,7 @@
  * SDK's CertificateClient (python/certificates_smoke.py) run at the end where it is installed.
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { createHash, verify as nodeVerify, X509Certificate } from 'node:crypto';
+import { constants, createHash, verify as nodeVerify, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -254,6 +254,22 @@ describe('CertificateClient against the local vault', () => {
     expect(
       nodeVerify('sha256', Buffer.from('ec data'), { key: new X509Certificate(cert.cer!).publicKey, dsaEncoding: 'ieee-p1363' }, signed.result),
     ).toBe(true);
+  });
+
+  it('an RSA-HSM certificate signs in the HSM through CryptographyClient; its PFX secret holds no key', async () => {
+    const name = uniqueName('hsm');
+    const cert = await createSelfSigned(client(), name, selfPolicy(`CN=${name}`, { keyType: 'RSA-HSM', keySize: 2048 }));
+    expect((await client().getCertificatePolicy(name)).keyType).toBe('RSA-HSM');
+    const crypto = cryptoClient(cert.keyId!);
+    const signed = await crypto.signData('PS256', Buffer.from('signed in the HSM'));
+    expect(
+      nodeVerify('sha256', Buffer.from('signed in the HSM'), { key: new X509Certificate(cert.cer!).publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, signed.result),
+    ).toBe(true);
+
+    const secret = await secretClient().getSecret(name);
+    const pfx = file(`${name}.pfx`, Buffer.from(secret.value!, 'base64'));
+    expect(openssl(['pkcs12', '-in', pfx, '-nokeys', '-passin', 'pass:'])).toContain('-----BEGIN CERTIFICATE-----');
+    expect(openssl(['pkcs12', '-in', pfx, '-nocerts', '-nodes', '-passin', 'pass:'])).not.toContain('PRIVATE KEY');
   });
 
   it('importCertificate takes a PFX with a password, a PFX without one, and PEM with its key', async () => {
