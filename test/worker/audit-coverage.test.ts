@@ -162,6 +162,7 @@ const APEX_ADMIN_OPERATIONS: Record<string, string> = {
   'DELETE /management/kek/:label': 'KekDelete',
   'GET /management/signing-keys': 'SigningKeyList',
   'POST /management/signing-keys/rotate': 'SigningKeyRotate',
+  'POST /management/audit/checkpoint-keys/rotate': 'AuditCheckpointKeyRotate',
   [`PUT ${MGMT_RBAC}/roleAssignments/:assignment`]: 'RoleAssignmentCreate',
   [`GET ${MGMT_RBAC}/roleAssignments/:assignment`]: 'RoleAssignmentGet',
   [`DELETE ${MGMT_RBAC}/roleAssignments/:assignment`]: 'RoleAssignmentDelete',

@@ -1,7 +1,10 @@
 /**
  * Rotation without downtime, against the real bridge and D1: the KEK (new wraps under the new one,
- * data keys re-wrapped by the cron step, the old one refused for destruction while used) and the
- * token-signing key (published before it signs, the old one published until its tokens expire).
+ * data keys re-wrapped by the cron step, the old one refused for destruction while used), the
+ * token-signing key (published before it signs, the old one published until its tokens expire)
+ * and the audit checkpoint key's verification by kid. Rotating the checkpoint key itself, and
+ * destroying an old KEK, are in test/e2e/backup-restore.e2e.test.ts, on a stack of their own: the
+ * bridge here is shared with every Worker test file.
  */
 import { env } from 'cloudflare:workers';
 import { eq, sql } from 'drizzle-orm';
@@ -11,6 +14,17 @@ import { DataKeyCache, DataKeyManager, wrapContext } from '../../src/crypto/data
 import { services } from '../../src/crypto/services';
 import { IntegrityError } from '../../src/core/errors';
 import { runKekRewrap } from '../../src/jobs/kek';
+import {
+  CHECKPOINT_KEY_ID,
+  checkpointJwks,
+  checkpointKeyId,
+  checkpointPayload,
+  jwkThumbprint,
+  signCheckpoint,
+  verifyWithPublishedKeys,
+} from '../../src/audit/checkpoints';
+import { BridgeClient } from '../../src/crypto/bridge-client';
+import { toBase64Url } from '../../src/core/encoding';
 import { database } from '../../src/storage/db';
 import { dataKeys, signingKeys } from '../../src/storage/schema';
 import {
@@ -198,5 +212,60 @@ describe('token-signing key rotation', () => {
     expect(await jwks()).not.toContain(oldKid);
     expect(await jwks()).toContain(staged.kid);
     expect((await call('GET', `${APEX}/management/vaults`, { token: newToken })).status).toBe(200);
+  });
+});
+
+describe('audit checkpoint key rotation (checks that leave the shared HSM key as it is)', () => {
+  const bridge = () => new BridgeClient(env.BRIDGE_URL, env.BRIDGE_HMAC_SECRET);
+
+  async function foreignKey() {
+    const pair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+      'sign',
+      'verify',
+    ])) as CryptoKeyPair;
+    const jwk = (await crypto.subtle.exportKey('jwk', pair.publicKey)) as JsonWebKey;
+    const kid = await jwkThumbprint({ kty: 'EC', crv: 'P-256', x: jwk.x!, y: jwk.y! });
+    return async (cp: { chain: string; seq: number; hash: string; time: string }, asKid = kid) => {
+      const sig = await crypto.subtle.sign(
+        { name: 'ECDSA', hash: 'SHA-256' },
+        pair.privateKey,
+        new TextEncoder().encode(checkpointPayload(cp)),
+      );
+      return { ...cp, alg: 'ES256', kid: asKid, signature: toBase64Url(new Uint8Array(sig)) };
+    };
+  }
+
+  it('derives rotated keys’ HSM ids from their generation, never from D1', async () => {
+    expect(await checkpointKeyId(1)).toBe(CHECKPOINT_KEY_ID);
+    const second = await checkpointKeyId(2);
+    expect(second).toMatch(/^[0-9a-f]{32}$/);
+    expect(second).not.toBe(CHECKPOINT_KEY_ID);
+    expect(await checkpointKeyId(2)).toBe(second);
+    expect(await checkpointKeyId(3)).not.toBe(second);
+  });
+
+  it('verifies a checkpoint with the published key its kid names, and refuses one signed by a key the HSM does not publish', async () => {
+    const b = bridge();
+    const head = { chain: 'rotation-test', seq: 1, hash: 'A'.repeat(43), time: new Date().toISOString() };
+    const signed = await signCheckpoint(b, head, Date.parse(head.time));
+    expect(await verifyWithPublishedKeys(b, signed)).toBe(true);
+    const published = (await checkpointJwks(b)).keys.map((k) => k.kid);
+    expect(published).toContain(signed.kid);
+
+    const forge = await foreignKey();
+    expect(await verifyWithPublishedKeys(b, await forge(head))).toBe(false);
+    // Naming a published kid does not help a foreign signature.
+    expect(await verifyWithPublishedKeys(b, await forge(head, signed.kid))).toBe(false);
+  });
+
+  it('rotates only away from the current key: the request names it (400 without, 409 when stale)', async () => {
+    const url = `${APEX}/management/audit/checkpoint-keys/rotate`;
+    // A fresh token: the suite's first one was signed by the key the test above retired.
+    const token = await tokenFor(creds);
+    const missing = await call('POST', url, { token, body: {} });
+    expect(missing.status).toBe(400);
+    const stale = await call('POST', url, { token, body: { currentKid: 'not-the-current-kid' } });
+    expect(stale.status).toBe(409);
+    expect((await json(stale)).error.message).toMatch(/not the current checkpoint key/);
   });
 });

@@ -1,13 +1,18 @@
 /**
  * Key rotation on the management API (administrators only): the KEK in the HSM (rotate, progress
- * of the background re-wrap, destroy an unused one) and the token-signing key (stage a new one,
- * see the schedule). Procedures: README, "Operations: rotating keys".
+ * of the background re-wrap, destroy an unused one), the token-signing key (stage a new one, see
+ * the schedule) and the audit checkpoint key. Procedures: README, "Operations: rotating keys".
  */
 import type { Hono } from 'hono';
+import { z } from 'zod';
+import { rotateCheckpointKey } from '../../audit/checkpoints';
+import { parseBody } from '../../core/validation';
 import { destroyKek, kekStatus } from '../../crypto/kek-rotation';
 import { rotateSigningKey, signingKeySchedules } from '../../identity/signing-keys';
-import { auditAs, noContent, type AppContext, type AppEnv } from '../context';
+import { auditAs, bodyText, noContent, type AppContext, type AppEnv } from '../context';
 import { adminOperation } from '../operation';
+
+const rotateCheckpointBody = z.object({ currentKid: z.string().min(1).max(64) });
 
 const kekObject = (c: AppContext) => `/kek/${c.req.param('label')}`;
 
@@ -43,5 +48,18 @@ export function rotationRoutes(app: Hono<AppEnv>): void {
     const staged = await rotateSigningKey(db, keys);
     auditAs(c, 'SigningKeyRotate', `/signing-keys/${staged.kid}`);
     return c.json(staged, 201);
+  });
+
+  /**
+   * A new audit checkpoint key in the HSM; new checkpoints name it, old ones keep verifying with
+   * the keys that stay published. The body names the key being replaced, so two operators (or a
+   * retried request) cannot rotate twice: 409 when it is no longer the current one.
+   */
+  app.post('/management/audit/checkpoint-keys/rotate', adminOperation('AuditCheckpointKeyRotate'), async (c) => {
+    const { currentKid } = parseBody(rotateCheckpointBody, await bodyText(c));
+    const { db, bridge } = c.get('services');
+    const key = await rotateCheckpointKey(db, bridge, currentKid);
+    auditAs(c, 'AuditCheckpointKeyRotate', `/audit/checkpoint-keys/${key.kid}`);
+    return c.json({ kid: key.kid, publicJwk: key.publicJwk }, 201);
   });
 }
