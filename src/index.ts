@@ -17,8 +17,10 @@ import { classifyHost, hostOfUrl } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
 import { runAuditJobs } from './jobs/audit';
 import { runExpiryNotices } from './jobs/expiry';
+import { runKekRewrap } from './jobs/kek';
 import { purgeExpiredCertificates, purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
 import { runKeyRotation } from './jobs/rotation';
+import { runSigningKeyMaintenance } from './jobs/signing-keys';
 import { services } from './crypto/services';
 
 // Workers of the same account bind this class (service-binding RPC, README "Service bindings").
@@ -96,6 +98,23 @@ export default {
             );
         },
         (err: unknown) => console.error(`expiry notices run failed: ${err instanceof Error ? err.name : 'error'}`),
+      ),
+    );
+    ctx.waitUntil(
+      runSigningKeyMaintenance(env, Math.floor(controller.scheduledTime / 1000)).then(
+        (gone) => {
+          if (gone.length > 0) console.log(`token signing keys retired and deleted: ${gone.join(', ')}`);
+        },
+        (err: unknown) => console.error(`signing key maintenance failed: ${err instanceof Error ? err.name : 'error'}`),
+      ),
+    );
+    ctx.waitUntil(
+      runKekRewrap(env).then(
+        (r) => {
+          if (r && r.rewrapped + r.failed.length > 0)
+            console.log(`kek: ${r.rewrapped} data keys re-wrapped under ${r.current}, ${r.failed.length} failed`);
+        },
+        (err: unknown) => console.error(`kek re-wrap failed: ${err instanceof Error ? err.name : 'error'}`),
       ),
     );
     ctx.waitUntil(

@@ -162,6 +162,12 @@ const APEX_ADMIN_OPERATIONS: Record<string, string> = {
   'PATCH /management/vaults/:name': 'VaultPatch',
   'GET /management/stats': 'StatsGet',
   'DELETE /management/caches': 'IsolateCachesClear',
+  'GET /management/kek': 'KekGet',
+  'POST /management/kek/rotate': 'KekRotate',
+  'DELETE /management/kek/:label': 'KekDelete',
+  'GET /management/signing-keys': 'SigningKeyList',
+  'POST /management/signing-keys/rotate': 'SigningKeyRotate',
+  'POST /management/audit/checkpoint-keys/rotate': 'AuditCheckpointKeyRotate',
   [`PUT ${MGMT_RBAC}/roleAssignments/:assignment`]: 'RoleAssignmentCreate',
   [`GET ${MGMT_RBAC}/roleAssignments/:assignment`]: 'RoleAssignmentGet',
   [`DELETE ${MGMT_RBAC}/roleAssignments/:assignment`]: 'RoleAssignmentDelete',
@@ -250,6 +256,7 @@ function concretePath(route: AppRoute, vaultName: string, opts: { existingVault?
     .replace(':id', '00000000-0000-4000-8000-00000000c0de')
     .replace(':assignment', crypto.randomUUID())
     .replace(':definition', crypto.randomUUID())
+    .replace(':label', `${MISSING}-kek`)
     .replace(':tenant', adminCreds.tenantId)
     .replace(':file{ca\\.(crt|pem)}', 'ca.crt')
     .replace(':token', 'cov0missing0acme0challenge0token');
