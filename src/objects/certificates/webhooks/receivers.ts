@@ -10,7 +10,7 @@ import { fromUtf8, randomBytes, toBase64, utf8 } from '../../../core/encoding';
 import { badParameter, conflict, IntegrityError, notFound } from '../../../core/errors';
 import { assertObjectName } from '../../../core/validation';
 import type { VaultRecord } from '../../../core/vault';
-import type { DataKeyManager } from '../../../crypto/data-keys';
+import type { DataKeyManager, JoinedDataKey } from '../../../crypto/data-keys';
 import { objectAad, open, seal } from '../../../crypto/envelope';
 import type { Database } from '../../../storage/db';
 import { violatedConstraint } from '../../../storage/errors';
@@ -189,22 +189,22 @@ export class ReceiverStore {
   async forVerification(name: string): Promise<{ receiver: Receiver; secrets: string[] }> {
     assertObjectName(name, 'webhook receiver');
     const found = await this.db
-      .select({ row: certificateWebhooks, wrapped: dataKeys.wrapped })
+      .select({ row: certificateWebhooks, wrapped: dataKeys.wrapped, kekLabel: dataKeys.kekLabel })
       .from(certificateWebhooks)
       .leftJoin(dataKeys, eq(dataKeys.id, certificateWebhooks.secretDataKeyId))
       .where(and(eq(certificateWebhooks.vaultId, this.vault.id), eq(certificateWebhooks.name, name)))
       .get();
     if (!found) throw receiverNotFound(name);
-    const { row, wrapped } = found;
+    const { row, wrapped, kekLabel } = found;
     const receiver = toReceiver(row);
-    const secrets = [await this.openSecret(row, row.secretCiphertext, row.secretDataKeyId, wrapped)];
+    const secrets = [await this.openSecret(row, row.secretCiphertext, row.secretDataKeyId, { wrapped, kekLabel })];
     if (receiver.previousSecretExpires !== null)
       secrets.push(await this.openSecret(row, row.previousSecretCiphertext!, row.previousSecretDataKeyId!));
     return { receiver, secrets };
   }
 
-  private async openSecret(row: Row, ciphertext: string, dataKeyId: string, wrapped?: string | null): Promise<string> {
-    const key = await this.keys.forRead(dataKeyId, this.vault.id, wrapped);
+  private async openSecret(row: Row, ciphertext: string, dataKeyId: string, known?: JoinedDataKey): Promise<string> {
+    const key = await this.keys.forRead(dataKeyId, this.vault.id, known);
     const plain = await open(key, ciphertext, this.aad(row.name, row.id));
     if (!plain) throw new IntegrityError('certificate webhook signing secret');
     return fromUtf8(plain);
