@@ -16,6 +16,7 @@ import { errorBody } from './http/errors';
 import { classifyHost, hostOfUrl } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
 import { runAuditJobs } from './jobs/audit';
+import { runCertificateIssuance } from './jobs/certificate-issuance';
 import { runExpiryNotices } from './jobs/expiry';
 import { purgeExpiredCertificates, purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
 import { runKeyRotation } from './jobs/rotation';
@@ -96,6 +97,15 @@ export default {
             );
         },
         (err: unknown) => console.error(`expiry notices run failed: ${err instanceof Error ? err.name : 'error'}`),
+      ),
+    );
+    ctx.waitUntil(
+      runCertificateIssuance(env, Math.floor(controller.scheduledTime / 1000)).then(
+        (r) => {
+          if (r.issued + r.failed + r.retried > 0)
+            console.log(`certificate issuance: ${r.issued} issued, ${r.failed} failed, ${r.retried} retried later`);
+        },
+        (err: unknown) => console.error(`certificate issuance run failed: ${err instanceof Error ? err.name : 'error'}`),
       ),
     );
     ctx.waitUntil(
