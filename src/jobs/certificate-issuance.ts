@@ -63,9 +63,7 @@ export async function runCertificateIssuance(
       )
       .returning({ name: certificateOperations.name });
     if (claimed.length === 0) continue;
-    const store = new CertificateStore(svc.db, svc.keys, svc.bridge, vault, {
-      allowLoopbackHttp: env.ALLOW_LOOPBACK_HTTP_ISSUERS === 'true',
-    });
+    const store = new CertificateStore(svc.db, svc.keys, svc.bridge, vault);
     try {
       const status = await store.continueIssuance(op.name, op.requestId, now);
       if (status === 'issued') result.issued++;

@@ -26,8 +26,7 @@ const all = (operation: string, action: DataAction) => vaultOperation(operation,
 export function beginCertificates(c: AppContext) {
   const { vault, origin } = currentVault(c);
   const { db, keys, bridge } = c.get('services');
-  const allowLoopbackHttp = c.env.ALLOW_LOOPBACK_HTTP_ISSUERS === 'true';
-  return { store: new CertificateStore(db, keys, bridge, vault, { allowLoopbackHttp }), vault, origin };
+  return { store: new CertificateStore(db, keys, bridge, vault), vault, origin };
 }
 
 function listParams(c: AppContext) {

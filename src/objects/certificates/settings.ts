@@ -60,8 +60,6 @@ export class CertificateSettings {
     private readonly db: Database,
     private readonly keys: DataKeyManager,
     private readonly vault: VaultRecord,
-    /** ALLOW_LOOPBACK_HTTP_ISSUERS: issuer endpoints over plain http on loopback (tests only). */
-    private readonly allowLoopbackHttp = false,
   ) {}
 
   async contacts(): Promise<Contact[]> {
@@ -187,7 +185,7 @@ export class CertificateSettings {
     } catch {
       return; // not one this vault issues with: stored as given, refused at create
     }
-    provider.check?.(config, { allowLoopbackHttp: this.allowLoopbackHttp });
+    provider.check?.(config);
   }
 
   private async password(row: IssuerRow, wrapped?: string | null): Promise<string | null> {

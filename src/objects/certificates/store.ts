@@ -95,13 +95,13 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     dataKeys: DataKeyManager,
     private readonly bridge: BridgeClient,
     vault: VaultRecord,
-    /** What configured issuers may reach (ACME: loopback http in tests, a fetch of its own). */
-    private readonly issuing: Pick<IssuerServices, 'allowLoopbackHttp' | 'fetch'> = {},
+    /** A fetch of its own for issuers that call out (ACME); the global fetch by default. */
+    private readonly issuing: Pick<IssuerServices, 'fetch'> = {},
   ) {
     super(db, dataKeys, vault, certificateKind);
     this.keyStore = new KeyStore(db, dataKeys, bridge, vault);
     this.secretStore = new SecretStore(db, dataKeys, vault);
-    this.settings = new CertificateSettings(db, dataKeys, vault, issuing.allowLoopbackHttp);
+    this.settings = new CertificateSettings(db, dataKeys, vault);
   }
 
   // --- policy ---------------------------------------------------------------------------------
@@ -281,12 +281,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     }
   }
 
-  private issueContext(
-    policy: Policy,
-    config: IssueContext['issuer'],
-    t: number,
-    signer: IssueContext['signer'],
-  ): IssueContext {
+  private issueContext(policy: Policy, config: IssueContext['issuer'], t: number, signer: IssueContext['signer']): IssueContext {
     const services: IssuerServices = { db: this.db, keys: this.keys, bridge: this.bridge, ...this.issuing };
     return { vault: this.vault, services, policy, now: t, signer, issuer: config };
   }

@@ -29,8 +29,6 @@ export interface IssuerServices {
   db: Database;
   keys: DataKeyManager;
   bridge: BridgeClient;
-  /** Plain-http issuer endpoints on loopback (tests, local stack: ALLOW_LOOPBACK_HTTP_ISSUERS). */
-  allowLoopbackHttp?: boolean;
   fetch?: FetchFn;
 }
 
@@ -48,6 +46,6 @@ export interface IssueContext {
 
 export interface IssuerProvider {
   /** Refuses a bundle this provider cannot issue with (BadParameter), at PUT/PATCH and at create. */
-  check?(config: IssuerConfig, services: Pick<IssuerServices, 'allowLoopbackHttp'>): void;
+  check?(config: IssuerConfig): void;
   backend(ctx: IssueContext): IssuerBackend;
 }

@@ -12,16 +12,14 @@ import { AcmeIssuer } from './issuer';
 import type { AcmeAccountStore } from './ports';
 import { D1AcmeAccounts, D1Http01Store } from './stores';
 
-const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
-
 export const acmeProvider: IssuerProvider = {
-  check(config, services) {
-    directoryOf(config, services.allowLoopbackHttp ?? false);
+  check(config) {
+    directoryOf(config);
     bindingOf(config);
   },
   backend({ issuer, vault, services }) {
     const config = issuer!;
-    const directoryUrl = directoryOf(config, services.allowLoopbackHttp ?? false);
+    const directoryUrl = directoryOf(config);
     const accounts = new D1AcmeAccounts(services.db, services.keys, vault.id, directoryUrl);
     const binding = bindingOf(config);
     return new AcmeIssuer({
@@ -34,10 +32,9 @@ export const acmeProvider: IssuerProvider = {
   },
 };
 
-function directoryOf(config: IssuerConfig, allowLoopbackHttp: boolean): string {
+function directoryOf(config: IssuerConfig): string {
   const id = (config.orgDetails as { id?: unknown } | null)?.id;
-  const refuse = () =>
-    badParameter(`The ACME issuer ${config.name} needs its directory URL (https) in org_details.id.`);
+  const refuse = () => badParameter(`The ACME issuer ${config.name} needs its directory URL (https) in org_details.id.`);
   if (typeof id !== 'string') throw refuse();
   let url: URL;
   try {
@@ -45,8 +42,7 @@ function directoryOf(config: IssuerConfig, allowLoopbackHttp: boolean): string {
   } catch {
     throw refuse();
   }
-  const loopbackHttp = url.protocol === 'http:' && allowLoopbackHttp && LOOPBACK.has(url.hostname);
-  if ((url.protocol !== 'https:' && !loopbackHttp) || url.username || url.password) throw refuse();
+  if (url.protocol !== 'https:' || url.username || url.password) throw refuse();
   return url.href;
 }
 
