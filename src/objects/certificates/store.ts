@@ -194,7 +194,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       await this.finishOperation(name, requestId, issuerError(err));
       return this.operation(name);
     }
-    await this.settle(name, requestId, outcome, t, { made, policy, input });
+    await this.settle(name, requestId, outcome, t, async () => ({ made, policy, input }));
     return this.operation(name);
   }
 
@@ -212,10 +212,10 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       });
       return 'failed';
     }
+    const policy = (await this.storedPolicy(row.name))!;
     let outcome: IssueOutcome;
     try {
       const issuer = await this.issuerProvider(row.issuerName);
-      const policy = (await this.storedPolicy(row.name))!;
       const backend = issuer.provider.backend(this.issueContext(policy, issuer.config, t, null));
       if (!backend.resume) throw badParameter(`The issuer ${row.issuerName} cannot resume an issuance.`);
       outcome = await backend.resume(row.resume);
@@ -231,16 +231,16 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
         .where(and(this.operationIs(name), eq(certificateOperations.requestId, requestId)));
       throw err;
     }
-    const material = await this.keyStore.material(row.name, row.version, true);
-    const made: NewMaterial = {
-      publicJwk: material.record.publicJwk,
-      privateJwk: material.privateJwk,
-      hsmHandle: material.hsmHandle,
-    };
-    const policy = (await this.storedPolicy(row.name))!;
-    // The create's tags and enabled went onto the key version; the rest of the version follows it.
-    const input = { tags: material.record.tags, attributes: { enabled: material.record.enabled } };
-    await this.settle(row.name, requestId, outcome, t, { made, policy, input });
+    await this.settle(row.name, requestId, outcome, t, async () => {
+      const material = await this.keyStore.material(row.name, row.version, true);
+      const made: NewMaterial = {
+        publicJwk: material.record.publicJwk,
+        privateJwk: material.privateJwk,
+        hsmHandle: material.hsmHandle,
+      };
+      // The create's tags and enabled went onto the key version; the rest of the version follows it.
+      return { made, policy, input: { tags: material.record.tags, attributes: { enabled: material.record.enabled } } };
+    });
     return outcome.status;
   }
 
@@ -250,14 +250,16 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     requestId: string,
     outcome: IssueOutcome,
     t: number,
-    version: { made: NewMaterial; policy: Policy; input: Parameters<CertificateStore['complete']>[5] },
+    /** What completes the version, read only once there is a chain. */
+    version: () => Promise<{ made: NewMaterial; policy: Policy; input: Parameters<CertificateStore['complete']>[5] }>,
   ): Promise<void> {
     switch (outcome.status) {
       case 'issued': {
         // Cancelled or replaced while the CA worked: the chain is dropped, nothing is stored.
         const row = await this.operationRow(name);
         if (!row || row.requestId !== requestId || row.status !== 'inProgress') return;
-        await this.complete(row.name, row.version, outcome.result.chainDer, version.made, version.policy, version.input);
+        const { made, policy, input } = await version();
+        await this.complete(row.name, row.version, outcome.result.chainDer, made, policy, input);
         await this.finishOperation(name, requestId);
         return;
       }
