@@ -1,5 +1,10 @@
-import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
+import { preparePebbleTls } from './test/support/pebble-tls.js';
+
+// Before miniflare loads (it reads NODE_EXTRA_CA_CERTS once): the worker suite's ACME tests reach
+// pebble over verified HTTPS (test/support/pebble-tls.ts). Hence the pool's dynamic import.
+preparePebbleTls();
+const { cloudflareTest, readD1Migrations } = await import('@cloudflare/vitest-pool-workers');
 
 // Five suites, all against real parts:
 //  - worker: the Worker in workerd with local D1 and Queues, talking to a real bridge over a real
@@ -39,6 +44,10 @@ export default defineConfig({
                 WEBHOOK_RECEIVER_CONTROL_TOKEN: inject('webhookReceiver').controlToken,
                 WEBHOOK_DEAD_URL: inject('webhookReceiver').deadUrl,
                 EVENTS_DOH_URL: `${inject('webhookReceiver').url}/dns-query`,
+                // Certificates issued by ACME: pebble over HTTPS, its listener CA trusted (pebble-tls.ts).
+                ACME_DIRECTORY_URL: inject('pebble').directoryUrl,
+                ACME_EAB_KID: inject('pebble').eab.kid,
+                ACME_EAB_HMAC_KEY: inject('pebble').eab.hmacKey,
               },
             },
           })),
@@ -50,6 +59,7 @@ export default defineConfig({
             'test/support/bridge-global-setup.ts',
             'test/support/oidc-issuer-global-setup.ts',
             'test/support/webhook-receiver-global-setup.ts',
+            'test/support/pebble-global-setup.ts',
           ],
           setupFiles: ['test/worker/setup.ts'],
         },

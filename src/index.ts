@@ -16,6 +16,7 @@ import { errorBody } from './http/errors';
 import { classifyHost, hostOfUrl } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
 import { runAuditJobs } from './jobs/audit';
+import { runCertificateIssuance } from './jobs/certificate-issuance';
 import { runExpiryNotices } from './jobs/expiry';
 import { runKekRewrap } from './jobs/kek';
 import { purgeExpiredCertificates, purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
@@ -115,6 +116,15 @@ export default {
             console.log(`kek: ${r.rewrapped} data keys re-wrapped under ${r.current}, ${r.failed.length} failed`);
         },
         (err: unknown) => console.error(`kek re-wrap failed: ${err instanceof Error ? err.name : 'error'}`),
+        ),
+      );
+    ctx.waitUntil(
+      runCertificateIssuance(env, Math.floor(controller.scheduledTime / 1000)).then(
+        (r) => {
+          if (r.issued + r.failed + r.retried > 0)
+            console.log(`certificate issuance: ${r.issued} issued, ${r.failed} failed, ${r.retried} retried later`);
+        },
+        (err: unknown) => console.error(`certificate issuance run failed: ${err instanceof Error ? err.name : 'error'}`),
       ),
     );
     ctx.waitUntil(

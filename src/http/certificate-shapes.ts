@@ -91,7 +91,8 @@ export function operationBody(origin: string, op: OperationRecord) {
     status: op.status,
     status_details: op.statusDetails,
     ...(op.error ? { error: op.error } : {}),
-    ...(op.status === 'completed' ? { target: `${origin}/certificates/${op.name}` } : {}),
+    // A failed issuance completes with an error and made no certificate to point at.
+    ...(op.status === 'completed' && !op.error ? { target: `${origin}/certificates/${op.name}` } : {}),
     request_id: op.requestId,
   };
 }

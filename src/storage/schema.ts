@@ -532,7 +532,7 @@ export const certificateOperations = sqliteTable(
     // The version the operation makes: its key already exists under it.
     version: text('version').notNull(),
     issuerName: text('issuer_name').notNull(),
-    // inProgress | completed | cancelled | failed
+    // inProgress | completed | cancelled (completed with `error` when issuance failed)
     status: text('status').notNull(),
     statusDetails: text('status_details'),
     // JSON {code, message} when failed
@@ -541,10 +541,14 @@ export const certificateOperations = sqliteTable(
     csr: text('csr').notNull(),
     cancellationRequested: integer('cancellation_requested', { mode: 'boolean' }).notNull().default(false),
     requestId: text('request_id').notNull(),
+    // An issuer that answered 'pending' (ACME): its resume token (public facts only: order URL,
+    // CSR) and when the cron moves it on next; both null otherwise.
+    resume: text('resume'),
+    nextAttemptAt: integer('next_attempt_at'),
     created: integer('created').notNull(),
     updated: integer('updated').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.vaultId, t.name] })],
+  (t) => [primaryKey({ columns: [t.vaultId, t.name] }), index('certificate_operations_next_attempt').on(t.nextAttemptAt)],
 );
 
 // Certificate contacts of a vault (JSON [{email_address, name, phone}]).

@@ -28,28 +28,31 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const dir = await mkdtemp(join(tmpdir(), 'ekv-pebble-'));
   let child: ChildProcess | undefined;
   try {
-    const cert = join(dir, 'cert.pem');
-    const key = join(dir, 'key.pem');
-    // Self-signed, so the certificate is its own trust anchor for the clients.
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=pebble test listener',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ]);
+    // The listener certificate vitest.config.ts made (pebble-tls.ts), so the Worker suite trusts
+    // it too; made here when this setup runs without that config.
+    const tlsDir = process.env.EKV_PEBBLE_TLS_DIR ?? dir;
+    const cert = join(tlsDir, 'cert.pem');
+    const key = join(tlsDir, 'key.pem');
+    if (!process.env.EKV_PEBBLE_TLS_DIR)
+      await run('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=pebble test listener',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ]);
     const [port, managementPort] = [await freePort(), await freePort()];
     const eab = { kid: 'ekv-test-kid', hmacKey: randomBytes(32).toString('base64url') };
     const config = join(dir, 'pebble-config.json');

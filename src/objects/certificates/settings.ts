@@ -1,6 +1,7 @@
 // A vault's certificate settings: its contacts (who hears about expiring certificates) and its
 // configured issuers (IssuerBundle). An issuer's account password is sealed like a secret value,
 // bound to the vault and the issuer's name; it is opened only for an issuer module, never shown.
+// A bundle naming a registered provider (issuers/index.ts) is checked by it before it is stored.
 import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { now } from '../../core/clock';
@@ -9,10 +10,11 @@ import { IntegrityError, notFound } from '../../core/errors';
 import { decodePageToken, page, type Page } from '../../core/paging';
 import { assertObjectName } from '../../core/validation';
 import type { VaultRecord } from '../../core/vault';
-import type { DataKeyManager } from '../../crypto/data-keys';
+import type { DataKeyManager, JoinedDataKey } from '../../crypto/data-keys';
 import { objectAad, open, seal } from '../../crypto/envelope';
 import type { Database } from '../../storage/db';
 import { certificateContacts, certificateIssuers, dataKeys } from '../../storage/schema';
+import { issuerForProvider } from './issuers';
 import type { IssuerConfig } from './issuers/contract';
 
 const contact = z.object({
@@ -111,14 +113,25 @@ export class CertificateSettings {
       const key = await this.keys.forWrite(this.vault.id);
       sealed = { ciphertext: await seal(key.key, utf8(pwd), this.aad(existing?.name ?? name)), dataKeyId: key.id };
     } else if (replace) sealed = { ciphertext: null, dataKeyId: null };
+    const provider = input.provider ?? existing!.provider;
+    const accountId = input.credentials?.account_id ?? (replace ? null : existing!.accountId);
+    const orgDetails = input.org_details ?? (replace || !existing!.orgDetails ? null : JSON.parse(existing!.orgDetails));
+    await this.check({
+      name: existing?.name ?? name,
+      provider,
+      accountId,
+      password: pwd ?? (existing && sealed.ciphertext ? await this.password(existing) : null),
+      orgDetails,
+      enabled: true,
+    });
     const row = {
       vaultId: this.vault.id,
       name: existing?.name ?? name,
-      provider: input.provider ?? existing!.provider,
-      accountId: input.credentials?.account_id ?? (replace ? null : existing!.accountId),
+      provider,
+      accountId,
       passwordCiphertext: sealed.ciphertext,
       dataKeyId: sealed.dataKeyId,
-      orgDetails: input.org_details ? JSON.stringify(input.org_details) : replace ? null : existing!.orgDetails,
+      orgDetails: orgDetails ? JSON.stringify(orgDetails) : null,
       enabled: input.attributes?.enabled ?? (replace ? true : existing!.enabled),
       created: existing?.created ?? t,
       updated: t,
@@ -154,20 +167,33 @@ export class CertificateSettings {
       .get();
     if (!found) return undefined;
     const { row, ...dataKey } = found;
-    let password: string | null = null;
-    if (row.passwordCiphertext && row.dataKeyId) {
-      const key = await this.keys.forRead(row.dataKeyId, this.vault.id, dataKey);
-      const plain = await open(key, row.passwordCiphertext, this.aad(row.name));
-      if (!plain) throw new IntegrityError('issuer credentials');
-      password = fromUtf8(plain);
-    }
     return {
       name: row.name,
       provider: row.provider,
       accountId: row.accountId,
-      password,
+      password: await this.password(row, dataKey),
       orgDetails: row.orgDetails ? JSON.parse(row.orgDetails) : null,
+      enabled: row.enabled,
     };
+  }
+
+  /** A provider's own rules for its bundle (e.g. ACME's directory URL); other providers pass. */
+  async check(config: IssuerConfig): Promise<void> {
+    let provider;
+    try {
+      provider = issuerForProvider(config.provider, config.name);
+    } catch {
+      return; // not one this vault issues with: stored as given, refused at create
+    }
+    provider.check?.(config);
+  }
+
+  private async password(row: IssuerRow, known?: JoinedDataKey): Promise<string | null> {
+    if (!row.passwordCiphertext || !row.dataKeyId) return null;
+    const key = await this.keys.forRead(row.dataKeyId, this.vault.id, known);
+    const plain = await open(key, row.passwordCiphertext, this.aad(row.name));
+    if (!plain) throw new IntegrityError('issuer credentials');
+    return fromUtf8(plain);
   }
 
   private async issuerRow(name: string): Promise<IssuerRow> {

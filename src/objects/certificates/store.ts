@@ -2,8 +2,10 @@
 // version id, as on Azure: the key (managed, in the keys store: software, or in the HSM for -HSM
 // and non-exportable policies), the secret (managed: PFX or PEM, with the key when exportable) and
 // the certificate row itself. Create makes the key and a CSR and hands the CSR to the issuer; an
-// issued chain completes the version (secret, then certificate). Delete, recover and purge move
-// the three together; backup carries the three.
+// issued chain completes the version (secret, then certificate). An issuer that answers 'pending'
+// (ACME) leaves the operation inProgress with its resume token; the cron moves it on
+// (continueIssuance) through the same completion. Delete, recover and purge move the three
+// together; backup carries the three.
 import { and, eq } from 'drizzle-orm';
 import { now } from '../../core/clock';
 import { fromUtf8, newVersionId, utf8 } from '../../core/encoding';
@@ -22,7 +24,8 @@ import { KeyStore, type KeySpec, type NewMaterial } from '../keys';
 import { SecretStore } from '../secrets';
 import { fromBase64, toBase64 } from './der';
 import { builtInIssuer, issuerForProvider } from './issuers';
-import type { CertificateIssuer, IssueContext } from './issuers/contract';
+import type { IssueContext, IssuerProvider, IssuerServices } from './issuers/contract';
+import type { IssueOutcome, IssueRequest } from './issuers/types';
 import { jwkOfPkcs8, jwkOfSpki, pkcs8Of, signingAlgorithm, spkiOf } from './key-formats';
 import { certificateKind, type CertificateRecord, type HeadRow, type VersionRow } from './kind';
 import { readPem, writePem } from './pem';
@@ -46,7 +49,7 @@ export interface OperationRecord {
   name: string;
   version: string;
   issuerName: string;
-  status: 'inProgress' | 'completed' | 'cancelled' | 'failed';
+  status: 'inProgress' | 'completed' | 'cancelled';
   statusDetails: string | null;
   error: { code: string; message: string } | null;
   csr: string;
@@ -70,6 +73,10 @@ export const IN_PROGRESS_DETAILS =
   'Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later.';
 const pendingNotFound = (name: string) => notFound('PendingCertificateNotFound', `Pending certificate not found: ${name}`);
 const mismatch = () => badParameter("Public key from x509 certificate and key of this instance doesn't match");
+/** A pending issuance not done by then fails (ACME orders and authorizations expire within days). */
+export const ISSUANCE_DEADLINE_SECONDS = 3 * 86_400;
+/** A resume that failed for want of the CA or the bridge is tried again this much later. */
+const RESUME_RETRY_SECONDS = 5 * 60;
 
 /** What the backup of a certificate carries: the three objects' own backups and the policy. */
 interface CertificateBackup {
@@ -90,6 +97,8 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     dataKeys: DataKeyManager,
     private readonly bridge: BridgeClient,
     vault: VaultRecord,
+    /** A fetch of its own for issuers that call out (ACME); the global fetch by default. */
+    private readonly issuing: Pick<IssuerServices, 'fetch'> = {},
   ) {
     super(db, dataKeys, vault, certificateKind);
     this.keyStore = new KeyStore(db, dataKeys, bridge, vault);
@@ -152,7 +161,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     const stored = await this.storedPolicy(name);
     const policy = resolvePolicy(input.policy, input.policy ? undefined : stored);
     const issuerName = policy.issuer.name;
-    const issuer = await this.issuerModule(issuerName);
+    const issuer = await this.issuerProvider(issuerName);
     const spec = keySpecOf(policy);
     const version = newVersionId();
     const t = now();
@@ -172,33 +181,113 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       csr: toBase64(csr),
       cancellationRequested: false,
       requestId,
+      resume: null,
+      nextAttemptAt: null,
       created: t,
       updated: t,
     });
-    const ctx: IssueContext = {
-      vault: this.vault,
-      name,
-      version,
-      now: t,
-      signer,
-      issuer: builtInIssuer(issuerName) ? null : ((await this.settings.issuerConfig(issuerName)) ?? null),
-    };
-    let chain: Uint8Array[] | null;
+    const ctx = this.issueContext(policy, issuer.config, t, signer);
+    let outcome: IssueOutcome;
     try {
-      chain = await issuer.issue(csr, policy, ctx);
+      outcome = await issuer.provider.backend(ctx).issue(issueRequest(csr, policy));
     } catch (err) {
-      const error =
-        err instanceof VaultError
-          ? { code: err.code, message: err.message }
-          : { code: 'IssuerError', message: 'The issuer failed to issue the certificate.' };
-      await this.finishOperation(name, 'failed', error);
+      // The CA unreachable or the bridge down at create: the operation fails at once (the caller
+      // is waiting; the cron retries only work an issuer itself handed over).
+      await this.finishOperation(name, requestId, issuerError(err));
       return this.operation(name);
     }
-    if (chain) {
-      await this.complete(name, version, chain, made, policy, input);
-      await this.finishOperation(name, 'completed');
-    }
+    await this.settle(name, requestId, outcome, t, async () => ({ made, policy, input }));
     return this.operation(name);
+  }
+
+  /**
+   * The cron's half of a pending issuance: resumes the operation's issuer once and records where
+   * it stands. Does nothing when the operation was cancelled, deleted, or replaced meanwhile.
+   */
+  async continueIssuance(name: string, requestId: string, t: number): Promise<IssueOutcome['status'] | 'gone'> {
+    const row = await this.operationRow(name);
+    if (!row || row.requestId !== requestId || row.status !== 'inProgress' || !row.resume) return 'gone';
+    if (t - row.created > ISSUANCE_DEADLINE_SECONDS) {
+      await this.finishOperation(name, requestId, {
+        code: 'IssuerError',
+        message: 'The issuer did not issue the certificate in time.',
+      });
+      return 'failed';
+    }
+    const policy = (await this.storedPolicy(row.name))!;
+    let outcome: IssueOutcome;
+    try {
+      const issuer = await this.issuerProvider(row.issuerName);
+      const backend = issuer.provider.backend(this.issueContext(policy, issuer.config, t, null));
+      if (!backend.resume) throw badParameter(`The issuer ${row.issuerName} cannot resume an issuance.`);
+      outcome = await backend.resume(row.resume);
+    } catch (err) {
+      // The issuer's configuration is gone or wrong: final. Anything else (outage): later.
+      if (err instanceof VaultError && err.status === 400) {
+        await this.finishOperation(name, requestId, { code: err.code, message: err.message });
+        return 'failed';
+      }
+      await this.db
+        .update(certificateOperations)
+        .set({ nextAttemptAt: t + RESUME_RETRY_SECONDS, updated: t })
+        .where(and(this.operationIs(name), eq(certificateOperations.requestId, requestId)));
+      throw err;
+    }
+    await this.settle(row.name, requestId, outcome, t, async () => {
+      const material = await this.keyStore.material(row.name, row.version, true);
+      const made: NewMaterial = {
+        publicJwk: material.record.publicJwk,
+        privateJwk: material.privateJwk,
+        hsmHandle: material.hsmHandle,
+      };
+      // The create's tags and enabled went onto the key version; the rest of the version follows it.
+      return { made, policy, input: { tags: material.record.tags, attributes: { enabled: material.record.enabled } } };
+    });
+    return outcome.status;
+  }
+
+  /** Records an issuer's answer: completes the version, keeps the resume token, or fails. */
+  private async settle(
+    name: string,
+    requestId: string,
+    outcome: IssueOutcome,
+    t: number,
+    /** What completes the version, read only once there is a chain. */
+    version: () => Promise<{ made: NewMaterial; policy: Policy; input: Parameters<CertificateStore['complete']>[5] }>,
+  ): Promise<void> {
+    switch (outcome.status) {
+      case 'issued': {
+        // Cancelled or replaced while the CA worked: the chain is dropped, nothing is stored.
+        const row = await this.operationRow(name);
+        if (!row || row.requestId !== requestId || row.status !== 'inProgress') return;
+        const { made, policy, input } = await version();
+        await this.complete(row.name, row.version, outcome.result.chainDer, made, policy, input);
+        await this.finishOperation(name, requestId);
+        return;
+      }
+      case 'pending':
+        await this.db
+          .update(certificateOperations)
+          .set({ resume: outcome.resume, nextAttemptAt: t + Math.max(1, outcome.retryAfterSeconds), updated: t })
+          .where(
+            and(
+              this.operationIs(name),
+              eq(certificateOperations.requestId, requestId),
+              eq(certificateOperations.status, 'inProgress'),
+            ),
+          );
+        return;
+      case 'failed':
+        await this.finishOperation(name, requestId, { code: 'IssuerError', message: outcome.error.slice(0, 1000) });
+        return;
+      case 'merge':
+        return;
+    }
+  }
+
+  private issueContext(policy: Policy, config: IssueContext['issuer'], t: number, signer: IssueContext['signer']): IssueContext {
+    const services: IssuerServices = { db: this.db, keys: this.keys, bridge: this.bridge, ...this.issuing };
+    return { vault: this.vault, services, policy, now: t, signer, issuer: config };
   }
 
   async operation(name: string): Promise<OperationRecord> {
@@ -231,6 +320,9 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
           cancellationRequested: true,
           status: 'cancelled',
           statusDetails: 'The certificate operation was cancelled.',
+          // The cron looks for work by next_attempt_at: a cancelled issuance is never resumed.
+          resume: null,
+          nextAttemptAt: null,
           updated: now(),
         })
         .where(this.operationIs(name));
@@ -260,7 +352,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       hsmHandle: material.hsmHandle,
     };
     const record = await this.complete(row.name, row.version, chain, made, policy, input, leaf);
-    await this.finishOperation(row.name, 'completed');
+    await this.finishOperation(row.name, row.requestId);
     return record;
   }
 
@@ -485,15 +577,18 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     );
   }
 
-  private async issuerModule(issuerName: string): Promise<CertificateIssuer> {
+  private async issuerProvider(issuerName: string): Promise<{ provider: IssuerProvider; config: IssueContext['issuer'] }> {
     const builtIn = builtInIssuer(issuerName);
-    if (builtIn) return builtIn;
+    if (builtIn) return { provider: builtIn, config: null };
     const configured = await this.settings.issuerConfig(issuerName);
     if (!configured)
       throw badParameter(
         `Issuer not found: ${issuerName}. Use Self, Unknown, or configure the issuer first (PUT /certificates/issuers/${issuerName}).`,
       );
-    return issuerForProvider(configured.provider, configured.name);
+    const provider = issuerForProvider(configured.provider, configured.name);
+    if (!configured.enabled) throw badParameter(`The issuer ${configured.name} is disabled.`);
+    await this.settings.check(configured);
+    return { provider, config: configured };
   }
 
   /** A deleted certificate's name cannot be reused until it is recovered or purged. */
@@ -525,16 +620,46 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       });
   }
 
-  private async finishOperation(
-    name: string,
-    status: 'completed' | 'failed',
-    error?: { code: string; message: string },
-  ): Promise<void> {
+  /** Completes the operation (with `error` when issuance failed, as Azure reports it), unless it was cancelled or replaced. */
+  private async finishOperation(name: string, requestId: string, error?: { code: string; message: string }): Promise<void> {
     await this.db
       .update(certificateOperations)
-      .set({ status, statusDetails: null, error: error ? JSON.stringify(error) : null, updated: now() })
-      .where(this.operationIs(name));
+      .set({
+        status: 'completed',
+        statusDetails: error ? error.message : null,
+        error: error ? JSON.stringify(error) : null,
+        resume: null,
+        nextAttemptAt: null,
+        updated: now(),
+      })
+      .where(
+        and(
+          this.operationIs(name),
+          eq(certificateOperations.requestId, requestId),
+          eq(certificateOperations.status, 'inProgress'),
+        ),
+      );
   }
+}
+
+/** What the issuer is asked for: the policy's subject, names and usages, with the key's CSR. */
+function issueRequest(csrDer: Uint8Array, policy: Policy): IssueRequest {
+  const x = policy.x509_props;
+  return {
+    csrDer,
+    subject: x.subject,
+    dnsNames: x.sans?.dns_names ?? [],
+    validityMonths: x.validity_months,
+    keyUsage: x.key_usage,
+    ekus: x.ekus,
+  };
+}
+
+/** An issuer that threw: its own Azure-shaped error, or a generic one (nothing of the cause leaks). */
+function issuerError(err: unknown): { code: string; message: string } {
+  if (err instanceof VaultError) return { code: err.code, message: err.message };
+  console.error(`certificate issuer failed: ${err instanceof Error ? err.name : 'error'}`);
+  return { code: 'IssuerError', message: 'The issuer failed to issue the certificate (unreachable or unavailable).' };
 }
 
 /** Whether a certificate's SubjectPublicKeyInfo is the public half of `jwk`. */

@@ -1,43 +1,51 @@
 /**
- * The Certificates API side of issuance: a create hands its CSR to the issuer its policy names,
- * by provider. The issuer back ends (types.ts) plug in behind it.
+ * How the Certificates API finds the issuer back end (types.ts) for a certificate: `Self` and
+ * `Unknown` are built in; configured issuers (IssuerBundle, `PUT /certificates/issuers/{name}`)
+ * name a provider registered in index.ts, which builds its back end from the bundle and the
+ * vault's services. Built per use (a create, a resume from the cron), never cached: a bundle can
+ * change between the two.
  */
 import type { VaultRecord } from '../../../core/vault';
+import type { BridgeClient } from '../../../crypto/bridge-client';
+import type { DataKeyManager } from '../../../crypto/data-keys';
+import type { Database } from '../../../storage/db';
 import type { Policy } from '../policy';
 import type { Signer } from '../x509';
+import type { FetchFn } from './acme/client';
+import type { IssuerBackend } from './types';
 
-// The extension point for issuers: a certificate's create makes its key and a CSR, then hands the
-// CSR to the issuer its policy names. `Self` and `Unknown` are built in (self.ts, unknown.ts);
-// other issuers (an internal CA, ACME) are modules of this folder registered in index.ts under the
-// provider name an IssuerBundle gives (`PUT /certificates/issuers/{name}` {provider}).
-
-/** A configured issuer (IssuerBundle) as an issuer module sees it; the password is opened. */
+/** A configured issuer (IssuerBundle) as a provider sees it; the password is opened. */
 export interface IssuerConfig {
   name: string;
   provider: string;
   accountId: string | null;
   password: string | null;
   orgDetails: unknown;
+  enabled: boolean;
+}
+
+/** What issuer back ends may reach, and the deployment's rules for them. */
+export interface IssuerServices {
+  db: Database;
+  keys: DataKeyManager;
+  bridge: BridgeClient;
+  fetch?: FetchFn;
 }
 
 export interface IssueContext {
   vault: VaultRecord;
-  /** The certificate's name and the version being made. */
-  name: string;
-  version: string;
+  services: IssuerServices;
+  policy: Policy;
   /** Unix seconds: the issuance time (notBefore of a certificate made now). */
   now: number;
-  /** Signs with the certificate's own key (what a self-signed certificate needs). */
-  signer: Signer;
+  /** Signs with the certificate's own key (Self); null on a resume, which needs none. */
+  signer: Signer | null;
   /** The configured issuer; null for the built-in Self and Unknown. */
   issuer: IssuerConfig | null;
 }
 
-export interface CertificateIssuer {
-  /**
-   * Issues a certificate for the CSR (base64-free DER). Answers the chain, leaf first, when it is
-   * issued at once; null when issuance continues elsewhere (the operation stays inProgress until a
-   * merge, or until the module completes it).
-   */
-  issue(csrDer: Uint8Array, policy: Policy, ctx: IssueContext): Promise<Uint8Array[] | null>;
+export interface IssuerProvider {
+  /** Refuses a bundle this provider cannot issue with (BadParameter), at PUT/PATCH and at create. */
+  check?(config: IssuerConfig): void;
+  backend(ctx: IssueContext): IssuerBackend;
 }

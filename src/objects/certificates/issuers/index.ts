@@ -1,25 +1,32 @@
 /**
- * Issuer modules by provider name (an IssuerBundle's `provider`). Register the internal CA and
- * ACME modules here; until then a configured issuer of another provider is refused at create.
+ * Issuer providers by name: the built-in `Self` and `Unknown` (policies name them directly) and the
+ * providers a configured issuer (IssuerBundle `provider`) may name: `EdgeKeyVaultCA`, the vault's
+ * internal CA (key in the HSM), and `ACME`, any RFC 8555 CA. Names are case-insensitive, as on Azure.
  */
 import { badParameter } from '../../../core/errors';
+import { acmeProvider } from './acme/provider';
+import type { IssuerProvider } from './contract';
+import { InternalCa } from './internal-ca';
 import { selfIssuer } from './self';
-import type { CertificateIssuer } from './contract';
 import { unknownIssuer } from './unknown';
 
-const PROVIDERS: Record<string, CertificateIssuer> = {};
+const internalCaProvider: IssuerProvider = {
+  backend: ({ services, vault }) => new InternalCa(services.db, services.bridge, vault),
+};
 
-/** The built-in issuers, by the names policies use for them (case-insensitive, as on Azure). */
-export function builtInIssuer(name: string): CertificateIssuer | undefined {
+const PROVIDERS: Record<string, IssuerProvider> = { edgekeyvaultca: internalCaProvider, acme: acmeProvider };
+
+/** The built-in issuers, by the names policies use for them. */
+export function builtInIssuer(name: string): IssuerProvider | undefined {
   const n = name.toLowerCase();
   return n === 'self' ? selfIssuer : n === 'unknown' ? unknownIssuer : undefined;
 }
 
-export function issuerForProvider(provider: string, issuerName: string): CertificateIssuer {
-  const module = PROVIDERS[provider.toLowerCase()];
-  if (!module)
+export function issuerForProvider(provider: string, issuerName: string): IssuerProvider {
+  const found = PROVIDERS[provider.toLowerCase()];
+  if (!found)
     throw badParameter(
-      `The issuer ${issuerName} uses provider '${provider.slice(0, 64)}', which this vault cannot issue with yet.`,
+      `The issuer ${issuerName} uses provider '${provider.slice(0, 64)}', which this vault cannot issue with. Providers: EdgeKeyVaultCA, ACME.`,
     );
-  return module;
+  return found;
 }

@@ -1,7 +1,9 @@
 /**
- * The contract between the Certificates API and its issuers (internal CA, ACME): the API builds
- * the key and CSR, an issuer turns the CSR into a chain. ACME can take minutes, so an issuer may
- * answer 'pending' with a token the caller stores and hands back to `resume` later.
+ * The one issuer contract: the Certificates API makes the key and the CSR, an issuer turns the
+ * CSR into a chain. ACME can take minutes, so an issuer may answer 'pending' with a token the
+ * store keeps with the operation and hands back to `resume` later (from the cron), and `Unknown`
+ * answers 'merge': the caller brings the chain. Portable on purpose (no D1, no policy): the issuers
+ * suite runs these back ends in Node against openssl and pebble.
  */
 
 /** What an issuer needs to issue one certificate. */
@@ -17,10 +19,11 @@ export interface IssueRequest {
 export interface IssueResult {
   chainDer: Uint8Array[];
 }
-/** Long-running issuance (ACME) returns 'pending' with a resume token the caller stores; the caller calls `resume` later (from a queue or cron) until done. */
 export type IssueOutcome =
   | { status: 'issued'; result: IssueResult }
   | { status: 'pending'; resume: string; retryAfterSeconds: number }
+  /** Nothing to do here: the operation waits for a merge of the chain a CA made elsewhere. */
+  | { status: 'merge' }
   | { status: 'failed'; error: string };
 export interface IssuerBackend {
   issue(req: IssueRequest): Promise<IssueOutcome>;

@@ -1,0 +1,272 @@
+/**
+ * Configured issuers through the Certificates API: the vault's internal CA (EdgeKeyVaultCA, its key
+ * in SoftHSM2 through the real bridge) and ACME against a real ACME server (pebble, EAB required,
+ * over HTTPS: test/support/pebble-tls.ts), the pending operation moved on by the cron, and
+ * what happens when the CA refuses, cannot be reached, or the caller cancels.
+ */
+import 'reflect-metadata'; // tsyringe, under @peculiar/x509, needs the Reflect metadata API first
+import * as x509 from '@peculiar/x509';
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from 'cloudflare:test';
+import { beforeAll, describe, expect, it } from 'vitest';
+import worker from '../../src/index';
+import type { Env } from '../../src/core/env';
+import { runCertificateIssuance } from '../../src/jobs/certificate-issuance';
+import { ISSUANCE_DEADLINE_SECONDS } from '../../src/objects/certificates/store';
+import { API, APEX, call, env, json, setupVault } from './helpers';
+
+x509.cryptoProvider.set(crypto);
+
+let token: string;
+let origin: string;
+let vault: string;
+
+beforeAll(async () => {
+  ({ token, origin, vault } = await setupVault());
+});
+
+const req = (method: string, path: string, body?: unknown, as = { origin, token }) =>
+  call(method, `${as.origin}${path}${path.includes('?') ? '&' : '?'}${API}`, { token: as.token, body });
+const b64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+// A loopback port where nothing listens, over https as an ACME directory must be.
+const deadOrigin = () => `https://${new URL(env.WEBHOOK_DEAD_URL).host}`;
+
+const policy = (issuer: string, dnsNames: string[], keyProps: Record<string, unknown> = {}) => ({
+  issuer: { name: issuer },
+  key_props: { kty: 'EC', crv: 'P-256', exportable: true, ...keyProps },
+  secret_props: { contentType: 'application/x-pem-file' },
+  x509_props: { subject: `CN=${dnsNames[0]}`, sans: { dns_names: dnsNames }, validity_months: 3 },
+});
+
+async function create(name: string, body: unknown, as = { origin, token }) {
+  const res = await req('POST', `/certificates/${name}/create`, { policy: body }, as);
+  return { status: res.status, op: await json(res) };
+}
+
+function pemCerts(pem: string): x509.X509Certificate[] {
+  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
+    (block) => new x509.X509Certificate(block),
+  );
+}
+
+/** Runs the cron's issuance job (as the scheduled handler does) until the operation leaves inProgress. */
+async function resumeUntilDone(name: string, rounds = 8): Promise<any> {
+  for (let i = 1; i <= rounds; i++) {
+    await runCertificateIssuance(env as Env, nowSeconds() + i * 600);
+    const op = await json(await req('GET', `/certificates/${name}/pending`));
+    if (op.status !== 'inProgress') return op;
+  }
+  throw new Error(`${name} still in progress after ${rounds} runs`);
+}
+
+const putAcme = (name: string, extra: { directory?: string; hmac?: string } = {}, as = { origin, token }) =>
+  req(
+    'PUT',
+    `/certificates/issuers/${name}`,
+    {
+      provider: 'ACME',
+      credentials: { account_id: env.ACME_EAB_KID, pwd: extra.hmac ?? env.ACME_EAB_HMAC_KEY },
+      org_details: { id: extra.directory ?? env.ACME_DIRECTORY_URL },
+    },
+    as,
+  );
+
+describe('internal CA issuer (EdgeKeyVaultCA)', () => {
+  beforeAll(async () => {
+    expect((await req('PUT', '/certificates/issuers/vault-ca', { provider: 'EdgeKeyVaultCA' })).status).toBe(200);
+  });
+
+  it('issues at once a chain that verifies against the public /pki/{vault}/ca.crt, with the key in the secret', async () => {
+    const { status, op } = await create('ca-leaf', policy('vault-ca', ['svc.example.test', 'api.example.test']));
+    expect(status).toBe(202);
+    expect(op).toMatchObject({ status: 'completed', target: `${origin}/certificates/ca-leaf`, issuer: { name: 'vault-ca' } });
+    expect(op.error).toBeUndefined();
+
+    const caRes = await call('GET', `${APEX}/pki/${vault}/ca.crt`);
+    expect(caRes.status).toBe(200);
+    const ca = new x509.X509Certificate(new Uint8Array(await caRes.arrayBuffer()));
+    const secret = await json(await req('GET', '/secrets/ca-leaf'));
+    expect(secret.value).toContain('PRIVATE KEY');
+    const [leaf, root, ...rest] = pemCerts(secret.value);
+    expect(rest).toHaveLength(0);
+    expect(root!.rawData).toEqual(ca.rawData);
+    expect(leaf!.issuer).toBe(ca.subject);
+    expect(await leaf!.verify({ publicKey: ca.publicKey, signatureOnly: true })).toBe(true);
+    expect(leaf!.getExtension(x509.SubjectAlternativeNameExtension)!.names.toJSON()).toEqual([
+      { type: 'dns', value: 'svc.example.test' },
+      { type: 'dns', value: 'api.example.test' },
+    ]);
+    const chain = await new x509.X509ChainBuilder({ certificates: [ca] }).build(leaf!);
+    expect(chain.map((c) => c.subject)).toEqual([leaf!.subject, ca.subject]);
+
+    // The certificate object is the leaf, not self-signed; its key is the managed key.
+    const cert = await json(await req('GET', '/certificates/ca-leaf'));
+    expect(new x509.X509Certificate(b64(cert.cer)).rawData).toEqual(leaf!.rawData);
+    const key = await json(await req('GET', '/keys/ca-leaf'));
+    expect(key.managed).toBe(true);
+    const leafKey = await leaf!.publicKey.export();
+    const jwk = (await crypto.subtle.exportKey('jwk', leafKey)) as JsonWebKey;
+    expect({ x: key.key.x, y: key.key.y }).toEqual({ x: jwk.x, y: jwk.y });
+  });
+
+  it('issues for a non-exportable HSM key: the secret holds the chain only, the key stays in the HSM', async () => {
+    const { op } = await create('ca-hsm', policy('vault-ca', ['hsm.example.test'], { kty: 'EC-HSM', exportable: false }));
+    expect(op.status).toBe('completed');
+    const secret = await json(await req('GET', '/secrets/ca-hsm'));
+    expect(secret.value).not.toContain('PRIVATE KEY');
+    const ca = new x509.X509Certificate(new Uint8Array(await (await call('GET', `${APEX}/pki/${vault}/ca.crt`)).arrayBuffer()));
+    const [leaf] = pemCerts(secret.value);
+    expect(await leaf!.verify({ publicKey: ca.publicKey, signatureOnly: true })).toBe(true);
+    expect((await json(await req('GET', '/keys/ca-hsm'))).key.kty).toBe('EC-HSM');
+  });
+
+  it('completes the operation with the CA refusal as an Azure error, and makes no certificate', async () => {
+    // keyCertSign: the internal CA issues end-entity certificates only.
+    const refused = policy('vault-ca', ['bad.example.test']);
+    const { op } = await create('ca-refused', {
+      ...refused,
+      x509_props: { ...refused.x509_props, key_usage: ['digitalSignature', 'keyCertSign'] },
+    });
+    expect(op).toMatchObject({
+      status: 'completed',
+      error: { code: 'IssuerError', message: expect.stringMatching(/end-entity/) },
+    });
+    expect(op.target).toBeUndefined();
+    expect((await req('GET', '/certificates/ca-refused')).status).toBe(404);
+    expect((await req('GET', '/secrets/ca-refused')).status).toBe(404);
+  });
+
+  it('refuses a create naming a disabled issuer', async () => {
+    await req('PUT', '/certificates/issuers/off-ca', { provider: 'EdgeKeyVaultCA', attributes: { enabled: false } });
+    const { status, op } = await create('ca-off', policy('off-ca', ['off.example.test']));
+    expect(status).toBe(400);
+    expect(op.error.message).toMatch(/disabled/);
+  });
+});
+
+describe('ACME issuer', () => {
+  beforeAll(async () => {
+    expect((await putAcme('pebble')).status).toBe(200);
+  });
+
+  it('keeps the EAB HMAC key like a password: never shown, directory URL in org_details.id', async () => {
+    const bundle = await json(await req('GET', '/certificates/issuers/pebble'));
+    expect(bundle).toMatchObject({
+      provider: 'ACME',
+      credentials: { account_id: env.ACME_EAB_KID },
+      org_details: { id: env.ACME_DIRECTORY_URL },
+    });
+    expect(JSON.stringify(bundle)).not.toContain(env.ACME_EAB_HMAC_KEY);
+  });
+
+  it('refuses bundles it cannot issue with', async () => {
+    const bad = async (body: Record<string, unknown>) => {
+      const res = await req('PUT', '/certificates/issuers/bad-acme', { provider: 'ACME', ...body });
+      expect(res.status).toBe(400);
+      expect((await json(res)).error.code).toBe('BadParameter');
+    };
+    await bad({});
+    await bad({ org_details: { id: 'not a url' } });
+    await bad({ org_details: { id: env.ACME_DIRECTORY_URL.replace('https:', 'http:') } });
+    await bad({ org_details: { id: env.ACME_DIRECTORY_URL }, credentials: { account_id: 'kid-only' } });
+    await bad({ org_details: { id: env.ACME_DIRECTORY_URL }, credentials: { account_id: 'k', pwd: 'c2hvcnQ' } });
+  });
+
+  it('leaves the operation inProgress, then the cron completes it with the CA chain, key and secret as for Self', async () => {
+    const { status, op } = await create('acme-one', policy('pebble', ['acme-one.example.test']));
+    expect(status).toBe(202);
+    expect(op).toMatchObject({ status: 'inProgress', issuer: { name: 'pebble' }, cancellation_requested: false });
+    expect(op.csr).toEqual(expect.any(String));
+    expect((await req('GET', '/certificates/acme-one')).status).toBe(404);
+    const pending = await json(await req('GET', '/certificates/acme-one/pending'));
+    expect(pending.status).toBe('inProgress');
+    expect(JSON.stringify(pending)).not.toMatch(/resume|order/i);
+
+    // Once through the scheduled handler itself (the wiring), then the job until done.
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now() + 600_000 }), env as Env, ctx);
+    await waitOnExecutionContext(ctx);
+    const done = await resumeUntilDone('acme-one');
+    expect(done).toMatchObject({ status: 'completed', target: `${origin}/certificates/acme-one` });
+    expect(done.error).toBeUndefined();
+
+    const secret = await json(await req('GET', '/secrets/acme-one'));
+    expect(secret.value).toContain('PRIVATE KEY');
+    const [leaf, ...issuers] = pemCerts(secret.value);
+    expect(issuers.length).toBeGreaterThan(0);
+    expect(leaf!.issuer).toBe(issuers[0]!.subject);
+    expect(leaf!.issuer).toMatch(/Pebble/);
+    expect(await leaf!.verify({ publicKey: issuers[0]!.publicKey, signatureOnly: true })).toBe(true);
+    expect(leaf!.getExtension(x509.SubjectAlternativeNameExtension)!.names.toJSON()).toEqual([
+      { type: 'dns', value: 'acme-one.example.test' },
+    ]);
+    const cert = await json(await req('GET', '/certificates/acme-one'));
+    expect(new x509.X509Certificate(b64(cert.cer)).rawData).toEqual(leaf!.rawData);
+    expect(cert.attributes.exp).toBe(Math.floor(leaf!.notAfter.getTime() / 1000));
+    const key = await json(await req('GET', '/keys/acme-one'));
+    const jwk = (await crypto.subtle.exportKey('jwk', await leaf!.publicKey.export())) as JsonWebKey;
+    expect({ x: key.key.x, y: key.key.y }).toEqual({ x: jwk.x, y: jwk.y });
+    // Nothing is left for the cron.
+    expect((await runCertificateIssuance(env as Env, nowSeconds() + 7200)).due).toBe(0);
+  });
+
+  it('completes the operation with the server refusal when the CA refuses the account (wrong EAB key)', async () => {
+    // A vault of its own: an account key the CA already knows is not asked for its binding again.
+    const other = await setupVault();
+    await putAcme('pebble-wrong-eab', { hmac: btoa('w'.repeat(32)).replace(/=+$/, '') }, other);
+    const { status, op } = await create('acme-refused', policy('pebble-wrong-eab', ['refused.example.test']), other);
+    expect(status).toBe(202);
+    expect(op).toMatchObject({
+      status: 'completed',
+      error: { code: 'IssuerError', message: expect.stringMatching(/^ACME server/) },
+    });
+    expect(op.target).toBeUndefined();
+    expect(JSON.stringify(op)).not.toContain('w'.repeat(16));
+    expect((await req('GET', '/certificates/acme-refused', undefined, other)).status).toBe(404);
+    expect((await req('GET', '/secrets/acme-refused', undefined, other)).status).toBe(404);
+  });
+
+  it('completes the operation with an error when the CA cannot be reached', async () => {
+    await putAcme('acme-down', { directory: `${deadOrigin()}/dir` });
+    const { op } = await create('acme-down-cert', policy('acme-down', ['down.example.test']));
+    expect(op).toMatchObject({
+      status: 'completed',
+      error: { code: 'IssuerError', message: expect.stringMatching(/unreachable/) },
+    });
+    expect((await req('GET', '/certificates/acme-down-cert')).status).toBe(404);
+    expect((await req('GET', '/secrets/acme-down-cert')).status).toBe(404);
+  });
+
+  it('retries a pending order while the CA is unreachable, and gives up with an error after the deadline', async () => {
+    await putAcme('pebble-flaky');
+    const { op } = await create('acme-flaky', policy('pebble-flaky', ['flaky.example.test']));
+    expect(op.status).toBe('inProgress');
+    // The CA goes away: the cron keeps the operation pending and tries again later.
+    expect(
+      (await req('PATCH', '/certificates/issuers/pebble-flaky', { org_details: { id: `${deadOrigin()}/dir` } })).status,
+    ).toBe(200);
+    const run = await runCertificateIssuance(env as Env, nowSeconds() + 600);
+    expect(run.retried).toBeGreaterThanOrEqual(1);
+    expect((await json(await req('GET', '/certificates/acme-flaky/pending'))).status).toBe('inProgress');
+    await runCertificateIssuance(env as Env, nowSeconds() + ISSUANCE_DEADLINE_SECONDS + 3600);
+    const failed = await json(await req('GET', '/certificates/acme-flaky/pending'));
+    expect(failed).toMatchObject({
+      status: 'completed',
+      error: { code: 'IssuerError', message: expect.stringMatching(/in time/) },
+    });
+    expect((await req('GET', '/certificates/acme-flaky')).status).toBe(404);
+  });
+
+  it('stops a pending issuance that is cancelled: the cron issues nothing', async () => {
+    const { op } = await create('acme-cancel', policy('pebble', ['cancel.example.test']));
+    expect(op.status).toBe('inProgress');
+    const cancelled = await json(await req('PATCH', '/certificates/acme-cancel/pending', { cancellation_requested: true }));
+    expect(cancelled).toMatchObject({ status: 'cancelled', cancellation_requested: true });
+    for (let i = 1; i <= 4; i++) await runCertificateIssuance(env as Env, nowSeconds() + i * 600);
+    expect((await json(await req('GET', '/certificates/acme-cancel/pending'))).status).toBe('cancelled');
+    expect((await req('GET', '/certificates/acme-cancel')).status).toBe(404);
+    expect((await req('GET', '/secrets/acme-cancel')).status).toBe(404);
+    // A new create is allowed once the old operation is no longer in progress.
+    expect((await create('acme-cancel', policy('pebble', ['cancel.example.test']))).op.status).toBe('inProgress');
+  });
+});
