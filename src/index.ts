@@ -16,6 +16,7 @@ import { errorBody } from './http/errors';
 import { classifyHost, hostOfUrl } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
 import { runAuditJobs } from './jobs/audit';
+import { consumeRenewalBatch, RENEWAL_QUEUE_NAME, scanDueRenewals, type RenewalMessage } from './jobs/certificate-renewal';
 import { runExpiryNotices } from './jobs/expiry';
 import { purgeExpiredCertificates, purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
 import { runKeyRotation } from './jobs/rotation';
@@ -56,6 +57,7 @@ export default {
   async queue(batch, env) {
     if (batch.queue === EVENTS_QUEUE_NAME) await persistEventBatch(batch as MessageBatch<VaultEvent>, env);
     else if (batch.queue === DELIVERY_QUEUE_NAME) await deliverBatch(batch, env);
+    else if (batch.queue === RENEWAL_QUEUE_NAME) await consumeRenewalBatch(batch as MessageBatch<RenewalMessage>, env);
     else await persistAuditBatch(batch, env);
   },
 
@@ -87,6 +89,14 @@ export default {
       ),
     );
     ctx.waitUntil(
+      scanDueRenewals(env, Math.floor(controller.scheduledTime / 1000)).then(
+        (r) => {
+          if (r.queued > 0) console.log(`certificate lifetime actions: ${r.queued} queued${r.more ? ', more continue in the queue' : ''}`);
+        },
+        (err: unknown) => console.error(`certificate renewal scan failed: ${err instanceof Error ? err.name : 'error'}`),
+      ),
+    );
+    ctx.waitUntil(
       runExpiryNotices(env, Math.floor(controller.scheduledTime / 1000)).then(
         (r) => {
           const sent = Object.entries(r.sent).map(([type, n]) => `${n} ${type.replace('Microsoft.KeyVault.', '')}`);
@@ -112,4 +122,4 @@ export default {
       ),
     );
   },
-} satisfies ExportedHandler<Env, AuditEvent | VaultEvent>;
+} satisfies ExportedHandler<Env, AuditEvent | VaultEvent | RenewalMessage>;
