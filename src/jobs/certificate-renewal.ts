@@ -60,7 +60,7 @@ const RETRY_AFTER_GIVING_UP = 60 * 60;
 
 export type RenewalMessage =
   | { type: 'renew'; vaultId: string; name: string; version: string; claim: string; now: number }
-  | { type: 'scan'; now: number };
+  | { type: 'scan'; now: number; vaultId?: string };
 
 export interface ScanResult {
   /** Certificates claimed and queued. */
@@ -76,19 +76,20 @@ export interface ScanResult {
 /**
  * Claims and queues due certificates as of `now` (Unix seconds; tests shift it), page by page, and
  * queues a `scan` message to continue when the pages ran out before the due certificates did.
- * Safe to overlap with itself.
+ * Safe to overlap with itself. `vaultId` limits the scan to one vault (an operator's run, and the
+ * tests, which share one D1 between every test file).
  */
 export async function scanDueRenewals(
   env: Env,
   now: number,
-  options: { db?: Database; pages?: number; continueInQueue?: boolean } = {},
+  options: { db?: Database; pages?: number; continueInQueue?: boolean; vaultId?: string } = {},
 ): Promise<ScanResult> {
   const db = options.db ?? makeServices(env).db;
   const queue = env.CERTIFICATE_RENEWAL_QUEUE as Queue<RenewalMessage>;
   const result: ScanResult = { queued: 0, more: false };
   for (let page = 0; page < (options.pages ?? PAGES_PER_SCAN); page++) {
     const claim = crypto.randomUUID();
-    const claimed = await claimDuePage(db, claim, now);
+    const claimed = await claimDuePage(db, claim, now, options.vaultId);
     if (claimed.length > 0) {
       try {
         await queue.sendBatch(
@@ -110,13 +111,14 @@ export async function scanDueRenewals(
     if (claimed.length < RENEWALS_PER_PAGE) return result;
   }
   result.more = true;
-  if (options.continueInQueue !== false) await queue.send({ type: 'scan', now });
+  if (options.continueInQueue !== false) await queue.send({ type: 'scan', now, vaultId: options.vaultId });
   return result;
 }
 
 /** Due, live, unclaimed certificates: the partial index on renewal_due_at answers the range. */
-const dueAndFree = (now: number) =>
+const dueAndFree = (now: number, vaultId?: string) =>
   and(
+    vaultId ? eq(certificates.vaultId, vaultId) : undefined,
     isNotNull(certificates.renewalDueAt),
     lte(certificates.renewalDueAt, now),
     isNull(certificates.deletedAt),
@@ -124,17 +126,17 @@ const dueAndFree = (now: number) =>
   );
 
 /** One statement: claims up to a page of due certificates, soonest first, and answers them. */
-export function claimDuePage(db: Database, claim: string, now: number) {
+export function claimDuePage(db: Database, claim: string, now: number, vaultId?: string) {
   const page = db
     .select({ rowid: sql`rowid` })
     .from(certificates)
-    .where(dueAndFree(now))
+    .where(dueAndFree(now, vaultId))
     .orderBy(asc(certificates.renewalDueAt))
     .limit(RENEWALS_PER_PAGE);
   return db
     .update(certificates)
     .set({ renewalClaim: claim, renewalClaimUntil: now + RENEWAL_CLAIM_SECONDS })
-    .where(and(inArray(sql`rowid`, page), dueAndFree(now)))
+    .where(and(inArray(sql`rowid`, page), dueAndFree(now, vaultId)))
     .returning({ vaultId: certificates.vaultId, name: certificates.name, latestVersion: certificates.latestVersion });
 }
 
@@ -331,7 +333,8 @@ export async function consumeRenewalBatch(batch: MessageBatch<RenewalMessage>, e
   for (const message of batch.messages) {
     const body = message.body;
     try {
-      if (body?.type === 'scan') await scanDueRenewals(env, Math.max(body.now, Math.floor(Date.now() / 1000)), { db: svc.db });
+      if (body?.type === 'scan')
+        await scanDueRenewals(env, Math.max(body.now, Math.floor(Date.now() / 1000)), { db: svc.db, vaultId: body.vaultId });
       else if (body?.type === 'renew') await runLifetimeActions(env, body, { svc });
       message.ack();
     } catch (err) {
