@@ -559,7 +559,9 @@ async function main(): Promise<void> {
     // 7. Scheduled renewal of due certificates, end to end (bench/renewal.ts).
     log(`renewal: ${CONFIG.renewals} due certificates`);
     const renewal = await benchRenewal(stack, token, renewalWatch, { certificates: CONFIG.renewals, concurrency: C, log });
-    log(`renewal: ${renewal.seconds} s, ${renewal.queueMessages} messages, ${renewal.d1PerCertificate} D1 statements per certificate`);
+    log(
+      `renewal: ${renewal.seconds} s, ${renewal.queueMessages} messages, ${renewal.d1PerCertificate} D1 statements per certificate`,
+    );
 
     const results: BenchResults = {
       generatedAt: new Date().toISOString(),

@@ -93,7 +93,8 @@ export default {
       // test's shifted clock must not renew every certificate of the shared test database.
       scanDueRenewals(env, Math.floor(Math.min(controller.scheduledTime, Date.now()) / 1000)).then(
         (r) => {
-          if (r.queued > 0) console.log(`certificate lifetime actions: ${r.queued} queued${r.more ? ', more continue in the queue' : ''}`);
+          if (r.queued > 0)
+            console.log(`certificate lifetime actions: ${r.queued} queued${r.more ? ', more continue in the queue' : ''}`);
         },
         (err: unknown) => console.error(`certificate renewal scan failed: ${err instanceof Error ? err.name : 'error'}`),
       ),

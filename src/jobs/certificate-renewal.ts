@@ -298,7 +298,13 @@ export async function runLifetimeActions(
       await release(svc.db, vault.id, head.name, mine, null);
       return 'skipped';
     }
-    const notice: Notice = { vaultId: vault.id, kind: 'certificate', name: head.name, version: latest.version, eventType: NEAR_EXPIRY_EVENT };
+    const notice: Notice = {
+      vaultId: vault.id,
+      kind: 'certificate',
+      name: head.name,
+      version: latest.version,
+      eventType: NEAR_EXPIRY_EVENT,
+    };
     let notified = await noticeClaimed(svc.db, notice);
     const due = dueActions(policy, latest, now, { notified });
     let outcome: ActionsOutcome = 'rescheduled';
@@ -361,9 +367,16 @@ export async function consumeRenewalBatch(batch: MessageBatch<RenewalMessage>, e
       await svc.db
         .update(certificates)
         .set({ renewalDueAt: now + RETRY_AFTER_GIVING_UP })
-        .where(and(headIs(body.vaultId, body.name), or(isNull(certificates.renewalClaim), lte(certificates.renewalClaimUntil, now))))
+        .where(
+          and(headIs(body.vaultId, body.name), or(isNull(certificates.renewalClaim), lte(certificates.renewalClaimUntil, now))),
+        )
         .catch(() => undefined);
-      const vault = await svc.db.select().from(vaults).where(eq(vaults.id, body.vaultId)).get().catch(() => undefined);
+      const vault = await svc.db
+        .select()
+        .from(vaults)
+        .where(eq(vaults.id, body.vaultId))
+        .get()
+        .catch(() => undefined);
       if (vault) await audit(env, vault, body.name, 500, err instanceof RenewalFailed ? err.code : errorCodeOf(err));
       message.ack();
       count('failed');

@@ -138,7 +138,9 @@ describe('scheduled renewal', () => {
     expect(renewed.renewal_due_at).toBe(v2.nbf + Math.floor((v2.exp - v2.nbf) * 0.8));
     const newer = await json(await req('GET', '/certificates/by-percent'));
     expect(newer.cer).not.toBe(bundle.cer);
-    const [k1, k2] = await Promise.all([v1!.version, v2.version].map(async (v) => json(await req('GET', `/keys/by-percent/${v}`))));
+    const [k1, k2] = await Promise.all(
+      [v1!.version, v2.version].map(async (v) => json(await req('GET', `/keys/by-percent/${v}`))),
+    );
     expect(k2.key.x).not.toBe(k1.key.x); // reuse_key false: a new key
     expect((await req('GET', `/secrets/by-percent/${v2.version}`)).status).toBe(200);
     // The message again (a redelivery): the claim is gone and the version moved on, nothing more.
@@ -160,7 +162,9 @@ describe('scheduled renewal', () => {
     expect(messages).toHaveLength(1);
     expect(await runLifetimeActions(due.env, messages[0]!)).toBe('renewed');
     const [, v2] = await versions('by-days');
-    const keys = await Promise.all([versionOf(bundle.id), v2!.version].map(async (v) => json(await req('GET', `/keys/by-days/${v}`))));
+    const keys = await Promise.all(
+      [versionOf(bundle.id), v2!.version].map(async (v) => json(await req('GET', `/keys/by-days/${v}`))),
+    );
     expect(keys[1].key.x).toBe(keys[0].key.x);
   }, 30_000);
 
@@ -232,13 +236,17 @@ describe('scheduled renewal', () => {
     const queued = renewMessages(due.sent);
     expect(queued.map((m) => m.name)).not.toContain('deleted');
     const message = queued.find((m) => m.name === 'disabled')!;
-    expect((await req('PATCH', `/certificates/disabled/${versionOf(bundle.id)}`, { attributes: { enabled: false } })).status).toBe(200);
+    expect(
+      (await req('PATCH', `/certificates/disabled/${versionOf(bundle.id)}`, { attributes: { enabled: false } })).status,
+    ).toBe(200);
     expect(await runLifetimeActions(due.env, message)).toBe('skipped');
     expect(await versions('disabled')).toHaveLength(1);
     expect((await head('disabled')).renewal_due_at).toBeNull();
     expect(renewMessages((await scan(at)).sent).map((m) => m.name)).not.toContain('disabled');
     // Enabled again: due again.
-    expect((await req('PATCH', `/certificates/disabled/${versionOf(bundle.id)}`, { attributes: { enabled: true } })).status).toBe(200);
+    expect((await req('PATCH', `/certificates/disabled/${versionOf(bundle.id)}`, { attributes: { enabled: true } })).status).toBe(
+      200,
+    );
     expect((await head('disabled')).renewal_due_at).toBe(v1!.nbf + Math.floor((v1!.exp - v1!.nbf) * 0.4));
     expect(await versions('deleted')).toHaveLength(1);
   }, 30_000);

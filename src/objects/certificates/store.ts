@@ -308,7 +308,13 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     const latest = policy ? await this.record(head.name, undefined, false).catch(() => undefined) : undefined;
     let due: number | null = null;
     if (policy && latest) {
-      const notice = { vaultId: this.vault.id, kind: 'certificate', name: head.name, version: latest.version, eventType: NEAR_EXPIRY_EVENT };
+      const notice = {
+        vaultId: this.vault.id,
+        kind: 'certificate',
+        name: head.name,
+        version: latest.version,
+        eventType: NEAR_EXPIRY_EVENT,
+      };
       due = nextRenewalDue(policy, latest, { notified: await noticeClaimed(this.db, notice) });
     }
     await this.db.update(certificates).set({ renewalDueAt: due }).where(this.renewalHeadIs(head.name));
