@@ -12,10 +12,13 @@
  *     batches of 100), and a warm secret GET with the audit queue and consumer against the same
  *     Worker bundle with AUDIT_QUEUE a stub that drops events, in alternating rounds.
  *
+ *  7. Scheduled certificate renewal: N due certificates from one cron run to their new versions
+ *     (time, queue messages, D1 statements per certificate; bench/renewal.ts).
+ *
  * Every loop is a fixed number of operations; everything talks to 127.0.0.1 only.
  * Knobs (environment): BENCH_READS, BENCH_BASELINE_READS, BENCH_CONCURRENCY, BENCH_ROUND,
  * BENCH_CYCLES, BENCH_UNWRAP_ROUND, BENCH_SIGN_ROUND, BENCH_SIGN_CYCLES, BENCH_AUDIT_BATCHES,
- * BENCH_AUDIT_CHAINS, BENCH_AUDIT_ROUND, BENCH_AUDIT_CYCLES,
+ * BENCH_AUDIT_CHAINS, BENCH_AUDIT_ROUND, BENCH_AUDIT_CYCLES, BENCH_RENEWALS,
  * BENCH_KEEP_STATE=1 (keep the state directory for inspection).
  *
  * `npm run bench -- --only edge` runs the edge figures alone instead (bench/edge.ts).
@@ -53,6 +56,7 @@ import { WorkerdAuditConsumer } from './lib/workerd-audit.js';
 import { WorkerdAuditPath } from './lib/workerd-audit-path.js';
 import { WorkerdWebCrypto } from './lib/workerd-webcrypto.js';
 import { UNTHROTTLED } from './lib/unthrottled';
+import { benchRenewal, RenewalLogWatch } from './renewal.js';
 
 function intEnv(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -91,6 +95,8 @@ const CONFIG = {
   /** Cycles of the audit figures (consumer: one round per layout; path: one round with, one without). */
   auditCycles: intEnv('BENCH_AUDIT_CYCLES', 6, 1, 20),
   auditWarmup: 300,
+  /** Due certificates renewed end to end (figure 7). */
+  renewals: intEnv('BENCH_RENEWALS', 1_000, 10, 20_000),
   /** A direct round lasts at least this long (workerd's clock counts whole milliseconds)… */
   signDirectMinMs: 250,
   /** …and at most about this long, however slow the API round is. */
@@ -216,6 +222,7 @@ async function main(): Promise<void> {
   const stateDir = await mkdtemp(join(os.tmpdir(), 'ekv-bench-'));
   const output: string[] = [];
   const reloads = new ReloadWatch();
+  const renewalWatch = new RenewalLogWatch();
   const retried: string[] = [];
   let stack: Stack | undefined;
   let bridge: SignedBridgeClient | undefined;
@@ -245,6 +252,7 @@ async function main(): Promise<void> {
       log: (m) => log(m),
       onOutput: (source, line) => {
         if (source === 'worker') reloads.onLine(line);
+        if (source === 'worker') renewalWatch.onLine(line);
         output.push(`[${source}] ${line}`);
         if (output.length > 2000) output.shift();
       },
@@ -548,6 +556,13 @@ async function main(): Promise<void> {
     const auditSeconds = Math.round((Date.now() - auditStarted) / 1000);
     log(`audit: ${auditSeconds} s`);
 
+    // 7. Scheduled renewal of due certificates, end to end (bench/renewal.ts).
+    log(`renewal: ${CONFIG.renewals} due certificates`);
+    const renewal = await benchRenewal(stack, token, renewalWatch, { certificates: CONFIG.renewals, concurrency: C, log });
+    log(
+      `renewal: ${renewal.seconds} s, ${renewal.queueMessages} messages, ${renewal.d1PerCertificate} D1 statements per certificate`,
+    );
+
     const results: BenchResults = {
       generatedAt: new Date().toISOString(),
       durationSeconds: Math.round((Date.now() - startedAt) / 1000),
@@ -620,6 +635,7 @@ async function main(): Promise<void> {
         drainMs,
       },
       auditSeconds,
+      renewal,
     };
 
     const dir = join(REPO_DIR, 'bench', 'results');
@@ -657,11 +673,16 @@ async function main(): Promise<void> {
 }
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
-if (only !== undefined && only !== 'edge') {
-  console.error(`[bench] --only takes 'edge' (got ${only ?? 'nothing'})`);
+if (only !== undefined && only !== 'edge' && only !== 'renewal') {
+  console.error(`[bench] --only takes 'edge' or 'renewal' (got ${only ?? 'nothing'})`);
   process.exit(2);
 }
-(only === 'edge' ? import('./edge.js').then((m) => m.runEdge()) : main()).catch((err: unknown) => {
+(only === 'edge'
+  ? import('./edge.js').then((m) => m.runEdge())
+  : only === 'renewal'
+    ? import('./renewal.js').then((m) => m.runRenewal())
+    : main()
+).catch((err: unknown) => {
   console.error(`[bench] failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

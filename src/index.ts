@@ -17,6 +17,7 @@ import { classifyHost, hostOfUrl } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
 import { runAuditJobs } from './jobs/audit';
 import { runCertificateIssuance } from './jobs/certificate-issuance';
+import { consumeRenewalBatch, RENEWAL_QUEUE_NAME, scanDueRenewals, type RenewalMessage } from './jobs/certificate-renewal';
 import { runExpiryNotices } from './jobs/expiry';
 import { runKekRewrap } from './jobs/kek';
 import { purgeExpiredCertificates, purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
@@ -59,6 +60,7 @@ export default {
   async queue(batch, env) {
     if (batch.queue === EVENTS_QUEUE_NAME) await persistEventBatch(batch as MessageBatch<VaultEvent>, env);
     else if (batch.queue === DELIVERY_QUEUE_NAME) await deliverBatch(batch, env);
+    else if (batch.queue === RENEWAL_QUEUE_NAME) await consumeRenewalBatch(batch as MessageBatch<RenewalMessage>, env);
     else await persistAuditBatch(batch, env);
   },
 
@@ -87,6 +89,17 @@ export default {
           }
         },
         (err: unknown) => console.error(`key rotation run failed: ${err instanceof Error ? err.name : 'error'}`),
+      ),
+    );
+    ctx.waitUntil(
+      // Never ahead of the wall clock: in production the scheduled time is always behind it, and a
+      // test's shifted clock must not renew every certificate of the shared test database.
+      scanDueRenewals(env, Math.floor(Math.min(controller.scheduledTime, Date.now()) / 1000)).then(
+        (r) => {
+          if (r.queued > 0)
+            console.log(`certificate lifetime actions: ${r.queued} queued${r.more ? ', more continue in the queue' : ''}`);
+        },
+        (err: unknown) => console.error(`certificate renewal scan failed: ${err instanceof Error ? err.name : 'error'}`),
       ),
     );
     ctx.waitUntil(
@@ -141,4 +154,4 @@ export default {
       ),
     );
   },
-} satisfies ExportedHandler<Env, AuditEvent | VaultEvent>;
+} satisfies ExportedHandler<Env, AuditEvent | VaultEvent | RenewalMessage>;

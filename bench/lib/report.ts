@@ -1,5 +1,6 @@
 /** The shape of bench/results/latest.json and the table printed from it (also pasted into BENCHMARKS.md). */
 import type { MachineInfo, SoftwareInfo } from './machine.js';
+import { renderRenewal, type RenewalFigures } from '../renewal.js';
 
 export interface RouteFigures {
   requests: number;
@@ -107,6 +108,8 @@ export interface BenchResults {
   auditPath: AuditPathFigures;
   /** Wall time of the audit figures (builds, Miniflare, setup, rounds). */
   auditSeconds: number;
+  /** Scheduled renewal of due certificates end to end (bench/renewal.ts); absent in older results. */
+  renewal?: RenewalFigures;
 }
 
 const fmt = (n: number, digits = 0) =>
@@ -211,5 +214,6 @@ export function renderMarkdown(r: BenchResults): string {
       `consumer caught up ${r.auditPath.drainMs.join(', ')} ms after each audited round (${r.auditSeconds} s for the audit figures).`,
     `- Re-run because wrangler reloaded the Worker: ${r.retried.length ? r.retried.join('; ') : 'nothing'}.`,
   );
+  if (r.renewal) lines.push('', renderRenewal(r.renewal));
   return lines.join('\n');
 }

@@ -141,7 +141,7 @@ export function checkDeployConfig(config: DeployConfig, env: string, secrets: Se
     );
   }
   const producers = new Set((config.queues.producers ?? []).map((p) => p.binding));
-  for (const binding of ['AUDIT_QUEUE', 'EVENTS_QUEUE', 'EVENT_DELIVERY_QUEUE']) {
+  for (const binding of ['AUDIT_QUEUE', 'EVENTS_QUEUE', 'EVENT_DELIVERY_QUEUE', 'CERTIFICATE_RENEWAL_QUEUE']) {
     if (!producers.has(binding))
       refuse(
         `queues.producers.${binding}`,

@@ -5,6 +5,8 @@ export interface Env {
   AUDIT_QUEUE: Queue<unknown>;
   /** Event Grid-shaped vault events (KeyNewVersionCreated, KeyNearExpiry); consumed into D1. */
   EVENTS_QUEUE: Queue<unknown>;
+  /** Certificate renewal work, one certificate a message (src/jobs/certificate-renewal.ts). */
+  CERTIFICATE_RENEWAL_QUEUE: Queue<unknown>;
   /** Webhook deliveries, one subscription's events a message (src/events/delivery.ts). */
   EVENT_DELIVERY_QUEUE: Queue<unknown>;
   /** Events whose delivery gave up, kept for listing and redelivery (src/events/dead-letters.ts). */

@@ -8,7 +8,7 @@ import { and, asc, eq, isNotNull, lte } from 'drizzle-orm';
 import type { Env } from '../core/env';
 import { services as makeServices, type Services } from '../crypto/services';
 import { purgeExpiredHttp01 } from '../objects/certificates/issuers/acme/stores';
-import { CertificateStore } from '../objects/certificates/store';
+import { storeFor } from './certificate-renewal';
 import { certificateOperations, vaults } from '../storage/schema';
 
 /** Operations resumed per run: each costs a few round trips to the CA. */
@@ -63,7 +63,7 @@ export async function runCertificateIssuance(
       )
       .returning({ name: certificateOperations.name });
     if (claimed.length === 0) continue;
-    const store = new CertificateStore(svc.db, svc.keys, svc.bridge, vault);
+    const store = storeFor(env, svc, vault);
     try {
       const status = await store.continueIssuance(op.name, op.requestId, now);
       if (status === 'issued') result.issued++;

@@ -25,7 +25,16 @@ import { emitEvents, versionEvent, versionEventType, vaultOriginFor, type Object
 import type { HeadTable, VersionTable } from '../objects/engine/kind';
 import { database, type Database } from '../storage/db';
 import { claimNotices, noticeKey, releaseNotices, type Notice } from '../storage/expiry-notices';
-import { expiryNotices, keys, keyVersions, secrets, secretVersions, vaults } from '../storage/schema';
+import {
+  certificates,
+  certificateVersions,
+  expiryNotices,
+  keys,
+  keyVersions,
+  secrets,
+  secretVersions,
+  vaults,
+} from '../storage/schema';
 
 export const NEAR_EXPIRY_SECONDS = 30 * 86_400;
 /**
@@ -52,6 +61,16 @@ export interface ExpiringKind {
 export const EXPIRING_KINDS: readonly ExpiringKind[] = [
   { kind: 'secret', objectType: 'Secret', head: secrets, versions: secretVersions, stages: ['NearExpiry', 'Expired'] },
   { kind: 'key', objectType: 'Key', head: keys, versions: keyVersions, stages: ['Expired'] },
+  // CertificateNearExpiry shares its marker with the policy's EmailContacts action (the renewal
+  // job, certificate-renewal.ts): whichever comes first (30 days before exp, or the action's
+  // trigger) announces the version, once.
+  {
+    kind: 'certificate',
+    objectType: 'Certificate',
+    head: certificates,
+    versions: certificateVersions,
+    stages: ['NearExpiry', 'Expired'],
+  },
 ];
 
 export interface ExpiryRunResult {

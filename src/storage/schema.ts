@@ -485,7 +485,24 @@ export const acmeChallenges = sqliteTable(
 // Certificates (src/objects/certificates/): one head per name, one row per issued version. A
 // version's key and secret are the key and secret of the same name and version (managed), so
 // nothing secret is stored here: the certificate itself is public.
-export const certificates = headTable('certificates', () => vaults.id, {});
+// renewal_due_at is when the latest version's next lifetime action (AutoRenew, EmailContacts) is
+// due (null: none); the renewal job (src/jobs/certificate-renewal.ts) finds due certificates
+// through its partial index and claims one with renewal_claim/renewal_claim_until, so that
+// overlapping runs and redelivered queue messages act once.
+export const certificates = headTable(
+  'certificates',
+  () => vaults.id,
+  {
+    renewalDueAt: integer('renewal_due_at'),
+    renewalClaim: text('renewal_claim'),
+    renewalClaimUntil: integer('renewal_claim_until'),
+  },
+  (t) => [
+    index('certificates_renewal_due')
+      .on(t.renewalDueAt)
+      .where(sql`renewal_due_at IS NOT NULL`),
+  ],
+);
 
 export const certificateVersions = versionTable('certificate_versions', certificates, {
   // base64 DER of the leaf, base64url SHA-1 thumbprint

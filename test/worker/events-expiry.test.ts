@@ -314,7 +314,7 @@ describe('expiry notices', () => {
           .bind(...query.params)
           .all<{ detail: string }>();
         const details = plan.results.map((r) => r.detail);
-        const table = kind.kind === 'secret' ? 'secret_versions' : 'key_versions';
+        const table = `${kind.kind}_versions`;
         // The version table is searched by its exp range, not scanned; the rest are key lookups.
         expect(
           details.some((d) => d.includes(`USING INDEX ${table}_exp (exp>? AND exp<?)`)),

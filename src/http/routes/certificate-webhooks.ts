@@ -16,7 +16,6 @@ import { assertNetworkAllowed } from '../../access/network';
 import { CertificateActions } from '../../core/data-actions';
 import { notFound, VaultError } from '../../core/errors';
 import { parseBody } from '../../core/validation';
-import { CertificateStore } from '../../objects/certificates/store';
 import {
   claimWebhookId,
   planRenewal,
@@ -26,7 +25,7 @@ import {
   verifyWebhook,
 } from '../../objects/certificates/webhooks/receive';
 import { receiverBody, ReceiverStore, rotateBody, type Receiver } from '../../objects/certificates/webhooks/receivers';
-import { renewCertificate } from '../../objects/certificates/webhooks/renew';
+import { renewCertificate } from '../../jobs/certificate-renewal';
 import { findVault } from '../../storage/vaults';
 import { operationBody } from '../certificate-shapes';
 import { auditAs, bodyText, currentVault, type AppContext, type AppEnv } from '../context';
@@ -98,7 +97,7 @@ export function certificateWebhookRoutes(app: Hono<AppEnv>): void {
     const object = `${PATH}/${NAME.test(name) ? name : '-'}`;
     auditAs(c, 'CertificateWebhookReceive', object);
     const vaultName = c.get('audit').vault!;
-    const { db, keys, bridge } = c.get('services');
+    const { db, keys } = c.get('services');
     const vault = await findVault(db, vaultName);
     if (!vault) throw notFound('VaultNotFound', `The vault ${vaultName} does not exist.`);
     c.set('vault', vault);
@@ -127,8 +126,9 @@ export function certificateWebhookRoutes(app: Hono<AppEnv>): void {
       );
     let result;
     try {
-      const store = new CertificateStore(db, keys, bridge, vault);
-      result = await startRenewals(plan.names, (certificate) => renewCertificate(store, certificate));
+      // The renewal job's own entry: its claim keeps a webhook and the cron from renewing twice.
+      const svc = c.get('services');
+      result = await startRenewals(plan.names, async (certificate) => (await renewCertificate(c.env, vault, certificate, { svc })).operation);
     } catch (err) {
       // Nothing started: the sender's retry of the same message is acted on.
       await releaseWebhookId(db, receiver.id, message.id);

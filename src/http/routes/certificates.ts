@@ -15,10 +15,17 @@ import {
   policyBody as policyInput,
   updateCertificateBody,
 } from '../../objects/certificates/policy';
+import type { CertificateRecord } from '../../objects/certificates/kind';
 import { CertificateStore } from '../../objects/certificates/store';
+import { emitEvents, newVersionEvent } from '../../events/event';
 import {
   acceptedOperationBody,
-  certificateBundle, certificateItem, operationBody, pendingCertificateBundle, policyBody } from '../certificate-shapes';
+  certificateBundle,
+  certificateItem,
+  operationBody,
+  pendingCertificateBundle,
+  policyBody,
+} from '../certificate-shapes';
 import { auditAs, bodyText, currentVault, noContent, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';
 import { listBody } from '../shapes';
@@ -29,7 +36,12 @@ const all = (operation: string, action: DataAction) => vaultOperation(operation,
 export function beginCertificates(c: AppContext) {
   const { vault, origin } = currentVault(c);
   const { db, keys, bridge } = c.get('services');
-  return { store: new CertificateStore(db, keys, bridge, vault), vault, origin };
+  // CertificateNewVersionCreated for whatever this request completes, queued after the answer.
+  const onNewVersion = (record: CertificateRecord) =>
+    c.executionCtx.waitUntil(
+      newVersionEvent(origin, vault, record, 'Certificate').then((event) => emitEvents(c.env.EVENTS_QUEUE, [event])),
+    );
+  return { store: new CertificateStore(db, keys, bridge, vault, { onNewVersion }), vault, origin };
 }
 
 function listParams(c: AppContext) {

@@ -17,7 +17,8 @@ import type { DataKeyManager } from '../../crypto/data-keys';
 import * as software from '../../crypto/keys';
 import type { PublicJwk } from '../../crypto/keys';
 import type { Database } from '../../storage/db';
-import { certificateOperations, certificatePolicies } from '../../storage/schema';
+import { noticeClaimed } from '../../storage/expiry-notices';
+import { certificateOperations, certificatePolicies, certificates } from '../../storage/schema';
 import { corruptBackup, openBackup, sealBackup } from '../backup';
 import { VersionedStore } from '../engine/store';
 import { KeyStore, type KeySpec, type NewMaterial } from '../keys';
@@ -42,6 +43,7 @@ import {
   type PolicyInput,
   type UpdateCertificateInput,
 } from './policy';
+import { NEAR_EXPIRY_EVENT, nextRenewalDue } from './renewal-policy';
 import { CertificateSettings } from './settings';
 import { addMonths, certificationRequest, readCertificate, type CertificateInfo, type Signer } from './x509';
 
@@ -78,6 +80,24 @@ export const ISSUANCE_DEADLINE_SECONDS = 3 * 86_400;
 /** A resume that failed for want of the CA or the bridge is tried again this much later. */
 const RESUME_RETRY_SECONDS = 5 * 60;
 
+/**
+ * What the store's caller hears about. onNewVersion runs after every completed version (create
+ * with an issuer that answers at once, merge, import, renewal, restore): the one place
+ * CertificateNewVersionCreated is raised from, whatever path made the version. It must not throw.
+ */
+export interface CertificateStoreHooks {
+  onNewVersion?(record: CertificateRecord): Promise<void> | void;
+  /** A fetch of its own for issuers that call out (ACME); the global fetch by default. */
+  fetch?: IssuerServices['fetch'];
+}
+
+/**
+ * A pending operation of a Self-issued create still in progress after this long was left by a
+ * run that died between making the key and storing the certificate (Self answers at once): a
+ * renewal may replace it instead of waiting for a merge that will never come.
+ */
+const ABANDONED_SELF_OPERATION_SECONDS = 30 * 60;
+
 /** What the backup of a certificate carries: the three objects' own backups and the policy. */
 interface CertificateBackup {
   kind: 'certificate-bundle';
@@ -97,8 +117,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     dataKeys: DataKeyManager,
     private readonly bridge: BridgeClient,
     vault: VaultRecord,
-    /** A fetch of its own for issuers that call out (ACME); the global fetch by default. */
-    private readonly issuing: Pick<IssuerServices, 'fetch'> = {},
+    private readonly hooks: CertificateStoreHooks = {},
   ) {
     super(db, dataKeys, vault, certificateKind);
     this.keyStore = new KeyStore(db, dataKeys, bridge, vault);
@@ -123,7 +142,9 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
   async updatePolicy(name: string, input: PolicyInput): Promise<PolicyRecord> {
     const current = await this.policy(name);
     if ((await this.head(name))?.deletedAt != null) throw this.notFound(name);
-    return this.storePolicy(current.name, resolvePolicy(input, current.policy));
+    const stored = await this.storePolicy(current.name, resolvePolicy(input, current.policy));
+    await this.reschedule(stored.name);
+    return stored;
   }
 
   private async storePolicy(name: string, policy: Policy): Promise<PolicyRecord> {
@@ -140,7 +161,8 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     return { name: row!.name, policy, created: row!.created, updated: row!.updated };
   }
 
-  private async storedPolicy(name: string): Promise<Policy | undefined> {
+  /** The stored policy, or undefined when the name has none (never created). */
+  async storedPolicy(name: string): Promise<Policy | undefined> {
     try {
       return (await this.policy(name)).policy;
     } catch (err) {
@@ -286,7 +308,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
   }
 
   private issueContext(policy: Policy, config: IssueContext['issuer'], t: number, signer: IssueContext['signer']): IssueContext {
-    const services: IssuerServices = { db: this.db, keys: this.keys, bridge: this.bridge, ...this.issuing };
+    const services: IssuerServices = { db: this.db, keys: this.keys, bridge: this.bridge, fetch: this.hooks.fetch };
     return { vault: this.vault, services, policy, now: t, signer, issuer: config };
   }
 
@@ -356,6 +378,54 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     return record;
   }
 
+  // --- renewal ---------------------------------------------------------------------------------
+
+  /**
+   * A new version through the certificate's issuer with its stored policy, as a create without a
+   * policy makes it (new key, or the same software key with reuse_key): completed at once by
+   * issuers that answer at once, else left pending. A pending operation still in progress is
+   * answered as it is (the renewal already waits on the issuer or a merge), unless it is a
+   * Self-issued create a dead run abandoned. Claims (who may renew when) are the caller's: see
+   * src/jobs/certificate-renewal.ts.
+   */
+  async renew(name: string): Promise<OperationRecord> {
+    const head = await this.head(name);
+    if (!head || head.deletedAt != null) throw this.notFound(name);
+    const pending = await this.operationRow(head.name);
+    if (pending?.status === 'inProgress') {
+      const abandoned =
+        pending.issuerName.toLowerCase() === 'self' && pending.updated <= now() - ABANDONED_SELF_OPERATION_SECONDS;
+      if (!abandoned) return this.operation(head.name);
+      await this.db.delete(certificateOperations).where(this.operationIs(head.name));
+    }
+    return this.create(head.name, {});
+  }
+
+  /**
+   * Writes when the latest version's next lifetime action is due (certificates.renewal_due_at),
+   * after what it depends on changed: the policy, the version's enabled state, a restore. An
+   * EmailContacts action whose notice went out already is done.
+   */
+  async reschedule(name: string): Promise<number | null> {
+    const head = await this.head(name);
+    if (!head) return null;
+    const policy = await this.storedPolicy(head.name);
+    const latest = policy ? await this.record(head.name, undefined, false).catch(() => undefined) : undefined;
+    let due: number | null = null;
+    if (policy && latest) {
+      const notice = {
+        vaultId: this.vault.id,
+        kind: 'certificate',
+        name: head.name,
+        version: latest.version,
+        eventType: NEAR_EXPIRY_EVENT,
+      };
+      due = nextRenewalDue(policy, latest, { notified: await noticeClaimed(this.db, notice) });
+    }
+    await this.db.update(certificates).set({ renewalDueAt: due }).where(this.renewalHeadIs(head.name));
+    return due;
+  }
+
   // --- import ------------------------------------------------------------------------------------
 
   /** POST /certificates/{name}/import: a PFX (base64, with or without password) or PEM with its key. */
@@ -422,6 +492,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       await ignoreMissing(this.secretStore.update(updated.name, updated.version, change, true));
     }
     if (input.policy) await this.updatePolicy(updated.name, input.policy);
+    else if (enabled != null) await this.reschedule(updated.name);
     return updated;
   }
 
@@ -481,6 +552,8 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     await this.keyStore.restore(payload.key);
     if (payload.secret) await this.secretStore.restore(payload.secret);
     await this.storePolicy(restored.name, payload.policy);
+    await this.reschedule(restored.name);
+    await this.hooks.onNewVersion?.(restored);
     return restored;
   }
 
@@ -557,7 +630,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     const attributes = { enabled, nbf: leaf.notBefore, exp: leaf.notAfter };
     await this.secretStore.setManaged(name, version, { value, contentType, attributes, tags: input.tags });
     const spec = keySpecOf(policy);
-    return this.add(
+    const record = await this.add(
       name,
       { tags: input.tags, attributes },
       async () => ({
@@ -575,6 +648,17 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       }),
       { version },
     );
+    // The new latest version's lifetime actions; a renewal claim held for the old one is done.
+    await this.db
+      .update(certificates)
+      .set({ renewalDueAt: nextRenewalDue(policy, record, { notified: false }), renewalClaim: null, renewalClaimUntil: null })
+      .where(this.renewalHeadIs(record.name));
+    await this.hooks.onNewVersion?.(record);
+    return record;
+  }
+
+  private renewalHeadIs(name: string) {
+    return and(eq(certificates.vaultId, this.vault.id), eq(certificates.name, name));
   }
 
   private async issuerProvider(issuerName: string): Promise<{ provider: IssuerProvider; config: IssueContext['issuer'] }> {
