@@ -2,11 +2,13 @@
  * The Worker's entry: routes requests by host to the apex or vault app, consumes the queues, and
  * runs the scheduled jobs.
  */
-import { persistAuditBatch } from './audit/consumer';
+import { persistAuditBatch, type PersistOutcome } from './audit/consumer';
 import { unknownHostEvent } from './audit/event';
 import type { AuditEvent } from './audit/event';
 import { queueAuditEvent } from './audit/send';
 import type { Env } from './core/env';
+import { logBatch, type BatchSummary } from './core/log';
+import { batchPoint } from './core/metrics';
 import { persistEventBatch } from './events/consumer';
 import { deliverBatch } from './events/delivery';
 import { DELIVERY_QUEUE_NAME } from './events/fanout';
@@ -18,6 +20,7 @@ import { createVaultApp } from './http/vault-app';
 import { runAuditJobs } from './jobs/audit';
 import { runExpiryNotices } from './jobs/expiry';
 import { purgeExpiredCertificates, purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
+import { observeJob } from './jobs/outcomes';
 import { runKeyRotation } from './jobs/rotation';
 import { services } from './crypto/services';
 
@@ -51,65 +54,60 @@ export default {
 
   /**
    * One Worker consumes every queue; they are told apart by name. The audit queue and its
-   * dead-letter queue (ekv-audit-dlq) are drained alike into the audit chains.
+   * dead-letter queue (ekv-audit-dlq) are drained alike into the audit chains. Each batch gets one
+   * log line and metrics data point (src/core/log.ts), with the lag of its oldest message.
    */
   async queue(batch, env) {
-    if (batch.queue === EVENTS_QUEUE_NAME) await persistEventBatch(batch as MessageBatch<VaultEvent>, env);
-    else if (batch.queue === DELIVERY_QUEUE_NAME) await deliverBatch(batch, env);
-    else await persistAuditBatch(batch, env);
+    const started = Date.now();
+    let outcome: PersistOutcome | undefined;
+    let failed = false;
+    try {
+      if (batch.queue === EVENTS_QUEUE_NAME) await persistEventBatch(batch as MessageBatch<VaultEvent>, env);
+      else if (batch.queue === DELIVERY_QUEUE_NAME) await deliverBatch(batch, env);
+      else outcome = await persistAuditBatch(batch, env);
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      const oldest = Math.min(started, ...batch.messages.map((m) => m.timestamp.getTime()));
+      const summary: BatchSummary = {
+        queue: batch.queue,
+        messages: batch.messages.length,
+        acked: outcome?.acked ?? (failed ? 0 : batch.messages.length),
+        retried: outcome?.retried ?? (failed ? batch.messages.length : 0),
+        maxLagMs: started - oldest,
+        durationMs: Date.now() - started,
+        failed,
+      };
+      logBatch(summary);
+      batchPoint(env.METRICS, summary);
+    }
   },
 
+  /** Every job through observeJob: a log line, a metrics point and its last outcome per job and run. */
   async scheduled(controller, env, ctx) {
     const { db, bridge } = services(env);
+    const seconds = Math.floor(controller.scheduledTime / 1000);
+    const purged = (n: number) => ({ counts: { purged: n } });
+    ctx.waitUntil(observeJob(env, 'purge-secrets', () => purgeExpiredSecrets(db), purged));
+    ctx.waitUntil(observeJob(env, 'purge-keys', () => purgeExpiredKeys(db, bridge), purged));
+    ctx.waitUntil(observeJob(env, 'purge-certificates', () => purgeExpiredCertificates(db), purged));
     ctx.waitUntil(
-      purgeExpiredSecrets(db).then((n) => {
-        if (n > 0) console.log(`purged ${n} secrets past their retention period`);
-      }),
+      observeJob(env, 'key-rotation', () => runKeyRotation(env, seconds), (r) => ({
+        counts: { rotated: r.rotated, notified: r.notified, failed: r.failed },
+      })),
     );
     ctx.waitUntil(
-      purgeExpiredKeys(db, bridge).then((n) => {
-        if (n > 0) console.log(`purged ${n} keys past their retention period`);
-      }),
+      observeJob(env, 'expiry-notices', () => runExpiryNotices(env, seconds), (r) => ({
+        counts: { ...Object.fromEntries(Object.entries(r.sent).map(([type, n]) => [type.replace('Microsoft.KeyVault.', ''), n ?? 0])), failed: r.failed },
+      })),
     );
     ctx.waitUntil(
-      purgeExpiredCertificates(db).then((n) => {
-        if (n > 0) console.log(`purged ${n} certificates past their retention period`);
-      }),
-    );
-    ctx.waitUntil(
-      runKeyRotation(env, Math.floor(controller.scheduledTime / 1000)).then(
-        (r) => {
-          if (r.rotated + r.notified + r.failed > 0) {
-            console.log(`key lifetime actions: ${r.rotated} rotated, ${r.notified} notified, ${r.failed} failed (retried later)`);
-          }
-        },
-        (err: unknown) => console.error(`key rotation run failed: ${err instanceof Error ? err.name : 'error'}`),
-      ),
-    );
-    ctx.waitUntil(
-      runExpiryNotices(env, Math.floor(controller.scheduledTime / 1000)).then(
-        (r) => {
-          const sent = Object.entries(r.sent).map(([type, n]) => `${n} ${type.replace('Microsoft.KeyVault.', '')}`);
-          if (sent.length > 0 || r.failed > 0)
-            console.log(
-              `expiry notices: ${sent.join(', ') || 'none sent'}${r.failed > 0 ? `, ${r.failed} not queued (retried next run)` : ''}`,
-            );
-        },
-        (err: unknown) => console.error(`expiry notices run failed: ${err instanceof Error ? err.name : 'error'}`),
-      ),
-    );
-    ctx.waitUntil(
-      runAuditJobs(env, controller.scheduledTime).then(
-        (r) => {
-          if (r.checkpoints + r.archived + r.prunedRecords + r.deletedObjects > 0 || r.deferred) {
-            console.log(
-              `audit: ${r.checkpoints} checkpoints, ${r.archived} periods archived, ${r.prunedRecords} records pruned, ${r.deletedObjects} archives deleted` +
-                (r.deferred ? ' (bridge down: the rest deferred)' : ''),
-            );
-          }
-        },
-        (err: unknown) => console.error(`audit job failed: ${err instanceof Error ? `${err.name}: ${err.message}` : 'error'}`),
-      ),
+      observeJob(env, 'audit', () => runAuditJobs(env, controller.scheduledTime), (r) => ({
+        counts: { checkpoints: r.checkpoints, archived: r.archived, prunedRecords: r.prunedRecords, deletedObjects: r.deletedObjects, refusedChains: r.refused.length },
+        // The bridge was down: checkpoints and archiving wait for the next run.
+        deferred: r.deferred,
+      })),
     );
   },
 } satisfies ExportedHandler<Env, AuditEvent | VaultEvent>;

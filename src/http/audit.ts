@@ -1,7 +1,8 @@
 /**
  * Emits one audit event per request, whatever its outcome, after the response is ready. Sending
  * is off the response path (waitUntil); a failed send is retried, then logged, never surfaced to
- * the caller (src/audit/send.ts).
+ * the caller (src/audit/send.ts). The same facts make the request's one log line and metrics data
+ * point (src/core/log.ts, src/core/metrics.ts): synchronous, no I/O the response waits on.
  * The event is built from what the request already knows (no D1 query); the queue consumer turns
  * it into the chained record (src/audit/).
  */
@@ -15,6 +16,8 @@ import {
   type AuditEvent,
 } from '../audit/event';
 import { queueAuditEvent } from '../audit/send';
+import { logRequest, type RequestSummary } from '../core/log';
+import { requestPoint } from '../core/metrics';
 import type { AppEnv, AuditDraft } from './context';
 
 export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<AppEnv> {
@@ -56,6 +59,19 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
       authorizationModel: vault ? (vault.enableRbacAuthorization ? 'rbac' : 'policy') : null,
     };
     c.executionCtx.waitUntil(queueAuditEvent(c.env.AUDIT_QUEUE, event));
+    const summary: RequestSummary = {
+      correlationId,
+      requestId,
+      operation: event.operation,
+      vault: event.vault,
+      status: event.status,
+      errorCode: event.errorCode,
+      durationMs: event.durationMs,
+      callerId: caller?.objectId ?? null,
+      meter: c.get('services').meter,
+    };
+    logRequest(summary);
+    requestPoint(c.env.METRICS, summary);
   };
 }
 
