@@ -93,21 +93,45 @@ export default {
     ctx.waitUntil(observeJob(env, 'purge-keys', () => purgeExpiredKeys(db, bridge), purged));
     ctx.waitUntil(observeJob(env, 'purge-certificates', () => purgeExpiredCertificates(db), purged));
     ctx.waitUntil(
-      observeJob(env, 'key-rotation', () => runKeyRotation(env, seconds), (r) => ({
-        counts: { rotated: r.rotated, notified: r.notified, failed: r.failed },
-      })),
+      observeJob(
+        env,
+        'key-rotation',
+        () => runKeyRotation(env, seconds),
+        (r) => ({
+          counts: { rotated: r.rotated, notified: r.notified, failed: r.failed },
+        }),
+      ),
     );
     ctx.waitUntil(
-      observeJob(env, 'expiry-notices', () => runExpiryNotices(env, seconds), (r) => ({
-        counts: { ...Object.fromEntries(Object.entries(r.sent).map(([type, n]) => [type.replace('Microsoft.KeyVault.', ''), n ?? 0])), failed: r.failed },
-      })),
+      observeJob(
+        env,
+        'expiry-notices',
+        () => runExpiryNotices(env, seconds),
+        (r) => ({
+          counts: {
+            ...Object.fromEntries(Object.entries(r.sent).map(([type, n]) => [type.replace('Microsoft.KeyVault.', ''), n ?? 0])),
+            failed: r.failed,
+          },
+        }),
+      ),
     );
     ctx.waitUntil(
-      observeJob(env, 'audit', () => runAuditJobs(env, controller.scheduledTime), (r) => ({
-        counts: { checkpoints: r.checkpoints, archived: r.archived, prunedRecords: r.prunedRecords, deletedObjects: r.deletedObjects, refusedChains: r.refused.length },
-        // The bridge was down: checkpoints and archiving wait for the next run.
-        deferred: r.deferred,
-      })),
+      observeJob(
+        env,
+        'audit',
+        () => runAuditJobs(env, controller.scheduledTime),
+        (r) => ({
+          counts: {
+            checkpoints: r.checkpoints,
+            archived: r.archived,
+            prunedRecords: r.prunedRecords,
+            deletedObjects: r.deletedObjects,
+            refusedChains: r.refused.length,
+          },
+          // The bridge was down: checkpoints and archiving wait for the next run.
+          deferred: r.deferred,
+        }),
+      ),
     );
   },
 } satisfies ExportedHandler<Env, AuditEvent | VaultEvent>;

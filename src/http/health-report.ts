@@ -63,7 +63,8 @@ export async function probeDependencies(s: Services): Promise<Pick<HealthReport,
   };
 }
 
-const ageSeconds = (now: number, ms: number | null | undefined) => (ms == null ? null : Math.max(0, Math.round((now - ms) / 1000)));
+const ageSeconds = (now: number, ms: number | null | undefined) =>
+  ms == null ? null : Math.max(0, Math.round((now - ms) / 1000));
 
 /** Everything else the operator sees; each part is left out when D1 cannot answer it. */
 export async function operatorReport(env: Env, s: Services, deps: Pick<HealthReport, 'd1' | 'bridge'>): Promise<HealthReport> {
@@ -91,7 +92,8 @@ export async function operatorReport(env: Env, s: Services, deps: Pick<HealthRep
   }
   if (events) {
     report.events = events;
-    if (events.deadLetters > 0) report.warnings.push(`${events.deadLetters}${events.moreThanCounted ? '+' : ''} event deliveries were dead-lettered.`);
+    if (events.deadLetters > 0)
+      report.warnings.push(`${events.deadLetters}${events.moreThanCounted ? '+' : ''} event deliveries were dead-lettered.`);
   }
   return report;
 }

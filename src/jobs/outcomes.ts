@@ -34,7 +34,12 @@ const LAST = 'cron.last.';
 const OK = 'cron.ok.';
 
 /** Runs one job, then logs, measures and records its outcome; never throws (the next run retries). */
-export async function observeJob<R>(env: Env, job: string, run: () => Promise<R>, report: (result: R) => JobReport): Promise<void> {
+export async function observeJob<R>(
+  env: Env,
+  job: string,
+  run: () => Promise<R>,
+  report: (result: R) => JobReport,
+): Promise<void> {
   const started = Date.now();
   let summary: JobSummary;
   try {
@@ -42,7 +47,13 @@ export async function observeJob<R>(env: Env, job: string, run: () => Promise<R>
     summary = { job, outcome: r.deferred ? 'deferred' : 'ok', durationMs: Date.now() - started, counts: r.counts };
   } catch (err) {
     // The class name only: messages may quote data (a SQL statement, a name).
-    summary = { job, outcome: 'failed', durationMs: Date.now() - started, counts: {}, error: err instanceof Error ? err.name : 'Error' };
+    summary = {
+      job,
+      outcome: 'failed',
+      durationMs: Date.now() - started,
+      counts: {},
+      error: err instanceof Error ? err.name : 'Error',
+    };
   }
   logJob(summary);
   jobPoint(env.METRICS, summary);
@@ -56,7 +67,10 @@ export async function observeJob<R>(env: Env, job: string, run: () => Promise<R>
 async function recordRun(db: Database, s: JobSummary, at: number): Promise<void> {
   const upsert = (key: string, value: string) =>
     db.insert(settings).values({ key, value }).onConflictDoUpdate({ target: settings.key, set: { value } });
-  const last = upsert(LAST + s.job, JSON.stringify({ at, outcome: s.outcome, durationMs: s.durationMs, counts: s.counts, error: s.error }));
+  const last = upsert(
+    LAST + s.job,
+    JSON.stringify({ at, outcome: s.outcome, durationMs: s.durationMs, counts: s.counts, error: s.error }),
+  );
   if (s.outcome === 'ok') await db.batch([last, upsert(OK + s.job, String(at))]);
   else await last;
 }
@@ -70,7 +84,15 @@ export async function lastJobRuns(db: Database): Promise<JobRun[]> {
     .map((r) => {
       const job = r.key.slice(LAST.length);
       const v = JSON.parse(r.value) as Omit<JobRun, 'job' | 'lastOkAt'>;
-      return { job, at: v.at, outcome: v.outcome, durationMs: v.durationMs, counts: v.counts, error: v.error, lastOkAt: okAt.get(job) ?? null };
+      return {
+        job,
+        at: v.at,
+        outcome: v.outcome,
+        durationMs: v.durationMs,
+        counts: v.counts,
+        error: v.error,
+        lastOkAt: okAt.get(job) ?? null,
+      };
     })
     .sort((a, b) => a.job.localeCompare(b.job));
 }

@@ -109,10 +109,22 @@ describe('health, operator view', () => {
 
   it('reports a cron job that failed, with its error class and when it last succeeded', async () => {
     const job = `probe-${crypto.randomUUID().slice(0, 8)}`;
-    await observeJob(env as Env, job, async () => 3, (n) => ({ counts: { done: n } }));
-    await observeJob(env as Env, job, () => Promise.reject(new TypeError('detail that must stay out')), () => ({ counts: {} }));
+    await observeJob(
+      env as Env,
+      job,
+      async () => 3,
+      (n) => ({ counts: { done: n } }),
+    );
+    await observeJob(
+      env as Env,
+      job,
+      () => Promise.reject(new TypeError('detail that must stay out')),
+      () => ({ counts: {} }),
+    );
     const body = await json(await call('GET', `${APEX}/healthz`, { token }));
-    const run = (body.cron as { job: string; outcome: string; error?: string; at: number; lastOkAt: number | null }[]).find((r) => r.job === job)!;
+    const run = (body.cron as { job: string; outcome: string; error?: string; at: number; lastOkAt: number | null }[]).find(
+      (r) => r.job === job,
+    )!;
     expect(run).toMatchObject({ outcome: 'failed', error: 'TypeError' });
     expect(run.lastOkAt).not.toBeNull();
     expect(run.lastOkAt!).toBeLessThanOrEqual(run.at);
@@ -124,7 +136,11 @@ describe('health, operator view', () => {
     const creds = await admin();
     const db = database(env.DB);
     const plain = await createApplication(db, creds.tenantId, { displayName: 'health reader', isAdmin: false });
-    const userToken = await tokenFor({ tenantId: creds.tenantId, clientId: plain.app.clientId, clientSecret: plain.clientSecret });
+    const userToken = await tokenFor({
+      tenantId: creds.tenantId,
+      clientId: plain.app.clientId,
+      clientSecret: plain.clientSecret,
+    });
     const forbidden = await call('GET', `${APEX}/healthz`, { token: userToken });
     expect(forbidden.status).toBe(403);
     const bad = await call('GET', `${APEX}/healthz`, { token: 'not-a-token' });

@@ -11,7 +11,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vite
 import worker from '../../src/index';
 import type { Env } from '../../src/core/env';
 import { batchOf, consume } from './audit-helpers';
-import { API, APEX, BOOTSTRAP_SECRET, call, env, json, setupVault, tokenFor } from './helpers';
+import { API, APEX, BOOTSTRAP_SECRET, call, env, setupVault, tokenFor } from './helpers';
 
 type Point = { indexes?: string[]; blobs?: string[]; doubles?: number[] };
 
@@ -55,7 +55,10 @@ describe('request log lines', () => {
 
   it('logs one JSON line per request with its correlation id, operation, vault, status, duration, caller and read-cache outcome', async () => {
     const ids = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
-    expect((await call('PUT', `${v.origin}/secrets/logged?${API}`, { token: v.token, body: { value: 'v' }, ...withId(ids[0]!) })).status).toBe(200);
+    expect(
+      (await call('PUT', `${v.origin}/secrets/logged?${API}`, { token: v.token, body: { value: 'v' }, ...withId(ids[0]!) }))
+        .status,
+    ).toBe(200);
     expect((await call('GET', `${v.origin}/secrets/logged?${API}`, { token: v.token, ...withId(ids[1]!) })).status).toBe(200);
     const second = await call('GET', `${v.origin}/secrets/logged?${API}`, { token: v.token, ...withId(ids[2]!) });
     expect(second.status).toBe(200);
@@ -105,13 +108,21 @@ describe('request log lines', () => {
     const { origin, token, creds, vault } = v;
     const fresh = await tokenFor(creds);
 
-    await call('PUT', `${origin}/secrets/canary?${API}&sig=${querySecret}&client_secret=${querySecret}`, { token, body: { value: secretValue } });
+    await call('PUT', `${origin}/secrets/canary?${API}&sig=${querySecret}&client_secret=${querySecret}`, {
+      token,
+      body: { value: secretValue },
+    });
     await call('GET', `${origin}/secrets/canary?${API}&code=${querySecret}`, { token: fresh });
     await call('GET', `${origin}/secrets/canary?${API}`, { token: forged });
     await call('GET', `${origin}/secrets/canary?${API}`, { headers: { authorization: `Basic ${btoa(`user:${querySecret}`)}` } });
     await call('POST', `${APEX}/${creds.tenantId}/oauth2/v2.0/token?client_secret=${querySecret}`, {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: creds.clientId, client_secret: wrongClientSecret, scope: `${APEX}/.default` }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: creds.clientId,
+        client_secret: wrongClientSecret,
+        scope: `${APEX}/.default`,
+      }).toString(),
     });
     await call('POST', `${APEX}/management/bootstrap`, { headers: { authorization: `Bootstrap ${BOOTSTRAP_SECRET}` }, body: {} });
     // A software key's private part, imported and exported through backup.
@@ -183,14 +194,25 @@ describe('metrics (Analytics Engine data points)', () => {
     expect(points[0]!.doubles!.slice(0, 3)).toEqual([2, 2, 0]);
     expect(points[0]!.doubles![3]).toBeGreaterThanOrEqual(0);
     expect(structured('queue')).toEqual([
-      expect.objectContaining({ queue: 'ekv-events', messages: 2, acked: 2, retried: 0, failed: false, maxLagMs: expect.any(Number) }),
+      expect.objectContaining({
+        queue: 'ekv-events',
+        messages: 2,
+        acked: 2,
+        retried: 0,
+        failed: false,
+        maxLagMs: expect.any(Number),
+      }),
     ]);
   });
 
   it('writes a point and a log line per cron job and run', async () => {
     const { points, dataset } = recordingDataset();
     const ctx = createExecutionContext();
-    await worker.scheduled(createScheduledController({ cron: '*/5 * * * *', scheduledTime: Date.now() }), { ...env, METRICS: dataset } as Env, ctx);
+    await worker.scheduled(
+      createScheduledController({ cron: '*/5 * * * *', scheduledTime: Date.now() }),
+      { ...env, METRICS: dataset } as Env,
+      ctx,
+    );
     await waitOnExecutionContext(ctx);
     const jobs = ['audit', 'expiry-notices', 'key-rotation', 'purge-certificates', 'purge-keys', 'purge-secrets'];
     expect(points.map((p) => p.blobs![1]).sort()).toEqual(jobs);
