@@ -14,6 +14,7 @@ import { deliverBatch } from './events/delivery';
 import { DELIVERY_QUEUE_NAME } from './events/fanout';
 import { EVENTS_QUEUE_NAME, type VaultEvent } from './events/event';
 import { createApexApp } from './http/apex-app';
+import { observeRequest } from './http/audit';
 import { errorBody } from './http/errors';
 import { classifyHost, hostOfUrl } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
@@ -30,6 +31,12 @@ export { VaultRpc } from './rpc/entrypoint';
 const apex = createApexApp();
 const vaults = createVaultApp();
 
+/** A request no app serves: audited, logged and measured like the rest. */
+function refusedHost(env: Env, ctx: ExecutionContext, event: AuditEvent): void {
+  ctx.waitUntil(queueAuditEvent(env.AUDIT_QUEUE, event));
+  observeRequest(env, event, event.correlationId);
+}
+
 export default {
   /** Routes by host: the zone apex, or a vault at `{vault}.{zone}`. */
   fetch(request, env, ctx) {
@@ -37,18 +44,17 @@ export default {
     if (host === null) {
       // A Host header that is not a host (e.g. a port past 65535): the request is malformed, so
       // 400 as RFC 9112 §3.2 asks (Azure's front end answers "Bad Request - Invalid Hostname").
-      ctx.waitUntil(
-        queueAuditEvent(
-          env.AUDIT_QUEUE,
-          unknownHostEvent(request, Date.now(), { operation: 'InvalidHost', status: 400, errorCode: 'BadParameter' }),
-        ),
+      refusedHost(
+        env,
+        ctx,
+        unknownHostEvent(request, Date.now(), { operation: 'InvalidHost', status: 400, errorCode: 'BadParameter' }),
       );
       return Response.json(errorBody('BadParameter', 'The Host header is not a valid host name and port.'), { status: 400 });
     }
     const target = classifyHost(host, env.VAULT_ZONE);
     if (target.kind === 'apex') return apex.fetch(request, env, ctx);
     if (target.kind === 'vault') return vaults.fetch(request, env, ctx);
-    ctx.waitUntil(queueAuditEvent(env.AUDIT_QUEUE, unknownHostEvent(request)));
+    refusedHost(env, ctx, unknownHostEvent(request));
     return Response.json(errorBody('NotFound', 'This host is not served by this vault service.'), { status: 404 });
   },
 

@@ -99,6 +99,15 @@ describe('request log lines', () => {
     });
   });
 
+  it('logs requests no app serves too: an unknown host', async () => {
+    const { points, dataset } = recordingDataset();
+    expect((await call('GET', 'https://unknown-host.example.org/x', { env: { METRICS: dataset } })).status).toBe(404);
+    expect(structured('request')).toEqual([
+      expect.objectContaining({ operation: 'UnknownHost', status: 404, vault: null, callerId: null }),
+    ]);
+    expect(points).toEqual([expect.objectContaining({ blobs: ['request', 'UnknownHost', '', '', 'NotFound'] })]);
+  });
+
   it('never logs a secret value, token, client secret, Authorization header, query secret or the Worker secrets', async () => {
     const canary = (name: string) => `canary-${name}-${crypto.randomUUID()}`;
     const secretValue = canary('value');
