@@ -11,6 +11,8 @@ export const BRIDGE_ERROR_CODES = [
   'NotFound',
   'KeyNotFound',
   'KeyExists',
+  'KekNotFound',
+  'KekInUse',
   'PayloadTooLarge',
   'OperationFailed',
   'UnwrapFailed',
@@ -34,6 +36,10 @@ export const BRIDGE_ERROR_STATUS = {
   KeyNotFound: 404,
   /** The token already holds objects with the id asked for. */
   KeyExists: 409,
+  /** No KEK of the bridge's family with this label. */
+  KekNotFound: 404,
+  /** The KEK asked to be destroyed is the current one. */
+  KekInUse: 409,
   PayloadTooLarge: 413,
   /** An HSM-key decryption or unwrap that does not authenticate (bad tag, padding, key). */
   OperationFailed: 422,

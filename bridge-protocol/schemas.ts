@@ -141,8 +141,17 @@ export const WrapResponse = z.object({
   wrapped: base64urlText.min(1, 'is required and must be a base64url string'),
   kekLabel: z.string(),
 });
-/** POST /v1/unwrap. 422 UnwrapFailed when the wrapped key does not authenticate. */
-export const UnwrapRequest = z.object({ wrapped: bytes(1, MAX_WRAPPED_BYTES), context: bytes(1, MAX_CONTEXT_BYTES) });
+/** A KEK's label: `{HSM_KEK_LABEL}` or `{HSM_KEK_LABEL}.{generation}`. */
+const kekLabel = z.string({ error: 'must be a KEK label' }).min(1, 'must be a KEK label').max(128, 'must be a KEK label');
+/**
+ * POST /v1/unwrap under the KEK `kekLabel` (the one the wrap answer named; the current KEK when
+ * absent). 422 UnwrapFailed when the wrapped key does not authenticate or no such KEK exists.
+ */
+export const UnwrapRequest = z.object({
+  wrapped: bytes(1, MAX_WRAPPED_BYTES),
+  context: bytes(1, MAX_CONTEXT_BYTES),
+  kekLabel: kekLabel.optional(),
+});
 export const UnwrapResponse = z.object({ plaintext: bytes(1, MAX_WRAP_PLAINTEXT) });
 
 /** Most data keys one POST /v1/unwrap-batch carries. */
@@ -168,6 +177,23 @@ export const UnwrapBatchResult = z.union([
 ]);
 /** `results[i]` answers `items[i]`. */
 export const UnwrapBatchResponse = z.object({ results: z.array(UnwrapBatchResult).max(MAX_BATCH_ITEMS) });
+
+// ---------------------------------------------------------------------------------------------
+// KEK rotation: POST /v1/kek/create, /v1/kek/list, /v1/kek/destroy. A new KEK becomes current
+// (new wraps use it); older ones keep unwrapping until destroyed. 404 KekNotFound, 409 KekInUse.
+// ---------------------------------------------------------------------------------------------
+
+export const KekCreateRequest = z.object({});
+export const KekCreateResponse = z.object({ kekLabel });
+export const KekListRequest = z.object({});
+/** Oldest first. */
+export const KekListResponse = z.object({
+  current: kekLabel,
+  keks: z.array(z.object({ label: kekLabel, current: z.boolean() })),
+});
+/** Refused (409 KekInUse) for the current KEK: rotate first. The Worker checks nothing references it. */
+export const KekDestroyRequest = z.object({ kekLabel });
+export const KekDestroyResponse = z.object({ destroyed: z.literal(true) });
 
 /** GET /healthz (unauthenticated): 200 with status ok, or 503 with a reason. */
 export const BridgeHealth = z.object({
@@ -301,6 +327,9 @@ export type PublicKeyRequest = z.input<typeof PublicKeyRequest>;
 export type PublicKeyResponse = z.input<typeof PublicKeyResponse>;
 export type RandomRequest = z.input<typeof RandomRequest>;
 export type RandomResponse = z.input<typeof RandomResponse>;
+export type KekCreateResponse = z.input<typeof KekCreateResponse>;
+export type KekListResponse = z.input<typeof KekListResponse>;
+export type KekDestroyResponse = z.input<typeof KekDestroyResponse>;
 
 /** Every authenticated POST route: its path and the schemas of its body and its 200 answer. */
 export const BRIDGE_ROUTES = {
@@ -317,6 +346,9 @@ export const BRIDGE_ROUTES = {
   destroyKey: { path: '/v1/keys/destroy', request: DestroyKeyRequest, response: DestroyKeyResponse },
   publicKey: { path: '/v1/keys/public', request: PublicKeyRequest, response: PublicKeyResponse },
   random: { path: '/v1/rng', request: RandomRequest, response: RandomResponse },
+  kekCreate: { path: '/v1/kek/create', request: KekCreateRequest, response: KekCreateResponse },
+  kekList: { path: '/v1/kek/list', request: KekListRequest, response: KekListResponse },
+  kekDestroy: { path: '/v1/kek/destroy', request: KekDestroyRequest, response: KekDestroyResponse },
 } as const;
 export type BridgeRoute = (typeof BRIDGE_ROUTES)[keyof typeof BRIDGE_ROUTES];
 

@@ -8,9 +8,11 @@
  * checkpoint key, and runs the same verifyChain as the Worker (src/audit/verify.ts) here, with
  * each checkpoint's ES256 signature checked against a key this machine trusts:
  *  - `--key file.jwk`: that public JWK (e.g. obtained out of band from the HSM's operator);
- *  - otherwise the key published at https://{apex}/audit/checkpoint-keys the first time, pinned
- *    in the pin file (default `.dev/audit-pins.json`); a later different key is reported loudly and
- *    NOT used (pass --key, or delete the pin, once you know why it changed).
+ *  - otherwise the keys published at https://{apex}/audit/checkpoint-keys the first time, pinned
+ *    in the pin file (default `.dev/audit-pins.json`); a key published later is pinned as a
+ *    rotation while every pinned key is still published, and each checkpoint is checked with the
+ *    key its kid names. A pinned key no longer published is reported loudly and only the pinned
+ *    keys are used (pass --key, or delete the pin, once you know why it changed).
  * The pin file also remembers the checkpoints already seen, so a checkpoint later deleted from the
  * service's database still counts. Prints "intact through sequence N at checkpoint T" or the
  * first bad record; exit code 0 intact, 1 not intact, 2 could not verify.
@@ -57,14 +59,20 @@ export interface RemoteVerifyResult {
   result: VerifyResult;
   message: string;
   kid: string;
-  /** Set when the published key differs from the pinned or given one. */
+  /** Set when the published keys differ from the pinned or given ones. */
   keyWarning?: string;
   rows: number;
   checkpoints: number;
 }
 
+interface TrustedKey {
+  publicJwk: EcPublicJwk;
+  kid: string;
+}
+
 interface PinFile {
-  keys: Record<string, { publicJwk: EcPublicJwk; kid: string; pinnedAt: string }>;
+  /** Per host: the key pinned first, and the keys pinned since as rotations (while it stayed published). */
+  keys: Record<string, TrustedKey & { pinnedAt: string; rotated?: Array<TrustedKey & { pinnedAt: string }> }>;
   checkpoints: Record<string, Checkpoint[]>;
 }
 
@@ -129,27 +137,50 @@ export async function verifyRemote(target: VerifyTarget, opts: RemoteVerifyOptio
   const query = opts.vault ? API : opts.chain ? `chain=${encodeURIComponent(opts.chain)}` : '';
   const auth = { authorization: `Bearer ${await token(target)}` };
 
-  // The key: given, or the published one checked against (or pinned as) the trusted one.
+  // The keys: given, or the published ones checked against (or pinned as) the trusted ones.
   const jwks = await get(`${target.apexUrl}/audit/checkpoint-keys`, target);
   if (jwks.status !== 200) throw new Error(`checkpoint keys: HTTP ${jwks.status}`);
-  const published = (JSON.parse(jwks.text) as { keys: Array<EcPublicJwk & { kid: string }> }).keys[0];
-  if (!published) throw new Error('the service publishes no checkpoint key');
-  const publishedJwk: EcPublicJwk = { kty: 'EC', crv: 'P-256', x: published.x, y: published.y };
-  const publishedKid = await jwkThumbprint(publishedJwk);
+  const published: TrustedKey[] = [];
+  for (const k of (JSON.parse(jwks.text) as { keys: Array<EcPublicJwk & { kid: string }> }).keys) {
+    const publicJwk: EcPublicJwk = { kty: 'EC', crv: 'P-256', x: k.x, y: k.y };
+    published.push({ publicJwk, kid: await jwkThumbprint(publicJwk) });
+  }
+  if (published.length === 0) throw new Error('the service publishes no checkpoint key');
   const pinFile = opts.pinFile;
   const pins = pinFile ? readPins(pinFile) : { keys: {}, checkpoints: {} };
-  let trusted = opts.key;
-  if (!trusted && pins.keys[apex.host]) trusted = pins.keys[apex.host]!.publicJwk;
+  const now = new Date().toISOString();
+  let trusted: TrustedKey[];
   let keyWarning: string | undefined;
-  if (!trusted) {
-    trusted = publishedJwk;
-    pins.keys[apex.host] = { publicJwk: publishedJwk, kid: publishedKid, pinnedAt: new Date().toISOString() };
-    log(`pinned the published checkpoint key ${publishedKid} (trust on first use)${pinFile ? ` in ${pinFile}` : ''}`);
-  } else if ((await jwkThumbprint(trusted)) !== publishedKid) {
-    keyWarning = `WARNING: the published checkpoint key (${publishedKid}) differs from the trusted one (${await jwkThumbprint(trusted)}); verifying with the trusted key`;
+  const pin = pins.keys[apex.host];
+  if (opts.key) {
+    trusted = [{ publicJwk: opts.key, kid: await jwkThumbprint(opts.key) }];
+  } else if (!pin) {
+    trusted = published;
+    const [first, ...rest] = published;
+    pins.keys[apex.host] = { ...first!, pinnedAt: now, rotated: rest.map((k) => ({ ...k, pinnedAt: now })) };
+    log(
+      `pinned the published checkpoint keys ${published.map((k) => k.kid).join(', ')} (trust on first use)${pinFile ? ` in ${pinFile}` : ''}`,
+    );
+  } else {
+    trusted = [pin, ...(pin.rotated ?? [])];
+    if (trusted.every((k) => published.some((p) => p.kid === k.kid))) {
+      // The service still publishes every key trusted here: newer ones are rotations, pinned now.
+      const added = published.filter((p) => !trusted.some((k) => k.kid === p.kid));
+      if (added.length > 0) {
+        pin.rotated = [...(pin.rotated ?? []), ...added.map((k) => ({ ...k, pinnedAt: now }))];
+        trusted = [...trusted, ...added];
+        log(`pinned the rotated checkpoint keys ${added.map((k) => k.kid).join(', ')}`);
+      }
+    }
+  }
+  if (
+    !trusted.every((k) => published.some((p) => p.kid === k.kid)) ||
+    !published.every((p) => trusted.some((k) => k.kid === p.kid))
+  ) {
+    keyWarning = `WARNING: the set of published checkpoint keys (${published.map((k) => k.kid).join(', ')}) differs from the trusted one (${trusted.map((k) => k.kid).join(', ')}); verifying with the trusted keys only`;
     log(keyWarning);
   }
-  const kid = await jwkThumbprint(trusted);
+  const kid = trusted.at(-1)!.kid;
 
   // Checkpoints, head and pruned anchor; then every row, page by page.
   const cpRes = await get(`${base}/checkpoints${query ? `?${query}` : ''}`, target, auth);
@@ -183,7 +214,11 @@ export async function verifyRemote(target: VerifyTarget, opts: RemoteVerifyOptio
     from = Number(next);
   }
 
-  const verify = (cp: Checkpoint) => verifyCheckpointSignature(cp, trusted!, kid);
+  // Each checkpoint with the trusted key its kid names; a kid trusted here by no key is refused.
+  const verify = async (cp: Checkpoint) => {
+    const key = trusted.find((k) => k.kid === cp.kid);
+    return key ? verifyCheckpointSignature(cp, key.publicJwk, key.kid) : false;
+  };
   let result: VerifyResult;
   const anchor = exported.prunedThrough;
   if (anchor && !(await anchored(checkpoints, anchor, verify))) {

@@ -20,9 +20,11 @@ import { classifyHost, hostOfUrl } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
 import { runAuditJobs } from './jobs/audit';
 import { runExpiryNotices } from './jobs/expiry';
+import { runKekRewrap } from './jobs/kek';
 import { purgeExpiredCertificates, purgeExpiredKeys, purgeExpiredSecrets } from './jobs/purge';
-import { observeJob } from './jobs/outcomes';
+import { observeJob, type JobReport } from './jobs/outcomes';
 import { runKeyRotation } from './jobs/rotation';
+import { runSigningKeyMaintenance } from './jobs/signing-keys';
 import { services } from './crypto/services';
 
 // Workers of the same account bind this class (service-binding RPC, README "Service bindings").
@@ -119,6 +121,24 @@ export default {
             failed: r.failed,
           },
         }),
+      ),
+    );
+    ctx.waitUntil(
+      observeJob(
+        env,
+        'signing-keys',
+        () => runSigningKeyMaintenance(env, seconds),
+        (gone) => ({ counts: { deleted: gone.length } }),
+      ),
+    );
+    ctx.waitUntil(
+      observeJob(
+        env,
+        'kek-rewrap',
+        () => runKekRewrap(env),
+        // null: the bridge was down. Progress is `rewrapped`; rows that do not unwrap are `failed`.
+        (r): JobReport =>
+          r ? { counts: { rewrapped: r.rewrapped, failed: r.failed.length, raced: r.raced } } : { counts: {}, deferred: true },
       ),
     );
     ctx.waitUntil(

@@ -1,7 +1,12 @@
 /**
- * The HSM side of the bridge: one PKCS#11 module, one token, one KEK, a small pool of logged-in
- * sessions. The KEK is generated inside the token (sensitive, never extractable) and only used
+ * The HSM side of the bridge: one PKCS#11 module, one token, its KEKs, a small pool of logged-in
+ * sessions. A KEK is generated inside the token (sensitive, never extractable) and only used
  * for AES-256-GCM encrypt/decrypt of data keys; its bytes never reach this process.
+ *
+ * KEK rotation: the KEKs form one family of labels, `{HSM_KEK_LABEL}` (generation 1) then
+ * `{HSM_KEK_LABEL}.2`, `.3`…; the highest generation in the token is current and wraps; any member
+ * unwraps a blob whose caller names it. The family lives in the token, so every bridge instance
+ * on it agrees (each rescans within KEK_RESCAN_MS of another instance's rotation).
  */
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +24,9 @@ const CKF_OS_LOCKING_OK = 0x2;
 const CKS_RW_USER_FUNCTIONS = 3;
 const CKA_CLASS = 0x0;
 
+/** How long a bridge trusts its idea of the current KEK before rescanning the token. */
+const KEK_RESCAN_MS = 60_000;
+
 export type HsmErrorCode =
   | 'MODULE_NOT_FOUND'
   | 'MODULE_LOAD_FAILED'
@@ -31,6 +39,8 @@ export type HsmErrorCode =
   | 'KEK_AMBIGUOUS'
   | 'KEK_UNSUITABLE'
   | 'KEK_CREATE_FAILED'
+  | 'KEK_NOT_FOUND'
+  | 'KEK_IN_USE'
   | 'HSM_FAILURE'
   | 'ALREADY_OPEN'
   | 'CLOSED';
@@ -198,7 +208,18 @@ function readKekAttributes(key: graphene.SessionObject): KekAttributes {
   }) as unknown as KekAttributes;
 }
 
-function findOrCreateKek(session: graphene.Session, label: string): graphene.SecretKey {
+/** The generation of a KEK label of the family `base` (1 for base itself), or undefined. */
+export function kekGeneration(base: string, label: string): number | undefined {
+  if (label === base) return 1;
+  if (!label.startsWith(`${base}.`)) return undefined;
+  const rest = label.slice(base.length + 1);
+  return /^[1-9][0-9]{0,8}$/.test(rest) && Number(rest) >= 2 ? Number(rest) : undefined;
+}
+
+export const kekLabelOf = (base: string, generation: number) => (generation === 1 ? base : `${base}.${generation}`);
+
+/** The KEK labelled `label`, checked to be fit for the role; undefined when the token has none. */
+function findKek(session: graphene.Session, label: string): graphene.SecretKey | undefined {
   const found = session.find({ class: graphene.ObjectClass.SECRET_KEY, label });
   if (found.length > 1) {
     throw new HsmError(
@@ -206,17 +227,38 @@ function findOrCreateKek(session: graphene.Session, label: string): graphene.Sec
       `${found.length} secret keys are labelled '${label}'; refusing to guess which is the KEK`,
     );
   }
-  if (found.length === 1) {
-    const key = found.items(0).toType<graphene.SecretKey>();
-    const attrs = readKekAttributes(key);
-    // A key that could leave the HSM is not a KEK this bridge will use.
-    for (const [name, want, meaning] of KEK_TEMPLATE_CHECKS) {
-      if (attrs[name] !== want) {
-        throw new HsmError('KEK_UNSUITABLE', `the key labelled '${label}' is not ${meaning}; refusing to use it as the KEK`);
-      }
+  if (found.length === 0) return undefined;
+  const key = found.items(0).toType<graphene.SecretKey>();
+  const attrs = readKekAttributes(key);
+  // A key that could leave the HSM is not a KEK this bridge will use.
+  for (const [name, want, meaning] of KEK_TEMPLATE_CHECKS) {
+    if (attrs[name] !== want) {
+      throw new HsmError('KEK_UNSUITABLE', `the key labelled '${label}' is not ${meaning}; refusing to use it as the KEK`);
     }
-    return key;
   }
+  return key;
+}
+
+/** The generations of the family `base` present in the token, ascending. */
+function kekGenerations(session: graphene.Session, base: string): number[] {
+  const found = session.find({ class: graphene.ObjectClass.SECRET_KEY });
+  const generations = new Set<number>();
+  for (let i = 0; i < found.length; i++) {
+    const generation = kekGeneration(base, found.items(i).toType<graphene.SecretKey>().label);
+    if (generation !== undefined) generations.add(generation);
+  }
+  return [...generations].sort((a, b) => a - b);
+}
+
+/** The current (highest-generation) KEK of the family, generating generation 1 on first start. */
+function findOrCreateKek(session: graphene.Session, base: string): { label: string; key: graphene.SecretKey } {
+  const newest = kekGenerations(session, base).at(-1);
+  const label = kekLabelOf(base, newest ?? 1);
+  const found = findKek(session, label);
+  return { label, key: found ?? generateKek(session, label) };
+}
+
+function generateKek(session: graphene.Session, label: string): graphene.SecretKey {
   try {
     return session.generateKey(graphene.KeyGenMechanism.AES, {
       class: graphene.ObjectClass.SECRET_KEY,
@@ -251,10 +293,24 @@ export class Hsm {
   private constructor(
     private readonly mod: graphene.Module,
     private readonly pool: SessionPool,
-    private readonly kek: graphene.SecretKey,
-    readonly kekLabel: string,
+    private current: { label: string; key: graphene.SecretKey },
+    /** The KEK family's base label (HSM_KEK_LABEL). */
+    readonly kekBaseLabel: string,
     readonly tokenLabel: string,
-  ) {}
+  ) {
+    this.keks.set(current.label, current.key);
+  }
+
+  /** KEK handles by label, as found (a destroyed one is removed). */
+  private readonly keks = new Map<string, graphene.SecretKey>();
+  private scannedAt = Date.now();
+  /** KEK creation and destruction, one at a time. */
+  private kekChange: Promise<unknown> = Promise.resolve();
+
+  /** The label of the current KEK: the one wrap uses. */
+  get kekLabel(): string {
+    return this.current.label;
+  }
 
   /** Loads the module, logs in once and finds (or on first start generates) the KEK. */
   static async open(
@@ -294,9 +350,16 @@ export class Hsm {
     }
   }
 
-  /** AES-256-GCM under the KEK; returns version(1) || iv(12) || ciphertext || tag(16). */
+  /** AES-256-GCM under the current KEK; returns version(1) || iv(12) || ciphertext || tag(16). */
   async wrap(plaintext: Uint8Array, context: Uint8Array): Promise<Uint8Array> {
+    return (await this.wrapLabelled(plaintext, context)).wrapped;
+  }
+
+  /** wrap(), also naming the KEK that wrapped (the caller stores it to unwrap later). */
+  async wrapLabelled(plaintext: Uint8Array, context: Uint8Array): Promise<{ wrapped: Uint8Array; kekLabel: string }> {
     this.assertOpen();
+    if (Date.now() - this.scannedAt > KEK_RESCAN_MS) await this.rescan();
+    const kek = this.current;
     if (plaintext.length < 1 || plaintext.length > MAX_WRAP_PLAINTEXT) {
       throw new RangeError(`plaintext must be 1..${MAX_WRAP_PLAINTEXT} bytes`);
     }
@@ -305,7 +368,7 @@ export class Hsm {
       .use(
         (session) =>
           new Promise<Buffer>((resolve, reject) => {
-            const cipher = session.createCipher(gcm(iv, context), this.kek);
+            const cipher = session.createCipher(gcm(iv, context), kek.key);
             cipher.once(Buffer.from(plaintext), Buffer.alloc(plaintext.length + TAG_BYTES), (err, out) =>
               err ? reject(err) : resolve(out),
             );
@@ -314,12 +377,17 @@ export class Hsm {
       .catch((err: unknown) => {
         throw new HsmError('HSM_FAILURE', `wrap failed (${ckrName(err) ?? 'unknown error'})`);
       });
-    return Buffer.concat([Buffer.of(WRAP_VERSION), iv, sealed]);
+    return { wrapped: Buffer.concat([Buffer.of(WRAP_VERSION), iv, sealed]), kekLabel: kek.label };
   }
 
-  /** Reverses wrap(); throws UnwrapError when the blob is malformed, tampered with or the context differs. */
-  async unwrap(wrapped: Uint8Array, context: Uint8Array): Promise<Uint8Array> {
+  /**
+   * Reverses wrap() under the KEK labelled `kekLabel` (the current one if not given); throws
+   * UnwrapError when the blob is malformed, tampered with, the context differs or no such KEK exists.
+   */
+  async unwrap(wrapped: Uint8Array, context: Uint8Array, kekLabel?: string): Promise<Uint8Array> {
     this.assertOpen();
+    const kek = kekLabel === undefined ? this.current.key : await this.kekByLabel(kekLabel);
+    if (!kek) throw new UnwrapError('no KEK with this label in the token');
     if (wrapped.length < 1 + IV_BYTES + TAG_BYTES + 1) throw new UnwrapError('wrapped blob is too short');
     if (wrapped.length > 1 + IV_BYTES + MAX_WRAP_PLAINTEXT + TAG_BYTES) throw new UnwrapError('wrapped blob is too long');
     if (wrapped[0] !== WRAP_VERSION) throw new UnwrapError('unknown wrapped blob version');
@@ -329,7 +397,7 @@ export class Hsm {
       .use(
         (session) =>
           new Promise<Buffer>((resolve, reject) => {
-            const decipher = session.createDecipher(gcm(iv, context), this.kek);
+            const decipher = session.createDecipher(gcm(iv, context), kek);
             // SoftHSM wants room for the whole input, tag included.
             decipher.once(sealed, Buffer.alloc(sealed.length), (err, out) => (err ? reject(err) : resolve(out)));
           }),
@@ -351,10 +419,87 @@ export class Hsm {
     return this.pool.use(fn);
   }
 
-  /** For tests and diagnostics: the KEK's protection attributes (never its value). */
+  /** For tests and diagnostics: the current KEK's protection attributes (never its value). */
   kekAttributes(): KekAttributes {
     this.assertOpen();
-    return readKekAttributes(this.kek);
+    return readKekAttributes(this.current.key);
+  }
+
+  /** The KEKs of the family in the token, oldest first, the current one marked. */
+  async listKeks(): Promise<Array<{ label: string; current: boolean }>> {
+    this.assertOpen();
+    await this.rescan();
+    const generations = await this.pool.use((session) => kekGenerations(session, this.kekBaseLabel));
+    return generations
+      .map((g) => kekLabelOf(this.kekBaseLabel, g))
+      .map((label) => ({ label, current: label === this.current.label }));
+  }
+
+  /** Generates the next generation's KEK and makes it current: new wraps use it from now on. */
+  async createKek(): Promise<string> {
+    this.assertOpen();
+    return this.serialised(() =>
+      this.pool.use((session) => {
+        const next = (kekGenerations(session, this.kekBaseLabel).at(-1) ?? 0) + 1;
+        const label = kekLabelOf(this.kekBaseLabel, next);
+        const key = generateKek(session, label);
+        this.keks.set(label, key);
+        this.current = { label, key };
+        return label;
+      }),
+    );
+  }
+
+  /**
+   * Destroys a KEK that is not current; whatever it still wraps becomes unreadable for good, so
+   * the caller (the Worker) checks first that nothing references it. KEK_NOT_FOUND, KEK_IN_USE.
+   */
+  async destroyKek(label: string): Promise<void> {
+    this.assertOpen();
+    if (kekGeneration(this.kekBaseLabel, label) === undefined)
+      throw new HsmError('KEK_NOT_FOUND', 'no KEK with this label in the token');
+    await this.serialised(async () => {
+      await this.rescan();
+      if (label === this.current.label)
+        throw new HsmError('KEK_IN_USE', `'${label}' is the current KEK; rotate to a new one first`);
+      await this.pool.use((session) => {
+        const key = findKek(session, label);
+        if (!key) throw new HsmError('KEK_NOT_FOUND', 'no KEK with this label in the token');
+        this.keks.delete(label);
+        key.destroy();
+      });
+    });
+  }
+
+  /** A KEK of the family by label (looked up in the token the first time), or undefined. */
+  private async kekByLabel(label: string): Promise<graphene.SecretKey | undefined> {
+    if (kekGeneration(this.kekBaseLabel, label) === undefined) return undefined;
+    const known = this.keks.get(label);
+    if (known) return known;
+    const found = await this.pool.use((session) => findKek(session, label));
+    if (found) this.keks.set(label, found);
+    return found;
+  }
+
+  /** Picks up a rotation made by another bridge instance on the same token. */
+  private async rescan(): Promise<void> {
+    this.scannedAt = Date.now();
+    const newest = await this.pool.use((session) => {
+      const generation = kekGenerations(session, this.kekBaseLabel).at(-1);
+      if (generation === undefined) return undefined;
+      const label = kekLabelOf(this.kekBaseLabel, generation);
+      return label === this.current.label ? undefined : { label, key: findKek(session, label) };
+    });
+    if (newest?.key) {
+      this.keks.set(newest.label, newest.key);
+      this.current = { label: newest.label, key: newest.key };
+    }
+  }
+
+  private serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.kekChange.then(fn, fn);
+    this.kekChange = run.catch(() => undefined);
+    return run;
   }
 
   /** Whether the token still answers: a logged-in session and a readable KEK handle. */
@@ -364,7 +509,7 @@ export class Hsm {
       return await this.pool.use((session) => {
         const info = session.lib.C_GetSessionInfo(session.handle);
         if (info.state !== CKS_RW_USER_FUNCTIONS) return { ok: false as const, reason: 'session not logged in' };
-        session.lib.C_GetAttributeValue(session.handle, this.kek.handle, [{ type: CKA_CLASS }]);
+        session.lib.C_GetAttributeValue(session.handle, this.current.key.handle, [{ type: CKA_CLASS }]);
         return { ok: true as const };
       });
     } catch (err) {

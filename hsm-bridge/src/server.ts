@@ -22,6 +22,9 @@ import {
   type DestroyKeyResponse,
   type GenerateKeyResponse,
   type ImportKeyResponse,
+  type KekCreateResponse,
+  type KekDestroyResponse,
+  type KekListResponse,
   type KeyDecryptResponse,
   type KeyEncryptResponse,
   type KeySignResponse,
@@ -41,7 +44,10 @@ import type { NonceJournal } from './nonce-journal.js';
 import { ReplayCache } from './replay-cache.js';
 
 /** The part of Hsm the server needs (withSession for the key operations of keys.ts). */
-export type BridgeHsm = Pick<Hsm, 'kekLabel' | 'wrap' | 'unwrap' | 'health' | 'withSession'>;
+export type BridgeHsm = Pick<
+  Hsm,
+  'kekLabel' | 'wrap' | 'wrapLabelled' | 'unwrap' | 'health' | 'withSession' | 'createKek' | 'listKeks' | 'destroyKek'
+>;
 
 export type LogFields = Record<string, string | number | boolean | undefined>;
 export type BridgeLog = (event: string, fields?: LogFields) => void;
@@ -218,25 +224,25 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
     }
   });
 
-  /** A POST route: its body parsed with the route's schema, counted once it parses. */
+  /** A POST route: its body parsed with the route's schema, counted once it parses (null: not counted). */
   const post = <R extends BridgeRoute>(
     route: R,
-    op: keyof BridgeStatus['ops'],
+    op: keyof BridgeStatus['ops'] | null,
     run: (body: z.output<R['request']>, c: Context<Env>) => Promise<Response>,
   ) =>
     app.post(route.path, async (c) => {
       const body = parseBody(route.request, c.get('rawBody')) as z.output<R['request']>;
-      ops[op]++;
+      if (op) ops[op]++;
       return run(body, c);
     });
 
   post(BRIDGE_ROUTES.wrap, 'wrap', async ({ plaintext, context }, c) => {
-    const wrapped = await hsm.wrap(plaintext, context);
-    return c.json({ wrapped: toBase64Url(wrapped), kekLabel: hsm.kekLabel } satisfies WrapResponse);
+    const { wrapped, kekLabel } = await hsm.wrapLabelled(plaintext, context);
+    return c.json({ wrapped: toBase64Url(wrapped), kekLabel } satisfies WrapResponse);
   });
 
-  post(BRIDGE_ROUTES.unwrap, 'unwrap', async ({ wrapped, context }, c) => {
-    const plaintext = await hsm.unwrap(wrapped, context);
+  post(BRIDGE_ROUTES.unwrap, 'unwrap', async ({ wrapped, context, kekLabel }, c) => {
+    const plaintext = await hsm.unwrap(wrapped, context, kekLabel);
     c.header('cache-control', 'no-store'); // the answer is a plaintext data key
     return c.json({ plaintext: toBase64Url(plaintext) } satisfies UnwrapResponse);
   });
@@ -252,7 +258,8 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
         const parsed = UnwrapRequest.safeParse(item);
         if (!parsed.success) return { error: { code: 'BadRequest', message: `item ${index}: ${describeIssue(parsed.error)}` } };
         try {
-          return { plaintext: toBase64Url(await hsm.unwrap(parsed.data.wrapped, parsed.data.context)) };
+          const { wrapped, context, kekLabel } = parsed.data;
+          return { plaintext: toBase64Url(await hsm.unwrap(wrapped, context, kekLabel)) };
         } catch (err) {
           const [code, message] = batchItemError(err, log);
           return { error: { code, message } };
@@ -317,6 +324,24 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
     return c.json({ bytes: toBase64Url(bytes) } satisfies RandomResponse);
   });
 
+  // KEK rotation: rare operator actions, logged rather than counted.
+  post(BRIDGE_ROUTES.kekCreate, null, async (_body, c) => {
+    const kekLabel = await hsm.createKek();
+    log('kek_created', { kekLabel });
+    return c.json({ kekLabel } satisfies KekCreateResponse);
+  });
+
+  post(BRIDGE_ROUTES.kekList, null, async (_body, c) => {
+    const keks = await hsm.listKeks();
+    return c.json({ current: hsm.kekLabel, keks } satisfies KekListResponse);
+  });
+
+  post(BRIDGE_ROUTES.kekDestroy, null, async ({ kekLabel }, c) => {
+    await hsm.destroyKek(kekLabel);
+    log('kek_destroyed', { kekLabel });
+    return c.json({ destroyed: true } satisfies KekDestroyResponse);
+  });
+
   app.get('/v1/status', (c) => c.json({ kekLabel: hsm.kekLabel, ops: { ...ops } } satisfies BridgeStatus));
 
   app.notFound((c) => answerError(c, 'NotFound', 'no such route'));
@@ -333,6 +358,8 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
       log('unwrap_failed', { reason: err.message });
       return answerError(c, 'UnwrapFailed', 'the wrapped key does not authenticate under this KEK and context');
     }
+    if (err instanceof HsmError && err.code === 'KEK_NOT_FOUND') return answerError(c, 'KekNotFound', err.message);
+    if (err instanceof HsmError && err.code === 'KEK_IN_USE') return answerError(c, 'KekInUse', err.message);
     if (err instanceof HsmError) {
       // HsmError messages are written to be safe to show: no PINs, no key bytes.
       log('hsm_error', { code: err.code, message: err.message });

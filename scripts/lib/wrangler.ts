@@ -3,13 +3,17 @@
  * development certificate. Wrangler (which needs Node >= 22.12) runs on the repo's pinned Node
  * (the `node` devDependency), whatever Node runs us, from the repo's own node_modules.
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import { writePrivateFile } from './files.js';
 import { runToCompletion, spawnManaged, type ManagedProcess } from './process.js';
 
 const require = createRequire(import.meta.url);
+const execFileAsync = promisify(execFile);
 const WRANGLER_BIN = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
 export const D1_DATABASE = 'edge-key-vault';
 
@@ -104,4 +108,49 @@ export async function startWranglerDev(opts: WranglerDevOptions): Promise<Manage
     env: wranglerEnv(opts),
     onLine: opts.onLine,
   });
+}
+
+/**
+ * A SQL export of the local D1 database (schema and rows, as `wrangler d1 export` writes for a
+ * remote one), for backups of a local stack: `wrangler d1 export` has no --persist-to, so the
+ * stack's SQLite file is dumped with the sqlite3 CLI instead, leaving out miniflare's own tables
+ * and the transaction lines D1 refuses. Run it while the stack is stopped.
+ */
+export async function exportLocalD1(ctx: WranglerContext, outFile: string): Promise<void> {
+  const dir = join(ctx.persistTo, 'v3', 'd1', 'miniflare-D1DatabaseObject');
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.sqlite') && f !== 'metadata.sqlite');
+  if (files.length !== 1) throw new Error(`expected one local D1 database in ${dir}, found ${files.length}`);
+  const db = join(dir, files[0]!);
+  const sqlite = async (command: string) =>
+    (await execFileAsync('sqlite3', ['-readonly', db, command], { maxBuffer: 512 * 1024 * 1024 })).stdout;
+  const tables = (
+    await sqlite(
+      `select name from sqlite_master where type = 'table' and substr(name, 1, 4) != '_cf_' and substr(name, 1, 7) != 'sqlite_'`,
+    )
+  )
+    .split('\n')
+    .filter(Boolean);
+  const keep = (text: string) =>
+    text.split('\n').filter((line) => !/^(PRAGMA foreign_keys=OFF;|BEGIN TRANSACTION;|COMMIT;)$/.test(line));
+  // Every table (and index) first, then the rows: a row's foreign key needs its parent table to
+  // exist, whatever order the tables were created in; references are checked at the end.
+  const names = tables.map((t) => `'${t.replace(/'/g, "''")}'`).join(', ');
+  const schema = keep(
+    await sqlite(
+      `select sql || ';' from sqlite_master where tbl_name in (${names}) and sql is not null order by type = 'index', rowid`,
+    ),
+  );
+  const rows = keep(await sqlite(`.dump --data-only ${tables.join(' ')}`));
+  const lines = [...schema, ...rows];
+  await writePrivateFile(outFile, ['PRAGMA defer_foreign_keys = true;', ...lines].join('\n'));
+}
+
+/** `wrangler d1 execute --local --file`: restores an export into an empty local database. */
+export async function importLocalD1(ctx: WranglerContext, file: string): Promise<string> {
+  return runToCompletion(
+    'wrangler d1 execute',
+    nodeBinary(ctx.repoDir),
+    [WRANGLER_BIN, 'd1', 'execute', D1_DATABASE, '--local', '--persist-to', ctx.persistTo, '--file', file, '--yes'],
+    { cwd: ctx.repoDir, env: wranglerEnv(ctx), timeoutMs: 120_000 },
+  );
 }

@@ -3,9 +3,9 @@
  *
  * A checkpoint says "chain C's record `seq` had hash H at time T", signed by a P-256 key that
  * lives in the HSM: ES256 over SHA-256 of the canonical JSON {chain, hash, seq, time} (RFC 8785,
- * `time` an ISO 8601 UTC string). The key is generated once through the bridge under a fixed id
- * (CHECKPOINT_KEY_ID), so the Worker never takes its handle from D1; its public JWK is kept in
- * `settings` for the record, but every verification here asks the HSM for the public key
+ * `time` an ISO 8601 UTC string). The key is generated through the bridge under a fixed id
+ * (CHECKPOINT_KEY_ID; rotated keys under ids derived from their generation), so the Worker never
+ * takes its handle from D1; the current public JWK is kept in `settings` for the record, but every verification here asks the HSM for the public key
  * (POST /v1/keys/public) and trusts only that: a database administrator who swaps the stored key
  * and signs checkpoints with their own is still caught.
  *
@@ -21,7 +21,7 @@ import type { BridgeClient, HsmPublicJwk } from '../crypto/bridge-client';
 import { toBase64Url } from '../core/encoding';
 import type { Database } from '../storage/db';
 import { auditArchives, auditChainHeads, auditCheckpoints, auditRecords, settings } from '../storage/schema';
-import { BridgeUnavailableError } from '../core/errors';
+import { BridgeUnavailableError, conflict } from '../core/errors';
 import { GENESIS_HASH } from './canonical';
 import {
   asP256,
@@ -49,43 +49,109 @@ export interface CheckpointKey {
   publicJwk: EcPublicJwk;
 }
 
-// ------------------------------------------------------------------------------ the HSM key
+// ------------------------------------------------------------------------------ the HSM keys
+//
+// Rotation: generation 1 is CHECKPOINT_KEY_ID; generation n ≥ 2 has an id derived from n, so the
+// Worker still never takes a handle from D1. The HSM's keys are the published set (old ones are
+// kept for good: old checkpoints name them); the highest generation signs new checkpoints.
 
-// Only the settled key is shared across requests: a pending load holds this request's bridge
-// fetch, which another request must never await (Workers I/O belongs to the request that made it).
-// Two cold requests may both ask the bridge; generating is idempotent (409, then read again).
-let hsmKey: CheckpointKey | null = null;
+/** The HSM id of the checkpoint key of generation n (1: CHECKPOINT_KEY_ID). */
+export async function checkpointKeyId(generation: number): Promise<string> {
+  if (generation === 1) return CHECKPOINT_KEY_ID;
+  const digest = new Uint8Array(
+    await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`ekv-checkpoint-key|${generation}`)),
+  );
+  return [...digest.slice(0, 16)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
 
-async function keyOf(publicJwk: HsmPublicJwk): Promise<CheckpointKey> {
+/** How long an isolate trusts its list of checkpoint keys (another isolate may have rotated). */
+const KEYS_TTL_MS = 5 * 60_000;
+
+interface CheckpointKeys {
+  /** Oldest first; the last one signs. */
+  all: CheckpointKey[];
+  readAt: number;
+}
+
+// Only the settled list is shared across requests: a pending load holds this request's bridge
+// fetches, which another request must never await (Workers I/O belongs to the request that made
+// it). Two cold requests may both ask the bridge; generating is idempotent (409, then read again).
+let hsmKeys: CheckpointKeys | null = null;
+
+async function keyOf(publicJwk: HsmPublicJwk, handle: string): Promise<CheckpointKey> {
   const jwk = asP256(publicJwk);
-  return { handle: CHECKPOINT_KEY_ID, kid: await jwkThumbprint(jwk), publicJwk: jwk };
+  return { handle, kid: await jwkThumbprint(jwk), publicJwk: jwk };
+}
+
+/** The public key of generation n from the HSM, or null when the token has none. */
+async function readGeneration(bridge: BridgeClient, generation: number): Promise<CheckpointKey | null> {
+  const id = await checkpointKeyId(generation);
+  try {
+    return await keyOf(await bridge.publicKey(id), id);
+  } catch (err) {
+    // IntegrityError ('HSM key'): no such key in the token (404 KeyNotFound).
+    if (err instanceof BridgeUnavailableError) throw err;
+    return null;
+  }
+}
+
+async function readKeys(bridge: BridgeClient): Promise<CheckpointKeys> {
+  const all: CheckpointKey[] = [];
+  for (let generation = 1; ; generation++) {
+    const key = await readGeneration(bridge, generation);
+    if (key) {
+      all.push(key);
+      continue;
+    }
+    if (generation > 1) break;
+    // First use: generate generation 1 (another isolate may win the race (409): then read its key).
+    try {
+      const made = await bridge.generateKey(CHECKPOINT_KEY_ID, { kty: 'EC', crv: 'P-256' });
+      all.push(await keyOf(made.publicJwk!, CHECKPOINT_KEY_ID));
+    } catch {
+      all.push(await keyOf(await bridge.publicKey(CHECKPOINT_KEY_ID), CHECKPOINT_KEY_ID));
+    }
+  }
+  return { all, readAt: Date.now() };
 }
 
 /**
- * The checkpoint key as the HSM has it (cached per isolate: the key never changes), generating it
- * the first time. Never read from D1. BridgeUnavailableError while the bridge is down.
+ * Every checkpoint key in the HSM, oldest first (cached per isolate for KEYS_TTL_MS; `fresh`
+ * asks the HSM again). Never read from D1. BridgeUnavailableError while the bridge is down.
  */
+export async function hsmCheckpointKeys(bridge: BridgeClient, fresh = false): Promise<CheckpointKey[]> {
+  const cached = hsmKeys;
+  if (cached && !fresh && Date.now() - cached.readAt < KEYS_TTL_MS) return cached.all;
+  const loaded = await readKeys(bridge);
+  hsmKeys = loaded;
+  return loaded.all;
+}
+
+/** The key new checkpoints are signed with: the HSM's newest. BridgeUnavailableError while the bridge is down. */
 export async function hsmCheckpointKey(bridge: BridgeClient): Promise<CheckpointKey> {
-  if (hsmKey) return hsmKey;
-  const loaded = await (async () => {
-    let publicJwk: HsmPublicJwk;
-    try {
-      publicJwk = await bridge.publicKey(CHECKPOINT_KEY_ID);
-    } catch (err) {
-      // IntegrityError ('HSM key'): the token has no such key yet (404 KeyNotFound).
-      if (err instanceof BridgeUnavailableError) throw err;
-      try {
-        const made = await bridge.generateKey(CHECKPOINT_KEY_ID, { kty: 'EC', crv: 'P-256' });
-        publicJwk = made.publicJwk!;
-      } catch {
-        // Generated meanwhile by another isolate (409), or a real failure: ask once more.
-        publicJwk = await bridge.publicKey(CHECKPOINT_KEY_ID);
-      }
-    }
-    return keyOf(publicJwk);
-  })();
-  hsmKey = loaded;
-  return loaded;
+  return (await hsmCheckpointKeys(bridge)).at(-1)!;
+}
+
+/**
+ * Generates the next generation's key in the HSM: new checkpoints are signed with it (in other
+ * isolates within KEYS_TTL_MS), old ones still verify with the keys that stay published.
+ */
+export async function rotateCheckpointKey(db: Database, bridge: BridgeClient, currentKid: string): Promise<CheckpointKey> {
+  const keys = await hsmCheckpointKeys(bridge, true);
+  // The caller names the key it replaces, so two operators (or a retry) cannot rotate twice.
+  if (keys.at(-1)!.kid !== currentKid) {
+    throw conflict('currentKid is not the current checkpoint key; GET /audit/checkpoint-keys shows it (the last one).');
+  }
+  const id = await checkpointKeyId(keys.length + 1);
+  const made = await bridge.generateKey(id, { kty: 'EC', crv: 'P-256' });
+  const key = await keyOf(made.publicJwk!, id);
+  hsmKeys = { all: [...keys, key], readAt: Date.now() };
+  const value = JSON.stringify({ handle: key.handle, kid: key.kid, publicJwk: key.publicJwk });
+  await db
+    .insert(settings)
+    .values({ key: CHECKPOINT_KEY_SETTING, value })
+    .onConflictDoUpdate({ target: settings.key, set: { value } });
+  return key;
 }
 
 /** The key from the HSM, recorded in `settings` (where the published JWKS used to be read from). */
@@ -107,12 +173,22 @@ export async function storedCheckpointKey(db: Database): Promise<CheckpointKey |
   }
 }
 
-/** The published JWKS: the HSM's key. */
+/** The published JWKS: every key in the HSM, oldest first (old checkpoints name old keys). */
 export async function checkpointJwks(
   bridge: BridgeClient,
 ): Promise<{ keys: Array<EcPublicJwk & { kid: string; alg: string; use: string }> }> {
-  const key = await hsmCheckpointKey(bridge);
-  return { keys: [{ ...key.publicJwk, kid: key.kid, alg: CHECKPOINT_ALG, use: 'sig' }] };
+  const keys = await hsmCheckpointKeys(bridge);
+  return { keys: keys.map((key) => ({ ...key.publicJwk, kid: key.kid, alg: CHECKPOINT_ALG, use: 'sig' })) };
+}
+
+/**
+ * Verifies a checkpoint with the published key its kid names; a kid no HSM key has is refused
+ * (after one fresh look, in case another isolate just rotated).
+ */
+export async function verifyWithPublishedKeys(bridge: BridgeClient, cp: Checkpoint): Promise<boolean> {
+  let key = (await hsmCheckpointKeys(bridge)).find((k) => k.kid === cp.kid);
+  key ??= (await hsmCheckpointKeys(bridge, true)).find((k) => k.kid === cp.kid);
+  return key ? verifyCheckpointSignature(cp, key.publicJwk, key.kid) : false;
 }
 
 // ------------------------------------------------------------------------------ signing
@@ -306,7 +382,10 @@ export interface ChainVerification {
   /** Records 1..prunedThrough were archived and removed from D1 (0 if none). */
   prunedThrough: number;
   checkpoints: number;
-  /** The HSM key every checkpoint was checked with, and whether D1's copy of it still matches. */
+  /**
+   * The HSM's current key (each checkpoint is checked with the published key its kid names), and
+   * whether D1's copy matches a published key.
+   */
   key: { kid: string; storedCopyMatches: boolean };
 }
 
@@ -315,7 +394,8 @@ export interface ChainVerification {
  * key. Pruned records are accounted for by their anchor, which a signed checkpoint must vouch for.
  */
 export async function verifyStoredChain(db: Database, bridge: BridgeClient, chain: string): Promise<ChainVerification> {
-  const key = await hsmCheckpointKey(bridge);
+  const keys = await hsmCheckpointKeys(bridge);
+  const key = keys.at(-1)!;
   const [checkpoints, anchor, head, stored] = await Promise.all([
     listCheckpoints(db, chain),
     prunedAnchor(db, chain),
@@ -323,7 +403,8 @@ export async function verifyStoredChain(db: Database, bridge: BridgeClient, chai
     storedCheckpointKey(db),
   ]);
   const storedCopyMatches =
-    !stored || (stored.kid === key.kid && stored.publicJwk?.x === key.publicJwk.x && stored.publicJwk?.y === key.publicJwk.y);
+    !stored ||
+    keys.some((k) => stored.kid === k.kid && stored.publicJwk?.x === k.publicJwk.x && stored.publicJwk?.y === k.publicJwk.y);
   const base = {
     chain,
     prunedThrough: anchor?.seq ?? 0,
@@ -338,7 +419,7 @@ export async function verifyStoredChain(db: Database, bridge: BridgeClient, chai
   // not rows "past the head".
   const rows = readChainRange(db, chain, anchor?.seq ?? 0, head?.seq);
   const covered = head ? checkpoints.filter((cp) => cp.seq <= head.seq) : checkpoints;
-  const result = await verifyChain(rows, covered, (cp) => verifyCheckpointSignature(cp, key.publicJwk, key.kid), {
+  const result = await verifyChain(rows, covered, (cp) => verifyWithPublishedKeys(bridge, cp), {
     chain,
     head,
     from: anchor,

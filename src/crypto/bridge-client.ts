@@ -16,7 +16,7 @@ import {
   type HsmPublicJwk,
   type UnwrapRequest,
 } from '../../bridge-protocol';
-import { BridgeUnavailableError, IntegrityError, VaultError, badParameter } from '../core/errors';
+import { BridgeUnavailableError, IntegrityError, VaultError, badParameter, conflict, notFound } from '../core/errors';
 import { toBase64Url, utf8 } from '../core/encoding';
 
 export type { HsmKeySpec, HsmPublicJwk } from '../../bridge-protocol';
@@ -47,6 +47,8 @@ interface CallOptions {
   once?: boolean;
   /** A route older bridges lack: their 404 is a RouteMissing, for the caller to fall back. */
   optional?: boolean;
+  /** /v1/kek/*: 404 KekNotFound and 409 KekInUse are answers about the request, not outages. */
+  kekRoute?: boolean;
 }
 
 /** How requests leave the Worker: the global fetch, or an mTLS certificate binding's fetch. */
@@ -99,10 +101,11 @@ export class BridgeClient {
   /**
    * Unwraps a data key. Calls made together are sent as one POST /v1/unwrap-batch (one signed
    * request, up to MAX_BATCH_ITEMS keys); each call still succeeds or fails on its own, with the
-   * errors a lone /v1/unwrap gives. A call alone goes to /v1/unwrap.
+   * errors a lone /v1/unwrap gives. A call alone goes to /v1/unwrap. `kekLabel`: the KEK that
+   * wrapped the key, as the wrap answer named it (the bridge's current KEK when absent).
    */
-  unwrap(wrapped: string, context: string): Promise<Uint8Array> {
-    const item = { wrapped, context: toBase64Url(utf8(context)) };
+  unwrap(wrapped: string, context: string, kekLabel?: string): Promise<Uint8Array> {
+    const item = { wrapped, context: toBase64Url(utf8(context)), ...(kekLabel ? { kekLabel } : {}) };
     if (this.coalesceMs < 0) return this.unwrapOne(item);
     return new Promise<Uint8Array>((resolve, reject) => {
       this.queued.push({ item, resolve, reject });
@@ -149,6 +152,23 @@ export class BridgeClient {
       if (r.error.code === 'UnwrapFailed') return new IntegrityError('data key');
       return new BridgeUnavailableError(`bridge answered ${r.error.code}`);
     });
+  }
+
+  // KEK rotation (operator actions through the management API).
+
+  /** Generates a new KEK in the HSM and makes it current; returns its label. */
+  async createKek(): Promise<string> {
+    return (await this.call(BRIDGE_ROUTES.kekCreate, {}, { once: true, timeoutMs: KEY_CREATE_TIMEOUT_MS })).kekLabel;
+  }
+
+  /** The KEKs in the HSM, oldest first, and which one is current. */
+  async listKeks(): Promise<{ current: string; keks: Array<{ label: string; current: boolean }> }> {
+    return this.call(BRIDGE_ROUTES.kekList, {});
+  }
+
+  /** Destroys a KEK that is not current: 404 when there is none, 409 for the current one. */
+  async destroyKek(kekLabel: string): Promise<void> {
+    await this.call(BRIDGE_ROUTES.kekDestroy, { kekLabel }, { kekRoute: true, once: true });
   }
 
   // HSM keys: the private or secret material never leaves the token; handles are the ids given.
@@ -283,6 +303,12 @@ export class BridgeClient {
     }
     if (opts.optional && res.status === 404 && (await errorOf(res)).code === 'NotFound') throw new RouteMissing();
     if (opts.keyRoute && [400, 404, 409, 422].includes(res.status)) throw keyRouteError(res.status, await errorOf(res));
+    if (opts.kekRoute && (res.status === 404 || res.status === 409)) {
+      const { code } = await errorOf(res);
+      if (code === 'KekNotFound') throw notFound('KekNotFound', 'The HSM holds no KEK with this label.');
+      if (code === 'KekInUse') throw conflict('This is the current KEK; rotate to a new one before destroying it.');
+      throw new BridgeUnavailableError(`bridge answered HTTP ${res.status}`);
+    }
     if (res.status === 422) {
       await res.body?.cancel();
       throw new IntegrityError('data key');

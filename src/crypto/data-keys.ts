@@ -40,6 +40,12 @@ export interface DataKey {
 
 type DataKeyRow = typeof dataKeys.$inferSelect;
 
+/** A data key as D1 stores it: wrapped, and the label of the KEK that wrapped it. */
+export type WrappedDataKey = Pick<DataKeyRow, 'wrapped' | 'kekLabel'>;
+
+/** A data key as a left join finds it beside what it protects: both null when there is none. */
+export type JoinedDataKey = { [K in keyof WrappedDataKey]: WrappedDataKey[K] | null };
+
 /** What the bridge binds into each wrap, so a wrapped key cannot be moved to another scope. */
 export const wrapContext = (scope: string, id: string) => `ekv-dk-v1|${scope}|${id}`;
 
@@ -67,22 +73,37 @@ export class DataKeyManager {
   ) {}
 
   /** The key for reading something sealed under data key `id` (its wrapped form may be at hand). */
-  async forRead(id: string, scope: string, wrapped?: string | null): Promise<CryptoKey> {
+  async forRead(id: string, scope: string, known?: JoinedDataKey | null): Promise<CryptoKey> {
     const key = await this.cache.load(
       id,
       async () => {
-        let blob = wrapped;
-        if (!blob) {
-          const row = await this.db.select().from(dataKeys).where(eq(dataKeys.id, id)).get();
-          if (!row || row.scope !== scope) throw new IntegrityError('data key reference');
-          blob = row.wrapped;
+        if (!known?.wrapped || !known.kekLabel) return this.unwrap(id, scope, await this.storedRow(id, scope));
+        const given = { wrapped: known.wrapped, kekLabel: known.kekLabel };
+        try {
+          return await this.unwrap(id, scope, given);
+        } catch (err) {
+          // The copy at hand may predate a KEK rotation's re-wrap (an isolate's read cache, or a
+          // read racing the cron) and its KEK be destroyed since: D1 holds the current wrap.
+          if (!(err instanceof IntegrityError)) throw err;
+          const row = await this.storedRow(id, scope);
+          if (row.wrapped === given.wrapped && row.kekLabel === given.kekLabel) throw err;
+          return this.unwrap(id, scope, row);
         }
-        return importDataKey(await this.bridge.unwrap(blob, wrapContext(scope, id)));
       },
       { owner: this },
     );
     if (!key) throw new IntegrityError('data key');
     return key;
+  }
+
+  private async storedRow(id: string, scope: string): Promise<WrappedDataKey> {
+    const row = await this.db.select().from(dataKeys).where(eq(dataKeys.id, id)).get();
+    if (!row || row.scope !== scope) throw new IntegrityError('data key reference');
+    return row;
+  }
+
+  private async unwrap(id: string, scope: string, blob: WrappedDataKey): Promise<CryptoKey> {
+    return importDataKey(await this.bridge.unwrap(blob.wrapped, wrapContext(scope, id), blob.kekLabel));
   }
 
   /**
@@ -98,7 +119,7 @@ export class DataKeyManager {
       .limit(1)
       .get();
     if (current && !this.rotationDue(current)) {
-      return { id: current.id, key: await this.forRead(current.id, scope, current.wrapped) };
+      return { id: current.id, key: await this.forRead(current.id, scope, current) };
     }
     try {
       return await this.create(scope);

@@ -15,6 +15,7 @@ import { pkiRoutes } from './routes/pki';
 import { managementRbacRoutes } from './routes/management-rbac';
 import { credentialManagementRoutes } from './routes/management-credentials';
 import { vaultSettingsRoutes } from './routes/management-vault-settings';
+import { rotationRoutes } from './routes/management-rotation';
 import { tokenRoutes } from './routes/token';
 
 /** The apex host: health, management and the token service. */
@@ -28,6 +29,7 @@ export function createApexApp(): Hono<AppEnv> {
   credentialManagementRoutes(app);
   vaultSettingsRoutes(app);
   app.route('/management/vaults/:vault', eventSubscriptionApp(adminGuard));
+  rotationRoutes(app);
   apexAuditQueryRoutes(app);
   complianceRoutes(app);
   tokenRoutes(app);

@@ -1,7 +1,7 @@
 // Azure's shapes of the Certificates API (CertificateBundle, CertificateItem, CertificatePolicy,
 // CertificateOperation, Contacts, IssuerBundle), rendered from the vault's records.
 import type { CertificateRecord } from '../objects/certificates/kind';
-import type { OperationRecord, PolicyRecord } from '../objects/certificates/store';
+import { IN_PROGRESS_DETAILS, type OperationRecord, type PolicyRecord } from '../objects/certificates/store';
 import type { Contact, IssuerRecord } from '../objects/certificates/settings';
 import type { VaultRecord } from '../core/vault';
 import { recoveryLevel } from './shapes';
@@ -49,6 +49,22 @@ export function certificateBundle(origin: string, vault: VaultRecord, r: Certifi
   };
 }
 
+/** The bundle Azure shows for a certificate whose first version is still pending: disabled, no cer, a link to the operation. */
+export function pendingCertificateBundle(origin: string, vault: VaultRecord, op: OperationRecord, policy?: PolicyRecord) {
+  return {
+    id: `${origin}/certificates/${op.name}/${op.version}`,
+    attributes: {
+      enabled: false,
+      created: op.created,
+      updated: op.updated,
+      recoveryLevel: recoveryLevel(vault),
+      recoverableDays: vault.softDeleteRetentionDays,
+    },
+    ...(policy ? { policy: policyBody(origin, policy) } : {}),
+    pending: { id: `${origin}/certificates/${op.name}/pending` },
+  };
+}
+
 /** CertificateItem in lists; the latest-versions list names the certificate, not the version. */
 export function certificateItem(origin: string, vault: VaultRecord, r: CertificateRecord, withVersion: boolean) {
   return {
@@ -78,6 +94,15 @@ export function operationBody(origin: string, op: OperationRecord) {
     ...(op.status === 'completed' ? { target: `${origin}/certificates/${op.name}` } : {}),
     request_id: op.requestId,
   };
+}
+
+/**
+ * The answer to a create: the operation as accepted, in progress, even when the issuer finished at
+ * once (Self). Azure answers so, and the Python SDK's poller relies on it: given a finished
+ * operation it never polls and its result() is None. The outcome is read at /pending.
+ */
+export function acceptedOperationBody(origin: string, op: OperationRecord) {
+  return operationBody(origin, { ...op, status: 'inProgress', statusDetails: IN_PROGRESS_DETAILS, error: null });
 }
 
 export function contactsBody(origin: string, contacts: Contact[]) {

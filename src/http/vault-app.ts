@@ -14,6 +14,7 @@ import { auditQueryRoutes } from './routes/audit-query';
 import { eventSubscriptionApp, vaultGuard } from './routes/event-subscriptions';
 import { certificateSettingsRoutes } from './routes/certificate-settings';
 import { certificateRoutes } from './routes/certificates';
+import { certificateWebhookRoutes } from './routes/certificate-webhooks';
 import { keyRotationRoutes } from './routes/key-rotation';
 import { keyRoutes } from './routes/keys';
 import { rbacRoutes } from './routes/rbac';
@@ -37,6 +38,7 @@ export function createVaultApp(): Hono<AppEnv> {
   // Contacts and issuers before certificates: their paths would match `/certificates/:name`.
   certificateSettingsRoutes(app);
   certificateRoutes(app);
+  certificateWebhookRoutes(app);
   app.notFound(unknownRoute());
   app.onError(renderError);
   return app;

@@ -6,9 +6,9 @@ import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import type { DataKeyManager } from '../crypto/data-keys';
 import type { Database } from '../storage/db';
 import type { Application } from './applications';
-import { activeSigningKey, publicKeyFor, TOKEN_ALG } from './signing-keys';
+import { activeSigningKey, MAX_TOKEN_LIFETIME_SECONDS, publicKeyFor, TOKEN_ALG } from './signing-keys';
 
-export const TOKEN_LIFETIME_SECONDS = 3600;
+export const TOKEN_LIFETIME_SECONDS = MAX_TOKEN_LIFETIME_SECONDS;
 const CLOCK_SKEW_SECONDS = 60;
 
 /** Who is calling, as proven by a verified access token. */

@@ -576,3 +576,45 @@ export const certificateIssuers = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.vaultId, t.name] })],
 );
+
+// Inbound webhook receivers that renew certificates (src/objects/certificates/webhooks/). The
+// signing secret is sealed like a secret value, bound to the vault, the receiver's name and id;
+// after a rotation the previous secret is still accepted until previous_secret_expires_at.
+export const certificateWebhooks = sqliteTable(
+  'certificate_webhooks',
+  {
+    id: text('id').primaryKey(),
+    vaultId: text('vault_id')
+      .notNull()
+      .references(() => vaults.id, { onDelete: 'cascade' }),
+    name: nocaseText('name').notNull(),
+    // Exactly one of: JSON string[] of certificate names, or one issuer name.
+    scopeCertificates: text('scope_certificates'),
+    scopeIssuer: text('scope_issuer'),
+    secretCiphertext: text('secret_ciphertext').notNull(),
+    secretDataKeyId: text('secret_data_key_id')
+      .notNull()
+      .references(() => dataKeys.id),
+    previousSecretCiphertext: text('previous_secret_ciphertext'),
+    previousSecretDataKeyId: text('previous_secret_data_key_id').references(() => dataKeys.id),
+    previousSecretExpiresAt: integer('previous_secret_expires_at'),
+    created: integer('created').notNull(),
+    updated: integer('updated').notNull(),
+  },
+  (t) => [uniqueIndex('certificate_webhooks_vault_name').on(t.vaultId, t.name)],
+);
+
+// The webhook-ids a receiver has acted on, kept while a replay could still pass the timestamp
+// window (then removed lazily): a repeated id starts nothing.
+export const certificateWebhookMessages = sqliteTable(
+  'certificate_webhook_messages',
+  {
+    receiverId: text('receiver_id')
+      .notNull()
+      .references(() => certificateWebhooks.id, { onDelete: 'cascade' }),
+    webhookId: text('webhook_id').notNull(),
+    received: integer('received').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.receiverId, t.webhookId] }), index('certificate_webhook_messages_expiry').on(t.expiresAt)],
+);

@@ -124,6 +124,11 @@ const VAULT_OPERATIONS: Record<string, string> = {
   'GET /deletedcertificates/:name': 'CertificateGetDeleted',
   'DELETE /deletedcertificates/:name': 'CertificatePurge',
   'POST /deletedcertificates/:name/recover': 'CertificateRecover',
+  'GET /certificateWebhooks': 'CertificateWebhookList',
+  'GET /certificateWebhooks/:name': 'CertificateWebhookGet',
+  'PUT /certificateWebhooks/:name': 'CertificateWebhookCreate',
+  'DELETE /certificateWebhooks/:name': 'CertificateWebhookDelete',
+  'POST /certificateWebhooks/:name/rotateSecret': 'CertificateWebhookSecretRotate',
 };
 
 const MGMT_RBAC = '/management/vaults/:vault/providers/Microsoft.Authorization';
@@ -157,6 +162,12 @@ const APEX_ADMIN_OPERATIONS: Record<string, string> = {
   'PATCH /management/vaults/:name': 'VaultPatch',
   'GET /management/stats': 'StatsGet',
   'DELETE /management/caches': 'IsolateCachesClear',
+  'GET /management/kek': 'KekGet',
+  'POST /management/kek/rotate': 'KekRotate',
+  'DELETE /management/kek/:label': 'KekDelete',
+  'GET /management/signing-keys': 'SigningKeyList',
+  'POST /management/signing-keys/rotate': 'SigningKeyRotate',
+  'POST /management/audit/checkpoint-keys/rotate': 'AuditCheckpointKeyRotate',
   [`PUT ${MGMT_RBAC}/roleAssignments/:assignment`]: 'RoleAssignmentCreate',
   [`GET ${MGMT_RBAC}/roleAssignments/:assignment`]: 'RoleAssignmentGet',
   [`DELETE ${MGMT_RBAC}/roleAssignments/:assignment`]: 'RoleAssignmentDelete',
@@ -197,9 +208,13 @@ const APEX_PUBLIC_OPERATIONS: Record<string, string> = {
   'GET /.well-known/acme-challenge/:token': 'AcmeChallengeGet',
 };
 
-/** Public vault-host routes: no challenge (the ACME CA fetches http-01 answers anonymously). */
+/**
+ * Public vault-host routes: no challenge (the ACME CA fetches http-01 answers anonymously; a
+ * certificate webhook is authenticated by its signature, after its receiver is found).
+ */
 const VAULT_PUBLIC_OPERATIONS: Record<string, string> = {
   'GET /.well-known/acme-challenge/:token': 'AcmeChallengeGet',
+  'POST /certificateWebhooks/:name/renew': 'CertificateWebhookReceive',
 };
 
 /** The declared audit name of a route, or undefined for a route this file does not know. */
@@ -241,6 +256,7 @@ function concretePath(route: AppRoute, vaultName: string, opts: { existingVault?
     .replace(':id', '00000000-0000-4000-8000-00000000c0de')
     .replace(':assignment', crypto.randomUUID())
     .replace(':definition', crypto.randomUUID())
+    .replace(':label', `${MISSING}-kek`)
     .replace(':tenant', adminCreds.tenantId)
     .replace(':file{ca\\.(crt|pem)}', 'ca.crt')
     .replace(':token', 'cov0missing0acme0challenge0token');

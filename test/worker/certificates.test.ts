@@ -61,7 +61,7 @@ async function openPfx(der: Uint8Array, password = '') {
 }
 
 describe('create with issuer Self', () => {
-  it('answers 202 with the completed operation, Location and Retry-After, and issues the certificate as a key and a secret', async () => {
+  it('answers 202 with the operation as accepted, Location and Retry-After, and issues the certificate as a key and a secret', async () => {
     const { res, body: op } = await create(
       'self-rsa',
       selfPolicy({ lifetime_actions: [{ trigger: { days_before_expiry: 30 }, action: { action_type: 'AutoRenew' } }] }),
@@ -76,15 +76,16 @@ describe('create with issuer Self', () => {
       id: `${origin}/certificates/self-rsa/pending`,
       issuer: { name: 'Self' },
       cancellation_requested: false,
-      status: 'completed',
-      target: `${origin}/certificates/self-rsa`,
+      // As Azure answers a create, even though Self issued at once: the outcome is read at /pending.
+      status: 'inProgress',
     });
+    expect(op.target).toBeUndefined();
     expect(typeof op.csr).toBe('string');
     const csr = new x509.Pkcs10CertificateRequest(b64(op.csr));
     expect(await csr.verify()).toBe(true);
 
     const pending = await json(await req('GET', '/certificates/self-rsa/pending'));
-    expect(pending.status).toBe('completed');
+    expect(pending).toMatchObject({ status: 'completed', target: `${origin}/certificates/self-rsa` });
 
     const cert = await json(await req('GET', '/certificates/self-rsa'));
     const version = cert.id.split('/').pop();
@@ -162,7 +163,8 @@ describe('create with issuer Self', () => {
       'self-ec',
       selfPolicy({ key_props: { kty: 'EC', crv: 'P-384' }, secret_props: { contentType: 'application/x-pem-file' } }),
     );
-    expect(op.status).toBe('completed');
+    expect(op.status).toBe('inProgress');
+    expect((await json(await req('GET', '/certificates/self-ec/pending'))).status).toBe('completed');
     const cert = await json(await req('GET', '/certificates/self-ec'));
     const version = cert.id.split('/').pop();
     const x = new x509.X509Certificate(b64(cert.cer));
@@ -188,8 +190,8 @@ describe('create with issuer Self', () => {
   });
 
   it('keeps an RSA-HSM key in the HSM: signed there, and the secret holds the certificate without its key', async () => {
-    const { body: op } = await create('self-hsm', selfPolicy({ key_props: { kty: 'RSA-HSM', key_size: 2048 } }));
-    expect(op.status).toBe('completed');
+    await create('self-hsm', selfPolicy({ key_props: { kty: 'RSA-HSM', key_size: 2048 } }));
+    expect((await json(await req('GET', '/certificates/self-hsm/pending'))).status).toBe('completed');
     const cert = await json(await req('GET', '/certificates/self-hsm'));
     const version = cert.id.split('/').pop();
     const x = new x509.X509Certificate(b64(cert.cer));
@@ -324,7 +326,10 @@ describe('issuer Unknown: CSR, then merge', () => {
     expect(op).toMatchObject({ status: 'inProgress', issuer: { name: 'Unknown' }, cancellation_requested: false });
     expect(op.status_details).toMatch(/in progress/);
     expect(op.target).toBeUndefined();
-    expect((await req('GET', '/certificates/csr-cert')).status).toBe(404);
+    // As on Azure, the pending first version reads as disabled, without a certificate.
+    const pending = await json(await req('GET', '/certificates/csr-cert'));
+    expect(pending.attributes.enabled).toBe(false);
+    expect(pending.cer).toBeUndefined();
     expect((await json(await req('GET', '/certificates/csr-cert/policy'))).lifetime_actions[0].action.action_type).toBe(
       'EmailContacts',
     );
@@ -383,6 +388,30 @@ describe('issuer Unknown: CSR, then merge', () => {
     const deleted = await req('DELETE', '/certificates/to-cancel/pending');
     expect(deleted.status).toBe(200);
     expect((await req('GET', '/certificates/to-cancel/pending')).status).toBe(404);
+  });
+
+  it('reads a certificate whose first version is pending as Azure does: disabled, no cer, a link to the operation', async () => {
+    // The SDKs' getCertificateOperation pollers GET the certificate before the operation.
+    const { body: op } = await create('first-pending', { issuer: { name: 'Unknown' }, x509_props: { subject: 'CN=p' } });
+    const res = await req('GET', '/certificates/first-pending/');
+    expect(res.status).toBe(200);
+    const bundle = await json(res);
+    expect(bundle.id).toMatch(new RegExp(`^${origin}/certificates/first-pending/[0-9a-f]{32}$`));
+    expect(bundle).toMatchObject({
+      attributes: { enabled: false },
+      policy: { issuer: { name: 'Unknown' }, x509_props: { subject: 'CN=p' } },
+      pending: { id: `${origin}/certificates/first-pending/pending` },
+    });
+    expect(bundle.cer).toBeUndefined();
+    expect(bundle.kid).toBeUndefined();
+    expect((await req('GET', `/certificates/first-pending/${bundle.id.split('/').pop()}`)).status).toBe(200);
+    expect((await json(await req('GET', `/certificates/first-pending/${'0'.repeat(32)}`))).error.code).toBe('CertificateNotFound');
+    // Still shown once cancelled; gone with the operation (nothing was ever issued).
+    await req('PATCH', '/certificates/first-pending/pending', { cancellation_requested: true });
+    expect((await req('GET', '/certificates/first-pending')).status).toBe(200);
+    await req('DELETE', '/certificates/first-pending/pending');
+    expect((await json(await req('GET', '/certificates/first-pending'))).error.code).toBe('CertificateNotFound');
+    expect(op.status).toBe('inProgress');
   });
 });
 

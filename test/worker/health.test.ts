@@ -85,7 +85,16 @@ describe('health, operator view', () => {
     expect(body.events).toEqual({ deadLetters: expect.any(Number), moreThanCounted: false });
     const jobs = (body.cron as { job: string; outcome: string; at: number; lastOkAt: number | null }[]).map((r) => r.job);
     expect(jobs).toEqual(
-      expect.arrayContaining(['audit', 'expiry-notices', 'key-rotation', 'purge-certificates', 'purge-keys', 'purge-secrets']),
+      expect.arrayContaining([
+        'audit',
+        'expiry-notices',
+        'kek-rewrap',
+        'key-rotation',
+        'purge-certificates',
+        'purge-keys',
+        'purge-secrets',
+        'signing-keys',
+      ]),
     );
     for (const run of body.cron) {
       expect(['ok', 'deferred', 'failed']).toContain(run.outcome);

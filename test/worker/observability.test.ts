@@ -223,7 +223,16 @@ describe('metrics (Analytics Engine data points)', () => {
       ctx,
     );
     await waitOnExecutionContext(ctx);
-    const jobs = ['audit', 'expiry-notices', 'key-rotation', 'purge-certificates', 'purge-keys', 'purge-secrets'];
+    const jobs = [
+      'audit',
+      'expiry-notices',
+      'kek-rewrap',
+      'key-rotation',
+      'purge-certificates',
+      'purge-keys',
+      'purge-secrets',
+      'signing-keys',
+    ];
     expect(points.map((p) => p.blobs![1]).sort()).toEqual(jobs);
     for (const p of points) {
       expect(p.blobs![0]).toBe('cron');

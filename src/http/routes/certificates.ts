@@ -5,6 +5,7 @@
  */
 import type { Hono } from 'hono';
 import { CertificateActions, type DataAction } from '../../core/data-actions';
+import { VaultError } from '../../core/errors';
 import { parseBody, parseMaxResults, restoreBody } from '../../core/validation';
 import {
   createCertificateBody,
@@ -15,7 +16,9 @@ import {
   updateCertificateBody,
 } from '../../objects/certificates/policy';
 import { CertificateStore } from '../../objects/certificates/store';
-import { certificateBundle, certificateItem, operationBody, policyBody } from '../certificate-shapes';
+import {
+  acceptedOperationBody,
+  certificateBundle, certificateItem, operationBody, pendingCertificateBundle, policyBody } from '../certificate-shapes';
 import { auditAs, bodyText, currentVault, noContent, type AppContext, type AppEnv } from '../context';
 import { vaultOperation } from '../operation';
 import { listBody } from '../shapes';
@@ -75,7 +78,7 @@ export function certificateRoutes(app: Hono<AppEnv>): void {
       `${origin}/certificates/${op.name}/pending?api-version=${c.get('apiVersion')}&request_id=${op.requestId}`,
     );
     c.header('Retry-After', '10');
-    return c.json(operationBody(origin, op), 202);
+    return c.json(acceptedOperationBody(origin, op), 202);
   });
 
   app.post('/certificates/:name/import', one('CertificateImport', CertificateActions.import), async (c) => {
@@ -138,8 +141,17 @@ export function certificateRoutes(app: Hono<AppEnv>): void {
   });
 
   app.get('/certificates/:name/:version?', one('CertificateGet', CertificateActions.read), async (c) => {
-    const { store } = beginCertificates(c);
-    return c.json(await bundle(c, store, await store.get(c.req.param('name'), c.req.param('version') || undefined)));
+    const { store, vault, origin } = beginCertificates(c);
+    const name = c.req.param('name');
+    const version = c.req.param('version') || undefined;
+    try {
+      return c.json(await bundle(c, store, await store.get(name, version)));
+    } catch (err) {
+      // No completed version yet: the pending one, as Azure shows it.
+      const op = err instanceof VaultError && err.status === 404 ? await store.unfinishedOperation(name) : undefined;
+      if (!op || (version && version !== op.version)) throw err;
+      return c.json(pendingCertificateBundle(origin, vault, op, await store.policy(op.name).catch(() => undefined)));
+    }
   });
 
   app.patch('/certificates/:name/:version?', one('CertificateUpdate', CertificateActions.update), async (c) => {

@@ -147,16 +147,16 @@ export class CertificateSettings {
   /** The issuer with its password opened, for an issuer module; undefined when none is configured. */
   async issuerConfig(name: string): Promise<IssuerConfig | undefined> {
     const found = await this.db
-      .select({ row: certificateIssuers, wrapped: dataKeys.wrapped })
+      .select({ row: certificateIssuers, wrapped: dataKeys.wrapped, kekLabel: dataKeys.kekLabel })
       .from(certificateIssuers)
       .leftJoin(dataKeys, eq(dataKeys.id, certificateIssuers.dataKeyId))
       .where(and(eq(certificateIssuers.vaultId, this.vault.id), eq(certificateIssuers.name, name)))
       .get();
     if (!found) return undefined;
-    const { row, wrapped } = found;
+    const { row, ...dataKey } = found;
     let password: string | null = null;
     if (row.passwordCiphertext && row.dataKeyId) {
-      const key = await this.keys.forRead(row.dataKeyId, this.vault.id, wrapped);
+      const key = await this.keys.forRead(row.dataKeyId, this.vault.id, dataKey);
       const plain = await open(key, row.passwordCiphertext, this.aad(row.name));
       if (!plain) throw new IntegrityError('issuer credentials');
       password = fromUtf8(plain);

@@ -53,6 +53,8 @@ export interface OperationRecord {
   cancellationRequested: boolean;
   requestId: string;
   policy: Policy;
+  created: number;
+  updated: number;
 }
 
 export interface PolicyRecord {
@@ -64,7 +66,7 @@ export interface PolicyRecord {
 
 type OperationRow = typeof certificateOperations.$inferSelect;
 
-const IN_PROGRESS_DETAILS =
+export const IN_PROGRESS_DETAILS =
   'Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later.';
 const pendingNotFound = (name: string) => notFound('PendingCertificateNotFound', `Pending certificate not found: ${name}`);
 const mismatch = () => badParameter("Public key from x509 certificate and key of this instance doesn't match");
@@ -206,6 +208,16 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       (await this.storedPolicy(row.name)) ??
       resolvePolicy({ issuer: { name: row.issuerName }, x509_props: { subject: 'CN=unknown' } });
     return toOperation(row, policy);
+  }
+
+  /**
+   * The version an unfinished operation will complete, for a certificate that has no completed
+   * version yet: Azure answers GET /certificates/{name} with it (disabled, no cer) while the
+   * operation is pending, cancelled or failed, and the SDKs' operation pollers read it first.
+   */
+  async unfinishedOperation(name: string): Promise<OperationRecord | undefined> {
+    const row = await this.operationRow(name);
+    return row && row.status !== 'completed' ? this.operation(name) : undefined;
   }
 
   /** PATCH …/pending {cancellation_requested}: an operation still in progress is cancelled. */
@@ -580,6 +592,8 @@ function toOperation(row: OperationRow, policy: Policy): OperationRecord {
     cancellationRequested: row.cancellationRequested,
     requestId: row.requestId,
     policy,
+    created: row.created,
+    updated: row.updated,
   };
 }
 

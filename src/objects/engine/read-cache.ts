@@ -12,12 +12,16 @@
  */
 import { IsolateCache } from '../../core/cache';
 import { MAX_READ_CACHE_SECONDS, readCacheMs, type VaultRecord } from '../../core/vault';
+import type { JoinedDataKey } from '../../crypto/data-keys';
 import type { VersionRow } from './kind';
 
 export interface CachedRead<V extends VersionRow> {
   row: V;
-  /** The version's data key as D1 holds it (wrapped under the HSM's KEK). */
-  wrapped: string | null;
+  /**
+   * The version's data key as D1 holds it (wrapped under the HSM's KEK the label names). A KEK
+   * rotation may re-wrap it meanwhile; DataKeyManager.forRead then falls back to D1's row.
+   */
+  dataKey: JoinedDataKey;
 }
 
 // Entries are bounded by count; a secret's sealed value is at most ~34 KB (25 KB, base64url and

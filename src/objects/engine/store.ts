@@ -12,7 +12,7 @@ import { forbidden, IntegrityError } from '../../core/errors';
 import { decodePageToken, page, type Page } from '../../core/paging';
 import { assertObjectName, isVersionId } from '../../core/validation';
 import type { VaultRecord } from '../../core/vault';
-import type { DataKey, DataKeyManager } from '../../crypto/data-keys';
+import type { DataKey, DataKeyManager, JoinedDataKey } from '../../crypto/data-keys';
 import { objectAad, open, seal } from '../../crypto/envelope';
 import type { Database } from '../../storage/db';
 import { violatedConstraint } from '../../storage/errors';
@@ -92,14 +92,16 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     const found = await readThrough<V>(this.kind.kind, this.vault, name, version, async () => {
       loaded = true;
       const row = (await this.db
-        .select({ v: this.v, deletedAt: this.h.deletedAt, wrapped: dataKeys.wrapped } as Any)
+        .select({ v: this.v, deletedAt: this.h.deletedAt, wrapped: dataKeys.wrapped, kekLabel: dataKeys.kekLabel } as Any)
         .from(this.h)
         .innerJoin(this.v, this.versionOfHead(version))
         .leftJoin(dataKeys, eq(dataKeys.id, this.v.dataKeyId))
         .where(this.headIs(name))
-        .get()) as { v: V; deletedAt: number | null; wrapped: string | null } | undefined;
+        .get()) as ({ v: V; deletedAt: number | null } & JoinedDataKey) | undefined;
       // Deleted is not found: a miss, never kept.
-      return row && row.deletedAt == null ? ({ row: row.v, wrapped: row.wrapped } satisfies CachedRead<V>) : undefined;
+      return row && row.deletedAt == null
+        ? ({ row: row.v, dataKey: { wrapped: row.wrapped, kekLabel: row.kekLabel } } satisfies CachedRead<V>)
+        : undefined;
     });
     // For the request's log line: served by this isolate's copy (or another request's load), or read from D1.
     const meter = this.keys.meter;
@@ -107,7 +109,7 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     else if (meter) meter.readHits++;
     if (!found) throw this.kind.errors.notFound(name);
     // A copy that fails to open is dropped, so the next read looks at D1 again.
-    return { row: found.row, open: this.opener(found.row, found.wrapped, () => this.forget(name)) };
+    return { row: found.row, open: this.opener(found.row, found.dataKey, () => this.forget(name)) };
   }
 
   /** Drops this isolate's cached reads of an object: every write to it calls this. */
@@ -295,19 +297,19 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     if (!head || head.deletedAt != null) throw this.kind.errors.notFound(name);
     const v = this.v;
     const rows = (await this.db
-      .select({ v, wrapped: dataKeys.wrapped } as Any)
+      .select({ v, wrapped: dataKeys.wrapped, kekLabel: dataKeys.kekLabel } as Any)
       .from(v)
       .leftJoin(dataKeys, eq(dataKeys.id, v.dataKeyId))
       .where(and(eq(v.vaultId, this.vault.id), eq(v.name, head.name)))
       .orderBy(asc(v.created), asc(v.version))
-      .all()) as { v: V; wrapped: string | null }[];
+      .all()) as ({ v: V } & JoinedDataKey)[];
     const refusal = this.kind.backup.refuse?.(
       head.name,
       rows.map((r) => r.v),
     );
     if (refusal) throw refusal;
     const versions: B[] = [];
-    for (const row of rows) versions.push(await this.kind.backup.export(row.v, this.opener(row.v, row.wrapped)));
+    for (const row of rows) versions.push(await this.kind.backup.export(row.v, this.opener(row.v, row)));
     const payload: BackupPayload<B> = { kind: this.kind.kind, name: head.name, latestVersion: head.latestVersion, versions };
     return sealBackup(this.keys, this.kind.kind, utf8(JSON.stringify(payload)));
   }
@@ -454,10 +456,10 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     };
   }
 
-  private opener(row: V, wrapped: string | null, onFailure?: () => void): Open {
+  private opener(row: V, dataKey: JoinedDataKey, onFailure?: () => void): Open {
     return async (ciphertext) => {
       try {
-        return await this.openWith(row, wrapped, ciphertext);
+        return await this.openWith(row, dataKey, ciphertext);
       } catch (err) {
         onFailure?.();
         throw err;
@@ -465,9 +467,10 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     };
   }
 
-  private async openWith(row: V, wrapped: string | null, ciphertext: string | null): Promise<Uint8Array> {
+  /** `dataKey`: the version's data key as joined (null columns when the join found none). */
+  private async openWith(row: V, dataKey: JoinedDataKey, ciphertext: string | null): Promise<Uint8Array> {
     if (!ciphertext || !row.dataKeyId) throw new IntegrityError(this.kind.kind);
-    const key = await this.keys.forRead(row.dataKeyId, this.vault.id, wrapped);
+    const key = await this.keys.forRead(row.dataKeyId, this.vault.id, dataKey);
     const plaintext = await open(key, ciphertext, objectAad(this.vault.id, this.kind.kind, row.name, row.version));
     if (!plaintext) {
       console.error(`integrity check failed: vault=${this.vault.name} ${this.kind.kind}=${row.name} version=${row.version}`);
