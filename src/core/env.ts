@@ -58,4 +58,9 @@ export interface Env {
   THROTTLE_CALLER_REQUESTS?: string;
   THROTTLE_TOKEN_FAILURES_PER_CLIENT?: string;
   THROTTLE_TOKEN_FAILURES_PER_ADDRESS?: string;
+  /**
+   * Workers Analytics Engine dataset of requests, queue batches and cron runs (src/core/metrics.ts,
+   * README "Watching it"). Optional: without it no metrics are written.
+   */
+  METRICS?: AnalyticsEngineDataset;
 }

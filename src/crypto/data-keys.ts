@@ -10,6 +10,7 @@ import type { BridgeClient } from './bridge-client';
 import { randomBytes } from '../core/encoding';
 import { importDataKey } from './envelope';
 import { IsolateCache } from '../core/cache';
+import type { RequestMeter } from '../core/log';
 
 /** Scope of data keys that protect deployment-wide material (token signing keys, backups). */
 export const SYSTEM_SCOPE = 'system';
@@ -61,6 +62,9 @@ export class DataKeyCache extends IsolateCache<CryptoKey> {
 
 /** Finds, unwraps, creates and rotates the data keys of each scope. */
 export class DataKeyManager {
+  /** The request's meter (services.ts): the object stores count their read-cache hits on it. */
+  meter: RequestMeter | undefined;
+
   constructor(
     private readonly db: Database,
     private readonly bridge: BridgeClient,

@@ -5,7 +5,7 @@
  * user can see through the API: the audit cron signs a checkpoint of a vault chain that moved.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -108,6 +108,41 @@ describe('local cron', () => {
     expect(result.output).toContain(`https://127.0.0.1:${stack.vaultPort}/cdn-cgi/local/scheduled`);
     expect(result.output).toMatch(/HTTP 200 ok/);
     expect(result.code, result.output).toBe(0);
+  });
+
+  it("writes one JSON line per request and per cron job to wrangler's output, never the token", async () => {
+    const write = await vaultRequest('/secrets/logged-by-wrangler', {
+      method: 'PUT',
+      body: JSON.stringify({ value: 'canary-e2e-value' }),
+    });
+    expect(write.status, write.text).toBe(200);
+    const lines = () =>
+      readFileSync(join(stateDir, 'output.log'), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('[worker] '))
+        .flatMap((l) => {
+          const start = l.indexOf('{"type":');
+          if (start < 0) return [];
+          try {
+            return [JSON.parse(l.slice(start)) as Record<string, unknown>];
+          } catch {
+            return [];
+          }
+        });
+    await waitUntil(
+      'the request and cron lines in the output',
+      async () =>
+        lines().some((l) => l.type === 'request' && l.operation === 'SecretSet') &&
+        lines().some((l) => l.type === 'cron' && l.job === 'audit'),
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
+    const set = lines().find((l) => l.type === 'request' && l.operation === 'SecretSet')!;
+    expect(set).toMatchObject({ status: 200, vault: expect.any(String), correlationId: expect.any(String) });
+    const output = readFileSync(join(stateDir, 'output.log'), 'utf8');
+    expect(output).not.toContain(token);
+    expect(output).not.toContain(token.split('.')[2]!);
+    expect(output).not.toContain('canary-e2e-value');
+    expect(output).not.toContain(stack.credentials.clientSecret);
   });
 
   it('`npm run cron` says what to do when no stack answers', async () => {

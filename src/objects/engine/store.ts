@@ -88,7 +88,9 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
   protected async read(name: string, version?: string): Promise<{ row: V; open: Open }> {
     assertObjectName(name, this.kind.kind);
     if (version !== undefined && !isVersionId(version)) throw this.kind.errors.notFound(name);
+    let loaded = false;
     const found = await readThrough<V>(this.kind.kind, this.vault, name, version, async () => {
+      loaded = true;
       const row = (await this.db
         .select({ v: this.v, deletedAt: this.h.deletedAt, wrapped: dataKeys.wrapped, kekLabel: dataKeys.kekLabel } as Any)
         .from(this.h)
@@ -101,6 +103,10 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
         ? ({ row: row.v, dataKey: { wrapped: row.wrapped, kekLabel: row.kekLabel } } satisfies CachedRead<V>)
         : undefined;
     });
+    // For the request's log line: served by this isolate's copy (or another request's load), or read from D1.
+    const meter = this.keys.meter;
+    if (meter && loaded) meter.readMisses++;
+    else if (meter) meter.readHits++;
     if (!found) throw this.kind.errors.notFound(name);
     // A copy that fails to open is dropped, so the next read looks at D1 again.
     return { row: found.row, open: this.opener(found.row, found.dataKey, () => this.forget(name)) };
