@@ -2,7 +2,7 @@
 // configured issuers (IssuerBundle). An issuer's account password is sealed like a secret value,
 // bound to the vault and the issuer's name; it is opened only for an issuer module, never shown.
 import { and, asc, eq, gt, sql } from 'drizzle-orm';
-import { z } from 'zod';
+import * as z from 'zod';
 import { now } from '../../core/clock';
 import { fromUtf8, utf8 } from '../../core/encoding';
 import { IntegrityError, notFound } from '../../core/errors';
