@@ -320,7 +320,12 @@ export async function runEdge(): Promise<void> {
         singleCycles: singleRatios.map((r) => round(r, 3)),
         bridgeUnwrapsCounted: unwrapOps,
       },
-      bundle: { ...bundle, limitBytes: CONFIG.bundleLimitBytes, underLimit: bundle.gzipBytes < CONFIG.bundleLimitBytes },
+      bundle: {
+        ...bundle,
+        inputs: bundle.inputs.slice(0, 15),
+        limitBytes: CONFIG.bundleLimitBytes,
+        underLimit: bundle.gzipBytes < CONFIG.bundleLimitBytes,
+      },
     };
     const dir = join(REPO_DIR, 'bench', 'results');
     await mkdir(dir, { recursive: true });
