@@ -2,7 +2,7 @@
  * Helpers of the edge figures (`npm run bench -- --only edge`): a hello-world Worker under its own
  * `wrangler dev` started the way the stack starts the vault's, the CPU time of a process tree's
  * workerd processes (from /proc), the gzipped size of the Worker bundle `wrangler deploy` would
- * upload, and whether the vault Worker exports an RPC entrypoint to measure.
+ * upload.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -131,13 +131,4 @@ export async function workerdCpuSeconds(rootPid: number): Promise<{ seconds: num
 /** The bundle `wrangler deploy` would upload: the same measure as `npm run check:bundle`. */
 export async function bundleSize(repoDir: string): Promise<BundleSize> {
   return measureBundle(repoDir);
-}
-
-/** The name of the WorkerEntrypoint class src/index.ts exports for service-binding RPC, if any. */
-export async function rpcEntrypoint(repoDir: string): Promise<string | undefined> {
-  const index = await readFile(join(repoDir, 'src', 'index.ts'), 'utf8');
-  return (
-    /export\s*\{\s*(\w*Rpc\w*)\s*\}\s*from/.exec(index)?.[1] ??
-    /export\s+class\s+(\w+)\s+extends\s+WorkerEntrypoint/.exec(index)?.[1]
-  );
 }
