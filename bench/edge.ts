@@ -4,13 +4,15 @@
  *
  *  - warm secret GET ÷ a hello-world Worker under the same `wrangler dev` setup (rate), and the
  *    workerd CPU time per request of each (from /proc, the audit work a GET causes included);
- *  - RPC secret read ÷ no-op RPC call, when the vault Worker exports an RPC entrypoint;
+ *  - RPC secret read through the service binding ÷ a call to a no-op entrypoint, p50 latency
+ *    (bench/lib/workerd-rpc.ts: the vault, a no-op entrypoint and a caller in one workerd);
  *  - D1 statements and bridge calls per warm read;
  *  - data-key unwrap over the signed link ÷ in process on the same token: the Worker's own
  *    BridgeClient (coalescing into /v1/unwrap-batch), and one /v1/unwrap per key;
  *  - the gzipped Worker bundle.
  *
- * Knobs: BENCH_CONCURRENCY, BENCH_ROUND, BENCH_CYCLES, BENCH_EDGE_READS, BENCH_UNWRAP_ROUND.
+ * Knobs: BENCH_CONCURRENCY, BENCH_ROUND, BENCH_CYCLES, BENCH_EDGE_READS, BENCH_UNWRAP_ROUND,
+ * BENCH_RPC_SAMPLES.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
@@ -27,7 +29,8 @@ import { ensureStackSecrets } from '../scripts/lib/secrets.js';
 import { waitUntil } from '../scripts/lib/wait.js';
 import { HSM_TOKEN_LABEL, REPO_DIR, startStack, type Stack } from '../scripts/lib/stack.js';
 import { SignedBridgeClient } from './lib/bridge.js';
-import { bundleSize, rpcEntrypoint, startHelloWorker, workerdCpuSeconds } from './lib/edge.js';
+import { bundleSize, startHelloWorker, workerdCpuSeconds } from './lib/edge.js';
+import { CALLS_PER_SAMPLE, WorkerdRpc, type RpcRound } from './lib/workerd-rpc.js';
 import { bridgeSessionPoolSize, openInProcessHsm } from './lib/inprocess-hsm.js';
 import { httpsAgent, httpsOperation, runFixed, type Operation, type RunResult } from './lib/load.js';
 import { machineInfo, softwareInfo } from './lib/machine.js';
@@ -53,6 +56,8 @@ const CONFIG = {
   reads: intEnv('BENCH_EDGE_READS', 2_000, 100, 200_000),
   unwrapRound: intEnv('BENCH_UNWRAP_ROUND', 2_000, 100, 100_000),
   unwrapWarmup: 500,
+  /** Latency samples per RPC round (each the mean of CALLS_PER_SAMPLE consecutive calls). */
+  rpcSamples: intEnv('BENCH_RPC_SAMPLES', 100, 10, 10_000),
   /** CPU is read this long after a round too: the audit queue's batch timeout is 1 s. */
   cpuTailMs: 1_500,
   apiVersion: '2026-04-01',
@@ -115,6 +120,7 @@ export async function runEdge(): Promise<void> {
   let hello: ManagedProcess | undefined;
   let bridge: SignedBridgeClient | undefined;
   let hsm: Awaited<ReturnType<typeof openInProcessHsm>> | undefined;
+  let rpc: WorkerdRpc | undefined;
   const agents: Array<{ destroy(): void }> = [];
   const output: string[] = [];
   process.once('SIGINT', () => process.exit(130));
@@ -233,12 +239,42 @@ export async function runEdge(): Promise<void> {
     // Every operation the bridge counted (GET /v1/status itself is not counted).
     const bridgeOps =
       Object.values(bridgeAfter.ops).reduce((n, v) => n + v, 0) - Object.values(bridgeBefore.ops).reduce((n, v) => n + v, 0);
-    const hostedRpc = await rpcEntrypoint(REPO_DIR);
-    if (!hostedRpc) log('RPC: not available (src/index.ts exports no RPC entrypoint): RPC figures skipped');
-    else
-      log(
-        `RPC: src/index.ts exports ${hostedRpc}, but this benchmark has no service-binding caller yet: RPC figures not measured`,
-      );
+
+    // RPC: a warm getSecret through the service binding against the same call to a no-op
+    // entrypoint, one call in flight, timed inside the calling Worker.
+    log('RPC: the vault, a no-op entrypoint and a caller in one workerd');
+    rpc = await WorkerdRpc.start({
+      repoDir: REPO_DIR,
+      bridgeUrl: stack.bridge.url,
+      bridgeHmacSecret: secrets.bridgeHmacSecret,
+      extraVars: UNTHROTTLED,
+    });
+    const rpcRound = async (target: 'VAULT' | 'NOOP'): Promise<RunResult> => {
+      const t0 = Date.now();
+      const r: RpcRound = await rpc!.round(target, CONFIG.rpcSamples);
+      const wallMs = Date.now() - t0;
+      // Rates count calls; latencies are per call (means of CALLS_PER_SAMPLE), one per sample.
+      return {
+        label: target,
+        count: r.calls,
+        concurrency: 1,
+        wallMs,
+        opsPerSecond: (r.calls * 1000) / wallMs,
+        latenciesMs: Float64Array.from(r.latenciesMs),
+      };
+    };
+    await rpcRound('VAULT');
+    await rpcRound('NOOP');
+    log(`RPC: ${CONFIG.cycles} cycles of ${CONFIG.rpcSamples} samples × ${CALLS_PER_SAMPLE} calls, 1 in flight`);
+    const [rpcVaultRuns, rpcNoopRuns] = await cycle(CONFIG.cycles, [
+      { label: 'RPC getSecret (vault)', run: () => rpcRound('VAULT') },
+      { label: 'RPC getSecret (no-op)', run: () => rpcRound('NOOP') },
+    ]);
+    const rpcP50Ratios = rpcVaultRuns!.map(
+      (r, i) => percentile(r.latenciesMs, 50) / percentile(rpcNoopRuns![i]!.latenciesMs, 50),
+    );
+    await rpc.stop();
+    rpc = undefined;
 
     // Unwrap: the Worker's client (coalescing) and one /v1/unwrap per key, against the token in process.
     const context = 'ekv-bench|unwrap';
@@ -301,7 +337,13 @@ export async function runEdge(): Promise<void> {
         cpu: round(median(cpuRatios), 3),
         cpuCycles: cpuRatios.map((r) => round(r, 3)),
       },
-      rpc: hostedRpc ? { entrypoint: hostedRpc, measured: false } : { entrypoint: null, measured: false },
+      rpc: {
+        callsPerSample: CALLS_PER_SAMPLE,
+        vault: figures(rpcVaultRuns!),
+        noop: figures(rpcNoopRuns!),
+        p50Ratio: round(median(rpcP50Ratios), 3),
+        p50RatioCycles: rpcP50Ratios.map((r) => round(r, 3)),
+      },
       warmReads: {
         reads: CONFIG.reads,
         d1PerRead: round(delta.d1Statements / CONFIG.reads, 4),
@@ -320,7 +362,12 @@ export async function runEdge(): Promise<void> {
         singleCycles: singleRatios.map((r) => round(r, 3)),
         bridgeUnwrapsCounted: unwrapOps,
       },
-      bundle: { ...bundle, limitBytes: CONFIG.bundleLimitBytes, underLimit: bundle.gzipBytes < CONFIG.bundleLimitBytes },
+      bundle: {
+        ...bundle,
+        inputs: bundle.inputs.slice(0, 15),
+        limitBytes: CONFIG.bundleLimitBytes,
+        underLimit: bundle.gzipBytes < CONFIG.bundleLimitBytes,
+      },
     };
     const dir = join(REPO_DIR, 'bench', 'results');
     await mkdir(dir, { recursive: true });
@@ -334,7 +381,7 @@ export async function runEdge(): Promise<void> {
 |---|---:|---:|
 | Warm secret GET / hello-world Worker, rate (median over cycles) | **${g.rate}** (${g.secretGet.perSecond} / ${g.hello.perSecond} req/s; p50 ${g.secretGet.p50Ms} / ${g.hello.p50Ms} ms) | ≥ 0.8 |
 | workerd CPU per warm GET / per hello-world request | **${g.cpu}** (${g.cpuMsPerGet} / ${g.cpuMsPerHello} ms) | ≤ 1.3 |
-| RPC secret read / no-op RPC call, p50 | ${hostedRpc ? `not measured (${hostedRpc} exported; no caller in the benchmark yet)` : 'not available: the vault Worker exports no RPC entrypoint'} | ≤ 1.5 |
+| RPC secret read / no-op RPC call, p50 (median over cycles) | **${results.rpc.p50Ratio}** (${results.rpc.vault.p50Ms} / ${results.rpc.noop.p50Ms} ms; p99 ${results.rpc.vault.p99Ms} / ${results.rpc.noop.p99Ms} ms) | ≤ 1.5 |
 | D1 statements per warm GET (request path; audit consumer) | **${w.d1PerRead}** (${w.d1AuditPerRead}) | 0 |
 | Bridge calls per warm GET (Worker's counter; bridge's own) | **${w.workerBridgeCallsPerRead}** (${w.bridgeOpsPerRead}) | 0 |
 | Unwrap, Worker's BridgeClient (coalesced into /v1/unwrap-batch) / in-process | **${u.clientOverInProcess}** (${u.workerClient.perSecond} / ${u.inProcess.perSecond} ops/s) | ≥ 0.5 |
@@ -343,6 +390,7 @@ export async function runEdge(): Promise<void> {
 
 Run ${results.generatedAt} (${results.durationSeconds} s); load average ${loadAtStart.join('/')} at start, ${results.machine.loadAverageAtEnd.join('/')} at end.
 - GET/hello rate per cycle ${g.rateCycles.join(', ')}; CPU ratio per cycle ${g.cpuCycles.join(', ')}.
+- RPC p50 ratio per cycle ${results.rpc.p50RatioCycles.join(', ')}; calls/s vault ${results.rpc.vault.rounds.join(', ')}; no-op ${results.rpc.noop.rounds.join(', ')}.
 - Unwrap rounds (ops/s): client ${u.workerClient.rounds.join(', ')}; single ${u.single.rounds.join(', ')}; in-process ${u.inProcess.rounds.join(', ')}.
 `);
     log(`written to bench/results/edge-latest.json (${results.durationSeconds} s)`);
@@ -353,6 +401,7 @@ Run ${results.generatedAt} (${results.durationSeconds} s); load average ${loadAt
     for (const a of agents) a.destroy();
     bridge?.close();
     await hsm?.close();
+    await rpc?.stop();
     await hello?.stop();
     await stack?.stop();
     await rm(stateDir, { recursive: true, force: true });

@@ -3,7 +3,7 @@
  * The bridge answers with these codes and the Worker maps them to vault errors, so both sides
  * name a failure the same way. Messages never contain key bytes, digests or plaintexts.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const BRIDGE_ERROR_CODES = [
   'BadRequest',

@@ -7,7 +7,7 @@
  *
  * Only shapes and sizes are checked here; whether an algorithm suits a key is the bridge's call.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { fromBase64Url } from './encoding';
 
 // ---------------------------------------------------------------------------------------------

@@ -2,15 +2,12 @@
  * Helpers of the edge figures (`npm run bench -- --only edge`): a hello-world Worker under its own
  * `wrangler dev` started the way the stack starts the vault's, the CPU time of a process tree's
  * workerd processes (from /proc), the gzipped size of the Worker bundle `wrangler deploy` would
- * upload, and whether the vault Worker exports an RPC entrypoint to measure.
+ * upload.
  */
-import { execFile } from 'node:child_process';
-import { readdir, readFile, mkdtemp, rm, stat } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
-import { gzipSync } from 'node:zlib';
+import { measureBundle, type BundleSize } from '../../scripts/lib/bundle-size.js';
 import { spawnManaged, type ManagedProcess } from '../../scripts/lib/process.js';
 import { compatibility } from './workerd-webcrypto.js';
 
@@ -131,37 +128,7 @@ export async function workerdCpuSeconds(rootPid: number): Promise<{ seconds: num
   return { seconds: workerd.reduce((n, p) => n + p.ticks, 0) / TICKS_PER_SECOND, pids: workerd.map((p) => p.pid) };
 }
 
-/** `wrangler deploy --dry-run --outdir`: the bundle's bytes and gzipped bytes (source maps left out). */
-export async function bundleSize(repoDir: string): Promise<{ files: string[]; bytes: number; gzipBytes: number }> {
-  const outdir = await mkdtemp(join(os.tmpdir(), 'ekv-bundle-'));
-  try {
-    await promisify(execFile)(nodeBinary(repoDir), [WRANGLER_BIN, 'deploy', '--dry-run', '--outdir', outdir], {
-      cwd: repoDir,
-      env: wranglerEnv(outdir),
-      timeout: 180_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    const files = (await readdir(outdir, { recursive: true })).filter((f) => /\.(m?js|wasm)$/.test(f));
-    let bytes = 0;
-    let gzipBytes = 0;
-    for (const f of files) {
-      const path = join(outdir, f);
-      if (!(await stat(path)).isFile()) continue;
-      const content = await readFile(path);
-      bytes += content.length;
-      gzipBytes += gzipSync(content, { level: 9 }).length;
-    }
-    return { files, bytes, gzipBytes };
-  } finally {
-    await rm(outdir, { recursive: true, force: true });
-  }
-}
-
-/** The name of the WorkerEntrypoint class src/index.ts exports for service-binding RPC, if any. */
-export async function rpcEntrypoint(repoDir: string): Promise<string | undefined> {
-  const index = await readFile(join(repoDir, 'src', 'index.ts'), 'utf8');
-  return (
-    /export\s*\{\s*(\w*Rpc\w*)\s*\}\s*from/.exec(index)?.[1] ??
-    /export\s+class\s+(\w+)\s+extends\s+WorkerEntrypoint/.exec(index)?.[1]
-  );
+/** The bundle `wrangler deploy` would upload: the same measure as `npm run check:bundle`. */
+export async function bundleSize(repoDir: string): Promise<BundleSize> {
+  return measureBundle(repoDir);
 }

@@ -16,7 +16,7 @@
  * grants nothing (checked at every decision) and stays listed until deleted.
  */
 import { and, eq } from 'drizzle-orm';
-import { z } from 'zod';
+import * as z from 'zod';
 import { findPrincipal } from '../identity/applications';
 import type { Caller } from '../identity/tokens';
 import type { Database } from '../storage/db';

@@ -14,7 +14,7 @@
  * A definition with assignments cannot be deleted.
  */
 import { and, eq, isNull, or } from 'drizzle-orm';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Database } from '../storage/db';
 import { violatedConstraint } from '../storage/errors';
 import { roleAssignments, roleDefinitions } from '../storage/schema';

@@ -2,7 +2,7 @@
  * Request validation shared by the object kinds: Azure Key Vault's limits on names, versions,
  * attributes, tags and secret bodies.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { badParameter } from './errors';
 
 // Limits as Azure Key Vault has them (see DESIGN.md, "Limits worth mirroring").

@@ -4,7 +4,7 @@
  * destinations only. The endpoint URL is write-only, as on Azure (it may carry a credential in its
  * query string): reads show `endpointBaseUrl`. Which events a subscription takes is `matches`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { badParameter } from '../core/errors';
 import { VAULT_EVENT_TYPES, type VaultEvent, type VaultEventType } from './event';
 import { DELIVERY_SCHEMAS, type DeliverySchema } from './shapes';

@@ -4,13 +4,42 @@
  * resource = the apex origin (each vault host ends with "." + the resource's host).
  * Returns the challenge response, or undefined once `caller` is set.
  */
+import { decodeJwt } from 'jose';
+import { IsolateCache } from '../core/cache';
 import { applicationExists } from '../identity/applications';
 import { findTenantId } from '../identity/tenant';
-import { InvalidTokenError, issuerFor, verifyAccessToken } from '../identity/tokens';
+import { InvalidTokenError, issuerFor, verifyAccessToken, type Caller } from '../identity/tokens';
 import { VaultError } from '../core/errors';
 import { readCacheMs, type VaultRecord } from '../core/vault';
 import type { AppContext } from './context';
 import { errorResponse } from './errors';
+
+/**
+ * Tokens this isolate has verified, by their exact text (with the issuer and audience they were
+ * checked for), until their own expiry and at most a minute: a client reuses one token for up to an
+ * hour, and the ES256 verification was a large share of a warm read's CPU. Only what the signature
+ * check proved is reused; the application's existence is still checked on every request, and a
+ * token past its `exp` is verified afresh, hence refused.
+ */
+const verifiedTokens = new IsolateCache<{ caller: Caller; expMs: number }>({
+  name: 'verified-tokens',
+  ttlMs: 60_000,
+  maxEntries: 2_000,
+});
+
+async function callerOf(
+  db: Parameters<typeof verifyAccessToken>[0],
+  token: string,
+  opts: Parameters<typeof verifyAccessToken>[2],
+) {
+  const key = `${opts.issuer}|${opts.audience}|${token}`;
+  const hit = verifiedTokens.get(key);
+  if (hit && Date.now() < hit.expMs) return hit.caller;
+  const caller = await verifyAccessToken(db, token, opts);
+  const exp = decodeJwt(token).exp; // verified just above: the claims are the signer's
+  if (typeof exp === 'number') verifiedTokens.set(key, { caller, expMs: exp * 1000 });
+  return caller;
+}
 
 export async function authenticate(c: AppContext): Promise<Response | undefined> {
   const { db } = c.get('services');
@@ -21,7 +50,7 @@ export async function authenticate(c: AppContext): Promise<Response | undefined>
   const token = /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1];
   if (!token) return challenge(c, apexOrigin, tenantId, 'AKV10000: Request is missing a Bearer or PoP token.');
   try {
-    const caller = await verifyAccessToken(db, token, {
+    const caller = await callerOf(db, token, {
       issuer: issuerFor(apexOrigin, tenantId),
       audience: apexOrigin,
       tenantId,

@@ -6,7 +6,7 @@
 import { SYSTEM_SCOPE, type DataKeyManager } from '../crypto/data-keys';
 import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from '../core/encoding';
 import { open, seal } from '../crypto/envelope';
-import { z } from 'zod';
+import * as z from 'zod';
 import { badParameter, IntegrityError } from '../core/errors';
 
 const FORMAT = 'ekv-backup-v1';

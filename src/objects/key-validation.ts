@@ -1,5 +1,5 @@
 // Request bodies of the Keys API, as the Azure SDK sends them (snake_case where Azure uses it).
-import { z } from 'zod';
+import * as z from 'zod';
 import { fromBase64Url } from '../core/encoding';
 import { attributes, tags } from '../core/validation';
 

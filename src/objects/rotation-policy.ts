@@ -2,7 +2,7 @@
 // and checking a policy as Azure does, ISO 8601 durations, and when a key's Rotate and Notify
 // actions are due. Pure functions (no database, no clock): KeyStore uses them to keep
 // keys.rotation_due_at current, the cron and the compliance report to decide and to explain.
-import { z } from 'zod';
+import * as z from 'zod';
 import { sha256Hex } from '../core/encoding';
 import { badParameter } from '../core/errors';
 

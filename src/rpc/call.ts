@@ -11,6 +11,7 @@ import { queueAuditEvent } from '../audit/send';
 import type { DataAction } from '../core/data-actions';
 import type { Env } from '../core/env';
 import { forbidden, notFound, VaultError } from '../core/errors';
+import { takeLimits, THROTTLED_MESSAGE, vaultRequestEntries } from '../core/request-limits';
 import { readCacheMs, type VaultRecord } from '../core/vault';
 import { services, type Services } from '../crypto/services';
 import { cachedApplication } from '../identity/applications';
@@ -40,6 +41,16 @@ export interface RpcScope {
 
 // Marks an audit record as made over the service binding (the HTTP API has no /rpc/ route).
 const RPC_CLIENT_INFO = 'EdgeKeyVault-RPC (service binding)';
+
+/** 429 Throttled, as the HTTP API answers it, with its Retry-After carried in the result. */
+class ThrottledError extends Error {
+  constructor(
+    reason: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`${THROTTLED_MESSAGE} Reason: ${reason}`);
+  }
+}
 
 const unauthorized = (message: string) => new VaultError(401, 'Unauthorized', message);
 
@@ -85,6 +96,9 @@ export async function rpcCall<T>(
     audit.vault = vault;
     const caller = await callerOf(s, props, vault, tenantId);
     audit.caller = caller;
+    // The HTTP API's limits, on the same counters: refused before the firewall, authorization or any data.
+    const limited = takeLimits(vaultRequestEntries(env, vault.name, op.operation, caller.objectId));
+    if (limited) throw new ThrottledError(limited.reason, limited.retryAfterSeconds);
     // RPC callers have no client address for ip rules to match (README, "Service bindings").
     if (!isRpcAllowed(vault)) {
       throw forbidden(
@@ -137,7 +151,14 @@ function decisionOf(d: AuthorizationDecision): AuditEvent['authorization'] {
 /** What the HTTP API would answer (src/http/errors.ts renderError), as a value; nothing internal leaks. */
 export function rpcErrorOf(err: unknown): RpcError {
   if (err instanceof VaultError)
-    return { status: err.status, code: err.code, message: err.message, ...(err.innerCode ? { innerCode: err.innerCode } : {}) };
+    return {
+      status: err.status,
+      code: err.code,
+      message: err.message,
+      ...(err.innerCode ? { innerCode: err.innerCode } : {}),
+    };
+  if (err instanceof ThrottledError)
+    return { status: 429, code: 'Throttled', message: err.message, retryAfterSeconds: err.retryAfterSeconds };
   if (storageUnavailable(err)) {
     console.error(`storage unavailable: ${describeError(err)}`);
     return { status: 503, code: 'ServiceUnavailable', message: 'The vault storage is temporarily unavailable; retry later.' };

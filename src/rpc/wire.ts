@@ -13,6 +13,8 @@ export interface RpcError {
   code: string;
   innerCode?: string;
   message: string;
+  /** 429 Throttled only: whole seconds until the limit lets a call through (HTTP's Retry-After). */
+  retryAfterSeconds?: number;
 }
 
 export type RpcResult<T> = { ok: true; value: T } | { ok: false; error: RpcError };

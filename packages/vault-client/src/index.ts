@@ -15,6 +15,8 @@ export interface RpcError {
   code: string;
   innerCode?: string;
   message: string;
+  /** 429 Throttled only: whole seconds until the limit lets a call through (HTTP's Retry-After). */
+  retryAfterSeconds?: number;
 }
 
 export type RpcResult<T> = { ok: true; value: T } | { ok: false; error: RpcError };
@@ -69,6 +71,8 @@ export class VaultRpcError extends Error {
   readonly status: number;
   readonly code: string;
   readonly innerCode: string | undefined;
+  /** On a 429 Throttled: whole seconds to wait before calling again. */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(error: RpcError) {
     super(error.message);
@@ -76,11 +80,17 @@ export class VaultRpcError extends Error {
     this.status = error.status;
     this.code = error.code;
     this.innerCode = error.innerCode;
+    this.retryAfterSeconds = error.retryAfterSeconds;
   }
 
   /** 404: no such secret, key, version or vault. */
   get isNotFound(): boolean {
     return this.status === 404;
+  }
+
+  /** 429: a request limit of the vault or of this caller was reached; wait retryAfterSeconds. */
+  get isThrottled(): boolean {
+    return this.status === 429;
   }
 
   /** 403: refused by authorization, the firewall, or the object's state (disabled, expired). */

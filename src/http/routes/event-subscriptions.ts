@@ -8,7 +8,7 @@
  * The guard names the operation for the audit record and puts the vault in the context.
  */
 import { Hono, type MiddlewareHandler } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import { nextLinkFor } from '../../access/listing';
 import { EventSubscriptionActions, type DataAction } from '../../core/data-actions';
 import { badParameter, notFound } from '../../core/errors';

@@ -5,7 +5,7 @@
  * of them takes effect for the next token request: the token endpoint reads credentials from D1.
  */
 import type { Hono } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import { getApplication, listClientSecrets } from '../../identity/applications';
 import { addCertificate, getCertificate, listCertificates, removeCertificate } from '../../identity/certificates';
 import {

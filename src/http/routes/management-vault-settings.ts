@@ -5,7 +5,7 @@
  * VaultAuthorizationModelChange, so the audit trail shows every switch.
  */
 import type { Hono } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import { forgetAuthorization } from '../../access/authorize';
 import { networkAclsOf } from '../../access/network';
 import {

@@ -3,7 +3,7 @@
  * Administrators only.
  */
 import type { Hono } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import { bridgeStats } from '../../crypto/bridge-client';
 import {
   addClientSecret,

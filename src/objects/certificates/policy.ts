@@ -1,7 +1,7 @@
 // Azure's CertificatePolicy: the request shapes (what a create, import or PATCH may send), the
 // complete policy the vault stores (every default filled in as Azure fills it), and what follows
 // from a policy: the key to make, its key_ops, the secret's content type.
-import { z } from 'zod';
+import * as z from 'zod';
 import { badParameter } from '../../core/errors';
 import { attributes, tags } from '../../core/validation';
 import type { Curve, KeyKind } from '../../crypto/keys';

@@ -3,7 +3,7 @@
 // bound to the vault and the issuer's name; it is opened only for an issuer module, never shown.
 // A bundle naming a registered provider (issuers/index.ts) is checked by it before it is stored.
 import { and, asc, eq, gt, sql } from 'drizzle-orm';
-import { z } from 'zod';
+import * as z from 'zod';
 import { now } from '../../core/clock';
 import { fromUtf8, utf8 } from '../../core/encoding';
 import { IntegrityError, notFound } from '../../core/errors';

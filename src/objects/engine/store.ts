@@ -4,7 +4,7 @@
 // (kind.ts) supplies the rows' meaning, Azure's wording and the hooks. Each kind's store extends
 // VersionedStore with its description and adds only what is its own (a secret's value, a key's
 // material); the shared operations are the engine's public methods.
-import { z } from 'zod';
+import * as z from 'zod';
 import { and, asc, eq, gt, isNotNull, isNull, or, sql, type SQL } from 'drizzle-orm';
 import { now } from '../../core/clock';
 import { fromUtf8, newVersionId, utf8 } from '../../core/encoding';
