@@ -3,7 +3,7 @@
  * protocol (bridge-protocol/). An answer that does not fit its schema is a malformed answer (503,
  * the bridge is treated as unavailable), never a crash; error answers become vault errors here.
  */
-import type { z } from 'zod';
+import type * as z from 'zod';
 import {
   BRIDGE_ROUTES,
   MAX_BATCH_ITEMS,

@@ -4,7 +4,7 @@
  * the schedule) and the audit checkpoint key. Procedures: README, "Operations: rotating keys".
  */
 import type { Hono } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import { rotateCheckpointKey } from '../../audit/checkpoints';
 import { parseBody } from '../../core/validation';
 import { destroyKek, kekStatus } from '../../crypto/kek-rotation';

@@ -5,7 +5,7 @@
 // renewals started.
 import { and, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { z } from 'zod';
+import * as z from 'zod';
 import { now } from '../../../core/clock';
 import { badParameter, conflict, forbidden, notFound, VaultError } from '../../../core/errors';
 import type { Database } from '../../../storage/db';

@@ -4,7 +4,7 @@
 // the receiver's id, so a row copied elsewhere does not open). A rotation keeps the previous secret
 // valid for an overlap, because the sender's configuration changes on its own schedule.
 import { and, asc, eq } from 'drizzle-orm';
-import { z } from 'zod';
+import * as z from 'zod';
 import { now } from '../../../core/clock';
 import { fromUtf8, randomBytes, toBase64, utf8 } from '../../../core/encoding';
 import { badParameter, conflict, IntegrityError, notFound } from '../../../core/errors';
