@@ -396,7 +396,10 @@ describe('ACME issuer with dns-01 (Cloudflare DNS)', () => {
     const expected: string[] = [];
     for (const url of order.authorizations) {
       const authz = await client.authorization(url);
-      const token = authz.challenges.find((c) => c.type === 'dns-01')!.token;
+      const challenge = authz.challenges.find((c) => c.type === 'dns-01')!;
+      // Not yet told: the records get time to reach the zone's name servers before the CA looks.
+      expect(challenge.status).toBe('pending');
+      const token = challenge.token;
       expected.push(`"${b64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`${token}.${thumbprint}`)))}"`);
     }
     expect(created.map((c) => (c.body as { content: string }).content).sort()).toEqual(expected.sort());
