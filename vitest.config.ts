@@ -48,6 +48,8 @@ export default defineConfig({
                 ACME_DIRECTORY_URL: inject('pebble').directoryUrl,
                 ACME_EAB_KID: inject('pebble').eab.kid,
                 ACME_EAB_HMAC_KEY: inject('pebble').eab.hmacKey,
+                // dns-01's Cloudflare API: the receiver's stand-in (test/support/cloudflare-dns-fake.ts).
+                ACME_DNS_API_BASE: `${inject('webhookReceiver').url}/cloudflare/client/v4`,
               },
             },
           })),

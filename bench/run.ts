@@ -14,14 +14,17 @@
  *
  *  7. Scheduled certificate renewal: N due certificates from one cron run to their new versions
  *     (time, queue messages, D1 statements per certificate; bench/renewal.ts).
+ *  8. Self-signed certificate issuance (EC P-256, RSA 2048; software and HSM) against the same key
+ *     generation and signing done directly, in alternating rounds (bench/issuance.ts).
  *
  * Every loop is a fixed number of operations; everything talks to 127.0.0.1 only.
  * Knobs (environment): BENCH_READS, BENCH_BASELINE_READS, BENCH_CONCURRENCY, BENCH_ROUND,
- * BENCH_CYCLES, BENCH_UNWRAP_ROUND, BENCH_SIGN_ROUND, BENCH_SIGN_CYCLES, BENCH_AUDIT_BATCHES,
+ * BENCH_CYCLES, BENCH_UNWRAP_ROUND, BENCH_ISSUANCE_ROUND, BENCH_ISSUANCE_CYCLES, BENCH_SIGN_ROUND, BENCH_SIGN_CYCLES, BENCH_AUDIT_BATCHES,
  * BENCH_AUDIT_CHAINS, BENCH_AUDIT_ROUND, BENCH_AUDIT_CYCLES, BENCH_RENEWALS,
  * BENCH_KEEP_STATE=1 (keep the state directory for inspection).
  *
- * `npm run bench -- --only edge` runs the edge figures alone instead (bench/edge.ts).
+ * `npm run bench -- --only edge` runs the edge figures alone instead (bench/edge.ts); `--only
+ * renewal` and `--only issuance` run figure 7 or 8 alone, each on a stack of its own.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
@@ -56,6 +59,7 @@ import { WorkerdAuditConsumer } from './lib/workerd-audit.js';
 import { WorkerdAuditPath } from './lib/workerd-audit-path.js';
 import { WorkerdWebCrypto } from './lib/workerd-webcrypto.js';
 import { UNTHROTTLED } from './lib/unthrottled';
+import { benchIssuance, issuanceConfig } from './issuance.js';
 import { benchRenewal, RenewalLogWatch } from './renewal.js';
 
 function intEnv(name: string, fallback: number, min: number, max: number): number {
@@ -563,6 +567,9 @@ async function main(): Promise<void> {
       `renewal: ${renewal.seconds} s, ${renewal.queueMessages} messages, ${renewal.d1PerCertificate} D1 statements per certificate`,
     );
 
+    // 8. Self-signed issuance against the same key generation and signing done directly (bench/issuance.ts).
+    const issuance = await benchIssuance(stack, token, secrets.bridgeHmacSecret, { ...issuanceConfig(), concurrency: 4, log });
+
     const results: BenchResults = {
       generatedAt: new Date().toISOString(),
       durationSeconds: Math.round((Date.now() - startedAt) / 1000),
@@ -636,6 +643,7 @@ async function main(): Promise<void> {
       },
       auditSeconds,
       renewal,
+      issuance,
     };
 
     const dir = join(REPO_DIR, 'bench', 'results');
@@ -673,15 +681,17 @@ async function main(): Promise<void> {
 }
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
-if (only !== undefined && only !== 'edge' && only !== 'renewal') {
-  console.error(`[bench] --only takes 'edge' or 'renewal' (got ${only ?? 'nothing'})`);
+if (only !== undefined && only !== 'edge' && only !== 'renewal' && only !== 'issuance') {
+  console.error(`[bench] --only takes 'edge', 'renewal' or 'issuance' (got ${only ?? 'nothing'})`);
   process.exit(2);
 }
 (only === 'edge'
   ? import('./edge.js').then((m) => m.runEdge())
   : only === 'renewal'
     ? import('./renewal.js').then((m) => m.runRenewal())
-    : main()
+    : only === 'issuance'
+      ? import('./issuance.js').then((m) => m.runIssuance())
+      : main()
 ).catch((err: unknown) => {
   console.error(`[bench] failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

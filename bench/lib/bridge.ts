@@ -9,6 +9,9 @@ import {
   signRequest,
   toBase64Url,
   type BridgeStatus,
+  type GenerateKeyResponse,
+  type HsmKeySpec,
+  type KeySignResponse,
   type UnwrapResponse,
   type WrapResponse,
 } from '../../bridge-protocol/index.js';
@@ -37,6 +40,20 @@ export class SignedBridgeClient {
   async unwrap(wrapped: string, context: Uint8Array): Promise<Uint8Array> {
     const body = JSON.stringify({ wrapped, context: toBase64Url(context) });
     return fromBase64Url((JSON.parse(await this.call('POST', '/v1/unwrap', body)) as UnwrapResponse).plaintext);
+  }
+
+  /** POST /v1/keys/generate: a key pair in the token, as the Worker makes one for an -HSM key. */
+  async generateKey(id: string, spec: HsmKeySpec): Promise<GenerateKeyResponse> {
+    return JSON.parse(await this.call('POST', '/v1/keys/generate', JSON.stringify({ id, spec }))) as GenerateKeyResponse;
+  }
+
+  async sign(handle: string, alg: string, digest: Uint8Array): Promise<Uint8Array> {
+    const body = JSON.stringify({ handle, alg, digest: toBase64Url(digest) });
+    return fromBase64Url((JSON.parse(await this.call('POST', '/v1/keys/sign', body)) as KeySignResponse).signature);
+  }
+
+  async destroyKey(handle: string): Promise<void> {
+    await this.call('POST', '/v1/keys/destroy', JSON.stringify({ handle }));
   }
 
   close(): void {

@@ -1,5 +1,6 @@
 /** The shape of bench/results/latest.json and the table printed from it (also pasted into BENCHMARKS.md). */
 import type { MachineInfo, SoftwareInfo } from './machine.js';
+import { renderIssuance, type IssuanceFigures } from '../issuance.js';
 import { renderRenewal, type RenewalFigures } from '../renewal.js';
 
 export interface RouteFigures {
@@ -110,6 +111,8 @@ export interface BenchResults {
   auditSeconds: number;
   /** Scheduled renewal of due certificates end to end (bench/renewal.ts); absent in older results. */
   renewal?: RenewalFigures;
+  /** Self-signed issuance against direct key generation and signing (bench/issuance.ts); absent in older results. */
+  issuance?: IssuanceFigures;
 }
 
 const fmt = (n: number, digits = 0) =>
@@ -215,5 +218,6 @@ export function renderMarkdown(r: BenchResults): string {
     `- Re-run because wrangler reloaded the Worker: ${r.retried.length ? r.retried.join('; ') : 'nothing'}.`,
   );
   if (r.renewal) lines.push('', renderRenewal(r.renewal));
+  if (r.issuance) lines.push('', renderIssuance(r.issuance));
   return lines.join('\n');
 }

@@ -16,6 +16,11 @@ export interface Env {
    * trusted (default https://cloudflare-dns.com/dns-query); see src/events/endpoint-policy.ts.
    */
   EVENTS_DOH_URL?: string;
+  /**
+   * Base URL of the Cloudflare API that ACME dns-01 records are written through (default
+   * https://api.cloudflare.com/client/v4); the test suite points it at a local fake.
+   */
+  ACME_DNS_API_BASE?: string;
   /** The apex zone, e.g. `vault.example.com`; vault `x` is served at `x.{zone}`. */
   VAULT_ZONE: string;
   BRIDGE_URL: string;

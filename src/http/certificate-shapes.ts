@@ -110,13 +110,14 @@ export function contactsBody(origin: string, contacts: Contact[]) {
   return { id: `${origin}/certificates/contacts`, contacts };
 }
 
-/** IssuerBundle: never the credentials' password. */
+/** IssuerBundle: never the credentials' password, nor the dns-01 API token. */
 export function issuerBundle(origin: string, r: IssuerRecord) {
   return {
     id: `${origin}/certificates/issuers/${r.name}`,
     provider: r.provider,
     ...(r.accountId != null ? { credentials: { account_id: r.accountId } } : {}),
     ...(r.orgDetails ? { org_details: r.orgDetails } : {}),
+    ...(r.dns01 ? { dns_01: { provider: r.dns01.provider, zone_id: r.dns01.zone_id } } : {}),
     attributes: { enabled: r.enabled, created: r.created, updated: r.updated },
   };
 }

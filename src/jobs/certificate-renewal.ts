@@ -245,6 +245,7 @@ export function storeFor(env: Env, svc: Services, vault: VaultRecord): Certifica
     onNewVersion: async (record: CertificateRecord) => {
       await emitEvents(env.EVENTS_QUEUE as Queue<VaultEvent>, [await newVersionEvent(origin, vault, record, 'Certificate')]);
     },
+    dnsApiBase: env.ACME_DNS_API_BASE,
   });
 }
 

@@ -577,7 +577,7 @@ export const certificateContacts = sqliteTable('certificate_contacts', {
   updated: integer('updated').notNull(),
 });
 
-// Certificate issuers of a vault. The credentials' password is sealed like a secret value.
+// Certificate issuers of a vault. The credentials' password (and a dns-01 API token) is sealed like a secret value.
 export const certificateIssuers = sqliteTable(
   'certificate_issuers',
   {
@@ -591,6 +591,10 @@ export const certificateIssuers = sqliteTable(
     dataKeyId: text('data_key_id').references(() => dataKeys.id),
     // JSON OrganizationDetails {id, admin_details: [...]}
     orgDetails: text('org_details'),
+    // ACME dns-01 through a DNS provider: JSON {provider, zone_id}; its API token sealed under
+    // data_key_id like the password (issuers/acme/provider.ts).
+    dns01: text('dns01'),
+    dnsTokenCiphertext: text('dns_token_ciphertext'),
     enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
     created: integer('created').notNull(),
     updated: integer('updated').notNull(),

@@ -7,10 +7,12 @@
  *                                 answers for a name; unknown names answer NXDOMAIN
  * By default a hook passes both handshakes (echoes the Event Grid validationCode, allows any
  * CloudEvents origin) and answers notifications 200. Control calls need the bearer token.
+ * It also serves the ACME dns-01 tests' stand-in for Cloudflare's DNS API (cloudflare-dns-fake.ts).
  */
 import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { cloudflareDnsFake } from './cloudflare-dns-fake.js';
 
 export interface HookConfig {
   /** Event Grid handshake: echo the code (default), answer a wrong one, or answer this status. */
@@ -42,6 +44,7 @@ export async function startWebhookReceiver(opts: { controlToken: string }): Prom
   const hooks = new Map<string, { config: HookConfig; received: Received[] }>();
   const dns = new Map<string, string[]>();
   const hanging = new Set<http.ServerResponse>();
+  const cloudflare = cloudflareDnsFake();
   const hook = (id: string) => {
     let h = hooks.get(id);
     if (!h) hooks.set(id, (h = { config: {}, received: [] }));
@@ -65,6 +68,8 @@ export async function startWebhookReceiver(opts: { controlToken: string }): Prom
 
     if (url.pathname.startsWith('/control/')) {
       if (!authorized(req)) return send(401, { error: 'unauthorized' });
+      const cf = cloudflare.control(req.method ?? '', url.pathname, body);
+      if (cf) return send(cf.status, cf.payload);
       const m = /^\/control\/hooks\/([\w-]+)(\/requests)?$/.exec(url.pathname);
       if (m && req.method === 'PUT' && !m[2]) {
         hook(m[1]!).config = JSON.parse(body || '{}') as HookConfig;
@@ -90,6 +95,9 @@ export async function startWebhookReceiver(opts: { controlToken: string }): Prom
         .map((data) => ({ name, type: want, TTL: 60, data }));
       return send(200, { Status: 0, Answer: answer }, { 'content-type': 'application/dns-json' });
     }
+
+    const cf = cloudflare.api(req.method ?? '', url.pathname, req.headers.authorization ?? '', body);
+    if (cf) return send(cf.status, cf.payload);
 
     const m = /^\/hook\/([\w-]+)$/.exec(url.pathname);
     if (!m) return send(404);

@@ -2,16 +2,27 @@
  * Configured issuers through the Certificates API: the vault's internal CA (EdgeKeyVaultCA, its key
  * in SoftHSM2 through the real bridge) and ACME against a real ACME server (pebble, EAB required,
  * over HTTPS: test/support/pebble-tls.ts), the pending operation moved on by the cron, and
- * what happens when the CA refuses, cannot be reached, or the caller cancels.
+ * what happens when the CA refuses, cannot be reached, or the caller cancels. ACME dns-01 writes
+ * its TXT records through the Cloudflare DNS API; the real API cannot be reached from here, so the
+ * suite serves a stand-in that records the calls (test/support/cloudflare-dns-fake.ts, the Worker's
+ * ACME_DNS_API_BASE), and pebble (PEBBLE_VA_ALWAYS_VALID=1) does not look the records up.
  */
 import 'reflect-metadata'; // tsyringe, under @peculiar/x509, needs the Reflect metadata API first
 import * as x509 from '@peculiar/x509';
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from 'cloudflare:test';
+import { and, eq } from 'drizzle-orm';
+import { calculateJwkThumbprint } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import worker from '../../src/index';
 import type { Env } from '../../src/core/env';
 import { runCertificateIssuance } from '../../src/jobs/certificate-issuance';
+import { services } from '../../src/crypto/services';
+import { AcmeClient } from '../../src/objects/certificates/issuers/acme/client';
+import { D1AcmeAccounts } from '../../src/objects/certificates/issuers/acme/stores';
 import { ISSUANCE_DEADLINE_SECONDS } from '../../src/objects/certificates/store';
+import { certificateIssuers, certificateOperations } from '../../src/storage/schema';
+import { findVault } from '../../src/storage/vaults';
+import type { CloudflareCall } from '../support/cloudflare-dns-fake';
 import { API, APEX, call, env, json, setupVault } from './helpers';
 
 x509.cryptoProvider.set(crypto);
@@ -285,5 +296,159 @@ describe('ACME issuer', () => {
     expect((await req('GET', '/secrets/acme-cancel')).status).toBe(404);
     // A new create is allowed once the old operation is no longer in progress.
     expect((await create('acme-cancel', policy('pebble', ['cancel.example.test']))).op.status).toBe('inProgress');
+  });
+});
+
+describe('ACME issuer with dns-01 (Cloudflare DNS)', () => {
+  const CF_TOKEN = 'cf-api-token-Zz9yX8wV7uT6sR5qP4oN3mL2';
+  const newZone = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+  const cf = (method: string, path: string, body?: unknown) =>
+    fetch(`${env.WEBHOOK_RECEIVER_URL}/control/cloudflare/zones/${path}`, {
+      method,
+      headers: { authorization: `Bearer ${env.WEBHOOK_RECEIVER_CONTROL_TOKEN}` },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  const cfCalls = async (zone: string) => (await (await cf('GET', `${zone}/calls`)).json()) as CloudflareCall[];
+  const cfRecords = async (zone: string) => (await (await cf('GET', `${zone}/records`)).json()) as unknown[];
+  const dnsBundle = (zone: string, dns: Record<string, unknown> = {}) => ({
+    provider: 'ACME',
+    credentials: { account_id: env.ACME_EAB_KID, pwd: env.ACME_EAB_HMAC_KEY },
+    org_details: { id: env.ACME_DIRECTORY_URL },
+    dns_01: { provider: 'Cloudflare', zone_id: zone, api_token: CF_TOKEN, ...dns },
+  });
+  const b64url = (bytes: ArrayBuffer) =>
+    btoa(String.fromCharCode(...new Uint8Array(bytes)))
+      .replace(/\+/g, '-')
+      .replace(/\//g, '_')
+      .replace(/=+$/, '');
+
+  it('keeps the API token sealed like the EAB key: never shown; dns_01 refused where it cannot work', async () => {
+    const zone = newZone();
+    expect((await req('PUT', '/certificates/issuers/pebble-dns-shown', dnsBundle(zone))).status).toBe(200);
+    const bundle = await json(await req('GET', '/certificates/issuers/pebble-dns-shown'));
+    expect(bundle).toMatchObject({ provider: 'ACME', dns_01: { provider: 'Cloudflare', zone_id: zone } });
+    expect(bundle.dns_01.api_token).toBeUndefined();
+    expect(JSON.stringify(bundle)).not.toContain(CF_TOKEN);
+    const { db } = services(env as Env);
+    const row = (await db
+      .select()
+      .from(certificateIssuers)
+      .where(
+        and(eq(certificateIssuers.vaultId, (await findVault(db, vault))!.id), eq(certificateIssuers.name, 'pebble-dns-shown')),
+      )
+      .get())!;
+    expect(row.dnsTokenCiphertext).toEqual(expect.any(String));
+    expect(`${row.dns01}${row.dnsTokenCiphertext}${row.passwordCiphertext}`).not.toContain(CF_TOKEN);
+    // A new zone alone keeps the token; null removes dns-01 (and the token) again.
+    const other = newZone();
+    const patched = await req('PATCH', '/certificates/issuers/pebble-dns-shown', {
+      dns_01: { provider: 'Cloudflare', zone_id: other },
+    });
+    expect(patched.status).toBe(200);
+    expect((await json(patched)).dns_01).toEqual({ provider: 'Cloudflare', zone_id: other });
+    expect((await req('PATCH', '/certificates/issuers/pebble-dns-shown', { dns_01: null })).status).toBe(200);
+    expect((await json(await req('GET', '/certificates/issuers/pebble-dns-shown'))).dns_01).toBeUndefined();
+
+    const bad = async (body: Record<string, unknown>) => {
+      const res = await req('PUT', '/certificates/issuers/bad-dns', body);
+      expect(res.status).toBe(400);
+      expect((await json(res)).error.code).toBe('BadParameter');
+    };
+    await bad(dnsBundle(zone, { api_token: null }));
+    await bad(dnsBundle('not-a-zone-id'));
+    await bad(dnsBundle(zone, { provider: 'Route53' }));
+    await bad({ provider: 'EdgeKeyVaultCA', dns_01: { provider: 'Cloudflare', zone_id: zone, api_token: CF_TOKEN } });
+  });
+
+  it('answers dns-01 with a TXT record per name through Cloudflare DNS, and removes the records once issued', async () => {
+    const zone = newZone();
+    expect((await req('PUT', '/certificates/issuers/pebble-dns', dnsBundle(zone))).status).toBe(200);
+    // A wildcard and its base name: two authorizations, two records of one name (RFC 8555 §8.4).
+    const names = ['dns-one.example.test', '*.dns-one.example.test'];
+    const { status, op } = await create('acme-dns', policy('pebble-dns', names));
+    expect(status).toBe(202);
+    expect(op).toMatchObject({ status: 'inProgress', issuer: { name: 'pebble-dns' } });
+
+    const created = await cfCalls(zone);
+    expect(created).toHaveLength(2);
+    for (const call of created) {
+      expect(call).toMatchObject({
+        method: 'POST',
+        path: `/client/v4/zones/${zone}/dns_records`,
+        authorization: `Bearer ${CF_TOKEN}`,
+        body: { type: 'TXT', name: '_acme-challenge.dns-one.example.test', ttl: 60 },
+      });
+    }
+    // Each value is base64url(SHA-256(key authorization)), the key authorization being the
+    // challenge token and the account key's JWK thumbprint: read back from pebble here.
+    const { db, keys } = services(env as Env);
+    const vaultId = (await findVault(db, vault))!.id;
+    const account = await new D1AcmeAccounts(db, keys, vaultId, env.ACME_DIRECTORY_URL).load();
+    const opRow = (await db
+      .select()
+      .from(certificateOperations)
+      .where(and(eq(certificateOperations.vaultId, vaultId), eq(certificateOperations.name, 'acme-dns')))
+      .get())!;
+    const orderUrl = (JSON.parse(atob(opRow.resume!.replace(/-/g, '+').replace(/_/g, '/'))) as { order: string }).order;
+    const client = new AcmeClient(env.ACME_DIRECTORY_URL, account.key, account.accountUrl);
+    const { order } = await client.order(orderUrl);
+    const thumbprint = await calculateJwkThumbprint(account.key.jwk);
+    const expected: string[] = [];
+    for (const url of order.authorizations) {
+      const authz = await client.authorization(url);
+      const challenge = authz.challenges.find((c) => c.type === 'dns-01')!;
+      // Not yet told: the records get time to reach the zone's name servers before the CA looks.
+      expect(challenge.status).toBe('pending');
+      const token = challenge.token;
+      expected.push(`"${b64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`${token}.${thumbprint}`)))}"`);
+    }
+    expect(created.map((c) => (c.body as { content: string }).content).sort()).toEqual(expected.sort());
+    expect(await cfRecords(zone)).toHaveLength(2);
+
+    const done = await resumeUntilDone('acme-dns');
+    expect(done).toMatchObject({ status: 'completed', target: `${origin}/certificates/acme-dns` });
+    expect(done.error).toBeUndefined();
+    const cert = await json(await req('GET', '/certificates/acme-dns'));
+    const leaf = new x509.X509Certificate(b64(cert.cer));
+    expect(leaf.issuer).toMatch(/Pebble/);
+    expect(
+      leaf
+        .getExtension(x509.SubjectAlternativeNameExtension)!
+        .names.toJSON()
+        .map((n) => n.value)
+        .sort(),
+    ).toEqual([...names].sort());
+    // Both records deleted by the ids Cloudflare gave them (the stand-in refuses unknown ids): none left.
+    const deletes = (await cfCalls(zone)).slice(2);
+    expect(deletes).toHaveLength(2);
+    for (const call of deletes) {
+      expect(call.method).toBe('DELETE');
+      expect(call.path).toMatch(new RegExp(`^/client/v4/zones/${zone}/dns_records/[0-9a-f]{32}$`));
+      expect(call.authorization).toBe(`Bearer ${CF_TOKEN}`);
+    }
+    expect(await cfRecords(zone)).toEqual([]);
+  });
+
+  it('completes the operation with an Azure-shaped error when Cloudflare refuses the token (403)', async () => {
+    const zone = newZone();
+    expect((await cf('PUT', zone, { refuse: true })).status).toBe(204);
+    expect((await req('PUT', '/certificates/issuers/pebble-dns-refused', dnsBundle(zone))).status).toBe(200);
+    const { status, op } = await create('acme-dns-refused', policy('pebble-dns-refused', ['refused-dns.example.test']));
+    expect(status).toBe(202);
+    expect(op).toMatchObject({
+      status: 'completed',
+      error: {
+        code: 'IssuerError',
+        message: expect.stringMatching(/^Cloudflare DNS POST failed: HTTP 403 \(10000 Authentication error\)/),
+      },
+    });
+    expect(op.target).toBeUndefined();
+    expect(JSON.stringify(op)).not.toContain(CF_TOKEN);
+    const calls = await cfCalls(zone);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ method: 'POST', authorization: `Bearer ${CF_TOKEN}` });
+    await expectNoIssuedCertificate('acme-dns-refused');
+    expect((await req('GET', '/secrets/acme-dns-refused')).status).toBe(404);
+    expect((await runCertificateIssuance(env as Env, nowSeconds() + 7200)).due).toBe(0);
   });
 });

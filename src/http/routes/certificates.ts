@@ -41,7 +41,11 @@ export function beginCertificates(c: AppContext) {
     c.executionCtx.waitUntil(
       newVersionEvent(origin, vault, record, 'Certificate').then((event) => emitEvents(c.env.EVENTS_QUEUE, [event])),
     );
-  return { store: new CertificateStore(db, keys, bridge, vault, { onNewVersion }), vault, origin };
+  return {
+    store: new CertificateStore(db, keys, bridge, vault, { onNewVersion, dnsApiBase: c.env.ACME_DNS_API_BASE }),
+    vault,
+    origin,
+  };
 }
 
 function listParams(c: AppContext) {

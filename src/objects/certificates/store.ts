@@ -89,6 +89,7 @@ export interface CertificateStoreHooks {
   onNewVersion?(record: CertificateRecord): Promise<void> | void;
   /** A fetch of its own for issuers that call out (ACME); the global fetch by default. */
   fetch?: IssuerServices['fetch'];
+  dnsApiBase?: IssuerServices['dnsApiBase'];
 }
 
 /**
@@ -308,7 +309,13 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
   }
 
   private issueContext(policy: Policy, config: IssueContext['issuer'], t: number, signer: IssueContext['signer']): IssueContext {
-    const services: IssuerServices = { db: this.db, keys: this.keys, bridge: this.bridge, fetch: this.hooks.fetch };
+    const services: IssuerServices = {
+      db: this.db,
+      keys: this.keys,
+      bridge: this.bridge,
+      fetch: this.hooks.fetch,
+      dnsApiBase: this.hooks.dnsApiBase,
+    };
     return { vault: this.vault, services, policy, now: t, signer, issuer: config };
   }
 

@@ -21,6 +21,8 @@ export interface IssuerConfig {
   accountId: string | null;
   password: string | null;
   orgDetails: unknown;
+  /** ACME dns-01 through a DNS provider's API, its token opened (null when none is stored). */
+  dns01: { provider: 'Cloudflare'; zoneId: string; apiToken: string | null } | null;
   enabled: boolean;
 }
 
@@ -30,6 +32,8 @@ export interface IssuerServices {
   keys: DataKeyManager;
   bridge: BridgeClient;
   fetch?: FetchFn;
+  /** The Cloudflare API's base URL for dns-01 (env ACME_DNS_API_BASE); the public API by default. */
+  dnsApiBase?: string;
 }
 
 export interface IssueContext {

@@ -1,7 +1,8 @@
 /**
  * The ACME issuer (RFC 8555): `issue` registers the vault's account if needed, places the order,
  * provisions one challenge per authorization (http-01 answered by this Worker, or dns-01 through
- * a DnsProvider), tells the CA to check, and answers 'pending'. `resume` (from the caller's queue
+ * a DnsProvider), tells the CA to check (for dns-01 on the first resume, once the records have
+ * had time to reach the name servers), and answers 'pending'. `resume` (from the caller's queue
  * or cron) reads the order back and moves it on: finalize with the CSR once ready, download the
  * chain once valid. The resume token holds only public facts (order URL, CSR, what to clean up).
  */
@@ -27,11 +28,18 @@ interface ResumeState {
   csr: string;
   http: string[];
   dns: string[];
+  /** dns-01 challenges whose records are written but the CA not told yet (told on the first resume). */
+  respond?: string[];
 }
 
 /** How long an http-01 answer is served: authorizations rarely live longer than a week. */
 const HTTP01_LIFETIME_SECONDS = 7 * 86_400;
 const POLL_SECONDS = 5;
+/**
+ * A new TXT record takes seconds to reach all of the zone's name servers, and a CA that looks it
+ * up before then fails the authorization for good: the CA is told only on the first resume.
+ */
+const DNS_PROPAGATION_SECONDS = 30;
 
 /** A final answer about this request, as opposed to an outage worth retrying. */
 class Refused extends Error {}
@@ -53,7 +61,7 @@ export class AcmeIssuer implements IssuerBackend {
       const { url, order } = await client.newOrder(req.dnsNames.map((n) => n.toLowerCase()));
       state.order = url;
       await this.prepareChallenges(client, key, order, state);
-      return pending(state, POLL_SECONDS);
+      return pending(state, state.respond?.length ? DNS_PROPAGATION_SECONDS : POLL_SECONDS);
     } catch (err) {
       return this.failure(err, state);
     }
@@ -71,6 +79,11 @@ export class AcmeIssuer implements IssuerBackend {
   }
 
   private async advance(client: AcmeClient, state: ResumeState): Promise<IssueOutcome> {
+    if (state.respond?.length) {
+      for (const url of state.respond) await client.respond(url);
+      delete state.respond;
+      return pending(state, POLL_SECONDS);
+    }
     // eslint-disable-next-line prefer-const -- order is reassigned below, retryAfter is not
     let { order, retryAfter } = await client.order(state.order);
     if (order.status === 'ready') order = await client.finalize(order.finalize, fromBase64Url(state.csr));
@@ -113,6 +126,8 @@ export class AcmeIssuer implements IssuerBackend {
         state.http.push(challenge.token);
       } else {
         state.dns.push(await this.opts.dns!.createTxt(challengeRecordName(authz.identifier.value), await dnsTxtValue(keyAuth)));
+        (state.respond ??= []).push(challenge.url);
+        continue;
       }
       await client.respond(challenge.url);
     }
@@ -168,7 +183,13 @@ function decodeState(resume: string): ResumeState | null {
   try {
     const s = JSON.parse(fromUtf8(fromBase64Url(resume))) as ResumeState;
     const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
-    return s.v === 1 && typeof s.order === 'string' && s.order && typeof s.csr === 'string' && strings(s.http) && strings(s.dns)
+    return s.v === 1 &&
+      typeof s.order === 'string' &&
+      s.order &&
+      typeof s.csr === 'string' &&
+      strings(s.http) &&
+      strings(s.dns) &&
+      (s.respond === undefined || strings(s.respond))
       ? s
       : null;
   } catch {

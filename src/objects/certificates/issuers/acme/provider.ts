@@ -3,11 +3,16 @@
  * a directory URL, so the organization is the CA: `org_details.id` holds the directory URL. The
  * External Account Binding the CA hands out is the account's credentials: `credentials.account_id`
  * the EAB key id, `credentials.pwd` the HMAC key (base64url, as CAs print it), sealed like any
- * issuer password and never shown. Challenges are http-01, answered by this Worker.
+ * issuer password and never shown. Challenges are http-01, answered by this Worker, unless the
+ * bundle has `dns_01` (a field of ours, settings.ts): then dns-01, the TXT records written through
+ * that DNS provider's API with the bundle's API token (sealed like the password, never shown) and
+ * removed once the order is done or has failed. dns-01 is what wildcards and names this Worker
+ * does not serve need.
  */
 import { fromBase64Url } from '../../../../core/encoding';
 import { badParameter } from '../../../../core/errors';
-import type { IssuerConfig, IssuerProvider } from '../contract';
+import type { IssuerConfig, IssuerProvider, IssuerServices } from '../contract';
+import { CloudflareDns, type DnsProvider } from './dns';
 import { AcmeIssuer } from './issuer';
 import type { AcmeAccountStore } from './ports';
 import { D1AcmeAccounts, D1Http01Store } from './stores';
@@ -16,17 +21,18 @@ export const acmeProvider: IssuerProvider = {
   check(config) {
     directoryOf(config);
     bindingOf(config);
+    dnsOf(config);
   },
   backend({ issuer, vault, services }) {
     const config = issuer!;
     const directoryUrl = directoryOf(config);
     const accounts = new D1AcmeAccounts(services.db, services.keys, vault.id, directoryUrl);
     const binding = bindingOf(config);
+    const dns = dnsOf(config, services.dnsApiBase, services.fetch);
     return new AcmeIssuer({
       directoryUrl,
       accounts: binding ? boundTo(accounts, binding) : accounts,
-      challenge: 'http-01',
-      http01: new D1Http01Store(services.db, vault.id),
+      ...(dns ? { challenge: 'dns-01', dns } : { challenge: 'http-01', http01: new D1Http01Store(services.db, vault.id) }),
       ...(services.fetch ? { fetch: services.fetch } : {}),
     });
   },
@@ -44,6 +50,20 @@ function directoryOf(config: IssuerConfig): string {
   }
   if (url.protocol !== 'https:' || url.username || url.password) throw refuse();
   return url.href;
+}
+
+/** The bundle's DNS provider for dns-01, or null for http-01. */
+function dnsOf(config: IssuerConfig, apiBase?: string, fetch?: IssuerServices['fetch']): DnsProvider | null {
+  const d = config.dns01;
+  if (!d) return null;
+  if (!d.apiToken)
+    throw badParameter(`The ACME issuer ${config.name} needs dns_01.api_token (a Cloudflare API token with Zone DNS Edit).`);
+  return new CloudflareDns({
+    apiToken: d.apiToken,
+    zoneId: d.zoneId,
+    ...(apiBase ? { apiBase } : {}),
+    ...(fetch ? { fetch } : {}),
+  });
 }
 
 interface Binding {
