@@ -5,7 +5,7 @@
 import { persistAuditBatch, type PersistOutcome } from './audit/consumer';
 import { unknownHostEvent } from './audit/event';
 import type { AuditEvent } from './audit/event';
-import { queueAuditEvent } from './audit/send';
+import { queueAuditEventAfterAnswer } from './audit/send';
 import type { Env } from './core/env';
 import { logBatch, type BatchSummary } from './core/log';
 import { batchPoint } from './core/metrics';
@@ -37,7 +37,7 @@ const vaults = createVaultApp();
 
 /** A request no app serves: audited, logged and measured like the rest. */
 function refusedHost(env: Env, ctx: ExecutionContext, event: AuditEvent): void {
-  ctx.waitUntil(queueAuditEvent(env.AUDIT_QUEUE, event));
+  ctx.waitUntil(queueAuditEventAfterAnswer(env.AUDIT_QUEUE, event));
   observeRequest(env, event, event.correlationId);
 }
 

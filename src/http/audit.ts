@@ -15,7 +15,7 @@ import {
   type AuditAuthorization,
   type AuditEvent,
 } from '../audit/event';
-import { queueAuditEvent } from '../audit/send';
+import { queueAuditEventAfterAnswer } from '../audit/send';
 import type { Env } from '../core/env';
 import { logRequest, newMeter, type RequestMeter, type RequestSummary } from '../core/log';
 import { requestPoint } from '../core/metrics';
@@ -59,7 +59,7 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
       authorization: decisionOf(draft.authorization),
       authorizationModel: vault ? (vault.enableRbacAuthorization ? 'rbac' : 'policy') : null,
     };
-    c.executionCtx.waitUntil(queueAuditEvent(c.env.AUDIT_QUEUE, event));
+    c.executionCtx.waitUntil(queueAuditEventAfterAnswer(c.env.AUDIT_QUEUE, event));
     observeRequest(c.env, event, requestId, c.get('services').meter);
   };
 }

@@ -7,7 +7,7 @@
 import { authorize, type AuthorizationDecision } from '../access/authorize';
 import { isRpcAllowed } from '../access/network';
 import { AUDIT_EVENT_VERSION, type AuditEvent } from '../audit/event';
-import { queueAuditEvent } from '../audit/send';
+import { queueAuditEventAfterAnswer } from '../audit/send';
 import type { DataAction } from '../core/data-actions';
 import type { Env } from '../core/env';
 import { forbidden, notFound, VaultError } from '../core/errors';
@@ -137,7 +137,7 @@ export async function rpcCall<T>(
       authorization: audit.decision ? decisionOf(audit.decision) : null,
       authorizationModel: vault ? (vault.enableRbacAuthorization ? 'rbac' : 'policy') : null,
     };
-    ctx.waitUntil(queueAuditEvent(env.AUDIT_QUEUE as Queue<AuditEvent>, event));
+    ctx.waitUntil(queueAuditEventAfterAnswer(env.AUDIT_QUEUE as Queue<AuditEvent>, event));
   }
 }
 
