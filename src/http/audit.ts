@@ -16,9 +16,7 @@ import {
   type AuditEvent,
 } from '../audit/event';
 import { queueAuditEventAfterAnswer } from '../audit/send';
-import type { Env } from '../core/env';
-import { logRequest, newMeter, type RequestMeter, type RequestSummary } from '../core/log';
-import { requestPoint } from '../core/metrics';
+import { observeRequest } from '../audit/observe';
 import type { AppEnv, AuditDraft } from './context';
 
 export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<AppEnv> {
@@ -62,26 +60,6 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
     c.executionCtx.waitUntil(queueAuditEventAfterAnswer(c.env.AUDIT_QUEUE, event));
     observeRequest(c.env, event, requestId, c.get('services').meter);
   };
-}
-
-/**
- * The request's log line and metrics point, from its audit event (never from the request itself).
- * Also for requests answered before any app (src/index.ts: a malformed or unknown host).
- */
-export function observeRequest(env: Env, event: AuditEvent, requestId: string, meter: RequestMeter = newMeter()): void {
-  const summary: RequestSummary = {
-    correlationId: event.correlationId,
-    requestId,
-    operation: event.operation,
-    vault: event.vault,
-    status: event.status,
-    errorCode: event.errorCode,
-    durationMs: event.durationMs,
-    callerId: event.caller?.oid ?? null,
-    meter,
-  };
-  logRequest(summary);
-  requestPoint(env.METRICS, summary);
 }
 
 /** The decision's identifiers only, field by field (whatever else the decision object holds stays out). */
