@@ -1,6 +1,5 @@
 /**
  * Queueing an audit event, off the response path (the caller hands the promise to waitUntil).
- * Request paths use queueAuditEventAfterAnswer, so the send starts only once the answer is out.
  *
  * A send that fails is tried again a few times before the event is given up (and logged by name
  * only): a transient Queues error used to lose the request's record outright. Once `send`
@@ -26,14 +25,4 @@ export async function queueAuditEvent(queue: Queue<AuditEvent>, event: AuditEven
       await sleep(backoffMs * attempt);
     }
   }
-}
-
-/**
- * queueAuditEvent on the event loop's next turn. A send started in the same turn as the answer
- * goes out before it (workerd runs the queue's subrequest first), so a warm RPC read paid for its
- * audit send in latency. waitUntil holds this promise from the start, so the invocation stays alive
- * until the send settles: the event is still sent (and retried), never dropped.
- */
-export function queueAuditEventAfterAnswer(queue: Queue<AuditEvent>, event: AuditEvent): Promise<boolean> {
-  return new Promise<void>((resolve) => setTimeout(resolve, 0)).then(() => queueAuditEvent(queue, event));
 }

@@ -7,8 +7,7 @@
 import { authorize, type AuthorizationDecision } from '../access/authorize';
 import { isRpcAllowed } from '../access/network';
 import { AUDIT_EVENT_VERSION, type AuditEvent } from '../audit/event';
-import { observeRequest } from '../audit/observe';
-import { queueAuditEventAfterAnswer } from '../audit/send';
+import { reportAfterAnswer } from '../audit/observe';
 import type { DataAction } from '../core/data-actions';
 import type { Env } from '../core/env';
 import type { RequestMeter } from '../core/log';
@@ -141,9 +140,8 @@ export async function rpcCall<T>(
       authorization: audit.decision ? decisionOf(audit.decision) : null,
       authorizationModel: vault ? (vault.enableRbacAuthorization ? 'rbac' : 'policy') : null,
     };
-    ctx.waitUntil(queueAuditEventAfterAnswer(env.AUDIT_QUEUE as Queue<AuditEvent>, event));
     // The same log line and metrics point as an HTTP request; an RPC call has no request id of its own.
-    observeRequest(env, event, event.correlationId, meter);
+    reportAfterAnswer(env, ctx, event, event.correlationId, meter);
   }
 }
 
