@@ -5,6 +5,7 @@
 import { persistAuditBatch, type PersistOutcome } from './audit/consumer';
 import { unknownHostEvent } from './audit/event';
 import type { AuditEvent } from './audit/event';
+import { queueAuditEvent } from './audit/send';
 import type { Env } from './core/env';
 import { logBatch, type BatchSummary } from './core/log';
 import { batchPoint } from './core/metrics';
@@ -13,7 +14,7 @@ import { deliverBatch } from './events/delivery';
 import { DELIVERY_QUEUE_NAME } from './events/fanout';
 import { EVENTS_QUEUE_NAME, type VaultEvent } from './events/event';
 import { createApexApp } from './http/apex-app';
-import { reportAfterAnswer } from './audit/observe';
+import { observeRequest } from './audit/observe';
 import { errorBody } from './http/errors';
 import { classifyHost, hostOfUrl } from './http/hosts';
 import { createVaultApp } from './http/vault-app';
@@ -36,7 +37,8 @@ const vaults = createVaultApp();
 
 /** A request no app serves: audited, logged and measured like the rest. */
 function refusedHost(env: Env, ctx: ExecutionContext, event: AuditEvent): void {
-  reportAfterAnswer(env, ctx, event, event.correlationId);
+  ctx.waitUntil(queueAuditEvent(env.AUDIT_QUEUE, event));
+  observeRequest(env, event, event.correlationId);
 }
 
 export default {

@@ -1,8 +1,8 @@
 /**
  * Emits one audit event per request, whatever its outcome, after the response is ready. Sending
- * is off the response path (waitUntil, after the response is handed back: src/audit/observe.ts); a
- * failed send is retried, then logged, never surfaced to the caller (src/audit/send.ts). The same
- * facts make the request's one log line and metrics data point (src/core/log.ts, src/core/metrics.ts).
+ * is off the response path (waitUntil); a failed send is retried, then logged, never surfaced to
+ * the caller (src/audit/send.ts). The same facts make the request's one log line and metrics data
+ * point (src/audit/observe.ts): synchronous, no I/O the response waits on.
  * The event is built from what the request already knows (no D1 query); the queue consumer turns
  * it into the chained record (src/audit/).
  */
@@ -15,7 +15,8 @@ import {
   type AuditAuthorization,
   type AuditEvent,
 } from '../audit/event';
-import { reportAfterAnswer } from '../audit/observe';
+import { queueAuditEvent } from '../audit/send';
+import { observeRequest } from '../audit/observe';
 import type { AppEnv, AuditDraft } from './context';
 
 export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<AppEnv> {
@@ -56,7 +57,8 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
       authorization: decisionOf(draft.authorization),
       authorizationModel: vault ? (vault.enableRbacAuthorization ? 'rbac' : 'policy') : null,
     };
-    reportAfterAnswer(c.env, c.executionCtx, event, requestId, c.get('services').meter);
+    c.executionCtx.waitUntil(queueAuditEvent(c.env.AUDIT_QUEUE, event));
+    observeRequest(c.env, event, requestId, c.get('services').meter);
   };
 }
 

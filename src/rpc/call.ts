@@ -7,7 +7,8 @@
 import { authorize, type AuthorizationDecision } from '../access/authorize';
 import { isRpcAllowed } from '../access/network';
 import { AUDIT_EVENT_VERSION, type AuditEvent } from '../audit/event';
-import { reportAfterAnswer } from '../audit/observe';
+import { observeRequest } from '../audit/observe';
+import { queueAuditEvent } from '../audit/send';
 import type { DataAction } from '../core/data-actions';
 import type { Env } from '../core/env';
 import type { RequestMeter } from '../core/log';
@@ -140,8 +141,9 @@ export async function rpcCall<T>(
       authorization: audit.decision ? decisionOf(audit.decision) : null,
       authorizationModel: vault ? (vault.enableRbacAuthorization ? 'rbac' : 'policy') : null,
     };
+    ctx.waitUntil(queueAuditEvent(env.AUDIT_QUEUE as Queue<AuditEvent>, event));
     // The same log line and metrics point as an HTTP request; an RPC call has no request id of its own.
-    reportAfterAnswer(env, ctx, event, event.correlationId, meter);
+    observeRequest(env, event, event.correlationId, meter);
   }
 }
 

@@ -1,7 +1,6 @@
 /**
  * What an RPC call leaves behind besides its answer: the same JSON log line and Analytics Engine
- * point as an HTTP request (src/audit/observe.ts), with no secret in them, and its audit event
- * sent after the answer is handed back yet never dropped (src/audit/send.ts).
+ * point as an HTTP request (src/audit/observe.ts), with no secret in them, and one audit event.
  *
  * METRICS is a recording dataset (miniflare drops every writeDataPoint and cannot read them back)
  * and AUDIT_QUEUE the real queue with its sends counted; D1, the bridge and the consumer are real.
@@ -41,7 +40,6 @@ const requestLines = () =>
 async function rpcGet(vault: string, clientId: string, name: string) {
   const points: Point[] = [];
   const sends: unknown[] = [];
-  let sentBeforeAnswer = -1;
   const queue = env.AUDIT_QUEUE as Queue<unknown>;
   const counted = {
     send: (body: unknown, options?: QueueSendOptions) => {
@@ -57,12 +55,9 @@ async function rpcGet(vault: string, clientId: string, name: string) {
     props: { vault, clientId },
   } as unknown as ExecutionContext;
   const rpcEnv = { ...env, METRICS: { writeDataPoint: (p: Point) => void points.push(p) }, AUDIT_QUEUE: counted } as unknown as Env;
-  const result: RpcResult<RpcSecret> = await new VaultRpc(bindingCtx, rpcEnv).getSecret(name).then((r) => {
-    sentBeforeAnswer = sends.length;
-    return r;
-  });
+  const result: RpcResult<RpcSecret> = await new VaultRpc(bindingCtx, rpcEnv).getSecret(name);
   await waitOnExecutionContext(ctx);
-  return { result, points, sends, sentBeforeAnswer };
+  return { result, points, sends };
 }
 
 describe('RPC calls are observed like HTTP requests', () => {
@@ -104,10 +99,10 @@ describe('RPC calls are observed like HTTP requests', () => {
     expect(points.map((p) => p.blobs![4])).toEqual(['Unauthorized']);
   });
 
-  it('answers before the audit event is sent, and sends it once before the invocation ends', async () => {
-    const { result, sends, sentBeforeAnswer } = await rpcGet(vault, creds.clientId, 's');
+  it('sends one audit event per call, naming the RPC method, beside its log line', async () => {
+    const { result, sends } = await rpcGet(vault, creds.clientId, 's');
     expect(result.ok).toBe(true);
-    expect(sentBeforeAnswer).toBe(0);
+    expect(requestLines()).toHaveLength(1);
     expect(sends).toHaveLength(1);
     expect(sends[0]).toMatchObject({ operation: 'SecretGet', vault, status: 200, requestUri: expect.stringContaining('/rpc/getSecret') });
   });
