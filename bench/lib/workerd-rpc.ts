@@ -96,9 +96,8 @@ export class WorkerdRpc {
     const common = { compatibilityDate: compat.date, compatibilityFlags: compat.flags, modules: true };
     const options = (props: { vault: string; clientId: string } | Record<string, never>) =>
       convertV4({
-        // Every call logs its request line (src/audit/observe.ts): 10,000 a round, relayed to this
-        // process's stdout they stalled whole rounds. workerd still writes them; only warnings and
-        // errors are shown here.
+        // Every call logs its request line (src/audit/observe.ts), 10,000 a round: workerd still
+        // writes them, but only warnings and errors are relayed to the bench's output.
         handleStructuredLogs: (log: { level: string; message: string }) => {
           if (log.level === 'error' || log.level === 'warn') process.stderr.write(`[rpc ${log.level}] ${log.message}\n`);
         },
