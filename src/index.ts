@@ -14,7 +14,7 @@ import { deliverBatch } from './events/delivery';
 import { DELIVERY_QUEUE_NAME } from './events/fanout';
 import { EVENTS_QUEUE_NAME, type VaultEvent } from './events/event';
 import { createApexApp } from './http/apex-app';
-import { observeRequest } from './http/audit';
+import { observeRequest } from './audit/observe';
 import { errorBody } from './http/errors';
 import { classifyHost, hostOfUrl } from './http/hosts';
 import { createVaultApp } from './http/vault-app';

@@ -2,7 +2,7 @@
  * Emits one audit event per request, whatever its outcome, after the response is ready. Sending
  * is off the response path (waitUntil); a failed send is retried, then logged, never surfaced to
  * the caller (src/audit/send.ts). The same facts make the request's one log line and metrics data
- * point (src/core/log.ts, src/core/metrics.ts): synchronous, no I/O the response waits on.
+ * point (src/audit/observe.ts): synchronous, no I/O the response waits on.
  * The event is built from what the request already knows (no D1 query); the queue consumer turns
  * it into the chained record (src/audit/).
  */
@@ -16,9 +16,7 @@ import {
   type AuditEvent,
 } from '../audit/event';
 import { queueAuditEvent } from '../audit/send';
-import type { Env } from '../core/env';
-import { logRequest, newMeter, type RequestMeter, type RequestSummary } from '../core/log';
-import { requestPoint } from '../core/metrics';
+import { observeRequest } from '../audit/observe';
 import type { AppEnv, AuditDraft } from './context';
 
 export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<AppEnv> {
@@ -62,26 +60,6 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
     c.executionCtx.waitUntil(queueAuditEvent(c.env.AUDIT_QUEUE, event));
     observeRequest(c.env, event, requestId, c.get('services').meter);
   };
-}
-
-/**
- * The request's log line and metrics point, from its audit event (never from the request itself).
- * Also for requests answered before any app (src/index.ts: a malformed or unknown host).
- */
-export function observeRequest(env: Env, event: AuditEvent, requestId: string, meter: RequestMeter = newMeter()): void {
-  const summary: RequestSummary = {
-    correlationId: event.correlationId,
-    requestId,
-    operation: event.operation,
-    vault: event.vault,
-    status: event.status,
-    errorCode: event.errorCode,
-    durationMs: event.durationMs,
-    callerId: event.caller?.oid ?? null,
-    meter,
-  };
-  logRequest(summary);
-  requestPoint(env.METRICS, summary);
 }
 
 /** The decision's identifiers only, field by field (whatever else the decision object holds stays out). */

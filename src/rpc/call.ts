@@ -1,15 +1,17 @@
 /**
  * One RPC call through the same steps as an HTTP request to the data plane (src/http/operation.ts):
  * the caller (from the binding's props instead of a token), the vault, its firewall, the one
- * authorization decision, the operation, and one audit event whatever the outcome. Errors become
- * the refusal the HTTP API would answer, as a value (wire.ts says why).
+ * authorization decision, the operation, and one audit event, log line and metrics point whatever
+ * the outcome. Errors become the refusal the HTTP API would answer, as a value (wire.ts says why).
  */
 import { authorize, type AuthorizationDecision } from '../access/authorize';
 import { isRpcAllowed } from '../access/network';
 import { AUDIT_EVENT_VERSION, type AuditEvent } from '../audit/event';
+import { observeRequest } from '../audit/observe';
 import { queueAuditEvent } from '../audit/send';
 import type { DataAction } from '../core/data-actions';
 import type { Env } from '../core/env';
+import type { RequestMeter } from '../core/log';
 import { forbidden, notFound, VaultError } from '../core/errors';
 import { takeLimits, THROTTLED_MESSAGE, vaultRequestEntries } from '../core/request-limits';
 import { readCacheMs, type VaultRecord } from '../core/vault';
@@ -85,8 +87,10 @@ export async function rpcCall<T>(
     status: 200,
     errorCode: null,
   };
+  let meter: RequestMeter | undefined;
   try {
     const s = services(env);
+    meter = s.meter;
     if (!vaultName) throw unauthorized('The service binding names no vault (props.vault).');
     const tenantId = await findTenantId(s.db);
     if (!tenantId) throw new VaultError(503, 'ServiceUnavailable', 'This vault service has not been bootstrapped yet.');
@@ -138,6 +142,8 @@ export async function rpcCall<T>(
       authorizationModel: vault ? (vault.enableRbacAuthorization ? 'rbac' : 'policy') : null,
     };
     ctx.waitUntil(queueAuditEvent(env.AUDIT_QUEUE as Queue<AuditEvent>, event));
+    // The same log line and metrics point as an HTTP request; an RPC call has no request id of its own.
+    observeRequest(env, event, event.correlationId, meter);
   }
 }
 
