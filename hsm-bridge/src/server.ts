@@ -7,7 +7,7 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { getConnInfo } from '@hono/node-server/conninfo';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import {
   BRIDGE_ERROR_STATUS,
   BRIDGE_ROUTES,

@@ -55,8 +55,16 @@ const pem = (der: Uint8Array, label: string) =>
 const selfPolicy = (subject: string, extra: Partial<CertificatePolicy> = {}): CertificatePolicy =>
   ({ issuerName: 'Self', subject, ...extra }) as CertificatePolicy;
 
-async function createSelfSigned(client: CertificateClient, name: string, policy?: CertificatePolicy, tags?: Record<string, string>) {
-  const poller = await client.beginCreateCertificate(name, policy ?? selfPolicy(`CN=${name}.example.com`), { ...FAST_POLL, tags });
+async function createSelfSigned(
+  client: CertificateClient,
+  name: string,
+  policy?: CertificatePolicy,
+  tags?: Record<string, string>,
+) {
+  const poller = await client.beginCreateCertificate(name, policy ?? selfPolicy(`CN=${name}.example.com`), {
+    ...FAST_POLL,
+    tags,
+  });
   return poller.pollUntilDone();
 }
 
@@ -159,7 +167,8 @@ describe('CertificateClient against the local vault', () => {
     // SDK 4.10 ignores byPage's maxPageSize; its own `maxresults` option is what reaches the service.
     const pages: number[] = [];
     const onePerPage = { maxresults: 1 } as Parameters<CertificateClient['listPropertiesOfCertificateVersions']>[1];
-    for await (const page of client().listPropertiesOfCertificateVersions(names[0]!, onePerPage).byPage()) pages.push(page.length);
+    for await (const page of client().listPropertiesOfCertificateVersions(names[0]!, onePerPage).byPage())
+      pages.push(page.length);
     expect(pages).toEqual([1, 1]);
     const versions = await collect(client().listPropertiesOfCertificateVersions(names[0]!));
     expect(versions.map((v) => v.version).sort()).toEqual([first.properties.version, second.properties.version].sort());
@@ -205,7 +214,11 @@ describe('CertificateClient against the local vault', () => {
     const renewed = await next.pollUntilDone();
     expect(new X509Certificate(renewed.cer!).subject).toBe(`CN=renamed-${name}`);
 
-    await expectRestError(client().updateCertificateProperties(uniqueName('missing'), '', { tags: {} }), 404, 'CertificateNotFound');
+    await expectRestError(
+      client().updateCertificateProperties(uniqueName('missing'), '', { tags: {} }),
+      404,
+      'CertificateNotFound',
+    );
   });
 
   it("the certificate's key signs through CryptographyClient and its PFX secret opens with openssl", async () => {
@@ -252,7 +265,12 @@ describe('CertificateClient against the local vault', () => {
 
     const signed = await cryptoClient(cert.keyId!).signData('ES256', Buffer.from('ec data'));
     expect(
-      nodeVerify('sha256', Buffer.from('ec data'), { key: new X509Certificate(cert.cer!).publicKey, dsaEncoding: 'ieee-p1363' }, signed.result),
+      nodeVerify(
+        'sha256',
+        Buffer.from('ec data'),
+        { key: new X509Certificate(cert.cer!).publicKey, dsaEncoding: 'ieee-p1363' },
+        signed.result,
+      ),
     ).toBe(true);
   });
 
@@ -263,7 +281,12 @@ describe('CertificateClient against the local vault', () => {
     const crypto = cryptoClient(cert.keyId!);
     const signed = await crypto.signData('PS256', Buffer.from('signed in the HSM'));
     expect(
-      nodeVerify('sha256', Buffer.from('signed in the HSM'), { key: new X509Certificate(cert.cer!).publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, signed.result),
+      nodeVerify(
+        'sha256',
+        Buffer.from('signed in the HSM'),
+        { key: new X509Certificate(cert.cer!).publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 },
+        signed.result,
+      ),
     ).toBe(true);
 
     const secret = await secretClient().getSecret(name);
@@ -274,7 +297,21 @@ describe('CertificateClient against the local vault', () => {
 
   it('importCertificate takes a PFX with a password, a PFX without one, and PEM with its key', async () => {
     const subject = uniqueName('imported');
-    openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'imp.key', '-out', 'imp.crt', '-days', '30', '-subj', `/CN=${subject}`]);
+    openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'imp.key',
+      '-out',
+      'imp.crt',
+      '-days',
+      '30',
+      '-subj',
+      `/CN=${subject}`,
+    ]);
     openssl(['pkcs12', '-export', '-inkey', 'imp.key', '-in', 'imp.crt', '-out', 'pw.pfx', '-passout', 'pass:import-pw']);
     openssl(['pkcs12', '-export', '-inkey', 'imp.key', '-in', 'imp.crt', '-out', 'nopw.pfx', '-passout', 'pass:']);
     const leaf = new X509Certificate(readFileSync(join(work, 'imp.crt')));
@@ -345,8 +382,38 @@ describe('CertificateClient against the local vault', () => {
 
     const csrFile = file(`${name}.csr`, pem(operation.csr!, 'CERTIFICATE REQUEST'));
     expect(openssl(['req', '-in', csrFile, '-noout', '-verify', '-subject'])).toContain(`CN = ${name}.example.com`);
-    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-subj', '/CN=Outside CA']);
-    openssl(['x509', '-req', '-in', csrFile, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '20', '-out', 'leaf.crt']);
+    openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '30',
+      '-subj',
+      '/CN=Outside CA',
+    ]);
+    openssl([
+      'x509',
+      '-req',
+      '-in',
+      csrFile,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '20',
+      '-out',
+      'leaf.crt',
+    ]);
     const leafDer = new X509Certificate(readFileSync(join(work, 'leaf.crt'))).raw;
     const caDer = new X509Certificate(readFileSync(join(work, 'ca.crt'))).raw;
 
@@ -363,7 +430,14 @@ describe('CertificateClient against the local vault', () => {
 
     // The merged chain verifies against the outside CA; the secret carries the chain.
     const secret = await secretClient().getSecret(name);
-    const chain = openssl(['pkcs12', '-in', file(`${name}.pfx`, Buffer.from(secret.value!, 'base64')), '-nokeys', '-passin', 'pass:']);
+    const chain = openssl([
+      'pkcs12',
+      '-in',
+      file(`${name}.pfx`, Buffer.from(secret.value!, 'base64')),
+      '-nokeys',
+      '-passin',
+      'pass:',
+    ]);
     file(`${name}-leaf.pem`, pem(leafDer, 'CERTIFICATE'));
     expect(openssl(['verify', '-CAfile', 'ca.crt', `${name}-leaf.pem`])).toContain('OK');
     expect(chain.match(/BEGIN CERTIFICATE/g)?.length).toBe(2);
@@ -444,7 +518,12 @@ describe('CertificateClient against the local vault', () => {
     expect((await client().getCertificatePolicy(name)).keyCurveName).toBe('P-384');
     const signed = await cryptoClient(restored.keyId!).signData('ES384', Buffer.from('restored'));
     expect(
-      nodeVerify('sha384', Buffer.from('restored'), { key: new X509Certificate(restored.cer!).publicKey, dsaEncoding: 'ieee-p1363' }, signed.result),
+      nodeVerify(
+        'sha384',
+        Buffer.from('restored'),
+        { key: new X509Certificate(restored.cer!).publicKey, dsaEncoding: 'ieee-p1363' },
+        signed.result,
+      ),
     ).toBe(true);
     expect((await secretClient().getSecret(name)).properties.version).toBe(created.properties.version);
 
@@ -485,7 +564,9 @@ describe('CertificateClient against the local vault', () => {
     expect(created.accountId).toBe('account-1');
     expect(created.password).toBeUndefined();
     expect(created.organizationId).toBe('org-1');
-    expect(created.administratorContacts).toEqual([{ email: 'admin@example.com', firstName: 'Ada', lastName: 'Admin', phone: '555-0101' }]);
+    expect(created.administratorContacts).toEqual([
+      { email: 'admin@example.com', firstName: 'Ada', lastName: 'Admin', phone: '555-0101' },
+    ]);
     expect(created.enabled).toBe(false);
     expect(created.createdOn).toBeInstanceOf(Date);
 

@@ -235,7 +235,12 @@ describe('inbound renewal', () => {
 
   it('refuses a forged signature (the body changed after signing) and a wrong secret with 401, starting nothing', async () => {
     await startsNothing(
-      () => deliver('deploy', { certificates: ['web', 'api'] }, { secret: named, signedBody: JSON.stringify({ certificates: ['web'] }) }),
+      () =>
+        deliver(
+          'deploy',
+          { certificates: ['web', 'api'] },
+          { secret: named, signedBody: JSON.stringify({ certificates: ['web'] }) },
+        ),
       401,
       'Unauthorized',
       'WebhookSignatureInvalid',
@@ -252,7 +257,12 @@ describe('inbound renewal', () => {
       'WebhookSignatureInvalid',
     );
     // The other receiver's secret is a wrong secret too.
-    await startsNothing(() => deliver('deploy', { certificates: ['web'] }, { secret: byIssuer }), 401, 'Unauthorized', 'WebhookSignatureInvalid');
+    await startsNothing(
+      () => deliver('deploy', { certificates: ['web'] }, { secret: byIssuer }),
+      401,
+      'Unauthorized',
+      'WebhookSignatureInvalid',
+    );
     await startsNothing(
       () => deliver('deploy', { certificates: ['web'] }, { secret: named, headers: { 'webhook-signature': '' } }),
       401,
@@ -301,7 +311,11 @@ describe('inbound renewal', () => {
   });
 
   it('refuses an unknown certificate (404) and one outside the scope (403) before starting any', async () => {
-    await startsNothing(() => deliver('deploy', { certificates: ['web', 'ghost'] }, { secret: named }), 404, 'CertificateNotFound');
+    await startsNothing(
+      () => deliver('deploy', { certificates: ['web', 'ghost'] }, { secret: named }),
+      404,
+      'CertificateNotFound',
+    );
     const outside = await startsNothing(
       () => deliver('deploy', { certificates: ['web', 'batch'] }, { secret: named }),
       403,
@@ -315,10 +329,18 @@ describe('inbound renewal', () => {
       'Forbidden',
       'WebhookScopeViolation',
     );
-    await startsNothing(() => deliver('selfsigned', { certificates: ['nope'] }, { secret: byIssuer }), 404, 'CertificateNotFound');
+    await startsNothing(
+      () => deliver('selfsigned', { certificates: ['nope'] }, { secret: byIssuer }),
+      404,
+      'CertificateNotFound',
+    );
     // In scope but its create is still in progress: 409, and the other named one does not start either.
     const { body: csr } = await putReceiver('csr', { certificates: ['web', 'csr-only'] });
-    const busy = await startsNothing(() => deliver('csr', { certificates: ['web', 'csr-only'] }, { secret: csr.signingSecret }), 409, 'Conflict');
+    const busy = await startsNothing(
+      () => deliver('csr', { certificates: ['web', 'csr-only'] }, { secret: csr.signingSecret }),
+      409,
+      'Conflict',
+    );
     expect(busy.error.message).toContain('csr-only');
     await startsNothing(() => deliver('selfsigned', { certificates: [] }, { secret: byIssuer }), 400, 'BadParameter');
     await startsNothing(() => deliver('selfsigned', 'not an object', { secret: byIssuer }), 400, 'BadParameter');
@@ -335,10 +357,18 @@ describe('inbound renewal', () => {
     const { res, body } = await deliver('csr-signer', { all: true }, { secret: created.signingSecret });
     expect(res.status).toBe(202);
     expect(body.operations).toEqual([
-      expect.objectContaining({ id: `${origin}/certificates/csr-only/pending`, status: 'inProgress', issuer: { name: 'Unknown' } }),
+      expect.objectContaining({
+        id: `${origin}/certificates/csr-only/pending`,
+        status: 'inProgress',
+        issuer: { name: 'Unknown' },
+      }),
     ]);
     const pending = await json(await req('GET', '/certificates/csr-only/pending'));
-    expect(pending).toMatchObject({ status: 'inProgress', request_id: body.operations[0].request_id, csr: body.operations[0].csr });
+    expect(pending).toMatchObject({
+      status: 'inProgress',
+      request_id: body.operations[0].request_id,
+      csr: body.operations[0].csr,
+    });
   });
 
   it('accepts the old secret during a rotation overlap, and not once the overlap ends', async () => {
@@ -385,7 +415,13 @@ describe('inbound renewal', () => {
     for (const signature of signaturesSeen) expect(everything).not.toContain(signature);
     // The refusals are recorded with what refused them.
     const codes = new Set(webhookRecords.map((r) => r.error_code));
-    for (const code of ['WebhookSignatureInvalid', 'WebhookTimestampOutOfRange', 'WebhookReplayed', 'WebhookScopeViolation', 'CertificateNotFound'])
+    for (const code of [
+      'WebhookSignatureInvalid',
+      'WebhookTimestampOutOfRange',
+      'WebhookReplayed',
+      'WebhookScopeViolation',
+      'CertificateNotFound',
+    ])
       expect(codes.has(code), code).toBe(true);
   });
 });

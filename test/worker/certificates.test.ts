@@ -405,7 +405,9 @@ describe('issuer Unknown: CSR, then merge', () => {
     expect(bundle.cer).toBeUndefined();
     expect(bundle.kid).toBeUndefined();
     expect((await req('GET', `/certificates/first-pending/${bundle.id.split('/').pop()}`)).status).toBe(200);
-    expect((await json(await req('GET', `/certificates/first-pending/${'0'.repeat(32)}`))).error.code).toBe('CertificateNotFound');
+    expect((await json(await req('GET', `/certificates/first-pending/${'0'.repeat(32)}`))).error.code).toBe(
+      'CertificateNotFound',
+    );
     // Still shown once cancelled; gone with the operation (nothing was ever issued).
     await req('PATCH', '/certificates/first-pending/pending', { cancellation_requested: true });
     expect((await req('GET', '/certificates/first-pending')).status).toBe(200);

@@ -225,6 +225,8 @@ describe('metrics (Analytics Engine data points)', () => {
     await waitOnExecutionContext(ctx);
     const jobs = [
       'audit',
+      'certificate-issuance',
+      'certificate-renewal-scan',
       'expiry-notices',
       'kek-rewrap',
       'key-rotation',

@@ -54,7 +54,11 @@ async function rpcGet(vault: string, clientId: string, name: string) {
     passThroughOnException: () => ctx.passThroughOnException(),
     props: { vault, clientId },
   } as unknown as ExecutionContext;
-  const rpcEnv = { ...env, METRICS: { writeDataPoint: (p: Point) => void points.push(p) }, AUDIT_QUEUE: counted } as unknown as Env;
+  const rpcEnv = {
+    ...env,
+    METRICS: { writeDataPoint: (p: Point) => void points.push(p) },
+    AUDIT_QUEUE: counted,
+  } as unknown as Env;
   const result: RpcResult<RpcSecret> = await new VaultRpc(bindingCtx, rpcEnv).getSecret(name);
   await waitOnExecutionContext(ctx);
   return { result, points, sends };
@@ -104,6 +108,11 @@ describe('RPC calls are observed like HTTP requests', () => {
     expect(result.ok).toBe(true);
     expect(requestLines()).toHaveLength(1);
     expect(sends).toHaveLength(1);
-    expect(sends[0]).toMatchObject({ operation: 'SecretGet', vault, status: 200, requestUri: expect.stringContaining('/rpc/getSecret') });
+    expect(sends[0]).toMatchObject({
+      operation: 'SecretGet',
+      vault,
+      status: 200,
+      requestUri: expect.stringContaining('/rpc/getSecret'),
+    });
   });
 });

@@ -128,7 +128,10 @@ export function certificateWebhookRoutes(app: Hono<AppEnv>): void {
     try {
       // The renewal job's own entry: its claim keeps a webhook and the cron from renewing twice.
       const svc = c.get('services');
-      result = await startRenewals(plan.names, async (certificate) => (await renewCertificate(c.env, vault, certificate, { svc })).operation);
+      result = await startRenewals(
+        plan.names,
+        async (certificate) => (await renewCertificate(c.env, vault, certificate, { svc })).operation,
+      );
     } catch (err) {
       // Nothing started: the sender's retry of the same message is acted on.
       await releaseWebhookId(db, receiver.id, message.id);

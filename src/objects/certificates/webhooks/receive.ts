@@ -23,7 +23,11 @@ const WEBHOOK_ID = /^[\x21-\x7e]{1,256}$/;
 const NAME = /^[0-9a-zA-Z-]{1,127}$/;
 export const renewalBody = z
   .object({
-    certificates: z.array(z.string().regex(NAME, 'certificate names are 1-127 letters, digits and hyphens')).min(1).max(MAX_CERTIFICATES).optional(),
+    certificates: z
+      .array(z.string().regex(NAME, 'certificate names are 1-127 letters, digits and hyphens'))
+      .min(1)
+      .max(MAX_CERTIFICATES)
+      .optional(),
     all: z.literal(true).optional(),
   })
   .refine((b) => (b.certificates === undefined) !== (b.all === undefined), {
@@ -61,7 +65,10 @@ export function verifyWebhook(
   }
   switch (failure?.message) {
     case 'Missing required headers':
-      throw unauthorized('WebhookHeadersMissing', 'The request needs the webhook-id, webhook-timestamp and webhook-signature headers.');
+      throw unauthorized(
+        'WebhookHeadersMissing',
+        'The request needs the webhook-id, webhook-timestamp and webhook-signature headers.',
+      );
     case 'Invalid Signature Headers':
       throw unauthorized('WebhookTimestampInvalid', 'The webhook-timestamp header is not a Unix time in seconds.');
     case 'Message timestamp too old':
@@ -99,10 +106,16 @@ async function candidates(db: Database, vaultId: string, where: SQL | undefined)
       status: certificateOperations.status,
     })
     .from(certificatePolicies)
-    .leftJoin(certificates, and(eq(certificates.vaultId, certificatePolicies.vaultId), eq(certificates.name, certificatePolicies.name)))
+    .leftJoin(
+      certificates,
+      and(eq(certificates.vaultId, certificatePolicies.vaultId), eq(certificates.name, certificatePolicies.name)),
+    )
     .leftJoin(
       certificateOperations,
-      and(eq(certificateOperations.vaultId, certificatePolicies.vaultId), eq(certificateOperations.name, certificatePolicies.name)),
+      and(
+        eq(certificateOperations.vaultId, certificatePolicies.vaultId),
+        eq(certificateOperations.name, certificatePolicies.name),
+      ),
     )
     .where(and(eq(certificatePolicies.vaultId, vaultId), where))
     .all();
@@ -122,12 +135,21 @@ const list = (names: string[]) => names.join(', ');
  * and have no operation in progress (409), or nothing starts. "all" renews what is in scope and
  * can be renewed now, and says what it skipped.
  */
-export async function planRenewal(db: Database, vaultId: string, receiver: Receiver, request: RenewalRequest): Promise<RenewalPlan> {
+export async function planRenewal(
+  db: Database,
+  vaultId: string,
+  receiver: Receiver,
+  request: RenewalRequest,
+): Promise<RenewalPlan> {
   const scope = receiver.scope;
   if (request.all) {
     const found =
       'issuer' in scope
-        ? await candidates(db, vaultId, sql`lower(json_extract(${certificatePolicies.policy}, '$.issuer.name')) = ${lower(scope.issuer)}`)
+        ? await candidates(
+            db,
+            vaultId,
+            sql`lower(json_extract(${certificatePolicies.policy}, '$.issuer.name')) = ${lower(scope.issuer)}`,
+          )
         : await candidates(db, vaultId, inArray(certificatePolicies.name, scope.certificates));
     const live = found.filter((c) => !c.deleted);
     const names = live.filter((c) => !c.pending).map((c) => c.name);
@@ -155,10 +177,11 @@ export async function planRenewal(db: Database, vaultId: string, receiver: Recei
     const outside = requested.filter((n) => !allowed.has(lower(n)));
     if (outside.length) throw scopeViolation(receiver, outside);
   }
-  const found = new Map((await candidates(db, vaultId, inArray(certificatePolicies.name, requested))).map((c) => [lower(c.name), c]));
+  const found = new Map(
+    (await candidates(db, vaultId, inArray(certificatePolicies.name, requested))).map((c) => [lower(c.name), c]),
+  );
   const unknown = requested.filter((n) => !found.get(lower(n)) || found.get(lower(n))!.deleted);
-  if (unknown.length)
-    throw notFound('CertificateNotFound', `Certificate not found: ${list(unknown)}. Nothing was started.`);
+  if (unknown.length) throw notFound('CertificateNotFound', `Certificate not found: ${list(unknown)}. Nothing was started.`);
   const known = requested.map((n) => found.get(lower(n))!);
   if ('issuer' in scope) {
     const outside = known.filter((c) => lower(c.issuer) !== lower(scope.issuer)).map((c) => c.name);
@@ -166,7 +189,9 @@ export async function planRenewal(db: Database, vaultId: string, receiver: Recei
   }
   const pending = known.filter((c) => c.pending).map((c) => c.name);
   if (pending.length)
-    throw conflict(`A create operation is in progress for: ${list(pending)}; complete, cancel or delete it first. Nothing was started.`);
+    throw conflict(
+      `A create operation is in progress for: ${list(pending)}; complete, cancel or delete it first. Nothing was started.`,
+    );
   return { names: known.map((c) => c.name), skipped: [] };
 }
 

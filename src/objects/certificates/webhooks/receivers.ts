@@ -27,7 +27,11 @@ const OBJECT_NAME = /^[0-9a-zA-Z-]{1,127}$/;
 export const receiverBody = z.object({
   scope: z
     .object({
-      certificates: z.array(z.string().regex(OBJECT_NAME, 'certificate names are 1-127 letters, digits and hyphens')).min(1).max(MAX_CERTIFICATES).optional(),
+      certificates: z
+        .array(z.string().regex(OBJECT_NAME, 'certificate names are 1-127 letters, digits and hyphens'))
+        .min(1)
+        .max(MAX_CERTIFICATES)
+        .optional(),
       issuer: z.string().regex(OBJECT_NAME, 'issuer names are 1-127 letters, digits and hyphens').optional(),
     })
     .strict()
@@ -76,7 +80,8 @@ function toReceiver(row: Row): Receiver {
     id: row.id,
     vaultId: row.vaultId,
     name: row.name,
-    scope: row.scopeIssuer != null ? { issuer: row.scopeIssuer } : { certificates: JSON.parse(row.scopeCertificates!) as string[] },
+    scope:
+      row.scopeIssuer != null ? { issuer: row.scopeIssuer } : { certificates: JSON.parse(row.scopeCertificates!) as string[] },
     previousSecretExpires:
       row.previousSecretCiphertext && row.previousSecretExpiresAt != null && row.previousSecretExpiresAt > t
         ? row.previousSecretExpiresAt
