@@ -4,17 +4,15 @@
  * Binding is required, so every account the tests create goes through the EAB path. Challenges
  * are not validated (PEBBLE_VA_ALWAYS_VALID): nothing on the internet can reach this machine.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 import { fetchTrusting } from './fetch-trusting.js';
-
-const run = promisify(execFile);
+import { preparePebbleTls } from './pebble-tls.js';
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -30,29 +28,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   try {
     // The listener certificate vitest.config.ts made (pebble-tls.ts), so the Worker suite trusts
     // it too; made here when this setup runs without that config.
-    const tlsDir = process.env.EKV_PEBBLE_TLS_DIR ?? dir;
+    preparePebbleTls();
+    const tlsDir = process.env.EKV_PEBBLE_TLS_DIR!;
     const cert = join(tlsDir, 'cert.pem');
     const key = join(tlsDir, 'key.pem');
-    if (!process.env.EKV_PEBBLE_TLS_DIR)
-      await run('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=pebble test listener',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ]);
     const [port, managementPort] = [await freePort(), await freePort()];
     const eab = { kid: 'ekv-test-kid', hmacKey: randomBytes(32).toString('base64url') };
     const config = join(dir, 'pebble-config.json');
