@@ -11,8 +11,13 @@
  *    BridgeClient (coalescing into /v1/unwrap-batch), and one /v1/unwrap per key;
  *  - the gzipped Worker bundle.
  *
+ * Both Workers run under `wrangler dev` without its devtools inspector unless BENCH_INSPECTOR=1:
+ * wrangler's inspector proxy turns every console.log (the vault logs a line per request, hello-world
+ * none) into a devtools event relayed to wrangler's Node process, a cost production does not have
+ * (scripts/lib/wrangler-dev-headless.mjs).
+ *
  * Knobs: BENCH_CONCURRENCY, BENCH_ROUND, BENCH_CYCLES, BENCH_EDGE_READS, BENCH_UNWRAP_ROUND,
- * BENCH_RPC_SAMPLES.
+ * BENCH_RPC_SAMPLES, BENCH_INSPECTOR.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
@@ -58,6 +63,8 @@ const CONFIG = {
   unwrapWarmup: 500,
   /** Latency samples per RPC round (each the mean of CALLS_PER_SAMPLE consecutive calls). */
   rpcSamples: intEnv('BENCH_RPC_SAMPLES', 100, 10, 10_000),
+  /** Run both Workers with wrangler dev's devtools inspector attached, as the CLI does. */
+  inspector: intEnv('BENCH_INSPECTOR', 0, 0, 1) === 1,
   /** CPU is read this long after a round too: the audit queue's batch timeout is 1 s. */
   cpuTailMs: 1_500,
   apiVersion: '2026-04-01',
@@ -138,6 +145,7 @@ export async function runEdge(): Promise<void> {
       vaultPort,
       bridgePort: await listenPort([vaultPort]),
       extraVars: UNTHROTTLED,
+      inspector: CONFIG.inspector,
       log: (m) => log(m),
       onOutput: (source, line) => {
         output.push(`[${source}] ${line}`);
@@ -167,6 +175,7 @@ export async function runEdge(): Promise<void> {
       stateDir: join(stateDir, 'hello'),
       port: helloPort,
       inspectorPort: await findFreePort(),
+      inspector: CONFIG.inspector,
       certPath: ca.certPath,
       keyPath: ca.keyPath,
       onLine: (line) => output.push(`[hello] ${line}`),
@@ -388,7 +397,7 @@ export async function runEdge(): Promise<void> {
 | Unwrap, one signed /v1/unwrap per key / in-process | ${u.singleOverInProcess} (${u.single.perSecond} ops/s) |  |
 | Worker bundle, gzipped (wrangler deploy --dry-run) | **${(bundle.gzipBytes / 1024).toFixed(1)} KB** (${(bundle.bytes / 1024).toFixed(1)} KB raw) | < 350 KB |
 
-Run ${results.generatedAt} (${results.durationSeconds} s); load average ${loadAtStart.join('/')} at start, ${results.machine.loadAverageAtEnd.join('/')} at end.
+Run ${results.generatedAt} (${results.durationSeconds} s), wrangler dev ${CONFIG.inspector ? 'with' : 'without'} its devtools inspector; load average ${loadAtStart.join('/')} at start, ${results.machine.loadAverageAtEnd.join('/')} at end.
 - GET/hello rate per cycle ${g.rateCycles.join(', ')}; CPU ratio per cycle ${g.cpuCycles.join(', ')}.
 - RPC p50 ratio per cycle ${results.rpc.p50RatioCycles.join(', ')}; calls/s vault ${results.rpc.vault.rounds.join(', ')}; no-op ${results.rpc.noop.rounds.join(', ')}.
 - Unwrap rounds (ops/s): client ${u.workerClient.rounds.join(', ')}; single ${u.single.rounds.join(', ')}; in-process ${u.inProcess.rounds.join(', ')}.

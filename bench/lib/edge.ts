@@ -4,48 +4,31 @@
  * workerd processes (from /proc), the gzipped size of the Worker bundle `wrangler deploy` would
  * upload.
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { measureBundle, type BundleSize } from '../../scripts/lib/bundle-size.js';
-import { spawnManaged, type ManagedProcess } from '../../scripts/lib/process.js';
+import type { ManagedProcess } from '../../scripts/lib/process.js';
+import { startWranglerDev } from '../../scripts/lib/wrangler.js';
 import { compatibility } from './workerd-webcrypto.js';
 
-const require = createRequire(import.meta.url);
-const WRANGLER_BIN = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
-
-function nodeBinary(repoDir: string): string {
-  return join(repoDir, 'node_modules', '.bin', 'node');
-}
-
-function wranglerEnv(stateDir: string): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    CI: 'true',
-    WRANGLER_SEND_METRICS: 'false',
-    WRANGLER_SEND_ERROR_REPORTS: 'false',
-    WRANGLER_REGISTRY_PATH: join(stateDir, 'wrangler-registry'),
-    WRANGLER_LOG_PATH: join(stateDir, 'logs'),
-    NO_COLOR: '1',
-    FORCE_COLOR: '0',
-  };
-}
-
 /**
- * bench/workers/hello.js under `wrangler dev`, with the flags scripts/lib/wrangler.ts gives the
- * vault's (local, HTTPS with the stack's certificate, no live reload, its own persist directory).
+ * bench/workers/hello.js under `wrangler dev`, started by the function that starts the vault's
+ * (scripts/lib/wrangler.ts: local, HTTPS with the stack's certificate, no live reload, its own
+ * persist directory), with the same `inspector` choice.
  */
 export async function startHelloWorker(opts: {
   repoDir: string;
   stateDir: string;
   port: number;
   inspectorPort: number;
+  inspector: boolean;
   certPath: string;
   keyPath: string;
   onLine?: (line: string) => void;
 }): Promise<ManagedProcess> {
+  const config = join(opts.repoDir, 'bench', 'workers', 'hello.toml');
   const vault = await compatibility(opts.repoDir);
-  const toml = await readFile(join(opts.repoDir, 'bench', 'workers', 'hello.toml'), 'utf8');
+  const toml = await readFile(config, 'utf8');
   const date = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)?.[1];
   const flags = [...(/^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(toml)?.[1] ?? '').matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
   if (date !== vault.date || flags.join(',') !== vault.flags.join(',')) {
@@ -53,32 +36,20 @@ export async function startHelloWorker(opts: {
       `bench/workers/hello.toml must have wrangler.toml's compatibility_date and flags (${vault.date}, ${vault.flags.join(',')})`,
     );
   }
-  const args = [
-    WRANGLER_BIN,
-    'dev',
-    '--config',
-    join(opts.repoDir, 'bench', 'workers', 'hello.toml'),
-    '--local',
-    '--ip',
-    '127.0.0.1',
-    '--port',
-    String(opts.port),
-    '--inspector-port',
-    String(opts.inspectorPort),
-    '--local-protocol',
-    'https',
-    '--https-key-path',
-    opts.keyPath,
-    '--https-cert-path',
-    opts.certPath,
-    '--persist-to',
-    join(opts.stateDir, 'wrangler'),
-    '--show-interactive-dev-session=false',
-    '--live-reload=false',
-  ];
-  return spawnManaged('wrangler dev (hello)', nodeBinary(opts.repoDir), args, {
-    cwd: opts.repoDir,
-    env: wranglerEnv(opts.stateDir),
+  await mkdir(opts.stateDir, { recursive: true });
+  return startWranglerDev({
+    name: 'wrangler dev (hello)',
+    repoDir: opts.repoDir,
+    stateDir: opts.stateDir,
+    persistTo: join(opts.stateDir, 'wrangler'),
+    config,
+    port: opts.port,
+    inspectorPort: opts.inspectorPort,
+    inspector: opts.inspector,
+    certPath: opts.certPath,
+    keyPath: opts.keyPath,
+    vars: {},
+    secrets: {},
     onLine: opts.onLine,
   });
 }

@@ -62,6 +62,12 @@ export interface StackOptions {
   cronIntervalSeconds?: number;
   /** More Worker variables, e.g. the soak run's D1 fault injection (D1_FAULT_RATE). */
   extraVars?: Record<string, string>;
+  /**
+   * false: wrangler dev without its devtools inspector, for measurements (the inspector makes
+   * every console.log a devtools event relayed to wrangler's Node process and kept in a buffer;
+   * scripts/lib/wrangler-dev-headless.mjs). Default true.
+   */
+  inspector?: boolean;
 }
 
 export interface BridgeControl {
@@ -220,6 +226,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       ...wranglerCtx,
       port: vaultPort,
       inspectorPort: await findFreePort(),
+      inspector: opts.inspector,
       certPath: ca.certPath,
       keyPath: ca.keyPath,
       // Local only: federated credentials may trust a plain-http OIDC issuer on loopback (tests).

@@ -9,6 +9,7 @@ import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { writePrivateFile } from './files.js';
 import { runToCompletion, spawnManaged, type ManagedProcess } from './process.js';
 
@@ -55,7 +56,15 @@ export async function applyMigrations(ctx: WranglerContext): Promise<string> {
 
 export interface WranglerDevOptions extends WranglerContext {
   port: number;
+  /** Port of wrangler's devtools inspector; with `inspector: false` there is none. */
   inspectorPort: number;
+  /**
+   * false: no devtools inspector (scripts/lib/wrangler-dev-headless.mjs says why the benchmarks
+   * want that). Default true, as `wrangler dev` runs.
+   */
+  inspector?: boolean;
+  /** Another wrangler config than the repo's wrangler.toml (the benchmark's hello-world Worker). */
+  config?: string;
   certPath: string;
   keyPath: string;
   /** Plain variables, passed as `--var NAME:value`. */
@@ -63,6 +72,8 @@ export interface WranglerDevOptions extends WranglerContext {
   /** Secrets, written to a 0600 env file that wrangler reads with `--env-file` (never argv). */
   secrets: Record<string, string>;
   onLine?: (line: string) => void;
+  /** The process's name in errors and output; default 'wrangler dev'. */
+  name?: string;
 }
 
 function dotenvLine(name: string, value: string): string {
@@ -79,9 +90,30 @@ export async function startWranglerDev(opts: WranglerDevOptions): Promise<Manage
       .map(([k, v]) => dotenvLine(k, v))
       .join(''),
   );
-  const args = [
+  const name = opts.name ?? 'wrangler dev';
+  const spawn = (args: string[]) =>
+    spawnManaged(name, nodeBinary(opts.repoDir), args, { cwd: opts.repoDir, env: wranglerEnv(opts), onLine: opts.onLine });
+  if (opts.inspector === false) {
+    const optionsFile = join(opts.stateDir, 'wrangler-dev.json');
+    await writePrivateFile(
+      optionsFile,
+      JSON.stringify({
+        config: opts.config ?? join(opts.repoDir, 'wrangler.toml'),
+        ip: '127.0.0.1',
+        port: opts.port,
+        certPath: opts.certPath,
+        keyPath: opts.keyPath,
+        persistTo: opts.persistTo,
+        envFile,
+        vars: opts.vars,
+      }),
+    );
+    return spawn([join(dirname(fileURLToPath(import.meta.url)), 'wrangler-dev-headless.mjs'), optionsFile]);
+  }
+  return spawn([
     WRANGLER_BIN,
     'dev',
+    ...(opts.config ? ['--config', opts.config] : []),
     '--local',
     '--ip',
     '127.0.0.1',
@@ -102,12 +134,7 @@ export async function startWranglerDev(opts: WranglerDevOptions): Promise<Manage
     '--show-interactive-dev-session=false',
     '--live-reload=false',
     ...Object.entries(opts.vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
-  ];
-  return spawnManaged('wrangler dev', nodeBinary(opts.repoDir), args, {
-    cwd: opts.repoDir,
-    env: wranglerEnv(opts),
-    onLine: opts.onLine,
-  });
+  ]);
 }
 
 /**
