@@ -13,7 +13,6 @@ import {
   BRIDGE_ROUTES,
   describeIssue,
   toBase64Url,
-  verifyRequest,
   type BridgeErrorBody,
   type BridgeErrorCode,
   type BridgeHealth,
@@ -42,6 +41,7 @@ import { HsmError, UnwrapError, type Hsm } from './hsm.js';
 import { KeyExistsError, KeyNotFoundError, KeyOperationError, KeyRequestError, hsmKeys } from './keys.js';
 import type { NonceJournal } from './nonce-journal.js';
 import { ReplayCache } from './replay-cache.js';
+import { verifyRequestSync } from './request-auth.js';
 
 /** The part of Hsm the server needs (withSession for the key operations of keys.ts). */
 export type BridgeHsm = Pick<
@@ -188,7 +188,7 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
       return answerError(c, 'Unauthorized', reason);
     };
     const nowMs = now();
-    const result = await verifyRequest(hmacSecret, c.req.method, path, raw, c.req.raw.headers, nowMs);
+    const result = verifyRequestSync(hmacSecret, c.req.method, path, raw, c.req.raw.headers, nowMs);
     if (!result.ok) return refuse(result.reason);
     // Tells the operator when the Worker still signs with the old secret, so it is not dropped too early.
     if (result.secretIndex > 0 && nowMs - lastPreviousSecretLog >= 60_000) {
