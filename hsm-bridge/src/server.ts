@@ -66,10 +66,11 @@ export interface BridgeAppOptions {
   now?: () => number;
   replayCacheSize?: number;
   /**
-   * Where accepted nonces are kept across restarts; the replay cache starts from its recovered
-   * entries. startBridge always passes one; only tests that build an app in process go without.
+   * What makes the replay protection outlast a restart: the replay cache refuses everything at or
+   * below its floor, and every answer waits until its timestamp is covered on disk (nonce-journal.ts).
+   * startBridge always passes one; only tests that build an app in process go without.
    */
-  journal?: Pick<NonceJournal, 'recovered' | 'record'>;
+  journal?: Pick<NonceJournal, 'floor' | 'record'>;
 }
 
 export type { BridgeStatus } from '../../bridge-protocol/index.js';
@@ -80,7 +81,7 @@ const MAX_KEY_BODY_BYTES = 64 * 1024;
 
 class BadRequest extends Error {}
 
-/** Routes that create or destroy token objects: they run only once their nonce is on disk. */
+/** Routes that create or destroy token objects: they run only once their timestamp is covered on disk. */
 const CHANGES_TOKEN = new Set<string>([
   BRIDGE_ROUTES.generateKey.path,
   BRIDGE_ROUTES.importKey.path,
@@ -139,7 +140,7 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
   const now = options.now ?? Date.now;
   const replay = new ReplayCache(options.replayCacheSize);
   const journal = options.journal;
-  for (const { nonce, timestamp } of journal?.recovered ?? []) replay.accept(nonce, timestamp, now() / 1000);
+  if (journal) replay.refuseUpTo(journal.floor);
   const ops: BridgeStatus['ops'] = {
     wrap: 0,
     unwrap: 0,
@@ -199,8 +200,8 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
     if (!replay.accept(result.nonce, result.timestamp, nowMs / 1000)) return refuse('replayed nonce');
     c.set('rawBody', raw);
     if (!journal) return next();
-    // On disk before any answer: a restart must not forget it while it could still be replayed.
-    const durable = journal.record(result.nonce, result.timestamp).then(
+    // Covered on disk before any answer: a restarted bridge must refuse it while it could be replayed.
+    const durable = journal.record(result.timestamp).then(
       () => undefined,
       (err: unknown) => err,
     );
@@ -213,9 +214,9 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
       if (failed !== undefined) return journalFailed(failed);
       return next();
     }
-    // Operations that change nothing in the token run while the nonce is written (the fsync is
-    // about as long as a batch of unwraps); the answer still waits until it is on disk, and a
-    // failed write replaces it, so no answer ever leaves before its nonce is durable.
+    // Operations that change nothing in the token run while the floor is written, when it is (the
+    // fsync is about as long as a batch of unwraps); the answer still waits until it is on disk,
+    // and a failed write replaces it, so no answer ever leaves before a restart would refuse it.
     await next();
     const failed = await durable;
     if (failed !== undefined) {
