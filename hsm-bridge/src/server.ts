@@ -4,7 +4,7 @@
  * bridge-protocol/schemas.ts. /healthz is open so orchestrators can probe it.
  * Logs carry events and reasons only: never the secret, request bodies or key bytes.
  */
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type * as z from 'zod';
@@ -167,8 +167,21 @@ export function createBridgeApp(options: BridgeAppOptions): Hono<Env> {
     return c.json(body, health.ok ? 200 : 503);
   });
 
-  const limit = (maxSize: number) =>
-    bodyLimit({ maxSize, onError: (c) => answerError(c, 'PayloadTooLarge', `body exceeds ${maxSize} bytes`) });
+  const limit = (maxSize: number): MiddlewareHandler<Env> => {
+    const tooLarge = (c: Context) => answerError(c, 'PayloadTooLarge', `body exceeds ${maxSize} bytes`);
+    const streamed = bodyLimit({ maxSize, onError: tooLarge });
+    // A declared length is checked here, without bodyLimit: it opens c.req.raw.body, which makes
+    // @hono/node-server wrap the request in a web stream, and reading the body through that cost
+    // 0.2-0.4 ms a request against a direct read of the socket. Chunked bodies, of no declared
+    // length, still go through bodyLimit, which counts as it reads.
+    return (c, next) => {
+      const length = c.req.header('content-length');
+      if (length === undefined || !/^\d+$/.test(length) || c.req.header('transfer-encoding') !== undefined) {
+        return streamed(c, next);
+      }
+      return Number(length) <= maxSize ? next() : Promise.resolve(tooLarge(c));
+    };
+  };
   const keyLimit = limit(MAX_KEY_BODY_BYTES);
   const dataKeyLimit = limit(MAX_BODY_BYTES);
   app.use('/v1/*', (c, next) => {
