@@ -1,6 +1,8 @@
 /**
  * The bridge verifies signatures with node:crypto (src/request-auth.ts) while the protocol's own
  * verifyRequest uses WebCrypto: both must give the same answer for every request, good or bad.
+ * Likewise the Worker signs with node:crypto (src/crypto/bridge-signing.ts): what it signs, the
+ * protocol's verifier must accept, and nothing else.
  */
 import { describe, expect, it } from 'vitest';
 import {
@@ -12,6 +14,7 @@ import {
   verifyRequest,
 } from '../../bridge-protocol/index.js';
 import { verifyRequestSync } from '../src/request-auth.js';
+import { signRequestSync } from '../../src/crypto/bridge-signing.js';
 
 const SECRET = 'a'.repeat(40);
 const PREVIOUS = 'b'.repeat(40);
@@ -75,5 +78,24 @@ describe('verifyRequestSync agrees with verifyRequest', () => {
       /at least 32 characters/,
     );
     expect(() => verifyRequestSync([], c.method, c.path, new Uint8Array(), new Headers(c.headers), NOW)).toThrow(/no bridge HMAC secret/);
+  });
+});
+
+describe('the Worker\'s signRequestSync', () => {
+  it('signs what verifyRequest accepts, with the headers signRequest gives, and a fresh nonce each time', async () => {
+    const headers = signRequestSync(SECRET, 'POST', '/v1/unwrap-batch', body, NOW);
+    const reference = await signRequest(SECRET, 'POST', '/v1/unwrap-batch', body, NOW);
+    expect(Object.keys(headers).sort()).toEqual(Object.keys(reference).sort());
+    expect(headers[HEADER_TIMESTAMP]).toBe(reference[HEADER_TIMESTAMP]);
+    expect(signRequestSync(SECRET, 'POST', '/v1/unwrap-batch', body, NOW)[HEADER_NONCE]).not.toBe(headers[HEADER_NONCE]);
+    const c: Case = { secrets: [SECRET, PREVIOUS], method: 'POST', path: '/v1/unwrap-batch', body, headers };
+    expect(await both(c)).toMatchObject({ ok: true, secretIndex: 0, nonce: headers[HEADER_NONCE] });
+    expect(await both({ ...c, body: `${body} ` })).toEqual({ ok: false, reason: 'bad signature' });
+    expect(await both({ ...c, path: '/v1/unwrap' })).toEqual({ ok: false, reason: 'bad signature' });
+    expect(await both({ ...c, secrets: PREVIOUS })).toEqual({ ok: false, reason: 'bad signature' });
+  });
+
+  it('refuses, as signRequest does, a secret too short to be one', () => {
+    expect(() => signRequestSync('short', 'POST', '/v1/unwrap', body)).toThrow(/at least 32 characters/);
   });
 });

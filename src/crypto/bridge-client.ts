@@ -9,7 +9,6 @@ import {
   MAX_BATCH_ITEMS,
   BridgeErrorBody,
   BridgeHealth,
-  signRequest,
   type BridgeErrorCode,
   type BridgeRoute,
   type HsmKeySpec,
@@ -18,6 +17,7 @@ import {
 } from '../../bridge-protocol';
 import { BridgeUnavailableError, IntegrityError, VaultError, badParameter, conflict, notFound } from '../core/errors';
 import { toBase64Url, utf8 } from '../core/encoding';
+import { signRequestSync } from './bridge-signing';
 
 export type { HsmKeySpec, HsmPublicJwk } from '../../bridge-protocol';
 
@@ -300,7 +300,7 @@ export class BridgeClient {
     for (let attempt = 1; ; attempt++) {
       let headers: Record<string, string>;
       try {
-        headers = await signRequest(this.secret, 'POST', path, body);
+        headers = signRequestSync(this.secret, 'POST', path, body);
       } catch {
         throw new BridgeUnavailableError('the bridge secret is not configured correctly');
       }
