@@ -6,8 +6,8 @@
  * What is kept is a floor, not the nonces: before a request is answered, a timestamp at least as
  * high as its own is on disk (written and fsync'd), and a bridge that starts refuses every request
  * timestamped at or below the highest one it finds. So every request answered before a restart or
- * crash is refused after it, as when each nonce was written; so is any request signed before then
- * and never delivered. Timestamps are whole seconds, so the disk is written once per second in
+ * crash is refused after it, as when each nonce was written; so is any request timestamped at or
+ * below the floor that was captured and never delivered. Timestamps are whole seconds, so the disk is written once per second in
  * which requests arrive (group commit merges the requests waiting meanwhile), not once a request:
  * the first request of a second waits for the fsync, the others are already covered.
  * The price: after a restart, requests timestamped at or below the last covered second are refused

@@ -195,7 +195,7 @@ describe('a bridge restarted on its state directory', () => {
     await second.stop();
   }, 60_000);
 
-  it('refuses after a restart a request signed before it and never delivered, and serves fresh ones', async () => {
+  it('refuses after a crash a request signed in the same second as one answered and never delivered, and serves fresh ones', async () => {
     const first = await start();
     const signedAt = Date.now();
     const body = JSON.stringify({ wrapped, context });
