@@ -37,7 +37,18 @@ export async function canonicalString(
   nonce: string,
 ): Promise<string> {
   const digest = await crypto.subtle.digest('SHA-256', asBytes(body) as BufferSource);
-  return [method.toUpperCase(), pathWithQuery, toHex(digest), timestamp, nonce].join('\n');
+  return canonicalFromDigest(method, pathWithQuery, toHex(digest), timestamp, nonce);
+}
+
+/** The string signed, given the body's SHA-256 in lowercase hex (for verifiers with their own hash). */
+export function canonicalFromDigest(
+  method: string,
+  pathWithQuery: string,
+  bodySha256Hex: string,
+  timestamp: string,
+  nonce: string,
+): string {
+  return [method.toUpperCase(), pathWithQuery, bodySha256Hex, timestamp, nonce].join('\n');
 }
 
 /**
@@ -79,6 +90,28 @@ export async function signRequest(
   };
 }
 
+/** The authentication headers of a request, checked for shape and for the timestamp window. */
+export type AuthHeaders =
+  | { ok: true; timestamp: string; ts: number; nonce: string; mac: Uint8Array }
+  | { ok: false; reason: string };
+
+/** Everything verifyRequest checks before the MAC itself; shared with verifiers that hash on their own. */
+export function readAuthHeaders(headers: { get(name: string): string | null | undefined }, nowMs: number): AuthHeaders {
+  const timestamp = headers.get(HEADER_TIMESTAMP);
+  const nonce = headers.get(HEADER_NONCE);
+  const signature = headers.get(HEADER_SIGNATURE);
+  if (!timestamp || !nonce || !signature) return { ok: false, reason: 'missing authentication headers' };
+  if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, reason: 'malformed timestamp' };
+  if (!NONCE_PATTERN.test(nonce)) return { ok: false, reason: 'malformed nonce' };
+  const ts = Number(timestamp);
+  if (Math.abs(nowMs / 1000 - ts) > MAX_CLOCK_SKEW_SECONDS) return { ok: false, reason: 'stale timestamp' };
+  try {
+    return { ok: true, timestamp, ts, nonce, mac: fromBase64Url(signature) };
+  } catch {
+    return { ok: false, reason: 'malformed signature' };
+  }
+}
+
 export type VerifyResult =
   | {
       ok: true;
@@ -104,20 +137,9 @@ export async function verifyRequest(
   headers: { get(name: string): string | null | undefined },
   nowMs: number = Date.now(),
 ): Promise<VerifyResult> {
-  const timestamp = headers.get(HEADER_TIMESTAMP);
-  const nonce = headers.get(HEADER_NONCE);
-  const signature = headers.get(HEADER_SIGNATURE);
-  if (!timestamp || !nonce || !signature) return { ok: false, reason: 'missing authentication headers' };
-  if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, reason: 'malformed timestamp' };
-  if (!NONCE_PATTERN.test(nonce)) return { ok: false, reason: 'malformed nonce' };
-  const ts = Number(timestamp);
-  if (Math.abs(nowMs / 1000 - ts) > MAX_CLOCK_SKEW_SECONDS) return { ok: false, reason: 'stale timestamp' };
-  let mac: Uint8Array;
-  try {
-    mac = fromBase64Url(signature);
-  } catch {
-    return { ok: false, reason: 'malformed signature' };
-  }
+  const auth = readAuthHeaders(headers, nowMs);
+  if (!auth.ok) return auth;
+  const { timestamp, ts, nonce, mac } = auth;
   const canonical = encoder.encode(await canonicalString(method, pathWithQuery, body, timestamp, nonce));
   const secrets = typeof secret === 'string' ? [secret] : secret;
   if (secrets.length === 0) throw new Error('no bridge HMAC secret given');

@@ -26,8 +26,8 @@ export interface BridgeConfig {
   port: number;
   sessionPoolSize: number;
   /**
-   * Directory of the bridge's own state: the journal of accepted nonces that keeps a captured
-   * request from being replayed after a restart (see nonce-journal.ts). Absolute.
+   * Directory of the bridge's own state: the floor of answered requests' timestamps that keeps a
+   * captured request from being replayed after a restart (see nonce-journal.ts). Absolute.
    */
   stateDir: string;
   /** PEM files; when both are set the bridge serves HTTPS. */

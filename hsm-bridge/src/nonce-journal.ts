@@ -1,16 +1,27 @@
 /**
- * The nonces of accepted requests, on disk, so that a request captured before a restart cannot be
- * replayed after it: the in-memory ReplayCache starts empty, while a signed request stays
- * acceptable for MAX_CLOCK_SKEW_SECONDS, and a signed /v1/unwrap answers a plaintext data key.
+ * What keeps a request captured before a restart from being replayed after it: the in-memory
+ * ReplayCache starts empty, while a signed request stays acceptable for MAX_CLOCK_SKEW_SECONDS,
+ * and a signed /v1/unwrap answers a plaintext data key.
  *
- * Layout: the state directory holds append-only segments `nonces-<n>.log`, one line
- * "<nonce> <timestamp>" per accepted request, segment n holding the timestamps of one window
- * [n·W, (n+1)·W). A segment whose newest possible timestamp is outside the window can no longer
- * matter and is deleted whole, so nothing is ever rewritten. A nonce is written and fsync'd before
- * its request is answered; concurrent requests share one write and one fsync (group commit).
+ * What is kept is a floor, not the nonces: before a request is answered, a timestamp at least as
+ * high as its own is on disk (written and fsync'd), and a bridge that starts refuses every request
+ * timestamped at or below the highest one it finds. So every request answered before a restart or
+ * crash is refused after it, as when each nonce was written; so is any request timestamped at or
+ * below the floor that was captured and never delivered. Timestamps are whole seconds, so the disk is written once per second in
+ * which requests arrive (group commit merges the requests waiting meanwhile), not once a request:
+ * the first request of a second waits for the fsync, the others are already covered.
+ * The price: after a restart, requests timestamped at or below the last covered second are refused
+ * (401) until the clock passes it; a restart takes longer than that second, unless a client's clock
+ * runs ahead of the others', whose requests then wait out the lead (at most the 60 s window).
  *
- * Bridges that share a state directory (same host) learn each other's nonces when they start,
- * but a running bridge only knows the nonces it accepted itself and those on disk at its start.
+ * Layout: the state directory holds append-only segments `nonces-<n>.log`, one timestamp a line,
+ * segment n holding the timestamps of one window [n·W, (n+1)·W). A segment whose newest possible
+ * timestamp is outside the window can no longer matter and is deleted whole, so nothing is ever
+ * rewritten. Lines "<nonce> <timestamp>" of bridges that journalled every nonce count by their
+ * timestamp, so an upgrade keeps refusing what they accepted.
+ *
+ * Bridges that share a state directory (same host) start from the highest floor any of them
+ * wrote, but a running bridge only knows the requests it accepted itself and the floor at its start.
  */
 import { mkdir, open, readdir, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -18,13 +29,8 @@ import { MAX_CLOCK_SKEW_SECONDS } from '../../bridge-protocol/index.js';
 import { ConfigError } from './config.js';
 
 const SEGMENT_NAME = /^nonces-(\d{1,12})\.log$/;
-const LINE = /^([A-Za-z0-9_-]{16,64}) (\d{1,12})$/;
-
-export interface JournalEntry {
-  nonce: string;
-  /** The request's timestamp, seconds. */
-  timestamp: number;
-}
+/** A timestamp, after the nonce that earlier versions wrote with it. */
+const LINE = /^(?:[A-Za-z0-9_-]{16,64} )?(\d{1,12})$/;
 
 export interface NonceJournalOptions {
   /** Seconds a request stays acceptable either side of now; default MAX_CLOCK_SKEW_SECONDS. */
@@ -34,21 +40,28 @@ export interface NonceJournalOptions {
 }
 
 interface Waiter {
+  timestamp: number;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
 
 export class NonceJournal {
   private readonly segments = new Map<number, FileHandle>();
-  private pending = new Map<number, string[]>();
+  /** The highest timestamp this journal wrote and fsync'd; requests up to it need no write. */
+  private durable = -Infinity;
+  /** The highest timestamp asked for: the next write covers it. */
+  private wanted = -Infinity;
   private waiters: Waiter[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
 
   private constructor(
     readonly dir: string,
-    /** Entries on disk at open whose timestamps are still acceptable: seed the replay cache with them. */
-    readonly recovered: JournalEntry[],
+    /**
+     * The highest timestamp on disk at open (-Infinity when none is still acceptable): a request
+     * timestamped at or below it may have been answered before, so the replay cache refuses it.
+     */
+    readonly floor: number,
     private readonly windowSeconds: number,
     private readonly now: () => number,
   ) {}
@@ -76,13 +89,13 @@ export class NonceJournal {
     }
     if (process.getuid && info.uid !== process.getuid()) throw problem('belongs to another user');
 
-    const journal = new NonceJournal(dir, [], windowSeconds, now);
     const nowSeconds = now() / 1000;
+    let floor = -Infinity;
     for (const name of await readdir(dir)) {
       const m = SEGMENT_NAME.exec(name);
       if (!m) continue;
       const path = join(dir, name);
-      if (journal.isStale(Number(m[1]), nowSeconds)) {
+      if (isStale(Number(m[1]), nowSeconds, windowSeconds)) {
         await unlink(path).catch(() => {}); // another bridge on this directory may have deleted it first
         continue;
       }
@@ -90,11 +103,11 @@ export class NonceJournal {
       // answered, and every write starts on a new line, so no complete line is lost with it.
       for (const line of (await readFile(path, 'utf8')).split('\n')) {
         const entry = LINE.exec(line);
-        if (!entry) continue;
-        const timestamp = Number(entry[2]);
-        if (timestamp >= nowSeconds - windowSeconds - 1) journal.recovered.push({ nonce: entry[1]!, timestamp });
+        if (entry) floor = Math.max(floor, Number(entry[1]));
       }
     }
+    // A floor older than the window refuses nothing the timestamp check does not refuse already.
+    const journal = new NonceJournal(dir, floor >= nowSeconds - windowSeconds - 1 ? floor : -Infinity, windowSeconds, now);
     // Fail at startup, not on the first request, when the directory cannot be written.
     try {
       await journal.segment(journal.bucketOf(Math.floor(nowSeconds)));
@@ -104,15 +117,16 @@ export class NonceJournal {
     return journal;
   }
 
-  /** Resolves once the nonce is on disk (fsync'd); only then may its request be answered. */
-  record(nonce: string, timestamp: number): Promise<void> {
+  /**
+   * Resolves once a floor at or above `timestamp` (a request's, seconds) is on disk; only then may
+   * the request be answered. At once when an earlier write covers it already.
+   */
+  record(timestamp: number): Promise<void> {
     if (this.closed) return Promise.reject(new Error('nonce journal is closed'));
-    const bucket = this.bucketOf(timestamp);
-    const lines = this.pending.get(bucket) ?? [];
-    lines.push(`${nonce} ${timestamp}`);
-    this.pending.set(bucket, lines);
+    if (timestamp <= this.durable) return Promise.resolve();
+    if (timestamp > this.wanted) this.wanted = timestamp;
     return new Promise<void>((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
+      this.waiters.push({ timestamp, resolve, reject });
       this.flushing ??= this.flush();
     });
   }
@@ -129,34 +143,39 @@ export class NonceJournal {
     return Math.floor(timestamp / this.windowSeconds);
   }
 
-  /** True when every timestamp segment `bucket` can hold is outside the window (with a second to spare). */
   private isStale(bucket: number, nowSeconds: number): boolean {
-    return (bucket + 1) * this.windowSeconds + this.windowSeconds + 1 < nowSeconds;
+    return isStale(bucket, nowSeconds, this.windowSeconds);
   }
 
   private async flush(): Promise<void> {
     while (this.waiters.length > 0) {
-      const batch = this.pending;
-      const waiters = this.waiters;
-      this.pending = new Map();
-      this.waiters = [];
+      // Requests that arrive while this write is under way and that it covers are answered with it.
+      const target = this.wanted;
+      let failure: { err: unknown } | undefined;
       try {
-        for (const [bucket, lines] of batch) {
-          const handle = await this.segment(bucket);
-          try {
-            // The leading newline ends any line a crash left unfinished.
-            await handle.write(`\n${lines.join('\n')}\n`);
-            await handle.datasync();
-          } catch (err) {
-            this.segments.delete(bucket);
-            await handle.close().catch(() => {});
-            throw err;
-          }
+        const bucket = this.bucketOf(target);
+        const handle = await this.segment(bucket);
+        try {
+          // The leading newline ends any line a crash left unfinished; the digits of a line cut
+          // short read as a lower floor, and the line before it still covers every answered request.
+          await handle.write(`\n${target}\n`);
+          await handle.datasync();
+        } catch (err) {
+          this.segments.delete(bucket);
+          await handle.close().catch(() => {});
+          throw err;
         }
-        for (const w of waiters) w.resolve();
+        if (target > this.durable) this.durable = target;
       } catch (err) {
-        for (const w of waiters) w.reject(err);
+        failure = { err };
       }
+      const waiting: Waiter[] = [];
+      for (const w of this.waiters) {
+        if (w.timestamp > target) waiting.push(w);
+        else if (failure) w.reject(failure.err);
+        else w.resolve();
+      }
+      this.waiters = waiting;
       await this.prune();
     }
     this.flushing = undefined;
@@ -198,4 +217,9 @@ export class NonceJournal {
       await unlink(join(this.dir, `nonces-${bucket}.log`)).catch(() => {});
     }
   }
+}
+
+/** True when every timestamp segment `bucket` can hold is outside the window (with a second to spare). */
+function isStale(bucket: number, nowSeconds: number, windowSeconds: number): boolean {
+  return (bucket + 1) * windowSeconds + windowSeconds + 1 < nowSeconds;
 }

@@ -25,6 +25,14 @@ export class ReplayCache {
     return this.seen.size;
   }
 
+  /**
+   * Refuses from now on every request timestamped at or below `timestamp`: those a bridge may have
+   * answered before this cache existed (its restart), whose nonces it does not know.
+   */
+  refuseUpTo(timestamp: number): void {
+    if (timestamp > this.floor) this.floor = timestamp;
+  }
+
   /** Records a nonce; false when the request must be refused as a (possible) replay. */
   accept(nonce: string, timestamp: number, nowSeconds: number): boolean {
     if (timestamp <= this.floor || this.seen.has(nonce)) return false;

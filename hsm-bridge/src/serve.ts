@@ -8,6 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { TLSSocket } from 'node:tls';
+import { MAX_CLOCK_SKEW_SECONDS } from '../../bridge-protocol/index.js';
 import { ConfigError, type BridgeConfig } from './config.js';
 import { Hsm } from './hsm.js';
 import { NonceJournal } from './nonce-journal.js';
@@ -36,6 +37,15 @@ export async function startBridge(config: BridgeConfig, log: BridgeLog = jsonLog
   } catch (err) {
     await journal.close();
     throw err;
+  }
+  // Requests timestamped at or below the journal's floor are refused, the whole second of the last
+  // one answered before the restart included: a restart quicker than that would refuse fresh
+  // requests of that second. Wait until the clock is past it (at most the window, for a floor a
+  // client with a clock running ahead left) before listening; clients retry a refused connection.
+  const waitMs = Math.min((journal.floor + 1) * 1000 - Date.now(), (MAX_CLOCK_SKEW_SECONDS + 1) * 1000);
+  if (waitMs > 0) {
+    if (waitMs > 2_000) log('waiting_for_replay_floor', { ms: Math.ceil(waitMs) });
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
   }
   const hmacSecret = config.previousHmacSecret ? [config.hmacSecret, config.previousHmacSecret] : config.hmacSecret;
   const app = createBridgeApp({ hsm, hmacSecret, log, journal });

@@ -234,6 +234,21 @@ describe('unwrap coalescing', () => {
     got.forEach((plain, i) => expect(Buffer.from(plain).equals(keys[i]!.dek)).toBe(true));
   });
 
+  it('gathers the calls of one turn even when each caller reaches unwrap after some awaits', async () => {
+    // As when one answer resolves several readers, each continuing through its own await chain.
+    const keys = await wrapMany(4);
+    const before = mod.bridgeStats.calls;
+    const fresh = new mod.BridgeClient(bridge.url, SECRET);
+    const got = await Promise.all(
+      keys.map(async (k, i) => {
+        for (let hop = 0; hop < i * 3; hop++) await Promise.resolve();
+        return fresh.unwrap(k.wrapped, k.context);
+      }),
+    );
+    expect(mod.bridgeStats.calls - before).toBe(1);
+    got.forEach((plain, i) => expect(Buffer.from(plain).equals(keys[i]!.dek)).toBe(true));
+  });
+
   it('fails only the item that does not authenticate, with the error a lone unwrap gives', async () => {
     const keys = await wrapMany(3);
     const fresh = new mod.BridgeClient(bridge.url, SECRET);

@@ -33,4 +33,14 @@ describe('ReplayCache', () => {
     expect(cache.size).toBe(1);
     expect(cache.accept('fresh2', 1099, 1100)).toBe(true);
   });
+
+  it('refuses everything at or below a floor it is given (a restart), never lowering it', () => {
+    const cache = new ReplayCache(100, 60);
+    cache.refuseUpTo(1000);
+    expect(cache.accept('unseen', 1000, 1000)).toBe(false);
+    expect(cache.accept('older', 990, 1000)).toBe(false);
+    cache.refuseUpTo(-Infinity); // an empty state directory does not undo it
+    expect(cache.accept('still', 999, 1000)).toBe(false);
+    expect(cache.accept('next', 1001, 1001)).toBe(true);
+  });
 });

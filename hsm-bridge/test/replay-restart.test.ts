@@ -1,10 +1,11 @@
 /**
- * Replay across restarts: a signed request stays acceptable for ±60 s, so the nonces of accepted
- * requests are journalled in BRIDGE_STATE_DIR and a restarted (or crashed) bridge still refuses
- * them. The journal on its own first, then the bridge as a real process restarted on its state.
+ * Replay across restarts: a signed request stays acceptable for ±60 s, so a floor covering the
+ * timestamps of answered requests is kept in BRIDGE_STATE_DIR and a restarted (or crashed) bridge
+ * still refuses them. The journal on its own first, then the bridge as a real process restarted
+ * on its state.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,17 +26,40 @@ describe('NonceJournal', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('gives back, after a reopen, every nonce recorded, concurrent ones included', async () => {
+  const lines = async (state: string) =>
+    (await Promise.all((await readdir(state)).map((name) => readFile(join(state, name), 'utf8'))))
+      .join('')
+      .split('\n')
+      .filter(Boolean);
+
+  it('starts, after a reopen, from the highest timestamp recorded, concurrent ones sharing writes', async () => {
     const state = join(dir, 'reopen');
     const nowMs = 1_700_000_000_000;
     const journal = await NonceJournal.open(state, { now: () => nowMs });
-    expect(journal.recovered).toEqual([]);
-    const entries = Array.from({ length: 50 }, (_, i) => ({ nonce: nonce(), timestamp: nowMs / 1000 - 30 + i }));
-    await Promise.all(entries.map((e) => journal.record(e.nonce, e.timestamp)));
+    expect(journal.floor).toBe(-Infinity);
+    const timestamps = Array.from({ length: 50 }, (_, i) => nowMs / 1000 - 30 + ((i * 7) % 50));
+    await Promise.all(timestamps.map((t) => journal.record(t)));
     await journal.close();
+    expect((await lines(state)).length).toBeLessThanOrEqual(2); // group commit: one write, maybe two
     const again = await NonceJournal.open(state, { now: () => nowMs + 5_000 });
-    expect(again.recovered).toEqual(expect.arrayContaining(entries));
-    expect(again.recovered).toHaveLength(50);
+    expect(again.floor).toBe(Math.max(...timestamps));
+    await again.close();
+  });
+
+  it('writes only for a timestamp above what is on disk already', async () => {
+    const state = join(dir, 'covered');
+    const t0 = 1_700_000_000;
+    const journal = await NonceJournal.open(state, { now: () => t0 * 1000 });
+    await journal.record(t0);
+    const written = (await lines(state)).length;
+    await journal.record(t0);
+    await journal.record(t0 - 20); // a client whose clock runs behind
+    expect((await lines(state)).length).toBe(written);
+    await journal.record(t0 + 1);
+    expect((await lines(state)).length).toBe(written + 1);
+    await journal.close();
+    const again = await NonceJournal.open(state, { now: () => t0 * 1000 });
+    expect(again.floor).toBe(t0 + 1);
     await again.close();
   });
 
@@ -43,20 +67,20 @@ describe('NonceJournal', () => {
     const state = join(dir, 'prune');
     const t0 = 1_700_000_000;
     const journal = await NonceJournal.open(state, { now: () => t0 * 1000 });
-    const old = { nonce: nonce(), timestamp: t0 - 50 };
-    await journal.record(old.nonce, old.timestamp);
+    const old = t0 - 50;
+    await journal.record(old);
     await journal.close();
     // Still replayable 100 s later? No: 150 s old. Only a fresh entry survives.
     const later = await NonceJournal.open(state, { now: () => (t0 + 100) * 1000 });
-    expect(later.recovered).toEqual([]);
-    const fresh = { nonce: nonce(), timestamp: t0 + 100 };
-    await later.record(fresh.nonce, fresh.timestamp);
+    expect(later.floor).toBe(-Infinity);
+    const fresh = t0 + 100;
+    await later.record(fresh);
     await later.close();
     const segments = await readdir(state);
     expect(segments.every((name) => /^nonces-\d+\.log$/.test(name))).toBe(true);
-    expect(segments).not.toContain(`nonces-${Math.floor(old.timestamp / 60)}.log`);
+    expect(segments).not.toContain(`nonces-${Math.floor(old / 60)}.log`);
     const last = await NonceJournal.open(state, { now: () => (t0 + 101) * 1000 });
-    expect(last.recovered).toEqual([fresh]);
+    expect(last.floor).toBe(fresh);
     await last.close();
   });
 
@@ -67,13 +91,23 @@ describe('NonceJournal', () => {
     await first.close();
     await writeFile(join(state, `nonces-${Math.floor(t0 / 60)}.log`), 'half-a-nonce-with', { flag: 'a' });
     const second = await NonceJournal.open(state, { now: () => t0 * 1000 });
-    expect(second.recovered).toEqual([]);
-    const entry = { nonce: nonce(), timestamp: t0 };
-    await second.record(entry.nonce, entry.timestamp);
+    expect(second.floor).toBe(-Infinity);
+    await second.record(t0);
     await second.close();
     const third = await NonceJournal.open(state, { now: () => t0 * 1000 });
-    expect(third.recovered).toEqual([entry]);
+    expect(third.floor).toBe(t0);
     await third.close();
+  });
+
+  it('counts the nonce lines earlier versions wrote by their timestamps', async () => {
+    const state = join(dir, 'upgrade');
+    const t0 = 1_700_000_000;
+    await (await NonceJournal.open(state, { now: () => t0 * 1000 })).close();
+    const old = [`${nonce()} ${t0 - 3}`, `${nonce()} ${t0 - 1}`, `${nonce()} ${t0 - 2}`].join('\n');
+    await writeFile(join(state, `nonces-${Math.floor(t0 / 60)}.log`), `\n${old}\n`, { flag: 'a' });
+    const journal = await NonceJournal.open(state, { now: () => t0 * 1000 });
+    expect(journal.floor).toBe(t0 - 1);
+    await journal.close();
   });
 
   it('refuses a state directory others can write, or that is not a directory', async () => {
@@ -158,6 +192,22 @@ describe('a bridge restarted on its state directory', () => {
 
     const second = await start();
     await expectReplayRefused(await replay(second, unwrap));
+    await second.stop();
+  }, 60_000);
+
+  it('refuses after a crash a request signed in the same second as one answered and never delivered, and serves fresh ones', async () => {
+    const first = await start();
+    const signedAt = Date.now();
+    const body = JSON.stringify({ wrapped, context });
+    const delivered = { path: '/v1/unwrap', body, headers: await signRequest(SECRET, 'POST', '/v1/unwrap', body, signedAt) };
+    const withheld = { path: '/v1/unwrap', body, headers: await signRequest(SECRET, 'POST', '/v1/unwrap', body, signedAt) };
+    await expectUnwraps(await replay(first, delivered));
+    process.kill(first.pid, 'SIGKILL');
+    await first.stop();
+
+    const second = await start();
+    await expectReplayRefused(await replay(second, withheld));
+    await expectUnwraps(await replay(second, await capture('/v1/unwrap', { wrapped, context })));
     await second.stop();
   }, 60_000);
 

@@ -1,5 +1,8 @@
 /** The HTTP API, in process, over a real SoftHSM2 token. */
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Hsm } from '../src/hsm.js';
 import {
@@ -212,6 +215,43 @@ describe('wrap and unwrap over HTTP', () => {
   it('answers 413 for an oversized body', async () => {
     const res = await call('POST', '/v1/wrap', 'x'.repeat(17 * 1024));
     expect(res.status).toBe(413);
+  });
+
+  it('over a real HTTP server: reads bodies of a declared length, and refuses oversized ones declared or chunked', async () => {
+    const server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
+    });
+    const { port } = server.address() as AddressInfo;
+    const post = (path: string, headers: Record<string, string>, chunks: string[]) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path, method: 'POST', headers }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        req.on('error', reject);
+        for (const chunk of chunks) req.write(chunk);
+        req.end();
+      });
+    try {
+      const body = JSON.stringify({ plaintext: toBase64Url(dek), context: ctx });
+      const signed = await signRequest(SECRET, 'POST', '/v1/wrap', body);
+      const length = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
+      const ok = await post('/v1/wrap', { ...signed, ...length }, [body]);
+      expect(ok.status).toBe(200);
+      expect(await hsm.unwrap(fromBase64Url((JSON.parse(ok.text) as { wrapped: string }).wrapped), fromBase64Url(ctx))).toEqual(
+        new Uint8Array(dek),
+      );
+      const big = 'x'.repeat(17 * 1024);
+      const declared = await post('/v1/wrap', { 'content-length': String(big.length) }, [big]);
+      expect(declared.status).toBe(413);
+      expect(JSON.parse(declared.text)).toMatchObject({ error: { code: 'PayloadTooLarge' } });
+      const chunked = await post('/v1/wrap', { 'transfer-encoding': 'chunked' }, [big.slice(0, 9000), big.slice(9000)]);
+      expect(chunked.status).toBe(413);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('answers 404 for unknown authenticated routes', async () => {

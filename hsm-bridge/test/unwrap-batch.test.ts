@@ -135,13 +135,13 @@ describe('POST /v1/unwrap-batch', () => {
 describe('the nonce journal', () => {
   it('holds the answer until the nonce is on disk', async () => {
     let release!: () => void;
-    const recorded: string[] = [];
+    const recorded: number[] = [];
     app = makeApp({
       journal: {
-        recovered: [],
+        floor: -Infinity,
         // The wrap's nonce is written at once; the batch's waits for release().
-        record: (nonce) => {
-          recorded.push(nonce);
+        record: (timestamp) => {
+          recorded.push(timestamp);
           return recorded.length === 1 ? Promise.resolve() : new Promise<void>((resolve) => (release = resolve));
         },
       },
@@ -164,7 +164,7 @@ describe('the nonce journal', () => {
   it('answers 503 StateUnavailable, never the keys, when the nonce cannot be written', async () => {
     const k = await wrapped(9);
     app = makeApp({
-      journal: { recovered: [], record: () => Promise.reject(Object.assign(new Error('disk'), { code: 'EIO' })) },
+      journal: { floor: -Infinity, record: () => Promise.reject(Object.assign(new Error('disk'), { code: 'EIO' })) },
     });
     const res = await app.request(
       '/v1/unwrap-batch',
@@ -181,7 +181,7 @@ describe('the nonce journal', () => {
 
   it('does not create a key in the token before its nonce is on disk', async () => {
     app = makeApp({
-      journal: { recovered: [], record: () => Promise.reject(Object.assign(new Error('disk'), { code: 'ENOSPC' })) },
+      journal: { floor: -Infinity, record: () => Promise.reject(Object.assign(new Error('disk'), { code: 'ENOSPC' })) },
     });
     const id = randomBytes(16).toString('hex');
     const res = await app.request(

@@ -9,7 +9,6 @@ import {
   MAX_BATCH_ITEMS,
   BridgeErrorBody,
   BridgeHealth,
-  signRequest,
   type BridgeErrorCode,
   type BridgeRoute,
   type HsmKeySpec,
@@ -18,6 +17,7 @@ import {
 } from '../../bridge-protocol';
 import { BridgeUnavailableError, IntegrityError, VaultError, badParameter, conflict, notFound } from '../core/errors';
 import { toBase64Url, utf8 } from '../core/encoding';
+import { signRequestSync } from './bridge-signing';
 
 export type { HsmKeySpec, HsmPublicJwk } from '../../bridge-protocol';
 
@@ -74,13 +74,29 @@ export interface BridgeClientOptions {
 }
 
 /**
+ * Runs fn once the current turn is over (its microtasks included), or after `ms` when positive.
+ * setTimeout(0) would do for a turn, but Node clamps it to 1 ms, which a batch then waits on top
+ * of its round trip; setImmediate (Node; workerd with nodejs_compat) runs right after the turn.
+ */
+function later(fn: () => void, ms: number): { cancel(): void } {
+  const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown; clearImmediate?: (h: unknown) => void })
+    .setImmediate;
+  if (ms <= 0 && immediate) {
+    const handle = immediate(fn);
+    return { cancel: () => (globalThis as { clearImmediate?: (h: unknown) => void }).clearImmediate?.(handle) };
+  }
+  const handle = setTimeout(fn, ms);
+  return { cancel: () => clearTimeout(handle) };
+}
+
+/**
  * HMAC-signed client of the HSM bridge (see bridge-protocol/). One per request (services()): its
  * unwrap coalescer only ever batches this request's own calls, so no request awaits I/O another
  * request started (a Workers rule; the isolate-wide data-key cache shares settled keys only).
  */
 export class BridgeClient {
   private queued: PendingUnwrap[] = [];
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timer: { cancel(): void } | undefined;
   private readonly coalesceMs: number;
 
   constructor(
@@ -110,12 +126,12 @@ export class BridgeClient {
     return new Promise<Uint8Array>((resolve, reject) => {
       this.queued.push({ item, resolve, reject });
       if (this.queued.length >= MAX_BATCH_ITEMS) this.flush();
-      else if (this.queued.length === 1) this.timer = setTimeout(() => this.flush(), this.coalesceMs);
+      else if (this.queued.length === 1) this.timer = later(() => this.flush(), this.coalesceMs);
     });
   }
 
   private flush(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     const batch = this.queued;
     this.queued = [];
@@ -284,7 +300,7 @@ export class BridgeClient {
     for (let attempt = 1; ; attempt++) {
       let headers: Record<string, string>;
       try {
-        headers = await signRequest(this.secret, 'POST', path, body);
+        headers = signRequestSync(this.secret, 'POST', path, body);
       } catch {
         throw new BridgeUnavailableError('the bridge secret is not configured correctly');
       }

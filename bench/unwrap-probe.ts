@@ -1,0 +1,116 @@
+/**
+ * `tsx bench/unwrap-probe.ts`: the edge bench's unwrap figure alone, in seconds instead of minutes,
+ * for trying a change to the bridge or to BridgeClient. SoftHSM2 and the bridge process start as
+ * the stack starts them (no Worker, no wrangler); then, per cycle:
+ *  - the bench's comparison: the Worker's BridgeClient (loaded in Node, coalescing into
+ *    /v1/unwrap-batch) against Hsm.unwrap in process on the same token, 8 in flight each;
+ *  - one batch of 8 at a time, split where it can be seen from the client: from the first unwrap
+ *    call to fetch (coalescing window, JSON, signing), fetch to response headers (HTTP and the
+ *    bridge), the whole batch; beside 8 unwraps at once in process and a GET /healthz.
+ * Knobs: PROBE_CYCLES (3), PROBE_ROUND (2000 unwraps), PROBE_BATCHES (300); HSM_SESSION_POOL as for
+ * the bridge; PROBE_BRIDGE_LOG=1 prints the bridge's output. Figures are only comparable within a
+ * run on a machine this busy: the ratio per cycle is the figure, as in bench/edge.ts.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { ensureSoftHsmToken, findSoftHsmModule, startBridgeProcess } from '../hsm-bridge/dev/softhsm.js';
+import { fromBase64Url } from '../bridge-protocol/index.js';
+import { SignedBridgeClient } from './lib/bridge.js';
+import { bridgeSessionPoolSize, openInProcessHsm } from './lib/inprocess-hsm.js';
+import { runFixed } from './lib/load.js';
+import { median, round } from './lib/stats.js';
+
+const num = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+const CYCLES = num('PROBE_CYCLES', 3);
+const ROUND = num('PROBE_ROUND', 2000);
+const BATCHES = num('PROBE_BATCHES', 300);
+const C = 8;
+const CLIENT_MODULE = '../src/crypto/bridge-client.ts';
+
+const stateDir = await mkdtemp(join(os.tmpdir(), 'ekv-unwrap-probe-'));
+const token = await ensureSoftHsmToken({ dir: join(stateDir, 'softhsm'), label: 'unwrap-probe' });
+const secret = randomBytes(32).toString('base64url');
+await writeFile(join(stateDir, 'secret'), secret, { mode: 0o600 });
+const bridgeProcess = await startBridgeProcess({
+  env: {
+    PKCS11_MODULE: findSoftHsmModule(),
+    SOFTHSM2_CONF: token.confPath,
+    HSM_TOKEN_LABEL: 'unwrap-probe',
+    HSM_PIN_FILE: token.pinFile,
+    BRIDGE_HMAC_SECRET_FILE: join(stateDir, 'secret'),
+    BRIDGE_HOST: '127.0.0.1',
+    BRIDGE_STATE_DIR: join(stateDir, 'hsm-bridge'),
+  },
+  onLine: (line) => {
+    if (process.env.PROBE_BRIDGE_LOG) console.log(`[bridge] ${line}`);
+  },
+});
+const signed = new SignedBridgeClient(bridgeProcess.url, secret, C);
+const context = 'ekv-bench|unwrap';
+const contextBytes = new TextEncoder().encode(context);
+const wrapped = await signed.wrap(randomBytes(32), contextBytes);
+const blob = fromBase64Url(wrapped);
+const hsm = await openInProcessHsm({
+  confPath: token.confPath,
+  tokenLabel: 'unwrap-probe',
+  pin: token.pin,
+  sessionPoolSize: bridgeSessionPoolSize(),
+});
+const { BridgeClient } = (await import(/* @vite-ignore */ CLIENT_MODULE)) as typeof import('../src/crypto/bridge-client');
+
+// The split of a serial batch: the client's own fetch, timed around.
+let batchStart = 0;
+let toFetchMs = 0;
+let fetchMs = 0;
+const client = new BridgeClient(bridgeProcess.url, secret, async (input, init) => {
+  const t = performance.now();
+  toFetchMs += t - batchStart;
+  const res = await fetch(input, init);
+  fetchMs += performance.now() - t;
+  return res;
+});
+const viaClient = async () => void (await client.unwrap(wrapped, context));
+const inProcess = async () => void (await hsm.unwrap(blob, contextBytes));
+const eight = <T>(f: () => Promise<T>) => Promise.all(Array.from({ length: 8 }, f));
+const p50 = (xs: number[]) => round(median(xs), 3);
+
+try {
+  await runFixed('warm-up client', viaClient, 500, C);
+  await runFixed('warm-up local', inProcess, 500, C);
+  const ratios: number[] = [];
+  for (let cycle = 1; cycle <= CYCLES; cycle++) {
+    const a = await runFixed('client', viaClient, ROUND, C);
+    const b = await runFixed('local', inProcess, ROUND, C);
+    ratios.push(a.opsPerSecond / b.opsPerSecond);
+    const batch: number[] = [];
+    const local: number[] = [];
+    const health: number[] = [];
+    toFetchMs = 0;
+    fetchMs = 0;
+    for (let i = 0; i < BATCHES; i++) {
+      batchStart = performance.now();
+      await eight(() => client.unwrap(wrapped, context));
+      batch.push(performance.now() - batchStart);
+      const t = performance.now();
+      await eight(() => hsm.unwrap(blob, contextBytes));
+      local.push(performance.now() - t);
+      const h = performance.now();
+      await (await fetch(`${bridgeProcess.url}/healthz`)).arrayBuffer();
+      health.push(performance.now() - h);
+    }
+    console.log(
+      `cycle ${cycle}: ${C} in flight: client ${round(a.opsPerSecond, 0)} / in-process ${round(b.opsPerSecond, 0)} ops/s = ` +
+        `${round(a.opsPerSecond / b.opsPerSecond, 3)}; one batch of 8 (p50 ms): ${p50(batch)} ` +
+        `(mean to fetch ${round(toFetchMs / BATCHES, 3)}, fetch to headers ${round(fetchMs / BATCHES, 3)}), ` +
+        `8 in process ${p50(local)}, /healthz ${p50(health)}; load ${round(os.loadavg()[0]!, 2)}`,
+    );
+  }
+  console.log(`median ratio ${round(median(ratios), 3)}`);
+} finally {
+  signed.close();
+  await hsm.close();
+  await bridgeProcess.stop();
+  await rm(stateDir, { recursive: true, force: true });
+}
