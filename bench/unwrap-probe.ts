@@ -58,7 +58,13 @@ const hsm = await openInProcessHsm({
   pin: token.pin,
   sessionPoolSize: bridgeSessionPoolSize(),
 });
-const { BridgeClient } = (await import(/* @vite-ignore */ CLIENT_MODULE)) as typeof import('../src/crypto/bridge-client');
+const { BridgeClient } = (await import(/* @vite-ignore */ CLIENT_MODULE)) as {
+  BridgeClient: new (
+    url: string,
+    secret: string,
+    fetcher: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>,
+  ) => { unwrap(wrapped: string, context: string): Promise<Uint8Array> };
+};
 
 // The split of a serial batch: the client's own fetch, timed around.
 let batchStart = 0;

@@ -92,8 +92,7 @@ export async function signRequest(
 
 /** The authentication headers of a request, checked for shape and for the timestamp window. */
 export type AuthHeaders =
-  | { ok: true; timestamp: string; ts: number; nonce: string; mac: Uint8Array }
-  | { ok: false; reason: string };
+  { ok: true; timestamp: string; ts: number; nonce: string; mac: Uint8Array } | { ok: false; reason: string };
 
 /** Everything verifyRequest checks before the MAC itself; shared with verifiers that hash on their own. */
 export function readAuthHeaders(headers: { get(name: string): string | null | undefined }, nowMs: number): AuthHeaders {

@@ -7,12 +7,7 @@
  * two to the same answers.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import {
-  MIN_SECRET_LENGTH,
-  canonicalFromDigest,
-  readAuthHeaders,
-  type VerifyResult,
-} from '../../bridge-protocol/index.js';
+import { MIN_SECRET_LENGTH, canonicalFromDigest, readAuthHeaders, type VerifyResult } from '../../bridge-protocol/index.js';
 
 /** verifyRequest of bridge-protocol/signing.ts, synchronously. */
 export function verifyRequestSync(

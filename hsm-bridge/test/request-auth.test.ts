@@ -24,7 +24,13 @@ const body = JSON.stringify({ wrapped: 'AQID', context: 'Y3R4' });
 type Case = { secrets: string | string[]; method: string; path: string; body: string; headers: Record<string, string> };
 
 async function signed(secret = SECRET): Promise<Case> {
-  return { secrets: SECRET, method: 'POST', path: '/v1/unwrap', body, headers: await signRequest(secret, 'POST', '/v1/unwrap', body, NOW) };
+  return {
+    secrets: SECRET,
+    method: 'POST',
+    path: '/v1/unwrap',
+    body,
+    headers: await signRequest(secret, 'POST', '/v1/unwrap', body, NOW),
+  };
 }
 
 async function both(c: Case, nowMs = NOW) {
@@ -62,10 +68,19 @@ describe('verifyRequestSync agrees with verifyRequest', () => {
     const c = await signed();
     const { [HEADER_SIGNATURE]: signature, ...unsigned } = c.headers;
     expect(await both({ ...c, headers: unsigned })).toEqual({ ok: false, reason: 'missing authentication headers' });
-    expect(await both({ ...c, headers: { ...c.headers, [HEADER_TIMESTAMP]: '17e8' } })).toEqual({ ok: false, reason: 'malformed timestamp' });
-    expect(await both({ ...c, headers: { ...c.headers, [HEADER_NONCE]: 'short' } })).toEqual({ ok: false, reason: 'malformed nonce' });
+    expect(await both({ ...c, headers: { ...c.headers, [HEADER_TIMESTAMP]: '17e8' } })).toEqual({
+      ok: false,
+      reason: 'malformed timestamp',
+    });
+    expect(await both({ ...c, headers: { ...c.headers, [HEADER_NONCE]: 'short' } })).toEqual({
+      ok: false,
+      reason: 'malformed nonce',
+    });
     expect(await both(c, NOW + 61_000)).toEqual({ ok: false, reason: 'stale timestamp' });
-    expect(await both({ ...c, headers: { ...c.headers, [HEADER_SIGNATURE]: '***' } })).toEqual({ ok: false, reason: 'malformed signature' });
+    expect(await both({ ...c, headers: { ...c.headers, [HEADER_SIGNATURE]: '***' } })).toEqual({
+      ok: false,
+      reason: 'malformed signature',
+    });
     expect(await both({ ...c, headers: { ...c.headers, [HEADER_SIGNATURE]: signature!.slice(0, 20) } })).toEqual({
       ok: false,
       reason: 'bad signature',
@@ -74,14 +89,16 @@ describe('verifyRequestSync agrees with verifyRequest', () => {
 
   it('throws, as verifyRequest does, for a secret too short to be one', async () => {
     const c = await signed();
-    expect(() => verifyRequestSync('short', c.method, c.path, new TextEncoder().encode(c.body), new Headers(c.headers), NOW)).toThrow(
-      /at least 32 characters/,
+    expect(() =>
+      verifyRequestSync('short', c.method, c.path, new TextEncoder().encode(c.body), new Headers(c.headers), NOW),
+    ).toThrow(/at least 32 characters/);
+    expect(() => verifyRequestSync([], c.method, c.path, new Uint8Array(), new Headers(c.headers), NOW)).toThrow(
+      /no bridge HMAC secret/,
     );
-    expect(() => verifyRequestSync([], c.method, c.path, new Uint8Array(), new Headers(c.headers), NOW)).toThrow(/no bridge HMAC secret/);
   });
 });
 
-describe('the Worker\'s signRequestSync', () => {
+describe("the Worker's signRequestSync", () => {
   it('signs what verifyRequest accepts, with the headers signRequest gives, and a fresh nonce each time', async () => {
     const headers = signRequestSync(SECRET, 'POST', '/v1/unwrap-batch', body, NOW);
     const reference = await signRequest(SECRET, 'POST', '/v1/unwrap-batch', body, NOW);
