@@ -37,7 +37,7 @@ const vaults = createVaultApp();
 
 /** A request no app serves: audited, logged and measured like the rest. */
 function refusedHost(env: Env, ctx: ExecutionContext, event: AuditEvent): void {
-  ctx.waitUntil(queueAuditEvent(env.AUDIT_QUEUE, event));
+  queueAuditEvent(ctx, env.AUDIT_QUEUE as Queue<AuditEvent>, event);
   observeRequest(env, event, event.correlationId);
 }
 

@@ -1,25 +1,95 @@
 /**
- * Queueing an audit event, off the response path (the caller hands the promise to waitUntil).
+ * Queueing audit events, off the response path, several requests' events in one send.
  *
- * A send that fails is tried again a few times before the event is given up (and logged by name
- * only): a transient Queues error used to lose the request's record outright. Once `send`
+ * Every request and RPC call emits one event. Sent one by one, each is a Queues operation of its
+ * own: a subrequest per request in production, and locally the largest single cost of a warm read
+ * after the read itself (BENCHMARKS.md, "Edge figures"). So the events this isolate produces
+ * within BATCH_WINDOW_MS of each other wait in memory and go out in one `sendBatch`, sent from the
+ * waitUntil of whichever request started the window. Requests share only the plain event objects,
+ * never a pending send: each send belongs to the request whose waitUntil runs it.
+ *
+ * A send that fails is tried again a few times before its events are given up (and logged by
+ * count only): a transient Queues error used to lose the request's record outright. Once `send`
  * resolves, production Queues keep the message; local (wrangler dev) Queues hold messages in
  * memory until their batch is delivered, so a reload there can still drop the last batch, which
- * nothing in the Worker can prevent.
+ * nothing in the Worker can prevent. Holding events for the window widens what an isolate that
+ * dies mid-flight loses by at most those milliseconds' events, which it would lose anyway if it
+ * died before their sends resolved.
  */
 import type { AuditEvent } from './event';
 
 const ATTEMPTS = 3;
+/** How long the first event of a batch waits for others. */
+export const BATCH_WINDOW_MS = 5;
+// Queues' sendBatch takes at most 100 messages and 256 KB; an event is at most ~4 KB (its
+// caller-controlled fields are cut to size in src/http/audit.ts), counted here as JSON.
+const MAX_MESSAGES = 100;
+const MAX_BATCH_CHARS = 192 * 1024;
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function queueAuditEvent(queue: Queue<AuditEvent>, event: AuditEvent, backoffMs = 50): Promise<boolean> {
+interface Outbox {
+  pending: AuditEvent[];
+  /** A waitUntil is already on its way to send `pending`. */
+  scheduled: boolean;
+}
+
+// Per queue binding (tests give requests queues of their own); a binding no longer used goes with it.
+const outboxes = new WeakMap<Queue<AuditEvent>, Outbox>();
+
+/**
+ * Hands a request's event to the audit queue; never throws, never delays the response. The send
+ * runs in `ctx.waitUntil`, together with whatever events other requests add within the window.
+ */
+export function queueAuditEvent(ctx: Pick<ExecutionContext, 'waitUntil'>, queue: Queue<AuditEvent>, event: AuditEvent): void {
+  let box = outboxes.get(queue);
+  if (!box) outboxes.set(queue, (box = { pending: [], scheduled: false }));
+  box.pending.push(event);
+  if (box.scheduled) return;
+  box.scheduled = true;
+  ctx.waitUntil(drain(queue, box));
+}
+
+async function drain(queue: Queue<AuditEvent>, box: Outbox): Promise<void> {
+  await sleep(BATCH_WINDOW_MS);
+  // From here on a new event starts a new window (and a waitUntil of its own request).
+  box.scheduled = false;
+  const events = box.pending.splice(0);
+  await Promise.all(batchesOf(events).map((batch) => sendAuditEvents(queue, batch)));
+}
+
+/** Consecutive runs of events that fit one sendBatch. */
+function batchesOf(events: AuditEvent[]): AuditEvent[][] {
+  const batches: AuditEvent[][] = [];
+  let current: AuditEvent[] = [];
+  let chars = 0;
+  for (const event of events) {
+    const size = JSON.stringify(event).length;
+    if (current.length > 0 && (current.length >= MAX_MESSAGES || chars + size > MAX_BATCH_CHARS)) {
+      batches.push(current);
+      current = [];
+      chars = 0;
+    }
+    current.push(event);
+    chars += size;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+/**
+ * Sends events now, one message each (a lone event with `send`), trying a failed send again; for
+ * callers that have no request to wait on (jobs), or that must know the outcome. Never throws.
+ */
+export async function sendAuditEvents(queue: Queue<AuditEvent>, events: AuditEvent[], backoffMs = 50): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await queue.send(event);
+      if (events.length === 1) await queue.send(events[0]!);
+      else await queue.sendBatch(events.map((body) => ({ body })));
       return true;
     } catch (err) {
       if (attempt >= ATTEMPTS) {
-        console.error(`audit event not queued: ${err instanceof Error ? err.name : 'error'}`);
+        console.error(`audit event not queued (${events.length}): ${err instanceof Error ? err.name : 'error'}`);
         return false;
       }
       await sleep(backoffMs * attempt);

@@ -1,7 +1,7 @@
 /**
  * Emits one audit event per request, whatever its outcome, after the response is ready. Sending
- * is off the response path (waitUntil); a failed send is retried, then logged, never surfaced to
- * the caller (src/audit/send.ts). The same facts make the request's one log line and metrics data
+ * is off the response path (waitUntil) and batched with other requests' events; a failed send is
+ * retried, then logged, never surfaced to the caller (src/audit/send.ts). The same facts make the request's one log line and metrics data
  * point (src/audit/observe.ts): synchronous, no I/O the response waits on.
  * The event is built from what the request already knows (no D1 query); the queue consumer turns
  * it into the chained record (src/audit/).
@@ -57,7 +57,7 @@ export function auditMiddleware(defaultVault: string | null): MiddlewareHandler<
       authorization: decisionOf(draft.authorization),
       authorizationModel: vault ? (vault.enableRbacAuthorization ? 'rbac' : 'policy') : null,
     };
-    c.executionCtx.waitUntil(queueAuditEvent(c.env.AUDIT_QUEUE, event));
+    queueAuditEvent(c.executionCtx, c.env.AUDIT_QUEUE as Queue<AuditEvent>, event);
     observeRequest(c.env, event, requestId, c.get('services').meter);
   };
 }

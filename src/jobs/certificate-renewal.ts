@@ -27,7 +27,7 @@
 // expires, after which the next scan queues the certificate again: nothing is lost.
 import { and, asc, eq, inArray, isNotNull, isNull, lte, or, sql } from 'drizzle-orm';
 import type { AuditEvent } from '../audit/event';
-import { queueAuditEvent } from '../audit/send';
+import { sendAuditEvents } from '../audit/send';
 import type { Env } from '../core/env';
 import { conflict, VaultError } from '../core/errors';
 import type { VaultRecord } from '../core/vault';
@@ -426,5 +426,5 @@ async function audit(env: Env, vault: VaultRecord, name: string, status: number,
     authorization: null,
     authorizationModel: null,
   };
-  await queueAuditEvent(env.AUDIT_QUEUE as Queue<AuditEvent>, event);
+  await sendAuditEvents(env.AUDIT_QUEUE as Queue<AuditEvent>, [event]);
 }

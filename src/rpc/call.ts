@@ -141,7 +141,7 @@ export async function rpcCall<T>(
       authorization: audit.decision ? decisionOf(audit.decision) : null,
       authorizationModel: vault ? (vault.enableRbacAuthorization ? 'rbac' : 'policy') : null,
     };
-    ctx.waitUntil(queueAuditEvent(env.AUDIT_QUEUE as Queue<AuditEvent>, event));
+    queueAuditEvent(ctx, env.AUDIT_QUEUE as Queue<AuditEvent>, event);
     // The same log line and metrics point as an HTTP request; an RPC call has no request id of its own.
     observeRequest(env, event, event.correlationId, meter);
   }
