@@ -157,9 +157,12 @@ describe('bridge down', () => {
     expect((await put('resilient', 'during-outage', { env: DOWN })).status).toBe(200);
     expect((await json(await get('resilient', { env: DOWN }))).value).toBe('during-outage');
 
-    // A data key that is not cached needs the HSM: 503 with Retry-After.
+    // A version this isolate already opened is served from its warm copy, data key or not; one it
+    // has not read since it was written needs the data key, and so the HSM: 503 with Retry-After.
+    expect((await put('unread-during-outage', 'never-read', { env: DOWN })).status).toBe(200);
     dataKeyCache.clear();
-    const cold = await get('resilient', { env: DOWN });
+    expect((await json(await get('resilient', { env: DOWN }))).value).toBe('during-outage');
+    const cold = await get('unread-during-outage', { env: DOWN });
     expect(cold.status).toBe(503);
     expect(cold.headers.get('retry-after')).toBeTruthy();
     expect((await json(cold)).error.code).toBe('ServiceUnavailable');

@@ -1,7 +1,7 @@
 // The per-vault read-cache bound (README, "Read caching") as one isolate sees it: the setting, a
 // bound of 0, and writes through this isolate being read at once. The two-isolate contract is
 // test/e2e/edge-rpc.e2e.test.ts.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isRpcAllowed } from '../../src/access/network';
 import type { VaultRecord } from '../../src/core/vault';
 import { bridgeStats } from '../../src/crypto/bridge-client';
@@ -33,6 +33,32 @@ describe('readCacheSeconds', () => {
     // Per read: the vault record, the application check, the authorization batch (3) and the row.
     expect(d1Stats.statements - before.d1).toBeGreaterThanOrEqual(5 * 2);
     expect(bridgeStats.calls - before.bridge).toBe(0);
+  });
+
+  it('opens a cached copy once: warm reads decrypt nothing, a write or a bound of 0 opens again', async () => {
+    const decrypt = vi.spyOn(crypto.subtle, 'decrypt');
+    try {
+      const { token, origin } = await setupVault({ readCacheSeconds: 300 });
+      const get = async () => (await json(await call('GET', `${origin}/secrets/o?${API}`, { token }))).value;
+      await call('PUT', `${origin}/secrets/o?${API}`, { token, body: { value: 'first' } });
+      expect(await get()).toBe('first');
+      decrypt.mockClear();
+      for (let i = 0; i < 3; i++) expect(await get()).toBe('first');
+      expect(decrypt).not.toHaveBeenCalled();
+      // A write forgets the copy and its plaintext: the new version is opened (and authenticated).
+      await call('PUT', `${origin}/secrets/o?${API}`, { token, body: { value: 'second' } });
+      expect(await get()).toBe('second');
+      expect(decrypt).toHaveBeenCalledTimes(1);
+
+      const { token: t0, origin: o0 } = await setupVault({ readCacheSeconds: 0 });
+      await call('PUT', `${o0}/secrets/z?${API}`, { token: t0, body: { value: 'uncached' } });
+      decrypt.mockClear();
+      for (let i = 0; i < 3; i++)
+        expect((await json(await call('GET', `${o0}/secrets/z?${API}`, { token: t0 }))).value).toBe('uncached');
+      expect(decrypt).toHaveBeenCalledTimes(3);
+    } finally {
+      decrypt.mockRestore();
+    }
   });
 
   it('reads its own writes at once: value, disable, delete, recover', async () => {

@@ -1,8 +1,11 @@
 /**
  * This isolate's copy of versions read for their payload (a secret's value, a key's material), so
  * a warm read asks D1 nothing. What is kept is the row as D1 holds it, sealed: the ciphertext and
- * the HSM-wrapped data key, never plaintext. Every read opens it again with the (separately
- * cached) data key, so the GCM binding is checked at every read, exactly as for a row fresh from D1.
+ * the HSM-wrapped data key. The first read of a copy opens it with the (separately cached) data
+ * key, so the GCM binding is checked exactly as for a row fresh from D1; the plaintext it yields
+ * stays beside that copy (openedPayload), in this isolate's memory only, and goes when the copy
+ * goes, so later reads of the same copy skip the base64 decode and AES-GCM. A copy that never
+ * opened keeps nothing, and a reload (another row object) opens again.
  *
  * Consistency (README, "Read caching"): writes through the engine forget the object's entries at
  * once, so this isolate reads its own writes; another isolate serves its copy for at most the
@@ -54,6 +57,22 @@ export async function readThrough<V extends VersionRow>(
 /** Forgets every cached version of an object (and its latest): call after any write to it. */
 export function forgetObject(kind: string, vaultId: string, name: string): void {
   cache.forgetPrefix(objectPrefix(kind, vaultId, name));
+}
+
+// Plaintext of opened copies, keyed by the cached row object itself: an entry cannot outlive its
+// copy (evicted, expired or forgotten rows take theirs with them), and a settled value, never a
+// pending open, is what another request finds here.
+const opened = new WeakMap<object, { sealed: string; plaintext: Uint8Array }>();
+
+/** The payload this copy opened to, if `sealed` is what it opened (a copy of the bytes). */
+export function openedPayload(row: object, sealed: string): Uint8Array | undefined {
+  const hit = opened.get(row);
+  return hit && hit.sealed === sealed ? hit.plaintext.slice() : undefined;
+}
+
+/** Keeps what `sealed` of this copy opened to (only after it authenticated). */
+export function rememberOpened(row: object, sealed: string, plaintext: Uint8Array): void {
+  opened.set(row, { sealed, plaintext: plaintext.slice() });
 }
 
 /** Calls answered from the cache, and loads started (the management stats). */

@@ -19,7 +19,7 @@ import { violatedConstraint } from '../../storage/errors';
 import { dataKeys } from '../../storage/schema';
 import { corruptBackup, openBackup, sealBackup } from '../backup';
 import type { BackupRecord, CommonVersionColumns, HeadRow, ObjectKind, Open, Seal, VersionedRecord, VersionRow } from './kind';
-import { forgetObject, readThrough, type CachedRead } from './read-cache';
+import { forgetObject, openedPayload, readThrough, rememberOpened, type CachedRead } from './read-cache';
 import { insertIfGuard, purgeProtected, writeBatch } from './writes';
 
 /** What a kind makes for a new version: its own columns, and its undo. */
@@ -470,12 +470,15 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
   /** `dataKey`: the version's data key as joined (null columns when the join found none). */
   private async openWith(row: V, dataKey: JoinedDataKey, ciphertext: string | null): Promise<Uint8Array> {
     if (!ciphertext || !row.dataKeyId) throw new IntegrityError(this.kind.kind);
+    const known = openedPayload(row, ciphertext);
+    if (known) return known;
     const key = await this.keys.forRead(row.dataKeyId, this.vault.id, dataKey);
     const plaintext = await open(key, ciphertext, objectAad(this.vault.id, this.kind.kind, row.name, row.version));
     if (!plaintext) {
       console.error(`integrity check failed: vault=${this.vault.name} ${this.kind.kind}=${row.name} version=${row.version}`);
       throw new IntegrityError(this.kind.kind);
     }
+    rememberOpened(row, ciphertext, plaintext);
     return plaintext;
   }
 }
