@@ -381,3 +381,27 @@ describe('answers that do not fit the protocol', () => {
     }
   });
 });
+
+describe('a bridge that never answers', () => {
+  let server: http.Server;
+  let silent: Client;
+
+  beforeAll(async () => {
+    server = http.createServer((req) => req.resume()); // takes the request, never answers
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    silent = new mod.BridgeClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, SECRET);
+  });
+  afterAll(async () => {
+    server?.closeAllConnections();
+    await new Promise((done) => server?.close(done));
+  });
+
+  it('fails the call as timed out (503) once the 5 s deadline passes, not before', async () => {
+    const started = Date.now();
+    const err = await failure(silent.random(8));
+    expect(err).toBeInstanceOf(BridgeUnavailableError);
+    expect(err.status).toBe(503);
+    expect(err.message).toMatch(/timed out/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(4_900);
+  }, 15_000);
+});
