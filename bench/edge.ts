@@ -8,7 +8,9 @@
  *    (bench/lib/workerd-rpc.ts: the vault, a no-op entrypoint and a caller in one workerd);
  *  - D1 statements and bridge calls per warm read;
  *  - data-key unwrap over the signed link ÷ in process on the same token: the Worker's own
- *    BridgeClient (coalescing into /v1/unwrap-batch), and one /v1/unwrap per key;
+ *    BridgeClient (coalescing into /v1/unwrap-batch; loaded here in Node and given node:http as its
+ *    transport, as workerd's native fetch is in the Worker: scripts/lib/node-bridge-transport.ts),
+ *    and one /v1/unwrap per key;
  *  - the gzipped Worker bundle.
  *
  * Both Workers run under `wrangler dev` without its devtools inspector unless BENCH_INSPECTOR=1:
@@ -28,6 +30,7 @@ import { fromBase64Url } from '../bridge-protocol/index.js';
 import { clientCredentialsToken } from '../scripts/lib/bootstrap.js';
 import { ensureDevCa } from '../scripts/lib/dev-ca.js';
 import { httpsRequest } from '../scripts/lib/https-client.js';
+import { nodeBridgeTransport, type NodeBridgeTransport } from '../scripts/lib/node-bridge-transport.js';
 import { findFreePort } from '../scripts/lib/ports.js';
 import type { ManagedProcess } from '../scripts/lib/process.js';
 import { ensureStackSecrets } from '../scripts/lib/secrets.js';
@@ -302,9 +305,9 @@ export async function runEdge(): Promise<void> {
     if (!Buffer.from(await hsm.unwrap(blob, contextBytes)).equals(dataKey))
       throw new Error('in-process unwrap returned other bytes: not the same KEK');
     const mod = (await import(/* @vite-ignore */ CLIENT_MODULE)) as {
-      BridgeClient: new (url: string, secret: string) => WorkerBridgeClient;
+      BridgeClient: new (url: string, secret: string, send: NodeBridgeTransport) => WorkerBridgeClient;
     };
-    const workerClient = new mod.BridgeClient(stack.bridge.url, secrets.bridgeHmacSecret);
+    const workerClient = new mod.BridgeClient(stack.bridge.url, secrets.bridgeHmacSecret, nodeBridgeTransport());
     if (!Buffer.from(await workerClient.unwrap(wrapped, context)).equals(dataKey))
       throw new Error('BridgeClient unwrap returned other bytes');
     const viaClient: Operation = async () => {

@@ -5,8 +5,8 @@
  *  - the bench's comparison: the Worker's BridgeClient (loaded in Node, coalescing into
  *    /v1/unwrap-batch) against Hsm.unwrap in process on the same token, 8 in flight each;
  *  - one batch of 8 at a time, split where it can be seen from the client: from the first unwrap
- *    call to fetch (coalescing window, JSON, signing), fetch to response headers (HTTP and the
- *    bridge), the whole batch; beside 8 unwraps at once in process and a GET /healthz.
+ *    call to the transport (coalescing window, JSON, signing), the transport's round trip (HTTP and
+ *    the bridge, answer read), the whole batch; beside 8 unwraps at once in process and a GET /healthz.
  * Knobs: PROBE_CYCLES (3), PROBE_ROUND (2000 unwraps), PROBE_BATCHES (300); HSM_SESSION_POOL as for
  * the bridge; PROBE_BRIDGE_LOG=1 prints the bridge's output. Figures are only comparable within a
  * run on a machine this busy: the ratio per cycle is the figure, as in bench/edge.ts.
@@ -17,6 +17,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { ensureSoftHsmToken, findSoftHsmModule, startBridgeProcess } from '../hsm-bridge/dev/softhsm.js';
 import { fromBase64Url } from '../bridge-protocol/index.js';
+import { nodeBridgeTransport } from '../scripts/lib/node-bridge-transport.js';
 import { SignedBridgeClient } from './lib/bridge.js';
 import { bridgeSessionPoolSize, openInProcessHsm } from './lib/inprocess-hsm.js';
 import { runFixed } from './lib/load.js';
@@ -62,18 +63,21 @@ const { BridgeClient } = (await import(/* @vite-ignore */ CLIENT_MODULE)) as {
   BridgeClient: new (
     url: string,
     secret: string,
-    fetcher: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>,
+    send?: (input: URL, init: RequestInit) => Promise<unknown>,
   ) => { unwrap(wrapped: string, context: string): Promise<Uint8Array> };
 };
 
-// The split of a serial batch: the client's own fetch, timed around.
+// The comparison's client is built as bench/edge.ts builds it (node:http as its transport).
+const send = nodeBridgeTransport();
+const client = new BridgeClient(bridgeProcess.url, secret, send);
+// The split of a serial batch: the same transport, timed around, in a second client.
 let batchStart = 0;
 let toFetchMs = 0;
 let fetchMs = 0;
-const client = new BridgeClient(bridgeProcess.url, secret, async (input, init) => {
+const timed = new BridgeClient(bridgeProcess.url, secret, async (input, init) => {
   const t = performance.now();
   toFetchMs += t - batchStart;
-  const res = await fetch(input, init);
+  const res = await send(input, init);
   fetchMs += performance.now() - t;
   return res;
 });
@@ -97,7 +101,7 @@ try {
     fetchMs = 0;
     for (let i = 0; i < BATCHES; i++) {
       batchStart = performance.now();
-      await eight(() => client.unwrap(wrapped, context));
+      await eight(() => timed.unwrap(wrapped, context));
       batch.push(performance.now() - batchStart);
       const t = performance.now();
       await eight(() => hsm.unwrap(blob, contextBytes));
@@ -109,7 +113,7 @@ try {
     console.log(
       `cycle ${cycle}: ${C} in flight: client ${round(a.opsPerSecond, 0)} / in-process ${round(b.opsPerSecond, 0)} ops/s = ` +
         `${round(a.opsPerSecond / b.opsPerSecond, 3)}; one batch of 8 (p50 ms): ${p50(batch)} ` +
-        `(mean to fetch ${round(toFetchMs / BATCHES, 3)}, fetch to headers ${round(fetchMs / BATCHES, 3)}), ` +
+        `(mean to the transport ${round(toFetchMs / BATCHES, 3)}, its round trip ${round(fetchMs / BATCHES, 3)}), ` +
         `8 in process ${p50(local)}, /healthz ${p50(health)}; load ${round(os.loadavg()[0]!, 2)}`,
     );
   }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HsmKeySpec, HsmPublicJwk } from '../../bridge-protocol/index.js';
 import { startBridge, type RunningBridge } from '../src/serve.js';
 import { BridgeUnavailableError, IntegrityError, VaultError } from '../../src/core/errors.js';
+import { nodeBridgeTransport, type NodeBridgeTransport } from '../../scripts/lib/node-bridge-transport.js';
 import { PKCS11_MODULE, SECRET, freshToken, type TestToken } from './helpers.js';
 
 /**
@@ -42,7 +43,7 @@ interface Client {
   health(): Promise<{ status: string; kek: boolean; reason?: string }>;
 }
 interface ClientModule {
-  BridgeClient: new (baseUrl: string, secret: string, send?: undefined, options?: { coalesceMs?: number }) => Client;
+  BridgeClient: new (baseUrl: string, secret: string, send?: NodeBridgeTransport, options?: { coalesceMs?: number }) => Client;
   HsmKeyExistsError: new () => VaultError;
   bridgeStats: { calls: number };
 }
@@ -404,4 +405,41 @@ describe('a bridge that never answers', () => {
     expect(err.message).toMatch(/timed out/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(4_900);
   }, 15_000);
+});
+
+describe('the Node transport the bench gives the client (scripts/lib/node-bridge-transport.ts)', () => {
+  let server: http.Server;
+  let requests = 0;
+  let dropped = 0;
+  let flaky: Client;
+
+  beforeAll(async () => {
+    // Drops the connection of every other request without an answer, as a bridge closing an idle
+    // keep-alive connection just as the client reuses it; answers the others.
+    server = http.createServer((req, res) => {
+      req.resume();
+      if (requests++ % 2 === 0) {
+        dropped++;
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bytes: 'AAECAwQFBgc' }));
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    flaky = new mod.BridgeClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, SECRET, nodeBridgeTransport());
+  });
+  afterAll(async () => {
+    server?.closeAllConnections();
+    await new Promise((done) => server?.close(done));
+  });
+
+  it('tries a dropped connection once more, newly signed; never for key creation', async () => {
+    expect(await flaky.random(8)).toEqual(new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7]));
+    expect(dropped).toBe(1);
+    expect(requests).toBe(2);
+    const err = await failure(flaky.generateKey(newId(), { kty: 'oct', size: 128 }));
+    expect(err).toBeInstanceOf(BridgeUnavailableError);
+    expect(err.message).toMatch(/connection failed/);
+    expect(requests).toBe(3);
+  });
 });

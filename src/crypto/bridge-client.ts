@@ -51,8 +51,19 @@ interface CallOptions {
   kekRoute?: boolean;
 }
 
+/**
+ * The members of a fetch Response this client reads: a Response is one, and so is what a Node
+ * caller's transport hands over (scripts/lib/node-bridge-transport.ts, for the bench and tests).
+ */
+export interface BridgeAnswer {
+  readonly status: number;
+  readonly ok: boolean;
+  json(): Promise<unknown>;
+  readonly body: { cancel(): Promise<void> } | null;
+}
+
 /** How requests leave the Worker: the global fetch, or an mTLS certificate binding's fetch. */
-export type BridgeFetch = (input: URL, init: RequestInit) => Promise<Response>;
+export type BridgeFetch = (input: URL, init: RequestInit) => Promise<BridgeAnswer>;
 
 /** The bridge has no such route (it predates it); the caller falls back to the older route. */
 class RouteMissing extends Error {}
@@ -311,7 +322,7 @@ export class BridgeClient {
     opts: CallOptions,
     signal: AbortSignal,
   ): Promise<z.output<R['response']>> {
-    let res: Response;
+    let res: BridgeAnswer;
     // A keep-alive connection the bridge closed as we reused it fails before the request reaches
     // it; one fresh attempt (newly signed: a nonce is never sent twice) then goes through. Not for
     // key creation, whose first attempt may have landed: a retry would see the key it made as taken.
@@ -378,7 +389,7 @@ function keyRouteError(status: number, error: { code?: BridgeErrorCode; message?
 }
 
 /** The code and message of an error answer; nothing when the body is not one. */
-async function errorOf(res: Response): Promise<{ code?: BridgeErrorCode; message?: string }> {
+async function errorOf(res: BridgeAnswer): Promise<{ code?: BridgeErrorCode; message?: string }> {
   try {
     const parsed = BridgeErrorBody.safeParse(await res.json());
     return parsed.success ? { code: parsed.data.error.code, message: parsed.data.error.message.slice(0, 300) } : {};
