@@ -162,6 +162,23 @@ describe('internal CA issuer (EdgeKeyVaultCA)', () => {
     expect(op.target).toBeUndefined();
     await expectNoIssuedCertificate('ca-refused');
     expect((await req('GET', '/secrets/ca-refused')).status).toBe(404);
+    // Nor a key: the one made for the refused CSR went with the failure.
+    expect((await json(await req('GET', '/keys/ca-refused'))).error.code).toBe('KeyNotFound');
+  });
+
+  it('keeps the issued version the latest key and secret when a new version is refused (HSM key): the new key goes', async () => {
+    const hsm = policy('vault-ca', ['again.example.test'], { kty: 'EC-HSM', exportable: false });
+    expect((await create('ca-again', hsm)).op.status).toBe('completed');
+    const issued = await json(await req('GET', '/certificates/ca-again'));
+    const { op } = await create('ca-again', { ...hsm, x509_props: { ...hsm.x509_props, key_usage: ['keyCertSign'] } });
+    expect(op).toMatchObject({ status: 'completed', error: { code: 'IssuerError' } });
+    expect((await json(await req('GET', '/keys/ca-again'))).key.kid).toBe(issued.kid);
+    expect((await json(await req('GET', '/secrets/ca-again'))).id).toBe(issued.sid);
+    expect((await json(await req('GET', '/keys/ca-again/versions'))).value.map((k: any) => k.kid)).toEqual([issued.kid]);
+    expect((await json(await req('GET', '/certificates/ca-again'))).id).toBe(issued.id);
+    // The issued version's key (its token object) still signs.
+    const signed = await req('POST', '/keys/ca-again/sign', { alg: 'ES256', value: 'A'.repeat(43) });
+    expect(signed.status).toBe(200);
   });
 
   it('refuses a create naming a disabled issuer', async () => {

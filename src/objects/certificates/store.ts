@@ -343,7 +343,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     const row = await this.operationRow(name);
     if (!row) throw pendingNotFound(name);
     if (requested && row.status === 'inProgress') {
-      await this.db
+      const [cancelled] = await this.db
         .update(certificateOperations)
         .set({
           cancellationRequested: true,
@@ -354,7 +354,9 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
           nextAttemptAt: null,
           updated: now(),
         })
-        .where(this.operationIs(name));
+        .where(and(this.operationIs(name), eq(certificateOperations.requestId, row.requestId), eq(certificateOperations.status, 'inProgress')))
+        .returning({ name: certificateOperations.name });
+      if (cancelled) await this.discardUnissued(row.name, row.version);
     }
     return this.operation(name);
   }
@@ -362,7 +364,12 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
   /** DELETE …/pending: the operation is removed (a pending certificate is never completed). */
   async deleteOperation(name: string): Promise<OperationRecord> {
     const op = await this.operation(name);
-    await this.db.delete(certificateOperations).where(this.operationIs(name));
+    const [deleted] = await this.db
+      .delete(certificateOperations)
+      .where(and(this.operationIs(name), eq(certificateOperations.requestId, op.requestId)))
+      .returning({ status: certificateOperations.status });
+    // Deleted while in progress: what it made goes as with a cancel (failed and cancelled ones went already).
+    if (deleted?.status === 'inProgress') await this.discardUnissued(op.name, op.version);
     return op;
   }
 
@@ -404,6 +411,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
         pending.issuerName.toLowerCase() === 'self' && pending.updated <= now() - ABANDONED_SELF_OPERATION_SECONDS;
       if (!abandoned) return this.operation(head.name);
       await this.db.delete(certificateOperations).where(this.operationIs(head.name));
+      await this.discardUnissued(head.name, pending.version);
     }
     return this.create(head.name, {});
   }
@@ -711,9 +719,12 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       });
   }
 
-  /** Completes the operation (with `error` when issuance failed, as Azure reports it), unless it was cancelled or replaced. */
+  /**
+   * Completes the operation (with `error` when issuance failed, as Azure reports it), unless it was
+   * cancelled or replaced. A failed one leaves no key or secret version behind.
+   */
   private async finishOperation(name: string, requestId: string, error?: { code: string; message: string }): Promise<void> {
-    await this.db
+    const [finished] = await this.db
       .update(certificateOperations)
       .set({
         status: 'completed',
@@ -729,7 +740,21 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
           eq(certificateOperations.requestId, requestId),
           eq(certificateOperations.status, 'inProgress'),
         ),
-      );
+      )
+      .returning({ name: certificateOperations.name, version: certificateOperations.version });
+    if (error && finished) await this.discardUnissued(finished.name, finished.version);
+  }
+
+  /**
+   * The key (and any secret) version an operation made, once the operation failed or was
+   * cancelled: removed, and the certificate's earlier version stays the latest of its key and
+   * secret, as on Azure, where only an issued version is the certificate's. Never a version the
+   * certificate has (completed meanwhile).
+   */
+  private async discardUnissued(name: string, version: string): Promise<void> {
+    if (await this.record(name, version, false).catch(() => undefined)) return;
+    await this.keyStore.discardVersion(name, version);
+    await this.secretStore.discardVersion(name, version);
   }
 }
 
