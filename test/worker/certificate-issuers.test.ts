@@ -450,6 +450,39 @@ describe('ACME issuer with dns-01 (Cloudflare DNS)', () => {
     expect(await cfRecords(zone)).toEqual([]);
   });
 
+  it('removes the TXT records of an order that is cancelled, or deleted while pending', async () => {
+    for (const how of ['cancel', 'delete'] as const) {
+      const zone = newZone();
+      expect((await req('PUT', `/certificates/issuers/pebble-dns-${how}`, dnsBundle(zone))).status).toBe(200);
+      const name = `acme-dns-${how}`;
+      const { op } = await create(name, policy(`pebble-dns-${how}`, [`${how}-dns.example.test`]));
+      expect(op.status).toBe('inProgress');
+      expect(await cfRecords(zone)).toHaveLength(1);
+      if (how === 'cancel')
+        expect((await req('PATCH', `/certificates/${name}/pending`, { cancellation_requested: true })).status).toBe(200);
+      else expect((await req('DELETE', `/certificates/${name}/pending`)).status).toBe(200);
+      expect(await cfRecords(zone)).toEqual([]);
+      const [created, deleted, ...rest] = await cfCalls(zone);
+      expect(created).toMatchObject({ method: 'POST' });
+      expect(deleted).toMatchObject({ method: 'DELETE', authorization: `Bearer ${CF_TOKEN}` });
+      expect(rest).toEqual([]);
+    }
+  });
+
+  it('removes the TXT records of an order that gives up at the deadline', async () => {
+    const zone = newZone();
+    expect((await req('PUT', '/certificates/issuers/pebble-dns-late', dnsBundle(zone))).status).toBe(200);
+    expect((await create('acme-dns-late', policy('pebble-dns-late', ['late-dns.example.test']))).op.status).toBe('inProgress');
+    expect(await cfRecords(zone)).toHaveLength(1);
+    await runCertificateIssuance(env as Env, nowSeconds() + ISSUANCE_DEADLINE_SECONDS + 3600);
+    expect(await json(await req('GET', '/certificates/acme-dns-late/pending'))).toMatchObject({
+      status: 'completed',
+      error: { code: 'IssuerError', message: expect.stringMatching(/in time/) },
+    });
+    expect(await cfRecords(zone)).toEqual([]);
+    expect((await req('GET', '/keys/acme-dns-late')).status).toBe(404);
+  });
+
   it('completes the operation with an Azure-shaped error when Cloudflare refuses the token (403)', async () => {
     const zone = newZone();
     expect((await cf('PUT', zone, { refuse: true })).status).toBe(204);

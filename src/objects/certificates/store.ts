@@ -235,6 +235,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
         code: 'IssuerError',
         message: 'The issuer did not issue the certificate in time.',
       });
+      await this.abandonIssuance(row);
       return 'failed';
     }
     const policy = (await this.storedPolicy(row.name))!;
@@ -308,6 +309,22 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     }
   }
 
+  /**
+   * Best effort, for an issuance that will not be resumed: the issuer undoes what it left outside
+   * the vault (ACME: http-01 answers, dns-01 TXT records), as it does itself once issued or failed.
+   */
+  private async abandonIssuance(row: OperationRow): Promise<void> {
+    if (!row.resume) return;
+    try {
+      const policy = await this.storedPolicy(row.name);
+      if (!policy) return;
+      const issuer = await this.issuerProvider(row.issuerName);
+      await issuer.provider.backend(this.issueContext(policy, issuer.config, now(), null)).abandon?.(row.resume);
+    } catch (err) {
+      console.error(`abandoned certificate issuance not cleaned up: ${err instanceof Error ? err.name : 'error'}`);
+    }
+  }
+
   private issueContext(policy: Policy, config: IssueContext['issuer'], t: number, signer: IssueContext['signer']): IssueContext {
     const services: IssuerServices = {
       db: this.db,
@@ -356,7 +373,10 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
         })
         .where(and(this.operationIs(name), eq(certificateOperations.requestId, row.requestId), eq(certificateOperations.status, 'inProgress')))
         .returning({ name: certificateOperations.name });
-      if (cancelled) await this.discardUnissued(row.name, row.version);
+      if (cancelled) {
+        await this.abandonIssuance(row);
+        await this.discardUnissued(row.name, row.version);
+      }
     }
     return this.operation(name);
   }
@@ -367,9 +387,12 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     const [deleted] = await this.db
       .delete(certificateOperations)
       .where(and(this.operationIs(name), eq(certificateOperations.requestId, op.requestId)))
-      .returning({ status: certificateOperations.status });
+      .returning();
     // Deleted while in progress: what it made goes as with a cancel (failed and cancelled ones went already).
-    if (deleted?.status === 'inProgress') await this.discardUnissued(op.name, op.version);
+    if (deleted?.status === 'inProgress') {
+      await this.abandonIssuance(deleted);
+      await this.discardUnissued(op.name, op.version);
+    }
     return op;
   }
 
