@@ -23,7 +23,9 @@ import { ISSUANCE_DEADLINE_SECONDS } from '../../src/objects/certificates/store'
 import { certificateIssuers, certificateOperations } from '../../src/storage/schema';
 import { findVault } from '../../src/storage/vaults';
 import type { CloudflareCall } from '../support/cloudflare-dns-fake';
+import { vaultChainOf } from './audit-helpers';
 import { API, APEX, call, env, json, setupVault } from './helpers';
+import { rows, sleep } from './identity-helpers';
 
 x509.cryptoProvider.set(crypto);
 
@@ -85,6 +87,21 @@ async function resumeUntilDone(name: string, rounds = 8): Promise<any> {
     if (op.status !== 'inProgress') return op;
   }
   throw new Error(`${name} still in progress after ${rounds} runs`);
+}
+
+/** The audit records the issuance job left for a certificate of this suite's vault, once the audit queue delivered them. */
+async function issuanceAudits(name: string, expected = 1) {
+  const chain = await vaultChainOf(vault);
+  const deadline = Date.now() + 8000;
+  for (;;) {
+    const found = await rows<{ status: number; error_code: string | null; caller_oid: string | null }>(
+      "select status, error_code, caller_oid from audit_records where chain = ? and operation = 'CertificatePendingComplete' and object_id = ?",
+      chain,
+      `/certificates/${name}`,
+    );
+    if (found.length >= expected || Date.now() > deadline) return found;
+    await sleep(100);
+  }
 }
 
 const putAcme = (name: string, extra: { directory?: string; hmac?: string } = {}, as = { origin, token }) =>
@@ -253,6 +270,8 @@ describe('ACME issuer', () => {
     expect({ x: key.key.x, y: key.key.y }).toEqual({ x: jwk.x, y: jwk.y });
     // Nothing is left for the cron.
     expect((await runCertificateIssuance(env as Env, nowSeconds() + 7200)).due).toBe(0);
+    // The job's completion is on the audit trail, made by no caller, once.
+    expect(await issuanceAudits('acme-one')).toEqual([{ status: 200, error_code: null, caller_oid: null }]);
   });
 
   it('completes the operation with the server refusal when the CA refuses the account (wrong EAB key)', async () => {
@@ -300,6 +319,8 @@ describe('ACME issuer', () => {
       error: { code: 'IssuerError', message: expect.stringMatching(/in time/) },
     });
     await expectNoIssuedCertificate('acme-flaky');
+    // Retries are not audited; giving up is, with the operation's error code.
+    expect(await issuanceAudits('acme-flaky')).toEqual([{ status: 500, error_code: 'IssuerError', caller_oid: null }]);
   });
 
   it('stops a pending issuance that is cancelled: the cron issues nothing', async () => {
