@@ -3,13 +3,17 @@
 // never scans every operation). Each due one is claimed with a conditional UPDATE (two runs never
 // resume the same order at once), resumed once, and left where the issuer says: issued (the
 // version completes as a Self one does), pending again (a new next-attempt time), or failed.
-// Bounded per run by a count and a time budget; the rest waits for the next run.
+// Bounded per run by a count and a time budget; the rest waits for the next run. An issuance the
+// run completes or gives up on is audited (CertificatePendingComplete, no caller), as renewal is.
 import { and, asc, eq, isNotNull, lte } from 'drizzle-orm';
 import type { Env } from '../core/env';
+import type { VaultRecord } from '../core/vault';
 import { services as makeServices, type Services } from '../crypto/services';
 import { purgeExpiredHttp01 } from '../objects/certificates/issuers/acme/stores';
-import { storeFor } from './certificate-renewal';
+import type { CertificateStore } from '../objects/certificates/store';
 import { certificateOperations, vaults } from '../storage/schema';
+import { auditCertificateJob } from './certificate-audit';
+import { storeFor } from './certificate-renewal';
 
 /** Operations resumed per run: each costs a few round trips to the CA. */
 const OPERATIONS_PER_RUN = 20;
@@ -69,6 +73,7 @@ export async function runCertificateIssuance(
       if (status === 'issued') result.issued++;
       else if (status === 'pending') result.pending++;
       else if (status === 'failed') result.failed++;
+      if (status === 'issued' || status === 'failed') await audit(env, store, vault, op.name, status);
     } catch (err) {
       result.retried++;
       console.error(`certificate issuance resume failed: ${err instanceof Error ? err.name : 'error'}`);
@@ -76,4 +81,16 @@ export async function runCertificateIssuance(
   }
   await purgeExpiredHttp01(svc.db, now);
   return result;
+}
+
+/** The audit record of an operation this run ended: 200 issued, 500 with the operation's error code failed. */
+async function audit(env: Env, store: CertificateStore, vault: VaultRecord, name: string, status: 'issued' | 'failed') {
+  const errorCode =
+    status === 'failed' ? ((await store.operation(name).catch(() => undefined))?.error?.code ?? 'IssuerError') : null;
+  await auditCertificateJob(env, vault, name, {
+    operation: 'CertificatePendingComplete',
+    job: 'certificate-issuance',
+    status: status === 'issued' ? 200 : 500,
+    errorCode,
+  });
 }

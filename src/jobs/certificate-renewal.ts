@@ -26,8 +26,6 @@
 // also the certificate's failed pending operation. A consumer that dies leaves a claim that
 // expires, after which the next scan queues the certificate again: nothing is lost.
 import { and, asc, eq, inArray, isNotNull, isNull, lte, or, sql } from 'drizzle-orm';
-import type { AuditEvent } from '../audit/event';
-import { sendAuditEvents } from '../audit/send';
 import type { Env } from '../core/env';
 import { conflict, VaultError } from '../core/errors';
 import type { VaultRecord } from '../core/vault';
@@ -40,6 +38,7 @@ import type { Database } from '../storage/db';
 import { describeError } from '../storage/errors';
 import { claimNotices, noticeClaimed, releaseNotices, type Notice } from '../storage/expiry-notices';
 import { certificates, vaults } from '../storage/schema';
+import { auditCertificateJob } from './certificate-audit';
 
 export const RENEWAL_QUEUE_NAME = 'ekv-certificate-renewal';
 /** Certificates claimed and queued per page: sendBatch takes at most 100 messages. */
@@ -403,28 +402,5 @@ export async function consumeRenewalBatch(batch: MessageBatch<RenewalMessage>, e
 const errorCodeOf = (err: unknown) => (err instanceof VaultError ? err.code : 'InternalError');
 
 /** An audit record of a renewal the vault made itself (no caller): CertificateAutoRenew. */
-async function audit(env: Env, vault: VaultRecord, name: string, status: number, errorCode: string | null): Promise<void> {
-  const origin = vaultOriginFor(env.VAULT_ZONE, vault);
-  const event: AuditEvent = {
-    v: 2,
-    id: crypto.randomUUID(),
-    time: Date.now(),
-    vault: vault.name,
-    vaultId: vault.id,
-    tenantId: vault.tenantId,
-    operation: 'CertificateAutoRenew',
-    apiVersion: null,
-    caller: null,
-    objectId: `/certificates/${name}`,
-    requestUri: `${origin}/certificates/${name}`,
-    status,
-    errorCode,
-    durationMs: 0,
-    clientIp: null,
-    correlationId: crypto.randomUUID(),
-    clientInfo: 'certificate-renewal',
-    authorization: null,
-    authorizationModel: null,
-  };
-  await sendAuditEvents(env.AUDIT_QUEUE as Queue<AuditEvent>, [event]);
-}
+const audit = (env: Env, vault: VaultRecord, name: string, status: number, errorCode: string | null) =>
+  auditCertificateJob(env, vault, name, { operation: 'CertificateAutoRenew', job: 'certificate-renewal', status, errorCode });

@@ -168,6 +168,40 @@ describe('ACME issuer against pebble', () => {
     }
   });
 
+  it('removes the TXT records already written when the DNS API goes away mid-order, and those of an abandoned order', async () => {
+    const requests: { method: string; url: string }[] = [];
+    let posts = 0;
+    const fake: Server = createServer(async (req: IncomingMessage, res) => {
+      for await (const chunk of req) void chunk;
+      requests.push({ method: req.method!, url: req.url! });
+      // The connection drops on the second record: an outage, not a refusal.
+      if (req.method === 'POST' && ++posts === 2) return void req.socket.destroy();
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ success: true, errors: [], result: { id: `rec${requests.length}` } }));
+    });
+    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+    try {
+      const apiBase = `http://127.0.0.1:${(fake.address() as AddressInfo).port}/client/v4`;
+      const dns = new CloudflareDns({ apiToken: 'cf-test-token', zoneId: 'zone123', apiBase });
+      const issuer = new AcmeIssuer({ directoryUrl: pebble.directoryUrl, accounts: new MemoryAccounts(EAB), challenge: 'dns-01', dns, fetch });
+      const names = [`a${Date.now()}.example.test`, `b${Date.now()}.example.test`];
+      const { csrDer } = await makeCsr(`CN=${names[0]}`, undefined, names);
+      await expect(issuer.issue({ csrDer, subject: '', dnsNames: names, validityMonths: 3 })).rejects.toThrow();
+      expect(requests.filter((r) => r.method === 'DELETE').map((r) => r.url)).toEqual(['/client/v4/zones/zone123/dns_records/rec1']);
+
+      // An order left pending and then abandoned (cancelled): its record goes.
+      requests.length = 0;
+      const one = [`c${Date.now()}.example.test`];
+      const pending = await issuer.issue({ csrDer: (await makeCsr(`CN=${one[0]}`, undefined, one)).csrDer, subject: '', dnsNames: one, validityMonths: 3 });
+      if (pending.status !== 'pending') throw new Error(JSON.stringify(pending));
+      await issuer.abandon(pending.resume);
+      expect(requests.map((r) => r.method)).toEqual(['POST', 'DELETE']);
+      expect(requests[1]!.url).toBe(`/client/v4/zones/zone123/dns_records/rec1`);
+    } finally {
+      await new Promise<void>((resolve) => fake.close(() => resolve()));
+    }
+  });
+
   it('fails clearly without the EAB the server requires, for a wildcard over http-01, and for a bad resume token', async () => {
     const issuer = new AcmeIssuer({
       directoryUrl: pebble.directoryUrl,

@@ -23,7 +23,9 @@ import { ISSUANCE_DEADLINE_SECONDS } from '../../src/objects/certificates/store'
 import { certificateIssuers, certificateOperations } from '../../src/storage/schema';
 import { findVault } from '../../src/storage/vaults';
 import type { CloudflareCall } from '../support/cloudflare-dns-fake';
+import { vaultChainOf } from './audit-helpers';
 import { API, APEX, call, env, json, setupVault } from './helpers';
+import { rows, sleep } from './identity-helpers';
 
 x509.cryptoProvider.set(crypto);
 
@@ -85,6 +87,21 @@ async function resumeUntilDone(name: string, rounds = 8): Promise<any> {
     if (op.status !== 'inProgress') return op;
   }
   throw new Error(`${name} still in progress after ${rounds} runs`);
+}
+
+/** The audit records the issuance job left for a certificate of this suite's vault, once the audit queue delivered them. */
+async function issuanceAudits(name: string, expected = 1) {
+  const chain = await vaultChainOf(vault);
+  const deadline = Date.now() + 8000;
+  for (;;) {
+    const found = await rows<{ status: number; error_code: string | null; caller_oid: string | null }>(
+      "select status, error_code, caller_oid from audit_records where chain = ? and operation = 'CertificatePendingComplete' and object_id = ?",
+      chain,
+      `/certificates/${name}`,
+    );
+    if (found.length >= expected || Date.now() > deadline) return found;
+    await sleep(100);
+  }
 }
 
 const putAcme = (name: string, extra: { directory?: string; hmac?: string } = {}, as = { origin, token }) =>
@@ -162,6 +179,23 @@ describe('internal CA issuer (EdgeKeyVaultCA)', () => {
     expect(op.target).toBeUndefined();
     await expectNoIssuedCertificate('ca-refused');
     expect((await req('GET', '/secrets/ca-refused')).status).toBe(404);
+    // Nor a key: the one made for the refused CSR went with the failure.
+    expect((await json(await req('GET', '/keys/ca-refused'))).error.code).toBe('KeyNotFound');
+  });
+
+  it('keeps the issued version the latest key and secret when a new version is refused (HSM key): the new key goes', async () => {
+    const hsm = policy('vault-ca', ['again.example.test'], { kty: 'EC-HSM', exportable: false });
+    expect((await create('ca-again', hsm)).op.status).toBe('completed');
+    const issued = await json(await req('GET', '/certificates/ca-again'));
+    const { op } = await create('ca-again', { ...hsm, x509_props: { ...hsm.x509_props, key_usage: ['keyCertSign'] } });
+    expect(op).toMatchObject({ status: 'completed', error: { code: 'IssuerError' } });
+    expect((await json(await req('GET', '/keys/ca-again'))).key.kid).toBe(issued.kid);
+    expect((await json(await req('GET', '/secrets/ca-again'))).id).toBe(issued.sid);
+    expect((await json(await req('GET', '/keys/ca-again/versions'))).value.map((k: any) => k.kid)).toEqual([issued.kid]);
+    expect((await json(await req('GET', '/certificates/ca-again'))).id).toBe(issued.id);
+    // The issued version's key (its token object) still signs.
+    const signed = await req('POST', '/keys/ca-again/sign', { alg: 'ES256', value: 'A'.repeat(43) });
+    expect(signed.status).toBe(200);
   });
 
   it('refuses a create naming a disabled issuer', async () => {
@@ -236,6 +270,8 @@ describe('ACME issuer', () => {
     expect({ x: key.key.x, y: key.key.y }).toEqual({ x: jwk.x, y: jwk.y });
     // Nothing is left for the cron.
     expect((await runCertificateIssuance(env as Env, nowSeconds() + 7200)).due).toBe(0);
+    // The job's completion is on the audit trail, made by no caller, once.
+    expect(await issuanceAudits('acme-one')).toEqual([{ status: 200, error_code: null, caller_oid: null }]);
   });
 
   it('completes the operation with the server refusal when the CA refuses the account (wrong EAB key)', async () => {
@@ -283,6 +319,8 @@ describe('ACME issuer', () => {
       error: { code: 'IssuerError', message: expect.stringMatching(/in time/) },
     });
     await expectNoIssuedCertificate('acme-flaky');
+    // Retries are not audited; giving up is, with the operation's error code.
+    expect(await issuanceAudits('acme-flaky')).toEqual([{ status: 500, error_code: 'IssuerError', caller_oid: null }]);
   });
 
   it('stops a pending issuance that is cancelled: the cron issues nothing', async () => {
@@ -291,7 +329,11 @@ describe('ACME issuer', () => {
     const cancelled = await json(await req('PATCH', '/certificates/acme-cancel/pending', { cancellation_requested: true }));
     expect(cancelled).toMatchObject({ status: 'cancelled', cancellation_requested: true });
     for (let i = 1; i <= 4; i++) await runCertificateIssuance(env as Env, nowSeconds() + i * 600);
-    expect((await json(await req('GET', '/certificates/acme-cancel/pending'))).status).toBe('cancelled');
+    // Azure shows the request (cancellation_requested) with the outcome, on every later read.
+    expect(await json(await req('GET', '/certificates/acme-cancel/pending'))).toMatchObject({
+      status: 'cancelled',
+      cancellation_requested: true,
+    });
     await expectNoIssuedCertificate('acme-cancel');
     expect((await req('GET', '/secrets/acme-cancel')).status).toBe(404);
     // A new create is allowed once the old operation is no longer in progress.
@@ -427,6 +469,39 @@ describe('ACME issuer with dns-01 (Cloudflare DNS)', () => {
       expect(call.authorization).toBe(`Bearer ${CF_TOKEN}`);
     }
     expect(await cfRecords(zone)).toEqual([]);
+  });
+
+  it('removes the TXT records of an order that is cancelled, or deleted while pending', async () => {
+    for (const how of ['cancel', 'delete'] as const) {
+      const zone = newZone();
+      expect((await req('PUT', `/certificates/issuers/pebble-dns-${how}`, dnsBundle(zone))).status).toBe(200);
+      const name = `acme-dns-${how}`;
+      const { op } = await create(name, policy(`pebble-dns-${how}`, [`${how}-dns.example.test`]));
+      expect(op.status).toBe('inProgress');
+      expect(await cfRecords(zone)).toHaveLength(1);
+      if (how === 'cancel')
+        expect((await req('PATCH', `/certificates/${name}/pending`, { cancellation_requested: true })).status).toBe(200);
+      else expect((await req('DELETE', `/certificates/${name}/pending`)).status).toBe(200);
+      expect(await cfRecords(zone)).toEqual([]);
+      const [created, deleted, ...rest] = await cfCalls(zone);
+      expect(created).toMatchObject({ method: 'POST' });
+      expect(deleted).toMatchObject({ method: 'DELETE', authorization: `Bearer ${CF_TOKEN}` });
+      expect(rest).toEqual([]);
+    }
+  });
+
+  it('removes the TXT records of an order that gives up at the deadline', async () => {
+    const zone = newZone();
+    expect((await req('PUT', '/certificates/issuers/pebble-dns-late', dnsBundle(zone))).status).toBe(200);
+    expect((await create('acme-dns-late', policy('pebble-dns-late', ['late-dns.example.test']))).op.status).toBe('inProgress');
+    expect(await cfRecords(zone)).toHaveLength(1);
+    await runCertificateIssuance(env as Env, nowSeconds() + ISSUANCE_DEADLINE_SECONDS + 3600);
+    expect(await json(await req('GET', '/certificates/acme-dns-late/pending'))).toMatchObject({
+      status: 'completed',
+      error: { code: 'IssuerError', message: expect.stringMatching(/in time/) },
+    });
+    expect(await cfRecords(zone)).toEqual([]);
+    expect((await req('GET', '/keys/acme-dns-late')).status).toBe(404);
   });
 
   it('completes the operation with an Azure-shaped error when Cloudflare refuses the token (403)', async () => {

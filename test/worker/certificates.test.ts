@@ -390,6 +390,46 @@ describe('issuer Unknown: CSR, then merge', () => {
     expect((await req('GET', '/certificates/to-cancel/pending')).status).toBe(404);
   });
 
+  it('leaves no key of a first create that is cancelled, nor of one whose operation is deleted while pending', async () => {
+    const unknown = { issuer: { name: 'Unknown' }, x509_props: { subject: 'CN=gone' } };
+    await create('cancel-first', unknown);
+    // While pending, the managed key exists (the CSR's key, for the merge).
+    expect((await req('GET', '/keys/cancel-first')).status).toBe(200);
+    expect((await req('PATCH', '/certificates/cancel-first/pending', { cancellation_requested: true })).status).toBe(200);
+    expect((await json(await req('GET', '/keys/cancel-first'))).error.code).toBe('KeyNotFound');
+    expect((await json(await req('GET', '/keys/cancel-first/versions'))).value).toEqual([]);
+    expect((await req('GET', '/secrets/cancel-first')).status).toBe(404);
+    // The name is free for a new create, whose key is a new one.
+    await create('cancel-first', selfPolicy());
+    const key = await json(await req('GET', '/keys/cancel-first'));
+    expect((await json(await req('GET', '/certificates/cancel-first'))).kid).toBe(key.key.kid);
+    expect((await json(await req('GET', '/keys/cancel-first/versions'))).value).toHaveLength(1);
+
+    await create('delete-first', unknown);
+    expect((await req('DELETE', '/certificates/delete-first/pending')).status).toBe(200);
+    expect((await req('GET', '/keys/delete-first')).status).toBe(404);
+  });
+
+  it('keeps the issued version the latest key and secret when a new version is cancelled: its key goes', async () => {
+    await create('cancel-again', selfPolicy());
+    const issued = await json(await req('GET', '/certificates/cancel-again'));
+    const { body: pending } = await create('cancel-again', { issuer: { name: 'Unknown' }, x509_props: { subject: 'CN=again' } });
+    expect(pending.status).toBe('inProgress');
+    const pendingKey = await json(await req('GET', '/keys/cancel-again'));
+    expect(pendingKey.key.kid).not.toBe(issued.kid);
+    expect((await req('PATCH', '/certificates/cancel-again/pending', { cancellation_requested: true })).status).toBe(200);
+
+    expect((await json(await req('GET', '/keys/cancel-again'))).key.kid).toBe(issued.kid);
+    expect((await json(await req('GET', '/secrets/cancel-again'))).id).toBe(issued.sid);
+    expect((await json(await req('GET', '/keys/cancel-again/versions'))).value.map((k: any) => k.kid)).toEqual([issued.kid]);
+    const version = pendingKey.key.kid.split('/').pop();
+    expect((await json(await req('GET', `/keys/cancel-again/${version}`))).error.code).toBe('KeyNotFound');
+    expect((await json(await req('GET', '/certificates/cancel-again'))).id).toBe(issued.id);
+    // The issued version still signs with its key.
+    const signed = await req('POST', '/keys/cancel-again/sign', { alg: 'RS256', value: 'A'.repeat(43) });
+    expect(signed.status).toBe(200);
+  });
+
   it('reads a certificate whose first version is pending as Azure does: disabled, no cer, a link to the operation', async () => {
     // The SDKs' getCertificateOperation pollers GET the certificate before the operation.
     const { body: op } = await create('first-pending', { issuer: { name: 'Unknown' }, x509_props: { subject: 'CN=p' } });

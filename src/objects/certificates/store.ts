@@ -235,6 +235,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
         code: 'IssuerError',
         message: 'The issuer did not issue the certificate in time.',
       });
+      await this.abandonIssuance(row);
       return 'failed';
     }
     const policy = (await this.storedPolicy(row.name))!;
@@ -308,6 +309,22 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     }
   }
 
+  /**
+   * Best effort, for an issuance that will not be resumed: the issuer undoes what it left outside
+   * the vault (ACME: http-01 answers, dns-01 TXT records), as it does itself once issued or failed.
+   */
+  private async abandonIssuance(row: OperationRow): Promise<void> {
+    if (!row.resume) return;
+    try {
+      const policy = await this.storedPolicy(row.name);
+      if (!policy) return;
+      const issuer = await this.issuerProvider(row.issuerName);
+      await issuer.provider.backend(this.issueContext(policy, issuer.config, now(), null)).abandon?.(row.resume);
+    } catch (err) {
+      console.error(`abandoned certificate issuance not cleaned up: ${err instanceof Error ? err.name : 'error'}`);
+    }
+  }
+
   private issueContext(policy: Policy, config: IssueContext['issuer'], t: number, signer: IssueContext['signer']): IssueContext {
     const services: IssuerServices = {
       db: this.db,
@@ -343,7 +360,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     const row = await this.operationRow(name);
     if (!row) throw pendingNotFound(name);
     if (requested && row.status === 'inProgress') {
-      await this.db
+      const [cancelled] = await this.db
         .update(certificateOperations)
         .set({
           cancellationRequested: true,
@@ -354,7 +371,12 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
           nextAttemptAt: null,
           updated: now(),
         })
-        .where(this.operationIs(name));
+        .where(and(this.operationIs(name), eq(certificateOperations.requestId, row.requestId), eq(certificateOperations.status, 'inProgress')))
+        .returning({ name: certificateOperations.name });
+      if (cancelled) {
+        await this.abandonIssuance(row);
+        await this.discardUnissued(row.name, row.version);
+      }
     }
     return this.operation(name);
   }
@@ -362,7 +384,15 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
   /** DELETE …/pending: the operation is removed (a pending certificate is never completed). */
   async deleteOperation(name: string): Promise<OperationRecord> {
     const op = await this.operation(name);
-    await this.db.delete(certificateOperations).where(this.operationIs(name));
+    const [deleted] = await this.db
+      .delete(certificateOperations)
+      .where(and(this.operationIs(name), eq(certificateOperations.requestId, op.requestId)))
+      .returning();
+    // Deleted while in progress: what it made goes as with a cancel (failed and cancelled ones went already).
+    if (deleted?.status === 'inProgress') {
+      await this.abandonIssuance(deleted);
+      await this.discardUnissued(op.name, op.version);
+    }
     return op;
   }
 
@@ -404,6 +434,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
         pending.issuerName.toLowerCase() === 'self' && pending.updated <= now() - ABANDONED_SELF_OPERATION_SECONDS;
       if (!abandoned) return this.operation(head.name);
       await this.db.delete(certificateOperations).where(this.operationIs(head.name));
+      await this.discardUnissued(head.name, pending.version);
     }
     return this.create(head.name, {});
   }
@@ -711,9 +742,12 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       });
   }
 
-  /** Completes the operation (with `error` when issuance failed, as Azure reports it), unless it was cancelled or replaced. */
+  /**
+   * Completes the operation (with `error` when issuance failed, as Azure reports it), unless it was
+   * cancelled or replaced. A failed one leaves no key or secret version behind.
+   */
   private async finishOperation(name: string, requestId: string, error?: { code: string; message: string }): Promise<void> {
-    await this.db
+    const [finished] = await this.db
       .update(certificateOperations)
       .set({
         status: 'completed',
@@ -729,7 +763,21 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
           eq(certificateOperations.requestId, requestId),
           eq(certificateOperations.status, 'inProgress'),
         ),
-      );
+      )
+      .returning({ name: certificateOperations.name, version: certificateOperations.version });
+    if (error && finished) await this.discardUnissued(finished.name, finished.version);
+  }
+
+  /**
+   * The key (and any secret) version an operation made, once the operation failed or was
+   * cancelled: removed, and the certificate's earlier version stays the latest of its key and
+   * secret, as on Azure, where only an issued version is the certificate's. Never a version the
+   * certificate has (completed meanwhile).
+   */
+  private async discardUnissued(name: string, version: string): Promise<void> {
+    if (await this.record(name, version, false).catch(() => undefined)) return;
+    await this.keyStore.discardVersion(name, version);
+    await this.secretStore.discardVersion(name, version);
   }
 }
 

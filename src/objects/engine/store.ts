@@ -5,7 +5,7 @@
 // VersionedStore with its description and adds only what is its own (a secret's value, a key's
 // material); the shared operations are the engine's public methods.
 import * as z from 'zod';
-import { and, asc, eq, gt, isNotNull, isNull, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, isNotNull, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import { now } from '../../core/clock';
 import { fromUtf8, newVersionId, utf8 } from '../../core/encoding';
 import { forbidden, IntegrityError } from '../../core/errors';
@@ -245,6 +245,62 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
       maxResults,
       (last) => ({ c: String(last.created), v: last.version }),
     );
+  }
+
+  /**
+   * Removes a version that was made for something that never happened (a certificate version
+   * whose issuance failed or was cancelled), with what the kind keeps outside D1 (beforePurge: a
+   * token object). The latest moves back to the newest other version; an object with no other
+   * version goes. If the outside part cannot be removed now (bridge down), the version stays,
+   * disabled and no longer the latest, so it can never be used. False when there is no such version.
+   */
+  async discardVersion(name: string, version: string): Promise<boolean> {
+    const { h, v } = this;
+    const ofObject = and(eq(v.vaultId, this.vault.id), eq(v.name, name));
+    const row = (await this.db
+      .select()
+      .from(v)
+      .where(and(ofObject, eq(v.version, version)))
+      .get()) as V | undefined;
+    const head = await this.head(name);
+    // A deleted object keeps its versions until it is purged.
+    if (!row || !head || head.deletedAt != null) return false;
+    let removable = true;
+    try {
+      await this.kind.hooks?.beforePurge?.([row]);
+    } catch (err) {
+      removable = false;
+      console.error(`${this.kind.kind} version not removed, disabled instead: ${err instanceof Error ? err.name : 'error'}`);
+    }
+    const previous = (await this.db
+      .select()
+      .from(v)
+      .where(and(ofObject, ne(v.version, version)))
+      .orderBy(desc(v.created), desc(sql`rowid`))
+      .get()) as V | undefined;
+    const stillLatest = and(this.headIs(name), eq(h.latestVersion, version), isNull(h.deletedAt));
+    const follow = previous ? (this.kind.hooks?.latestChanged?.(head, previous, 'updated') ?? {}) : {};
+    const thisVersion = and(ofObject, eq(v.version, version));
+    this.forget(name);
+    try {
+      if (previous) {
+        await this.db.batch([
+          this.db
+            .update(h)
+            .set({ latestVersion: previous.version, ...follow } as Any)
+            .where(stillLatest),
+          removable ? this.db.delete(v).where(thisVersion) : this.db.update(v).set({ enabled: false } as Any).where(thisVersion),
+        ]);
+      } else if (removable) {
+        // Its only version: the object goes (its versions with it, by the foreign key).
+        await this.db.batch([this.db.delete(h).where(stillLatest), this.db.delete(v).where(thisVersion)]);
+      } else {
+        await this.db.update(v).set({ enabled: false } as Any).where(thisVersion);
+      }
+    } finally {
+      this.forget(name);
+    }
+    return true;
   }
 
   /** Soft delete: the object keeps its versions until purged or its retention period ends. */

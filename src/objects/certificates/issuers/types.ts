@@ -28,4 +28,6 @@ export type IssueOutcome =
 export interface IssuerBackend {
   issue(req: IssueRequest): Promise<IssueOutcome>;
   resume?(resume: string): Promise<IssueOutcome>;
+  /** Undoes what a pending issuance left outside the vault (ACME: challenge answers, TXT records) once it will not be resumed. */
+  abandon?(resume: string): Promise<void>;
 }

@@ -4,7 +4,8 @@
  * a DnsProvider), tells the CA to check (for dns-01 on the first resume, once the records have
  * had time to reach the name servers), and answers 'pending'. `resume` (from the caller's queue
  * or cron) reads the order back and moves it on: finalize with the CSR once ready, download the
- * chain once valid. The resume token holds only public facts (order URL, CSR, what to clean up).
+ * chain once valid. The resume token holds only public facts (order URL, CSR, what to clean up):
+ * the answers and TXT records go once the order is done, has failed, or is abandoned (cancelled).
  */
 import { fromBase64Url, fromUtf8, toBase64Url, utf8 } from '../../../../core/encoding';
 import type { IssueOutcome, IssueRequest, IssuerBackend } from '../types';
@@ -63,8 +64,20 @@ export class AcmeIssuer implements IssuerBackend {
       await this.prepareChallenges(client, key, order, state);
       return pending(state, state.respond?.length ? DNS_PROPAGATION_SECONDS : POLL_SECONDS);
     } catch (err) {
-      return this.failure(err, state);
+      try {
+        return await this.failure(err, state);
+      } catch (thrown) {
+        // The create fails outright (the CA or the DNS API unreachable): no resume will come to clean up.
+        await this.cleanup(state);
+        throw thrown;
+      }
     }
+  }
+
+  /** A pending order that will not be resumed (cancelled, past its deadline): its answers and records go. */
+  async abandon(resume: string): Promise<void> {
+    const state = decodeState(resume);
+    if (state) await this.cleanup(state);
   }
 
   async resume(resume: string): Promise<IssueOutcome> {
