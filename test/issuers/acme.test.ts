@@ -183,16 +183,29 @@ describe('ACME issuer against pebble', () => {
     try {
       const apiBase = `http://127.0.0.1:${(fake.address() as AddressInfo).port}/client/v4`;
       const dns = new CloudflareDns({ apiToken: 'cf-test-token', zoneId: 'zone123', apiBase });
-      const issuer = new AcmeIssuer({ directoryUrl: pebble.directoryUrl, accounts: new MemoryAccounts(EAB), challenge: 'dns-01', dns, fetch });
+      const issuer = new AcmeIssuer({
+        directoryUrl: pebble.directoryUrl,
+        accounts: new MemoryAccounts(EAB),
+        challenge: 'dns-01',
+        dns,
+        fetch,
+      });
       const names = [`a${Date.now()}.example.test`, `b${Date.now()}.example.test`];
       const { csrDer } = await makeCsr(`CN=${names[0]}`, undefined, names);
       await expect(issuer.issue({ csrDer, subject: '', dnsNames: names, validityMonths: 3 })).rejects.toThrow();
-      expect(requests.filter((r) => r.method === 'DELETE').map((r) => r.url)).toEqual(['/client/v4/zones/zone123/dns_records/rec1']);
+      expect(requests.filter((r) => r.method === 'DELETE').map((r) => r.url)).toEqual([
+        '/client/v4/zones/zone123/dns_records/rec1',
+      ]);
 
       // An order left pending and then abandoned (cancelled): its record goes.
       requests.length = 0;
       const one = [`c${Date.now()}.example.test`];
-      const pending = await issuer.issue({ csrDer: (await makeCsr(`CN=${one[0]}`, undefined, one)).csrDer, subject: '', dnsNames: one, validityMonths: 3 });
+      const pending = await issuer.issue({
+        csrDer: (await makeCsr(`CN=${one[0]}`, undefined, one)).csrDer,
+        subject: '',
+        dnsNames: one,
+        validityMonths: 3,
+      });
       if (pending.status !== 'pending') throw new Error(JSON.stringify(pending));
       await issuer.abandon(pending.resume);
       expect(requests.map((r) => r.method)).toEqual(['POST', 'DELETE']);

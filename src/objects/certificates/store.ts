@@ -371,7 +371,13 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
           nextAttemptAt: null,
           updated: now(),
         })
-        .where(and(this.operationIs(name), eq(certificateOperations.requestId, row.requestId), eq(certificateOperations.status, 'inProgress')))
+        .where(
+          and(
+            this.operationIs(name),
+            eq(certificateOperations.requestId, row.requestId),
+            eq(certificateOperations.status, 'inProgress'),
+          ),
+        )
         .returning({ name: certificateOperations.name });
       if (cancelled) {
         await this.abandonIssuance(row);

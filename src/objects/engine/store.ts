@@ -289,13 +289,21 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
             .update(h)
             .set({ latestVersion: previous.version, ...follow } as Any)
             .where(stillLatest),
-          removable ? this.db.delete(v).where(thisVersion) : this.db.update(v).set({ enabled: false } as Any).where(thisVersion),
+          removable
+            ? this.db.delete(v).where(thisVersion)
+            : this.db
+                .update(v)
+                .set({ enabled: false } as Any)
+                .where(thisVersion),
         ]);
       } else if (removable) {
         // Its only version: the object goes (its versions with it, by the foreign key).
         await this.db.batch([this.db.delete(h).where(stillLatest), this.db.delete(v).where(thisVersion)]);
       } else {
-        await this.db.update(v).set({ enabled: false } as Any).where(thisVersion);
+        await this.db
+          .update(v)
+          .set({ enabled: false } as Any)
+          .where(thisVersion);
       }
     } finally {
       this.forget(name);
