@@ -10,6 +10,11 @@
  * statements fail (the development-only hook in src/storage/db.ts). The report goes to stdout and
  * bench/results/soak-latest.json; the exit code is 1 when an unexplained 5xx was seen or audit
  * records and requests differ.
+ *
+ * Memory is reported twice: the summed RSS of the stack's workerd processes, which in wrangler dev
+ * grows by tens of KB per request whatever the Worker does (a hello-world Worker too: wrangler's
+ * proxy workerd and Miniflare's services), and the vault isolate's JS heap after a full collection,
+ * the figure that says whether the vault's own code keeps anything.
  */
 import https from 'node:https';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -21,6 +26,7 @@ import { loopbackLookup } from '../scripts/lib/https-client.js';
 import { runToCompletion } from '../scripts/lib/process.js';
 import { REPO_DIR, startStack, type Stack } from '../scripts/lib/stack.js';
 import { D1_DATABASE } from '../scripts/lib/wrangler.js';
+import { vaultIsolateHeap } from './lib/isolate-heap.js';
 import { listenPort } from './lib/ports.js';
 import { UNTHROTTLED } from './lib/unthrottled';
 
@@ -205,9 +211,12 @@ async function main(): Promise<void> {
     let bridgeBackAt = 0;
     let bridgeRestarts = 0;
     const rssStart = await workerdRssMiB(stack.workerPid);
+    const heapStart = stack.inspectorPort ? await vaultIsolateHeap(stack.inspectorPort) : undefined;
     const started = Date.now();
     const deadline = started + CONFIG.minutes * 60_000;
-    log(`driving load for ${CONFIG.minutes} min over ${CONFIG.connections} connections (workerd RSS ${rssStart} MiB)`);
+    log(
+      `driving load for ${CONFIG.minutes} min over ${CONFIG.connections} connections (workerd RSS ${rssStart} MiB, vault isolate heap ${heapStart?.usedMiB ?? '?'} MiB)`,
+    );
 
     const chaos = (async () => {
       while (Date.now() + CONFIG.bridgePeriodS * 1000 < deadline) {
@@ -266,6 +275,7 @@ async function main(): Promise<void> {
     if (!stack.bridge.running) await stack.bridge.start();
     const wallS = (Date.now() - started) / 1000;
     const rssEnd = await workerdRssMiB(stack.workerPid);
+    const heapEnd = stack.inspectorPort ? await vaultIsolateHeap(stack.inspectorPort) : undefined;
     log(`load done: ${requests} requests in ${Math.round(wallS)} s; waiting for the audit queue to drain`);
 
     // Every request carried the run id: count its records until the queue has drained (stable).
@@ -294,6 +304,9 @@ async function main(): Promise<void> {
       bridgeRestarts,
       audit: { requestsSent: sentTotal, recordsStored: audited, equal: audited === sentTotal },
       workerdRssMiB: { start: rssStart, end: rssEnd },
+      // What the vault's own code keeps (after a full collection); workerd's RSS grows by itself in
+      // wrangler dev, hello-world Worker included (bench/lib/isolate-heap.ts).
+      vaultIsolateHeapMiB: { start: heapStart ?? null, end: heapEnd ?? null },
     };
     const text = JSON.stringify(report, null, 2);
     console.log(text);

@@ -95,6 +95,8 @@ export interface Stack {
   runCron(): Promise<CronAnswer>;
   /** Process group of wrangler dev and its workerd (for memory figures). */
   workerPid: number;
+  /** wrangler's devtools inspector for the Worker's isolate (its heap, in bench/soak.ts); none with `inspector: false`. */
+  inspectorPort?: number;
   /** Stops the Worker (wrangler and workerd) and the bridge. Idempotent. */
   stop(): Promise<void>;
 }
@@ -222,10 +224,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     log('D1 migrations applied');
 
     process.on('exit', cleanupOnExit);
+    const inspectorPort = await findFreePort();
     worker = await startWranglerDev({
       ...wranglerCtx,
       port: vaultPort,
-      inspectorPort: await findFreePort(),
+      inspectorPort,
       inspector: opts.inspector,
       certPath: ca.certPath,
       keyPath: ca.keyPath,
@@ -276,6 +279,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       bridge,
       runCron,
       workerPid: started.pid,
+      inspectorPort: opts.inspector === false ? undefined : inspectorPort,
       stop,
     };
   } catch (err) {
