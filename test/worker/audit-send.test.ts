@@ -91,6 +91,22 @@ describe('audit events are batched per isolate', () => {
     expect(operations.length).toBeGreaterThanOrEqual(4);
   });
 
+  it('sends a full batch at once, from the request that filled it, without waiting for the window', async () => {
+    const { queue, operations } = recordingQueue();
+    const opener = context();
+    const others = context();
+    queueAuditEvent(opener.ctx, queue, auditEvent());
+    for (let i = 0; i < 98; i++) queueAuditEvent(others.ctx, queue, auditEvent());
+    expect(others.waits).toHaveLength(0);
+    queueAuditEvent(others.ctx, queue, auditEvent());
+    expect(others.waits).toHaveLength(1);
+    await others.settled();
+    expect(operations.map((o) => o.length)).toEqual([100]);
+    // The window's own drain finds nothing left, and the next event opens a new window.
+    await opener.settled();
+    expect(operations.map((o) => o.length)).toEqual([100]);
+  });
+
   it('tries a failed batch again instead of losing its events', async () => {
     const { queue, events } = recordingQueue(2);
     const { ctx, settled } = context();
