@@ -529,6 +529,7 @@ async function main(): Promise<void> {
       repoDir: REPO_DIR,
       bridgeUrl: stack.bridge.url,
       bridgeHmacSecret: secrets.bridgeHmacSecret,
+      extraVars: UNTHROTTLED,
     });
     const ap = auditPath;
     await ap.run('warm-up audited', 'audited', CONFIG.auditWarmup, C);

@@ -56,6 +56,8 @@ export interface AuditPathOptions {
   repoDir: string;
   bridgeUrl: string;
   bridgeHmacSecret: string;
+  /** More vars, e.g. bench/lib/unthrottled.ts: the rounds run at saturation, past the per-caller limit. */
+  extraVars?: Record<string, string>;
 }
 
 export class WorkerdAuditPath {
@@ -89,6 +91,7 @@ export class WorkerdAuditPath {
     const script = bundle.outputFiles[0]!.text;
     const vars = {
       ...(await tomlVars(opts.repoDir)),
+      ...opts.extraVars,
       VAULT_ZONE: 'vault.localhost',
       BRIDGE_URL: opts.bridgeUrl,
       BRIDGE_HMAC_SECRET: opts.bridgeHmacSecret,
