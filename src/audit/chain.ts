@@ -16,6 +16,7 @@
  */
 import { and, asc, desc, eq, gt, inArray } from 'drizzle-orm';
 import type { Database } from '../storage/db';
+import { insertRowsAsJson, jsonValues } from '../storage/bulk-insert';
 import { violatedConstraint } from '../storage/errors';
 import { auditChainHeads, auditRecords } from '../storage/schema';
 import { canonicalJson, chainHash, GENESIS_HASH } from './canonical';
@@ -43,10 +44,8 @@ export interface AppendResult {
   rounds: number;
 }
 
-/** D1 binds at most 100 parameters a statement. */
-const D1_MAX_PARAMETERS = 100;
-const RECORD_COLUMNS = 16;
-const ROWS_PER_INSERT = Math.floor(D1_MAX_PARAMETERS / RECORD_COLUMNS);
+/** Records an INSERT carries, as one JSON parameter (src/storage/bulk-insert.ts). */
+const ROWS_PER_INSERT = 100;
 const DEFAULT_ROUNDS = 5;
 
 function chunks<T>(items: readonly T[], size: number): T[][] {
@@ -94,10 +93,13 @@ export async function appendToChain(
       .select({ seq: auditChainHeads.seq, hash: auditChainHeads.hash })
       .from(auditChainHeads)
       .where(eq(auditChainHeads.chain, chain));
-    const lookups = chunks(
-      ordered.map((e) => e.eventId),
-      D1_MAX_PARAMETERS,
-    ).map((ids) => db.select({ eventId: auditRecords.eventId }).from(auditRecords).where(inArray(auditRecords.eventId, ids)));
+    // Which of them are stored: one statement, the ids as one JSON parameter (src/storage/bulk-insert.ts says why).
+    const lookups = [
+      db
+        .select({ eventId: auditRecords.eventId })
+        .from(auditRecords)
+        .where(inArray(auditRecords.eventId, jsonValues(ordered.map((e) => e.eventId)))),
+    ];
     const [lastRows, headRows, ...found] = (await db.batch([lastRow, head, ...lookups])) as [
       ChainHead[],
       ChainHead[],
@@ -119,7 +121,7 @@ export async function appendToChain(
       prevHash = hash;
     }
     const last = rows[rows.length - 1]!;
-    const inserts = chunks(rows, ROWS_PER_INSERT).map((chunk) => db.insert(auditRecords).values(chunk));
+    const inserts = chunks(rows, ROWS_PER_INSERT).map((chunk) => insertRowsAsJson(db, auditRecords, chunk));
     const moveHead = db
       .insert(auditChainHeads)
       .values({ chain, seq: last.seq, hash: last.hash, updatedAt: Date.now() })
