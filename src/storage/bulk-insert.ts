@@ -5,7 +5,8 @@
  * serialisation, the local runtime's parsing) more than its row costs SQLite: in a CPU profile of
  * the audit consumer that was half of its time. Columns come from the table, in its order, and a
  * row must give each (null for none). Only for text, integer and null values: json_extract gives
- * those back as SQLite stores them.
+ * those back as SQLite stores them; drizzle's per-column mapping (mapToDriverValue, boolean and
+ * timestamp modes) is not applied, so only for columns that store what they are given.
  */
 import { getTableColumns, sql } from 'drizzle-orm';
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
