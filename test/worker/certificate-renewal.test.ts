@@ -75,7 +75,7 @@ async function head(name: string) {
 
 const versions = (name: string) =>
   rows<{ version: string; nbf: number; exp: number }>(
-    'select version, nbf, exp from certificate_versions where vault_id = ? and name = ? order by created, version',
+    'select version, nbf, exp from certificate_versions where vault_id = ? and name = ? order by created, rowid',
     vault.id,
     name,
   );

@@ -52,7 +52,7 @@ async function vaultFixture() {
   };
   const versions = async (name: string) =>
     rows<{ version: string; exp: number | null; created: number; hsm_handle: string | null; public_jwk: string | null }>(
-      'select version, exp, created, hsm_handle, public_jwk from key_versions where vault_id = ? and name = ? order by created, version',
+      'select version, exp, created, hsm_handle, public_jwk from key_versions where vault_id = ? and name = ? order by created, rowid',
       record.id,
       name,
     );
