@@ -23,10 +23,12 @@ import type { AuditEvent } from './event';
 const ATTEMPTS = 3;
 /** How long the first event of a batch waits for others (a full batch goes at once). */
 export const BATCH_WINDOW_MS = 20;
-// Queues' sendBatch takes at most 100 messages and 256 KB; an event is at most ~4 KB (its
-// caller-controlled fields are cut to size in src/http/audit.ts), counted here as JSON.
+// Queues' sendBatch takes at most 100 messages and 256 KB. An event is a few KB (its
+// caller-controlled fields are cut to size in src/http/audit.ts), counted here as its JSON's
+// UTF-8 bytes: a character of a path or user agent can take 3 of them.
 const MAX_MESSAGES = 100;
-const MAX_BATCH_CHARS = 192 * 1024;
+const MAX_BATCH_BYTES = 192 * 1024;
+const encoder = new TextEncoder();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -72,16 +74,16 @@ async function sendAll(queue: Queue<AuditEvent>, events: AuditEvent[]): Promise<
 function batchesOf(events: AuditEvent[]): AuditEvent[][] {
   const batches: AuditEvent[][] = [];
   let current: AuditEvent[] = [];
-  let chars = 0;
+  let bytes = 0;
   for (const event of events) {
-    const size = JSON.stringify(event).length;
-    if (current.length > 0 && (current.length >= MAX_MESSAGES || chars + size > MAX_BATCH_CHARS)) {
+    const size = encoder.encode(JSON.stringify(event)).byteLength;
+    if (current.length > 0 && (current.length >= MAX_MESSAGES || bytes + size > MAX_BATCH_BYTES)) {
       batches.push(current);
       current = [];
-      chars = 0;
+      bytes = 0;
     }
     current.push(event);
-    chars += size;
+    bytes += size;
   }
   if (current.length > 0) batches.push(current);
   return batches;

@@ -80,9 +80,18 @@ describe('audit events are batched per isolate', () => {
     const large = Array.from({ length: 100 }, () =>
       auditEvent({ requestUri: `https://x/${'u'.repeat(2040)}`, objectId: `/secrets/${'o'.repeat(1014)}` }),
     );
-    for (const e of [...small, ...large]) queueAuditEvent(ctx, queue, e);
+    // Non-ASCII is 2-3 bytes a character in UTF-8: the limit is in bytes, not characters.
+    const wide = Array.from({ length: 100 }, () =>
+      auditEvent({
+        requestUri: `https://x/${'u'.repeat(2040)}`,
+        objectId: `/secrets/${'€'.repeat(1014)}`,
+        clientInfo: 'é'.repeat(256),
+      }),
+    );
+    const all = [...small, ...large, ...wide];
+    for (const e of all) queueAuditEvent(ctx, queue, e);
     await settled();
-    expect(events().map((e) => e.id)).toEqual([...small, ...large].map((e) => e.id));
+    expect(events().map((e) => e.id)).toEqual(all.map((e) => e.id));
     for (const batch of operations) {
       expect(batch.length).toBeLessThanOrEqual(100);
       const bytes = batch.reduce((n, e) => n + new TextEncoder().encode(JSON.stringify(e)).length, 0);
