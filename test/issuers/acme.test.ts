@@ -97,6 +97,40 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+interface DnsApiRequest {
+  method: string;
+  url: string;
+  auth: string | undefined;
+  body: string;
+}
+
+/**
+ * Runs `body` against a local fake of Cloudflare's DNS records API (zone zone123): it records each
+ * request and answers each with a new record id, except those `drop` picks, whose connection it
+ * closes without an answer (an outage, not a refusal).
+ */
+async function withFakeDnsApi(
+  body: (dns: CloudflareDns, requests: DnsApiRequest[]) => Promise<void>,
+  drop: (method: string) => boolean = () => false,
+): Promise<void> {
+  const requests: DnsApiRequest[] = [];
+  const fake: Server = createServer(async (req: IncomingMessage, res) => {
+    let text = '';
+    for await (const chunk of req) text += chunk;
+    requests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body: text });
+    if (drop(req.method!)) return void req.socket.destroy();
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ success: true, errors: [], result: { id: `rec${requests.length}` } }));
+  });
+  await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+  try {
+    const apiBase = `http://127.0.0.1:${(fake.address() as AddressInfo).port}/client/v4`;
+    await body(new CloudflareDns({ apiToken: 'cf-test-token', zoneId: 'zone123', apiBase }), requests);
+  } finally {
+    await new Promise<void>((resolve) => fake.close(() => resolve()));
+  }
+}
+
 describe('ACME issuer against pebble', () => {
   it('orders a certificate with http-01 and External Account Binding, end to end', async () => {
     const accounts = new MemoryAccounts(EAB);
@@ -132,18 +166,7 @@ describe('ACME issuer against pebble', () => {
   });
 
   it('orders with dns-01 through the Cloudflare DNS provider (a local fake of its API)', async () => {
-    const requests: { method: string; url: string; auth: string | undefined; body: string }[] = [];
-    const fake: Server = createServer(async (req: IncomingMessage, res) => {
-      let body = '';
-      for await (const chunk of req) body += chunk;
-      requests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body });
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ success: true, errors: [], result: { id: `rec${requests.length}` } }));
-    });
-    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
-    try {
-      const apiBase = `http://127.0.0.1:${(fake.address() as AddressInfo).port}/client/v4`;
-      const dns = new CloudflareDns({ apiToken: 'cf-test-token', zoneId: 'zone123', apiBase });
+    await withFakeDnsApi(async (dns, requests) => {
       const accounts = new MemoryAccounts(EAB);
       const issuer = new AcmeIssuer({ directoryUrl: pebble.directoryUrl, accounts, challenge: 'dns-01', dns, fetch });
       const base = `d${Date.now()}.example.test`;
@@ -163,26 +186,14 @@ describe('ACME issuer against pebble', () => {
       expect(requests.filter((r) => r.method === 'DELETE').map((r) => r.url)).toEqual([
         '/client/v4/zones/zone123/dns_records/rec1',
       ]);
-    } finally {
-      await new Promise<void>((resolve) => fake.close(() => resolve()));
-    }
+    });
   });
 
   it('removes the TXT records already written when the DNS API goes away mid-order, and those of an abandoned order', async () => {
-    const requests: { method: string; url: string }[] = [];
     let posts = 0;
-    const fake: Server = createServer(async (req: IncomingMessage, res) => {
-      for await (const chunk of req) void chunk;
-      requests.push({ method: req.method!, url: req.url! });
-      // The connection drops on the second record: an outage, not a refusal.
-      if (req.method === 'POST' && ++posts === 2) return void req.socket.destroy();
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ success: true, errors: [], result: { id: `rec${requests.length}` } }));
-    });
-    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
-    try {
-      const apiBase = `http://127.0.0.1:${(fake.address() as AddressInfo).port}/client/v4`;
-      const dns = new CloudflareDns({ apiToken: 'cf-test-token', zoneId: 'zone123', apiBase });
+    // The connection drops on the second record: an outage, not a refusal.
+    const drop = (method: string) => method === 'POST' && ++posts === 2;
+    await withFakeDnsApi(async (dns, requests) => {
       const issuer = new AcmeIssuer({
         directoryUrl: pebble.directoryUrl,
         accounts: new MemoryAccounts(EAB),
@@ -210,9 +221,7 @@ describe('ACME issuer against pebble', () => {
       await issuer.abandon(pending.resume);
       expect(requests.map((r) => r.method)).toEqual(['POST', 'DELETE']);
       expect(requests[1]!.url).toBe(`/client/v4/zones/zone123/dns_records/rec1`);
-    } finally {
-      await new Promise<void>((resolve) => fake.close(() => resolve()));
-    }
+    }, drop);
   });
 
   it('fails clearly without the EAB the server requires, for a wildcard over http-01, and for a bad resume token', async () => {
