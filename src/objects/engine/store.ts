@@ -251,27 +251,19 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
    * Removes a version that was made for something that never happened (a certificate version
    * whose issuance failed or was cancelled), with what the kind keeps outside D1 (beforePurge: a
    * token object). The latest moves back to the newest other version; an object with no other
-   * version goes. If the outside part cannot be removed now (bridge down), the version stays,
-   * disabled and no longer the latest, so it can never be used. False when there is no such version.
+   * version goes. In that order: the version is first disabled and no longer the latest (one
+   * batch), then its outside part removed, then its row; so a failure at any step (bridge down,
+   * D1) leaves it disabled and unused, never usable with its token object gone. False when there
+   * is no such version.
    */
   async discardVersion(name: string, version: string): Promise<boolean> {
     const { h, v } = this;
     const ofObject = and(eq(v.vaultId, this.vault.id), eq(v.name, name));
-    const row = (await this.db
-      .select()
-      .from(v)
-      .where(and(ofObject, eq(v.version, version)))
-      .get()) as V | undefined;
+    const thisVersion = and(ofObject, eq(v.version, version));
+    const row = (await this.db.select().from(v).where(thisVersion).get()) as V | undefined;
     const head = await this.head(name);
     // A deleted object keeps its versions until it is purged.
     if (!row || !head || head.deletedAt != null) return false;
-    let removable = true;
-    try {
-      await this.kind.hooks?.beforePurge?.([row]);
-    } catch (err) {
-      removable = false;
-      console.error(`${this.kind.kind} version not removed, disabled instead: ${err instanceof Error ? err.name : 'error'}`);
-    }
     const previous = (await this.db
       .select()
       .from(v)
@@ -279,32 +271,33 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
       .orderBy(desc(v.created), desc(sql`rowid`))
       .get()) as V | undefined;
     const stillLatest = and(this.headIs(name), eq(h.latestVersion, version), isNull(h.deletedAt));
-    const follow = previous ? (this.kind.hooks?.latestChanged?.(head, previous, 'updated') ?? {}) : {};
-    const thisVersion = and(ofObject, eq(v.version, version));
+    const disable = this.db
+      .update(v)
+      .set({ enabled: false } as Any)
+      .where(thisVersion);
     this.forget(name);
     try {
       if (previous) {
+        const follow = this.kind.hooks?.latestChanged?.(head, previous, 'updated') ?? {};
         await this.db.batch([
           this.db
             .update(h)
             .set({ latestVersion: previous.version, ...follow } as Any)
             .where(stillLatest),
-          removable
-            ? this.db.delete(v).where(thisVersion)
-            : this.db
-                .update(v)
-                .set({ enabled: false } as Any)
-                .where(thisVersion),
+          disable,
         ]);
-      } else if (removable) {
-        // Its only version: the object goes (its versions with it, by the foreign key).
-        await this.db.batch([this.db.delete(h).where(stillLatest), this.db.delete(v).where(thisVersion)]);
       } else {
-        await this.db
-          .update(v)
-          .set({ enabled: false } as Any)
-          .where(thisVersion);
+        await disable;
       }
+      try {
+        await this.kind.hooks?.beforePurge?.([row]);
+      } catch (err) {
+        console.error(`${this.kind.kind} version disabled, not removed: ${err instanceof Error ? err.name : 'error'}`);
+        return true;
+      }
+      // Its only version: the object goes (its versions with it, by the foreign key).
+      if (previous) await this.db.delete(v).where(thisVersion);
+      else await this.db.batch([this.db.delete(h).where(stillLatest), this.db.delete(v).where(thisVersion)]);
     } finally {
       this.forget(name);
     }
