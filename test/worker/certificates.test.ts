@@ -430,6 +430,38 @@ describe('issuer Unknown: CSR, then merge', () => {
     expect(signed.status).toBe(200);
   });
 
+  it('with the bridge down, the HSM key of a cancelled version is kept disabled and is no longer the latest', async () => {
+    const hsm = { key_props: { kty: 'RSA-HSM', key_size: 2048 } };
+    await create('cancel-down', selfPolicy(hsm));
+    const issued = await json(await req('GET', '/certificates/cancel-down'));
+    await create('cancel-down', { issuer: { name: 'Unknown' }, x509_props: { subject: 'CN=down' }, ...hsm });
+    const pendingKey = await json(await req('GET', '/keys/cancel-down'));
+    const version = pendingKey.key.kid.split('/').pop();
+    const handle = async () =>
+      (
+        await env.DB.prepare('SELECT hsm_handle FROM key_versions WHERE name = ? AND version = ?')
+          .bind('cancel-down', version)
+          .first<{ hsm_handle: string }>()
+      )?.hsm_handle;
+    expect(await handle()).toBeTruthy();
+    const down = { BRIDGE_URL: 'http://127.0.0.1:9' };
+    const cancel = await call('PATCH', `${origin}/certificates/cancel-down/pending?${API}`, {
+      token,
+      body: { cancellation_requested: true },
+      env: down,
+    });
+    expect(cancel.status).toBe(200);
+    // The issued version is the latest again; the cancelled one is kept (its HSM object could not
+    // be destroyed) but disabled, so nothing can use it.
+    expect((await json(await req('GET', '/keys/cancel-down'))).key.kid).toBe(issued.kid);
+    const kept = await json(await req('GET', `/keys/cancel-down/${version}`));
+    expect(kept.attributes.enabled).toBe(false);
+    expect(await handle()).toBeTruthy();
+    const sign = await req('POST', `/keys/cancel-down/${version}/sign`, { alg: 'RS256', value: 'A'.repeat(43) });
+    expect(sign.status).toBe(403);
+    expect((await req('POST', '/keys/cancel-down/sign', { alg: 'RS256', value: 'A'.repeat(43) })).status).toBe(200);
+  });
+
   it('reads a certificate whose first version is pending as Azure does: disabled, no cer, a link to the operation', async () => {
     // The SDKs' getCertificateOperation pollers GET the certificate before the operation.
     const { body: op } = await create('first-pending', { issuer: { name: 'Unknown' }, x509_props: { subject: 'CN=p' } });
