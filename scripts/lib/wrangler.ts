@@ -40,6 +40,12 @@ function wranglerEnv(ctx: WranglerContext): NodeJS.ProcessEnv {
     WRANGLER_SEND_ERROR_REPORTS: 'false',
     WRANGLER_REGISTRY_PATH: join(ctx.stateDir, 'wrangler-registry'),
     WRANGLER_LOG_PATH: join(ctx.stateDir, 'logs'),
+    // The stack's output already carries every line. Wrangler would also append each one to a debug
+    // file under WRANGLER_LOG_PATH, with an mkdir and a write per line: with one request line from
+    // wrangler and one from the Worker per request, that was a third of wrangler's CPU under load
+    // and cost the bench's GET about 0.1 of its rate ratio (BENCHMARKS.md). WRANGLER_WRITE_LOGS=true
+    // in the caller's environment brings the file back for debugging wrangler itself.
+    WRANGLER_WRITE_LOGS: process.env.WRANGLER_WRITE_LOGS ?? 'false',
     NO_COLOR: '1',
     FORCE_COLOR: '0',
   };
