@@ -76,7 +76,9 @@ describe('readCacheSeconds', () => {
       expect((await get()).body.value).toBe('kept'); // this isolate's copies of everything the read needs
       const read = Date.now();
       // Another isolate's change, straight into D1: nothing here forgets the copy.
-      await env.DB.prepare("update secret_versions set content_type = 'two' where name = 'r' and vault_id = (select id from vaults where name = ?)")
+      await env.DB.prepare(
+        "update secret_versions set content_type = 'two' where name = 'r' and vault_id = (select id from vaults where name = ?)",
+      )
         .bind(new URL(origin).hostname.split('.')[0])
         .run();
 
