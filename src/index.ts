@@ -9,6 +9,7 @@ import { queueAuditEvent } from './audit/send';
 import type { Env } from './core/env';
 import { logBatch, type BatchSummary } from './core/log';
 import { batchPoint } from './core/metrics';
+import { withRequestScope } from './core/request-scope';
 import { persistEventBatch } from './events/consumer';
 import { deliverBatch } from './events/delivery';
 import { DELIVERY_QUEUE_NAME } from './events/fanout';
@@ -56,8 +57,9 @@ export default {
       return Response.json(errorBody('BadParameter', 'The Host header is not a valid host name and port.'), { status: 400 });
     }
     const target = classifyHost(host, env.VAULT_ZONE);
-    if (target.kind === 'apex') return apex.fetch(request, env, ctx);
-    if (target.kind === 'vault') return vaults.fetch(request, env, ctx);
+    // The request's waitUntil, for the caches' background renewals (src/core/request-scope.ts).
+    if (target.kind === 'apex') return withRequestScope(ctx, () => apex.fetch(request, env, ctx));
+    if (target.kind === 'vault') return withRequestScope(ctx, () => vaults.fetch(request, env, ctx));
     refusedHost(env, ctx, unknownHostEvent(request));
     return Response.json(errorBody('NotFound', 'This host is not served by this vault service.'), { status: 404 });
   },

@@ -12,10 +12,15 @@
 import { httpsRequest } from '../../scripts/lib/https-client.js';
 
 export interface WorkerStats {
-  /** Statements prepared by request handling (everything but the audit consumer). */
+  /** Statements prepared by request handling that a request waited on (its request path). */
   d1Statements: number;
   /** Statements prepared by the audit queue consumer (absent in older Workers). */
   d1AuditStatements?: number;
+  /**
+   * Statements of the caches' background renewals (refresh-ahead, src/core/cache.ts): started by
+   * a request, awaited by none (absent in older Workers, where such reloads were request-path ones).
+   */
+  d1RefreshStatements?: number;
   bridgeCalls: number;
   dataKeyCache: { size: number; hits: number; misses: number };
 }
@@ -33,12 +38,14 @@ export interface Settled {
 }
 
 const audit = (s: WorkerStats) => s.d1AuditStatements ?? 0;
+const refresh = (s: WorkerStats) => s.d1RefreshStatements ?? 0;
 
 /** Throws IsolateRestarted when any counter of `later` is below `earlier`'s. */
 export function assertSameIsolate(earlier: WorkerStats, later: WorkerStats): void {
   const pairs: Array<[string, number, number]> = [
     ['d1Statements', earlier.d1Statements, later.d1Statements],
     ['d1AuditStatements', audit(earlier), audit(later)],
+    ['d1RefreshStatements', refresh(earlier), refresh(later)],
     ['bridgeCalls', earlier.bridgeCalls, later.bridgeCalls],
     ['dataKeyCache.hits', earlier.dataKeyCache.hits, later.dataKeyCache.hits],
     ['dataKeyCache.misses', earlier.dataKeyCache.misses, later.dataKeyCache.misses],
@@ -108,6 +115,8 @@ export function windowDelta(from: Settled, to: Settled) {
   return {
     d1Statements: b.d1Statements - a.d1Statements - ownReads * to.perRead.d1,
     d1AuditStatements: b.d1AuditStatements === undefined ? undefined : audit(b) - audit(a) - ownReads * to.perRead.audit,
+    // Not subtracted per poll: a poll renews at most its caller's cached application, once per 30 s.
+    d1RefreshStatements: b.d1RefreshStatements === undefined ? undefined : refresh(b) - refresh(a),
     bridgeCalls: b.bridgeCalls - a.bridgeCalls,
     cacheHits: b.dataKeyCache.hits - a.dataKeyCache.hits,
     cacheMisses: b.dataKeyCache.misses - a.dataKeyCache.misses,

@@ -21,7 +21,15 @@
  *
  * Hence a burst of cold requests for one key costs one load in the common case and never more than
  * one per request, and no request ever awaits another request's I/O.
+ *
+ * Refresh-ahead (caches of D1 records, `refreshAhead`): a value served after half its bound (the
+ * call's maxAgeMs, or the TTL if tighter) also starts one owner-less background load of its key,
+ * kept alive by the serving request's waitUntil (core/request-scope.ts), while the stored value is
+ * answered at once. That load stores or drops (a miss: the record is gone) as any load does, so a
+ * warm key is renewed before it expires and no read waits on D1 for it; nobody awaits its promise.
+ * If it fails, nothing changes: the value expires on time and the next read loads as usual.
  */
+import { runInBackground } from './request-scope';
 
 export interface CacheOptions {
   /** How long a stored value is served; Infinity keeps it until evicted or forgotten. */
@@ -32,6 +40,11 @@ export interface CacheOptions {
   waitMs?: number;
   /** Registers the cache with clearIsolateCaches (module-level caches only). */
   name?: string;
+  /**
+   * Renew a value in the background once it is past half its bound (see above). Only for caches
+   * whose loads are D1 reads: a background bridge call (data keys) is not wanted.
+   */
+  refreshAhead?: boolean;
 }
 
 export interface LoadOptions<V = unknown> {
@@ -68,21 +81,30 @@ export function clearIsolateCaches(): void {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+interface Entry<V> {
+  value: V;
+  stored: number;
+  expires: number;
+}
+
 export class IsolateCache<V> {
-  /** Calls answered from a stored value, calls that were not, and loads started. */
+  /** Calls answered from a stored value, calls that were not, loads started (background ones too), and background ones. */
   hits = 0;
   misses = 0;
   loads = 0;
-  private readonly entries = new Map<string, { value: V; stored: number; expires: number }>();
+  refreshes = 0;
+  private readonly entries = new Map<string, Entry<V>>();
   private readonly loading = new Map<string, Load<V>>();
   private readonly ttlMs: number;
   private readonly maxEntries: number;
   private readonly waitMs: number;
+  private readonly refreshAhead: boolean;
 
   constructor(options: CacheOptions) {
     this.ttlMs = options.ttlMs;
     this.maxEntries = options.maxEntries;
     this.waitMs = options.waitMs ?? 10_000;
+    this.refreshAhead = options.refreshAhead ?? false;
     if (options.name !== undefined) registry.set(options.name, this as IsolateCache<unknown>);
   }
 
@@ -91,6 +113,16 @@ export class IsolateCache<V> {
    * `maxAgeMs` also treats a value stored longer ago than that as gone.
    */
   get(key: string, maxAgeMs: MaxAge<V> = Infinity): V | undefined {
+    return this.fresh(key, maxAgeMs)?.entry.value;
+  }
+
+  /** The stored value whatever its age, without touching its order: what a load would replace. */
+  peek(key: string): V | undefined {
+    return this.entries.get(key)?.value;
+  }
+
+  /** get()'s entry, with the time left before it is past half its bound (ms). */
+  private fresh(key: string, maxAgeMs: MaxAge<V>): { entry: Entry<V>; halfLeft: number } | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
     const t = Date.now();
@@ -101,13 +133,14 @@ export class IsolateCache<V> {
     }
     this.entries.delete(key); // re-insert: Map order is the LRU order
     this.entries.set(key, entry);
-    return entry.value;
+    const bound = Math.min(maxAge, entry.expires - entry.stored);
+    return { entry, halfLeft: entry.stored + bound / 2 - t };
   }
 
-  set(key: string, value: V): void {
+  /** `stored`: when the value was read (default now); its bound and TTL run from then. */
+  set(key: string, value: V, stored = Date.now()): void {
     this.entries.delete(key);
-    const t = Date.now();
-    this.entries.set(key, { value, stored: t, expires: t + this.ttlMs });
+    this.entries.set(key, { value, stored, expires: stored + this.ttlMs });
     while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }
 
@@ -117,10 +150,11 @@ export class IsolateCache<V> {
    */
   async load(key: string, loader: () => Promise<V | undefined>, options: LoadOptions<V> = {}): Promise<V | undefined> {
     if (!options.refresh) {
-      const hit = this.get(key, options.maxAgeMs);
-      if (hit !== undefined) {
+      const hit = this.fresh(key, options.maxAgeMs ?? Infinity);
+      if (hit) {
         this.hits++;
-        return hit;
+        if (this.refreshAhead && hit.halfLeft <= 0) this.renew(key, loader, hit.entry);
+        return hit.entry.value;
       }
     }
     this.misses++;
@@ -134,6 +168,20 @@ export class IsolateCache<V> {
       }
     }
     return this.start(key, loader, options.owner);
+  }
+
+  /**
+   * Starts one background load of `key` (owner-less: no request awaits it) unless one is in flight,
+   * within the request's scope; without a scope (tests, jobs) nothing happens.
+   */
+  private renew(key: string, loader: () => Promise<V | undefined>, entry: Entry<V>): void {
+    const current = this.loading.get(key);
+    // A load whose request was cancelled may never settle: after waitMs it no longer holds renewal off.
+    if (current && !current.outcome && Date.now() < current.startedAt + this.waitMs) return;
+    runInBackground(() => {
+      this.refreshes++;
+      return this.start(key, loader, undefined, entry);
+    });
   }
 
   /** Whether a load of `key` is in flight. */
@@ -173,7 +221,16 @@ export class IsolateCache<V> {
     return load.outcome;
   }
 
-  private start(key: string, loader: () => Promise<V | undefined>, owner: object | undefined): Promise<V | undefined> {
+  /**
+   * `renewing`: the entry a background load renews. Its miss drops that entry (the record is gone:
+   * seen at once, not at expiry), and only that one, never a value stored meanwhile.
+   */
+  private start(
+    key: string,
+    loader: () => Promise<V | undefined>,
+    owner: object | undefined,
+    renewing?: Entry<V>,
+  ): Promise<V | undefined> {
     this.loads++;
     const load: Load<V> = { owner, startedAt: Date.now(), promise: Promise.resolve(undefined) };
     const current = () => this.loading.get(key) === load;
@@ -182,7 +239,10 @@ export class IsolateCache<V> {
         load.outcome = { value };
         if (current()) {
           this.loading.delete(key);
-          if (value !== undefined) this.set(key, value);
+          // A renewal is dated from its start: what it read is no older than that, so the bound
+          // holds from the moment D1 could have answered, not from when the answer arrived.
+          if (value !== undefined) this.set(key, value, renewing ? load.startedAt : Date.now());
+          else if (renewing && this.entries.get(key) === renewing) this.entries.delete(key);
         }
         return value;
       },

@@ -158,8 +158,10 @@ export async function deleteApplication(db: Database, clientId: string): Promise
 // Every authenticated request asks whether its application still exists (and a service-binding
 // caller, which it is); each isolate remembers the answer for at most a minute, or the vault's
 // read-cache bound when the caller passes one, so warm requests ask D1 nothing and a deleted
-// application is refused everywhere within that bound. Deletion here forgets it at once.
-const existing = new IsolateCache<Application>({ name: 'applications', ttlMs: 60_000, maxEntries: 10_000 });
+// application is refused everywhere within that bound. Deletion here forgets it at once. Past
+// half its bound an answer is renewed in the background (core/cache.ts): a warm request never
+// waits for it, and a deletion seen by the renewal drops the answer at once.
+const existing = new IsolateCache<Application>({ name: 'applications', ttlMs: 60_000, maxEntries: 10_000, refreshAhead: true });
 
 /** The application with this client id, from this isolate's cache when younger than `maxAgeMs`. */
 export function cachedApplication(db: Database, clientId: string, maxAgeMs?: number): Promise<Application | undefined> {

@@ -3,15 +3,18 @@
  * measure round trips) and the dev-only fault injection of the soak run.
  */
 import { drizzle, type DrizzleD1Database } from 'drizzle-orm/d1';
+import { inBackground } from '../core/request-scope';
 import * as schema from './schema';
 
 export type Database = DrizzleD1Database<typeof schema>;
 
 /**
  * Per-isolate counters of D1 statements, so tests and the benchmark can check the hot path's
- * round trips instead of assuming them.
+ * round trips instead of assuming them. `statements` are what requests waited on;
+ * `refreshStatements` were made by the caches' background renewals (core/cache.ts, refresh-ahead),
+ * which no request waits on.
  */
-export const d1Stats = { statements: 0, auditStatements: 0 };
+export const d1Stats = { statements: 0, auditStatements: 0, refreshStatements: 0 };
 
 /** Wraps the binding so every prepared statement is counted (as the audit consumer's if `audit`). */
 function counting(db: D1Database, audit: boolean): D1Database {
@@ -21,6 +24,7 @@ function counting(db: D1Database, audit: boolean): D1Database {
         return (query: string) => {
           // The audit consumer shares the isolate; its statements are counted apart from requests'.
           if (audit || query.includes('"audit_')) d1Stats.auditStatements++;
+          else if (inBackground()) d1Stats.refreshStatements++;
           else d1Stats.statements++;
           return target.prepare(query);
         };

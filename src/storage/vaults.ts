@@ -16,7 +16,8 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const schemaMatchesRecord: Same<typeof vaults.$inferSelect, VaultRecord> = true;
 void schemaMatchesRecord;
 
-const cache = new IsolateCache<VaultRecord>({ name: 'vaults', ttlMs: 30_000, maxEntries: 10_000 });
+// Renewed in the background past half its bound (core/cache.ts) so a warm request never waits for it.
+const cache = new IsolateCache<VaultRecord>({ name: 'vaults', ttlMs: 30_000, maxEntries: 10_000, refreshAhead: true });
 
 export function forgetVault(name: string): void {
   cache.forget(name.toLowerCase());

@@ -663,6 +663,7 @@ describe('management API', () => {
       expect(body).toEqual({
         d1Statements: expect.any(Number),
         d1AuditStatements: expect.any(Number),
+        d1RefreshStatements: expect.any(Number),
         bridgeCalls: expect.any(Number),
         dataKeyCache: { size: expect.any(Number), hits: expect.any(Number), misses: expect.any(Number) },
       });

@@ -1,12 +1,12 @@
 // The per-vault read-cache bound (README, "Read caching") as one isolate sees it: the setting, a
-// bound of 0, and writes through this isolate being read at once. The two-isolate contract is
-// test/e2e/edge-rpc.e2e.test.ts.
+// bound of 0, writes through this isolate being read at once, and the renewal in the background
+// past half the bound. The two-isolate contract is test/e2e/edge-rpc.e2e.test.ts.
 import { describe, expect, it, vi } from 'vitest';
 import { isRpcAllowed } from '../../src/access/network';
 import type { VaultRecord } from '../../src/core/vault';
 import { bridgeStats } from '../../src/crypto/bridge-client';
 import { d1Stats } from '../../src/storage/db';
-import { API, APEX, call, json, setupVault } from './helpers';
+import { API, APEX, call, env, json, setupVault } from './helpers';
 
 describe('readCacheSeconds', () => {
   it('defaults to 10, is set at creation and by PATCH, and refuses values outside 0..300', async () => {
@@ -56,6 +56,47 @@ describe('readCacheSeconds', () => {
       for (let i = 0; i < 3; i++)
         expect((await json(await call('GET', `${o0}/secrets/z?${API}`, { token: t0 }))).value).toBe('uncached');
       expect(decrypt).toHaveBeenCalledTimes(3);
+    } finally {
+      decrypt.mockRestore();
+    }
+  });
+
+  it('past half the bound, answers from memory and renews in the background, where a change made elsewhere is seen', async () => {
+    const decrypt = vi.spyOn(crypto.subtle, 'decrypt');
+    try {
+      const { token, origin } = await setupVault({ readCacheSeconds: 2 });
+      const get = async () => {
+        const before = { d1: d1Stats.statements, refresh: d1Stats.refreshStatements };
+        const res = await call('GET', `${origin}/secrets/r?${API}`, { token }); // waits for waitUntil's work too
+        expect(res.status).toBe(200);
+        const body = await json(res);
+        return { body, d1: d1Stats.statements - before.d1, refresh: d1Stats.refreshStatements - before.refresh };
+      };
+      await call('PUT', `${origin}/secrets/r?${API}`, { token, body: { value: 'kept', contentType: 'one' } });
+      expect((await get()).body.value).toBe('kept'); // this isolate's copies of everything the read needs
+      const read = Date.now();
+      // Another isolate's change, straight into D1: nothing here forgets the copy.
+      await env.DB.prepare(
+        "update secret_versions set content_type = 'two' where name = 'r' and vault_id = (select id from vaults where name = ?)",
+      )
+        .bind(new URL(origin).hostname.split('.')[0])
+        .run();
+
+      // Within the first half: the copy, no renewal.
+      const young = await get();
+      expect([young.body.contentType, young.d1, young.refresh]).toEqual(['one', 0, 0]);
+      await new Promise((r) => setTimeout(r, 1_100));
+      // Past half: still the copy, nothing waited on D1; the renewals ran in the request's waitUntil.
+      const half = await get();
+      expect([half.body.contentType, half.d1]).toEqual(['one', 0]);
+      expect(half.refresh).toBeGreaterThanOrEqual(4); // the vault, the application, the authorization batch, the row
+      // The renewed copy carries the change, served from memory, well before the first copy's bound.
+      decrypt.mockClear();
+      const renewed = await get();
+      expect([renewed.body.contentType, renewed.body.value, renewed.d1, renewed.refresh]).toEqual(['two', 'kept', 0, 0]);
+      expect(Date.now() - read).toBeLessThan(2_000);
+      // Same sealed bytes, version and data key: the renewed copy did not need opening again.
+      expect(decrypt).not.toHaveBeenCalled();
     } finally {
       decrypt.mockRestore();
     }

@@ -171,6 +171,8 @@ export function managementRoutes(app: Hono<AppEnv>): void {
     return c.json({
       d1Statements: d1Stats.statements,
       d1AuditStatements: d1Stats.auditStatements,
+      // The caches' background renewals: D1 work no request waited on (src/core/cache.ts).
+      d1RefreshStatements: d1Stats.refreshStatements,
       bridgeCalls: bridgeStats.calls,
       dataKeyCache: { size: dataKeyCache.size, hits: dataKeyCache.hits, misses: dataKeyCache.misses },
     });

@@ -5,7 +5,11 @@
  * key, so the GCM binding is checked exactly as for a row fresh from D1; the plaintext it yields
  * stays beside that copy (openedPayload), in this isolate's memory only, and goes when the copy
  * goes, so later reads of the same copy skip the base64 decode and AES-GCM. A copy that never
- * opened keeps nothing, and a reload (another row object) opens again.
+ * opened keeps nothing, and a reload (another row object) opens again, unless it is the same
+ * sealed bytes under the same binding as the copy it replaces (carryOpened).
+ *
+ * Past half the bound a read still answers from its copy and renews it in the background
+ * (core/cache.ts, refresh-ahead), so a warm read never waits on D1.
  *
  * Consistency (README, "Read caching"): writes through the engine forget the object's entries at
  * once, so this isolate reads its own writes; another isolate serves its copy for at most the
@@ -33,6 +37,7 @@ const cache = new IsolateCache<CachedRead<VersionRow>>({
   name: 'object-reads',
   ttlMs: MAX_READ_CACHE_SECONDS * 1000,
   maxEntries: 1_000,
+  refreshAhead: true,
 });
 
 const objectPrefix = (kind: string, vaultId: string, name: string) => `${kind}\n${vaultId}\n${name.toLowerCase()}\n`;
@@ -50,8 +55,13 @@ export async function readThrough<V extends VersionRow>(
 ): Promise<CachedRead<V> | undefined> {
   if (vault.readCacheSeconds <= 0) return load();
   const key = objectPrefix(kind, vault.id, name) + (version?.toLowerCase() ?? '');
-  return (await cache.load(key, load as () => Promise<CachedRead<VersionRow> | undefined>, { maxAgeMs: readCacheMs(vault) })) as
-    CachedRead<V> | undefined;
+  const loadCarrying = async () => {
+    const fresh = await load();
+    const previous = cache.peek(key);
+    if (fresh && previous) carryOpened(previous, fresh);
+    return fresh;
+  };
+  return (await cache.load(key, loadCarrying, { maxAgeMs: readCacheMs(vault) })) as CachedRead<V> | undefined;
 }
 
 /** Forgets every cached version of an object (and its latest): call after any write to it. */
@@ -68,6 +78,30 @@ const opened = new WeakMap<object, { sealed: string; plaintext: Uint8Array }>();
 export function openedPayload(row: object, sealed: string): Uint8Array | undefined {
   const hit = opened.get(row);
   return hit && hit.sealed === sealed ? hit.plaintext.slice() : undefined;
+}
+
+/**
+ * A renewal (mostly the background one) brings the same version back as a new row object, which
+ * would be opened again: AES-GCM, or a bridge call once the data key's cache entry has expired.
+ * When it is the same version under the same data key, wrapped the same, as a copy that opened,
+ * that copy's plaintext goes over to it. openedPayload still serves it only for the exact sealed
+ * string that opened, so identical authenticated bytes under an identical binding (the GCM data
+ * binds vault, kind, name and version) give the identical plaintext; anything else, a changed or
+ * swapped payload included, is opened and authenticated afresh.
+ */
+function carryOpened(previous: CachedRead<VersionRow>, fresh: CachedRead<VersionRow>): void {
+  const hit = opened.get(previous.row);
+  const [a, b] = [previous.row, fresh.row];
+  if (
+    hit &&
+    a.vaultId === b.vaultId &&
+    a.name === b.name &&
+    a.version === b.version &&
+    a.dataKeyId === b.dataKeyId &&
+    previous.dataKey.wrapped === fresh.dataKey.wrapped &&
+    previous.dataKey.kekLabel === fresh.dataKey.kekLabel
+  )
+    opened.set(b, hit);
 }
 
 /** Keeps what `sealed` of this copy opened to (only after it authenticated). */

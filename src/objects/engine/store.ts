@@ -10,6 +10,7 @@ import { now } from '../../core/clock';
 import { fromUtf8, newVersionId, utf8 } from '../../core/encoding';
 import { forbidden, IntegrityError } from '../../core/errors';
 import { decodePageToken, page, type Page } from '../../core/paging';
+import { inBackground } from '../../core/request-scope';
 import { assertObjectName, isVersionId } from '../../core/validation';
 import type { VaultRecord } from '../../core/vault';
 import type { DataKey, DataKeyManager, JoinedDataKey } from '../../crypto/data-keys';
@@ -90,7 +91,8 @@ export class VersionedStore<H extends HeadRow, V extends VersionRow, R extends V
     if (version !== undefined && !isVersionId(version)) throw this.kind.errors.notFound(name);
     let loaded = false;
     const found = await readThrough<V>(this.kind.kind, this.vault, name, version, async () => {
-      loaded = true;
+      // A background renewal this read started (read-cache.ts) is not what it waited on.
+      if (!inBackground()) loaded = true;
       const row = (await this.db
         .select({ v: this.v, deletedAt: this.h.deletedAt, wrapped: dataKeys.wrapped, kekLabel: dataKeys.kekLabel } as Any)
         .from(this.h)
