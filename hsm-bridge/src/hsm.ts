@@ -364,15 +364,10 @@ export class Hsm {
       throw new RangeError(`plaintext must be 1..${MAX_WRAP_PLAINTEXT} bytes`);
     }
     const iv = randomBytes(IV_BYTES);
+    // Synchronous, for the reason unwrap() gives.
     const sealed = await this.pool
-      .use(
-        (session) =>
-          new Promise<Buffer>((resolve, reject) => {
-            const cipher = session.createCipher(gcm(iv, context), kek.key);
-            cipher.once(Buffer.from(plaintext), Buffer.alloc(plaintext.length + TAG_BYTES), (err, out) =>
-              err ? reject(err) : resolve(out),
-            );
-          }),
+      .use((session) =>
+        session.createCipher(gcm(iv, context), kek.key).once(Buffer.from(plaintext), Buffer.alloc(plaintext.length + TAG_BYTES)),
       )
       .catch((err: unknown) => {
         throw new HsmError('HSM_FAILURE', `wrap failed (${ckrName(err) ?? 'unknown error'})`);
