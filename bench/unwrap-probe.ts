@@ -7,12 +7,15 @@
  *  - one batch of 8 at a time, split where it can be seen from the client: from the first unwrap
  *    call to the transport (coalescing window, JSON, signing), the transport's round trip (HTTP and
  *    the bridge, answer read), the whole batch; beside 8 unwraps at once in process and a GET /healthz.
+ * Also, per unwrap, the CPU time each side spent (client process, bridge process from /proc on Linux,
+ * in process): unlike wall time it barely moves with the machine's load, and their quotient is the
+ * ratio's ceiling when no core is idle, which on a 2-core machine shared with other work is the case.
  * Knobs: PROBE_CYCLES (3), PROBE_ROUND (2000 unwraps), PROBE_BATCHES (300); HSM_SESSION_POOL as for
  * the bridge; PROBE_BRIDGE_LOG=1 prints the bridge's output. Figures are only comparable within a
  * run on a machine this busy: the ratio per cycle is the figure, as in bench/edge.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { ensureSoftHsmToken, findSoftHsmModule, startBridgeProcess } from '../hsm-bridge/dev/softhsm.js';
@@ -85,14 +88,34 @@ const viaClient = async () => void (await client.unwrap(wrapped, context));
 const inProcess = async () => void (await hsm.unwrap(blob, contextBytes));
 const eight = <T>(f: () => Promise<T>) => Promise.all(Array.from({ length: 8 }, f));
 const p50 = (xs: number[]) => round(median(xs), 3);
+const ownCpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+// utime + stime of the bridge process in clock ticks (USER_HZ, 100 on Linux); NaN elsewhere.
+const bridgeCpuMs = () =>
+  readFile(`/proc/${bridgeProcess.pid}/stat`, 'utf8').then(
+    (stat) => {
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) * 10;
+    },
+    () => NaN,
+  );
+const perUnwrapUs = (ms: number) => round((ms * 1000) / ROUND, 1);
 
 try {
   await runFixed('warm-up client', viaClient, 500, C);
   await runFixed('warm-up local', inProcess, 500, C);
   const ratios: number[] = [];
   for (let cycle = 1; cycle <= CYCLES; cycle++) {
+    const bridge0 = await bridgeCpuMs();
+    const own0 = ownCpuMs();
     const a = await runFixed('client', viaClient, ROUND, C);
+    const clientCpu = ownCpuMs() - own0;
+    const bridgeCpu = (await bridgeCpuMs()) - bridge0;
+    const own1 = ownCpuMs();
     const b = await runFixed('local', inProcess, ROUND, C);
+    const localCpu = ownCpuMs() - own1;
     ratios.push(a.opsPerSecond / b.opsPerSecond);
     const batch: number[] = [];
     const local: number[] = [];
@@ -114,7 +137,9 @@ try {
       `cycle ${cycle}: ${C} in flight: client ${round(a.opsPerSecond, 0)} / in-process ${round(b.opsPerSecond, 0)} ops/s = ` +
         `${round(a.opsPerSecond / b.opsPerSecond, 3)}; one batch of 8 (p50 ms): ${p50(batch)} ` +
         `(mean to the transport ${round(toFetchMs / BATCHES, 3)}, its round trip ${round(fetchMs / BATCHES, 3)}), ` +
-        `8 in process ${p50(local)}, /healthz ${p50(health)}; load ${round(os.loadavg()[0]!, 2)}`,
+        `8 in process ${p50(local)}, /healthz ${p50(health)}; CPU µs per unwrap: client ${perUnwrapUs(clientCpu)} + ` +
+        `bridge ${perUnwrapUs(bridgeCpu)} vs in process ${perUnwrapUs(localCpu)} = ${round(localCpu / (clientCpu + bridgeCpu), 3)}; ` +
+        `load ${round(os.loadavg()[0]!, 2)}`,
     );
   }
   console.log(`median ratio ${round(median(ratios), 3)}`);
