@@ -192,8 +192,10 @@ describe('token-signing key rotation', () => {
     expect(await jwks()).toEqual(expect.arrayContaining([oldKid, staged.kid]));
     expect(kidOf(await tokenFor(creds))).toBe(oldKid);
 
-    // The publish lead passes: every key's creation moved back in D1 rather than waited for.
-    await db.update(signingKeys).set({ createdAt: sql`${signingKeys.createdAt} - ${PUBLISH_LEAD_SECONDS}` });
+    // The publish lead passes: every key's creation moved back in D1 rather than waited for, to the
+    // staged key's activation (a rotation in the bootstrap's second dates the new key a second on).
+    const lead = staged.activatesAt - Math.floor(Date.now() / 1000);
+    await db.update(signingKeys).set({ createdAt: sql`${signingKeys.createdAt} - ${lead}` });
     const newToken = await tokenFor(creds);
     expect(kidOf(newToken)).toBe(staged.kid);
     expect(await jwks()).toEqual(expect.arrayContaining([oldKid, staged.kid]));
