@@ -74,13 +74,18 @@ export async function signingKeySchedules(db: Database, now = nowSeconds()): Pro
  * key waits to sign, another rotation is refused (409) rather than pushing it further out.
  */
 export async function rotateSigningKey(db: Database, keys: DataKeyManager, now = nowSeconds()): Promise<SigningKeySchedule> {
-  const staged = (await signingKeySchedules(db, now)).find((k) => k.state === 'staged');
+  const schedule = await signingKeySchedules(db, now);
+  const staged = schedule.find((k) => k.state === 'staged');
   if (staged)
     throw conflict(
       `A new signing key (${staged.kid}) is already staged; it signs from ${new Date(staged.activatesAt * 1000).toISOString()}.`,
     );
   const row = await prepareSigningKey(await keys.forWrite(SYSTEM_SCOPE));
-  row.createdAt = now;
+  // The schedule orders keys by createdAt, in whole seconds, and breaks ties by the random kid: a
+  // rotation within the second its predecessor was created would, half the time, make a key that
+  // sorts first and signs at once, before any verifier has it (an isolate refetches unknown kids
+  // at most every few seconds). Strictly after the newest key keeps the order they were made in.
+  row.createdAt = Math.max(now, ...schedule.map((k) => k.createdAt + 1));
   await db.insert(signingKeys).values(row);
   return (await signingKeySchedules(db, now)).find((k) => k.kid === row.kid)!;
 }

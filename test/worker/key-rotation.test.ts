@@ -32,7 +32,9 @@ import {
   PUBLISH_LEAD_SECONDS,
   RETIRE_AFTER_SECONDS,
   pruneSigningKeys,
+  rotateSigningKey,
   signingKeySchedule,
+  signingKeySchedules,
 } from '../../src/identity/signing-keys';
 import { API, APEX, call, json, setupVault, tokenFor, vaultOrigin, newVault } from './helpers';
 
@@ -192,8 +194,10 @@ describe('token-signing key rotation', () => {
     expect(await jwks()).toEqual(expect.arrayContaining([oldKid, staged.kid]));
     expect(kidOf(await tokenFor(creds))).toBe(oldKid);
 
-    // The publish lead passes: every key's creation moved back in D1 rather than waited for.
-    await db.update(signingKeys).set({ createdAt: sql`${signingKeys.createdAt} - ${PUBLISH_LEAD_SECONDS}` });
+    // The publish lead passes: every key's creation moved back in D1 rather than waited for, to the
+    // staged key's activation (a rotation in the bootstrap's second dates the new key a second on).
+    const lead = staged.activatesAt - Math.floor(Date.now() / 1000);
+    await db.update(signingKeys).set({ createdAt: sql`${signingKeys.createdAt} - ${lead}` });
     const newToken = await tokenFor(creds);
     expect(kidOf(newToken)).toBe(staged.kid);
     expect(await jwks()).toEqual(expect.arrayContaining([oldKid, staged.kid]));
@@ -212,6 +216,26 @@ describe('token-signing key rotation', () => {
     expect(await jwks()).not.toContain(oldKid);
     expect(await jwks()).toContain(staged.kid);
     expect((await call('GET', `${APEX}/management/vaults`, { token: newToken })).status).toBe(200);
+  });
+
+  it('stages a key rotated in the very second its predecessor was created, whatever its random kid', async () => {
+    const { db: sdb, keys } = services(env as never);
+    // The one key left (the test above retired the other) made in this second, as by a bootstrap.
+    const second = Math.floor(Date.now() / 1000);
+    await db.update(signingKeys).set({ createdAt: second });
+    const [current] = await signingKeySchedules(sdb, second);
+    expect(current).toMatchObject({ state: 'active', createdAt: second });
+    const rotated = await rotateSigningKey(sdb, keys, second);
+    try {
+      // Ordered after its predecessor by creation time, not by a coin toss over the kids.
+      expect(rotated.createdAt).toBeGreaterThan(second);
+      expect(rotated).toMatchObject({ state: 'staged', activatesAt: rotated.createdAt + PUBLISH_LEAD_SECONDS });
+      expect((await signingKeySchedules(sdb, second)).find((k) => k.kid === current!.kid)?.state).toBe('active');
+      expect(decodeProtectedHeader(await tokenFor(creds)).kid).toBe(current!.kid);
+    } finally {
+      // Never signed: removing it leaves the deployment as the test above left it.
+      await db.delete(signingKeys).where(eq(signingKeys.kid, rotated.kid));
+    }
   });
 });
 
