@@ -13,7 +13,6 @@ import type { DataAction } from '../core/data-actions';
 import type { Env } from '../core/env';
 import type { RequestMeter } from '../core/log';
 import { forbidden, notFound, VaultError } from '../core/errors';
-import { withRequestScope } from '../core/request-scope';
 import { takeLimits, THROTTLED_MESSAGE, vaultRequestEntries } from '../core/request-limits';
 import { readCacheMs, type VaultRecord } from '../core/vault';
 import { services, type Services } from '../crypto/services';
@@ -68,18 +67,8 @@ async function callerOf(s: Services, props: RpcProps, vault: VaultRecord, tenant
   return { tenantId: app.tenantId, objectId: app.objectId, appId: app.clientId };
 }
 
-export function rpcCall<T>(
-  env: Env,
-  ctx: ExecutionContext,
-  props: RpcProps,
-  op: RpcOperation,
-  run: (scope: RpcScope) => Promise<T>,
-): Promise<RpcResult<T>> {
-  // The call's waitUntil, for the caches' background renewals (src/core/request-scope.ts).
-  return withRequestScope(ctx, () => callInScope(env, ctx, props, op, run));
-}
-
-async function callInScope<T>(
+/** Runs inside the call's request scope (entrypoint.ts sets it), whose waitUntil the caches' renewals use. */
+export async function rpcCall<T>(
   env: Env,
   ctx: ExecutionContext,
   props: RpcProps,

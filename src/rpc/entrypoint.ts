@@ -8,6 +8,7 @@
 import { WorkerEntrypoint } from 'cloudflare:workers';
 import { KeyActions, SecretActions, type DataAction } from '../core/data-actions';
 import type { Env } from '../core/env';
+import { withRequestScope } from '../core/request-scope';
 import { KeyOperations, type OperationResult } from '../objects/key-operations';
 import { KeyStore } from '../objects/keys';
 import { SecretStore } from '../objects/secrets';
@@ -141,7 +142,8 @@ export class VaultRpc extends WorkerEntrypoint<Env, RpcProps> {
   }
 
   private call<T>(op: RpcOperation, run: (scope: RpcScope) => Promise<T>): Promise<RpcResult<T>> {
-    return rpcCall(this.env, this.ctx, this.ctx.props ?? {}, op, run);
+    // The call's waitUntil, for the caches' background renewals (src/core/request-scope.ts).
+    return withRequestScope(this.ctx, () => rpcCall(this.env, this.ctx, this.ctx.props ?? {}, op, run));
   }
 }
 
