@@ -257,7 +257,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
         .where(and(this.operationIs(name), eq(certificateOperations.requestId, requestId)));
       throw err;
     }
-    await this.settle(row.name, requestId, outcome, t, async () => {
+    const settled = await this.settle(row.name, requestId, outcome, t, async () => {
       const material = await this.keyStore.material(row.name, row.version, true);
       const made: NewMaterial = {
         publicJwk: material.record.publicJwk,
@@ -267,10 +267,13 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       // The create's tags and enabled went onto the key version; the rest of the version follows it.
       return { made, policy, input: { tags: material.record.tags, attributes: { enabled: material.record.enabled } } };
     });
-    return outcome.status;
+    return settled ? outcome.status : 'gone';
   }
 
-  /** Records an issuer's answer: completes the version, keeps the resume token, or fails. */
+  /**
+   * Records an issuer's answer: completes the version, keeps the resume token, or fails. False
+   * when the operation was cancelled, deleted or replaced first (nothing of the answer stays).
+   */
   private async settle(
     name: string,
     requestId: string,
@@ -278,19 +281,20 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     t: number,
     /** What completes the version, read only once there is a chain. */
     version: () => Promise<{ made: NewMaterial; policy: Policy; input: Parameters<CertificateStore['complete']>[5] }>,
-  ): Promise<void> {
+  ): Promise<boolean> {
     switch (outcome.status) {
       case 'issued': {
         // Cancelled or replaced while the CA worked: the chain is dropped, nothing is stored.
         const row = await this.operationRow(name);
-        if (!row || row.requestId !== requestId || row.status !== 'inProgress') return;
+        if (!row || row.requestId !== requestId || row.status !== 'inProgress') return false;
         const { made, policy, input } = await version();
         await this.complete(row.name, row.version, outcome.result.chainDer, made, policy, input);
-        await this.finishOperation(name, requestId);
-        return;
+        if (await this.finishOperation(name, requestId)) return true;
+        await this.withdraw(row.name, row.version);
+        return false;
       }
-      case 'pending':
-        await this.db
+      case 'pending': {
+        const kept = await this.db
           .update(certificateOperations)
           .set({ resume: outcome.resume, nextAttemptAt: t + Math.max(1, outcome.retryAfterSeconds), updated: t })
           .where(
@@ -299,13 +303,14 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
               eq(certificateOperations.requestId, requestId),
               eq(certificateOperations.status, 'inProgress'),
             ),
-          );
-        return;
+          )
+          .returning({ name: certificateOperations.name });
+        return kept.length > 0;
+      }
       case 'failed':
-        await this.finishOperation(name, requestId, { code: 'IssuerError', message: outcome.error.slice(0, 1000) });
-        return;
+        return this.finishOperation(name, requestId, { code: 'IssuerError', message: outcome.error.slice(0, 1000) });
       case 'merge':
-        return;
+        return true;
     }
   }
 
@@ -417,8 +422,9 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       hsmHandle: material.hsmHandle,
     };
     const record = await this.complete(row.name, row.version, chain, made, policy, input, leaf);
-    await this.finishOperation(row.name, row.requestId);
-    return record;
+    if (await this.finishOperation(row.name, row.requestId)) return record;
+    await this.withdraw(row.name, row.version);
+    throw pendingNotFound(name);
   }
 
   // --- renewal ---------------------------------------------------------------------------------
@@ -750,9 +756,10 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
 
   /**
    * Completes the operation (with `error` when issuance failed, as Azure reports it), unless it was
-   * cancelled or replaced. A failed one leaves no key or secret version behind.
+   * cancelled or replaced. A failed one leaves no key or secret version behind. Whether it was
+   * this call that finished it.
    */
-  private async finishOperation(name: string, requestId: string, error?: { code: string; message: string }): Promise<void> {
+  private async finishOperation(name: string, requestId: string, error?: { code: string; message: string }): Promise<boolean> {
     const [finished] = await this.db
       .update(certificateOperations)
       .set({
@@ -772,6 +779,21 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       )
       .returning({ name: certificateOperations.name, version: certificateOperations.version });
     if (error && finished) await this.discardUnissued(finished.name, finished.version);
+    return finished !== undefined;
+  }
+
+  /**
+   * Undoes a completion whose operation a cancel or DELETE …/pending marked first, after the
+   * completion's check: as on Azure the first mark wins. The cancel's discardUnissued ran either
+   * before complete() wrote the secret and certificate or after (and then skipped the version, a
+   * certificate had it), so the version goes here, all three objects (absent ones are no-ops),
+   * and the renewal schedule follows the version that is latest again (none if nothing is left).
+   */
+  private async withdraw(name: string, version: string): Promise<void> {
+    await this.discardVersion(name, version);
+    await this.keyStore.discardVersion(name, version);
+    await this.secretStore.discardVersion(name, version);
+    await this.reschedule(name);
   }
 
   /**
