@@ -2,10 +2,11 @@
  * Configured issuers through the Certificates API: the vault's internal CA (EdgeKeyVaultCA, its key
  * in SoftHSM2 through the real bridge) and ACME against a real ACME server (pebble, EAB required,
  * over HTTPS: test/support/pebble-tls.ts), the pending operation moved on by the cron, and
- * what happens when the CA refuses, cannot be reached, or the caller cancels. ACME dns-01 writes
- * its TXT records through the Cloudflare DNS API; the real API cannot be reached from here, so the
- * suite serves a stand-in that records the calls (test/support/cloudflare-dns-fake.ts, the Worker's
- * ACME_DNS_API_BASE), and pebble (PEBBLE_VA_ALWAYS_VALID=1) does not look the records up.
+ * what happens when the CA refuses, cannot be reached, or the caller cancels (also while the
+ * version completes). ACME dns-01 writes its TXT records through the Cloudflare DNS API; the real
+ * API cannot be reached from here, so the suite serves a stand-in that records the calls
+ * (test/support/cloudflare-dns-fake.ts, the Worker's ACME_DNS_API_BASE), and pebble
+ * (PEBBLE_VA_ALWAYS_VALID=1) does not look the records up.
  */
 import 'reflect-metadata'; // tsyringe, under @peculiar/x509, needs the Reflect metadata API first
 import * as x509 from '@peculiar/x509';
@@ -19,8 +20,8 @@ import { runCertificateIssuance } from '../../src/jobs/certificate-issuance';
 import { services } from '../../src/crypto/services';
 import { AcmeClient } from '../../src/objects/certificates/issuers/acme/client';
 import { D1AcmeAccounts } from '../../src/objects/certificates/issuers/acme/stores';
-import { ISSUANCE_DEADLINE_SECONDS } from '../../src/objects/certificates/store';
-import { certificateIssuers, certificateOperations } from '../../src/storage/schema';
+import { CertificateStore, ISSUANCE_DEADLINE_SECONDS } from '../../src/objects/certificates/store';
+import { certificateIssuers, certificateOperations, certificates, certificateVersions } from '../../src/storage/schema';
 import { findVault } from '../../src/storage/vaults';
 import type { CloudflareCall } from '../support/cloudflare-dns-fake';
 import { vaultChainOf } from './audit-helpers';
@@ -338,6 +339,130 @@ describe('ACME issuer', () => {
     expect((await req('GET', '/secrets/acme-cancel')).status).toBe(404);
     // A new create is allowed once the old operation is no longer in progress.
     expect((await create('acme-cancel', policy('pebble', ['cancel.example.test']))).op.status).toBe('inProgress');
+  });
+});
+
+describe('a cancel or DELETE …/pending landing while the version completes', () => {
+  // Between the completion's check of the operation and its finishing it: onNewVersion runs right
+  // then (the version stored, the operation still inProgress), so the request made there lands
+  // exactly where a concurrent PATCH or DELETE …/pending would. First mark wins, as on Azure.
+  let db: ReturnType<typeof services>['db'];
+  let vaultId: string;
+  beforeAll(async () => {
+    expect((await putAcme('pebble-race')).status).toBe(200);
+    db = services(env as Env).db;
+    vaultId = (await findVault(db, vault))!.id;
+  });
+
+  /** A store as the cron and the routes make one, whose new version lets `race` run. */
+  async function racedStore(race: () => Promise<void>) {
+    const svc = services(env as Env);
+    return new CertificateStore(svc.db, svc.keys, svc.bridge, (await findVault(svc.db, vault))!, { onNewVersion: race });
+  }
+  const opIs = (name: string) => and(eq(certificateOperations.vaultId, vaultId), eq(certificateOperations.name, name));
+  /** Other files' scheduled runs share the D1: the operation is kept from them and driven here alone. */
+  const hideFromCron = (name: string) => db.update(certificateOperations).set({ nextAttemptAt: null }).where(opIs(name));
+  const versionRows = (name: string) =>
+    db
+      .select({ version: certificateVersions.version })
+      .from(certificateVersions)
+      .where(and(eq(certificateVersions.vaultId, vaultId), eq(certificateVersions.name, name)))
+      .all();
+  const renewalDue = async (name: string) =>
+    (
+      await db
+        .select({ due: certificates.renewalDueAt })
+        .from(certificates)
+        .where(and(eq(certificates.vaultId, vaultId), eq(certificates.name, name)))
+        .get()
+    )?.due;
+
+  it('the cron completing an ACME order that a cancel marks first: cancelled, and no certificate, key or secret version stays', async () => {
+    const name = 'race-cancel';
+    const { op } = await create(name, policy('pebble-race', [`${name}.example.test`]));
+    expect(op.status).toBe('inProgress');
+    await hideFromCron(name);
+    let cancel: any;
+    const store = await racedStore(async () => {
+      cancel = await json(await req('PATCH', `/certificates/${name}/pending`, { cancellation_requested: true }));
+    });
+    const { requestId } = await store.operation(name);
+    let status = 'pending';
+    for (let i = 0; i < 8 && status === 'pending'; i++) {
+      status = await store.continueIssuance(name, requestId, nowSeconds());
+      await hideFromCron(name);
+    }
+    // The cancel landed after the version was stored, and won: the completion undid itself.
+    expect(cancel).toMatchObject({ status: 'cancelled', cancellation_requested: true });
+    expect(status).toBe('gone');
+    expect(await json(await req('GET', `/certificates/${name}/pending`))).toMatchObject({
+      status: 'cancelled',
+      cancellation_requested: true,
+    });
+    await expectNoIssuedCertificate(name);
+    expect(await versionRows(name)).toEqual([]);
+    expect(await renewalDue(name)).toBeUndefined();
+    expect((await json(await req('GET', `/keys/${name}`))).error.code).toBe('KeyNotFound');
+    expect((await json(await req('GET', `/keys/${name}/versions`))).value).toEqual([]);
+    expect((await json(await req('GET', `/secrets/${name}`))).error.code).toBe('SecretNotFound');
+    expect((await json(await req('GET', `/secrets/${name}/versions`))).value).toEqual([]);
+  });
+
+  it('a merge that a DELETE …/pending removes first: 404, and the issued version stays the latest of the three, due as before', async () => {
+    const name = 'race-merge';
+    const emailed = [{ trigger: { days_before_expiry: 30 }, action: { action_type: 'EmailContacts' } }];
+    const base = {
+      key_props: { kty: 'EC', crv: 'P-256', exportable: true },
+      x509_props: { subject: `CN=${name}.example.test`, validity_months: 3 },
+      lifetime_actions: emailed,
+    };
+    await create(name, { ...base, issuer: { name: 'Self' } });
+    const issued = await json(await req('GET', `/certificates/${name}`));
+    expect(issued.cer).toEqual(expect.any(String));
+    const due = await renewalDue(name);
+    expect(due).toEqual(expect.any(Number));
+
+    const { op } = await create(name, { ...base, issuer: { name: 'Unknown' } });
+    expect(op.status).toBe('inProgress');
+    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const caKeys = (await crypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const leaf = await x509.X509CertificateGenerator.create({
+      serialNumber: '02',
+      subject: `CN=${name}.example.test`,
+      issuer: 'CN=Race CA',
+      publicKey: new x509.Pkcs10CertificateRequest(b64(op.csr)).publicKey,
+      signingKey: caKeys.privateKey,
+      signingAlgorithm: alg,
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 365 * 86_400_000),
+    });
+    let deleted: Response | undefined;
+    let dueWhileMerged: number | null | undefined;
+    const store = await racedStore(async () => {
+      dueWhileMerged = await renewalDue(name);
+      deleted = await req('DELETE', `/certificates/${name}/pending`);
+    });
+    await expect(store.merge(name, { x5c: [leaf.toString('base64')] })).rejects.toMatchObject({
+      status: 404,
+      code: 'PendingCertificateNotFound',
+    });
+    expect(deleted?.status).toBe(200);
+    expect((await req('GET', `/certificates/${name}/pending`)).status).toBe(404);
+    // The merged version had moved the schedule (a year's leaf); it is back with the issued version.
+    expect(dueWhileMerged).not.toBe(due);
+    expect(await renewalDue(name)).toBe(due);
+    const latest = await json(await req('GET', `/certificates/${name}`));
+    expect({ id: latest.id, kid: latest.kid, sid: latest.sid, cer: latest.cer }).toEqual({
+      id: issued.id,
+      kid: issued.kid,
+      sid: issued.sid,
+      cer: issued.cer,
+    });
+    expect(await versionRows(name)).toEqual([{ version: issued.id.split('/').pop() }]);
+    expect((await json(await req('GET', `/keys/${name}`))).key.kid).toBe(issued.kid);
+    expect((await json(await req('GET', `/keys/${name}/versions`))).value).toHaveLength(1);
+    expect((await json(await req('GET', `/secrets/${name}`))).id).toBe(issued.sid);
+    expect((await json(await req('GET', `/secrets/${name}/versions`))).value).toHaveLength(1);
   });
 });
 
