@@ -129,7 +129,9 @@ function request() {
 }
 
 describe('IsolateCache refresh-ahead', () => {
-  const BOUND = 200; // the call's maxAgeMs; past 100 ms a served value is renewed
+  // The call's maxAgeMs; past half of it a served value is renewed. A second, so the margins around
+  // half and whole bounds stay far above a busy machine's timer and scheduling delays.
+  const BOUND = 1_000;
   const renewing = () => new IsolateCache<string>({ ttlMs: 60_000, maxEntries: 10, refreshAhead: true });
 
   /** A cache holding 'v1' for `k`, now past half its bound, and a loader answering `answer.value`. */
