@@ -237,6 +237,23 @@ describe('token-signing key rotation', () => {
       await db.delete(signingKeys).where(eq(signingKeys.kid, rotated.kid));
     }
   });
+
+  it('stages one key when two rotations run at once: the other is refused with 409, not a second staged key', async () => {
+    const { db: sdb, keys } = services(env as never);
+    const before = new Set((await signingKeySchedules(sdb)).map((k) => k.kid));
+    const outcomes = await Promise.allSettled([rotateSigningKey(sdb, keys), rotateSigningKey(sdb, keys)]);
+    const made = (await signingKeySchedules(sdb)).filter((k) => !before.has(k.kid));
+    try {
+      expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const refused = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')!.reason;
+      expect(refused).toMatchObject({ status: 409, code: 'Conflict' });
+      expect(made).toHaveLength(1);
+      expect(made[0]!.state).toBe('staged');
+    } finally {
+      // Never signed: removing them leaves the deployment as the tests above left it.
+      for (const k of made) await db.delete(signingKeys).where(eq(signingKeys.kid, k.kid));
+    }
+  });
 });
 
 describe('audit checkpoint key rotation (checks that leave the shared HSM key as it is)', () => {
