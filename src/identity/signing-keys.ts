@@ -7,7 +7,7 @@
  * skew), and the cron then deletes it. The schedule is derived from creation times alone, so
  * every isolate agrees on it without coordination.
  */
-import { eq, inArray } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { SYSTEM_SCOPE, type DataKey, type DataKeyManager } from '../crypto/data-keys';
 import { fromUtf8, newVersionId, utf8 } from '../core/encoding';
@@ -85,8 +85,16 @@ export async function rotateSigningKey(db: Database, keys: DataKeyManager, now =
   // rotation within the second its predecessor was created would, half the time, make a key that
   // sorts first and signs at once, before any verifier has it (an isolate refetches unknown kids
   // at most every few seconds). Strictly after the newest key keeps the order they were made in.
-  row.createdAt = Math.max(now, ...schedule.map((k) => k.createdAt + 1));
-  await db.insert(signingKeys).values(row);
+  const newest = Math.max(-1, ...schedule.map((k) => k.createdAt));
+  row.createdAt = Math.max(now, newest + 1);
+  // Stored only if no key newer than the schedule read above appeared meanwhile: two rotations
+  // at once both pass the staged check, and the second would stage a key of its own.
+  const [stored] = await db.all<{ kid: string }>(sql`
+    insert into ${signingKeys} (kid, public_jwk, private_ciphertext, data_key_id, created_at)
+    select ${row.kid}, ${row.publicJwk}, ${row.privateCiphertext}, ${row.dataKeyId}, ${row.createdAt}
+    where not exists (select 1 from ${signingKeys} where created_at > ${newest})
+    returning kid`);
+  if (!stored) throw conflict('Another rotation staged a new signing key meanwhile.');
   return (await signingKeySchedules(db, now)).find((k) => k.kid === row.kid)!;
 }
 
