@@ -3,6 +3,7 @@ import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { env } from 'cloudflare:workers';
 import worker from '../../src/index';
 import type { Env } from '../../src/core/env';
+import { VaultRpc } from '../../src/rpc/entrypoint';
 import { createApplication } from '../../src/identity/applications';
 import { findTenantId } from '../../src/identity/tenant';
 import { database } from '../../src/storage/db';
@@ -94,3 +95,24 @@ export async function setupVault(settings: Record<string, unknown> = {}) {
 }
 
 export { env };
+
+/**
+ * One call through VaultRpc as a service binding whose props name `vault` and `clientId` would
+ * make it (in this Worker's env, or `rpcEnv`), after the call's waitUntil work has settled.
+ */
+export async function viaBinding<T>(
+  vault: string,
+  clientId: string,
+  call: (rpc: VaultRpc) => Promise<T>,
+  rpcEnv: Env = env as unknown as Env,
+): Promise<T> {
+  const ctx = createExecutionContext();
+  const bindingCtx = {
+    waitUntil: (p: Promise<unknown>) => ctx.waitUntil(p),
+    passThroughOnException: () => ctx.passThroughOnException(),
+    props: { vault, clientId },
+  } as unknown as ExecutionContext;
+  const result = await call(new VaultRpc(bindingCtx, rpcEnv));
+  await waitOnExecutionContext(ctx);
+  return result;
+}

@@ -1,15 +1,12 @@
 // The per-vault read-cache bound (README, "Read caching") as one isolate sees it: the setting, a
 // bound of 0, writes through this isolate being read at once, and the renewal in the background
 // past half the bound. The two-isolate contract is test/e2e/edge-rpc.e2e.test.ts.
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it, vi } from 'vitest';
 import { isRpcAllowed } from '../../src/access/network';
-import type { Env } from '../../src/core/env';
 import type { VaultRecord } from '../../src/core/vault';
 import { bridgeStats } from '../../src/crypto/bridge-client';
-import { VaultRpc } from '../../src/rpc/entrypoint';
 import { d1Stats } from '../../src/storage/db';
-import { API, APEX, call, env, json, setupVault } from './helpers';
+import { API, APEX, call, env, json, setupVault, viaBinding } from './helpers';
 
 describe('readCacheSeconds', () => {
   it('defaults to 10, is set at creation and by PATCH, and refuses values outside 0..300', async () => {
@@ -110,14 +107,7 @@ describe('readCacheSeconds', () => {
     const { token, origin, vault, creds } = await setupVault({ readCacheSeconds: 4 });
     const get = async () => {
       const before = { d1: d1Stats.statements, refresh: d1Stats.refreshStatements };
-      const ctx = createExecutionContext();
-      const bindingCtx = {
-        waitUntil: (p: Promise<unknown>) => ctx.waitUntil(p),
-        passThroughOnException: () => ctx.passThroughOnException(),
-        props: { vault, clientId: creds.clientId },
-      } as unknown as ExecutionContext;
-      const result = await new VaultRpc(bindingCtx, env as unknown as Env).getSecret('p');
-      await waitOnExecutionContext(ctx);
+      const result = await viaBinding(vault, creds.clientId, (rpc) => rpc.getSecret('p'));
       if (!result.ok) throw new Error(`getSecret: ${result.error.code}`);
       return {
         contentType: result.value.contentType,

@@ -5,12 +5,10 @@
  * METRICS is a recording dataset (miniflare drops every writeDataPoint and cannot read them back)
  * and AUDIT_QUEUE the real queue with its sends counted; D1, the bridge and the consumer are real.
  */
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Env } from '../../src/core/env';
-import { VaultRpc } from '../../src/rpc/entrypoint';
 import type { RpcResult, RpcSecret } from '../../src/rpc/wire';
-import { API, admin, call, env, newVault, tokenFor, vaultOrigin } from './helpers';
+import { API, admin, call, env, newVault, tokenFor, vaultOrigin, viaBinding } from './helpers';
 
 type Point = { indexes?: string[]; blobs?: string[]; doubles?: number[] };
 type Creds = { tenantId: string; clientId: string; clientSecret: string };
@@ -48,19 +46,12 @@ async function rpcGet(vault: string, clientId: string, name: string) {
     },
     sendBatch: (batch: Iterable<MessageSendRequest<unknown>>, options?: QueueSendBatchOptions) => queue.sendBatch(batch, options),
   };
-  const ctx = createExecutionContext();
-  const bindingCtx = {
-    waitUntil: (p: Promise<unknown>) => ctx.waitUntil(p),
-    passThroughOnException: () => ctx.passThroughOnException(),
-    props: { vault, clientId },
-  } as unknown as ExecutionContext;
   const rpcEnv = {
     ...env,
     METRICS: { writeDataPoint: (p: Point) => void points.push(p) },
     AUDIT_QUEUE: counted,
   } as unknown as Env;
-  const result: RpcResult<RpcSecret> = await new VaultRpc(bindingCtx, rpcEnv).getSecret(name);
-  await waitOnExecutionContext(ctx);
+  const result: RpcResult<RpcSecret> = await viaBinding(vault, clientId, (rpc) => rpc.getSecret(name), rpcEnv);
   return { result, points, sends };
 }
 

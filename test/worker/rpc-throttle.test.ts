@@ -4,13 +4,11 @@
  * transport. A refusal is a typed 429 Throttled result with the wait in it, the call runs nothing,
  * and it is still audited. VaultRpc is driven as a binding would, with `props` naming the caller.
  */
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Env } from '../../src/core/env';
-import { VaultRpc } from '../../src/rpc/entrypoint';
 import type { RpcResult, RpcSecret } from '../../src/rpc/wire';
 import { chainRows, vaultChainOf } from './audit-helpers';
-import { API, admin, call, env, newVault, tokenFor, vaultOrigin } from './helpers';
+import { API, admin, call, env, newVault, tokenFor, vaultOrigin, viaBinding } from './helpers';
 
 const AZURE_MESSAGE = 'Request was not processed because too many requests were received. Reason: ';
 
@@ -18,15 +16,7 @@ type Creds = { tenantId: string; clientId: string; clientSecret: string };
 
 /** One getSecret through VaultRpc as `creds`' application, with the limits in `limits`. */
 async function rpcGet(creds: Creds, vault: string, name: string, limits: Partial<Env>): Promise<RpcResult<RpcSecret>> {
-  const ctx = createExecutionContext();
-  const bindingCtx = {
-    waitUntil: (p: Promise<unknown>) => ctx.waitUntil(p),
-    passThroughOnException: () => ctx.passThroughOnException(),
-    props: { vault, clientId: creds.clientId },
-  } as unknown as ExecutionContext;
-  const result = await new VaultRpc(bindingCtx, { ...env, ...limits } as Env).getSecret(name);
-  await waitOnExecutionContext(ctx);
-  return result;
+  return viaBinding(vault, creds.clientId, (rpc) => rpc.getSecret(name), { ...env, ...limits } as Env);
 }
 
 function expectThrottled(result: RpcResult<unknown>, reason: string): void {
