@@ -16,6 +16,7 @@ import { calculateJwkThumbprint } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import worker from '../../src/index';
 import type { Env } from '../../src/core/env';
+import type { VaultRecord } from '../../src/core/vault';
 import { runCertificateIssuance } from '../../src/jobs/certificate-issuance';
 import { services } from '../../src/crypto/services';
 import { AcmeClient } from '../../src/objects/certificates/issuers/acme/client';
@@ -342,10 +343,38 @@ describe('ACME issuer', () => {
   });
 });
 
+/**
+ * A store as the cron and the routes make one, whose `race` runs between the completion's storing
+ * of the version and its finishing the operation (the version stored, the operation still
+ * inProgress): a request made there lands exactly where a concurrent PATCH or DELETE …/pending
+ * would. It records the versions it announces (CertificateNewVersionCreated).
+ */
+class RacedStore extends CertificateStore {
+  readonly announced: string[] = [];
+  /** What happened, in order: 'finished' (this call finished the operation), 'announced'. */
+  readonly steps: string[] = [];
+  constructor(
+    svc: ReturnType<typeof services>,
+    vaultRecord: VaultRecord,
+    private readonly race: () => Promise<void>,
+  ) {
+    super(svc.db, svc.keys, svc.bridge, vaultRecord, {
+      onNewVersion: (r) => {
+        this.announced.push(r.version);
+        this.steps.push('announced');
+      },
+    });
+  }
+  protected override async finishOperation(name: string, requestId: string, error?: { code: string; message: string }) {
+    if (!error) await this.race();
+    const finished = await super.finishOperation(name, requestId, error);
+    if (finished) this.steps.push('finished');
+    return finished;
+  }
+}
+
 describe('a cancel or DELETE …/pending landing while the version completes', () => {
-  // Between the completion's check of the operation and its finishing it: onNewVersion runs right
-  // then (the version stored, the operation still inProgress), so the request made there lands
-  // exactly where a concurrent PATCH or DELETE …/pending would. First mark wins, as on Azure.
+  // First mark wins, as on Azure.
   let db: ReturnType<typeof services>['db'];
   let vaultId: string;
   beforeAll(async () => {
@@ -354,10 +383,9 @@ describe('a cancel or DELETE …/pending landing while the version completes', (
     vaultId = (await findVault(db, vault))!.id;
   });
 
-  /** A store as the cron and the routes make one, whose new version lets `race` run. */
   async function racedStore(race: () => Promise<void>) {
     const svc = services(env as Env);
-    return new CertificateStore(svc.db, svc.keys, svc.bridge, (await findVault(svc.db, vault))!, { onNewVersion: race });
+    return new RacedStore(svc, (await findVault(svc.db, vault))!, race);
   }
   const opIs = (name: string) => and(eq(certificateOperations.vaultId, vaultId), eq(certificateOperations.name, name));
   /** Other files' scheduled runs share the D1: the operation is kept from them and driven here alone. */
@@ -406,6 +434,29 @@ describe('a cancel or DELETE …/pending landing while the version completes', (
     expect((await json(await req('GET', `/keys/${name}/versions`))).value).toEqual([]);
     expect((await json(await req('GET', `/secrets/${name}`))).error.code).toBe('SecretNotFound');
     expect((await json(await req('GET', `/secrets/${name}/versions`))).value).toEqual([]);
+    // Nothing announced a version that is gone.
+    expect(store.announced).toEqual([]);
+  });
+
+  it('the cron completing an ACME order that nothing races: finished first, then announced', async () => {
+    const name = 'race-none';
+    await create(name, policy('pebble-race', [`${name}.example.test`]));
+    await hideFromCron(name);
+    let statusWhenRaced: string | undefined;
+    const store = await racedStore(async () => {
+      statusWhenRaced = (await json(await req('GET', `/certificates/${name}/pending`))).status;
+    });
+    const { requestId } = await store.operation(name);
+    let status = 'pending';
+    for (let i = 0; i < 8 && status === 'pending'; i++) {
+      status = await store.continueIssuance(name, requestId, nowSeconds());
+      await hideFromCron(name);
+    }
+    expect(status).toBe('issued');
+    expect(statusWhenRaced).toBe('inProgress');
+    const issued = await json(await req('GET', `/certificates/${name}`));
+    expect(store.announced).toEqual([issued.id.split('/').pop()]);
+    expect(store.steps).toEqual(['finished', 'announced']);
   });
 
   it('a merge that a DELETE …/pending removes first: 404, and the issued version stays the latest of the three, due as before', async () => {
@@ -463,6 +514,7 @@ describe('a cancel or DELETE …/pending landing while the version completes', (
     expect((await json(await req('GET', `/keys/${name}/versions`))).value).toHaveLength(1);
     expect((await json(await req('GET', `/secrets/${name}`))).id).toBe(issued.sid);
     expect((await json(await req('GET', `/secrets/${name}/versions`))).value).toHaveLength(1);
+    expect(store.announced).toEqual([]);
   });
 });
 

@@ -83,7 +83,9 @@ const RESUME_RETRY_SECONDS = 5 * 60;
 /**
  * What the store's caller hears about. onNewVersion runs after every completed version (create
  * with an issuer that answers at once, merge, import, renewal, restore): the one place
- * CertificateNewVersionCreated is raised from, whatever path made the version. It must not throw.
+ * CertificateNewVersionCreated is raised from, whatever path made the version. A version an
+ * operation completes is announced once the operation is finished, so never one that a cancel or
+ * DELETE …/pending made the store withdraw. It must not throw.
  */
 export interface CertificateStoreHooks {
   onNewVersion?(record: CertificateRecord): Promise<void> | void;
@@ -288,10 +290,13 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
         const row = await this.operationRow(name);
         if (!row || row.requestId !== requestId || row.status !== 'inProgress') return false;
         const { made, policy, input } = await version();
-        await this.complete(row.name, row.version, outcome.result.chainDer, made, policy, input);
-        if (await this.finishOperation(name, requestId)) return true;
-        await this.withdraw(row.name, row.version);
-        return false;
+        const record = await this.complete(row.name, row.version, outcome.result.chainDer, made, policy, input);
+        if (!(await this.finishOperation(name, requestId))) {
+          await this.withdraw(row.name, row.version);
+          return false;
+        }
+        await this.announce(record);
+        return true;
       }
       case 'pending': {
         const kept = await this.db
@@ -422,9 +427,12 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       hsmHandle: material.hsmHandle,
     };
     const record = await this.complete(row.name, row.version, chain, made, policy, input, leaf);
-    if (await this.finishOperation(row.name, row.requestId)) return record;
-    await this.withdraw(row.name, row.version);
-    throw pendingNotFound(name);
+    if (!(await this.finishOperation(row.name, row.requestId))) {
+      await this.withdraw(row.name, row.version);
+      throw pendingNotFound(name);
+    }
+    await this.announce(record);
+    return record;
   }
 
   // --- renewal ---------------------------------------------------------------------------------
@@ -520,7 +528,9 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     // The secret keeps the key only when the policy lets it leave.
     const secretMaterial: NewMaterial = { ...made!, privateJwk: key.privateJwk };
     await this.storePolicy(name, policy);
-    return this.complete(name, version, chain, secretMaterial, policy, input, leaf);
+    const record = await this.complete(name, version, chain, secretMaterial, policy, input, leaf);
+    await this.announce(record);
+    return record;
   }
 
   // --- reads and updates ---------------------------------------------------------------------------
@@ -603,7 +613,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     if (payload.secret) await this.secretStore.restore(payload.secret);
     await this.storePolicy(restored.name, payload.policy);
     await this.reschedule(restored.name);
-    await this.hooks.onNewVersion?.(restored);
+    await this.announce(restored);
     return restored;
   }
 
@@ -661,7 +671,11 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
     return { alg, spki, sign };
   }
 
-  /** Stores the secret (PFX or PEM, with the key when exportable) and the certificate version. */
+  /**
+   * Stores the secret (PFX or PEM, with the key when exportable) and the certificate version. It
+   * does not announce it: a version an operation completes may still be withdrawn (withdraw()), so
+   * each caller announces once its version stands.
+   */
   private async complete(
     name: string,
     version: string,
@@ -703,8 +717,12 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
       .update(certificates)
       .set({ renewalDueAt: nextRenewalDue(policy, record, { notified: false }), renewalClaim: null, renewalClaimUntil: null })
       .where(this.renewalHeadIs(record.name));
-    await this.hooks.onNewVersion?.(record);
     return record;
+  }
+
+  /** CertificateNewVersionCreated, through the caller's hook, for a version that stands. */
+  private async announce(record: CertificateRecord): Promise<void> {
+    await this.hooks.onNewVersion?.(record);
   }
 
   private renewalHeadIs(name: string) {
@@ -759,7 +777,7 @@ export class CertificateStore extends VersionedStore<HeadRow, VersionRow, Certif
    * cancelled or replaced. A failed one leaves no key or secret version behind. Whether it was
    * this call that finished it.
    */
-  private async finishOperation(name: string, requestId: string, error?: { code: string; message: string }): Promise<boolean> {
+  protected async finishOperation(name: string, requestId: string, error?: { code: string; message: string }): Promise<boolean> {
     const [finished] = await this.db
       .update(certificateOperations)
       .set({
