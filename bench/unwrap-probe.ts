@@ -7,6 +7,10 @@
  *  - one batch of 8 at a time, split where it can be seen from the client: from the first unwrap
  *    call to the transport (coalescing window, JSON, signing), the transport's round trip (HTTP and
  *    the bridge, answer read), the whole batch; beside 8 unwraps at once in process and a GET /healthz.
+ * And the same BridgeClient hosted by workerd (wrangler's Miniflare, wrangler.toml's compatibility
+ * settings, bench/workers/unwrap-client.js), sending with workerd's native fetch as the vault
+ * Worker does, against the same in-process rounds: whether the Worker's runtime sends any cheaper
+ * than Node's node:http, which the bench's figure uses.
  * Also, per unwrap, the CPU time each side spent (client process, bridge process from /proc on Linux,
  * in process): unlike wall time it barely moves with the machine's load, and their quotient is the
  * ratio's ceiling when no core is idle, which on a 2-core machine shared with other work is the case.
@@ -18,6 +22,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { ensureSoftHsmToken, findSoftHsmModule, startBridgeProcess } from '../hsm-bridge/dev/softhsm.js';
 import { fromBase64Url } from '../bridge-protocol/index.js';
 import { nodeBridgeTransport } from '../scripts/lib/node-bridge-transport.js';
@@ -25,6 +31,7 @@ import { SignedBridgeClient } from './lib/bridge.js';
 import { bridgeSessionPoolSize, openInProcessHsm } from './lib/inprocess-hsm.js';
 import { runFixed } from './lib/load.js';
 import { median, round } from './lib/stats.js';
+import { compatibility, wranglersMiniflare } from './lib/workerd-webcrypto.js';
 
 const num = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const CYCLES = num('PROBE_CYCLES', 3);
@@ -85,6 +92,47 @@ const timed = new BridgeClient(bridgeProcess.url, secret, async (input, init) =>
   return res;
 });
 const viaClient = async () => void (await client.unwrap(wrapped, context));
+
+// The client in workerd: one request per round, timed from here (its own hop is one request in ROUND unwraps).
+const workerdBundle = await build({
+  entryPoints: [fileURLToPath(new URL('./workers/unwrap-client.js', import.meta.url))],
+  bundle: true,
+  format: 'esm',
+  platform: 'neutral',
+  target: 'es2022',
+  conditions: ['workerd', 'worker', 'browser'],
+  mainFields: ['module', 'main'],
+  external: ['node:*', 'cloudflare:*'],
+  write: false,
+  logLevel: 'silent',
+});
+const { Miniflare, convertV4 } = wranglersMiniflare();
+const compat = await compatibility(fileURLToPath(new URL('..', import.meta.url)));
+const workerd = new Miniflare(
+  convertV4({
+    workers: [
+      {
+        name: 'unwrap-client',
+        modules: true,
+        script: workerdBundle.outputFiles[0]!.text,
+        compatibilityDate: compat.date,
+        compatibilityFlags: compat.flags,
+        bindings: { BRIDGE_URL: bridgeProcess.url, BRIDGE_HMAC_SECRET: secret },
+      },
+    ],
+  }),
+);
+await workerd.ready;
+const inWorkerd = async (count: number): Promise<number> => {
+  const t = performance.now();
+  const res = await workerd.dispatchFetch(`http://probe/?count=${count}&concurrency=${C}`, {
+    method: 'POST',
+    body: JSON.stringify({ wrapped, context }),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`unwrap client in workerd: HTTP ${res.status} ${text.slice(0, 300)}`);
+  return count / ((performance.now() - t) / 1000);
+};
 const inProcess = async () => void (await hsm.unwrap(blob, contextBytes));
 const eight = <T>(f: () => Promise<T>) => Promise.all(Array.from({ length: 8 }, f));
 const p50 = (xs: number[]) => round(median(xs), 3);
@@ -106,7 +154,9 @@ const perUnwrapUs = (ms: number) => round((ms * 1000) / ROUND, 1);
 try {
   await runFixed('warm-up client', viaClient, 500, C);
   await runFixed('warm-up local', inProcess, 500, C);
+  await inWorkerd(500);
   const ratios: number[] = [];
+  const workerdRatios: number[] = [];
   for (let cycle = 1; cycle <= CYCLES; cycle++) {
     const bridge0 = await bridgeCpuMs();
     const own0 = ownCpuMs();
@@ -117,6 +167,10 @@ try {
     const b = await runFixed('local', inProcess, ROUND, C);
     const localCpu = ownCpuMs() - own1;
     ratios.push(a.opsPerSecond / b.opsPerSecond);
+    const bridge1 = await bridgeCpuMs();
+    const w = await inWorkerd(ROUND);
+    const workerdBridgeCpu = (await bridgeCpuMs()) - bridge1;
+    workerdRatios.push(w / b.opsPerSecond);
     const batch: number[] = [];
     const local: number[] = [];
     const health: number[] = [];
@@ -141,9 +195,14 @@ try {
         `bridge ${perUnwrapUs(bridgeCpu)} vs in process ${perUnwrapUs(localCpu)} = ${round(localCpu / (clientCpu + bridgeCpu), 3)}; ` +
         `load ${round(os.loadavg()[0]!, 2)}`,
     );
+    console.log(
+      `  the same client in workerd: ${round(w, 0)} ops/s = ${round(w / b.opsPerSecond, 3)} of in-process; ` +
+        `bridge CPU µs per unwrap ${perUnwrapUs(workerdBridgeCpu)}`,
+    );
   }
-  console.log(`median ratio ${round(median(ratios), 3)}`);
+  console.log(`median ratio ${round(median(ratios), 3)}; client in workerd ${round(median(workerdRatios), 3)}`);
 } finally {
+  await workerd.dispose();
   signed.close();
   await hsm.close();
   await bridgeProcess.stop();
