@@ -23,7 +23,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { ensureSoftHsmToken, findSoftHsmModule, startBridgeProcess } from '../hsm-bridge/dev/softhsm.js';
 import { fromBase64Url } from '../bridge-protocol/index.js';
 import { nodeBridgeTransport } from '../scripts/lib/node-bridge-transport.js';
@@ -31,6 +30,7 @@ import { SignedBridgeClient } from './lib/bridge.js';
 import { bridgeSessionPoolSize, openInProcessHsm } from './lib/inprocess-hsm.js';
 import { runFixed } from './lib/load.js';
 import { median, round } from './lib/stats.js';
+import { bundleForWorkerd } from './lib/workerd-bundle.js';
 import { compatibility, wranglersMiniflare } from './lib/workerd-webcrypto.js';
 
 const num = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
@@ -94,18 +94,7 @@ const timed = new BridgeClient(bridgeProcess.url, secret, async (input, init) =>
 const viaClient = async () => void (await client.unwrap(wrapped, context));
 
 // The client in workerd: one request per round, timed from here (its own hop is one request in ROUND unwraps).
-const workerdBundle = await build({
-  entryPoints: [fileURLToPath(new URL('./workers/unwrap-client.js', import.meta.url))],
-  bundle: true,
-  format: 'esm',
-  platform: 'neutral',
-  target: 'es2022',
-  conditions: ['workerd', 'worker', 'browser'],
-  mainFields: ['module', 'main'],
-  external: ['node:*', 'cloudflare:*'],
-  write: false,
-  logLevel: 'silent',
-});
+const workerdScript = await bundleForWorkerd(fileURLToPath(new URL('./workers/unwrap-client.js', import.meta.url)));
 const { Miniflare, convertV4 } = wranglersMiniflare();
 const compat = await compatibility(fileURLToPath(new URL('..', import.meta.url)));
 const workerd = new Miniflare(
@@ -114,7 +103,7 @@ const workerd = new Miniflare(
       {
         name: 'unwrap-client',
         modules: true,
-        script: workerdBundle.outputFiles[0]!.text,
+        script: workerdScript,
         compatibilityDate: compat.date,
         compatibilityFlags: compat.flags,
         bindings: { BRIDGE_URL: bridgeProcess.url, BRIDGE_HMAC_SECRET: secret },

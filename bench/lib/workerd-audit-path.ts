@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { build } from 'esbuild';
+import { bundleForWorkerd } from './workerd-bundle.js';
 import { runFixed, type Operation, type RunResult } from './load.js';
 import { migrationStatements } from './workerd-audit.js';
 import { compatibility, wranglersMiniflare, type MiniflareLike } from './workerd-webcrypto.js';
@@ -76,19 +76,7 @@ export class WorkerdAuditPath {
   static async start(opts: AuditPathOptions): Promise<WorkerdAuditPath> {
     const { Miniflare, convertV4 } = wranglersMiniflare();
     const compat = await compatibility(opts.repoDir);
-    const bundle = await build({
-      entryPoints: [join(opts.repoDir, 'bench', 'workers', 'audit-path.js')],
-      bundle: true,
-      format: 'esm',
-      platform: 'neutral',
-      target: 'es2022',
-      conditions: ['workerd', 'worker', 'browser'],
-      mainFields: ['module', 'main'],
-      external: ['node:*', 'cloudflare:*'],
-      write: false,
-      logLevel: 'silent',
-    });
-    const script = bundle.outputFiles[0]!.text;
+    const script = await bundleForWorkerd(join(opts.repoDir, 'bench', 'workers', 'audit-path.js'));
     const vars = {
       ...(await tomlVars(opts.repoDir)),
       ...opts.extraVars,

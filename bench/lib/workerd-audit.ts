@@ -11,7 +11,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { build } from 'esbuild';
+import { bundleForWorkerd } from './workerd-bundle.js';
 import { compatibility, wranglersMiniflare, type MiniflareLike } from './workerd-webcrypto.js';
 
 export interface ConsumerRound {
@@ -42,19 +42,7 @@ export class WorkerdAuditConsumer {
   static async start(repoDir: string): Promise<WorkerdAuditConsumer> {
     const { Miniflare, convertV4 } = wranglersMiniflare();
     const compat = await compatibility(repoDir);
-    const bundle = await build({
-      entryPoints: [join(repoDir, 'bench', 'workers', 'audit-consumer.js')],
-      bundle: true,
-      format: 'esm',
-      platform: 'neutral',
-      target: 'es2022',
-      conditions: ['workerd', 'worker', 'browser'],
-      mainFields: ['module', 'main'],
-      external: ['node:*', 'cloudflare:*'],
-      write: false,
-      logLevel: 'silent',
-    });
-    const script = bundle.outputFiles[0]!.text;
+    const script = await bundleForWorkerd(join(repoDir, 'bench', 'workers', 'audit-consumer.js'));
     const mf = new Miniflare(
       convertV4({
         workers: [

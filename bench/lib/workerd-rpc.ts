@@ -11,8 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { migrationStatements } from './workerd-audit.js';
+import { bundleForWorkerd } from './workerd-bundle.js';
 import { compatibility, wranglersMiniflare, type MiniflareLike } from './workerd-webcrypto.js';
 
 interface FetcherLike {
@@ -37,22 +37,6 @@ async function tomlVars(repoDir: string): Promise<Record<string, string>> {
   const toml = await readFile(join(repoDir, 'wrangler.toml'), 'utf8');
   const section = /^\[vars\]\n([\s\S]*?)(?=^\[)/m.exec(toml)?.[1] ?? '';
   return Object.fromEntries([...section.matchAll(/^([A-Z_]+)\s*=\s*"([^"]*)"/gm)].map((m) => [m[1]!, m[2]!]));
-}
-
-async function bundle(entry: string): Promise<string> {
-  const out = await build({
-    entryPoints: [entry],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    target: 'es2022',
-    conditions: ['workerd', 'worker', 'browser'],
-    mainFields: ['module', 'main'],
-    external: ['node:*', 'cloudflare:*'],
-    write: false,
-    logLevel: 'silent',
-  });
-  return out.outputFiles[0]!.text;
 }
 
 /** Calls per latency sample: workerd's clock moves in whole milliseconds and a call takes 0.05-0.2 ms, so 100 calls resolve 0.01 ms (20 made both sides of the ratio multiples of 0.05 ms). */
@@ -80,9 +64,9 @@ export class WorkerdRpc {
     const { Miniflare, convertV4 } = wranglersMiniflare();
     const compat = await compatibility(opts.repoDir);
     const [vaultScript, driverScript, noopScript] = await Promise.all([
-      bundle(join(opts.repoDir, 'src', 'index.ts')),
-      bundle(join(opts.repoDir, 'bench', 'workers', 'rpc-driver.js')),
-      bundle(join(opts.repoDir, 'bench', 'workers', 'rpc-noop.js')),
+      bundleForWorkerd(join(opts.repoDir, 'src', 'index.ts')),
+      bundleForWorkerd(join(opts.repoDir, 'bench', 'workers', 'rpc-driver.js')),
+      bundleForWorkerd(join(opts.repoDir, 'bench', 'workers', 'rpc-noop.js')),
     ]);
     const vars = {
       ...(await tomlVars(opts.repoDir)),
