@@ -5,7 +5,7 @@
  * runs inside such a background refresh, so the statement counters can tell it apart from what a
  * request waited on (storage/db.ts).
  *
- * Set once per request at the Worker's entries (src/index.ts, src/rpc/call.ts). Without a scope
+ * Set once per request at the Worker's entries (src/index.ts, src/rpc/entrypoint.ts). Without a scope
  * (a test calling a function directly, a queue batch, a cron job) nothing runs in the background.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
