@@ -11,6 +11,11 @@
  * settings, bench/workers/unwrap-client.js), sending with workerd's native fetch as the vault
  * Worker does, against the same in-process rounds: whether the Worker's runtime sends any cheaper
  * than Node's node:http, which the bench's figure uses.
+ * And the floor under any HTTP link: the same batch's request body sent with the same transport to a
+ * bare node:http server in another process that answers a canned answer of a batch's size at once
+ * (no signing, checking, parsing or token). At 8 in flight the coalescing client holds all 8 in
+ * one batch, so batches go one after another and the rate over the link is at most 8 per (8
+ * unwraps at the in-process rate + one bare exchange): "ceiling" below, what no HTTP link could beat.
  * Also, per unwrap, the CPU time each side spent (client process, bridge process from /proc on Linux,
  * in process): unlike wall time it barely moves with the machine's load, and their quotient is the
  * ratio's ceiling when no core is idle, which on a 2-core machine shared with other work is the case.
@@ -18,6 +23,7 @@
  * the bridge; PROBE_BRIDGE_LOG=1 prints the bridge's output. Figures are only comparable within a
  * run on a machine this busy: the ratio per cycle is the figure, as in bench/edge.ts.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -84,7 +90,9 @@ const client = new BridgeClient(bridgeProcess.url, secret, send);
 let batchStart = 0;
 let toFetchMs = 0;
 let fetchMs = 0;
+let batchBody = '';
 const timed = new BridgeClient(bridgeProcess.url, secret, async (input, init) => {
+  if (typeof init.body === 'string') batchBody = init.body;
   const t = performance.now();
   toFetchMs += t - batchStart;
   const res = await send(input, init);
@@ -122,6 +130,25 @@ const inWorkerd = async (count: number): Promise<number> => {
   if (res.status !== 200) throw new Error(`unwrap client in workerd: HTTP ${res.status} ${text.slice(0, 300)}`);
   return count / ((performance.now() - t) / 1000);
 };
+// The bare server: reads the request, answers a batch-sized canned JSON, nothing else.
+const bareAnswer = JSON.stringify({ keys: Array.from({ length: C }, () => randomBytes(32).toString('base64url')) });
+const bareServer = spawn(
+  process.execPath,
+  [
+    '-e',
+    `const s = require('node:http').createServer((q, r) => { q.resume(); q.on('end', () => { r.setHeader('content-type', 'application/json'); r.end(process.env.ANSWER); }); });
+     s.keepAliveTimeout = 120000; s.listen(0, '127.0.0.1', () => console.log(s.address().port));`,
+  ],
+  { env: { ...process.env, ANSWER: bareAnswer }, stdio: ['ignore', 'pipe', 'inherit'] },
+);
+const barePort = await new Promise<number>((resolve) =>
+  bareServer.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))),
+);
+const bareUrl = new URL(`http://127.0.0.1:${barePort}/v1/unwrap-batch`);
+const bareExchange = async () => {
+  const res = await send(bareUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: batchBody });
+  await res.json();
+};
 const inProcess = async () => void (await hsm.unwrap(blob, contextBytes));
 const eight = <T>(f: () => Promise<T>) => Promise.all(Array.from({ length: 8 }, f));
 const p50 = (xs: number[]) => round(median(xs), 3);
@@ -138,12 +165,20 @@ const bridgeCpuMs = () =>
     },
     () => NaN,
   );
+// The rate 8 in flight could reach if each batch cost only the token's time for 8 (at the in-process
+// rate) plus one bare exchange, over the in-process rate.
+const ceiling = (inProcessPerSecond: number, bareMs: number) => {
+  const eightMs = (C * 1000) / inProcessPerSecond;
+  return eightMs / (eightMs + bareMs);
+};
 const perUnwrapUs = (ms: number) => round((ms * 1000) / ROUND, 1);
 
 try {
   await runFixed('warm-up client', viaClient, 500, C);
   await runFixed('warm-up local', inProcess, 500, C);
   await inWorkerd(500);
+  await eight(() => timed.unwrap(wrapped, context)); // a real batch's body for the bare exchange
+  for (let i = 0; i < 200; i++) await bareExchange();
   const ratios: number[] = [];
   const workerdRatios: number[] = [];
   for (let cycle = 1; cycle <= CYCLES; cycle++) {
@@ -163,6 +198,7 @@ try {
     const batch: number[] = [];
     const local: number[] = [];
     const health: number[] = [];
+    const bare: number[] = [];
     toFetchMs = 0;
     fetchMs = 0;
     for (let i = 0; i < BATCHES; i++) {
@@ -176,11 +212,18 @@ try {
       await (await fetch(`${bridgeProcess.url}/healthz`)).arrayBuffer();
       health.push(performance.now() - h);
     }
+    // Back to back, as a round's batches go.
+    for (let i = 0; i < BATCHES; i++) {
+      const e = performance.now();
+      await bareExchange();
+      bare.push(performance.now() - e);
+    }
     console.log(
       `cycle ${cycle}: ${C} in flight: client ${round(a.opsPerSecond, 0)} / in-process ${round(b.opsPerSecond, 0)} ops/s = ` +
         `${round(a.opsPerSecond / b.opsPerSecond, 3)}; one batch of 8 (p50 ms): ${p50(batch)} ` +
         `(mean to the transport ${round(toFetchMs / BATCHES, 3)}, its round trip ${round(fetchMs / BATCHES, 3)}), ` +
-        `8 in process ${p50(local)}, /healthz ${p50(health)}; CPU µs per unwrap: client ${perUnwrapUs(clientCpu)} + ` +
+        `8 in process ${p50(local)}, /healthz ${p50(health)}, bare exchange ${p50(bare)} ` +
+        `(ceiling ${round(ceiling(b.opsPerSecond, median(bare)), 3)}); CPU µs per unwrap: client ${perUnwrapUs(clientCpu)} + ` +
         `bridge ${perUnwrapUs(bridgeCpu)} vs in process ${perUnwrapUs(localCpu)} = ${round(localCpu / (clientCpu + bridgeCpu), 3)}; ` +
         `load ${round(os.loadavg()[0]!, 2)}`,
     );
@@ -192,6 +235,7 @@ try {
   console.log(`median ratio ${round(median(ratios), 3)}; client in workerd ${round(median(workerdRatios), 3)}`);
 } finally {
   await workerd.dispose();
+  bareServer.kill();
   signed.close();
   await hsm.close();
   await bridgeProcess.stop();
