@@ -15,7 +15,7 @@
  * bare node:http server in another process that answers a canned answer of a batch's size at once
  * (no signing, checking, parsing or token). At 8 in flight the coalescing client holds all 8 in
  * one batch, so batches go one after another and the rate over the link is at most 8 per (8
- * unwraps at the in-process rate + one bare exchange): "ceiling" below, what no HTTP link could beat.
+ * unwraps at the in-process rate + one bare exchange): "ceiling" below, what this transport could not beat.
  * Also, per unwrap, the CPU time each side spent (client process, bridge process from /proc on Linux,
  * in process): unlike wall time it barely moves with the machine's load, and their quotient is the
  * ratio's ceiling when no core is idle, which on a 2-core machine shared with other work is the case.
