@@ -141,9 +141,10 @@ const bareServer = spawn(
   ],
   { env: { ...process.env, ANSWER: bareAnswer }, stdio: ['ignore', 'pipe', 'inherit'] },
 );
-const barePort = await new Promise<number>((resolve) =>
-  bareServer.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))),
-);
+const barePort = await new Promise<number>((resolve, reject) => {
+  bareServer.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+  bareServer.once('exit', (code) => reject(new Error(`bare HTTP server exited (${code}) before listening`)));
+});
 const bareUrl = new URL(`http://127.0.0.1:${barePort}/v1/unwrap-batch`);
 const bareExchange = async () => {
   const res = await send(bareUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: batchBody });
